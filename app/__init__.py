@@ -1,0 +1,46 @@
+"""The tenant LLM proxy: one per tenant, carrying that tenant's system prompt.
+
+Run under gunicorn with the application factory:
+    gunicorn -c python:llm_common.gunicorn_conf 'app:build_from_environment()'
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from flask import Flask
+
+from app.blueprints import ask, health, openai_compat
+from app.config import ProxyConfig, load_proxy_config
+from app.gateway_client import GatewayClient
+from app.metrics import ProxyMetrics
+from app.services import ProxyServices
+from llm_common.errors import register_error_handlers
+from llm_common.logging_setup import configure_logging
+from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
+from llm_common.request_metrics import instrument_requests
+
+
+def create_app(config: ProxyConfig) -> Flask:
+    app = Flask(__name__)
+    registry = MetricsRegistry(config.metrics_multiprocess_dir)
+    metrics = ProxyMetrics(registry)
+    gateway = GatewayClient(config.gateway_url, config.gateway_key,
+                            connect_timeout=config.connect_timeout_seconds,
+                            read_timeout=config.read_timeout_seconds)
+    app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway)
+    register_error_handlers(app)
+    instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
+                        in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)
+    app.register_blueprint(ask.blueprint)
+    app.register_blueprint(openai_compat.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(metrics_blueprint(registry))
+    return app
+
+
+def build_from_environment(environ: Mapping[str, str] | None = None) -> Flask:
+    """Entry point for gunicorn: load and validate the config once, then build the app."""
+    configure_logging()
+    return create_app(load_proxy_config(os.environ if environ is None else environ))

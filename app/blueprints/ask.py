@@ -1,0 +1,109 @@
+"""`POST /ask`: one question in, the tenant assistant's answer out (JSON or SSE)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.gateway_client import BACKEND_HEADER
+from app.prompt import ask_messages
+from app.schemas import AskRequest
+from app.services import ProxyServices, current_services
+from llm_common.errors import ApiError, error_body
+from llm_common.json_body import read_json_object, validate_model
+from llm_common.openai_client import ChatStream
+from llm_common.sse import DONE, encode_event
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+blueprint = Blueprint("ask", __name__)
+
+
+@blueprint.post("/ask")
+def ask():
+    services = current_services()
+    config = services.config
+    ask_request = validate_model(AskRequest, read_json_object(request, config.max_body_bytes))
+    if len(ask_request.question.encode("utf-8")) > config.max_question_bytes:
+        raise ApiError(413, f"question is longer than {config.max_question_bytes} bytes", code="question_too_long")
+    if len(ask_request.history) > config.max_history_messages:
+        raise ApiError(400, f"history: at most {config.max_history_messages} messages", code="history_too_long")
+    payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request)
+    if ask_request.stream:
+        stream = services.gateway.open_chat_stream({**payload, "stream": True})
+        return Response(_answer_events(stream, services), mimetype="text/event-stream", headers=STREAM_HEADERS)
+    reply = services.gateway.chat(payload)
+    completion = json.loads(reply.content)
+    services.metrics.count_usage(config.tenant, completion.get("usage"))
+    return jsonify({
+        "answer": _first_message_text(completion),
+        "tenant": config.tenant,
+        "model": completion.get("model"),
+        "backend": reply.headers.get(BACKEND_HEADER),
+        "usage": completion.get("usage"),
+    })
+
+
+def _chat_payload(system_prompt: str, tenant_max_tokens: int, ask_request: AskRequest) -> dict:
+    history = [message.model_dump() for message in ask_request.history]
+    payload = {
+        "messages": ask_messages(system_prompt, ask_request.question, history),
+        "max_tokens": min(ask_request.max_tokens or tenant_max_tokens, tenant_max_tokens),
+    }
+    if ask_request.temperature is not None:
+        payload["temperature"] = ask_request.temperature
+    if ask_request.seed is not None:
+        payload["seed"] = ask_request.seed
+    return payload
+
+
+def _first_message_text(completion: dict) -> str:
+    try:
+        return completion["choices"][0]["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise ApiError(502, "the gateway's answer had no message", code="bad_gateway_answer") from None
+
+
+def _answer_events(stream: ChatStream, services: ProxyServices) -> Iterator[bytes]:
+    """Re-emit the gateway's stream as `delta` events, then one `done` event with the summary.
+
+    Runs after the request context has ended, so it receives `services`.
+    """
+    tenant = services.config.tenant
+    started = time.perf_counter()
+    parts: list[str] = []
+    model, usage = None, None
+    try:
+        for data in stream:
+            if data == DONE:
+                break
+            chunk = json.loads(data)
+            if "error" in chunk:
+                yield encode_event({"type": "error", **chunk})
+                return
+            model = chunk.get("model") or model
+            usage = chunk.get("usage") or usage
+            text = _delta_text(chunk)
+            if text:
+                if not parts:
+                    services.metrics.time_to_first_token.labels(tenant=tenant).observe(time.perf_counter() - started)
+                parts.append(text)
+                yield encode_event({"type": "delta", "content": text})
+        services.metrics.count_usage(tenant, usage)
+        yield encode_event({"type": "done", "answer": "".join(parts), "tenant": tenant, "model": model,
+                            "backend": stream.headers.get(BACKEND_HEADER), "usage": usage})
+        yield encode_event(DONE)
+    except Exception as error:  # the gateway broke mid-stream: say so in-band, the status is already sent
+        yield encode_event({"type": "error", **error_body("upstream_error", f"gateway stream broke: {error}")})
+    finally:
+        stream.close()
+
+
+def _delta_text(chunk: dict) -> str:
+    choices = chunk.get("choices") or []
+    if not choices:
+        return ""
+    return (choices[0].get("delta") or {}).get("content") or ""

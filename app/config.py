@@ -1,0 +1,90 @@
+"""Tenant proxy configuration, loaded once and validated.
+
+Local mode passes a JSON file (TENANT_PROXY_CONFIG). On a cluster the
+Deployment sets environment variables and mounts the prompt (ConfigMap) and
+the gateway key (Secret) as files; each env var overrides the file's field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_PATH_ENV = "TENANT_PROXY_CONFIG"
+ENV_FIELDS = {
+    "TENANT_NAME": "tenant",
+    "TENANT_DISPLAY_NAME": "display_name",
+    "GATEWAY_URL": "gateway_url",
+    "MAX_TOKENS": "max_tokens",
+    "MAX_QUESTION_BYTES": "max_question_bytes",
+}
+ENV_FILE_FIELDS = {"SYSTEM_PROMPT_FILE": "system_prompt", "GATEWAY_KEY_FILE": "gateway_key"}
+
+
+class ConfigError(ValueError):
+    """The proxy configuration is missing or invalid."""
+
+
+class ProxyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = Field(min_length=1, max_length=40)
+    display_name: str = ""
+    system_prompt: str = Field(min_length=1)
+    gateway_url: str = Field(description="Base URL of the gateway's OpenAI API, e.g. http://llm-gateway:8080/v1")
+    gateway_key: str = Field(min_length=1)
+    max_tokens: int = Field(256, ge=1)
+    max_question_bytes: int = Field(32 * 1024, ge=1)
+    max_history_messages: int = Field(50, ge=0)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    connect_timeout_seconds: float = Field(2.0, gt=0)
+    read_timeout_seconds: float = Field(300.0, gt=0)
+    metrics_multiprocess_dir: str | None = None
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("system_prompt", "gateway_key")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+def load_proxy_config(environ: Mapping[str, str] = os.environ) -> ProxyConfig:
+    document: dict = {}
+    path = environ.get(CONFIG_PATH_ENV)
+    if path:
+        try:
+            document = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"{path}: cannot read proxy config: {error}") from None
+    source = path or "environment"
+    document.update({field: environ[var] for var, field in ENV_FIELDS.items() if environ.get(var)})
+    for var, field in ENV_FILE_FIELDS.items():
+        if environ.get(var):
+            document[field] = _read_secret_file(var, environ[var])
+    document["metrics_multiprocess_dir"] = environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    try:
+        return ProxyConfig.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def _read_secret_file(variable: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError(f"{variable}={path}: {error}") from None

@@ -1,0 +1,32 @@
+"""The `/ask` request body."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+
+
+class HistoryMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: StrictStr
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: StrictStr
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    history: list[HistoryMessage] = Field(default_factory=list)
+    stream: StrictBool = False
+    temperature: StrictFloat | StrictInt | None = Field(None, ge=0, le=2)
+    seed: StrictInt | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value

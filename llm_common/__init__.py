@@ -1,0 +1,1 @@
+"""Pieces both HTTP services (the gateway and the tenant proxy) share."""

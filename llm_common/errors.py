@@ -1,0 +1,65 @@
+"""OpenAI-shaped JSON errors: `{"error": {"type", "message", "code"}}`.
+
+Both services raise `ApiError` for anything the caller should see and install
+`register_error_handlers` so no request ever ends in an HTML page or a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+_TYPES_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+    504: "upstream_timeout",
+}
+
+
+class ApiError(Exception):
+    """An error answered to the caller with `status` and an OpenAI-shaped body."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None,
+                 error_type: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.error_type = error_type or _TYPES_BY_STATUS.get(status, "api_error")
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return error_body(self.error_type, self.message, self.code)
+
+
+def error_body(error_type: str, message: str, code: str | None = None) -> dict:
+    return {"error": {"type": error_type, "message": message, "code": code}}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError):
+        return jsonify(error.body()), error.status, error.headers
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        status = error.code or 500
+        error_type = _TYPES_BY_STATUS.get(status, "api_error")
+        return jsonify(error_body(error_type, error.description or error.name)), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error")
+        return jsonify(error_body("api_error", "internal error; see the service log")), 500

@@ -1,0 +1,41 @@
+"""Prometheus exposition that stays correct under several gunicorn workers.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (our gunicorn config always sets it),
+prometheus-client writes each worker's samples to files there and `/metrics`
+merges them; metrics are then created unregistered. Without it (a single
+process), metrics live in one private registry per app.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import multiprocess
+
+
+class MetricsRegistry:
+    def __init__(self, multiprocess_dir: str | None):
+        self.multiprocess_dir = multiprocess_dir
+        self._registry = CollectorRegistry(auto_describe=True)
+
+    @property
+    def for_new_metrics(self) -> CollectorRegistry | None:
+        """The registry to pass as `registry=` when creating a metric."""
+        return None if self.multiprocess_dir else self._registry
+
+    def render(self) -> bytes:
+        if not self.multiprocess_dir:
+            return generate_latest(self._registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return generate_latest(merged)
+
+
+def metrics_blueprint(registry: MetricsRegistry) -> Blueprint:
+    blueprint = Blueprint("metrics", __name__)
+
+    @blueprint.get("/metrics")
+    def metrics() -> Response:
+        return Response(registry.render(), mimetype=CONTENT_TYPE_LATEST)
+
+    return blueprint

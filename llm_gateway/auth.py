@@ -1,0 +1,50 @@
+"""Caller authentication: the tenant is derived from its gateway key, nothing else.
+
+Keys are stored only as SHA-256 digests. Several digests per tenant allow
+rotation: the old and new key are both valid until the old one is removed.
+Headers such as X-Tenant-Id are never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from flask import Request
+
+from llm_common.errors import ApiError
+from llm_gateway.config import TenantRoute
+
+KEY_PREFIX = "gk-"
+
+
+def generate_gateway_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_gateway_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class TenantDirectory:
+    def __init__(self, tenants: list[TenantRoute]):
+        self._by_digest = {digest: tenant for tenant in tenants for digest in tenant.key_sha256}
+
+    def tenant_for_key(self, key: str) -> TenantRoute | None:
+        digest = hash_gateway_key(key)
+        tenant = self._by_digest.get(digest)
+        # compare_digest keeps the final check constant-time; the dict lookup is on a hash of the key.
+        if tenant is not None and any(hmac.compare_digest(digest, d) for d in tenant.key_sha256):
+            return tenant
+        return None
+
+    def authenticate(self, request: Request) -> TenantRoute:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise ApiError(401, "missing gateway key: send 'Authorization: Bearer <key>'", code="missing_api_key")
+        tenant = self.tenant_for_key(key.strip())
+        if tenant is None:
+            raise ApiError(401, "unknown gateway key", code="invalid_api_key")
+        return tenant

@@ -1,0 +1,170 @@
+"""A pool of OpenAI-compatible members with least-outstanding-requests routing.
+
+- Active health checks (optional): a daemon thread GETs each member's health
+  path every interval; a failing member is skipped until it passes again.
+- Passive ejection: a member whose call fails before any byte was sent is
+  skipped for a cool-down, and the call is retried on another member.
+- Counts are per gateway worker process: each worker balances its own load.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+import httpx
+
+from llm_common.openai_client import ChatStream, OpenAICompatibleClient, UpstreamReply, UpstreamUnavailable
+from llm_gateway.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class PoolMember:
+    url: str
+    client: OpenAICompatibleClient
+    outstanding: int = 0
+    failed_checks: int = 0
+    ejected_until: float = 0.0
+    unhealthy_threshold: int = 1
+
+    @property
+    def healthy(self) -> bool:
+        """Optimistic until health checks fail `unhealthy_threshold` times in a row."""
+        return self.failed_checks < self.unhealthy_threshold
+
+    def usable(self, now: float) -> bool:
+        return self.healthy and now >= self.ejected_until
+
+
+class BackendPool:
+    """One backend ('vllm' or 'openai') made of one or more members."""
+
+    def __init__(self, name: str, members: list[PoolMember], metrics: GatewayMetrics, *,
+                 eject_cooldown: float, health_path: str | None = None,
+                 health_interval: float = 5.0, unhealthy_threshold: int = 2, clock: Callable[[], float] = time.monotonic):
+        self.name = name
+        self.members = members
+        self._metrics = metrics
+        self._eject_cooldown = eject_cooldown
+        self._health_path = health_path
+        self._health_interval = health_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._health_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        for member in members:
+            member.unhealthy_threshold = unhealthy_threshold
+            self._publish_member(member)
+
+    # --- routing -------------------------------------------------------------
+
+    def is_available(self) -> bool:
+        now = self._clock()
+        return any(member.usable(now) for member in self.members)
+
+    def _members_to_try(self) -> list[PoolMember]:
+        """Usable members, least outstanding first (ties keep configuration order)."""
+        now = self._clock()
+        with self._lock:
+            return sorted((m for m in self.members if m.usable(now)), key=lambda m: m.outstanding)
+
+    def _call(self, attempt: Callable[[PoolMember], T], *, keep_outstanding: bool = False) -> T:
+        candidates = self._members_to_try()
+        if not candidates:
+            raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
+        last_error: UpstreamUnavailable | None = None
+        for member in candidates:
+            self._adjust_outstanding(member, +1)
+            started = self._clock()
+            try:
+                result = attempt(member)
+            except UpstreamUnavailable as error:
+                self._adjust_outstanding(member, -1)
+                self._eject(member, error)
+                last_error = error
+                continue
+            except BaseException:
+                self._adjust_outstanding(member, -1)
+                raise
+            self._metrics.member_latency.labels(backend=self.name, member=member.url).observe(
+                self._clock() - started
+            )
+            if not keep_outstanding:
+                self._adjust_outstanding(member, -1)
+            return result
+        assert last_error is not None
+        raise UpstreamUnavailable(
+            f"{self.name}: all {len(candidates)} member(s) failed; last: {last_error}",
+            reason=last_error.reason, status=last_error.status,
+        )
+
+    def chat(self, payload: dict) -> UpstreamReply:
+        return self._call(lambda member: member.client.chat(payload))
+
+    def embeddings(self, payload: dict) -> UpstreamReply:
+        return self._call(lambda member: member.client.embeddings(payload))
+
+    def open_chat_stream(self, payload: dict) -> ChatStream:
+        """Open a stream on the least busy member; it stays 'outstanding' until the stream closes."""
+
+        def attempt(member: PoolMember) -> ChatStream:
+            stream = member.client.open_chat_stream(payload)
+            stream.on_close.append(lambda: self._adjust_outstanding(member, -1))
+            return stream
+
+        return self._call(attempt, keep_outstanding=True)
+
+    # --- bookkeeping ---------------------------------------------------------
+
+    def _adjust_outstanding(self, member: PoolMember, delta: int) -> None:
+        with self._lock:
+            member.outstanding += delta
+        self._metrics.member_in_flight.labels(backend=self.name, member=member.url).inc(delta)
+
+    def _eject(self, member: PoolMember, error: UpstreamUnavailable) -> None:
+        member.ejected_until = self._clock() + self._eject_cooldown
+        self._metrics.upstream_errors.labels(backend=self.name, reason=error.reason).inc()
+        self._publish_member(member)
+        log.warning("ejected %s member %s for %.0fs: %s", self.name, member.url, self._eject_cooldown, error)
+
+    def _publish_member(self, member: PoolMember) -> None:
+        self._metrics.member_up.labels(backend=self.name, member=member.url).set(
+            1 if member.usable(self._clock()) else 0
+        )
+
+    # --- active health checks ------------------------------------------------
+
+    def check_health_once(self, http: httpx.Client) -> None:
+        for member in self.members:
+            try:
+                passed = http.get(member.url + self._health_path).status_code == 200
+            except httpx.HTTPError:
+                passed = False
+            member.failed_checks = 0 if passed else member.failed_checks + 1
+            self._publish_member(member)
+
+    def start_health_checks(self) -> None:
+        """Start the checker thread (once, in the worker process that serves requests)."""
+        if self._health_path is None or self._health_thread is not None:
+            return
+        self._health_thread = threading.Thread(
+            target=self._health_loop, name=f"{self.name}-health", daemon=True
+        )
+        self._health_thread.start()
+
+    def _health_loop(self) -> None:
+        with httpx.Client(timeout=httpx.Timeout(2.0, connect=1.0)) as http:
+            while not self._stopping.is_set():
+                self.check_health_once(http)
+                self._stopping.wait(self._health_interval)
+
+    def close(self) -> None:
+        self._stopping.set()
+        for member in self.members:
+            member.client.close()

@@ -1,0 +1,108 @@
+"""OpenAI-compatible routes: chat completions (plain and streamed), embeddings, models."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from llm_common.errors import error_body
+from llm_common.json_body import read_json_object, validate_model
+from llm_common.schemas import ChatCompletionRequest, EmbeddingRequest
+from llm_common.sse import DONE, encode_event
+from llm_gateway.backends import ChatStream
+from llm_gateway.metrics import GatewayMetrics
+from llm_gateway.services import GatewayServices
+
+BACKEND_HEADER = "X-LLM-Backend"
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+blueprint = Blueprint("chat", __name__)
+
+
+def _services() -> GatewayServices:
+    return current_app.extensions["llm_gateway"]
+
+
+def _authenticated_tenant():
+    services = _services()
+    g.tenant = services.tenants.authenticate(request)
+    return g.tenant
+
+
+@blueprint.post("/v1/chat/completions")
+def chat_completions():
+    services = _services()
+    tenant = _authenticated_tenant()
+    body = read_json_object(request, services.config.max_body_bytes)
+    chat = validate_model(ChatCompletionRequest, body)
+    payload = {**body, "max_tokens": min(chat.max_tokens or tenant.max_tokens, tenant.max_tokens)}
+    if chat.stream:
+        backend, stream = services.router.open_chat_stream(tenant, payload)
+        services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
+        return Response(_relay(stream, services.metrics, tenant.name, backend), mimetype="text/event-stream",
+                        headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
+    backend, reply = services.router.chat(tenant, payload)
+    services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
+    _count_tokens(services.metrics, tenant.name, backend, json.loads(reply.content).get("usage"))
+    return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
+
+
+def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: str) -> Iterator[bytes]:
+    """Pass each upstream chunk on as it arrives; close upstream however the stream ends.
+
+    Runs after the request context is gone, so it is handed what it needs.
+    """
+    started = time.perf_counter()
+    first = True
+    try:
+        for data in stream:
+            if first:
+                metrics.time_to_first_token.labels(tenant=tenant, backend=backend).observe(
+                    time.perf_counter() - started)
+                first = False
+            if data == DONE:
+                break
+            if '"usage"' in data:
+                _count_tokens(metrics, tenant, backend, json.loads(data).get("usage"))
+            yield encode_event(data)
+        yield encode_event(DONE)
+    except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band
+        metrics.upstream_errors.labels(backend=backend, reason="stream_broken").inc()
+        yield encode_event(error_body("upstream_error", f"{backend} stream broke: {error}"))
+    finally:
+        stream.close()
+
+
+def _count_tokens(metrics: GatewayMetrics, tenant: str, backend: str, usage: dict | None) -> None:
+    if not isinstance(usage, dict):
+        return
+    tokens = metrics.tokens
+    for kind in ("prompt", "completion"):
+        count = usage.get(f"{kind}_tokens")
+        if isinstance(count, int) and count > 0:
+            tokens.labels(tenant=tenant, backend=backend, kind=kind).inc(count)
+
+
+@blueprint.post("/v1/embeddings")
+def embeddings():
+    services = _services()
+    tenant = _authenticated_tenant()
+    body = read_json_object(request, services.config.max_body_bytes)
+    validate_model(EmbeddingRequest, body)
+    backend, reply = services.router.embeddings(tenant, body)
+    return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
+
+
+@blueprint.get("/v1/models")
+def models():
+    """The models this tenant can reach through the configured backends."""
+    services = _services()
+    tenant = _authenticated_tenant()
+    names = {services.router.model_for(tenant, backend): backend.name
+             for backend in services.router.candidates(tenant)}
+    return jsonify({"object": "list", "data": [
+        {"id": name, "object": "model", "owned_by": backend, "created": 0} for name, backend in names.items()
+    ]})

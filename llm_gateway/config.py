@@ -1,0 +1,131 @@
+"""Gateway configuration: loaded once from a JSON file plus environment, validated, passed to create_app."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_PATH_ENV = "LLM_GATEWAY_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The gateway configuration is missing or invalid."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TenantRoute(_Config):
+    """What the gateway knows about a tenant: how to route it and which key hashes identify it."""
+
+    name: str = Field(min_length=1, max_length=40)
+    backend: Literal["openai", "vllm", "auto"] = "auto"
+    model: str = Field(min_length=1)
+    openai_model: str = Field("gpt-4o-mini", min_length=1)
+    max_tokens: int = Field(256, ge=1)
+    key_sha256: list[str] = Field(min_length=1, description="Hex SHA-256 of every gateway key valid for the tenant.")
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hex_digests(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+                raise ValueError("each entry must be a lower-case hex SHA-256 digest")
+        return values
+
+
+class PoolConfig(_Config):
+    """The vLLM pool: OpenAI-compatible endpoints, e.g. http://vllm-0:8000 (no /v1)."""
+
+    endpoints: list[str] = Field(min_length=1)
+    api_key: str = "EMPTY"
+    health_path: str = "/health"
+    health_interval_seconds: float = Field(5.0, gt=0)
+    unhealthy_threshold: int = Field(2, ge=1, description="Consecutive failed health checks before a member is skipped.")
+    eject_cooldown_seconds: float = Field(10.0, gt=0)
+    connect_timeout_seconds: float = Field(2.0, gt=0)
+    read_timeout_seconds: float = Field(300.0, gt=0)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _http_urls(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.startswith(("http://", "https://")):
+                raise ValueError(f"'{value}' must start with http:// or https://")
+        return [value.rstrip("/") for value in values]
+
+
+class OpenAIConfig(_Config):
+    api_key: str = Field(min_length=1)
+    base_url: str = "https://api.openai.com/v1"
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    read_timeout_seconds: float = Field(300.0, gt=0)
+
+
+class GatewayConfig(_Config):
+    tenants: list[TenantRoute] = Field(min_length=1)
+    pool: PoolConfig | None = None
+    openai: OpenAIConfig | None = None
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    metrics_multiprocess_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _some_backend(self) -> "GatewayConfig":
+        if self.pool is None and self.openai is None:
+            raise ValueError("configure at least one backend: 'pool' (vLLM endpoints) or 'openai' (an API key)")
+        names = [tenant.name for tenant in self.tenants]
+        if len(names) != len(set(names)):
+            raise ValueError("tenant names must be unique")
+        return self
+
+
+def load_gateway_config(environ: Mapping[str, str] = os.environ) -> GatewayConfig:
+    """Build the config from the JSON file named by LLM_GATEWAY_CONFIG and the environment.
+
+    The OpenAI key comes from OPENAI_API_KEY or from the file named by
+    OPENAI_API_KEY_FILE (a mounted Secret); OPENAI_BASE_URL overrides the URL.
+    """
+    path = environ.get(CONFIG_PATH_ENV)
+    if not path:
+        raise ConfigError(f"{CONFIG_PATH_ENV} must name the gateway's JSON config file")
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path}: cannot read gateway config: {error}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: must hold a JSON object")
+    openai = _openai_from_environment(environ, document.get("openai"))
+    if openai is not None:
+        document["openai"] = openai
+    document["metrics_multiprocess_dir"] = environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    try:
+        return GatewayConfig.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def _openai_from_environment(environ: Mapping[str, str], section: dict | None) -> dict | None:
+    key = environ.get("OPENAI_API_KEY", "").strip()
+    key_file = environ.get("OPENAI_API_KEY_FILE")
+    if not key and key_file:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigError(f"OPENAI_API_KEY_FILE {key_file}: {error}") from None
+    if not key and section is None:
+        return None
+    merged = dict(section or {})
+    if key:
+        merged["api_key"] = key
+    if environ.get("OPENAI_BASE_URL"):
+        merged["base_url"] = environ["OPENAI_BASE_URL"]
+    return merged

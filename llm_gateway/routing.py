@@ -1,0 +1,69 @@
+"""Routing strategy: which backends a tenant may use, in which order, and failover between them.
+
+`auto` prefers the self-hosted vLLM pool and falls back to OpenAI; a backend
+that is not configured, or has no usable member right now, is skipped. A
+backend that fails before sending any byte hands the request to the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, TypeVar
+
+from llm_common.errors import ApiError
+from llm_gateway.backends import BackendPool, ChatStream, UpstreamRejected, UpstreamReply, UpstreamUnavailable
+from llm_gateway.config import TenantRoute
+from llm_gateway.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PREFERENCE_ORDER = {"vllm": ("vllm",), "openai": ("openai",), "auto": ("vllm", "openai")}
+
+
+class Router:
+    def __init__(self, backends: dict[str, BackendPool], metrics: GatewayMetrics):
+        self.backends = backends
+        self._metrics = metrics
+
+    def candidates(self, tenant: TenantRoute) -> list[BackendPool]:
+        """Configured backends in preference order, currently usable ones first."""
+        configured = [self.backends[name] for name in PREFERENCE_ORDER[tenant.backend] if name in self.backends]
+        if not configured:
+            raise ApiError(503, f"backend '{tenant.backend}' of tenant '{tenant.name}' is not configured "
+                                "on this gateway", code="backend_not_configured")
+        return sorted(configured, key=lambda backend: not backend.is_available())
+
+    @staticmethod
+    def model_for(tenant: TenantRoute, backend: BackendPool) -> str:
+        return tenant.openai_model if backend.name == "openai" else tenant.model
+
+    def _with_failover(self, tenant: TenantRoute, payload: dict,
+                       call: Callable[[BackendPool, dict], T]) -> tuple[str, T]:
+        failures: list[UpstreamUnavailable] = []
+        for backend in self.candidates(tenant):
+            try:
+                return backend.name, call(backend, {**payload, "model": self.model_for(tenant, backend)})
+            except UpstreamUnavailable as error:
+                log.warning("tenant %s: backend %s failed: %s", tenant.name, backend.name, error)
+                failures.append(error)
+            except UpstreamRejected as error:
+                raise ApiError(error.status, f"{backend.name}: {error.message}", code="upstream_rejected") from None
+        raise _exhausted(failures)
+
+    def chat(self, tenant: TenantRoute, payload: dict) -> tuple[str, UpstreamReply]:
+        return self._with_failover(tenant, payload, lambda backend, p: backend.chat(p))
+
+    def open_chat_stream(self, tenant: TenantRoute, payload: dict) -> tuple[str, ChatStream]:
+        return self._with_failover(tenant, payload, lambda backend, p: backend.open_chat_stream(p))
+
+    def embeddings(self, tenant: TenantRoute, payload: dict) -> tuple[str, UpstreamReply]:
+        return self._with_failover(tenant, payload, lambda backend, p: backend.embeddings(p))
+
+
+def _exhausted(failures: list[UpstreamUnavailable]) -> ApiError:
+    """502 when a backend answered with an error, 503 when none could be reached at all."""
+    detail = "; ".join(str(failure) for failure in failures)
+    if any(failure.status for failure in failures):
+        return ApiError(502, f"every backend failed: {detail}", code="upstream_error")
+    return ApiError(503, f"no backend available: {detail}", code="backend_unavailable")

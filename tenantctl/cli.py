@@ -1,0 +1,179 @@
+"""`tenantctl`: run the platform locally and talk to tenants.
+
+    tenantctl up                    start model server, gateway and one proxy per tenant
+    tenantctl ask <tenant> "..."    ask a running tenant proxy a question
+    tenantctl validate              check every tenant spec
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+from tenantctl.local import LocalPlatform, LocalSettings, TenantEndpoint, read_state
+from tenantctl.processes import ProcessFailed
+from tenantctl.spec import SpecError, discover_tenant_specs
+
+DEFAULT_RUN_DIR = Path(".run/local")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (SpecError, ProcessFailed, RuntimeError) as error:
+        print(f"tenantctl: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tenantctl", description="Per-tenant LLM platform control.")
+    parser.add_argument("--tenants-dir", type=Path, default=Path("tenants"),
+                        help="directory holding one <tenant>/terraform.tfvars.json per tenant (default: tenants)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the whole platform locally until Ctrl-C")
+    up.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="logs, configs and state (default: .run/local)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--gateway-port", type=int, default=8080)
+    up.add_argument("--model-port", type=int, default=8000, help="port of the embedded model server")
+    up.add_argument("--first-tenant-port", type=int, default=5002,
+                    help="first port for tenants whose spec sets no local_port")
+    up.add_argument("--vllm", action="append", default=[], metavar="URL",
+                    help="an OpenAI-compatible vLLM endpoint for the pool (repeatable); replaces the embedded model")
+    up.add_argument("--embedded-model", action=argparse.BooleanOptionalAction, default=None,
+                    help="force the embedded CPU model on or off (default: on when no vLLM endpoint and no OPENAI_API_KEY)")
+    up.add_argument("--workers", type=int, default=2, help="gunicorn workers per service")
+    up.set_defaults(handler=command_up)
+
+    ask = commands.add_parser("ask", help="ask a running tenant a question")
+    ask.add_argument("tenant")
+    ask.add_argument("question")
+    ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    ask.add_argument("--max-tokens", type=int)
+    ask.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    ask.set_defaults(handler=command_ask)
+
+    validate = commands.add_parser("validate", help="validate every tenant spec")
+    validate.set_defaults(handler=command_validate)
+    _register_optional_commands(commands)
+    return parser
+
+
+def _register_optional_commands(commands) -> None:
+    """Subcommands that live in their own modules (cluster control plane, Terraform)."""
+    try:
+        from tenantctl import cluster
+    except ImportError:
+        return
+    cluster.register(commands)
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    specs = discover_tenant_specs(args.tenants_dir)
+    for spec in specs:
+        print(f"ok  {spec.name:<24} {spec.industry:<16} backend={spec.backend}")
+    return 0
+
+
+def command_up(args: argparse.Namespace) -> int:
+    specs = discover_tenant_specs(args.tenants_dir)
+    settings = LocalSettings(run_dir=args.run_dir, host=args.host, gateway_port=args.gateway_port,
+                             model_port=args.model_port, first_tenant_port=args.first_tenant_port,
+                             vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers)
+    platform = LocalPlatform(specs, settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        endpoints = platform.start(progress=lambda message: print(message, flush=True))
+        if stop.is_set():
+            return 0
+        print_endpoints(platform.gateway_url, endpoints)
+        print("\nPress Ctrl-C to stop.", flush=True)
+        while not stop.wait(1.0):
+            failed = platform.failed_processes()
+            if failed:
+                names = ", ".join(p.name for p in failed)
+                print(f"tenantctl: {names} exited unexpectedly; stopping everything. Logs in {args.run_dir}",
+                      file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        print("stopping…", flush=True)
+        platform.stop()
+        print("stopped.", flush=True)
+
+
+def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint]) -> None:
+    rows = [("TENANT", "URL", "BACKEND", "MODEL")] + [(e.name, e.url, e.backend, e.model) for e in endpoints]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    print(f"\ngateway: {gateway_url}  (OpenAI API at {gateway_url}/v1)\n")
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    example = endpoints[0].url if endpoints else "http://127.0.0.1:5002"
+    print(f"\ntry: curl -s {example}/ask -H 'Content-Type: application/json' "
+          "-d '{\"question\": \"Which company do you work for?\"}'")
+
+
+def _tenant_url(args: argparse.Namespace) -> str:
+    state = read_state(args.run_dir)
+    if state is None:
+        raise RuntimeError(f"no running platform found in {args.run_dir}: start it with `tenantctl up`")
+    for tenant in state["tenants"]:
+        if tenant["name"] == args.tenant:
+            return tenant["url"]
+    known = ", ".join(t["name"] for t in state["tenants"])
+    raise RuntimeError(f"unknown tenant '{args.tenant}' (running: {known})")
+
+
+def command_ask(args: argparse.Namespace) -> int:
+    url = _tenant_url(args) + "/ask"
+    body: dict = {"question": args.question, "stream": args.stream}
+    if args.max_tokens:
+        body["max_tokens"] = args.max_tokens
+    try:
+        if args.stream:
+            return _ask_streaming(url, body)
+        response = httpx.post(url, json=body, timeout=300)
+    except httpx.HTTPError as error:
+        raise RuntimeError(f"cannot reach {url}: {error}") from None
+    document = response.json()
+    if response.status_code != 200:
+        print(f"error {response.status_code}: {document['error']['message']}", file=sys.stderr)
+        return 1
+    print(document["answer"])
+    print(f"\n[{document['tenant']} · {document['backend']} · {document['model']} · {document['usage']}]",
+          file=sys.stderr)
+    return 0
+
+
+def _ask_streaming(url: str, body: dict) -> int:
+    with httpx.stream("POST", url, json=body, timeout=300) as response:
+        if response.status_code != 200:
+            response.read()
+            print(f"error {response.status_code}: {response.json()['error']['message']}", file=sys.stderr)
+            return 1
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if event["type"] == "delta":
+                print(event["content"], end="", flush=True)
+            elif event["type"] == "error":
+                print(f"\nerror: {event['error']['message']}", file=sys.stderr)
+                return 1
+            elif event["type"] == "done":
+                print(f"\n\n[{event['tenant']} · {event['backend']} · {event['model']}]", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

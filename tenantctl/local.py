@@ -1,0 +1,171 @@
+"""Local mode: the whole platform on one machine, driven by the same tenant specs as the cluster.
+
+Starts (in order) the embedded model server when no other backend is
+configured, the shared gateway, and one proxy per tenant; waits until each is
+healthy; and stops them all, in reverse order, however we exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from llm_gateway.auth import generate_gateway_key, hash_gateway_key
+from tenantctl import launchers
+from tenantctl.processes import ManagedProcess
+from tenantctl.spec import TenantSpec
+
+STATE_FILE = "state.json"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class LocalSettings:
+    run_dir: Path
+    host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    model_port: int = 8000
+    first_tenant_port: int = 5002
+    vllm_endpoints: list[str] = field(default_factory=list)
+    embedded_model: bool | None = None  # None: only when no vLLM endpoint and no OpenAI key
+    workers: int = 2
+    startup_timeout: float = 180.0
+
+
+@dataclass(frozen=True)
+class TenantEndpoint:
+    name: str
+    display_name: str
+    url: str
+    backend: str
+    model: str
+
+
+def assign_ports(specs: list[TenantSpec], first_port: int) -> dict[str, int]:
+    """The spec's local_port where given, otherwise the next free port from `first_port` upward."""
+    taken = {spec.local_port for spec in specs if spec.local_port is not None}
+    ports: dict[str, int] = {}
+    next_port = first_port
+    for spec in specs:
+        if spec.local_port is not None:
+            ports[spec.name] = spec.local_port
+            continue
+        while next_port in taken:
+            next_port += 1
+        ports[spec.name] = next_port
+        taken.add(next_port)
+    return ports
+
+
+def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict | None) -> dict:
+    config: dict = {
+        "tenants": [
+            {"name": spec.name, "backend": spec.backend, "model": spec.model,
+             "openai_model": spec.openai_model, "max_tokens": spec.max_tokens,
+             "key_sha256": [hash_gateway_key(keys[spec.name])]}
+            for spec in specs
+        ],
+    }
+    if pool is not None:
+        config["pool"] = pool
+    return config
+
+
+def proxy_config(spec: TenantSpec, key: str, gateway_url: str) -> dict:
+    return {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
+            "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens}
+
+
+def openai_key_configured(environ: Mapping[str, str]) -> bool:
+    return bool(environ.get("OPENAI_API_KEY", "").strip() or environ.get("OPENAI_API_KEY_FILE"))
+
+
+class LocalPlatform:
+    def __init__(self, specs: list[TenantSpec], settings: LocalSettings, environ: Mapping[str, str] = os.environ):
+        self.specs = specs
+        self.settings = settings
+        self.environ = environ
+        self.processes: list[ManagedProcess] = []
+        self.endpoints: list[TenantEndpoint] = []
+        self.keys = {spec.name: generate_gateway_key() for spec in specs}  # fresh per run, never written to logs
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.gateway_port}"
+
+    def uses_embedded_model(self) -> bool:
+        if self.settings.embedded_model is not None:
+            return self.settings.embedded_model
+        return not self.settings.vllm_endpoints and not openai_key_configured(self.environ)
+
+    def _pool(self) -> dict | None:
+        s = self.settings
+        if self.uses_embedded_model():
+            return {"endpoints": [f"http://{s.host}:{s.model_port}"],
+                    "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH, "health_interval_seconds": 2.0,
+                    "eject_cooldown_seconds": 5.0}
+        if s.vllm_endpoints:
+            return {"endpoints": s.vllm_endpoints}
+        return None
+
+    def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
+        s = self.settings
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.uses_embedded_model():
+                self._launch(launchers.model_server(s.model_port, s.run_dir, host=s.host), progress,
+                             waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)")
+            self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool()), s.gateway_port,
+                                           s.run_dir, host=s.host, workers=s.workers,
+                                           extra_env=dict(self.environ)), progress)
+            ports = assign_ports(self.specs, s.first_tenant_port)
+            for spec in self.specs:
+                config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1")
+                self._launch(launchers.tenant_proxy(config, ports[spec.name], s.run_dir, host=s.host,
+                                                    workers=s.workers), progress)
+                self.endpoints.append(TenantEndpoint(spec.name, spec.display_name,
+                                                     f"http://{s.host}:{ports[spec.name]}", spec.backend,
+                                                     spec.model))
+        except BaseException:
+            self.stop()
+            raise
+        self._write_state()
+        return self.endpoints
+
+    def _launch(self, process: ManagedProcess, progress: Progress, waiting: str | None = None) -> None:
+        progress(f"starting {process.name} (log: {process.log_path})")
+        process.start()
+        self.processes.append(process)
+        announced = [0.0]
+
+        def on_wait(elapsed: float) -> None:
+            if elapsed - announced[0] >= 5:
+                announced[0] = elapsed
+                progress(f"  … {waiting or 'waiting for ' + process.name} ({elapsed:.0f}s)")
+
+        process.wait_healthy(self.settings.startup_timeout, on_wait)
+
+    def process(self, name: str) -> ManagedProcess:
+        return next(p for p in self.processes if p.name == name)
+
+    def failed_processes(self) -> list[ManagedProcess]:
+        return [p for p in self.processes if not p.is_running()]
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        (self.settings.run_dir / STATE_FILE).unlink(missing_ok=True)
+
+    def _write_state(self) -> None:
+        state = {"gateway_url": self.gateway_url, "tenants": [asdict(e) for e in self.endpoints]}
+        (self.settings.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+def read_state(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None

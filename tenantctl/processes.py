@@ -1,0 +1,106 @@
+"""Child processes that never outlive us: own process group, killed with the parent.
+
+Each child starts in a new session (so one signal reaches a gunicorn master and
+its workers) and with PR_SET_PDEATHSIG, so even a `kill -9` of tenantctl
+leaves no orphan behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+PR_SET_PDEATHSIG = 1
+
+
+class ProcessFailed(RuntimeError):
+    """A child exited or never became healthy; the message carries the end of its log."""
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    argv: list[str]
+    health_url: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    cwd: Path | None = None
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def is_running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_healthy(self, timeout: float, on_wait: Callable[[float], None] | None = None) -> None:
+        """Poll the health URL until 200; fail early, with the log's tail, if the process exits."""
+        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        with httpx.Client(timeout=2.0) as http:
+            while time.monotonic() < deadline:
+                if not self.is_running():
+                    raise ProcessFailed(f"{self.name} exited with code {self.popen.returncode}:\n{self.log_tail()}")
+                try:
+                    if http.get(self.health_url).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if on_wait:
+                    on_wait(time.monotonic() - started)
+                time.sleep(0.2)
+        raise ProcessFailed(f"{self.name} was not healthy at {self.health_url} after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the whole process group, then SIGKILL whatever is left after `timeout`."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            _signal_group(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(self.popen.pid, signal.SIGKILL)  # stragglers, e.g. workers that ignored TERM
+        self.popen.wait()
+
+    def kill(self) -> None:
+        """Simulate a crash: SIGKILL the group at once."""
+        if self.popen is not None:
+            _signal_group(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

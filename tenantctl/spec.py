@@ -1,0 +1,160 @@
+"""Tenant spec loading: one `terraform.tfvars.json` per tenant directory.
+
+The same file is the input of local mode (`tenantctl up`) and of the
+Terraform tenant root, so its field names are Terraform variable names.
+Validation errors name the file and the field, e.g.
+``tenants/acme-corp/terraform.tfvars.json: quota.cpu: must be ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SPEC_FILENAME = "terraform.tfvars.json"
+TEMPLATE_DIRNAME = "tenant-template"
+
+# DNS-1123 label, capped at 40 characters so the name also fits Prometheus label
+# values, Grafana dashboard uids ("tenant-<name>") and Kubernetes object names.
+TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+TENANT_NAME_MAX_LENGTH = 40
+KUBERNETES_CPU_PATTERN = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
+KUBERNETES_MEMORY_PATTERN = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+
+
+class SpecError(ValueError):
+    """A tenant spec is missing, unreadable or invalid; the message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Quota(_Strict):
+    cpu: str = Field("2", description="Namespace CPU limit, Kubernetes quantity (e.g. 2, 500m).")
+    memory: str = Field("4Gi", description="Namespace memory limit, Kubernetes quantity (e.g. 4Gi).")
+    pods: int = Field(10, ge=1, le=1000, description="Maximum number of pods in the namespace.")
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_quantity(cls, value: str) -> str:
+        if not KUBERNETES_CPU_PATTERN.match(value) or _is_zero(value):
+            raise ValueError("must be a positive Kubernetes CPU quantity such as '2' or '500m'")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_quantity(cls, value: str) -> str:
+        if not KUBERNETES_MEMORY_PATTERN.match(value) or _is_zero(value):
+            raise ValueError("must be a positive Kubernetes memory quantity such as '4Gi' or '512Mi'")
+        return value
+
+
+class RateLimits(_Strict):
+    requests_per_minute: int = Field(60, ge=1)
+    requests_per_hour: int = Field(1000, ge=1)
+    tokens_per_minute: int = Field(20000, ge=1)
+
+
+class TenantSpec(_Strict):
+    """Everything that describes one tenant, in local mode and on a cluster."""
+
+    name: str = Field(description="DNS-1123 label; also the Kubernetes namespace.")
+    display_name: str = Field(min_length=1, max_length=100)
+    industry: str = Field(min_length=1, max_length=60)
+    system_prompt: str = Field(min_length=1, max_length=16384)
+    backend: Literal["openai", "vllm", "auto"] = "auto"
+    model: str = Field("smollm2-135m-instruct", min_length=1, max_length=200,
+                       description="Model name served by the vLLM pool.")
+    openai_model: str = Field("gpt-4o-mini", min_length=1, max_length=200,
+                              description="Model used when the request goes to OpenAI.")
+    max_tokens: int = Field(256, ge=1, le=32768)
+    quota: Quota = Quota()
+    rate_limits: RateLimits = RateLimits()
+    local_port: int | None = Field(
+        None, ge=1024, le=65535,
+        description="Port of the tenant proxy in local mode; unset means the next free one from 5002.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if len(value) > TENANT_NAME_MAX_LENGTH or not TENANT_NAME_PATTERN.match(value):
+            raise ValueError(
+                f"must be a DNS-1123 label of at most {TENANT_NAME_MAX_LENGTH} characters: "
+                "lower-case letters, digits and '-', starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("system_prompt", "display_name", "industry")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+def _is_zero(quantity: str) -> bool:
+    digits = re.sub(r"[^0-9.]", "", quantity)
+    return float(digits or 0) == 0
+
+
+def _describe(error: dict) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "is required"
+    elif error["type"] == "extra_forbidden":
+        message = "is not a known field"
+    return f"{field}: {message}"
+
+
+def parse_tenant_spec(document: object, source: str) -> TenantSpec:
+    """Validate an already-decoded spec document; `source` names it in errors."""
+    try:
+        return TenantSpec.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(_describe(e) for e in error.errors())
+        raise SpecError(f"{source}: {problems}") from None
+
+
+def load_tenant_spec(path: Path) -> TenantSpec:
+    """Read and validate one spec file; the directory name must equal `name`."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SpecError(f"{path}: not valid JSON: {error}") from None
+    spec = parse_tenant_spec(document, str(path))
+    if path.parent.name != spec.name:
+        raise SpecError(f"{path}: name: '{spec.name}' must equal the directory name '{path.parent.name}'")
+    return spec
+
+
+def discover_tenant_specs(tenants_dir: Path) -> list[TenantSpec]:
+    """Load every `tenants/<name>/terraform.tfvars.json`, checking names and ports are unique."""
+    if not tenants_dir.is_dir():
+        raise SpecError(f"{tenants_dir}: tenants directory not found")
+    specs = [load_tenant_spec(spec_file) for spec_file in sorted(tenants_dir.glob(f"*/{SPEC_FILENAME}"))]
+    if not specs:
+        raise SpecError(f"{tenants_dir}: no tenant found (expected <name>/{SPEC_FILENAME})")
+    _check_unique_ports(specs, tenants_dir)
+    return specs
+
+
+def _check_unique_ports(specs: list[TenantSpec], tenants_dir: Path) -> None:
+    owners: dict[int, str] = {}
+    for spec in specs:
+        if spec.local_port is None:
+            continue
+        if spec.local_port in owners:
+            raise SpecError(
+                f"{tenants_dir / spec.name / SPEC_FILENAME}: local_port: {spec.local_port} "
+                f"is already used by tenant '{owners[spec.local_port]}'"
+            )
+        owners[spec.local_port] = spec.name

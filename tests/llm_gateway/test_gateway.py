@@ -1,0 +1,109 @@
+"""The shared gateway: authentication by key, OpenAI-shaped errors, models, health, metrics."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.helpers import metric_value
+
+
+@pytest.fixture
+def gateway(platform):
+    return platform.gateway_url
+
+
+def auth(platform, tenant: str) -> dict:
+    return {"Authorization": f"Bearer {platform.keys[tenant]}"}
+
+
+def chat(gateway: str, headers: dict, **body) -> httpx.Response:
+    body.setdefault("messages", [{"role": "user", "content": "Hi"}])
+    body.setdefault("max_tokens", 5)
+    return httpx.post(gateway + "/v1/chat/completions", json=body, headers=headers, timeout=120)
+
+
+def test_health_and_readiness(gateway):
+    assert httpx.get(gateway + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(gateway + "/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["backends"] == {"vllm": True}
+
+
+@pytest.mark.parametrize("headers, code", [
+    ({}, "missing_api_key"),
+    ({"Authorization": "Bearer gk-not-a-real-key"}, "invalid_api_key"),
+    ({"Authorization": "Basic Zm9vOmJhcg=="}, "missing_api_key"),
+    ({"X-Tenant-Id": "acme-corp"}, "missing_api_key"),
+])
+def test_unknown_or_missing_key_is_401(gateway, headers, code):
+    response = chat(gateway, headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == {"type": "authentication_error", "code": code,
+                                        "message": response.json()["error"]["message"]}
+
+
+def test_tenant_comes_from_the_key_not_from_headers_or_body(platform, gateway):
+    """closed-ai's key with forged acme-corp markers is still charged to closed-ai."""
+    def closed_ai_requests() -> float:
+        return metric_value(httpx.get(gateway + "/metrics").text, "llm_gateway_backend_requests_total",
+                            tenant="closed-ai")
+
+    before = closed_ai_requests()
+    response = chat(gateway, {**auth(platform, "closed-ai"), "X-Tenant-Id": "acme-corp"},
+                    user="acme-corp", tenant="acme-corp", max_tokens=300)
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] <= 128  # closed-ai's cap, not acme-corp's 256
+    assert closed_ai_requests() == before + 1
+
+
+def test_model_is_the_tenants_whatever_the_caller_asks(platform, gateway):
+    response = chat(gateway, auth(platform, "acme-corp"), model="gpt-5-ultra")
+    assert response.status_code == 200
+    assert response.json()["model"] == "smollm2-135m-instruct"
+    assert response.headers["X-LLM-Backend"] == "vllm"
+
+
+def test_models_lists_the_tenants_model(platform, gateway):
+    response = httpx.get(gateway + "/v1/models", headers=auth(platform, "acme-corp"))
+    assert response.status_code == 200
+    assert [model["id"] for model in response.json()["data"]] == ["smollm2-135m-instruct"]
+
+
+def test_official_sdk_against_the_gateway(platform, gateway):
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key=platform.keys["acme-corp"], max_retries=0)
+    completion = client.chat.completions.create(model="x", max_tokens=5,
+                                                messages=[{"role": "user", "content": "Hello"}])
+    assert completion.choices[0].message.content
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=gateway + "/v1", api_key="gk-wrong", max_retries=0).models.list()
+
+
+BAD_BODIES = [
+    ("malformed JSON", {"content": b"{", "headers": {"Content-Type": "application/json"}}, 400),
+    ("no messages", {"json": {"model": "x"}}, 400),
+    ("empty messages", {"json": {"messages": []}}, 400),
+    ("message without role", {"json": {"messages": [{"content": "hi"}]}}, 400),
+    ("content wrong type", {"json": {"messages": [{"role": "user", "content": 5}]}}, 400),
+    ("stream wrong type", {"json": {"messages": [{"role": "user", "content": "hi"}], "stream": "no"}}, 400),
+    ("max_tokens zero", {"json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}}, 400),
+    ("form body", {"content": b"a=b", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415),
+]
+
+
+@pytest.mark.parametrize("label, kwargs, status", BAD_BODIES, ids=[case[0] for case in BAD_BODIES])
+def test_bad_bodies(platform, gateway, label, kwargs, status):
+    headers = {**auth(platform, "acme-corp"), **kwargs.pop("headers", {})}
+    response = httpx.post(gateway + "/v1/chat/completions", headers=headers, timeout=30, **kwargs)
+    assert response.status_code == status, response.text
+    assert set(response.json()["error"]) == {"type", "message", "code"}
+
+
+def test_metrics_exposition(platform, gateway):
+    chat(gateway, auth(platform, "acme-corp"))
+    text = httpx.get(gateway + "/metrics").text
+    assert metric_value(text, "llm_gateway_requests_total", route="/v1/chat/completions", tenant="acme-corp") >= 1
+    assert metric_value(text, "llm_gateway_tokens_total", tenant="acme-corp", kind="completion") > 0
+    assert metric_value(text, "llm_gateway_pool_member_up", backend="vllm") == 1
+    assert "llm_gateway_request_duration_seconds_bucket" in text

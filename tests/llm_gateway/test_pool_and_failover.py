@@ -1,0 +1,104 @@
+"""vLLM pool routing, passive ejection, the OpenAI backend path, and failover between backends.
+
+These tests start their own gateways (and a second model server to kill), so the
+session platform stays intact.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from llm_gateway.auth import hash_gateway_key
+from tenantctl import launchers
+from tests.helpers import free_port, metric_value
+
+KEY_AUTO, KEY_VLLM, KEY_OPENAI = "gk-test-auto", "gk-test-vllm", "gk-test-openai"
+
+
+def tenant(name: str, backend: str, key: str) -> dict:
+    return {"name": name, "backend": backend, "model": launchers.EMBEDDED_MODEL_NAME,
+            "openai_model": launchers.EMBEDDED_MODEL_NAME, "max_tokens": 16,
+            "key_sha256": [hash_gateway_key(key)]}
+
+
+TENANTS = [tenant("t-auto", "auto", KEY_AUTO), tenant("t-vllm", "vllm", KEY_VLLM),
+           tenant("t-openai", "openai", KEY_OPENAI)]
+
+
+def pool(*endpoints: str) -> dict:
+    return {"endpoints": list(endpoints), "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH,
+            "health_interval_seconds": 0.5, "eject_cooldown_seconds": 30}
+
+
+def ask(gateway_url: str, key: str, **extra) -> httpx.Response:
+    return httpx.post(gateway_url + "/v1/chat/completions", timeout=120, headers={"Authorization": f"Bearer {key}"},
+                      json={"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 4, **extra})
+
+
+def start_gateway(process_group, tmp_path, config: dict, env: dict | None = None) -> str:
+    port = free_port()
+    process_group(launchers.gateway(config, port, tmp_path, workers=1, extra_env=env))
+    return f"http://127.0.0.1:{port}"
+
+
+def test_dead_pool_member_is_retried_elsewhere_and_ejected(process_group, tmp_path, model_url):
+    dead = f"http://127.0.0.1:{free_port()}"
+    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS, "pool": {
+        **pool(dead, model_url), "health_interval_seconds": 60}})  # no health check before our calls
+    for _ in range(3):
+        response = ask(gateway, KEY_VLLM)
+        assert response.status_code == 200, response.text
+    metrics = httpx.get(gateway + "/metrics").text
+    assert metric_value(metrics, "llm_gateway_pool_member_up", member=dead) == 0
+    assert metric_value(metrics, "llm_gateway_pool_member_up", member=model_url) == 1
+    assert metric_value(metrics, "llm_gateway_upstream_errors_total", backend="vllm", reason="connect") == 1
+
+
+def test_openai_backend_runs_the_real_sdk_path(process_group, tmp_path, model_url):
+    """The openai backend pointed at a local OpenAI-compatible server (llama.cpp)."""
+    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS},
+                            env={"OPENAI_API_KEY": "sk-local-test", "OPENAI_BASE_URL": model_url + "/v1"})
+    response = ask(gateway, KEY_OPENAI)
+    assert response.status_code == 200, response.text
+    assert response.headers["X-LLM-Backend"] == "openai"
+    streamed = httpx.post(gateway + "/v1/chat/completions", timeout=120,
+                          headers={"Authorization": f"Bearer {KEY_OPENAI}"},
+                          json={"messages": [{"role": "user", "content": "Count to five."}], "stream": True})
+    assert streamed.status_code == 200
+    assert streamed.text.rstrip().endswith("data: [DONE]")
+    assert streamed.text.count("data: ") >= 4
+    vllm_only = ask(gateway, KEY_VLLM)
+    assert vllm_only.status_code == 503
+    assert "not configured" in vllm_only.json()["error"]["message"]
+
+
+@pytest.fixture
+def doomed_model_server(process_group, tmp_path):
+    port = free_port()
+    server = process_group(launchers.model_server(port, tmp_path / "doomed", threads=1))
+    return server, f"http://127.0.0.1:{port}"
+
+
+def test_killing_the_model_server_fails_over_or_gives_a_clear_503(process_group, tmp_path, model_url,
+                                                                 doomed_model_server):
+    server, doomed_url = doomed_model_server
+    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS, "pool": pool(doomed_url)},
+                            env={"OPENAI_API_KEY": "sk-local-test", "OPENAI_BASE_URL": model_url + "/v1"})
+    before = ask(gateway, KEY_AUTO)
+    assert before.status_code == 200 and before.headers["X-LLM-Backend"] == "vllm"
+
+    server.kill()
+
+    started = time.monotonic()
+    after = ask(gateway, KEY_AUTO)
+    assert after.status_code == 200, after.text
+    assert after.headers["X-LLM-Backend"] == "openai"
+    vllm_only = ask(gateway, KEY_VLLM)
+    assert vllm_only.status_code in (502, 503)
+    assert "vllm" in vllm_only.json()["error"]["message"]
+    assert time.monotonic() - started < 60  # nothing hangs (generous bound, not a benchmark)
+    ready = httpx.get(gateway + "/readyz").json()
+    assert ready["backends"]["openai"] is True
