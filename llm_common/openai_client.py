@@ -1,9 +1,9 @@
 """A client of one OpenAI-compatible endpoint: OpenAI, a vLLM replica, a llama.cpp
 server, or our own gateway (the tenant proxy's upstream).
 
-Uses the openai SDK's raw-response mode: the SDK builds the request, sets auth
-and maps errors, while we pass the upstream JSON and SSE bytes through without
-re-parsing them into models (cheaper, and nothing the backend sent is lost).
+Uses the openai SDK's raw-response mode: the SDK sets auth, timeouts and maps
+errors, while we pass the upstream JSON and SSE bytes through without parsing
+them into models (cheaper, and nothing the backend sent is lost).
 """
 
 from __future__ import annotations
@@ -70,37 +70,26 @@ class OpenAICompatibleClient:
 
     def chat(self, payload: dict) -> UpstreamReply:
         """Non-streaming chat completion; returns the upstream JSON body as bytes."""
-        model, messages, extra = _split_chat_payload(payload)
-        with _upstream_errors(self.base_url):
-            raw = self._sdk.chat.completions.with_raw_response.create(
-                model=model, messages=messages, extra_body=extra
-            )
-            return UpstreamReply(raw.content, raw.headers)
-
-    def open_chat_stream(self, payload: dict) -> ChatStream:
-        model, messages, extra = _split_chat_payload(payload)
-        extra.pop("stream", None)
-        with _upstream_errors(self.base_url):
-            manager = self._sdk.chat.completions.with_streaming_response.create(
-                model=model, messages=messages, stream=True, extra_body=extra
-            )
-            return ChatStream(manager.__enter__())
+        return self._post("/chat/completions", payload)
 
     def embeddings(self, payload: dict) -> UpstreamReply:
-        extra = {k: v for k, v in payload.items() if k not in ("model", "input")}
+        return self._post("/embeddings", payload)
+
+    def open_chat_stream(self, payload: dict) -> ChatStream:
         with _upstream_errors(self.base_url):
-            raw = self._sdk.embeddings.with_raw_response.create(
-                model=payload["model"], input=payload["input"], extra_body=extra
-            )
-            return UpstreamReply(raw.content, raw.headers)
+            response = self._sdk.post("/chat/completions", body={**payload, "stream": True},
+                                      cast_to=httpx.Response, stream=True)
+            return ChatStream(response)
+
+    def _post(self, path: str, payload: dict) -> UpstreamReply:
+        # The SDK's low-level post: its auth, timeouts and error mapping, without the
+        # per-call re-validation of every message that `create()` does (~3 ms a call).
+        with _upstream_errors(self.base_url):
+            response = self._sdk.post(path, body=payload, cast_to=httpx.Response)
+            return UpstreamReply(response.content, response.headers)
 
     def close(self) -> None:
         self._sdk.close()
-
-
-def _split_chat_payload(payload: dict) -> tuple[str, list, dict]:
-    extra = {k: v for k, v in payload.items() if k not in ("model", "messages")}
-    return payload["model"], payload["messages"], extra
 
 
 class _upstream_errors:

@@ -48,6 +48,9 @@ def model_server(port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: 
         "--n_ctx", "2048",
         # By default a new request cancels the stream in progress; queue requests instead.
         "--interrupt_requests", "false",
+        # Serve /v1/embeddings too (token-level vectors from this chat model; a sentence
+        # embedding model is the knowledge feature's job).
+        "--embedding", "true",
         "--n_threads", str(threads or max(1, os.cpu_count() or 1)),
     ]
     return ManagedProcess(name="model-server", argv=argv, log_path=log_dir / "model-server.log",

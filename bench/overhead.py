@@ -1,0 +1,203 @@
+"""Latency that the tenant proxy + gateway add over calling the backend directly.
+
+One run measures, side by side, the same requests sent
+  direct   client -> backend
+  gateway  client -> gateway -> backend
+  proxy    client -> tenant proxy -> gateway -> backend   (both hops, /v1/chat/completions)
+at 1, 16 and 64 concurrent requests, non-streaming latency and streaming
+time-to-first-token, against a zero-latency OpenAI-compatible stub and (at
+concurrency 1, fewer requests) against the real embedded model.
+Results: bench/results/overhead.json and bench/results/overhead.md.
+
+    python bench/overhead.py [--requests 400] [--model-requests 10] [--skip-model]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from llm_gateway.auth import hash_gateway_key  # noqa: E402
+from tenantctl import launchers  # noqa: E402
+from tenantctl.processes import ManagedProcess  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+KEY = "gk-bench-key"
+MESSAGES = [{"role": "user", "content": "Say hello."}]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+async def one_request(client: httpx.AsyncClient, url: str, headers: dict, body: dict, stream: bool) -> float:
+    """Seconds to the full answer, or to the first content chunk when streaming."""
+    started = time.perf_counter()
+    if not stream:
+        response = await client.post(url, json=body, headers=headers)
+        response.raise_for_status()
+        return time.perf_counter() - started
+    first_content = None
+    async with client.stream("POST", url, json={**body, "stream": True}, headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():  # read to the end so the connection is reusable
+            if first_content is None and line.startswith("data: {") and '"content"' in line:
+                first_content = time.perf_counter() - started
+    if first_content is None:
+        raise RuntimeError(f"{url}: stream without content")
+    return first_content
+
+
+async def measure(url: str, headers: dict, body: dict, *, concurrency: int, requests: int, stream: bool) -> dict:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        for _ in range(min(concurrency, 8)):  # warm connections and code paths
+            await one_request(client, url, headers, body, stream)
+        queue = list(range(requests))
+        latencies: list[float] = []
+
+        async def worker() -> None:
+            while queue:
+                queue.pop()
+                latencies.append(await one_request(client, url, headers, body, stream))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {"p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+            "mean_ms": statistics.fmean(latencies) * 1000, "requests": len(latencies),
+            "throughput_rps": len(latencies) / wall}
+
+
+def start(process: ManagedProcess) -> ManagedProcess:
+    process.start()
+    process.wait_healthy(180)
+    return process
+
+
+def bench_tenant(model: str) -> dict:
+    return {"name": "bench", "backend": "vllm", "model": model, "max_tokens": 64,
+            "key_sha256": [hash_gateway_key(KEY)]}
+
+
+def start_hops(backend_url: str, health_path: str, model: str, run_dir: Path, workers: int) -> tuple[list, str, str]:
+    gateway_port, proxy_port = free_port(), free_port()
+    gateway = start(launchers.gateway(
+        {"tenants": [bench_tenant(model)], "pool": {"endpoints": [backend_url], "health_path": health_path}},
+        gateway_port, run_dir, workers=workers))
+    proxy = start(launchers.tenant_proxy(
+        {"tenant": "bench", "system_prompt": "You are a helpful assistant.", "max_tokens": 64,
+         "gateway_url": f"http://127.0.0.1:{gateway_port}/v1", "gateway_key": KEY},
+        proxy_port, run_dir, workers=workers))
+    return [proxy, gateway], f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{proxy_port}"
+
+
+def run_paths(backend_url: str, gateway_url: str, proxy_url: str, model: str, *, concurrencies: list[int],
+              requests: int, label: str) -> list[dict]:
+    body = {"model": model, "messages": MESSAGES, "max_tokens": 16, "temperature": 0}
+    paths = {
+        "direct": (backend_url + "/v1/chat/completions", {}, body),
+        "gateway": (gateway_url + "/v1/chat/completions", {"Authorization": f"Bearer {KEY}"}, body),
+        "proxy+gateway": (proxy_url + "/v1/chat/completions", {}, {"messages": MESSAGES, "max_tokens": 16,
+                                                                  "temperature": 0}),
+    }
+    rows = []
+    for stream in (False, True):
+        for concurrency in concurrencies:
+            for path, (url, headers, payload) in paths.items():
+                result = asyncio.run(measure(url, headers, payload, concurrency=concurrency,
+                                             requests=requests, stream=stream))
+                row = {"backend": label, "mode": "ttft" if stream else "full", "concurrency": concurrency,
+                       "path": path, **result}
+                rows.append(row)
+                print(f"{label:>5} {row['mode']:>4} c={concurrency:<3} {path:<14} p50={row['p50_ms']:7.2f} ms "
+                      f"p99={row['p99_ms']:7.2f} ms  {row['throughput_rps']:7.1f} req/s", flush=True)
+    return rows
+
+
+def overheads(rows: list[dict]) -> list[dict]:
+    """Both hops' added latency: proxy+gateway minus direct, per backend/mode/concurrency."""
+    table = []
+    keyed = {(r["backend"], r["mode"], r["concurrency"], r["path"]): r for r in rows}
+    for (backend, mode, concurrency, path), row in keyed.items():
+        if path != "direct":
+            continue
+        full = keyed[(backend, mode, concurrency, "proxy+gateway")]
+        gateway = keyed[(backend, mode, concurrency, "gateway")]
+        table.append({"backend": backend, "mode": mode, "concurrency": concurrency,
+                      "both_hops_p50_ms": full["p50_ms"] - row["p50_ms"],
+                      "both_hops_p99_ms": full["p99_ms"] - row["p99_ms"],
+                      "gateway_hop_p50_ms": gateway["p50_ms"] - row["p50_ms"]})
+    return table
+
+
+def write_results(rows: list[dict], summary: list[dict], settings: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "overhead.json").write_text(json.dumps({"settings": settings, "runs": rows, "overhead": summary},
+                                                      indent=2))
+    lines = ["| backend | mode | concurrency | direct p50 / p99 (ms) | proxy+gateway p50 / p99 (ms) "
+             "| added p50 / p99 (ms) |", "|---|---|---|---|---|---|"]
+    keyed = {(r["backend"], r["mode"], r["concurrency"], r["path"]): r for r in rows}
+    for item in summary:
+        key = (item["backend"], item["mode"], item["concurrency"])
+        direct, full = keyed[(*key, "direct")], keyed[(*key, "proxy+gateway")]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {direct['p50_ms']:.2f} / {direct['p99_ms']:.2f} "
+                     f"| {full['p50_ms']:.2f} / {full['p99_ms']:.2f} "
+                     f"| {item['both_hops_p50_ms']:.2f} / {item['both_hops_p99_ms']:.2f} |")
+    (RESULTS / "overhead.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=400, help="requests per stub measurement")
+    parser.add_argument("--model-requests", type=int, default=10, help="requests per real-model measurement")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of gateway and proxy")
+    parser.add_argument("--skip-model", action="store_true")
+    args = parser.parse_args()
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    rows: list[dict] = []
+    processes: list[ManagedProcess] = []
+    try:
+        stub_port = free_port()
+        stub = start(ManagedProcess("stub", [sys.executable, str(REPO / "bench" / "stub_openai.py"), "--port",
+                                             str(stub_port)], f"http://127.0.0.1:{stub_port}/health",
+                                    run_dir / "stub.log"))
+        processes.append(stub)
+        hops, gateway_url, proxy_url = start_hops(f"http://127.0.0.1:{stub_port}", "/health", "stub-model",
+                                                  run_dir / "stub-hops", args.workers)
+        processes += hops
+        rows += run_paths(f"http://127.0.0.1:{stub_port}", gateway_url, proxy_url, "stub-model",
+                          concurrencies=[1, 16, 64], requests=args.requests, label="stub")
+        if not args.skip_model:
+            model_port = free_port()
+            processes.append(start(launchers.model_server(model_port, run_dir)))
+            model_url = f"http://127.0.0.1:{model_port}"
+            hops, gateway_url, proxy_url = start_hops(model_url, launchers.EMBEDDED_MODEL_HEALTH_PATH,
+                                                      launchers.EMBEDDED_MODEL_NAME, run_dir / "model-hops",
+                                                      args.workers)
+            processes += hops
+            rows += run_paths(model_url, gateway_url, proxy_url, launchers.EMBEDDED_MODEL_NAME,
+                              concurrencies=[1], requests=args.model_requests, label="model")
+    finally:
+        for process in reversed(processes):
+            process.stop()
+    write_results(rows, overheads(rows), {"workers": args.workers, "requests": args.requests,
+                                          "model_requests": args.model_requests})
+
+
+if __name__ == "__main__":
+    main()

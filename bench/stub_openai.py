@@ -1,0 +1,72 @@
+"""A zero-latency OpenAI-compatible server (Starlette + uvicorn) for the overhead benchmark.
+
+It answers instantly with a fixed completion, so whatever latency a path adds
+on top of calling it directly is the cost of our proxy and gateway hops.
+
+    python bench/stub_openai.py --port 9100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+MODEL = "stub-model"
+WORDS = ["Hello", " from", " the", " zero", "-latency", " stub", "."]
+
+
+def completion() -> dict:
+    return {
+        "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": MODEL,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "".join(WORDS)}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": len(WORDS), "total_tokens": 10 + len(WORDS)},
+    }
+
+
+def chunk(content: str | None, finish: str | None = None) -> bytes:
+    delta = {"content": content} if content is not None else {}
+    body = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+async def chat_completions(request: Request):
+    body = await request.json()
+    if not body.get("stream"):
+        return JSONResponse(completion())
+
+    async def events():
+        for word in WORDS:
+            yield chunk(word)
+        yield chunk(None, "stop")
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def health(_: Request):
+    return JSONResponse({"status": "ok"})
+
+
+async def models(_: Request):
+    return JSONResponse({"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "stub"}]})
+
+
+app = Starlette(routes=[
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/models", models),
+    Route("/health", health),
+])
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
