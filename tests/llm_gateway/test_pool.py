@@ -1,0 +1,58 @@
+"""Pool routing decisions on real pool objects (members point at closed ports; nothing is called)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from llm_common.metrics_registry import MetricsRegistry
+from llm_gateway.backends import BackendPool, OpenAICompatibleClient, PoolMember, UpstreamUnavailable
+from llm_gateway.metrics import GatewayMetrics
+from tests.helpers import free_port
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_pool(count: int, clock: FakeClock) -> BackendPool:
+    members = []
+    for _ in range(count):
+        url = f"http://127.0.0.1:{free_port()}"
+        members.append(PoolMember(url, OpenAICompatibleClient(url + "/v1", "x", connect_timeout=0.2,
+                                                              read_timeout=1)))
+    return BackendPool("vllm", members, GatewayMetrics(MetricsRegistry(None)), eject_cooldown=10,
+                       health_path="/health", unhealthy_threshold=2, clock=clock)
+
+
+def test_least_outstanding_member_is_tried_first():
+    pool = make_pool(3, FakeClock())
+    a, b, c = pool.members
+    a.outstanding, b.outstanding, c.outstanding = 4, 1, 2
+    assert pool._members_to_try() == [b, c, a]
+
+
+def test_ejected_member_returns_after_the_cool_down():
+    clock = FakeClock()
+    pool = make_pool(2, clock)
+    first, second = pool.members
+    with pytest.raises(UpstreamUnavailable, match=r"all 2 member\(s\) failed"):  # both are closed ports
+        pool.chat({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    assert pool._members_to_try() == []
+    assert not pool.is_available()
+    clock.now += 10.1
+    assert pool._members_to_try() == [first, second]
+
+
+def test_health_checks_need_consecutive_failures():
+    pool = make_pool(1, FakeClock())
+    member = pool.members[0]
+    with httpx.Client(timeout=0.5) as http:
+        pool.check_health_once(http)
+        assert member.healthy  # one failure is tolerated (a busy server may miss one check)
+        pool.check_health_once(http)
+        assert not member.healthy

@@ -1,0 +1,113 @@
+"""`tenantctl up` as a user runs it: a table once healthy, answers, and nothing left after Ctrl-C or kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tenantctl.spec import SPEC_FILENAME
+from tests.helpers import TENANTS_DIR, free_port, processes_mentioning
+
+
+@pytest.fixture
+def tenants_on_free_ports(tmp_path) -> tuple[Path, dict[str, int]]:
+    """A copy of tenants/ whose specs use free ports (so a running `tenantctl up` is not disturbed)."""
+    target = tmp_path / "tenants"
+    shutil.copytree(TENANTS_DIR, target)
+    ports = {}
+    for spec_file in target.glob(f"*/{SPEC_FILENAME}"):
+        document = json.loads(spec_file.read_text())
+        document["local_port"] = ports[document["name"]] = free_port()
+        spec_file.write_text(json.dumps(document))
+    return target, ports
+
+
+def start_tenantctl_up(tenants: Path, run_dir: Path, gateway_port: int, model_port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up", "--run-dir", str(run_dir),
+         "--gateway-port", str(gateway_port), "--model-port", str(model_port), "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OPENAI_API_KEY": ""},
+    )
+
+
+def read_until(process: subprocess.Popen, marker: str, timeout: float = 240) -> str:
+    output = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        output.append(line)
+        if marker in line:
+            return "".join(output)
+    raise AssertionError(f"'{marker}' never printed:\n{''.join(output)}")
+
+
+def leftovers(ports: list[int]) -> list[int]:
+    return [pid for port in ports for pid in processes_mentioning(f"127.0.0.1:{port}")
+            + processes_mentioning(f"--port {port}")]
+
+
+def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_ports):
+    tenants, tenant_ports = tenants_on_free_ports
+    gateway_port, model_port = free_port(), free_port()
+    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port)
+    try:
+        output = read_until(process, "Press Ctrl-C to stop.")
+        assert "loading" in output or "starting model-server" in output
+        for name, port in tenant_ports.items():
+            assert f"http://127.0.0.1:{port}" in output and name in output
+        answer = httpx.post(f"http://127.0.0.1:{tenant_ports['closed-ai']}/ask", timeout=120,
+                            json={"question": "Which company do you work for?", "max_tokens": 20})
+        assert answer.status_code == 200
+        ask = subprocess.run([sys.executable, "-m", "tenantctl.cli", "ask", "acme-corp", "Say hi.", "--max-tokens",
+                              "5", "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+        assert ask.returncode == 0, ask.stderr
+        assert ask.stdout.strip()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert leftovers([gateway_port, model_port, *tenant_ports.values()]) == []
+
+
+def test_kill_minus_9_of_tenantctl_leaves_no_orphan(tmp_path, tenants_on_free_ports):
+    tenants, tenant_ports = tenants_on_free_ports
+    gateway_port, model_port = free_port(), free_port()
+    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port)
+    read_until(process, "Press Ctrl-C to stop.")
+    process.kill()
+    process.wait()
+    ports = [gateway_port, model_port, *tenant_ports.values()]
+    deadline = time.monotonic() + 30
+    while leftovers(ports) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert leftovers(ports) == []
+
+
+def test_up_refuses_an_invalid_spec(tmp_path, tenants_on_free_ports):
+    tenants, _ = tenants_on_free_ports
+    spec_file = tenants / "closed-ai" / SPEC_FILENAME
+    document = json.loads(spec_file.read_text())
+    spec_file.write_text(json.dumps({**document, "system_prompt": ""}))
+    result = subprocess.run([sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up",
+                             "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"{spec_file}: system_prompt:" in result.stderr
+
+
+def test_ask_without_a_running_platform(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tenantctl.cli", "ask", "acme-corp", "hi", "--run-dir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "tenantctl up" in result.stderr
