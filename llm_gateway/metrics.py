@@ -44,3 +44,12 @@ class GatewayMetrics:
             "llm_gateway_pool_member_latency_seconds",
             "Time until a member answered (streams: until the stream opened).",
             ["backend", "member"], buckets=LATENCY_BUCKETS, registry=r)
+
+    def count_usage(self, tenant: str, backend: str, usage: dict | None) -> None:
+        """Add a completion's reported `usage` to the token counters (absent usage adds nothing)."""
+        if not isinstance(usage, dict):
+            return
+        for kind in ("prompt", "completion"):
+            count = usage.get(f"{kind}_tokens")
+            if isinstance(count, int) and count > 0:
+                self.tokens.labels(tenant=tenant, backend=backend, kind=kind).inc(count)

@@ -90,12 +90,18 @@ def command_up(args: argparse.Namespace) -> int:
                              vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers)
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
+    starting = True
+
+    def on_signal(*_) -> None:
+        stop.set()
+        if starting:  # abort a long start (e.g. model loading) at once
+            raise KeyboardInterrupt
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         endpoints = platform.start(progress=lambda message: print(message, flush=True))
-        if stop.is_set():
-            return 0
+        starting = False
         print_endpoints(platform.gateway_url, endpoints)
         print("\nPress Ctrl-C to stop.", flush=True)
         while not stop.wait(1.0):
@@ -106,6 +112,8 @@ def command_up(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 1
         return 0
+    except KeyboardInterrupt:
+        return 130
     finally:
         print("stopping…", flush=True)
         platform.stop()

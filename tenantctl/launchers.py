@@ -67,8 +67,13 @@ def _gunicorn(name: str, factory: str, port: int, log_dir: Path, env: dict[str, 
     return ManagedProcess(
         name=name, argv=argv, log_path=log_dir / f"{name}.log",
         health_url=f"http://{host}:{port}{health_path}",
-        env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        env={**_inherited_environment(), **env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
     )
+
+
+def _inherited_environment() -> dict[str, str]:
+    """Our environment minus backend settings: a service gets OPENAI_* only when asked to."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
 
 
 def gateway(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1", workers: int = 2,

@@ -111,6 +111,9 @@ class LocalPlatform:
             return {"endpoints": s.vllm_endpoints}
         return None
 
+    def _openai_environment(self) -> dict[str, str]:
+        return {key: value for key, value in self.environ.items() if key.startswith("OPENAI_")}
+
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
         s.run_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +123,7 @@ class LocalPlatform:
                              waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)")
             self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool()), s.gateway_port,
                                            s.run_dir, host=s.host, workers=s.workers,
-                                           extra_env=dict(self.environ)), progress)
+                                           extra_env=self._openai_environment()), progress)
             ports = assign_ports(self.specs, s.first_tenant_port)
             for spec in self.specs:
                 config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1")

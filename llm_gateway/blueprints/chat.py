@@ -46,7 +46,7 @@ def chat_completions():
                         headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
     backend, reply = services.router.chat(tenant, payload)
     services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-    _count_tokens(services.metrics, tenant.name, backend, json.loads(reply.content).get("usage"))
+    services.metrics.count_usage(tenant.name, backend, json.loads(reply.content).get("usage"))
     return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
 
 
@@ -66,7 +66,7 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
             if data == DONE:
                 break
             if '"usage"' in data:
-                _count_tokens(metrics, tenant, backend, json.loads(data).get("usage"))
+                metrics.count_usage(tenant, backend, json.loads(data).get("usage"))
             yield encode_event(data)
         yield encode_event(DONE)
     except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band
@@ -74,16 +74,6 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
         yield encode_event(error_body("upstream_error", f"{backend} stream broke: {error}"))
     finally:
         stream.close()
-
-
-def _count_tokens(metrics: GatewayMetrics, tenant: str, backend: str, usage: dict | None) -> None:
-    if not isinstance(usage, dict):
-        return
-    tokens = metrics.tokens
-    for kind in ("prompt", "completion"):
-        count = usage.get(f"{kind}_tokens")
-        if isinstance(count, int) and count > 0:
-            tokens.labels(tenant=tenant, backend=backend, kind=kind).inc(count)
 
 
 @blueprint.post("/v1/embeddings")
