@@ -24,8 +24,9 @@ def tenant(name: str, backend: str, key: str) -> dict:
             "key_sha256": [hash_gateway_key(key)]}
 
 
+KEY_LONG = "gk-test-long"
 TENANTS = [tenant("t-auto", "auto", KEY_AUTO), tenant("t-vllm", "vllm", KEY_VLLM),
-           tenant("t-openai", "openai", KEY_OPENAI)]
+           tenant("t-openai", "openai", KEY_OPENAI), {**tenant("t-long", "auto", KEY_LONG), "max_tokens": 400}]
 
 
 def pool(*endpoints: str) -> dict:
@@ -90,7 +91,14 @@ def test_killing_the_model_server_fails_over_or_gives_a_clear_503(process_group,
     before = ask(gateway, KEY_AUTO)
     assert before.status_code == 200 and before.headers["X-LLM-Backend"] == "vllm"
 
-    server.kill()
+    body = {"messages": [{"role": "user", "content": "Write a long story."}], "stream": True, "max_tokens": 400}
+    with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {KEY_LONG}"}) as stream:
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+        server.kill()  # mid-stream: bytes were already sent, so no failover; the stream must end cleanly
+        rest = [line for line in lines if line.startswith("data: ")]
+    assert '"type":"upstream_error"' in rest[-1] and "vllm stream broke" in rest[-1]
 
     started = time.monotonic()
     after = ask(gateway, KEY_AUTO)
