@@ -35,7 +35,10 @@ from tests.helpers import free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 KEY = "gk-bench-key"
-MESSAGES = [{"role": "user", "content": "Say hello."}]
+SYSTEM_PROMPT = "You are a helpful assistant."
+QUESTION = [{"role": "user", "content": "Say hello."}]
+# What reaches the backend is the same on every path: the proxy adds the system prompt itself.
+MESSAGES = [{"role": "system", "content": SYSTEM_PROMPT}, *QUESTION]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -99,7 +102,7 @@ def start_hops(backend_url: str, health_path: str, model: str, run_dir: Path, wo
         {"tenants": [bench_tenant(model)], "pool": {"endpoints": [backend_url], "health_path": health_path}},
         gateway_port, run_dir, workers=workers))
     proxy = start(launchers.tenant_proxy(
-        {"tenant": "bench", "system_prompt": "You are a helpful assistant.", "max_tokens": 64,
+        {"tenant": "bench", "system_prompt": SYSTEM_PROMPT, "max_tokens": 64,
          "gateway_url": f"http://127.0.0.1:{gateway_port}/v1", "gateway_key": KEY},
         proxy_port, run_dir, workers=workers))
     return [proxy, gateway], f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{proxy_port}"
@@ -111,7 +114,7 @@ def run_paths(backend_url: str, gateway_url: str, proxy_url: str, model: str, *,
     paths = {
         "direct": (backend_url + "/v1/chat/completions", {}, body),
         "gateway": (gateway_url + "/v1/chat/completions", {"Authorization": f"Bearer {KEY}"}, body),
-        "proxy+gateway": (proxy_url + "/v1/chat/completions", {}, {"messages": MESSAGES, "max_tokens": 16,
+        "proxy+gateway": (proxy_url + "/v1/chat/completions", {}, {"messages": QUESTION, "max_tokens": 16,
                                                                   "temperature": 0}),
     }
     rows = []

@@ -3,6 +3,7 @@
     tenantctl up                    start model server, gateway and one proxy per tenant
     tenantctl ask <tenant> "..."    ask a running tenant proxy a question
     tenantctl validate              check every tenant spec
+    tenantctl cluster up|down       a local Kubernetes control plane (etcd, apiserver, controllers)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from tenantctl import cluster
 from tenantctl.local import LocalPlatform, LocalSettings, TenantEndpoint, read_state
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
@@ -63,17 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="validate every tenant spec")
     validate.set_defaults(handler=command_validate)
-    _register_optional_commands(commands)
+    cluster.register(commands)  # `tenantctl cluster up|down|status`, in its own module
     return parser
-
-
-def _register_optional_commands(commands) -> None:
-    """Subcommands that live in their own modules (cluster control plane, Terraform)."""
-    try:
-        from tenantctl import cluster
-    except ImportError:
-        return
-    cluster.register(commands)
 
 
 def command_validate(args: argparse.Namespace) -> int:

