@@ -1,11 +1,11 @@
-"""The proxy's only upstream: the shared gateway, spoken to with the openai SDK."""
+"""The proxy's only upstream: the shared gateway, an OpenAI-compatible API."""
 
 from __future__ import annotations
 
 from llm_common.errors import ApiError
 from llm_common.openai_client import (
     ChatStream,
-    OpenAICompatibleClient,
+    HttpxClient,
     UpstreamRejected,
     UpstreamReply,
     UpstreamUnavailable,
@@ -17,8 +17,7 @@ PLACEHOLDER_MODEL = "tenant-default"  # the gateway picks the tenant's model per
 
 class GatewayClient:
     def __init__(self, base_url: str, key: str, *, connect_timeout: float, read_timeout: float):
-        self._client = OpenAICompatibleClient(base_url, key, connect_timeout=connect_timeout,
-                                              read_timeout=read_timeout)
+        self._client = HttpxClient(base_url, key, connect_timeout=connect_timeout, read_timeout=read_timeout)
 
     def chat(self, payload: dict) -> UpstreamReply:
         try:

@@ -9,7 +9,7 @@ time-to-first-token, against a zero-latency OpenAI-compatible stub and (at
 concurrency 1, fewer requests) against the real embedded model.
 Results: bench/results/overhead.json and bench/results/overhead.md.
 
-    python bench/overhead.py [--requests 400] [--model-requests 10] [--skip-model]
+    python bench/overhead.py [--requests 400] [--rounds 5] [--model-requests 10] [--skip-model]
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ async def one_request(client: httpx.AsyncClient, url: str, headers: dict, body: 
     return first_content
 
 
-async def measure(url: str, headers: dict, body: dict, *, concurrency: int, requests: int, stream: bool) -> dict:
+async def measure(url: str, headers: dict, body: dict, *, concurrency: int, requests: int,
+                  stream: bool) -> tuple[list[float], float]:
+    """Latencies of `requests` requests sent by `concurrency` workers, and the wall time."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         for _ in range(min(concurrency, 8)):  # warm connections and code paths
@@ -79,7 +81,10 @@ async def measure(url: str, headers: dict, body: dict, *, concurrency: int, requ
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
+        return latencies, time.perf_counter() - started
+
+
+def summarize(latencies: list[float], wall: float) -> dict:
     return {"p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
             "mean_ms": statistics.fmean(latencies) * 1000, "requests": len(latencies),
             "throughput_rps": len(latencies) / wall}
@@ -109,7 +114,9 @@ def start_hops(backend_url: str, health_path: str, model: str, run_dir: Path, wo
 
 
 def run_paths(backend_url: str, gateway_url: str, proxy_url: str, model: str, *, concurrencies: list[int],
-              requests: int, label: str) -> list[dict]:
+              requests: int, label: str, rounds: int) -> list[dict]:
+    """Each path is measured in `rounds` interleaved slices, so drift in machine load
+    (this is a shared 2-core VM) falls on every path alike."""
     body = {"model": model, "messages": MESSAGES, "max_tokens": 16, "temperature": 0}
     paths = {
         "direct": (backend_url + "/v1/chat/completions", {}, body),
@@ -120,11 +127,15 @@ def run_paths(backend_url: str, gateway_url: str, proxy_url: str, model: str, *,
     rows = []
     for stream in (False, True):
         for concurrency in concurrencies:
-            for path, (url, headers, payload) in paths.items():
-                result = asyncio.run(measure(url, headers, payload, concurrency=concurrency,
-                                             requests=requests, stream=stream))
+            samples: dict[str, tuple[list[float], float]] = {path: ([], 0.0) for path in paths}
+            for _ in range(rounds):
+                for path, (url, headers, payload) in paths.items():
+                    latencies, wall = asyncio.run(measure(url, headers, payload, concurrency=concurrency,
+                                                          requests=max(1, requests // rounds), stream=stream))
+                    samples[path] = (samples[path][0] + latencies, samples[path][1] + wall)
+            for path, (latencies, wall) in samples.items():
                 row = {"backend": label, "mode": "ttft" if stream else "full", "concurrency": concurrency,
-                       "path": path, **result}
+                       "path": path, **summarize(latencies, wall)}
                 rows.append(row)
                 print(f"{label:>5} {row['mode']:>4} c={concurrency:<3} {path:<14} p50={row['p50_ms']:7.2f} ms "
                       f"p99={row['p99_ms']:7.2f} ms  {row['throughput_rps']:7.1f} req/s", flush=True)
@@ -169,6 +180,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests per stub measurement")
     parser.add_argument("--model-requests", type=int, default=10, help="requests per real-model measurement")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of gateway and proxy")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved slices per measurement")
     parser.add_argument("--skip-model", action="store_true")
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
@@ -184,7 +196,7 @@ def main() -> None:
                                                   run_dir / "stub-hops", args.workers)
         processes += hops
         rows += run_paths(f"http://127.0.0.1:{stub_port}", gateway_url, proxy_url, "stub-model",
-                          concurrencies=[1, 16, 64], requests=args.requests, label="stub")
+                          concurrencies=[1, 16, 64], requests=args.requests, label="stub", rounds=args.rounds)
         if not args.skip_model:
             model_port = free_port()
             processes.append(start(launchers.model_server(model_port, run_dir)))
@@ -194,12 +206,12 @@ def main() -> None:
                                                       args.workers)
             processes += hops
             rows += run_paths(model_url, gateway_url, proxy_url, launchers.EMBEDDED_MODEL_NAME,
-                              concurrencies=[1], requests=args.model_requests, label="model")
+                              concurrencies=[1], requests=args.model_requests, label="model", rounds=2)
     finally:
         for process in reversed(processes):
             process.stop()
     write_results(rows, overheads(rows), {"workers": args.workers, "requests": args.requests,
-                                          "model_requests": args.model_requests})
+                                          "model_requests": args.model_requests, "rounds": args.rounds})
 
 
 if __name__ == "__main__":

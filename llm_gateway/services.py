@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llm_gateway.auth import TenantDirectory
-from llm_gateway.backends import BackendPool, OpenAICompatibleClient, PoolMember
+from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, SdkClient
 from llm_gateway.config import GatewayConfig, OpenAIConfig, PoolConfig
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.routing import Router
@@ -30,9 +30,8 @@ def build_backends(config: GatewayConfig, metrics: GatewayMetrics) -> dict[str, 
 
 def _vllm_pool(pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
     members = [
-        PoolMember(url, OpenAICompatibleClient(url + "/v1", pool.api_key,
-                                               connect_timeout=pool.connect_timeout_seconds,
-                                               read_timeout=pool.read_timeout_seconds))
+        PoolMember(url, HttpxClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
+                                    read_timeout=pool.read_timeout_seconds))
         for url in pool.endpoints
     ]
     return BackendPool("vllm", members, metrics, eject_cooldown=pool.eject_cooldown_seconds,
@@ -42,7 +41,6 @@ def _vllm_pool(pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
 
 def _openai_backend(settings: OpenAIConfig, metrics: GatewayMetrics) -> BackendPool:
     """OpenAI as a pool of one: passive ejection after a failure, no active probing of a paid API."""
-    client = OpenAICompatibleClient(settings.base_url, settings.api_key,
-                                    connect_timeout=settings.connect_timeout_seconds,
-                                    read_timeout=settings.read_timeout_seconds)
+    client = SdkClient(settings.base_url, settings.api_key, connect_timeout=settings.connect_timeout_seconds,
+                       read_timeout=settings.read_timeout_seconds)
     return BackendPool("openai", [PoolMember(settings.base_url, client)], metrics, eject_cooldown=10.0)

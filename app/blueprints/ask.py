@@ -33,10 +33,12 @@ def ask():
         raise ApiError(400, f"history: at most {config.max_history_messages} messages", code="history_too_long")
     payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request)
     if ask_request.stream:
+        started = time.perf_counter()
         stream = services.gateway.open_chat_stream({**payload, "stream": True})
-        return Response(_answer_events(stream, services), mimetype="text/event-stream", headers=STREAM_HEADERS)
+        return Response(_answer_events(stream, services, started), mimetype="text/event-stream",
+                        headers=STREAM_HEADERS)
     reply = services.gateway.chat(payload)
-    completion = json.loads(reply.content)
+    completion = _completion_of(reply.content)
     services.metrics.count_usage(config.tenant, completion.get("usage"))
     return jsonify({
         "answer": _first_message_text(completion),
@@ -60,6 +62,16 @@ def _chat_payload(system_prompt: str, tenant_max_tokens: int, ask_request: AskRe
     return payload
 
 
+def _completion_of(content: bytes) -> dict:
+    try:
+        completion = json.loads(content)
+    except ValueError:
+        completion = None
+    if not isinstance(completion, dict):
+        raise ApiError(502, "the gateway's answer was not a JSON object", code="bad_gateway_answer")
+    return completion
+
+
 def _first_message_text(completion: dict) -> str:
     try:
         return completion["choices"][0]["message"]["content"] or ""
@@ -67,13 +79,13 @@ def _first_message_text(completion: dict) -> str:
         raise ApiError(502, "the gateway's answer had no message", code="bad_gateway_answer") from None
 
 
-def _answer_events(stream: ChatStream, services: ProxyServices) -> Iterator[bytes]:
+def _answer_events(stream: ChatStream, services: ProxyServices, started: float) -> Iterator[bytes]:
     """Re-emit the gateway's stream as `delta` events, then one `done` event with the summary.
 
-    Runs after the request context has ended, so it receives `services`.
+    Runs after the request context has ended, so it receives `services` (and `started`,
+    when the request began, for time-to-first-token).
     """
     tenant = services.config.tenant
-    started = time.perf_counter()
     parts: list[str] = []
     model, usage = None, None
     try:

@@ -40,22 +40,31 @@ def chat_completions():
     chat = validate_model(ChatCompletionRequest, body)
     payload = {**body, "max_tokens": min(chat.max_tokens or tenant.max_tokens, tenant.max_tokens)}
     if chat.stream:
+        started = time.perf_counter()
         backend, stream = services.router.open_chat_stream(tenant, payload)
         services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-        return Response(_relay(stream, services.metrics, tenant.name, backend), mimetype="text/event-stream",
-                        headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
+        return Response(_relay(stream, services.metrics, tenant.name, backend, started),
+                        mimetype="text/event-stream", headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
     backend, reply = services.router.chat(tenant, payload)
     services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-    services.metrics.count_usage(tenant.name, backend, json.loads(reply.content).get("usage"))
+    services.metrics.count_usage(tenant.name, backend, _usage_of(reply.content))
     return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
 
 
-def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: str) -> Iterator[bytes]:
+def _usage_of(content: bytes) -> dict | None:
+    try:
+        return json.loads(content).get("usage")
+    except (ValueError, AttributeError):  # not a JSON object: pass it on, count nothing
+        return None
+
+
+def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: str,
+           started: float) -> Iterator[bytes]:
     """Pass each upstream chunk on as it arrives; close upstream however the stream ends.
 
-    Runs after the request context is gone, so it is handed what it needs.
+    Runs after the request context is gone, so it is handed what it needs;
+    `started` is when the request began, for time-to-first-token.
     """
-    started = time.perf_counter()
     first = True
     try:
         for data in stream:
@@ -66,7 +75,7 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
             if data == DONE:
                 break
             if '"usage"' in data:
-                metrics.count_usage(tenant, backend, json.loads(data).get("usage"))
+                metrics.count_usage(tenant, backend, _usage_of(data.encode()))
             yield encode_event(data)
         yield encode_event(DONE)
     except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band

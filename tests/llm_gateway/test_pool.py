@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from llm_common.metrics_registry import MetricsRegistry
-from llm_gateway.backends import BackendPool, OpenAICompatibleClient, PoolMember, UpstreamUnavailable
+from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, UpstreamUnavailable
 from llm_gateway.metrics import GatewayMetrics
 from tests.helpers import free_port
 
@@ -23,8 +23,7 @@ def make_pool(count: int, clock: FakeClock) -> BackendPool:
     members = []
     for _ in range(count):
         url = f"http://127.0.0.1:{free_port()}"
-        members.append(PoolMember(url, OpenAICompatibleClient(url + "/v1", "x", connect_timeout=0.2,
-                                                              read_timeout=1)))
+        members.append(PoolMember(url, HttpxClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1)))
     return BackendPool("vllm", members, GatewayMetrics(MetricsRegistry(None)), eject_cooldown=10,
                        health_path="/health", unhealthy_threshold=2, clock=clock)
 
