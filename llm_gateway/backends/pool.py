@@ -46,8 +46,8 @@ class BackendPool:
     """One backend ('vllm' or 'openai') made of one or more members."""
 
     def __init__(self, name: str, members: list[PoolMember], metrics: GatewayMetrics, *,
-                 eject_cooldown: float, health_path: str | None = None,
-                 health_interval: float = 5.0, unhealthy_threshold: int = 2, clock: Callable[[], float] = time.monotonic):
+                 eject_cooldown: float, health_path: str | None = None, health_interval: float = 5.0,
+                 unhealthy_threshold: int = 2, clock: Callable[[], float] = time.monotonic):
         self.name = name
         self.members = members
         self._metrics = metrics
