@@ -15,10 +15,14 @@ from typing import Callable, Mapping
 
 from llm_gateway.auth import generate_gateway_key, hash_gateway_key
 from tenantctl import launchers
-from tenantctl.processes import ManagedProcess
+from tenantctl.processes import ManagedProcess, port_is_free
 from tenantctl.spec import TenantSpec
 
 STATE_FILE = "state.json"
+
+
+class PortInUse(RuntimeError):
+    """A port local mode needs is taken by another process."""
 Progress = Callable[[str], None]
 
 
@@ -114,8 +118,25 @@ class LocalPlatform:
     def _openai_environment(self) -> dict[str, str]:
         return {key: value for key, value in self.environ.items() if key.startswith("OPENAI_")}
 
+    def _ports_needed(self) -> dict[str, int]:
+        s = self.settings
+        wanted = {"gateway": s.gateway_port}
+        if self.uses_embedded_model():
+            wanted["embedded model"] = s.model_port
+        wanted.update({f"tenant {name}": port for name, port in assign_ports(self.specs, s.first_tenant_port).items()})
+        return wanted
+
+    def check_ports_free(self) -> None:
+        """Refuse to start on a taken port: a health check could otherwise reach the other server."""
+        taken = [f"{what} port {port}" for what, port in self._ports_needed().items()
+                 if not port_is_free(self.settings.host, port)]
+        if taken:
+            raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? "
+                            "choose other ports with --gateway-port, --model-port or the spec's local_port)")
+
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
+        self.check_ports_free()
         s.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             if self.uses_embedded_model():

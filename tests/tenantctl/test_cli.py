@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,3 +112,16 @@ def test_ask_without_a_running_platform(tmp_path):
                              str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "tenantctl up" in result.stderr
+
+
+def test_up_refuses_a_port_in_use(tmp_path, tenants_on_free_ports):
+    tenants, _ = tenants_on_free_ports
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up",
+                                 "--gateway-port", str(port), "--model-port", str(free_port()),
+                                 "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"already in use: gateway port {port}" in result.stderr
