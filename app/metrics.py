@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from llm_common.metrics_registry import MetricsRegistry
+from llm_common.usage import token_counts
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -29,9 +30,6 @@ class ProxyMetrics:
             ["tenant", "kind"], registry=r)
 
     def count_usage(self, tenant: str, usage: dict | None) -> None:
-        if not isinstance(usage, dict):
-            return
-        for kind in ("prompt", "completion"):
-            count = usage.get(f"{kind}_tokens")
-            if isinstance(count, int) and count > 0:
-                self.tokens.labels(tenant=tenant, kind=kind).inc(count)
+        """Add a completion's reported `usage` to the token counters (absent usage adds nothing)."""
+        for kind, count in token_counts(usage):
+            self.tokens.labels(tenant=tenant, kind=kind).inc(count)

@@ -143,15 +143,19 @@ class HttpxClient(OpenAICompatibleClient):
         if response.status_code >= 400:
             response.read()
             response.close()
-            raise _status_error(self.base_url, response.status_code, _json_or_none(response), response.text)
+        self._raise_for_status(response)
         return ChatStream(response)
 
     def _post(self, path: str, payload: dict) -> UpstreamReply:
         with self._http_errors():
             response = self._http.post(path, json=payload)
+        self._raise_for_status(response)
+        return UpstreamReply(response.content, response.headers)
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        """An error status becomes Unavailable or Rejected (the body must have been read)."""
         if response.status_code >= 400:
             raise _status_error(self.base_url, response.status_code, _json_or_none(response), response.text)
-        return UpstreamReply(response.content, response.headers)
 
     @contextmanager
     def _http_errors(self) -> Iterator[None]:

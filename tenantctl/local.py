@@ -19,11 +19,11 @@ from tenantctl.processes import ManagedProcess, port_is_free
 from tenantctl.spec import TenantSpec
 
 STATE_FILE = "state.json"
+Progress = Callable[[str], None]
 
 
 class PortInUse(RuntimeError):
     """A port local mode needs is taken by another process."""
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -118,25 +118,21 @@ class LocalPlatform:
     def _openai_environment(self) -> dict[str, str]:
         return {key: value for key, value in self.environ.items() if key.startswith("OPENAI_")}
 
-    def _ports_needed(self) -> dict[str, int]:
+    def check_ports_free(self, tenant_ports: Mapping[str, int]) -> None:
+        """Refuse to start on a taken port: a health check could otherwise reach the other server."""
         s = self.settings
-        wanted = {"gateway": s.gateway_port}
+        wanted = {"gateway": s.gateway_port, **{f"tenant {name}": port for name, port in tenant_ports.items()}}
         if self.uses_embedded_model():
             wanted["embedded model"] = s.model_port
-        wanted.update({f"tenant {name}": port for name, port in assign_ports(self.specs, s.first_tenant_port).items()})
-        return wanted
-
-    def check_ports_free(self) -> None:
-        """Refuse to start on a taken port: a health check could otherwise reach the other server."""
-        taken = [f"{what} port {port}" for what, port in self._ports_needed().items()
-                 if not port_is_free(self.settings.host, port)]
+        taken = [f"{what} port {port}" for what, port in wanted.items() if not port_is_free(s.host, port)]
         if taken:
             raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? "
                             "choose other ports with --gateway-port, --model-port or the spec's local_port)")
 
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
-        self.check_ports_free()
+        ports = assign_ports(self.specs, s.first_tenant_port)
+        self.check_ports_free(ports)
         s.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             if self.uses_embedded_model():
@@ -145,7 +141,6 @@ class LocalPlatform:
             self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool()), s.gateway_port,
                                            s.run_dir, host=s.host, workers=s.workers,
                                            extra_env=self._openai_environment()), progress)
-            ports = assign_ports(self.specs, s.first_tenant_port)
             for spec in self.specs:
                 config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1")
                 self._launch(launchers.tenant_proxy(config, ports[spec.name], s.run_dir, host=s.host,

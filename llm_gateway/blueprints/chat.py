@@ -51,7 +51,7 @@ def chat_completions():
     return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
 
 
-def _usage_of(content: bytes) -> dict | None:
+def _usage_of(content: str | bytes) -> dict | None:
     try:
         return json.loads(content).get("usage")
     except (ValueError, AttributeError):  # not a JSON object: pass it on, count nothing
@@ -75,7 +75,7 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
             if data == DONE:
                 break
             if '"usage"' in data:
-                metrics.count_usage(tenant, backend, _usage_of(data.encode()))
+                metrics.count_usage(tenant, backend, _usage_of(data))
             yield encode_event(data)
         yield encode_event(DONE)
     except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band
