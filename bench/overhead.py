@@ -30,8 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from tenantctl import launchers  # noqa: E402
-from tenantctl.processes import ManagedProcess  # noqa: E402
-from tenantctl.processes import free_port  # noqa: E402
+from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 KEY = "gk-bench-key"
