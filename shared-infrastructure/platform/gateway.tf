@@ -26,34 +26,15 @@ locals {
   )
 }
 
-resource "kubectl_manifest" "gateway_service_account" {
-  yaml_body = yamlencode({
-    apiVersion = "v1"
-    kind       = "ServiceAccount"
-    metadata   = { name = local.gateway_name, namespace = var.namespace, labels = local.gateway_labels }
-  })
-  depends_on = [kubectl_manifest.namespace]
-}
+module "gateway_identity" {
+  source = "../modules/service-identity"
 
-resource "kubectl_manifest" "gateway_role" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "Role"
-    metadata   = { name = "${local.gateway_name}-tenant-routes", namespace = var.namespace, labels = local.gateway_labels }
-    rules      = [{ apiGroups = [""], resources = ["secrets"], verbs = ["get", "list", "watch"] }]
-  })
-  depends_on = [kubectl_manifest.namespace]
-}
+  name      = local.gateway_name
+  namespace = var.namespace
+  labels    = local.gateway_labels
+  rules     = [{ apiGroups = [""], resources = ["secrets"], verbs = ["get", "list", "watch"] }]
 
-resource "kubectl_manifest" "gateway_role_binding" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "RoleBinding"
-    metadata   = { name = "${local.gateway_name}-tenant-routes", namespace = var.namespace, labels = local.gateway_labels }
-    roleRef    = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = "${local.gateway_name}-tenant-routes" }
-    subjects   = [{ kind = "ServiceAccount", name = local.gateway_name, namespace = var.namespace }]
-  })
-  depends_on = [kubectl_manifest.gateway_role, kubectl_manifest.gateway_service_account]
+  depends_on = [kubectl_manifest.namespace]
 }
 
 resource "kubectl_manifest" "gateway_config" {
@@ -101,7 +82,7 @@ resource "kubectl_manifest" "gateway_deployment" {
           annotations = merge(local.scrape_annotations, { "prometheus.io/port" = tostring(local.gateway_port) })
         }
         spec = {
-          serviceAccountName = local.gateway_name
+          serviceAccountName = module.gateway_identity.service_account
           securityContext = {
             runAsNonRoot   = true
             runAsUser      = 10001
@@ -149,7 +130,7 @@ resource "kubectl_manifest" "gateway_deployment" {
     }
   })
   wait_for_rollout = var.wait_for_rollout
-  depends_on       = [kubectl_manifest.gateway_config, kubectl_manifest.gateway_role_binding, kubectl_manifest.openai_key]
+  depends_on       = [kubectl_manifest.gateway_config, kubectl_manifest.openai_key]
 }
 
 resource "kubectl_manifest" "gateway_service" {

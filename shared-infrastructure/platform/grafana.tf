@@ -38,34 +38,16 @@ resource "kubectl_manifest" "grafana_admin" {
   depends_on       = [kubectl_manifest.namespace]
 }
 
-resource "kubectl_manifest" "grafana_service_account" {
-  yaml_body = yamlencode({
-    apiVersion = "v1"
-    kind       = "ServiceAccount"
-    metadata   = { name = local.grafana_name, namespace = var.namespace, labels = local.grafana_labels }
-  })
-  depends_on = [kubectl_manifest.namespace]
-}
+# The dashboard sidecar watches ConfigMaps in this namespace.
+module "grafana_identity" {
+  source = "../modules/service-identity"
 
-resource "kubectl_manifest" "grafana_role" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "Role"
-    metadata   = { name = "${local.grafana_name}-dashboards", namespace = var.namespace, labels = local.grafana_labels }
-    rules      = [{ apiGroups = [""], resources = ["configmaps"], verbs = ["get", "list", "watch"] }]
-  })
-  depends_on = [kubectl_manifest.namespace]
-}
+  name      = local.grafana_name
+  namespace = var.namespace
+  labels    = local.grafana_labels
+  rules     = [{ apiGroups = [""], resources = ["configmaps"], verbs = ["get", "list", "watch"] }]
 
-resource "kubectl_manifest" "grafana_role_binding" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "RoleBinding"
-    metadata   = { name = "${local.grafana_name}-dashboards", namespace = var.namespace, labels = local.grafana_labels }
-    roleRef    = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = "${local.grafana_name}-dashboards" }
-    subjects   = [{ kind = "ServiceAccount", name = local.grafana_name, namespace = var.namespace }]
-  })
-  depends_on = [kubectl_manifest.grafana_role, kubectl_manifest.grafana_service_account]
+  depends_on = [kubectl_manifest.namespace]
 }
 
 resource "kubectl_manifest" "grafana_provisioning" {
@@ -128,7 +110,7 @@ resource "kubectl_manifest" "grafana_deployment" {
       template = {
         metadata = { labels = local.grafana_labels }
         spec = {
-          serviceAccountName = local.grafana_name
+          serviceAccountName = module.grafana_identity.service_account
           securityContext = {
             runAsNonRoot   = true
             runAsUser      = 472
@@ -185,7 +167,7 @@ resource "kubectl_manifest" "grafana_deployment" {
     }
   })
   wait_for_rollout = var.wait_for_rollout
-  depends_on       = [kubectl_manifest.grafana_admin, kubectl_manifest.grafana_provisioning, kubectl_manifest.grafana_role_binding]
+  depends_on       = [kubectl_manifest.grafana_admin, kubectl_manifest.grafana_provisioning]
 }
 
 resource "kubectl_manifest" "grafana_service" {

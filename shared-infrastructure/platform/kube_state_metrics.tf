@@ -9,36 +9,19 @@ locals {
   ksm_resources = ["resourcequotas", "limitranges", "namespaces", "pods", "deployments", "persistentvolumeclaims"]
 }
 
-resource "kubectl_manifest" "ksm_service_account" {
-  yaml_body = yamlencode({
-    apiVersion = "v1"
-    kind       = "ServiceAccount"
-    metadata   = { name = local.ksm_name, namespace = var.namespace, labels = local.ksm_labels }
-  })
+module "ksm_identity" {
+  source = "../modules/service-identity"
+
+  name         = local.ksm_name
+  namespace    = var.namespace
+  labels       = local.ksm_labels
+  cluster_wide = true
+  rules = [
+    { apiGroups = [""], resources = ["resourcequotas", "limitranges", "namespaces", "pods", "persistentvolumeclaims"], verbs = ["list", "watch"] },
+    { apiGroups = ["apps"], resources = ["deployments"], verbs = ["list", "watch"] },
+  ]
+
   depends_on = [kubectl_manifest.namespace]
-}
-
-resource "kubectl_manifest" "ksm_cluster_role" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "ClusterRole"
-    metadata   = { name = "llm-tenants-kube-state-metrics", labels = local.ksm_labels }
-    rules = [
-      { apiGroups = [""], resources = ["resourcequotas", "limitranges", "namespaces", "pods", "persistentvolumeclaims"], verbs = ["list", "watch"] },
-      { apiGroups = ["apps"], resources = ["deployments"], verbs = ["list", "watch"] },
-    ]
-  })
-}
-
-resource "kubectl_manifest" "ksm_cluster_role_binding" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "ClusterRoleBinding"
-    metadata   = { name = "llm-tenants-kube-state-metrics", labels = local.ksm_labels }
-    roleRef    = { apiGroup = "rbac.authorization.k8s.io", kind = "ClusterRole", name = "llm-tenants-kube-state-metrics" }
-    subjects   = [{ kind = "ServiceAccount", name = local.ksm_name, namespace = var.namespace }]
-  })
-  depends_on = [kubectl_manifest.ksm_cluster_role, kubectl_manifest.ksm_service_account]
 }
 
 resource "kubectl_manifest" "ksm_deployment" {
@@ -55,7 +38,7 @@ resource "kubectl_manifest" "ksm_deployment" {
           annotations = merge(local.scrape_annotations, { "prometheus.io/port" = tostring(local.ksm_port) })
         }
         spec = {
-          serviceAccountName = local.ksm_name
+          serviceAccountName = module.ksm_identity.service_account
           securityContext = {
             runAsNonRoot   = true
             runAsUser      = 65534
@@ -77,5 +60,4 @@ resource "kubectl_manifest" "ksm_deployment" {
     }
   })
   wait_for_rollout = var.wait_for_rollout
-  depends_on       = [kubectl_manifest.ksm_cluster_role_binding]
 }

@@ -34,36 +34,20 @@ locals {
   }
 }
 
-resource "kubectl_manifest" "prometheus_service_account" {
-  yaml_body = yamlencode({
-    apiVersion = "v1"
-    kind       = "ServiceAccount"
-    metadata   = { name = local.prometheus_name, namespace = var.namespace, labels = local.prometheus_labels }
-  })
+# Service discovery reads Pods (and Services/Endpoints) in every namespace.
+module "prometheus_identity" {
+  source = "../modules/service-identity"
+
+  name         = local.prometheus_name
+  namespace    = var.namespace
+  labels       = local.prometheus_labels
+  cluster_wide = true
+  rules = [
+    { apiGroups = [""], resources = ["pods", "services", "endpoints"], verbs = ["get", "list", "watch"] },
+    { apiGroups = ["discovery.k8s.io"], resources = ["endpointslices"], verbs = ["get", "list", "watch"] },
+  ]
+
   depends_on = [kubectl_manifest.namespace]
-}
-
-resource "kubectl_manifest" "prometheus_cluster_role" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "ClusterRole"
-    metadata   = { name = "llm-tenants-prometheus", labels = local.prometheus_labels }
-    rules = [
-      { apiGroups = [""], resources = ["pods", "services", "endpoints"], verbs = ["get", "list", "watch"] },
-      { apiGroups = ["discovery.k8s.io"], resources = ["endpointslices"], verbs = ["get", "list", "watch"] },
-    ]
-  })
-}
-
-resource "kubectl_manifest" "prometheus_cluster_role_binding" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "ClusterRoleBinding"
-    metadata   = { name = "llm-tenants-prometheus", labels = local.prometheus_labels }
-    roleRef    = { apiGroup = "rbac.authorization.k8s.io", kind = "ClusterRole", name = "llm-tenants-prometheus" }
-    subjects   = [{ kind = "ServiceAccount", name = local.prometheus_name, namespace = var.namespace }]
-  })
-  depends_on = [kubectl_manifest.prometheus_cluster_role, kubectl_manifest.prometheus_service_account]
 }
 
 resource "kubectl_manifest" "prometheus_config" {
@@ -119,7 +103,7 @@ resource "kubectl_manifest" "prometheus_deployment" {
           }
         }
         spec = {
-          serviceAccountName = local.prometheus_name
+          serviceAccountName = module.prometheus_identity.service_account
           securityContext = {
             runAsNonRoot   = true
             runAsUser      = 65534
@@ -162,7 +146,6 @@ resource "kubectl_manifest" "prometheus_deployment" {
   wait_for_rollout = var.wait_for_rollout
   depends_on = [
     kubectl_manifest.prometheus_config, kubectl_manifest.prometheus_rules, kubectl_manifest.prometheus_data,
-    kubectl_manifest.prometheus_cluster_role_binding,
   ]
 }
 

@@ -32,9 +32,9 @@ def test_gateway_discovers_tenants_with_rights_in_its_namespace_only(api):
     assert config["pool"]["endpoints"] == ["http://vllm.monitoring.svc.cluster.local:8000"]
     assert "openai" not in config  # no API key given: OpenAI stays off
 
-    role = api["rbac"].read_namespaced_role("llm-gateway-tenant-routes", NAMESPACE)
+    role = api["rbac"].read_namespaced_role("llm-gateway", NAMESPACE)
     assert [(rule.resources, rule.verbs) for rule in role.rules] == [(["secrets"], ["get", "list", "watch"])]
-    binding = api["rbac"].read_namespaced_role_binding("llm-gateway-tenant-routes", NAMESPACE)
+    binding = api["rbac"].read_namespaced_role_binding("llm-gateway", NAMESPACE)
     assert binding.subjects[0].name == "llm-gateway" and binding.subjects[0].namespace == NAMESPACE
     gateway_bindings = [b for b in api["rbac"].list_cluster_role_binding().items
                         if any(s.name == "llm-gateway" for s in b.subjects or [])]

@@ -20,7 +20,8 @@ from tests.helpers import REPO_ROOT, TENANTS_DIR, repository_copy
 SHARED = REPO_ROOT / "shared-infrastructure"
 TEMPLATE = REPO_ROOT / "tenant-template"
 MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
-ROOTS = [SHARED / "platform", SHARED / "modules" / "tenant", SHARED / "cluster" / "aws", TEMPLATE,
+ROOTS = [SHARED / "platform", SHARED / "modules" / "tenant", SHARED / "modules" / "service-identity",
+         SHARED / "cluster" / "aws", TEMPLATE,
          *sorted(path.parent for path in TENANTS_DIR.glob("*/versions.tf"))]
 
 
@@ -31,9 +32,10 @@ def test_root_is_formatted_and_complete(root):
 
 
 @pytest.mark.parametrize("root", ["shared-infrastructure/platform", "shared-infrastructure/modules/tenant",
-                                  "tenants/acme-corp", "tenants/closed-ai"])
+                                  "shared-infrastructure/modules/service-identity", "tenants/acme-corp", "tenants/closed-ai"])
 def test_root_validates_with_the_mirrored_provider(tmp_path, root):
-    """The AWS cluster root is only formatted: the AWS provider is not available offline."""
+    """The AWS cluster root is only formatted: the AWS provider is not available offline.
+    tenant-template/ validates as its copies in tenants/ (its module path is relative to tenants/<name>/)."""
     terraform = Terraform(repository_copy(tmp_path) / root)
     terraform.init()
     assert terraform.validate().returncode == 0

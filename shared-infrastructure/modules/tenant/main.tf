@@ -141,40 +141,18 @@ resource "kubectl_manifest" "admin_role_binding" {
   depends_on = [kubectl_manifest.admin_role]
 }
 
-resource "kubectl_manifest" "proxy_service_account" {
-  yaml_body = yamlencode({
-    apiVersion                   = "v1"
-    kind                         = "ServiceAccount"
-    metadata                     = { name = local.proxy_name, namespace = var.name, labels = local.proxy_labels }
-    automountServiceAccountToken = false # the proxy reads its prompt and key from mounted files
-  })
-  depends_on = [kubectl_manifest.namespace]
-}
+# The proxy reads its prompt and key from mounted files: no API token is mounted, and its only
+# right is reading its own prompt ConfigMap.
+module "proxy_identity" {
+  source = "../service-identity"
 
-resource "kubectl_manifest" "proxy_role" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "Role"
-    metadata   = { name = local.proxy_name, namespace = var.name, labels = local.proxy_labels }
-    rules = [{
-      apiGroups     = [""]
-      resources     = ["configmaps"]
-      resourceNames = [local.prompt_config_map]
-      verbs         = ["get", "watch"]
-    }]
-  })
-  depends_on = [kubectl_manifest.namespace]
-}
+  name            = local.proxy_name
+  namespace       = var.name
+  labels          = local.proxy_labels
+  automount_token = false
+  rules           = [{ apiGroups = [""], resources = ["configmaps"], resourceNames = [local.prompt_config_map], verbs = ["get", "watch"] }]
 
-resource "kubectl_manifest" "proxy_role_binding" {
-  yaml_body = yamlencode({
-    apiVersion = "rbac.authorization.k8s.io/v1"
-    kind       = "RoleBinding"
-    metadata   = { name = local.proxy_name, namespace = var.name, labels = local.proxy_labels }
-    roleRef    = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = local.proxy_name }
-    subjects   = [{ kind = "ServiceAccount", name = local.proxy_name, namespace = var.name }]
-  })
-  depends_on = [kubectl_manifest.proxy_role, kubectl_manifest.proxy_service_account]
+  depends_on = [kubectl_manifest.namespace]
 }
 
 # -- Configuration: prompt, key, knowledge storage ---------------------------------------------
@@ -263,7 +241,7 @@ resource "kubectl_manifest" "proxy_deployment" {
           }
         }
         spec = {
-          serviceAccountName           = local.proxy_name
+          serviceAccountName           = module.proxy_identity.service_account
           automountServiceAccountToken = false
           securityContext = {
             runAsNonRoot   = true
@@ -319,7 +297,7 @@ resource "kubectl_manifest" "proxy_deployment" {
   })
   wait_for_rollout = var.proxy.wait_for_rollout
   depends_on = [
-    kubectl_manifest.resource_quota, kubectl_manifest.limit_range, kubectl_manifest.proxy_service_account,
+    kubectl_manifest.resource_quota, kubectl_manifest.limit_range,
     kubectl_manifest.prompt, kubectl_manifest.gateway_key, kubectl_manifest.knowledge_claim,
   ]
 }
