@@ -36,9 +36,6 @@ class TenantDirectory:
     def replace(self, tenants: list[TenantRoute]) -> None:
         self._by_digest = {digest: tenant for tenant in tenants for digest in tenant.key_sha256}
 
-    def tenant_names(self) -> list[str]:
-        return sorted({tenant.name for tenant in self._by_digest.values()})
-
     def tenant_for_key(self, key: str) -> TenantRoute | None:
         digest = hash_gateway_key(key)
         tenant = self._by_digest.get(digest)

@@ -20,7 +20,6 @@ import threading
 from pathlib import Path
 
 import httpx
-
 from kubernetes.client.rest import ApiException
 
 from tenantctl import cluster, deploy, onboard, status
