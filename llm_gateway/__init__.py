@@ -11,13 +11,14 @@ from typing import Mapping
 
 from flask import Flask, g
 
-from llm_common.errors import register_error_handlers
+from llm_common.errors import Refusal, register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
 from llm_common.request_metrics import instrument_requests
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.blueprints import chat, health
 from llm_gateway.config import GatewayConfig, load_gateway_config
+from llm_gateway.metering import Metering
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
 from llm_gateway.routing import Router
 from llm_gateway.services import GatewayServices, build_backends
@@ -34,9 +35,9 @@ def create_app(config: GatewayConfig) -> Flask:
     if config.tenant_discovery is not None:
         discovery = TenantDiscovery(config.tenant_discovery, tenants, config.tenants)
     services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=Router(backends, metrics),
-                               discovery=discovery)
+                               metering=Metering(config, metrics), discovery=discovery)
     app.extensions["llm_gateway"] = services
-    register_error_handlers(app)
+    register_error_handlers(app, on_refusal=lambda refusal: _count_refusal(metrics, refusal))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=_tenant_label)
     app.register_blueprint(chat.blueprint)
@@ -52,6 +53,10 @@ def create_app(config: GatewayConfig) -> Flask:
 def _tenant_label() -> str:
     tenant = g.get("tenant")
     return tenant.name if tenant is not None else UNAUTHENTICATED
+
+
+def _count_refusal(metrics: GatewayMetrics, refusal: Refusal) -> None:
+    metrics.refusals.labels(tenant=_tenant_label(), reason=refusal.reason).inc()
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Flask:

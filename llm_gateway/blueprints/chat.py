@@ -13,6 +13,8 @@ from llm_common.json_body import read_json_object, validate_model
 from llm_common.schemas import ChatCompletionRequest, EmbeddingRequest
 from llm_common.sse import DONE, encode_event
 from llm_gateway.backends import ChatStream
+from llm_gateway.config import TenantRoute
+from llm_gateway.metering import REQUEST_ID_HEADER, Meter
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.services import GatewayServices
 
@@ -39,16 +41,26 @@ def chat_completions():
     body = read_json_object(request, services.config.max_body_bytes)
     chat = validate_model(ChatCompletionRequest, body)
     payload = {**body, "max_tokens": min(chat.max_tokens or tenant.max_tokens, tenant.max_tokens)}
+    meter = services.metering.admit(tenant, payload)
     if chat.stream:
         started = time.perf_counter()
-        backend, stream = services.router.open_chat_stream(tenant, payload)
+        backend, stream = meter.call(lambda: services.router.open_chat_stream(tenant, meter.stream_payload(payload)))
         services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-        return Response(_relay(stream, services.metrics, tenant.name, backend, started),
-                        mimetype="text/event-stream", headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
-    backend, reply = services.router.chat(tenant, payload)
+        return Response(_relay(stream, services.metrics, tenant.name, backend, started,
+                               meter, _model(services, tenant, backend)),
+                        mimetype="text/event-stream",
+                        headers={**STREAM_HEADERS, BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
+    backend, reply = meter.call(lambda: services.router.chat(tenant, payload))
     services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
     services.metrics.count_usage(tenant.name, backend, _usage_of(reply.content))
-    return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
+    meter.finish_completion(backend, _model(services, tenant, backend), reply.content)
+    return Response(reply.content, mimetype="application/json",
+                    headers={BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
+
+
+def _model(services: GatewayServices, tenant: TenantRoute, backend: str) -> str:
+    """The configured model the request went to (a bounded name, not what the backend echoes)."""
+    return services.router.model_for(tenant, services.router.backends[backend])
 
 
 def _usage_of(content: str | bytes) -> dict | None:
@@ -59,13 +71,15 @@ def _usage_of(content: str | bytes) -> dict | None:
 
 
 def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: str,
-           started: float) -> Iterator[bytes]:
+           started: float, meter: Meter, model: str) -> Iterator[bytes]:
     """Pass each upstream chunk on as it arrives; close upstream however the stream ends.
 
     Runs after the request context is gone, so it is handed what it needs;
-    `started` is when the request began, for time-to-first-token.
+    `started` is when the request began, for time-to-first-token. The usage record is
+    written before the final `[DONE]` (or when the stream breaks or the caller leaves).
     """
     first = True
+    status = "client_closed"
     try:
         for data in stream:
             if first:
@@ -76,12 +90,18 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
                 break
             if '"usage"' in data:
                 metrics.count_usage(tenant, backend, _usage_of(data))
-            yield encode_event(data)
+            if meter.observe_chunk(data) is not None:
+                yield encode_event(data)
+        status = "ok"
+        meter.finish_stream(backend, model, status)
         yield encode_event(DONE)
     except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band
+        status = "stream_broken"
         metrics.upstream_errors.labels(backend=backend, reason="stream_broken").inc()
+        meter.finish_stream(backend, model, status)
         yield encode_event(error_body("upstream_error", f"{backend} stream broke: {error}"))
     finally:
+        meter.finish_stream(backend, model, status)  # no-op when recorded above
         stream.close()
 
 
