@@ -13,6 +13,7 @@ from flask import Flask
 
 from app.blueprints import ask, health, openai_compat
 from app.config import ProxyConfig, load_proxy_config
+from app.end_user_keys import require_end_user_keys
 from app.gateway_client import GatewayClient
 from app.metrics import ProxyMetrics
 from app.services import ProxyServices
@@ -30,9 +31,10 @@ def create_app(config: ProxyConfig) -> Flask:
                             connect_timeout=config.connect_timeout_seconds,
                             read_timeout=config.read_timeout_seconds)
     app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway)
-    register_error_handlers(app)
+    register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(config.tenant, refusal.reason))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)
+    require_end_user_keys(app, config.end_user_key_sha256)  # after the metrics hooks: refusals are counted
     app.register_blueprint(ask.blueprint)
     app.register_blueprint(openai_compat.blueprint)
     app.register_blueprint(health.blueprint)

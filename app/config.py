@@ -14,6 +14,9 @@ from typing import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.guardrails import Guardrails
+from llm_common.keys import check_sha256_digests
+
 CONFIG_PATH_ENV = "TENANT_PROXY_CONFIG"
 ENV_FIELDS = {
     "TENANT_NAME": "tenant",
@@ -23,6 +26,8 @@ ENV_FIELDS = {
     "MAX_QUESTION_BYTES": "max_question_bytes",
 }
 ENV_FILE_FIELDS = {"SYSTEM_PROMPT_FILE": "system_prompt", "GATEWAY_KEY_FILE": "gateway_key"}
+# A JSON file (on a cluster: the tenant's policy ConfigMap) with `guardrails` and `end_user_key_sha256`.
+POLICY_FILE_ENV = "PROXY_POLICY_FILE"
 
 
 class ConfigError(ValueError):
@@ -44,6 +49,14 @@ class ProxyConfig(BaseModel):
     connect_timeout_seconds: float = Field(2.0, gt=0)
     read_timeout_seconds: float = Field(300.0, gt=0)
     metrics_multiprocess_dir: str | None = None
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    end_user_key_sha256: list[str] = Field(
+        default_factory=list, description="SHA-256 of the end-user API keys accepted; empty: no key required.")
+
+    @field_validator("end_user_key_sha256")
+    @classmethod
+    def _hex_digests(cls, values: list[str]) -> list[str]:
+        return check_sha256_digests(values)
 
     @field_validator("gateway_url")
     @classmethod
@@ -73,6 +86,8 @@ def load_proxy_config(environ: Mapping[str, str] = os.environ) -> ProxyConfig:
     for var, field in ENV_FILE_FIELDS.items():
         if environ.get(var):
             document[field] = _read_secret_file(var, environ[var])
+    if environ.get(POLICY_FILE_ENV):
+        document.update(_read_policy_file(environ[POLICY_FILE_ENV]))
     document["metrics_multiprocess_dir"] = environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     try:
         return ProxyConfig.model_validate(document)
@@ -81,6 +96,16 @@ def load_proxy_config(environ: Mapping[str, str] = os.environ) -> ProxyConfig:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
         )
         raise ConfigError(f"{source}: {problems}") from None
+
+
+def _read_policy_file(path: str) -> dict:
+    try:
+        policy = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{POLICY_FILE_ENV}={path}: {error}") from None
+    if not isinstance(policy, dict) or set(policy) - {"guardrails", "end_user_key_sha256"}:
+        raise ConfigError(f"{POLICY_FILE_ENV}={path}: must be an object with 'guardrails' and 'end_user_key_sha256'")
+    return policy
 
 
 def _read_secret_file(variable: str, path: str) -> str:

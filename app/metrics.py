@@ -28,6 +28,12 @@ class ProxyMetrics:
         self.tokens = Counter(
             "tenant_proxy_tokens_total", "Tokens used by this tenant, by kind (prompt|completion).",
             ["tenant", "kind"], registry=r)
+        self.refusals = Counter(
+            "tenant_proxy_refusals_total", "Requests refused by the proxy's policies (guardrails, limits), by reason.",
+            ["tenant", "reason"], registry=r)
+
+    def count_refusal(self, tenant: str, reason: str) -> None:
+        self.refusals.labels(tenant=tenant, reason=reason).inc()
 
     def count_usage(self, tenant: str, usage: dict | None) -> None:
         """Add a completion's reported `usage` to the token counters (absent usage adds nothing)."""

@@ -9,6 +9,7 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llm_common.keys import check_sha256_digests
 from llm_gateway.limits import LimitsConfig, RateLimits
 from llm_gateway.pricing import ModelPrice
 
@@ -42,10 +43,7 @@ class TenantRoute(_Config):
     @field_validator("key_sha256")
     @classmethod
     def _hex_digests(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-                raise ValueError("each entry must be a lower-case hex SHA-256 digest")
-        return values
+        return check_sha256_digests(values)
 
 
 class PoolConfig(_Config):

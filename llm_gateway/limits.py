@@ -70,7 +70,7 @@ return 0
 class RateLimits(BaseModel):
     """A tenant's limits (the spec's `rate_limits`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     requests_per_minute: int = Field(60, ge=1)
     requests_per_hour: int = Field(1000, ge=1)

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--embedded-model", action=argparse.BooleanOptionalAction, default=None,
                     help="force the embedded CPU model on or off (default: on when no vLLM endpoint and no OPENAI_API_KEY)")
     up.add_argument("--workers", type=int, default=2, help="gunicorn workers per service")
+    up.add_argument("--redis-port", type=int, default=6380, help="port of the Redis holding rate limit counters")
+    up.add_argument("--ledger", metavar="URL", help="usage ledger: postgresql://... (default: SQLite in the run dir)")
     up.set_defaults(handler=command_up)
 
     ask = commands.add_parser("ask", help="ask a running tenant a question")
@@ -94,7 +96,8 @@ def command_up(args: argparse.Namespace) -> int:
     specs = discover_tenant_specs(args.tenants_dir)
     settings = LocalSettings(run_dir=args.run_dir, host=args.host, gateway_port=args.gateway_port,
                              model_port=args.model_port, first_tenant_port=args.first_tenant_port,
-                             vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers)
+                             vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers,
+                             redis_port=args.redis_port, ledger_url=args.ledger)
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
     starting = True

@@ -1,8 +1,10 @@
 """Local mode: the whole platform on one machine, driven by the same tenant specs as the cluster.
 
-Starts (in order) the embedded model server when no other backend is
-configured, the shared gateway, and one proxy per tenant; waits until each is
-healthy; and stops them all, in reverse order, however we exit.
+Starts (in order) Redis (the gateway's rate limit and budget counters), the
+embedded model server when no other backend is configured, the shared gateway,
+and one proxy per tenant; waits until each is healthy; and stops them all, in
+reverse order, however we exit. The usage ledger is a SQLite file in the run
+directory unless `ledger_url` names another (e.g. PostgreSQL).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tenantctl.processes import ManagedProcess, port_is_free
 from tenantctl.spec import TenantSpec
 
 STATE_FILE = "state.json"
+LEDGER_FILE = "ledger.sqlite3"
 Progress = Callable[[str], None]
 
 
@@ -33,6 +36,8 @@ class LocalSettings:
     gateway_port: int = 8080
     model_port: int = 8000
     first_tenant_port: int = 5002
+    redis_port: int = 6380  # not 6379: a system Redis may hold that one
+    ledger_url: str | None = None  # None: sqlite:///<run_dir>/ledger.sqlite3
     vllm_endpoints: list[str] = field(default_factory=list)
     embedded_model: bool | None = None  # None: only when no vLLM endpoint and no OpenAI key
     workers: int = 2
@@ -64,23 +69,33 @@ def assign_ports(specs: list[TenantSpec], first_port: int) -> dict[str, int]:
     return ports
 
 
-def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict | None) -> dict:
+def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict | None,
+                   controls: dict | None = None) -> dict:
+    """`controls`: the `limits` and `ledger` sections (tenant_controls), when enforced."""
     config: dict = {
         "tenants": [
             {"name": spec.name, "backend": spec.backend, "model": spec.model,
              "openai_model": spec.openai_model, "max_tokens": spec.max_tokens,
-             "key_sha256": [hash_gateway_key(keys[spec.name])]}
+             "monthly_budget_usd": spec.monthly_budget_usd, "key_sha256": [hash_gateway_key(keys[spec.name])],
+             "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget}
             for spec in specs
         ],
+        **(controls or {}),
     }
     if pool is not None:
         config["pool"] = pool
     return config
 
 
+def tenant_controls(redis_url: str, ledger_url: str) -> dict:
+    return {"limits": {"redis_url": redis_url}, "ledger": {"url": ledger_url}}
+
+
 def proxy_config(spec: TenantSpec, key: str, gateway_url: str) -> dict:
     return {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
-            "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens}
+            "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens,
+            "guardrails": spec.guardrails.model_dump(exclude_none=True),
+            "end_user_key_sha256": spec.end_user_key_sha256}
 
 
 def openai_key_configured(environ: Mapping[str, str]) -> bool:
@@ -99,6 +114,14 @@ class LocalPlatform:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.gateway_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return launchers.redis_url(self.settings.host, self.settings.redis_port)
+
+    @property
+    def ledger_url(self) -> str:
+        return self.settings.ledger_url or f"sqlite:///{(self.settings.run_dir / LEDGER_FILE).resolve()}"
 
     def uses_embedded_model(self) -> bool:
         if self.settings.embedded_model is not None:
@@ -121,13 +144,14 @@ class LocalPlatform:
     def check_ports_free(self, tenant_ports: Mapping[str, int]) -> None:
         """Refuse to start on a taken port: a health check could otherwise reach the other server."""
         s = self.settings
-        wanted = {"gateway": s.gateway_port, **{f"tenant {name}": port for name, port in tenant_ports.items()}}
+        wanted = {"gateway": s.gateway_port, "redis": s.redis_port,
+                  **{f"tenant {name}": port for name, port in tenant_ports.items()}}
         if self.uses_embedded_model():
             wanted["embedded model"] = s.model_port
         taken = [f"{what} port {port}" for what, port in wanted.items() if not port_is_free(s.host, port)]
         if taken:
             raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? "
-                            "choose other ports with --gateway-port, --model-port or the spec's local_port)")
+                            "choose other ports with --gateway-port, --model-port, --redis-port or the spec's local_port)")
 
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
@@ -135,11 +159,12 @@ class LocalPlatform:
         self.check_ports_free(ports)
         s.run_dir.mkdir(parents=True, exist_ok=True)
         try:
+            self._launch(launchers.redis_server(s.redis_port, s.run_dir, host=s.host), progress)
             if self.uses_embedded_model():
                 self._launch(launchers.model_server(s.model_port, s.run_dir, host=s.host), progress,
                              waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)")
-            self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool()), s.gateway_port,
-                                           s.run_dir, host=s.host, workers=s.workers,
+            config = gateway_config(self.specs, self.keys, self._pool(), tenant_controls(self.redis_url, self.ledger_url))
+            self._launch(launchers.gateway(config, s.gateway_port, s.run_dir, host=s.host, workers=s.workers,
                                            extra_env=self._openai_environment()), progress)
             for spec in self.specs:
                 config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1")
@@ -179,8 +204,9 @@ class LocalPlatform:
         (self.settings.run_dir / STATE_FILE).unlink(missing_ok=True)
 
     def _write_state(self) -> None:
-        state = {"gateway_url": self.gateway_url, "tenants": [asdict(e) for e in self.endpoints]}
-        (self.settings.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        state = {"gateway_url": self.gateway_url, "ledger_url": self.ledger_url,
+                 "tenants": [asdict(e) for e in self.endpoints]}
+        launchers.write_private_json(self.settings.run_dir / STATE_FILE, state)  # the ledger URL may hold a password
 
 
 def read_state(run_dir: Path) -> dict | None:

@@ -32,6 +32,7 @@ def ask():
     if len(ask_request.history) > config.max_history_messages:
         raise ApiError(400, f"history: at most {config.max_history_messages} messages", code="history_too_long")
     payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request)
+    config.guardrails.check(payload["messages"])
     if ask_request.stream:
         started = time.perf_counter()
         stream = services.gateway.open_chat_stream({**payload, "stream": True})
