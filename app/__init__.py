@@ -16,10 +16,12 @@ from app.config import ProxyConfig, load_proxy_config
 from app.end_user_keys import require_end_user_keys
 from app.gateway_client import GatewayClient
 from app.metrics import ProxyMetrics
+from app.openapi import proxy_openapi
 from app.services import ProxyServices
 from llm_common.errors import register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
+from llm_common.openapi import openapi_blueprint
 from llm_common.request_metrics import instrument_requests
 
 
@@ -39,6 +41,7 @@ def create_app(config: ProxyConfig) -> Flask:
     app.register_blueprint(openai_compat.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
+    app.register_blueprint(openapi_blueprint(proxy_openapi(config.tenant, bool(config.end_user_key_sha256))))
     return app
 
 

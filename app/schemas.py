@@ -30,3 +30,13 @@ class AskRequest(BaseModel):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+
+class AskResponse(BaseModel):
+    """The `/ask` answer (non-streamed)."""
+
+    answer: str
+    tenant: str
+    model: str | None = None
+    backend: str | None = None
+    usage: dict | None = None

@@ -14,12 +14,14 @@ from flask import Flask, g
 from llm_common.errors import Refusal, register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
+from llm_common.openapi import openapi_blueprint
 from llm_common.request_metrics import instrument_requests
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.blueprints import chat, health
 from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.metering import Metering
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
+from llm_gateway.openapi import gateway_openapi
 from llm_gateway.routing import Router
 from llm_gateway.services import GatewayServices, build_backends
 from llm_gateway.tenant_discovery import TenantDiscovery
@@ -43,6 +45,7 @@ def create_app(config: GatewayConfig) -> Flask:
     app.register_blueprint(chat.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
+    app.register_blueprint(openapi_blueprint(gateway_openapi()))
     for backend in backends.values():
         backend.start_health_checks()
     if discovery is not None:

@@ -8,6 +8,7 @@
     tenantctl platform apply        the shared platform on a cluster (Terraform)
     tenantctl apply|destroy <name>  a tenant on a cluster (Terraform)
     tenantctl status <name>         a tenant's quota usage and objects on the cluster
+    tenantctl usage <name>          a tenant's usage and remaining budget (the usage ledger)
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from pathlib import Path
 import httpx
 from kubernetes.client.rest import ApiException
 
-from tenantctl import cluster, deploy, onboard, status
-from tenantctl.local import LocalPlatform, LocalSettings, TenantEndpoint, read_state
+from tenantctl import cluster, deploy, onboard, status, usage
+from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, read_state
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
 from tenantctl.terraform import TerraformError
 from tenantctl.toolchain import ToolchainError
 
-DEFAULT_RUN_DIR = Path(".run/local")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     onboard.register(commands)  # onboard <name>
     deploy.register(commands)  # apply|destroy <name>, platform apply|destroy
     status.register(commands)  # status <name>
+    usage.register(commands)  # usage <name>
     return parser
 
 

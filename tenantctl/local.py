@@ -21,6 +21,7 @@ from tenantctl.processes import ManagedProcess, port_is_free
 from tenantctl.spec import TenantSpec
 
 STATE_FILE = "state.json"
+DEFAULT_RUN_DIR = Path(".run/local")
 LEDGER_FILE = "ledger.sqlite3"
 Progress = Callable[[str], None]
 

@@ -1,5 +1,6 @@
-"""Fixtures that start real things: the local platform (embedded model server, gateway, tenant
-proxies) and a real Kubernetes control plane with the platform and both tenants applied by Terraform.
+"""Fixtures that start real things: the local platform (Redis, embedded model server, gateway, tenant
+proxies), Redis and PostgreSQL on their own, the zero-latency OpenAI stub, and a real Kubernetes
+control plane with the platform and both tenants applied by Terraform.
 
 Everything runs as real processes on free loopback ports, started through the
 same code `tenantctl up` and `tenantctl cluster up` use, and is stopped at the end
@@ -8,21 +9,25 @@ of the session (or of the test) even when tests fail.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from tenantctl import toolchain
+from tenantctl import launchers, toolchain
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
 from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, free_port, repository_copy,
-                           specs_on_free_ports)
+                           specs_on_free_ports, stub_backend)
 
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory) -> RunningPlatform:
     """The local platform exactly as `tenantctl up` runs it, on free ports."""
     settings = LocalSettings(run_dir=tmp_path_factory.mktemp("platform"), gateway_port=free_port(),
-                             model_port=free_port(), embedded_model=True, workers=2)
+                             model_port=free_port(), redis_port=free_port(), embedded_model=True, workers=2)
     local = LocalPlatform(specs_on_free_ports(), settings, environ={})
     try:
         local.start()
@@ -57,6 +62,44 @@ def process_group():
 
     yield start
     for process in reversed(started):
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    """A Redis of our own (Debian's redis-server), as `tenantctl up` starts it."""
+    process = launchers.redis_server(free_port(), tmp_path_factory.mktemp("redis"))
+    start_process(process, timeout=30)
+    try:
+        yield process.health_url
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A throwaway PostgreSQL cluster (initdb + postgres) on a free port, removed afterwards."""
+    base_dir = Path(tempfile.mkdtemp(prefix="llm-ledger-pg-"))
+    try:
+        process = launchers.postgres_server(free_port(), base_dir)
+        start_process(process, timeout=60)
+        try:
+            yield process.health_url
+        finally:
+            process.stop()
+    finally:
+        shutil.rmtree(base_dir, ignore_errors=True)
+        Path(f"{base_dir}-postgres.log").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def stub_url(tmp_path_factory) -> str:
+    """The zero-latency OpenAI-compatible stub of bench/ (a backend that answers instantly)."""
+    process = stub_backend(free_port(), tmp_path_factory.mktemp("stub"))
+    start_process(process, timeout=30)
+    try:
+        yield process.health_url.removesuffix("/health")
+    finally:
         process.stop()
 
 
