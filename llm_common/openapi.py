@@ -17,6 +17,13 @@ from pydantic.json_schema import models_json_schema
 from llm_common.schemas import ErrorResponse
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+# One server-sent event: `data: <JSON chunk>` (and a last `data: [DONE]`).
+SSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event; `data` is a JSON chunk, or `[DONE]` at the end",
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}},
+    "required": ["data"],
+}
 ERROR_STATUSES = {
     400: "Invalid request (the message names the field)",
     401: "Missing or unknown API key",
@@ -67,8 +74,7 @@ def _operation(op: Operation, ref: dict, bearer_auth: bool) -> dict:
     if op.response is not None:
         ok["content"]["application/json"] = {"schema": ref[op.response]}
     if op.streams:
-        ok["content"]["text/event-stream"] = {
-            "schema": {"type": "string", "description": "Server-sent events: `data: <json>` lines, then `data: [DONE]`"}}
+        ok["content"]["text/event-stream"] = {"schema": SSE_EVENT}
     responses = {"200": ok}
     error = {"application/json": {"schema": ref[ErrorResponse]}}
     for status in op.errors:
