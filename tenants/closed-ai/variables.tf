@@ -164,8 +164,8 @@ variable "guardrails" {
   }
   validation {
     condition = alltrue(concat(
-      [for rule in var.guardrails.refusal_rules : rule.regex == null || can(regex(coalesce(rule.regex, "x"), ""))],
-      [for pattern in var.guardrails.sensitive_patterns : can(regex(pattern.pattern, ""))],
+      [for rule in var.guardrails.refusal_rules : rule.regex == null || can(regexall(coalesce(rule.regex, "x"), ""))],
+      [for pattern in var.guardrails.sensitive_patterns : can(regexall(pattern.pattern, ""))],
     ))
     error_message = "guardrails: every pattern and regex must be a valid regular expression (RE2 and Python: no look-arounds, no back-references)."
   }
