@@ -65,13 +65,7 @@ resource "kubectl_manifest" "ledger_statefulset" {
         metadata = { labels = local.ledger_labels }
         spec = {
           automountServiceAccountToken = false
-          securityContext = {
-            runAsNonRoot   = true
-            runAsUser      = 999
-            runAsGroup     = 999
-            fsGroup        = 999
-            seccompProfile = { type = "RuntimeDefault" }
-          }
+          securityContext              = local.data_store_pod_security
           containers = [{
             name  = "postgres"
             image = var.ledger.postgres_image

@@ -8,6 +8,15 @@ locals {
   redis_selector = { "app.kubernetes.io/name" = local.redis_name }
   redis_labels   = merge(local.common_labels, local.redis_selector, { "app.kubernetes.io/component" = "rate-limits" })
   redis_url      = "redis://${local.redis_name}.${var.namespace}.svc.cluster.local:${local.redis_port}/0"
+
+  # Redis and PostgreSQL images both run as uid/gid 999.
+  data_store_pod_security = {
+    runAsNonRoot   = true
+    runAsUser      = 999
+    runAsGroup     = 999
+    fsGroup        = 999
+    seccompProfile = { type = "RuntimeDefault" }
+  }
 }
 
 resource "kubectl_manifest" "redis_deployment" {
@@ -23,12 +32,7 @@ resource "kubectl_manifest" "redis_deployment" {
         metadata = { labels = local.redis_labels }
         spec = {
           automountServiceAccountToken = false
-          securityContext = {
-            runAsNonRoot   = true
-            runAsUser      = 999
-            runAsGroup     = 999
-            seccompProfile = { type = "RuntimeDefault" }
-          }
+          securityContext              = local.data_store_pod_security
           containers = [{
             name  = "redis"
             image = var.redis.image
