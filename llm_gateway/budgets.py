@@ -37,7 +37,10 @@ class Month:
 def month_of(moment: datetime) -> Month:
     moment = moment.astimezone(timezone.utc)
     start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    next_start = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    if start.month == 12:
+        next_start = start.replace(year=start.year + 1, month=1)
+    else:
+        next_start = start.replace(month=start.month + 1)
     return Month(start.strftime("%Y-%m"), start, next_start)
 
 

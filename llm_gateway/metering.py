@@ -144,8 +144,8 @@ class Meter:
         tokens = dict(token_counts(usage))
         estimated = not tokens and (status == "ok" or self._content_chunks > 0)
         if estimated:
-            tokens = {"prompt": self.estimated_prompt_tokens,
-                      "completion": self._content_chunks if self.stream else estimate_text_tokens(completion_text or "")}
+            completion = self._content_chunks if self.stream else estimate_text_tokens(completion_text or "")
+            tokens = {"prompt": self.estimated_prompt_tokens, "completion": completion}
         cost = self.metering.prices.cost_usd(model, tokens) or 0.0
         self.metering.record(self.tenant, UsageRecord(
             request_id=self.request_id, tenant=self.tenant.name, model=model, backend=backend,

@@ -151,8 +151,8 @@ class LocalPlatform:
             wanted["embedded model"] = s.model_port
         taken = [f"{what} port {port}" for what, port in wanted.items() if not port_is_free(s.host, port)]
         if taken:
-            raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? "
-                            "choose other ports with --gateway-port, --model-port, --redis-port or the spec's local_port)")
+            raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? choose other ports "
+                            "with --gateway-port, --model-port, --redis-port or the spec's local_port)")
 
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings

@@ -44,7 +44,8 @@ def chat_completions():
     meter = services.metering.admit(tenant, payload)
     if chat.stream:
         started = time.perf_counter()
-        backend, stream = meter.call(lambda: services.router.open_chat_stream(tenant, meter.stream_payload(payload)))
+        upstream_payload = meter.stream_payload(payload)  # asks the backend for usage in the last chunk
+        backend, stream = meter.call(lambda: services.router.open_chat_stream(tenant, upstream_payload))
         services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
         return Response(_relay(stream, services.metrics, tenant.name, backend, started,
                                meter, _model(services, tenant, backend)),

@@ -10,7 +10,8 @@ import pytest
 
 from llm_gateway.limits import LimitsConfig, RateLimits, SharedCounters, rate_limit_checks, tokens_key, window
 from tenantctl import launchers
-from tests.helpers import away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value, tenant_route
+from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value,
+                           tenant_route)
 
 LIMITS = RateLimits(requests_per_minute=3, requests_per_hour=5, tokens_per_minute=100)
 
@@ -78,7 +79,8 @@ def test_over_the_limit_is_a_429_with_retry_after(process_group, tmp_path, stub_
     assert refused.json()["error"] == {"type": "rate_limit_error", "code": "rate_limit_requests_per_minute",
                                        "message": refused.json()["error"]["message"]}
     metrics = httpx.get(gateway + "/metrics").text
-    assert metric_value(metrics, "llm_gateway_refusals_total", tenant="t1", reason="rate_limit_requests_per_minute") == 2
+    refusals = metric_value(metrics, "llm_gateway_refusals_total", tenant="t1", reason="rate_limit_requests_per_minute")
+    assert refusals == 2
 
 
 def test_redis_down_fails_open_by_default_counted_and_logged(process_group, tmp_path, stub_url):
