@@ -4,7 +4,12 @@ cost counters in Redis, the remaining-budget metric).
 
     meter = services.metering.admit(tenant, payload)   # raises a 429 Refusal
     ... call the backend ...
-    meter.finish(backend, model, usage)                # before the answer's last byte is sent
+    meter.finish(backend, model, usage)                # the ledger row, before the answer's last byte
+    meter.update_counters()                            # Redis totals, once the answer is sent
+
+The ledger row is the record and is written before the answer completes (durability); the
+Redis totals are derived from it (reloaded from the ledger when missing) and are updated
+right after the answer is sent, which keeps their round trip off the caller's latency.
 
 With no `limits` in the gateway config nothing is enforced; with no `ledger` nothing is
 recorded: each part works without the other.
@@ -83,17 +88,19 @@ class Metering:
             raise limits.refusal(refused)
 
     def record(self, tenant: TenantRoute, record: UsageRecord) -> None:
-        """Write the ledger row (durably), then add the tokens and cost to the shared counters."""
-        if self.ledger is not None:
-            try:
-                self.ledger.record(record)
-            except Exception:  # the answer is already produced: keep serving, but loudly
-                self.metrics.ledger_errors.labels(tenant=tenant.name).inc()
-                log.exception("usage record %s of tenant %s could not be written", record.request_id, tenant.name)
-        if self.counters is not None and record.total_tokens:
-            self._add_to_counters(tenant, record)
+        """Write the ledger row; returns once it is committed."""
+        if self.ledger is None:
+            return
+        try:
+            self.ledger.record(record)
+        except Exception:  # the answer is already produced: keep serving, but loudly
+            self.metrics.ledger_errors.labels(tenant=tenant.name).inc()
+            log.exception("usage record %s of tenant %s could not be written", record.request_id, tenant.name)
 
-    def _add_to_counters(self, tenant: TenantRoute, record: UsageRecord) -> None:
+    def add_to_counters(self, tenant: TenantRoute, record: UsageRecord) -> None:
+        """Add a finished request's tokens and cost to the shared counters (tokens per minute, budgets)."""
+        if self.counters is None or not record.total_tokens:
+            return
         now = self._clock()
         month = budgets.month_of(datetime.fromtimestamp(now, timezone.utc))
         budget = budget_of(tenant)
@@ -132,6 +139,7 @@ class Meter:
     _content_chunks: int = 0
     _usage: dict | None = None
     _finished: bool = False
+    _record: UsageRecord | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def finish(self, backend: str, model: str, usage: object, status: str = "ok",
@@ -147,11 +155,19 @@ class Meter:
             completion = self._content_chunks if self.stream else estimate_text_tokens(completion_text or "")
             tokens = {"prompt": self.estimated_prompt_tokens, "completion": completion}
         cost = self.metering.prices.cost_usd(model, tokens) or 0.0
-        self.metering.record(self.tenant, UsageRecord(
+        self._record = UsageRecord(
             request_id=self.request_id, tenant=self.tenant.name, model=model, backend=backend,
             prompt_tokens=tokens.get("prompt", 0), completion_tokens=tokens.get("completion", 0), cost_usd=cost,
             latency_ms=round((time.perf_counter() - self.started) * 1000, 3), status=status, stream=self.stream,
-            usage_estimated=estimated))
+            usage_estimated=estimated)
+        self.metering.record(self.tenant, self._record)
+
+    def update_counters(self) -> None:
+        """Once the answer is sent: add the recorded tokens and cost to the shared counters (once)."""
+        with self._lock:
+            record, self._record = self._record, None
+        if record is not None:
+            self.metering.add_to_counters(self.tenant, record)
 
     def call(self, action: Callable[[], T]) -> T:
         """Run the backend call; a failure (no backend answered) is recorded, then raised."""

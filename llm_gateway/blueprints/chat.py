@@ -55,8 +55,10 @@ def chat_completions():
     services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
     services.metrics.count_usage(tenant.name, backend, _usage_of(reply.content))
     meter.finish_completion(backend, _model(services, tenant, backend), reply.content)
-    return Response(reply.content, mimetype="application/json",
-                    headers={BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
+    response = Response(reply.content, mimetype="application/json",
+                        headers={BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
+    response.call_on_close(meter.update_counters)
+    return response
 
 
 def _model(services: GatewayServices, tenant: TenantRoute, backend: str) -> str:
@@ -77,7 +79,8 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
 
     Runs after the request context is gone, so it is handed what it needs;
     `started` is when the request began, for time-to-first-token. The usage record is
-    written before the final `[DONE]` (or when the stream breaks or the caller leaves).
+    written before the final `[DONE]` (or when the stream breaks or the caller leaves),
+    the shared counters updated after it.
     """
     first = True
     status = "client_closed"
@@ -104,6 +107,7 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
     finally:
         meter.finish_stream(backend, model, status)  # no-op when recorded above
         stream.close()
+        meter.update_counters()
 
 
 @blueprint.post("/v1/embeddings")
