@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import redis as redis_client
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -130,6 +131,18 @@ def in_process(redis_url: str, ledger_url: str, iterations: int) -> dict:
             "iterations": iterations}
 
 
+def redis_ping(url: str, iterations: int) -> dict:
+    client = redis_client.Redis.from_url(url)
+    timings = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        client.ping()
+        timings.append(time.perf_counter() - started)
+    client.close()
+    return {"p50_ms": percentile(timings, 0.5) * 1000, "p99_ms": percentile(timings, 0.99) * 1000,
+            "iterations": iterations}
+
+
 def added(rows: list[dict]) -> list[dict]:
     keyed = {(r["mode"], r["concurrency"], r["path"]): r for r in rows}
     table = []
@@ -192,6 +205,7 @@ def main() -> None:
         rows = run_paths(gateways, args.requests, args.rounds)
         alone = {name: in_process(redis, ledger, args.iterations)
                  for name, (redis, ledger) in ledgers.items() if redis}
+        alone["redis PING alone (the floor of one round trip)"] = redis_ping(redis_url, args.iterations)
     finally:
         for process in reversed(processes):
             process.stop()
