@@ -167,10 +167,6 @@ class SharedCounters:
         """Set a counter unless another worker already did (SET NX)."""
         self._call(lambda: self.redis.set(key, value, ex=ttl, nx=True))
 
-    def get(self, key: str) -> int | None:
-        value = self._call(lambda: self.redis.get(key))
-        return None if value is None else int(value)
-
     def _call(self, action: Callable):
         if self._clock() < self._skip_until:
             raise LimiterUnavailable("skipped: Redis failed moments ago")
