@@ -25,12 +25,13 @@ from llm_common.request_metrics import instrument_requests
 def create_app(config: ProxyConfig) -> Flask:
     app = Flask(__name__)
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
-    metrics = ProxyMetrics(registry)
+    metrics = ProxyMetrics(registry, config.tenant)
     gateway = GatewayClient(config.gateway_url, config.gateway_key,
                             connect_timeout=config.connect_timeout_seconds,
-                            read_timeout=config.read_timeout_seconds)
+                            read_timeout=config.read_timeout_seconds,
+                            on_failure=metrics.count_gateway_error)
     app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway)
-    register_error_handlers(app)
+    register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(refusal.reason))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)
     app.register_blueprint(ask.blueprint)
