@@ -6,12 +6,13 @@ Run under gunicorn with the application factory:
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Mapping
 
 from flask import Flask, g
 
-from llm_common.errors import register_error_handlers
+from llm_common.errors import Refusal, register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
 from llm_common.request_metrics import instrument_requests
@@ -19,19 +20,26 @@ from llm_gateway.auth import TenantDirectory
 from llm_gateway.blueprints import chat, health
 from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
+from llm_gateway.pricing import PriceTable
 from llm_gateway.routing import Router
 from llm_gateway.services import GatewayServices, build_backends
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: GatewayConfig) -> Flask:
     app = Flask(__name__)
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
-    metrics = GatewayMetrics(registry)
+    prices = PriceTable(config.prices)
+    metrics = GatewayMetrics(registry, prices)
+    metrics.publish_tenants(config.tenants)
     backends = build_backends(config, metrics)
+    router = Router(backends, metrics)
+    _warn_about_unpriced_models(config, router, prices)
     services = GatewayServices(config=config, metrics=metrics, tenants=TenantDirectory(config.tenants),
-                               router=Router(backends, metrics))
+                               router=router)
     app.extensions["llm_gateway"] = services
-    register_error_handlers(app)
+    register_error_handlers(app, on_refusal=lambda refusal: _count_refusal(metrics, refusal))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=_tenant_label)
     app.register_blueprint(chat.blueprint)
@@ -45,6 +53,19 @@ def create_app(config: GatewayConfig) -> Flask:
 def _tenant_label() -> str:
     tenant = g.get("tenant")
     return tenant.name if tenant is not None else UNAUTHENTICATED
+
+
+def _count_refusal(metrics: GatewayMetrics, refusal: Refusal) -> None:
+    metrics.refusals.labels(tenant=_tenant_label(), reason=refusal.reason).inc()
+
+
+def _warn_about_unpriced_models(config: GatewayConfig, router: Router, prices: PriceTable) -> None:
+    for tenant in config.tenants:
+        for backend in router.backends.values():
+            model = router.model_for(tenant, backend.name)
+            if not prices.has(model):
+                log.warning("no price for model %s (tenant %s, backend %s): its cost is not counted; "
+                            "add it to the gateway config's 'prices'", model, tenant.name, backend.name)
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Flask:

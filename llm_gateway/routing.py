@@ -35,15 +35,16 @@ class Router:
         return sorted(configured, key=lambda backend: not backend.is_available())
 
     @staticmethod
-    def model_for(tenant: TenantRoute, backend: BackendPool) -> str:
-        return tenant.openai_model if backend.name == "openai" else tenant.model
+    def model_for(tenant: TenantRoute, backend: str) -> str:
+        """The tenant's configured model on `backend` (by name)."""
+        return tenant.openai_model if backend == "openai" else tenant.model
 
     def _with_failover(self, tenant: TenantRoute, payload: dict,
                        call: Callable[[BackendPool, dict], T]) -> tuple[str, T]:
         failures: list[UpstreamUnavailable] = []
         for backend in self.candidates(tenant):
             try:
-                return backend.name, call(backend, {**payload, "model": self.model_for(tenant, backend)})
+                return backend.name, call(backend, {**payload, "model": self.model_for(tenant, backend.name)})
             except UpstreamUnavailable as error:
                 log.warning("tenant %s: backend %s failed: %s", tenant.name, backend.name, error)
                 failures.append(error)
