@@ -50,7 +50,8 @@ class RunningPlatform:
     def __init__(self, platform: LocalPlatform):
         self.platform = platform
         self.gateway_url = platform.gateway_url
-        self.model_url = f"http://{platform.settings.host}:{platform.settings.model_port}"
+        self.model_url = platform.model_url
+        self.prometheus_url = platform.prometheus_url
         self.tenant_urls = {endpoint.name: endpoint.url for endpoint in platform.endpoints}
         self.keys = platform.keys
 
@@ -58,3 +59,11 @@ class RunningPlatform:
         return httpx.post(self.tenant_urls[tenant] + "/ask", json=body, timeout=timeout)
 
 
+
+
+def prometheus_query(prometheus_url: str, expr: str, at: float | None = None) -> list[dict]:
+    """An instant query through Prometheus's HTTP API; its result vector (fails on a query error)."""
+    params = {"query": expr} if at is None else {"query": expr, "time": at}
+    document = httpx.get(prometheus_url + "/api/v1/query", params=params, timeout=30).json()
+    assert document["status"] == "success", f"{expr}: {document}"
+    return document["data"]["result"]
