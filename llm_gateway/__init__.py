@@ -18,11 +18,12 @@ from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
 from llm_common.request_metrics import instrument_requests
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.blueprints import chat, health
-from llm_gateway.config import GatewayConfig, load_gateway_config
+from llm_gateway.config import GatewayConfig, TenantRoute, load_gateway_config
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
 from llm_gateway.pricing import PriceTable
 from llm_gateway.routing import Router
 from llm_gateway.services import GatewayServices, build_backends
+from llm_gateway.tenant_discovery import TenantDiscovery
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,13 @@ def create_app(config: GatewayConfig) -> Flask:
     metrics.publish_tenants(config.tenants)
     backends = build_backends(config, metrics)
     router = Router(backends, metrics)
-    _warn_about_unpriced_models(config, router, prices)
-    services = GatewayServices(config=config, metrics=metrics, tenants=TenantDirectory(config.tenants),
-                               router=router)
+    _warn_about_unpriced_models(config.tenants, router, prices)
+    tenants = TenantDirectory(config.tenants)
+    discovery = None
+    if config.tenant_discovery is not None:
+        discovery = TenantDiscovery(config.tenant_discovery, tenants, config.tenants,
+                                    on_refresh=metrics.publish_tenants)
+    services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=router, discovery=discovery)
     app.extensions["llm_gateway"] = services
     register_error_handlers(app, on_refusal=lambda refusal: _count_refusal(metrics, refusal))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
@@ -47,6 +52,8 @@ def create_app(config: GatewayConfig) -> Flask:
     app.register_blueprint(metrics_blueprint(registry))
     for backend in backends.values():
         backend.start_health_checks()
+    if discovery is not None:
+        discovery.start()
     return app
 
 
@@ -59,8 +66,8 @@ def _count_refusal(metrics: GatewayMetrics, refusal: Refusal) -> None:
     metrics.refusals.labels(tenant=_tenant_label(), reason=refusal.reason).inc()
 
 
-def _warn_about_unpriced_models(config: GatewayConfig, router: Router, prices: PriceTable) -> None:
-    for tenant in config.tenants:
+def _warn_about_unpriced_models(tenants: list[TenantRoute], router: Router, prices: PriceTable) -> None:
+    for tenant in tenants:
         for backend in router.backends.values():
             model = router.model_for(tenant, backend.name)
             if not prices.has(model):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, SdkClient
 from llm_gateway.config import GatewayConfig, OpenAIConfig, PoolConfig
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.routing import Router
+
+if TYPE_CHECKING:
+    from llm_gateway.tenant_discovery import TenantDiscovery
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,7 @@ class GatewayServices:
     metrics: GatewayMetrics
     tenants: TenantDirectory
     router: Router
+    discovery: "TenantDiscovery | None" = None
 
 
 def build_backends(config: GatewayConfig, metrics: GatewayMetrics) -> dict[str, BackendPool]:

@@ -6,6 +6,10 @@
     tenantctl dashboards [--check]  regenerate the Grafana dashboards (dashboards/generated/)
     tenantctl report <tenant>       a tenant's dashboard panels as a PNG, from Prometheus
     tenantctl cluster up|down       a local Kubernetes control plane (etcd, apiserver, controllers)
+    tenantctl onboard <name> ...    create tenants/<name>/ from tenant-template/
+    tenantctl platform apply        the shared platform on a cluster (Terraform)
+    tenantctl apply|destroy <name>  a tenant on a cluster (Terraform)
+    tenantctl status <name>         a tenant's quota usage and objects on the cluster
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import threading
 from pathlib import Path
 
 import httpx
+from kubernetes.client.rest import ApiException
 
-from tenantctl import cluster, observability
+from tenantctl import cluster, deploy, observability, onboard, status
 from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, read_state
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
+from tenantctl.terraform import TerraformError
+from tenantctl.toolchain import ToolchainError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (SpecError, ProcessFailed, RuntimeError) as error:
+    except (SpecError, ProcessFailed, TerraformError, ToolchainError, RuntimeError) as error:
         print(f"tenantctl: {error}", file=sys.stderr)
+        return 1
+    except ApiException as error:
+        print(f"tenantctl: Kubernetes API error {error.status}: {error.reason}", file=sys.stderr)
         return 1
 
 
@@ -68,8 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="validate every tenant spec")
     validate.set_defaults(handler=command_validate)
-    cluster.register(commands)  # `tenantctl cluster up|down|status`, in its own module
-    observability.register(commands)  # `tenantctl dashboards` and `tenantctl report`
+    # Commands with their own module:
+    cluster.register(commands)  # cluster up|down|status
+    onboard.register(commands)  # onboard <name>
+    deploy.register(commands)  # apply|destroy <name>, platform apply|destroy
+    status.register(commands)  # status <name>
+    observability.register(commands)  # dashboards, report <tenant>
     return parser
 
 

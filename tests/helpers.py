@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import shutil
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from kubernetes import client, config
 
+from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
 from tenantctl.processes import free_port
 from tenantctl.spec import TenantSpec, discover_tenant_specs
+from tenantctl.terraform import Terraform
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANTS_DIR = REPO_ROOT / "tenants"
@@ -30,6 +38,17 @@ def processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    """Poll until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def metric_value(metrics_text: str, name: str, **labels: str) -> float:
     """Sum of the samples of `name` whose labels include `labels` (0 when absent)."""
     total = 0.0
@@ -42,8 +61,13 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
     return total
 
 
+# The test platforms give the example tenants a monthly budget, as `monthly_budget_usd` in a spec would.
+TEST_BUDGETS_USD = {"acme-corp": 50.0, "closed-ai": 20.0}
+
+
 def specs_on_free_ports() -> list[TenantSpec]:
-    return [spec.model_copy(update={"local_port": free_port()}) for spec in discover_tenant_specs(TENANTS_DIR)]
+    return [spec.model_copy(update={"local_port": free_port(), "monthly_budget_usd": TEST_BUDGETS_USD[spec.name]})
+            for spec in discover_tenant_specs(TENANTS_DIR)]
 
 
 class RunningPlatform:
@@ -59,11 +83,86 @@ class RunningPlatform:
         return httpx.post(self.tenant_urls[tenant] + "/ask", json=body, timeout=timeout)
 
 
-
-
 def prometheus_query(prometheus_url: str, expr: str, at: float | None = None) -> list[dict]:
     """An instant query through Prometheus's HTTP API; its result vector (fails on a query error)."""
     params = {"query": expr} if at is None else {"query": expr, "time": at}
     document = httpx.get(prometheus_url + "/api/v1/query", params=params, timeout=30).json()
     assert document["status"] == "success", f"{expr}: {document}"
     return document["data"]["result"]
+
+
+# -- Kubernetes and Terraform ---------------------------------------------------------------------
+
+# What a tenant root needs beside itself: it refers to ../../shared-infrastructure and ../../dashboards.
+REPOSITORY_PARTS = ("tenant-template", "tenants", "shared-infrastructure", "dashboards")
+_NOT_COPIED = shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl", "__pycache__")
+
+
+def repository_copy(target: Path) -> Path:
+    """The Terraform-relevant part of the repository, copied to `target` (returned)."""
+    for part in REPOSITORY_PARTS:
+        shutil.copytree(REPO_ROOT / part, target / part, ignore=_NOT_COPIED)
+    return target
+
+
+@dataclass
+class ControlPlane:
+    plane: LocalControlPlane
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.plane.kubeconfig
+
+    @property
+    def api_url(self) -> str:
+        return self.plane.api_url
+
+    def api_client(self, impersonate: str | None = None, group: str | None = None) -> client.ApiClient:
+        """A kubernetes ApiClient as the admin, or impersonating `impersonate` (and one `group`)."""
+        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        if impersonate:
+            api.set_default_header("Impersonate-User", impersonate)
+        if group:
+            api.set_default_header("Impersonate-Group", group)
+        return api
+
+
+@dataclass
+class ClusterPlatform:
+    """The platform and tenants applied with Terraform to the test control plane."""
+
+    control_plane: ControlPlane
+    repo: Path
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def tenants_dir(self) -> Path:
+        return self.repo / "tenants"
+
+    @property
+    def platform_dir(self) -> Path:
+        return self.repo / "shared-infrastructure" / "platform"
+
+    def variables(self) -> dict[str, Any]:
+        return {"kubeconfig_path": str(self.control_plane.kubeconfig), "wait_for_rollout": False}
+
+    def terraform(self, root: Path) -> Terraform:
+        return Terraform(root, variables=self.variables())
+
+    def apply_platform(self) -> None:
+        self._apply("platform", self.platform_dir)
+
+    def apply_tenant(self, name: str) -> None:
+        self._apply(name, self.tenants_dir / name)
+
+    def _apply(self, name: str, root: Path) -> None:
+        terraform = self.terraform(root)
+        terraform.init()
+        terraform.apply()
+        self.outputs[name] = terraform.output()
+
+    def gateway_key(self, tenant: str) -> str:
+        """The tenant's gateway key, read (as the cluster admin) from the Secret Terraform generated."""
+        core = client.CoreV1Api(self.control_plane.api_client())
+        secret = core.read_namespaced_secret("tenant-proxy-gateway-key", tenant)
+        return base64.b64decode(secret.data["key"]).decode()

@@ -12,11 +12,9 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
-
 import httpx
 
-from tests.helpers import RunningPlatform, prometheus_query
+from tests.helpers import RunningPlatform, prometheus_query, wait_for
 
 PAUSE = 1.5  # seconds; the observed platform scrapes every second
 QUESTION = {"question": "Say hello.", "max_tokens": 4, "temperature": 0}
@@ -51,7 +49,7 @@ class ObservedPlatform:
 
 def send_traffic(running: RunningPlatform) -> ObservedPlatform:
     observed = ObservedPlatform(running, running.prometheus_url, started_at=time.time())
-    _wait_until(lambda: _targets_up(observed) >= 2 + len(observed.tenants), "Prometheus scraping every service")
+    wait_for(lambda: _targets_up(observed) >= 2 + len(observed.tenants), 30, "Prometheus scraping every service")
     for _ in range(2):
         for tenant in observed.tenants:
             _healthy_round(observed, tenant)
@@ -61,7 +59,7 @@ def send_traffic(running: RunningPlatform) -> ObservedPlatform:
         _ask(observed, tenant, {200})
         _ask(observed, tenant, {200}, stream=True)
     time.sleep(PAUSE)
-    _wait_until(lambda: _counted_by_prometheus(observed) == observed.sent, "Prometheus has every request")
+    wait_for(lambda: _counted_by_prometheus(observed) == observed.sent, 30, "Prometheus to have every request")
     observed.finished_at = time.time()
     return observed
 
@@ -84,11 +82,11 @@ def _outage(observed: ObservedPlatform) -> None:
         for tenant in observed.tenants:
             _ask(observed, tenant, {503})
         time.sleep(PAUSE)
-    _wait_until(lambda: _backend_down_alerts(observed), "the LLMGatewayBackendDown alert", timeout=60)
-    observed.alerts_during_outage = _backend_down_alerts(observed)
+    observed.alerts_during_outage = wait_for(lambda: _backend_down_alerts(observed), 60,
+                                             "the LLMGatewayBackendDown alert")
     model_server.start()
     model_server.wait_healthy(180)
-    _wait_until(lambda: _vllm_up(observed), "the vllm pool member back up", timeout=60)
+    wait_for(lambda: _vllm_up(observed), 60, "the vllm pool member back up")
 
 
 def _ask(observed: ObservedPlatform, tenant: str, statuses: set[int], stream: bool = False) -> None:
@@ -122,11 +120,3 @@ def _vllm_up(observed: ObservedPlatform) -> bool:
     results = prometheus_query(observed.prometheus_url, 'min(llm_gateway_pool_member_up{backend="vllm"})')
     return bool(results) and float(results[0]["value"][1]) == 1
 
-
-def _wait_until(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -13,6 +13,7 @@ import yaml
 
 from dashboards import ALERT_RULES_FILE, GENERATED_DIR
 from dashboards.reading import dashboard_panels, for_prometheus
+from tests.helpers import TEST_BUDGETS_USD
 
 DASHBOARD_FILES = ["platform-overview.json", "tenants-comparison.json", "tenant-acme-corp.json",
                    "tenant-closed-ai.json"]
@@ -81,7 +82,7 @@ def test_panels_show_the_outage_cost_and_tokens(observed_platform):
     cost = value_by(observed_platform.query("sum by (tenant) (llm_gateway_cost_usd_total)"), "tenant")
     assert set(cost) == set(observed_platform.tenants) and all(value > 0 for value in cost.values())
     budget = value_by(observed_platform.query("max by (tenant) (llm_gateway_tenant_monthly_budget_usd)"), "tenant")
-    assert budget == {"acme-corp": 50.0, "closed-ai": 20.0}  # from the tenant specs
+    assert budget == TEST_BUDGETS_USD  # from the tenant specs
     served = observed_platform.query("sum(model_server_requests_total)")
     assert float(served[0]["value"][1]) > 0
 

@@ -109,7 +109,7 @@ def test_metrics_exposition(platform, gateway):
     assert "llm_gateway_request_duration_seconds_bucket" in text
     assert metric_value(text, "llm_gateway_cost_usd_total", tenant="acme-corp", backend="vllm",
                         model="smollm2-135m-instruct") > 0
-    assert metric_value(text, "llm_gateway_tenant_monthly_budget_usd", tenant="acme-corp") == 50  # from the spec
+    assert metric_value(text, "llm_gateway_tenant_monthly_budget_usd", tenant="acme-corp") == 50  # the test spec's
     assert 'llm_gateway_upstream_errors_total{backend="vllm",reason="connect"} 0.0' in text  # created at zero
 
 
