@@ -19,7 +19,7 @@ from app.services import ProxyServices
 from llm_common.errors import register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
-from llm_common.request_metrics import instrument_requests
+from llm_common.request_metrics import counted_routes, create_series, instrument_requests
 
 
 def create_app(config: ProxyConfig) -> Flask:
@@ -38,6 +38,7 @@ def create_app(config: ProxyConfig) -> Flask:
     app.register_blueprint(openai_compat.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
+    create_series(metrics.requests, metrics.request_duration, counted_routes(app), config.tenant)
     return app
 
 

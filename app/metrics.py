@@ -6,10 +6,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from llm_common.metrics_registry import LATENCY_BUCKETS, MetricsRegistry
 from llm_common.openai_client import FAILURE_REASONS
-from llm_common.usage import token_counts
+from llm_common.usage import TOKEN_KINDS, token_counts
 
-# Why the proxy refuses a request (the `reason` label and the error `code`). Created at zero
-# for the tenant at start, so a first refusal shows in rate() and the dashboard is never empty.
+# Why the proxy refuses a request (the `reason` label and the error `code`).
 REFUSAL_REASONS = ("system_prompt_locked", "question_too_long", "history_too_long")
 
 
@@ -39,10 +38,17 @@ class ProxyMetrics:
             "tenant_proxy_gateway_errors_total",
             "Calls to the gateway that failed (unreachable, 5xx, broken stream), by reason.",
             ["tenant", "reason"], registry=r)
+        self._create_series()
+
+    def _create_series(self) -> None:
+        """The tenant's series at zero, so its first tokens, refusals or errors show in rate()."""
+        self.time_to_first_token.labels(tenant=self.tenant)
+        for kind in TOKEN_KINDS:
+            self.tokens.labels(tenant=self.tenant, kind=kind)
         for reason in REFUSAL_REASONS:
-            self.refusals.labels(tenant=tenant, reason=reason)
+            self.refusals.labels(tenant=self.tenant, reason=reason)
         for reason in FAILURE_REASONS:
-            self.gateway_errors.labels(tenant=tenant, reason=reason)
+            self.gateway_errors.labels(tenant=self.tenant, reason=reason)
 
     def count_usage(self, usage: dict | None) -> None:
         """Add a completion's reported `usage` to the token counters (absent usage adds nothing)."""

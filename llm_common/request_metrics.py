@@ -7,6 +7,9 @@ and pull its latency percentiles down.
 The gateway learns a request's tenant only after authenticating it, so its in-flight
 gauge starts under `unauthenticated` and moves to the tenant when `tenant_identified()`
 is called.
+
+`create_series` makes each tenant's series exist at zero from the start: rate() ignores
+a series' first sample, so without it a tenant's first requests would never show.
 """
 
 from __future__ import annotations
@@ -59,3 +62,16 @@ def tenant_identified() -> None:
     g.metrics_in_flight.dec()
     g.metrics_in_flight = in_flight.labels(route=g.metrics_route, tenant=tenant_label())
     g.metrics_in_flight.inc()
+
+
+def counted_routes(app: Flask) -> list[str]:
+    """The routes whose requests are counted (every route but the operational ones)."""
+    return sorted({rule.rule for rule in app.url_map.iter_rules()
+                   if rule.rule not in OPERATIONAL_ROUTES and rule.endpoint != "static"})
+
+
+def create_series(requests: Counter, duration: Histogram, routes: list[str], tenant: str) -> None:
+    """A tenant's answered-request count and duration histogram per route, at zero."""
+    for route in routes:
+        requests.labels(route=route, tenant=tenant, status="200")
+        duration.labels(route=route, tenant=tenant)

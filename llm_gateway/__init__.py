@@ -15,7 +15,7 @@ from flask import Flask, g
 from llm_common.errors import Refusal, register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
-from llm_common.request_metrics import instrument_requests
+from llm_common.request_metrics import counted_routes, create_series, instrument_requests
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.blueprints import chat, health
 from llm_gateway.config import GatewayConfig, TenantRoute, load_gateway_config
@@ -33,7 +33,6 @@ def create_app(config: GatewayConfig) -> Flask:
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
     prices = PriceTable(config.prices)
     metrics = GatewayMetrics(registry, prices)
-    metrics.publish_tenants(config.tenants)
     backends = build_backends(config, metrics)
     router = Router(backends, metrics)
     _warn_about_unpriced_models(config.tenants, router, prices)
@@ -41,7 +40,7 @@ def create_app(config: GatewayConfig) -> Flask:
     discovery = None
     if config.tenant_discovery is not None:
         discovery = TenantDiscovery(config.tenant_discovery, tenants, config.tenants,
-                                    on_refresh=metrics.publish_tenants)
+                                    on_refresh=lambda known: _publish_tenants(app, metrics, router, known))
     services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=router, discovery=discovery)
     app.extensions["llm_gateway"] = services
     register_error_handlers(app, on_refusal=lambda refusal: _count_refusal(metrics, refusal))
@@ -50,6 +49,7 @@ def create_app(config: GatewayConfig) -> Flask:
     app.register_blueprint(chat.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
+    _publish_tenants(app, metrics, router, config.tenants)
     for backend in backends.values():
         backend.start_health_checks()
     if discovery is not None:
@@ -66,13 +66,21 @@ def _count_refusal(metrics: GatewayMetrics, refusal: Refusal) -> None:
     metrics.refusals.labels(tenant=_tenant_label(), reason=refusal.reason).inc()
 
 
+def _publish_tenants(app: Flask, metrics: GatewayMetrics, router: Router, tenants: list[TenantRoute]) -> None:
+    """Budgets and zero series of the tenants the gateway knows (at start, and as discovery finds them)."""
+    routes = counted_routes(app)
+    for tenant in tenants:
+        metrics.publish_tenant(tenant, {name: router.model_for(tenant, name) for name in router.configured_for(tenant)})
+        create_series(metrics.requests, metrics.request_duration, routes, tenant.name)
+
+
 def _warn_about_unpriced_models(tenants: list[TenantRoute], router: Router, prices: PriceTable) -> None:
     for tenant in tenants:
-        for backend in router.backends.values():
-            model = router.model_for(tenant, backend.name)
+        for backend in router.configured_for(tenant):
+            model = router.model_for(tenant, backend)
             if not prices.has(model):
                 log.warning("no price for model %s (tenant %s, backend %s): its cost is not counted; "
-                            "add it to the gateway config's 'prices'", model, tenant.name, backend.name)
+                            "add it to the gateway config's 'prices'", model, tenant.name, backend)
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Flask:

@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from llm_common.metrics_registry import LATENCY_BUCKETS, MetricsRegistry
 from llm_common.openai_client import FAILURE_REASONS
-from llm_common.usage import token_counts
+from llm_common.usage import TOKEN_KINDS, token_counts
 from llm_gateway.config import TenantRoute
 from llm_gateway.pricing import PriceTable
 
@@ -59,11 +59,17 @@ class GatewayMetrics:
             "Time until a member answered (streams: until the stream opened).",
             ["backend", "member"], buckets=LATENCY_BUCKETS, registry=r)
 
-    def publish_tenants(self, tenants: list[TenantRoute]) -> None:
-        """Export each tenant's budget (for the budget alert)."""
-        for tenant in tenants:
-            if tenant.monthly_budget_usd is not None:
-                self.monthly_budget.labels(tenant=tenant.name).set(tenant.monthly_budget_usd)
+    def publish_tenant(self, tenant: TenantRoute, models: dict[str, str]) -> None:
+        """Export the tenant's budget, and create its series at zero for each backend it may use
+        (`models`: backend -> model), so that its first requests show in rate()."""
+        if tenant.monthly_budget_usd is not None:
+            self.monthly_budget.labels(tenant=tenant.name).set(tenant.monthly_budget_usd)
+        for backend, model in models.items():
+            self.backend_requests.labels(tenant=tenant.name, backend=backend)
+            self.time_to_first_token.labels(tenant=tenant.name, backend=backend)
+            self.cost.labels(tenant=tenant.name, backend=backend, model=model)
+            for kind in TOKEN_KINDS:
+                self.tokens.labels(tenant=tenant.name, backend=backend, kind=kind)
 
     def publish_backend(self, backend: str) -> None:
         """Create the backend's error series at zero, so its first failure shows in rate()."""

@@ -26,9 +26,13 @@ class Router:
         self.backends = backends
         self._metrics = metrics
 
+    def configured_for(self, tenant: TenantRoute) -> list[str]:
+        """The names of the backends this gateway has for the tenant, in preference order."""
+        return [name for name in PREFERENCE_ORDER[tenant.backend] if name in self.backends]
+
     def candidates(self, tenant: TenantRoute) -> list[BackendPool]:
         """Configured backends in preference order, currently usable ones first."""
-        configured = [self.backends[name] for name in PREFERENCE_ORDER[tenant.backend] if name in self.backends]
+        configured = [self.backends[name] for name in self.configured_for(tenant)]
         if not configured:
             raise ApiError(503, f"backend '{tenant.backend}' of tenant '{tenant.name}' is not configured "
                                 "on this gateway", code="backend_not_configured")

@@ -36,6 +36,10 @@ class ModelServerMetrics:
         self.in_flight = Gauge(
             "model_server_in_flight_requests", "Requests being generated or waiting for the model.",
             ["route"], registry=registry)
+        for route in COUNTED_ROUTES:  # at zero, so the first requests show in rate()
+            self.requests.labels(route=route, status="200")
+            self.duration.labels(route=route)
+            self.in_flight.labels(route=route)
 
 
 class RequestMetricsMiddleware:
