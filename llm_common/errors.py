@@ -7,7 +7,6 @@ Both services raise `ApiError` for anything the caller should see and install
 from __future__ import annotations
 
 import logging
-
 from typing import Callable
 
 from flask import Flask, jsonify

@@ -129,26 +129,18 @@ def test_cost_follows_the_price_table(platform, gateway):
 
 
 def test_in_flight_requests_are_labelled_by_tenant(platform, gateway):
-    body = {"messages": [{"role": "user", "content": "Write a long story."}], "stream": True, "max_tokens": 64}
+    """While acme-corp's stream is open, the gateway counts it under acme-corp (not 'unauthenticated')."""
+    body = {"messages": [{"role": "user", "content": "Count from 1 to 300, one number per line."}],
+            "stream": True, "max_tokens": 256}
+    seen = []
     with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=120,
-                      headers=auth(platform, "closed-ai")) as response:
-        next(line for line in response.iter_lines() if line.startswith("data: "))
-        text = httpx.get(gateway + "/metrics").text
-        assert metric_value(text, "llm_gateway_in_flight_requests", route="/v1/chat/completions",
-                            tenant="closed-ai") == 1
-        assert metric_value(text, "llm_gateway_in_flight_requests", tenant="unauthenticated") == 0
-
-
-def test_embeddings_pass_through_to_the_pool(platform, gateway):
-    response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "acme-corp"), timeout=60,
-                          json={"model": "whatever", "input": "hello world"})
-    assert response.status_code == 200, response.text
-    assert response.headers["X-LLM-Backend"] == "vllm"
-    assert response.json()["data"][0]["embedding"]
-
-
-@pytest.mark.parametrize("body", [{"model": "x"}, {"input": 5}, {"input": [{"a": 1}]}])
-def test_embeddings_bad_input(platform, gateway, body):
-    response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "acme-corp"), json=body, timeout=30)
-    assert response.status_code == 400
-    assert response.json()["error"]["type"] == "invalid_request_error"
+                      headers=auth(platform, "acme-corp")) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            text = httpx.get(gateway + "/metrics").text
+            seen.append((metric_value(text, "llm_gateway_in_flight_requests", tenant="acme-corp"),
+                         metric_value(text, "llm_gateway_in_flight_requests", tenant="unauthenticated")))
+            if seen[-1][0] == 1:
+                break
+    assert seen and seen[-1] == (1, 0), seen
