@@ -115,7 +115,7 @@ def prometheus(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     argv = [
         binary, f"--config.file={config_path}", f"--storage.tsdb.path={run_dir / 'prometheus-data'}",
-        f"--web.listen-address={host}:{port}", "--storage.tsdb.retention.time=15d",
+        f"--web.listen-address={host}:{port}", "--storage.tsdb.retention.time=35d",  # the budget alert looks back 30 days
         "--web.enable-lifecycle",  # POST /-/reload after editing the rules
     ]
     return ManagedProcess(name="prometheus", argv=argv, log_path=run_dir / "prometheus.log",

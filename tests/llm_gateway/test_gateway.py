@@ -144,3 +144,18 @@ def test_in_flight_requests_are_labelled_by_tenant(platform, gateway):
             if seen[-1][0] == 1:
                 break
     assert seen and seen[-1] == (1, 0), seen
+
+
+def test_embeddings_pass_through_to_the_pool(platform, gateway):
+    response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "acme-corp"), timeout=60,
+                          json={"model": "whatever", "input": "hello world"})
+    assert response.status_code == 200, response.text
+    assert response.headers["X-LLM-Backend"] == "vllm"
+    assert response.json()["data"][0]["embedding"]
+
+
+@pytest.mark.parametrize("body", [{"model": "x"}, {"input": 5}, {"input": [{"a": 1}]}])
+def test_embeddings_bad_input(platform, gateway, body):
+    response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "acme-corp"), json=body, timeout=30)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
