@@ -19,24 +19,26 @@ from app.services import ProxyServices
 from llm_common.errors import register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
-from llm_common.request_metrics import instrument_requests
+from llm_common.request_metrics import counted_routes, create_series, instrument_requests
 
 
 def create_app(config: ProxyConfig) -> Flask:
     app = Flask(__name__)
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
-    metrics = ProxyMetrics(registry)
+    metrics = ProxyMetrics(registry, config.tenant)
     gateway = GatewayClient(config.gateway_url, config.gateway_key,
                             connect_timeout=config.connect_timeout_seconds,
-                            read_timeout=config.read_timeout_seconds)
+                            read_timeout=config.read_timeout_seconds,
+                            on_failure=metrics.count_gateway_error)
     app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway)
-    register_error_handlers(app)
+    register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(refusal.reason))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)
     app.register_blueprint(ask.blueprint)
     app.register_blueprint(openai_compat.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
+    create_series(metrics.requests, metrics.request_duration, counted_routes(app), config.tenant)
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 from llm_common.errors import ApiError
 from llm_common.openai_client import (
     ChatStream,
@@ -11,24 +13,32 @@ from llm_common.openai_client import (
     UpstreamUnavailable,
 )
 
+T = TypeVar("T")
 BACKEND_HEADER = "x-llm-backend"
 PLACEHOLDER_MODEL = "tenant-default"  # the gateway picks the tenant's model per backend
 
 
 class GatewayClient:
-    def __init__(self, base_url: str, key: str, *, connect_timeout: float, read_timeout: float):
+    """`on_failure(reason)` is told of every failed call (not of requests the gateway rejected)."""
+
+    def __init__(self, base_url: str, key: str, *, connect_timeout: float, read_timeout: float,
+                 on_failure: Callable[[str], None] = lambda reason: None):
         self._client = HttpxClient(base_url, key, connect_timeout=connect_timeout, read_timeout=read_timeout)
+        self._on_failure = on_failure
 
     def chat(self, payload: dict) -> UpstreamReply:
-        try:
-            return self._client.chat({"model": PLACEHOLDER_MODEL, **payload})
-        except (UpstreamUnavailable, UpstreamRejected) as error:
-            raise _as_api_error(error) from None
+        return self._call(self._client.chat, payload)
 
     def open_chat_stream(self, payload: dict) -> ChatStream:
+        return self._call(self._client.open_chat_stream, payload)
+
+    def _call(self, method: Callable[[dict], T], payload: dict) -> T:
         try:
-            return self._client.open_chat_stream({"model": PLACEHOLDER_MODEL, **payload})
-        except (UpstreamUnavailable, UpstreamRejected) as error:
+            return method({"model": PLACEHOLDER_MODEL, **payload})
+        except UpstreamUnavailable as error:
+            self._on_failure(error.reason)
+            raise _as_api_error(error) from None
+        except UpstreamRejected as error:
             raise _as_api_error(error) from None
 
 

@@ -7,6 +7,7 @@ Both services raise `ApiError` for anything the caller should see and install
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
@@ -44,13 +45,29 @@ class ApiError(Exception):
         return error_body(self.error_type, self.message, self.code)
 
 
+class Refusal(ApiError):
+    """A request the platform declines by policy (a guardrail, a size or rate limit, a budget).
+
+    Unlike other errors, refusals are counted by `reason`, a short fixed string from
+    our code (it is also the error's `code`), so the label's values stay bounded.
+    """
+
+    def __init__(self, status: int, message: str, *, reason: str, headers: dict[str, str] | None = None):
+        super().__init__(status, message, code=reason, headers=headers)
+        self.reason = reason
+
+
 def error_body(error_type: str, message: str, code: str | None = None) -> dict:
     return {"error": {"type": error_type, "message": message, "code": code}}
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, on_refusal: Callable[[Refusal], None] | None = None) -> None:
+    """OpenAI-shaped JSON for every error; `on_refusal` is called for each Refusal (to count it)."""
+
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError):
+        if on_refusal is not None and isinstance(error, Refusal):
+            on_refusal(error)
         return jsonify(error.body()), error.status, error.headers
 
     @app.errorhandler(HTTPException)

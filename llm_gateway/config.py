@@ -9,6 +9,8 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llm_gateway.pricing import ModelPrice
+
 CONFIG_PATH_ENV = "LLM_GATEWAY_CONFIG"
 
 
@@ -29,6 +31,7 @@ class TenantRoute(_Config):
     openai_model: str = Field("gpt-4o-mini", min_length=1)
     max_tokens: int = Field(256, ge=1)
     key_sha256: list[str] = Field(min_length=1, description="Hex SHA-256 of every gateway key valid for the tenant.")
+    monthly_budget_usd: float | None = Field(None, gt=0, description="Exported as a metric for budget alerts.")
 
     @field_validator("key_sha256")
     @classmethod
@@ -82,6 +85,8 @@ class GatewayConfig(_Config):
     pool: PoolConfig | None = None
     openai: OpenAIConfig | None = None
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    prices: dict[str, ModelPrice] = Field(default_factory=dict,
+                                          description="USD per million tokens by model; adds to the built-in table.")
     metrics_multiprocess_dir: str | None = None
 
     @model_validator(mode="after")

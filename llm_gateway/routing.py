@@ -26,24 +26,29 @@ class Router:
         self.backends = backends
         self._metrics = metrics
 
+    def configured_for(self, tenant: TenantRoute) -> list[str]:
+        """The names of the backends this gateway has for the tenant, in preference order."""
+        return [name for name in PREFERENCE_ORDER[tenant.backend] if name in self.backends]
+
     def candidates(self, tenant: TenantRoute) -> list[BackendPool]:
         """Configured backends in preference order, currently usable ones first."""
-        configured = [self.backends[name] for name in PREFERENCE_ORDER[tenant.backend] if name in self.backends]
+        configured = [self.backends[name] for name in self.configured_for(tenant)]
         if not configured:
             raise ApiError(503, f"backend '{tenant.backend}' of tenant '{tenant.name}' is not configured "
                                 "on this gateway", code="backend_not_configured")
         return sorted(configured, key=lambda backend: not backend.is_available())
 
     @staticmethod
-    def model_for(tenant: TenantRoute, backend: BackendPool) -> str:
-        return tenant.openai_model if backend.name == "openai" else tenant.model
+    def model_for(tenant: TenantRoute, backend: str) -> str:
+        """The tenant's configured model on `backend` (by name)."""
+        return tenant.openai_model if backend == "openai" else tenant.model
 
     def _with_failover(self, tenant: TenantRoute, payload: dict,
                        call: Callable[[BackendPool, dict], T]) -> tuple[str, T]:
         failures: list[UpstreamUnavailable] = []
         for backend in self.candidates(tenant):
             try:
-                return backend.name, call(backend, {**payload, "model": self.model_for(tenant, backend)})
+                return backend.name, call(backend, {**payload, "model": self.model_for(tenant, backend.name)})
             except UpstreamUnavailable as error:
                 log.warning("tenant %s: backend %s failed: %s", tenant.name, backend.name, error)
                 failures.append(error)

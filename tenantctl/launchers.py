@@ -1,4 +1,4 @@
-"""How each service of the platform is started as a process: model server, gateway, proxy.
+"""How each service of the platform is started as a process: model server, gateway, proxy, Prometheus.
 
 Local mode and the test fixtures both build their processes here, so what the
 tests start is exactly what `tenantctl up` starts.
@@ -9,8 +9,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
+
+import yaml
 
 from tenantctl.processes import ManagedProcess
 
@@ -41,7 +44,7 @@ def model_server(port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: 
     if importlib.util.find_spec("llama_cpp") is None:
         raise LauncherError("llama-cpp-python is not installed: run ./scripts/setup")
     argv = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "tenantctl.model_server",  # llama_cpp.server plus /metrics
         "--model", str(embedded_model_path()),
         "--model_alias", EMBEDDED_MODEL_NAME,
         "--host", host, "--port", str(port),
@@ -100,3 +103,20 @@ def write_private_json(path: Path, document: dict) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=2)
     return path
+
+
+def prometheus(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1") -> ManagedProcess:
+    """Debian's Prometheus with our generated config; its data lives in the run directory."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise LauncherError("prometheus is not installed: run ./scripts/setup (Debian package prometheus)")
+    config_path = run_dir / "prometheus.yml"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    argv = [
+        binary, f"--config.file={config_path}", f"--storage.tsdb.path={run_dir / 'prometheus-data'}",
+        f"--web.listen-address={host}:{port}", "--storage.tsdb.retention.time=35d",  # the budget alert looks back 30 days
+        "--web.enable-lifecycle",  # POST /-/reload after editing the rules
+    ]
+    return ManagedProcess(name="prometheus", argv=argv, log_path=run_dir / "prometheus.log",
+                          health_url=f"http://{host}:{port}/-/ready")

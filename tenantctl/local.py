@@ -1,8 +1,9 @@
 """Local mode: the whole platform on one machine, driven by the same tenant specs as the cluster.
 
 Starts (in order) the embedded model server when no other backend is
-configured, the shared gateway, and one proxy per tenant; waits until each is
-healthy; and stops them all, in reverse order, however we exit.
+configured, the shared gateway, one proxy per tenant, and Prometheus scraping
+them all with the alert rules loaded; waits until each is healthy; and stops
+them all, in reverse order, however we exit.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Callable, Mapping
 from llm_gateway.auth import generate_gateway_key, hash_gateway_key
 from tenantctl import launchers
 from tenantctl.processes import ManagedProcess, port_is_free
+from tenantctl.prometheus import ScrapeTargets, prometheus_config
 from tenantctl.spec import TenantSpec
 
 STATE_FILE = "state.json"
+DEFAULT_RUN_DIR = Path(".run/local")
 Progress = Callable[[str], None]
 
 
@@ -33,6 +36,8 @@ class LocalSettings:
     gateway_port: int = 8080
     model_port: int = 8000
     first_tenant_port: int = 5002
+    prometheus_port: int | None = 9090  # None: no Prometheus
+    scrape_interval: str = "15s"
     vllm_endpoints: list[str] = field(default_factory=list)
     embedded_model: bool | None = None  # None: only when no vLLM endpoint and no OpenAI key
     workers: int = 2
@@ -69,7 +74,7 @@ def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict 
         "tenants": [
             {"name": spec.name, "backend": spec.backend, "model": spec.model,
              "openai_model": spec.openai_model, "max_tokens": spec.max_tokens,
-             "key_sha256": [hash_gateway_key(keys[spec.name])]}
+             "monthly_budget_usd": spec.monthly_budget_usd, "key_sha256": [hash_gateway_key(keys[spec.name])]}
             for spec in specs
         ],
     }
@@ -100,6 +105,15 @@ class LocalPlatform:
     def gateway_url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.gateway_port}"
 
+    @property
+    def model_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.model_port}"
+
+    @property
+    def prometheus_url(self) -> str | None:
+        port = self.settings.prometheus_port
+        return None if port is None else f"http://{self.settings.host}:{port}"
+
     def uses_embedded_model(self) -> bool:
         if self.settings.embedded_model is not None:
             return self.settings.embedded_model
@@ -108,7 +122,7 @@ class LocalPlatform:
     def _pool(self) -> dict | None:
         s = self.settings
         if self.uses_embedded_model():
-            return {"endpoints": [f"http://{s.host}:{s.model_port}"],
+            return {"endpoints": [self.model_url],
                     "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH, "health_interval_seconds": 2.0,
                     "eject_cooldown_seconds": 5.0}
         if s.vllm_endpoints:
@@ -124,10 +138,12 @@ class LocalPlatform:
         wanted = {"gateway": s.gateway_port, **{f"tenant {name}": port for name, port in tenant_ports.items()}}
         if self.uses_embedded_model():
             wanted["embedded model"] = s.model_port
+        if s.prometheus_port is not None:
+            wanted["prometheus"] = s.prometheus_port
         taken = [f"{what} port {port}" for what, port in wanted.items() if not port_is_free(s.host, port)]
         if taken:
-            raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? "
-                            "choose other ports with --gateway-port, --model-port or the spec's local_port)")
+            raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? choose other ports "
+                            "with --gateway-port, --model-port, --prometheus-port or the spec's local_port)")
 
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
@@ -148,11 +164,19 @@ class LocalPlatform:
                 self.endpoints.append(TenantEndpoint(spec.name, spec.display_name,
                                                      f"http://{s.host}:{ports[spec.name]}", spec.backend,
                                                      spec.model))
+            if s.prometheus_port is not None:
+                self._launch(launchers.prometheus(prometheus_config(self._scrape_targets(), s.scrape_interval),
+                                                  s.prometheus_port, s.run_dir, host=s.host), progress)
         except BaseException:
             self.stop()
             raise
         self._write_state()
         return self.endpoints
+
+    def _scrape_targets(self) -> ScrapeTargets:
+        models = [self.model_url] if self.uses_embedded_model() else list(self.settings.vllm_endpoints)
+        return ScrapeTargets(gateway=self.gateway_url, tenant_proxies=[e.url for e in self.endpoints],
+                             model_servers=models)
 
     def _launch(self, process: ManagedProcess, progress: Progress, waiting: str | None = None) -> None:
         progress(f"starting {process.name} (log: {process.log_path})")
@@ -179,7 +203,8 @@ class LocalPlatform:
         (self.settings.run_dir / STATE_FILE).unlink(missing_ok=True)
 
     def _write_state(self) -> None:
-        state = {"gateway_url": self.gateway_url, "tenants": [asdict(e) for e in self.endpoints]}
+        state = {"gateway_url": self.gateway_url, "prometheus_url": self.prometheus_url,
+                 "tenants": [asdict(e) for e in self.endpoints]}
         (self.settings.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
 

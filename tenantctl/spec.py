@@ -19,7 +19,9 @@ SPEC_FILENAME = "terraform.tfvars.json"
 TEMPLATE_DIRNAME = "tenant-template"
 
 # DNS-1123 label, capped at 40 characters so the name also fits Prometheus label
-# values, Grafana dashboard uids ("tenant-<name>") and Kubernetes object names.
+# values, Grafana dashboard uids (the tenant name itself; Grafana allows 40) and
+# Kubernetes object names. Names are pasted into PromQL matchers and dashboard JSON
+# as they are, so nothing that could break them (quotes, braces, ...) may pass.
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 TENANT_NAME_MAX_LENGTH = 40
 # Namespaces the platform or Kubernetes itself uses (the tenant name is the namespace name).
@@ -78,6 +80,10 @@ class TenantSpec(_Strict):
     max_tokens: int = Field(256, ge=1, le=32768)
     quota: Quota = Quota()
     rate_limits: RateLimits = RateLimits()
+    monthly_budget_usd: float | None = Field(
+        None, gt=0, le=10_000_000,
+        description="Estimated spend per month in US dollars; the budget alert fires at 80 % of it.",
+    )
     local_port: int | None = Field(
         None, ge=1024, le=65535,
         description="Port of the tenant proxy in local mode; unset means the next free one from 5002.",

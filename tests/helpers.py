@@ -61,15 +61,21 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
     return total
 
 
+# The test platforms give the example tenants a monthly budget, as `monthly_budget_usd` in a spec would.
+TEST_BUDGETS_USD = {"acme-corp": 50.0, "closed-ai": 20.0}
+
+
 def specs_on_free_ports() -> list[TenantSpec]:
-    return [spec.model_copy(update={"local_port": free_port()}) for spec in discover_tenant_specs(TENANTS_DIR)]
+    return [spec.model_copy(update={"local_port": free_port(), "monthly_budget_usd": TEST_BUDGETS_USD[spec.name]})
+            for spec in discover_tenant_specs(TENANTS_DIR)]
 
 
 class RunningPlatform:
     def __init__(self, platform: LocalPlatform):
         self.platform = platform
         self.gateway_url = platform.gateway_url
-        self.model_url = f"http://{platform.settings.host}:{platform.settings.model_port}"
+        self.model_url = platform.model_url
+        self.prometheus_url = platform.prometheus_url
         self.tenant_urls = {endpoint.name: endpoint.url for endpoint in platform.endpoints}
         self.keys = platform.keys
 
@@ -77,6 +83,12 @@ class RunningPlatform:
         return httpx.post(self.tenant_urls[tenant] + "/ask", json=body, timeout=timeout)
 
 
+def prometheus_query(prometheus_url: str, expr: str, at: float | None = None) -> list[dict]:
+    """An instant query through Prometheus's HTTP API; its result vector (fails on a query error)."""
+    params = {"query": expr} if at is None else {"query": expr, "time": at}
+    document = httpx.get(prometheus_url + "/api/v1/query", params=params, timeout=30).json()
+    assert document["status"] == "success", f"{expr}: {document}"
+    return document["data"]["result"]
 
 
 # -- Kubernetes and Terraform ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from app.gateway_client import BACKEND_HEADER
 from app.prompt import ask_messages
 from app.schemas import AskRequest
 from app.services import ProxyServices, current_services
-from llm_common.errors import ApiError, error_body
+from llm_common.errors import ApiError, Refusal, error_body
 from llm_common.json_body import read_json_object, validate_model
 from llm_common.openai_client import ChatStream
 from llm_common.sse import DONE, encode_event
@@ -28,9 +28,9 @@ def ask():
     config = services.config
     ask_request = validate_model(AskRequest, read_json_object(request, config.max_body_bytes))
     if len(ask_request.question.encode("utf-8")) > config.max_question_bytes:
-        raise ApiError(413, f"question is longer than {config.max_question_bytes} bytes", code="question_too_long")
+        raise Refusal(413, f"question is longer than {config.max_question_bytes} bytes", reason="question_too_long")
     if len(ask_request.history) > config.max_history_messages:
-        raise ApiError(400, f"history: at most {config.max_history_messages} messages", code="history_too_long")
+        raise Refusal(400, f"history: at most {config.max_history_messages} messages", reason="history_too_long")
     payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request)
     if ask_request.stream:
         started = time.perf_counter()
@@ -39,7 +39,7 @@ def ask():
                         headers=STREAM_HEADERS)
     reply = services.gateway.chat(payload)
     completion = _completion_of(reply.content)
-    services.metrics.count_usage(config.tenant, completion.get("usage"))
+    services.metrics.count_usage(completion.get("usage"))
     return jsonify({
         "answer": _first_message_text(completion),
         "tenant": config.tenant,
@@ -93,7 +93,8 @@ def _answer_events(stream: ChatStream, services: ProxyServices, started: float) 
             if data == DONE:
                 break
             chunk = json.loads(data)
-            if "error" in chunk:
+            if "error" in chunk:  # the gateway's upstream broke mid-stream and said so in-band
+                services.metrics.count_gateway_error("stream_broken")
                 yield encode_event({"type": "error", **chunk})
                 return
             model = chunk.get("model") or model
@@ -104,11 +105,12 @@ def _answer_events(stream: ChatStream, services: ProxyServices, started: float) 
                     services.metrics.time_to_first_token.labels(tenant=tenant).observe(time.perf_counter() - started)
                 parts.append(text)
                 yield encode_event({"type": "delta", "content": text})
-        services.metrics.count_usage(tenant, usage)
+        services.metrics.count_usage(usage)
         yield encode_event({"type": "done", "answer": "".join(parts), "tenant": tenant, "model": model,
                             "backend": stream.headers.get(BACKEND_HEADER), "usage": usage})
         yield encode_event(DONE)
     except Exception as error:  # the gateway broke mid-stream: say so in-band, the status is already sent
+        services.metrics.count_gateway_error("stream_broken")
         yield encode_event({"type": "error", **error_body("upstream_error", f"gateway stream broke: {error}")})
     finally:
         stream.close()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from llm_common.errors import error_body
 from llm_common.json_body import read_json_object, validate_model
+from llm_common.request_metrics import tenant_identified
 from llm_common.schemas import ChatCompletionRequest, EmbeddingRequest
 from llm_common.sse import DONE, encode_event
 from llm_gateway.backends import ChatStream
+from llm_gateway.config import TenantRoute
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.services import GatewayServices
 
@@ -29,6 +31,7 @@ def _services() -> GatewayServices:
 def _authenticated_tenant():
     services = _services()
     g.tenant = services.tenants.authenticate(request)
+    tenant_identified()
     return g.tenant
 
 
@@ -42,13 +45,24 @@ def chat_completions():
     if chat.stream:
         started = time.perf_counter()
         backend, stream = services.router.open_chat_stream(tenant, payload)
-        services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-        return Response(_relay(stream, services.metrics, tenant.name, backend, started),
+        return Response(_relay(stream, services.metrics, _served(services, tenant, backend), started),
                         mimetype="text/event-stream", headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
     backend, reply = services.router.chat(tenant, payload)
-    services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-    services.metrics.count_usage(tenant.name, backend, _usage_of(reply.content))
+    services.metrics.count_usage(*_served(services, tenant, backend), _usage_of(reply.content))
     return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
+
+
+class Served(NamedTuple):
+    """Who a completion is for and what serves it: the labels of its metrics."""
+    tenant: str
+    backend: str
+    model: str
+
+
+def _served(services: GatewayServices, tenant: TenantRoute, backend: str) -> Served:
+    """Count the request against the backend that took it."""
+    services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
+    return Served(tenant.name, backend, services.router.model_for(tenant, backend))
 
 
 def _usage_of(content: str | bytes) -> dict | None:
@@ -58,8 +72,7 @@ def _usage_of(content: str | bytes) -> dict | None:
         return None
 
 
-def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: str,
-           started: float) -> Iterator[bytes]:
+def _relay(stream: ChatStream, metrics: GatewayMetrics, served: Served, started: float) -> Iterator[bytes]:
     """Pass each upstream chunk on as it arrives; close upstream however the stream ends.
 
     Runs after the request context is gone, so it is handed what it needs;
@@ -69,18 +82,18 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
     try:
         for data in stream:
             if first:
-                metrics.time_to_first_token.labels(tenant=tenant, backend=backend).observe(
+                metrics.time_to_first_token.labels(tenant=served.tenant, backend=served.backend).observe(
                     time.perf_counter() - started)
                 first = False
             if data == DONE:
                 break
             if '"usage"' in data:
-                metrics.count_usage(tenant, backend, _usage_of(data))
+                metrics.count_usage(*served, _usage_of(data))
             yield encode_event(data)
         yield encode_event(DONE)
     except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band
-        metrics.upstream_errors.labels(backend=backend, reason="stream_broken").inc()
-        yield encode_event(error_body("upstream_error", f"{backend} stream broke: {error}"))
+        metrics.upstream_errors.labels(backend=served.backend, reason="stream_broken").inc()
+        yield encode_event(error_body("upstream_error", f"{served.backend} stream broke: {error}"))
     finally:
         stream.close()
 
@@ -100,7 +113,7 @@ def models():
     """The models this tenant can reach through the configured backends."""
     services = _services()
     tenant = _authenticated_tenant()
-    names = {services.router.model_for(tenant, backend): backend.name
+    names = {services.router.model_for(tenant, backend.name): backend.name
              for backend in services.router.candidates(tenant)}
     return jsonify({"object": "list", "data": [
         {"id": name, "object": "model", "owned_by": backend, "created": 0} for name, backend in names.items()
