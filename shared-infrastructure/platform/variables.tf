@@ -93,7 +93,7 @@ variable "vllm" {
 variable "prometheus" {
   type = object({
     image           = optional(string, "prom/prometheus:v2.55.1")
-    retention       = optional(string, "15d")
+    retention       = optional(string, "35d") # the budget alert looks back 30 days
     scrape_interval = optional(string, "15s")
     storage         = optional(string, "20Gi")
   })
