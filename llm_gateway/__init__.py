@@ -20,7 +20,7 @@ from llm_gateway.blueprints import chat, health
 from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
 from llm_gateway.routing import Router
-from llm_gateway.services import GatewayServices, build_backends
+from llm_gateway.services import GatewayServices, build_backends, embedding_route
 
 
 def create_app(config: GatewayConfig) -> Flask:
@@ -29,7 +29,7 @@ def create_app(config: GatewayConfig) -> Flask:
     metrics = GatewayMetrics(registry)
     backends = build_backends(config, metrics)
     services = GatewayServices(config=config, metrics=metrics, tenants=TenantDirectory(config.tenants),
-                               router=Router(backends, metrics))
+                               router=Router(backends, metrics, embedding_route(config.embeddings, backends)))
     app.extensions["llm_gateway"] = services
     register_error_handlers(app)
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
