@@ -2,6 +2,7 @@
 
     tenantctl up                    start model server, gateway and one proxy per tenant
     tenantctl ask <tenant> "..."    ask a running tenant proxy a question
+    tenantctl ingest <tenant> FILE… add documents to a tenant's knowledge base
     tenantctl validate              check every tenant spec
     tenantctl cluster up|down       a local Kubernetes control plane (etcd, apiserver, controllers)
 """
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from tenantctl import cluster
-from tenantctl.local import LocalPlatform, LocalSettings, TenantEndpoint, read_state
+from tenantctl import cluster, knowledge
+from tenantctl.local import LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--gateway-port", type=int, default=8080)
     up.add_argument("--model-port", type=int, default=8000, help="port of the embedded model server")
+    up.add_argument("--embedding-port", type=int, default=8001, help="port of the embedding model server")
     up.add_argument("--first-tenant-port", type=int, default=5002,
                     help="first port for tenants whose spec sets no local_port")
     up.add_argument("--vllm", action="append", default=[], metavar="URL",
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="validate every tenant spec")
     validate.set_defaults(handler=command_validate)
     cluster.register(commands)  # `tenantctl cluster up|down|status`, in its own module
+    knowledge.register(commands)  # `tenantctl ingest|documents|forget`, in its own module
     return parser
 
 
@@ -79,7 +82,8 @@ def command_validate(args: argparse.Namespace) -> int:
 def command_up(args: argparse.Namespace) -> int:
     specs = discover_tenant_specs(args.tenants_dir)
     settings = LocalSettings(run_dir=args.run_dir, host=args.host, gateway_port=args.gateway_port,
-                             model_port=args.model_port, first_tenant_port=args.first_tenant_port,
+                             model_port=args.model_port, embedding_port=args.embedding_port,
+                             first_tenant_port=args.first_tenant_port,
                              vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers)
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
@@ -124,19 +128,8 @@ def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint]) -> None:
           "-d '{\"question\": \"Which company do you work for?\"}'")
 
 
-def _tenant_url(args: argparse.Namespace) -> str:
-    state = read_state(args.run_dir)
-    if state is None:
-        raise RuntimeError(f"no running platform found in {args.run_dir}: start it with `tenantctl up`")
-    for tenant in state["tenants"]:
-        if tenant["name"] == args.tenant:
-            return tenant["url"]
-    known = ", ".join(t["name"] for t in state["tenants"])
-    raise RuntimeError(f"unknown tenant '{args.tenant}' (running: {known})")
-
-
 def command_ask(args: argparse.Namespace) -> int:
-    url = _tenant_url(args) + "/ask"
+    url = tenant_url(args.run_dir, args.tenant) + "/ask"
     body: dict = {"question": args.question, "stream": args.stream}
     if args.max_tokens:
         body["max_tokens"] = args.max_tokens
