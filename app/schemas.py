@@ -23,6 +23,7 @@ class AskRequest(BaseModel):
     stream: StrictBool = False
     temperature: StrictFloat | StrictInt | None = Field(None, ge=0, le=2)
     seed: StrictInt | None = None
+    knowledge: StrictBool = Field(True, description="Ground the answer in the tenant's documents (when it has any).")
 
     @field_validator("question")
     @classmethod
