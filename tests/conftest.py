@@ -11,14 +11,14 @@ import pytest
 
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
-from tests.helpers import RunningPlatform, free_port, specs_on_free_ports
+from tests.helpers import RunningPlatform, TenantDocuments, free_port, specs_on_free_ports
 
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory) -> RunningPlatform:
     """The local platform exactly as `tenantctl up` runs it, on free ports."""
     settings = LocalSettings(run_dir=tmp_path_factory.mktemp("platform"), gateway_port=free_port(),
-                             model_port=free_port(), embedded_model=True, workers=2)
+                             model_port=free_port(), embedding_port=free_port(), embedded_model=True, workers=2)
     local = LocalPlatform(specs_on_free_ports(), settings, environ={})
     try:
         local.start()
@@ -30,6 +30,14 @@ def platform(tmp_path_factory) -> RunningPlatform:
 @pytest.fixture(scope="session")
 def model_url(platform) -> str:
     return platform.model_url
+
+
+@pytest.fixture
+def documents(platform) -> TenantDocuments:
+    """Add documents to the platform's tenants; every one added is deleted after the test."""
+    tenant_documents = TenantDocuments(platform)
+    yield tenant_documents
+    tenant_documents.delete_all()
 
 
 def start_process(process: ManagedProcess, timeout: float = 120) -> ManagedProcess:

@@ -1,4 +1,4 @@
-"""`/documents`: the tenant's knowledge — add (POST), list, show, delete.
+"""`/documents`: the tenant's knowledge — add (POST), list, show, delete, search.
 
 Every route works on this proxy's own knowledge base only; an id from another
 tenant is simply not there (404).
@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from app.knowledge.grounding import citation
 from app.knowledge.retrieval import KnowledgeBase
 from app.knowledge.store import Document
 from app.knowledge.upload import read_document
 from app.services import current_services
 from llm_common.errors import ApiError
+from llm_common.json_body import read_json_object, validate_model
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: StrictStr = Field(min_length=1, max_length=4096)
+    top_k: StrictInt = Field(3, ge=1, le=50)
 
 blueprint = Blueprint("documents", __name__)
 
@@ -46,6 +57,14 @@ def delete_document(document_id: str):
     if not _knowledge().store.delete_document(document_id):
         raise _not_found(document_id)
     return jsonify({"id": document_id, "object": "document.deleted", "deleted": True})
+
+
+@blueprint.post("/documents/search")
+def search_documents():
+    """Retrieval alone, without an answer: the chunks `/ask` would consider, scores unfiltered."""
+    knowledge = _knowledge()
+    search = validate_model(SearchRequest, read_json_object(request, 64 * 1024))
+    return jsonify({"object": "list", "data": [citation(hit) for hit in knowledge.search(search.query, search.top_k)]})
 
 
 def _knowledge() -> KnowledgeBase:

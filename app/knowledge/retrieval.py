@@ -36,19 +36,22 @@ class KnowledgeBase:
             raise ApiError(409, str(error), code="embedding_model_changed") from None
 
     def retrieve(self, question: str) -> list[Hit]:
-        """Up to top_k chunks at least min_score similar to the question, best first."""
+        """What grounds an answer: up to top_k chunks at least min_score similar to the question, best first."""
+        return [hit for hit in self.search(question, self._top_k) if hit.score >= self._min_score]
+
+    def search(self, query: str, top_k: int) -> list[Hit]:
+        """The top_k chunks most similar to `query`, best first, however low their score."""
         if self.store.chunk_count() == 0:
             return []  # nothing to search: no embedding call either
-        space, vectors = self._vectors([question])
+        space, vectors = self._vectors([query])
         stored = self.store.space()
         try:
             if stored is not None and stored != space:
-                raise EmbeddingMismatch(f"index built with {stored.model}, question embedded with {space.model}")
-            hits = self.store.search(vectors[0], self._top_k)
+                raise EmbeddingMismatch(f"index built with {stored.model}, query embedded with {space.model}")
+            return self.store.search(vectors[0], top_k)
         except EmbeddingMismatch as error:
             raise ApiError(409, f"knowledge: {error}; ingest the documents again", code="embedding_model_changed") \
                 from None
-        return [hit for hit in hits if hit.score >= self._min_score]
 
     def _vectors(self, texts: list[str]) -> tuple[EmbeddingSpace, np.ndarray]:
         """Unit vectors for `texts`, asked from the gateway in batches."""
