@@ -21,6 +21,7 @@ from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
 from llm_gateway.routing import Router
 from llm_gateway.services import GatewayServices, build_backends, embedding_route
+from llm_gateway.tenant_discovery import TenantDiscovery
 
 
 def create_app(config: GatewayConfig) -> Flask:
@@ -28,8 +29,12 @@ def create_app(config: GatewayConfig) -> Flask:
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
     metrics = GatewayMetrics(registry)
     backends = build_backends(config, metrics)
-    services = GatewayServices(config=config, metrics=metrics, tenants=TenantDirectory(config.tenants),
-                               router=Router(backends, metrics, embedding_route(config.embeddings, backends)))
+    tenants = TenantDirectory(config.tenants)
+    discovery = None
+    if config.tenant_discovery is not None:
+        discovery = TenantDiscovery(config.tenant_discovery, tenants, config.tenants)
+    router = Router(backends, metrics, embedding_route(config.embeddings, backends))
+    services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=router, discovery=discovery)
     app.extensions["llm_gateway"] = services
     register_error_handlers(app)
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
@@ -39,6 +44,8 @@ def create_app(config: GatewayConfig) -> Flask:
     app.register_blueprint(metrics_blueprint(registry))
     for backend in backends.values():
         backend.start_health_checks()
+    if discovery is not None:
+        discovery.start()
     return app
 
 

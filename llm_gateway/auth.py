@@ -28,7 +28,12 @@ def hash_gateway_key(key: str) -> str:
 
 
 class TenantDirectory:
+    """Key digest -> tenant. `replace` swaps the whole table at once, so a lookup never sees half of an update."""
+
     def __init__(self, tenants: list[TenantRoute]):
+        self.replace(tenants)
+
+    def replace(self, tenants: list[TenantRoute]) -> None:
         self._by_digest = {digest: tenant for tenant in tenants for digest in tenant.key_sha256}
 
     def tenant_for_key(self, key: str) -> TenantRoute | None:

@@ -89,8 +89,18 @@ class EmbeddingsConfig(_Config):
         return self
 
 
+class TenantDiscoveryConfig(_Config):
+    """Learn tenants from the route Secrets tenant applies write into the gateway's namespace."""
+
+    namespace: str = Field(min_length=1)
+    label_selector: str = "llm-tenants.io/gateway-route=true"
+    refresh_seconds: float = Field(10.0, gt=0)
+    kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; in a Pod: None (its ServiceAccount).")
+
+
 class GatewayConfig(_Config):
-    tenants: list[TenantRoute] = Field(min_length=1)
+    tenants: list[TenantRoute] = Field(default_factory=list, description="Tenants known from the config file.")
+    tenant_discovery: TenantDiscoveryConfig | None = None
     pool: PoolConfig | None = None
     openai: OpenAIConfig | None = None
     embeddings: EmbeddingsConfig | None = None
@@ -101,6 +111,8 @@ class GatewayConfig(_Config):
     def _some_backend(self) -> "GatewayConfig":
         if self.pool is None and self.openai is None:
             raise ValueError("configure at least one backend: 'pool' (vLLM endpoints) or 'openai' (an API key)")
+        if not self.tenants and self.tenant_discovery is None:
+            raise ValueError("configure 'tenants', 'tenant_discovery' or both: the gateway would accept no key")
         names = [tenant.name for tenant in self.tenants]
         if len(names) != len(set(names)):
             raise ValueError("tenant names must be unique")

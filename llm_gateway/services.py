@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, SdkClient
@@ -12,6 +13,9 @@ from llm_gateway.routing import EmbeddingRoute, Router
 
 EMBEDDINGS_BACKEND = "embeddings"  # the backend name of the embedding servers' pool
 
+if TYPE_CHECKING:
+    from llm_gateway.tenant_discovery import TenantDiscovery
+
 
 @dataclass(frozen=True)
 class GatewayServices:
@@ -19,6 +23,7 @@ class GatewayServices:
     metrics: GatewayMetrics
     tenants: TenantDirectory
     router: Router
+    discovery: "TenantDiscovery | None" = None
 
 
 def build_backends(config: GatewayConfig, metrics: GatewayMetrics) -> dict[str, BackendPool]:

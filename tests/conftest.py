@@ -1,17 +1,21 @@
-"""Fixtures that start the real platform: embedded model server, gateway and tenant proxies.
+"""Fixtures that start real things: the local platform (embedded model server, gateway, tenant
+proxies) and a real Kubernetes control plane with the platform and both tenants applied by Terraform.
 
 Everything runs as real processes on free loopback ports, started through the
-same launchers `tenantctl up` uses, and is stopped at the end of the session
-(or of the module) even when tests fail.
+same code `tenantctl up` and `tenantctl cluster up` use, and is stopped at the end
+of the session (or of the test) even when tests fail.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from tenantctl import toolchain
+from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
-from tests.helpers import RunningPlatform, TenantDocuments, free_port, specs_on_free_ports
+from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port, repository_copy,
+                           specs_on_free_ports)
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +66,32 @@ def process_group():
     yield start
     for process in reversed(started):
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory) -> ControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager built by scripts/build-toolchain.
+
+    A missing binary fails the tests with the command to run; it never skips them.
+    """
+    missing = toolchain.missing_binaries()
+    if missing:
+        pytest.fail("\n".join(missing), pytrace=False)
+    plane = LocalControlPlane(tmp_path_factory.mktemp("control-plane"))
+    try:
+        plane.start()
+        yield ControlPlane(plane)
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_platform(control_plane, tmp_path_factory) -> ClusterPlatform:
+    """The platform root and both example tenants applied with Terraform, from a copy of the repository
+    (so .terraform/ and state never land in the working tree)."""
+    repo = repository_copy(tmp_path_factory.mktemp("repo"))
+    applied = ClusterPlatform(control_plane, repo)
+    applied.apply_platform()
+    for tenant in ("acme-corp", "closed-ai"):
+        applied.apply_tenant(tenant)
+    return applied

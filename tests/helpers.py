@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import shutil
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from kubernetes import client, config
 
+from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
 from tenantctl.processes import free_port
 from tenantctl.spec import TenantSpec, discover_tenant_specs
+from tenantctl.terraform import Terraform
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANTS_DIR = REPO_ROOT / "tenants"
@@ -28,6 +36,17 @@ def processes_mentioning(text: str) -> list[int]:
         if text in cmdline and int(entry.name) != os.getpid():
             pids.append(int(entry.name))
     return pids
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    """Poll until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def metric_value(metrics_text: str, name: str, **labels: str) -> float:
@@ -59,6 +78,83 @@ class RunningPlatform:
         return httpx.post(self.tenant_urls[tenant] + "/ask", json=body, timeout=timeout)
 
 
+
+
+# -- Kubernetes and Terraform ---------------------------------------------------------------------
+
+# What a tenant root needs beside itself: it refers to ../../shared-infrastructure and ../../dashboards.
+REPOSITORY_PARTS = ("tenant-template", "tenants", "shared-infrastructure", "dashboards")
+_NOT_COPIED = shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl", "__pycache__")
+
+
+def repository_copy(target: Path) -> Path:
+    """The Terraform-relevant part of the repository, copied to `target` (returned)."""
+    for part in REPOSITORY_PARTS:
+        shutil.copytree(REPO_ROOT / part, target / part, ignore=_NOT_COPIED)
+    return target
+
+
+@dataclass
+class ControlPlane:
+    plane: LocalControlPlane
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.plane.kubeconfig
+
+    @property
+    def api_url(self) -> str:
+        return self.plane.api_url
+
+    def api_client(self, impersonate: str | None = None, group: str | None = None) -> client.ApiClient:
+        """A kubernetes ApiClient as the admin, or impersonating `impersonate` (and one `group`)."""
+        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        if impersonate:
+            api.set_default_header("Impersonate-User", impersonate)
+        if group:
+            api.set_default_header("Impersonate-Group", group)
+        return api
+
+
+@dataclass
+class ClusterPlatform:
+    """The platform and tenants applied with Terraform to the test control plane."""
+
+    control_plane: ControlPlane
+    repo: Path
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def tenants_dir(self) -> Path:
+        return self.repo / "tenants"
+
+    @property
+    def platform_dir(self) -> Path:
+        return self.repo / "shared-infrastructure" / "platform"
+
+    def variables(self) -> dict[str, Any]:
+        return {"kubeconfig_path": str(self.control_plane.kubeconfig), "wait_for_rollout": False}
+
+    def terraform(self, root: Path) -> Terraform:
+        return Terraform(root, variables=self.variables())
+
+    def apply_platform(self) -> None:
+        self._apply("platform", self.platform_dir)
+
+    def apply_tenant(self, name: str) -> None:
+        self._apply(name, self.tenants_dir / name)
+
+    def _apply(self, name: str, root: Path) -> None:
+        terraform = self.terraform(root)
+        terraform.init()
+        terraform.apply()
+        self.outputs[name] = terraform.output()
+
+    def gateway_key(self, tenant: str) -> str:
+        """The tenant's gateway key, read (as the cluster admin) from the Secret Terraform generated."""
+        core = client.CoreV1Api(self.control_plane.api_client())
+        secret = core.read_namespaced_secret("tenant-proxy-gateway-key", tenant)
+        return base64.b64decode(secret.data["key"]).decode()
 
 
 class TenantDocuments:

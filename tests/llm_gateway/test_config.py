@@ -35,7 +35,10 @@ def test_environment_key_wins_over_file(tmp_path):
 
 @pytest.mark.parametrize("document, message", [
     ({"tenants": [TENANT]}, "configure at least one backend"),
-    ({"tenants": [], "pool": {"endpoints": ["http://a"]}}, "tenants"),
+    ({"tenants": [], "pool": {"endpoints": ["http://a"]}}, "configure 'tenants', 'tenant_discovery' or both"),
+    ({"tenant_discovery": {"namespace": ""}, "pool": {"endpoints": ["http://a"]}}, "tenant_discovery.namespace"),
+    ({"tenant_discovery": {"namespace": "monitoring", "refresh_seconds": 0}, "pool": {"endpoints": ["http://a"]}},
+     "tenant_discovery.refresh_seconds"),
     ({"tenants": [{**TENANT, "key_sha256": ["abc"]}], "pool": {"endpoints": ["http://a"]}}, "hex SHA-256"),
     ({"tenants": [TENANT], "pool": {"endpoints": ["ftp://a"]}}, "must start with http"),
     ({"tenants": [TENANT, TENANT], "pool": {"endpoints": ["http://a"]}}, "unique"),

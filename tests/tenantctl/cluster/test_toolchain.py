@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tenantctl import toolchain
@@ -21,20 +20,17 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     assert all("run scripts/build-toolchain" in message for message in missing)
 
 
-def test_provider_cache_key_follows_its_source(tmp_path):
-    (tmp_path / "main.go").write_text("package main\n")
-    before = toolchain.source_hash(tmp_path)
-    (tmp_path / "main.go").write_text("package main // changed\n")
-    changed = toolchain.source_hash(tmp_path)
-    assert changed != before
-    (tmp_path / "README.md").write_text("docs do not count")
-    assert toolchain.source_hash(tmp_path) == changed
-
-
 def test_mirror_uses_terraforms_unpacked_layout():
     relative = toolchain.mirrored_provider_path().relative_to(toolchain.mirror_dir())
-    assert relative.parts == ("llm-tenants.local", "platform", "kube", toolchain.KUBE_PROVIDER_VERSION,
-                              "linux_amd64", f"terraform-provider-kube_v{toolchain.KUBE_PROVIDER_VERSION}")
+    version = toolchain.KUBECTL_PROVIDER_VERSION
+    # Mirrored under its public registry address, so the HCL needs no source of ours.
+    assert relative.parts == ("registry.terraform.io", "gavinbunney", "kubectl", version,
+                              "linux_amd64", f"terraform-provider-kubectl_v{version}")
+
+
+def test_provider_wrapper_pins_the_mirrored_version():
+    go_mod = (REPO / "scripts" / "toolchain" / "terraform-provider-kubectl" / "go.mod").read_text()
+    assert f"github.com/gavinbunney/terraform-provider-kubectl v{toolchain.KUBECTL_PROVIDER_VERSION}" in go_mod
 
 
 def test_cli_config_installs_from_the_mirror_only():
@@ -43,11 +39,9 @@ def test_cli_config_installs_from_the_mirror_only():
     assert "direct" not in text
 
 
-def test_build_script_is_idempotent_and_fast_when_cached():
-    started = time.monotonic()
+def test_build_script_is_idempotent():
     run = subprocess.run([str(REPO / "scripts" / "build-toolchain")], capture_output=True, text=True,
                          env={**os.environ, "PYTHON": sys.executable}, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("[build-toolchain] cached ") == len(toolchain.COMPONENTS), run.stdout
-    assert time.monotonic() - started < 10
     assert os.access(toolchain.mirrored_provider_path(), os.X_OK)

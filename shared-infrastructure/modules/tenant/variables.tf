@@ -1,0 +1,147 @@
+# Inputs of one tenant. The tenant's spec file (tenants/<name>/terraform.tfvars.json) is
+# validated field by field in the tenant root; the checks here protect every other caller.
+
+variable "name" {
+  type        = string
+  description = "Tenant name: a DNS-1123 label of at most 40 characters. Also the namespace name and the `tenant` label of its metrics."
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$", var.name))
+    error_message = "name: must be a DNS-1123 label (lower-case letters, digits and '-', starting and ending alphanumeric) of at most 40 characters."
+  }
+  validation {
+    condition     = !contains(["default", "monitoring", "kube-system", "kube-public", "kube-node-lease"], var.name) && !startswith(var.name, "kube-")
+    error_message = "name: must not be a namespace the platform or Kubernetes uses (default, monitoring, kube-*)."
+  }
+}
+
+variable "display_name" {
+  type        = string
+  description = "Human-readable tenant name, shown in the dashboard title and labels."
+}
+
+variable "industry" {
+  type        = string
+  description = "The tenant's industry, recorded as a namespace annotation."
+}
+
+variable "system_prompt" {
+  type        = string
+  description = "The tenant's system prompt; the proxy puts it before every conversation."
+
+  validation {
+    condition     = length(trimspace(var.system_prompt)) > 0
+    error_message = "system_prompt: must not be empty."
+  }
+}
+
+variable "route" {
+  type = object({
+    backend      = string
+    model        = string
+    openai_model = string
+    max_tokens   = number
+  })
+  description = "How the shared gateway serves this tenant: backend (openai, vllm or auto = vLLM with OpenAI failover), model names and the max_tokens cap."
+
+  validation {
+    condition     = contains(["openai", "vllm", "auto"], var.route.backend)
+    error_message = "backend: must be one of openai, vllm, auto."
+  }
+  validation {
+    condition     = var.route.max_tokens >= 1 && floor(var.route.max_tokens) == var.route.max_tokens
+    error_message = "max_tokens: must be a positive whole number."
+  }
+}
+
+variable "quota" {
+  type = object({
+    cpu    = string
+    memory = string
+    pods   = number
+  })
+  description = "ResourceQuota of the tenant namespace: total CPU and memory (requests and limits, Kubernetes quantities) and the number of Pods."
+}
+
+variable "admin_group" {
+  type        = string
+  description = "Identity-provider group whose members administer the tenant's namespace (and nothing else)."
+}
+
+variable "ingress_namespace" {
+  type        = string
+  description = "Namespace of the ingress controller allowed to reach the tenant proxy."
+}
+
+variable "gateway" {
+  type = object({
+    namespace  = string
+    service    = string
+    port       = number
+    pod_labels = map(string)
+  })
+  description = "The shared gateway the proxy may reach (the only egress besides DNS)."
+}
+
+variable "proxy" {
+  type = object({
+    image            = string
+    replicas         = number
+    workers          = number
+    cpu_request      = string
+    memory_request   = string
+    cpu_limit        = string
+    memory_limit     = string
+    wait_for_rollout = bool
+  })
+  description = "The tenant proxy Deployment: image, replicas, gunicorn workers, per-container resources, and whether apply waits for the rollout (set false where Pods cannot run)."
+
+  validation {
+    condition     = var.proxy.replicas >= 0 && var.proxy.workers >= 1
+    error_message = "proxy.replicas must be >= 0 and proxy.workers >= 1."
+  }
+}
+
+variable "container_defaults" {
+  type = object({
+    cpu_request    = string
+    memory_request = string
+    cpu_limit      = string
+    memory_limit   = string
+  })
+  description = "LimitRange defaults for containers in the tenant namespace that declare no resources (the quota requires every Pod to have them)."
+}
+
+variable "knowledge_storage" {
+  type = object({
+    size          = string
+    storage_class = optional(string)
+    access_mode   = string
+  })
+  description = "PersistentVolumeClaim holding the tenant's document index, mounted in the proxy at /var/lib/tenant-proxy/knowledge."
+
+  validation {
+    condition     = contains(["ReadWriteOnce", "ReadWriteMany"], var.knowledge_storage.access_mode)
+    error_message = "knowledge_storage.access_mode: must be ReadWriteOnce or ReadWriteMany."
+  }
+  validation {
+    condition     = var.proxy.replicas <= 1 || var.knowledge_storage.access_mode == "ReadWriteMany"
+    error_message = "knowledge_storage.access_mode: more than one proxy replica needs ReadWriteMany storage (every replica mounts the same index)."
+  }
+}
+
+variable "monitoring_namespace" {
+  type        = string
+  description = "Namespace of the gateway, Prometheus and Grafana. The tenant writes its key hash and its dashboard there."
+}
+
+variable "dashboard_json" {
+  type        = string
+  description = "Grafana dashboard JSON for this tenant (dashboards/generated/tenant-template.json with __TENANT__ replaced)."
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Extra labels added to every object."
+  default     = {}
+}

@@ -1,0 +1,41 @@
+# The shared platform in one namespace (default `monitoring`): the LLM gateway every tenant proxy
+# calls, the vLLM pool on GPU nodes, Prometheus, Grafana and kube-state-metrics.
+# Apply once per cluster, before any tenant (tenants write their route and dashboard here).
+# See gateway.tf, vllm.tf, prometheus.tf, grafana.tf and kube_state_metrics.tf.
+
+provider "kubectl" {
+  config_path      = var.kubeconfig_path
+  config_context   = var.kube_context
+  load_config_file = true
+}
+
+locals {
+  common_labels = {
+    "app.kubernetes.io/part-of"    = "llm-tenants"
+    "app.kubernetes.io/managed-by" = "terraform"
+  }
+  repository_root = "${path.module}/../.."
+
+  # Pods that Prometheus scrapes carry these annotations (see prometheus.tf).
+  scrape_annotations = {
+    "prometheus.io/scrape" = "true"
+    "prometheus.io/path"   = "/metrics"
+  }
+  restricted_container_security = {
+    allowPrivilegeEscalation = false
+    readOnlyRootFilesystem   = true
+    capabilities             = { drop = ["ALL"] }
+  }
+}
+
+resource "kubectl_manifest" "namespace" {
+  yaml_body = yamlencode({
+    apiVersion = "v1"
+    kind       = "Namespace"
+    metadata = {
+      name   = var.namespace
+      labels = merge(local.common_labels, { "app.kubernetes.io/name" = var.namespace })
+    }
+  })
+  wait = true
+}

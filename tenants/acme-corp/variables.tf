@@ -1,0 +1,206 @@
+# The tenant spec: terraform.tfvars.json in this directory sets these (tenantctl reads the same
+# file for local mode and validates it the same way; keep the two in step).
+
+variable "name" {
+  type        = string
+  description = "Tenant name: a DNS-1123 label of at most 40 characters; also the namespace and the directory name."
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$", var.name))
+    error_message = "name: must be a DNS-1123 label of at most 40 characters: lower-case letters, digits and '-', starting and ending with a letter or digit."
+  }
+  validation {
+    condition     = !contains(["default", "monitoring"], var.name) && !startswith(var.name, "kube-")
+    error_message = "name: 'default', 'monitoring' and 'kube-*' are reserved for the platform."
+  }
+}
+
+variable "display_name" {
+  type        = string
+  description = "Human-readable name, e.g. \"Acme Corp\"."
+
+  validation {
+    condition     = length(trimspace(var.display_name)) > 0 && length(var.display_name) <= 100
+    error_message = "display_name: must not be blank (at most 100 characters)."
+  }
+}
+
+variable "industry" {
+  type        = string
+  description = "The tenant's industry, e.g. \"Insurance\"."
+
+  validation {
+    condition     = length(trimspace(var.industry)) > 0 && length(var.industry) <= 60
+    error_message = "industry: must not be blank (at most 60 characters)."
+  }
+}
+
+variable "system_prompt" {
+  type        = string
+  description = "The tenant's system prompt, put before every conversation by its proxy."
+
+  validation {
+    condition     = length(trimspace(var.system_prompt)) > 0 && length(var.system_prompt) <= 16384
+    error_message = "system_prompt: must not be blank (at most 16384 characters)."
+  }
+}
+
+variable "backend" {
+  type        = string
+  description = "openai, vllm, or auto (the vLLM pool with failover to OpenAI)."
+  default     = "auto"
+
+  validation {
+    condition     = contains(["openai", "vllm", "auto"], var.backend)
+    error_message = "backend: must be one of openai, vllm, auto."
+  }
+}
+
+variable "model" {
+  type        = string
+  description = "Model name served by the vLLM pool."
+  default     = "smollm2-135m-instruct"
+
+  validation {
+    condition     = length(trimspace(var.model)) > 0
+    error_message = "model: must not be blank."
+  }
+}
+
+variable "openai_model" {
+  type        = string
+  description = "Model used when the request goes to OpenAI."
+  default     = "gpt-4o-mini"
+
+  validation {
+    condition     = length(trimspace(var.openai_model)) > 0
+    error_message = "openai_model: must not be blank."
+  }
+}
+
+variable "max_tokens" {
+  type        = number
+  description = "Cap on completion tokens per request."
+  default     = 256
+
+  validation {
+    condition     = var.max_tokens >= 1 && var.max_tokens <= 32768 && floor(var.max_tokens) == var.max_tokens
+    error_message = "max_tokens: must be a whole number from 1 to 32768."
+  }
+}
+
+variable "quota" {
+  type = object({
+    cpu    = optional(string, "2")
+    memory = optional(string, "4Gi")
+    pods   = optional(number, 10)
+  })
+  description = "Namespace ResourceQuota: CPU and memory (Kubernetes quantities) and the number of Pods."
+  default     = {}
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?|[0-9]+m)$", var.quota.cpu)) && !can(regex("^[0.]+m?$", var.quota.cpu))
+    error_message = "quota.cpu: must be a positive Kubernetes CPU quantity such as '2' or '500m'."
+  }
+  validation {
+    condition     = can(regex("^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$", var.quota.memory)) && !can(regex("^0+[A-Za-z]*$", var.quota.memory))
+    error_message = "quota.memory: must be a positive Kubernetes memory quantity such as '4Gi' or '512Mi'."
+  }
+  validation {
+    condition     = var.quota.pods >= 1 && var.quota.pods <= 1000 && floor(var.quota.pods) == var.quota.pods
+    error_message = "quota.pods: must be a whole number from 1 to 1000."
+  }
+}
+
+variable "rate_limits" {
+  type = object({
+    requests_per_minute = optional(number, 60)
+    requests_per_hour   = optional(number, 1000)
+    tokens_per_minute   = optional(number, 20000)
+  })
+  description = "Per-tenant limits the shared gateway enforces."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for value in values(var.rate_limits) : value >= 1 && floor(value) == value])
+    error_message = "rate_limits: requests_per_minute, requests_per_hour and tokens_per_minute must be whole numbers >= 1."
+  }
+}
+
+variable "local_port" {
+  type        = number
+  description = "Port of the tenant proxy in local mode (`tenantctl up`); not used on a cluster."
+  default     = null
+
+  validation {
+    condition     = var.local_port == null || (try(var.local_port >= 1024 && var.local_port <= 65535, false))
+    error_message = "local_port: must be from 1024 to 65535."
+  }
+}
+
+# -- How to reach the cluster and run the proxy (not part of the tenant spec) -------------------
+
+variable "kubeconfig_path" {
+  type        = string
+  description = "kubeconfig file; null means KUBE_CONFIG_PATH or ~/.kube/config."
+  default     = null
+}
+
+variable "kube_context" {
+  type        = string
+  description = "kubeconfig context; null means the current context."
+  default     = null
+}
+
+variable "admin_group" {
+  type        = string
+  description = "Group bound to the tenant-admin Role; null means \"<name>-admins\"."
+  default     = null
+}
+
+variable "ingress_namespace" {
+  type        = string
+  description = "Namespace of the ingress controller allowed to reach the proxy."
+  default     = "ingress-nginx"
+}
+
+variable "monitoring_namespace" {
+  type        = string
+  description = "Namespace of the platform (gateway, Prometheus, Grafana), created by shared-infrastructure/platform."
+  default     = "monitoring"
+}
+
+variable "proxy_image" {
+  type        = string
+  description = "Container image with the tenant proxy (built from the repository's Dockerfile)."
+  default     = "ghcr.io/llm-tenants/platform:0.1.0"
+}
+
+variable "proxy_replicas" {
+  type        = number
+  description = "Proxy replicas. More than one needs ReadWriteMany storage for the document index."
+  default     = 1
+
+  validation {
+    condition     = var.proxy_replicas >= 0 && floor(var.proxy_replicas) == var.proxy_replicas
+    error_message = "proxy_replicas: must be a whole number >= 0."
+  }
+}
+
+variable "wait_for_rollout" {
+  type        = bool
+  description = "Wait until the proxy Deployment is rolled out (set false where Pods cannot run, e.g. the test control plane)."
+  default     = true
+}
+
+variable "knowledge_storage_size" {
+  type        = string
+  description = "Size of the PersistentVolumeClaim holding the tenant's document index."
+  default     = "1Gi"
+}
+
+variable "knowledge_storage_class" {
+  type        = string
+  description = "StorageClass of that claim; null means the cluster default."
+  default     = null
+}

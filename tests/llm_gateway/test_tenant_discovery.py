@@ -1,0 +1,127 @@
+"""The gateway learns tenants from the route Secrets tenant applies write (cluster mode).
+
+A real gateway process authenticates to the test control plane as the `llm-gateway`
+ServiceAccount the platform root creates (a real token from the TokenRequest API), so the
+RBAC the platform grants it is exercised, not assumed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import httpx
+import pytest
+from kubernetes import client, config as kube_config
+from kubernetes.client.rest import ApiException
+
+from tenantctl import launchers
+from tenantctl.cluster import SERVICE_ACCOUNT_ISSUER
+from tests.helpers import free_port, wait_for
+
+NAMESPACE = "monitoring"
+
+
+def service_account_kubeconfig(cluster_platform, path) -> str:
+    """A kubeconfig holding a short-lived token of monitoring/llm-gateway."""
+    admin = client.CoreV1Api(cluster_platform.control_plane.api_client())
+    token = admin.create_namespaced_service_account_token("llm-gateway", NAMESPACE, client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[SERVICE_ACCOUNT_ISSUER], expiration_seconds=3600))).status.token
+    plane = cluster_platform.control_plane.plane
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gateway",
+        "clusters": [{"name": "test", "cluster": {"server": plane.api_url, "certificate-authority": str(plane.ca_cert)}}],
+        "users": [{"name": "llm-gateway", "user": {"token": token}}],
+        "contexts": [{"name": "gateway", "context": {"cluster": "test", "user": "llm-gateway"}}],
+    }))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def gateway_kubeconfig(cluster_platform, tmp_path_factory) -> str:
+    return service_account_kubeconfig(cluster_platform, tmp_path_factory.mktemp("gateway-sa") / "kubeconfig")
+
+
+@pytest.fixture
+def cluster_gateway(cluster_platform, gateway_kubeconfig, model_url, process_group, tmp_path) -> str:
+    config = {"tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": gateway_kubeconfig, "refresh_seconds": 0.5},
+              "pool": {"endpoints": [model_url], "health_path": "/openapi.json"}}
+    port = free_port()
+    process_group(launchers.gateway(config, port, tmp_path))
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, what="gateway ready")
+    return url
+
+
+def ask(url: str, key: str) -> httpx.Response:
+    return httpx.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=120,
+                      json={"model": "any", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]})
+
+
+def route_secret(name: str, key: str, **overrides) -> client.V1Secret:
+    route = {"name": name, "backend": "vllm", "model": "smollm2-135m-instruct", "max_tokens": 16,
+             "key_sha256": [hashlib.sha256(key.encode()).hexdigest()], **overrides}
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(name=f"tenant-route-{name}", labels={"llm-tenants.io/gateway-route": "true"}),
+        data={"route.json": base64.b64encode(json.dumps(route).encode()).decode()})
+
+
+def test_applied_tenants_are_served_with_their_own_identity(cluster_platform, cluster_gateway):
+    for tenant in ("acme-corp", "closed-ai"):
+        response = ask(cluster_gateway, cluster_platform.gateway_key(tenant))
+        assert response.status_code == 200, response.text
+        assert response.headers["X-LLM-Backend"] == "vllm"
+    assert ask(cluster_gateway, "gk-not-a-tenant").status_code == 401
+
+
+def test_new_and_removed_routes_take_effect_without_restart(cluster_platform, cluster_gateway):
+    admin = client.CoreV1Api(cluster_platform.control_plane.api_client())
+    key = "gk-initech-test-key"
+    assert ask(cluster_gateway, key).status_code == 401
+    admin.create_namespaced_secret(NAMESPACE, route_secret("initech", key))
+    try:
+        wait_for(lambda: ask(cluster_gateway, key).status_code == 200, timeout=30, what="new tenant served")
+    finally:
+        admin.delete_namespaced_secret("tenant-route-initech", NAMESPACE)
+    wait_for(lambda: ask(cluster_gateway, key).status_code == 401, timeout=30, what="removed tenant refused")
+
+
+def test_a_broken_route_is_ignored_and_the_others_keep_working(cluster_platform, cluster_gateway):
+    admin = client.CoreV1Api(cluster_platform.control_plane.api_client())
+    broken = route_secret("broken", "gk-broken", backend="not-a-backend")
+    admin.create_namespaced_secret(NAMESPACE, broken)
+    try:
+        response = ask(cluster_gateway, cluster_platform.gateway_key("acme-corp"))
+        assert response.status_code == 200
+        assert ask(cluster_gateway, "gk-broken").status_code == 401
+    finally:
+        admin.delete_namespaced_secret("tenant-route-broken", NAMESPACE)
+
+
+def test_gateway_identity_cannot_read_tenant_secrets(gateway_kubeconfig):
+    as_gateway = client.CoreV1Api(kube_config.new_client_from_config(config_file=gateway_kubeconfig))
+    assert as_gateway.list_namespaced_secret(NAMESPACE, label_selector="llm-tenants.io/gateway-route=true").items
+    for call in (lambda: as_gateway.read_namespaced_secret("tenant-proxy-gateway-key", "acme-corp"),
+                 lambda: as_gateway.list_namespaced_secret("closed-ai"),
+                 lambda: as_gateway.list_secret_for_all_namespaces()):
+        with pytest.raises(ApiException) as denied:
+            call()
+        assert denied.value.status == 403
+
+
+def test_readiness_waits_for_the_first_listing(model_url, process_group, tmp_path):
+    """Unreachable API server: alive, but not ready (no tenant could be authenticated)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
+        "clusters": [{"name": "nowhere", "cluster": {"server": f"https://127.0.0.1:{free_port()}",
+                                                     "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "nobody", "user": {"token": "x"}}],
+        "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "nobody"}}]}))
+    config = {"tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": str(kubeconfig), "refresh_seconds": 0.5},
+              "pool": {"endpoints": [model_url], "health_path": "/openapi.json"}}
+    port = free_port()
+    process_group(launchers.gateway(config, port, tmp_path))
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+    assert ready.status_code == 503 and ready.json()["tenants_synced"] is False

@@ -1,0 +1,117 @@
+"""The platform root applied for real: gateway, vLLM pool, Prometheus, Grafana, kube-state-metrics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.helpers import REPO_ROOT
+
+NAMESPACE = "monitoring"
+
+
+@pytest.fixture(scope="module")
+def api(cluster_platform):
+    admin = cluster_platform.control_plane.api_client()
+    return {"core": client.CoreV1Api(admin), "apps": client.AppsV1Api(admin), "rbac": client.RbacAuthorizationV1Api(admin)}
+
+
+def container(deployment) -> client.V1Container:
+    return deployment.spec.template.spec.containers[0]
+
+
+def test_gateway_discovers_tenants_with_rights_in_its_namespace_only(api):
+    config = json.loads(api["core"].read_namespaced_config_map("llm-gateway-config", NAMESPACE).data["gateway.json"])
+    assert config["tenant_discovery"] == {"namespace": NAMESPACE, "label_selector": "llm-tenants.io/gateway-route=true",
+                                          "refresh_seconds": 10}
+    assert config["pool"]["endpoints"] == ["http://vllm.monitoring.svc.cluster.local:8000"]
+    assert "openai" not in config  # no API key given: OpenAI stays off
+
+    role = api["rbac"].read_namespaced_role("llm-gateway", NAMESPACE)
+    assert [(rule.resources, rule.verbs) for rule in role.rules] == [(["secrets"], ["get", "list", "watch"])]
+    binding = api["rbac"].read_namespaced_role_binding("llm-gateway", NAMESPACE)
+    assert binding.subjects[0].name == "llm-gateway" and binding.subjects[0].namespace == NAMESPACE
+    gateway_bindings = [b for b in api["rbac"].list_cluster_role_binding().items
+                        if any(s.name == "llm-gateway" for s in b.subjects or [])]
+    assert gateway_bindings == []
+
+    deployment = api["apps"].read_namespaced_deployment("llm-gateway", NAMESPACE)
+    gateway = container(deployment)
+    assert deployment.spec.template.spec.service_account_name == "llm-gateway"
+    assert gateway.readiness_probe.http_get.path == "/readyz"
+    assert gateway.security_context.read_only_root_filesystem is True
+    assert {e.name: e.value for e in gateway.env}["LLM_GATEWAY_CONFIG"] == "/etc/llm-gateway/gateway.json"
+    service = api["core"].read_namespaced_service("llm-gateway", NAMESPACE)
+    assert service.spec.selector == {"app.kubernetes.io/name": "llm-gateway"} and service.spec.ports[0].port == 8080
+
+
+def test_vllm_pool_runs_on_gpu_nodes(api):
+    deployment = api["apps"].read_namespaced_deployment("vllm", NAMESPACE)
+    pod = deployment.spec.template.spec
+    assert pod.node_selector == {"nvidia.com/gpu.present": "true"}
+    assert [(t.key, t.operator, t.effect) for t in pod.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
+    vllm = pod.containers[0]
+    assert vllm.resources.limits["nvidia.com/gpu"] == "1"
+    assert vllm.args[:4] == ["--model", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "--served-model-name", "smollm2-135m-instruct"]
+    assert vllm.readiness_probe.http_get.path == "/health"
+    assert api["core"].read_namespaced_service("vllm", NAMESPACE).spec.ports[0].port == 8000
+
+
+def test_prometheus_config_is_valid_and_discovers_pods(api, tmp_path):
+    config_text = api["core"].read_namespaced_config_map("prometheus-config", NAMESPACE).data["prometheus.yml"]
+    rules = api["core"].read_namespaced_config_map("prometheus-rules", NAMESPACE).data["llm-tenants.yml"]
+    assert rules == (REPO_ROOT / "dashboards" / "alerts" / "rules.yml").read_text()
+    config = yaml.safe_load(config_text)
+    (job,) = config["scrape_configs"]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
+    assert {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "action": "keep",
+            "regex": "true"} in job["relabel_configs"]
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "llm-tenants.yml").write_text(rules)
+    config["rule_files"] = [str(tmp_path / "rules" / "*.yml")]  # where the Pod mounts them
+    # Debian's Prometheus is built without Kubernetes service discovery, so its promtool rejects the
+    # kubernetes_sd_configs block; everything else (relabel regexes, rules, globals) is checked.
+    job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
+    del job["kubernetes_sd_configs"]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    check = subprocess.run([shutil.which("promtool") or "promtool", "check", "config", str(tmp_path / "prometheus.yml")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    role = api["rbac"].read_cluster_role("llm-tenants-prometheus")
+    assert all(set(rule.verbs) == {"get", "list", "watch"} for rule in role.rules)
+    binding = api["rbac"].read_cluster_role_binding("llm-tenants-prometheus")
+    assert (binding.subjects[0].name, binding.subjects[0].namespace) == ("prometheus", NAMESPACE)
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboards(api):
+    provisioning = api["core"].read_namespaced_config_map("grafana-provisioning", NAMESPACE).data
+    (datasource,) = yaml.safe_load(provisioning["datasources.yaml"])["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus.monitoring.svc.cluster.local:9090"
+    (provider,) = yaml.safe_load(provisioning["dashboards.yaml"])["providers"]
+    dashboards = {cm.metadata.name: cm.data for cm in api["core"].list_namespaced_config_map(
+        NAMESPACE, label_selector="grafana_dashboard=1").items}
+    assert {"grafana-dashboard-platform-overview", "grafana-dashboard-tenants-comparison",
+            "grafana-dashboard-tenant-acme-corp", "grafana-dashboard-tenant-closed-ai"} <= set(dashboards)
+    overview = json.loads(dashboards["grafana-dashboard-platform-overview"]["platform-overview.json"])
+    assert overview == json.loads((REPO_ROOT / "dashboards" / "generated" / "platform-overview.json").read_text())
+
+    deployment = api["apps"].read_namespaced_deployment("grafana", NAMESPACE)
+    sidecar = deployment.spec.template.spec.containers[1]
+    env = {e.name: e.value for e in sidecar.env}
+    assert env["LABEL"] == "grafana_dashboard" and env["FOLDER"] == provider["options"]["path"]
+
+
+def test_kube_state_metrics_is_scraped_for_quota_usage(api):
+    deployment = api["apps"].read_namespaced_deployment("kube-state-metrics", NAMESPACE)
+    assert deployment.spec.template.metadata.annotations["prometheus.io/scrape"] == "true"
+    assert "resourcequotas" in container(deployment).args[0]
+    rules = api["rbac"].read_cluster_role("llm-tenants-kube-state-metrics").rules
+    assert all(set(rule.verbs) == {"list", "watch"} for rule in rules)
