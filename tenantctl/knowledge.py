@@ -12,17 +12,16 @@ example a port-forwarded proxy on a cluster). Everything goes through the proxy'
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 import httpx
 
+from app.knowledge.chunking import HEADING
 from tenantctl.local import tenant_url
 
 DEFAULT_RUN_DIR = Path(".run/local")
 MARKDOWN_SUFFIXES = (".md", ".markdown")
-FIRST_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 INGEST_TIMEOUT = httpx.Timeout(900.0, connect=5.0)  # embedding a long document on a CPU takes a while
 
 
@@ -101,9 +100,10 @@ def command_forget(args: argparse.Namespace) -> int:
 def document_title(path: Path, content: bytes) -> str:
     """A markdown file's first heading, otherwise the file name without its suffix."""
     if path.suffix.lower() in MARKDOWN_SUFFIXES:
-        match = FIRST_HEADING.search(content[:4096].decode("utf-8", errors="ignore"))
-        if match:
-            return match.group(1)
+        for line in content[:4096].decode("utf-8", errors="ignore").splitlines():
+            match = HEADING.match(line)
+            if match:
+                return match.group(1)
     return path.stem
 
 

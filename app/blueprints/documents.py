@@ -8,22 +8,14 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
-
 from app.knowledge.grounding import citation
 from app.knowledge.retrieval import KnowledgeBase
 from app.knowledge.store import Document
 from app.knowledge.upload import read_document
+from app.schemas import SearchRequest
 from app.services import current_services
 from llm_common.errors import ApiError
 from llm_common.json_body import read_json_object, validate_model
-
-
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    query: StrictStr = Field(min_length=1, max_length=4096)
-    top_k: StrictInt = Field(3, ge=1, le=50)
 
 blueprint = Blueprint("documents", __name__)
 

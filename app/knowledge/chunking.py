@@ -1,9 +1,9 @@
 """Splitting a document into chunks the embedding model reads whole.
 
 all-MiniLM-L6-v2 reads at most 256 word pieces, roughly 180 English words. Chunks of
-about `max_words` words (default 120), overlapping by `overlap_words`, stay inside
-that window, and a sentence cut at a chunk border is whole in one of the two
-neighbours. Paragraphs are kept together while they fit. A markdown heading starts a
+about `max_words` words (default 120) stay inside that window; where a paragraph
+has to be cut, neighbouring chunks share `overlap_words` words, so the text around
+the cut is read in context on both sides. Paragraphs are kept together while they fit. A markdown heading starts a
 new section, and its text opens every chunk of that section, so each chunk says what
 it is about.
 """
