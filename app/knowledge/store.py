@@ -101,7 +101,9 @@ class KnowledgeStore:
         self._index: faiss.Index | None = None
         self._loaded_signature: tuple | None = None
         with self._connect() as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+            # A rollback journal, not WAL: WAL needs shared memory between its users, which a
+            # ReadWriteMany volume mounted by proxy replicas on several nodes does not give.
+            connection.execute("PRAGMA journal_mode=DELETE")
             connection.executescript(SCHEMA)
 
     # --- reading ---------------------------------------------------------------------------
