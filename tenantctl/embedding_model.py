@@ -46,7 +46,11 @@ def weights_dir() -> Path:
 
 
 def gguf_path() -> Path:
-    version = importlib.metadata.version(WEIGHTS_PACKAGE)
+    try:
+        version = importlib.metadata.version(WEIGHTS_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise EmbeddingModelError(f"the embedding model is not installed: run ./scripts/setup "
+                                  f"(package {WEIGHTS_PACKAGE})") from None
     return cache_root() / "models" / f"{EMBEDDING_MODEL_NAME}-{version}-c{CONVERTER_VERSION}.f32.gguf"
 
 
