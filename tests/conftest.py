@@ -14,8 +14,8 @@ from tenantctl import toolchain
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
-from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port, repository_copy,
-                           specs_on_free_ports)
+from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port,
+                           repository_copy, specs_on_free_ports)
 
 
 @pytest.fixture(scope="session")

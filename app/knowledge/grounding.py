@@ -30,6 +30,8 @@ def ground(system_prompt: str, hits: list[Hit]) -> Grounding:
 
 
 def citation(hit: Hit) -> dict:
-    snippet = hit.text if len(hit.text) <= SNIPPET_CHARACTERS else hit.text[:SNIPPET_CHARACTERS].rsplit(" ", 1)[0] + " …"
+    snippet = hit.text
+    if len(snippet) > SNIPPET_CHARACTERS:
+        snippet = snippet[:SNIPPET_CHARACTERS].rsplit(" ", 1)[0] + " …"
     return {"document_id": hit.document_id, "title": hit.title, "chunk_id": hit.chunk_id,
             "score": round(hit.score, 4), "snippet": snippet}

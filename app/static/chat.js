@@ -7,7 +7,8 @@ const question = document.getElementById("question");
 const send = document.getElementById("send");
 const reset = document.getElementById("reset");
 
-let history = [];        // [{role: "user"|"assistant", content}], sent with every question
+let history = [];        // [{role: "user"|"assistant", content}], kept in this page only
+const SENT_HISTORY = 20; // the latest messages go with each question (the proxy accepts up to 50)
 let inFlight = null;     // AbortController of the answer being streamed
 
 function addMessage(role, text) {
@@ -72,7 +73,7 @@ async function ask(text) {
     const response = await fetch("/ask", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ question: text, history, stream: true }),
+      body: JSON.stringify({ question: text, history: history.slice(-SENT_HISTORY), stream: true }),
       signal: controller.signal,
     });
     if (!response.ok) {
