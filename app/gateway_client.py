@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Callable, TypeVar
 
 from llm_common.errors import ApiError
@@ -40,6 +41,19 @@ class GatewayClient:
             raise _as_api_error(error) from None
         except UpstreamRejected as error:
             raise _as_api_error(error) from None
+
+    def embed(self, texts: list[str]) -> tuple[str, list[list[float]]]:
+        """(model, one vector per text, in order) from the platform's embedding model."""
+        try:
+            reply = self._client.embeddings({"model": PLACEHOLDER_MODEL, "input": texts})
+        except (UpstreamUnavailable, UpstreamRejected) as error:
+            raise _as_api_error(error) from None
+        try:
+            body = json.loads(reply.content)
+            rows = sorted(body["data"], key=lambda row: row["index"])
+            return str(body.get("model") or ""), [row["embedding"] for row in rows]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(502, "the gateway's embeddings answer was malformed", code="bad_gateway_answer") from None
 
 
 def _as_api_error(error: UpstreamUnavailable | UpstreamRejected) -> ApiError:

@@ -22,7 +22,7 @@ from llm_gateway.config import GatewayConfig, TenantRoute, load_gateway_config
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
 from llm_gateway.pricing import PriceTable
 from llm_gateway.routing import Router
-from llm_gateway.services import GatewayServices, build_backends
+from llm_gateway.services import GatewayServices, build_backends, embedding_route
 from llm_gateway.tenant_discovery import TenantDiscovery
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def create_app(config: GatewayConfig) -> Flask:
     prices = PriceTable(config.prices)
     metrics = GatewayMetrics(registry, prices)
     backends = build_backends(config, metrics)
-    router = Router(backends, metrics)
+    router = Router(backends, metrics, embedding_route(config.embeddings, backends))
     _warn_about_unpriced_models(config.tenants, router, prices)
     tenants = TenantDirectory(config.tenants)
     discovery = None

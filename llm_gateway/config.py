@@ -70,6 +70,28 @@ class OpenAIConfig(_Config):
     read_timeout_seconds: float = Field(300.0, gt=0)
 
 
+class EmbeddingsConfig(_Config):
+    """Where `/v1/embeddings` goes, for every tenant alike.
+
+    One embedding model for the whole platform: a tenant's knowledge index is only
+    searchable with vectors of the model that built it. Without this section the
+    request follows the tenant's chat routing (vLLM pool, OpenAI), as before.
+    """
+
+    backend: Literal["pool", "openai"] = Field(
+        description="'pool': our own OpenAI-compatible embedding servers (local mode: llama.cpp with "
+                    "all-MiniLM-L6-v2); 'openai': OpenAI's embedding API with the gateway's OpenAI key.")
+    model: str = Field(min_length=1, description="Model name sent upstream, e.g. text-embedding-3-small.")
+    dimensions: int | None = Field(None, ge=1, description="Sent upstream when set (OpenAI text-embedding-3-*).")
+    pool: PoolConfig | None = Field(None, description="The embedding servers, for backend 'pool'.")
+
+    @model_validator(mode="after")
+    def _pool_for_pool_backend(self) -> "EmbeddingsConfig":
+        if self.backend == "pool" and self.pool is None:
+            raise ValueError("backend 'pool' needs 'pool' (the embedding servers' endpoints)")
+        return self
+
+
 class TenantDiscoveryConfig(_Config):
     """Learn tenants from the route Secrets tenant applies write into the gateway's namespace."""
 
@@ -84,6 +106,7 @@ class GatewayConfig(_Config):
     tenant_discovery: TenantDiscoveryConfig | None = None
     pool: PoolConfig | None = None
     openai: OpenAIConfig | None = None
+    embeddings: EmbeddingsConfig | None = None
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     prices: dict[str, ModelPrice] = Field(default_factory=dict,
                                           description="USD per million tokens by model; adds to the built-in table.")
@@ -98,6 +121,8 @@ class GatewayConfig(_Config):
         names = [tenant.name for tenant in self.tenants]
         if len(names) != len(set(names)):
             raise ValueError("tenant names must be unique")
+        if self.embeddings is not None and self.embeddings.backend == "openai" and self.openai is None:
+            raise ValueError("embeddings.backend 'openai' needs an OpenAI key (OPENAI_API_KEY or 'openai')")
         return self
 
 

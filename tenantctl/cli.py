@@ -2,6 +2,7 @@
 
     tenantctl up                    start model server, gateway, one proxy per tenant and Prometheus
     tenantctl ask <tenant> "..."    ask a running tenant proxy a question
+    tenantctl ingest <tenant> FILE… add documents to a tenant's knowledge base
     tenantctl validate              check every tenant spec
     tenantctl dashboards [--check]  regenerate the Grafana dashboards (dashboards/generated/)
     tenantctl report <tenant>       a tenant's dashboard panels as a PNG, from Prometheus
@@ -24,8 +25,8 @@ from pathlib import Path
 import httpx
 from kubernetes.client.rest import ApiException
 
-from tenantctl import cluster, deploy, observability, onboard, status
-from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, read_state
+from tenantctl import cluster, deploy, knowledge, observability, onboard, status
+from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
 from tenantctl.terraform import TerraformError
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--gateway-port", type=int, default=8080)
     up.add_argument("--model-port", type=int, default=8000, help="port of the embedded model server")
+    up.add_argument("--embedding-port", type=int, default=8001, help="port of the embedding model server")
     up.add_argument("--first-tenant-port", type=int, default=5002,
                     help="first port for tenants whose spec sets no local_port")
     up.add_argument("--vllm", action="append", default=[], metavar="URL",
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.register(commands)  # apply|destroy <name>, platform apply|destroy
     status.register(commands)  # status <name>
     observability.register(commands)  # dashboards, report <tenant>
+    knowledge.register(commands)  # ingest <tenant> FILE…, documents, forget
     return parser
 
 
@@ -97,7 +100,8 @@ def command_validate(args: argparse.Namespace) -> int:
 def command_up(args: argparse.Namespace) -> int:
     specs = discover_tenant_specs(args.tenants_dir)
     settings = LocalSettings(run_dir=args.run_dir, host=args.host, gateway_port=args.gateway_port,
-                             model_port=args.model_port, first_tenant_port=args.first_tenant_port,
+                             model_port=args.model_port, embedding_port=args.embedding_port,
+                             first_tenant_port=args.first_tenant_port,
                              vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers,
                              prometheus_port=args.prometheus_port if args.prometheus else None,
                              scrape_interval=args.scrape_interval)
@@ -147,19 +151,8 @@ def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint], prometheu
           "-d '{\"question\": \"Which company do you work for?\"}'")
 
 
-def _tenant_url(args: argparse.Namespace) -> str:
-    state = read_state(args.run_dir)
-    if state is None:
-        raise RuntimeError(f"no running platform found in {args.run_dir}: start it with `tenantctl up`")
-    for tenant in state["tenants"]:
-        if tenant["name"] == args.tenant:
-            return tenant["url"]
-    known = ", ".join(t["name"] for t in state["tenants"])
-    raise RuntimeError(f"unknown tenant '{args.tenant}' (running: {known})")
-
-
 def command_ask(args: argparse.Namespace) -> int:
-    url = _tenant_url(args) + "/ask"
+    url = tenant_url(args.run_dir, args.tenant) + "/ask"
     body: dict = {"question": args.question, "stream": args.stream}
     if args.max_tokens:
         body["max_tokens"] = args.max_tokens

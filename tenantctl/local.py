@@ -1,9 +1,11 @@
 """Local mode: the whole platform on one machine, driven by the same tenant specs as the cluster.
 
 Starts (in order) the embedded model server when no other backend is
-configured, the shared gateway, one proxy per tenant, and Prometheus scraping
-them all with the alert rules loaded; waits until each is healthy; and stops
-them all, in reverse order, however we exit.
+configured, the embedding model server, the shared gateway, one proxy per
+tenant, and Prometheus scraping them all with the alert rules loaded; waits
+until each is healthy; and stops them all, in reverse order, however we exit.
+Each tenant's knowledge index lives in `<run dir>/knowledge/<tenant>/` and
+outlives the run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from llm_gateway.auth import generate_gateway_key, hash_gateway_key
-from tenantctl import launchers
+from tenantctl import embedding_model, launchers
 from tenantctl.processes import ManagedProcess, port_is_free
 from tenantctl.prometheus import ScrapeTargets, prometheus_config
 from tenantctl.spec import TenantSpec
@@ -35,6 +37,7 @@ class LocalSettings:
     host: str = "127.0.0.1"
     gateway_port: int = 8080
     model_port: int = 8000
+    embedding_port: int = 8001
     first_tenant_port: int = 5002
     prometheus_port: int | None = 9090  # None: no Prometheus
     scrape_interval: str = "15s"
@@ -69,7 +72,8 @@ def assign_ports(specs: list[TenantSpec], first_port: int) -> dict[str, int]:
     return ports
 
 
-def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict | None) -> dict:
+def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict | None,
+                   embeddings: dict | None = None) -> dict:
     config: dict = {
         "tenants": [
             {"name": spec.name, "backend": spec.backend, "model": spec.model,
@@ -80,12 +84,17 @@ def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict 
     }
     if pool is not None:
         config["pool"] = pool
+    if embeddings is not None:
+        config["embeddings"] = embeddings
     return config
 
 
-def proxy_config(spec: TenantSpec, key: str, gateway_url: str) -> dict:
-    return {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
-            "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens}
+def proxy_config(spec: TenantSpec, key: str, gateway_url: str, knowledge_dir: Path | None = None) -> dict:
+    config = {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
+              "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens}
+    if knowledge_dir is not None:
+        config["knowledge_dir"] = str(knowledge_dir.resolve())
+    return config
 
 
 def openai_key_configured(environ: Mapping[str, str]) -> bool:
@@ -122,12 +131,24 @@ class LocalPlatform:
     def _pool(self) -> dict | None:
         s = self.settings
         if self.uses_embedded_model():
-            return {"endpoints": [self.model_url],
-                    "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH, "health_interval_seconds": 2.0,
-                    "eject_cooldown_seconds": 5.0}
+            return self._local_llama_pool(s.model_port)
         if s.vllm_endpoints:
             return {"endpoints": s.vllm_endpoints}
         return None
+
+    def _embeddings(self) -> dict:
+        """Local mode always embeds with its own all-MiniLM-L6-v2 server: free, offline, one space for all runs."""
+        return {"backend": "pool", "model": embedding_model.EMBEDDING_MODEL_NAME,
+                "pool": self._local_llama_pool(self.settings.embedding_port)}
+
+    def _local_llama_pool(self, port: int) -> dict:
+        """A pool of one llama.cpp server of ours, checked often: it starts and stops with us."""
+        return {"endpoints": [f"http://{self.settings.host}:{port}"],
+                "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH, "health_interval_seconds": 2.0,
+                "eject_cooldown_seconds": 5.0}
+
+    def knowledge_dir(self, tenant: str) -> Path:
+        return self.settings.run_dir / "knowledge" / tenant
 
     def _openai_environment(self) -> dict[str, str]:
         return {key: value for key, value in self.environ.items() if key.startswith("OPENAI_")}
@@ -135,7 +156,8 @@ class LocalPlatform:
     def check_ports_free(self, tenant_ports: Mapping[str, int]) -> None:
         """Refuse to start on a taken port: a health check could otherwise reach the other server."""
         s = self.settings
-        wanted = {"gateway": s.gateway_port, **{f"tenant {name}": port for name, port in tenant_ports.items()}}
+        wanted = {"gateway": s.gateway_port, "embedding model": s.embedding_port,
+                  **{f"tenant {name}": port for name, port in tenant_ports.items()}}
         if self.uses_embedded_model():
             wanted["embedded model"] = s.model_port
         if s.prometheus_port is not None:
@@ -154,11 +176,14 @@ class LocalPlatform:
             if self.uses_embedded_model():
                 self._launch(launchers.model_server(s.model_port, s.run_dir, host=s.host), progress,
                              waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)")
-            self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool()), s.gateway_port,
-                                           s.run_dir, host=s.host, workers=s.workers,
+            self._launch(launchers.embedding_server(s.embedding_port, s.run_dir, host=s.host), progress,
+                         waiting="loading the embedding model (all-MiniLM-L6-v2, CPU)")
+            self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool(), self._embeddings()),
+                                           s.gateway_port, s.run_dir, host=s.host, workers=s.workers,
                                            extra_env=self._openai_environment()), progress)
             for spec in self.specs:
-                config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1")
+                config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1",
+                                      self.knowledge_dir(spec.name))
                 self._launch(launchers.tenant_proxy(config, ports[spec.name], s.run_dir, host=s.host,
                                                     workers=s.workers), progress)
                 self.endpoints.append(TenantEndpoint(spec.name, spec.display_name,
@@ -213,3 +238,15 @@ def read_state(run_dir: Path) -> dict | None:
         return json.loads((run_dir / STATE_FILE).read_text())
     except (OSError, ValueError):
         return None
+
+
+def tenant_url(run_dir: Path, tenant: str) -> str:
+    """The URL of a tenant's proxy in the platform running from `run_dir`."""
+    state = read_state(run_dir)
+    if state is None:
+        raise RuntimeError(f"no running platform found in {run_dir}: start it with `tenantctl up`")
+    for endpoint in state["tenants"]:
+        if endpoint["name"] == tenant:
+            return endpoint["url"]
+    known = ", ".join(endpoint["name"] for endpoint in state["tenants"])
+    raise RuntimeError(f"unknown tenant '{tenant}' (running: {known})")

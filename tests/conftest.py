@@ -14,15 +14,15 @@ from tenantctl import toolchain
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
-from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, free_port, repository_copy,
-                           specs_on_free_ports)
+from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port,
+                           repository_copy, specs_on_free_ports)
 from tests.traffic import ObservedPlatform, send_traffic
 
 
 def _local_platform(run_dir, scrape_interval: str = "15s") -> LocalPlatform:
     settings = LocalSettings(run_dir=run_dir, gateway_port=free_port(), model_port=free_port(),
-                             prometheus_port=free_port(), scrape_interval=scrape_interval,
-                             embedded_model=True, workers=2)
+                             embedding_port=free_port(), prometheus_port=free_port(),
+                             scrape_interval=scrape_interval, embedded_model=True, workers=2)
     return LocalPlatform(specs_on_free_ports(), settings, environ={})
 
 
@@ -53,6 +53,14 @@ def observed_platform(tmp_path_factory) -> ObservedPlatform:
 @pytest.fixture(scope="session")
 def model_url(platform) -> str:
     return platform.model_url
+
+
+@pytest.fixture
+def documents(platform) -> TenantDocuments:
+    """Add documents to the platform's tenants; every one added is deleted after the test."""
+    tenant_documents = TenantDocuments(platform)
+    yield tenant_documents
+    tenant_documents.delete_all()
 
 
 def start_process(process: ManagedProcess, timeout: float = 120) -> ManagedProcess:

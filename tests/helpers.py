@@ -75,6 +75,7 @@ class RunningPlatform:
         self.platform = platform
         self.gateway_url = platform.gateway_url
         self.model_url = platform.model_url
+        self.embedding_url = f"http://{platform.settings.host}:{platform.settings.embedding_port}"
         self.prometheus_url = platform.prometheus_url
         self.tenant_urls = {endpoint.name: endpoint.url for endpoint in platform.endpoints}
         self.keys = platform.keys
@@ -166,3 +167,33 @@ class ClusterPlatform:
         core = client.CoreV1Api(self.control_plane.api_client())
         secret = core.read_namespaced_secret("tenant-proxy-gateway-key", tenant)
         return base64.b64decode(secret.data["key"]).decode()
+
+
+class TenantDocuments:
+    """Tenants' knowledge through the proxies' /documents API, remembering what it added."""
+
+    def __init__(self, platform: RunningPlatform):
+        self.platform = platform
+        self.added: list[tuple[str, str]] = []  # (tenant, document id)
+
+    def add(self, tenant: str, title: str, text: str) -> dict:
+        response = httpx.post(self.platform.tenant_urls[tenant] + "/documents", json={"title": title, "text": text},
+                              timeout=300)
+        assert response.status_code == 201, response.text
+        document = response.json()
+        self.added.append((tenant, document["id"]))
+        return document
+
+    def search(self, tenant: str, query: str, top_k: int = 3) -> list[dict]:
+        response = httpx.post(self.platform.tenant_urls[tenant] + "/documents/search",
+                              json={"query": query, "top_k": top_k}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+    def delete(self, tenant: str, document_id: str) -> httpx.Response:
+        return httpx.delete(f"{self.platform.tenant_urls[tenant]}/documents/{document_id}", timeout=60)
+
+    def delete_all(self) -> None:
+        for tenant, document_id in self.added:
+            self.delete(tenant, document_id)
+        self.added.clear()

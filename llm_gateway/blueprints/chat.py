@@ -105,6 +105,8 @@ def embeddings():
     body = read_json_object(request, services.config.max_body_bytes)
     validate_model(EmbeddingRequest, body)
     backend, reply = services.router.embeddings(tenant, body)
+    services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
+    services.metrics.count_usage(tenant.name, backend, _usage_of(reply.content))
     return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
 
 

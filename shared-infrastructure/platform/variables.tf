@@ -49,10 +49,11 @@ variable "gateway" {
 
 variable "openai" {
   type = object({
-    api_key  = optional(string, "")
-    base_url = optional(string, "https://api.openai.com/v1")
+    api_key         = optional(string, "")
+    base_url        = optional(string, "https://api.openai.com/v1")
+    embedding_model = optional(string, "text-embedding-3-small")
   })
-  description = "OpenAI backend; an empty api_key leaves it out (the vLLM pool must then be enabled)."
+  description = "OpenAI backend; an empty api_key leaves it out (the vLLM pool must then be enabled). With a key, embedding_model embeds every tenant's documents and questions."
   default     = {}
   sensitive   = true
 

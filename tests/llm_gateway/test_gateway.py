@@ -28,7 +28,7 @@ def test_health_and_readiness(gateway):
     assert httpx.get(gateway + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(gateway + "/readyz")
     assert ready.status_code == 200
-    assert ready.json()["backends"] == {"vllm": True}
+    assert ready.json()["backends"] == {"vllm": True, "embeddings": True}
 
 
 @pytest.mark.parametrize("headers, code", [
@@ -146,12 +146,17 @@ def test_in_flight_requests_are_labelled_by_tenant(platform, gateway):
     assert seen and seen[-1] == (1, 0), seen
 
 
-def test_embeddings_pass_through_to_the_pool(platform, gateway):
+def test_embeddings_go_to_the_platform_embedding_model(platform, gateway):
+    """Whatever model the caller names, every tenant gets all-MiniLM-L6-v2 (one vector space)."""
     response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "acme-corp"), timeout=60,
-                          json={"model": "whatever", "input": "hello world"})
+                          json={"model": "text-embedding-3-large", "input": ["hello world", "second input"]})
     assert response.status_code == 200, response.text
-    assert response.headers["X-LLM-Backend"] == "vllm"
-    assert response.json()["data"][0]["embedding"]
+    assert response.headers["X-LLM-Backend"] == "embeddings"
+    body = response.json()
+    assert body["model"] == "all-minilm-l6-v2"
+    assert [len(row["embedding"]) for row in body["data"]] == [384, 384]
+    text = httpx.get(gateway + "/metrics").text
+    assert metric_value(text, "llm_gateway_backend_requests_total", tenant="acme-corp", backend="embeddings") >= 1
 
 
 @pytest.mark.parametrize("body", [{"model": "x"}, {"input": 5}, {"input": [{"a": 1}]}])
