@@ -7,14 +7,17 @@ Run under gunicorn with the application factory:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Mapping
 
 from flask import Flask
 
-from app.blueprints import ask, health, openai_compat
+from app.blueprints import ask, chat_page, documents, health, openai_compat
 from app.config import ProxyConfig, load_proxy_config
 from app.end_user_keys import require_end_user_keys
 from app.gateway_client import GatewayClient
+from app.knowledge.retrieval import KnowledgeBase
+from app.knowledge.store import KnowledgeStore
 from app.metrics import ProxyMetrics
 from app.openapi import proxy_openapi
 from app.services import ProxyServices
@@ -22,27 +25,40 @@ from llm_common.errors import register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
 from llm_common.openapi import openapi_blueprint
-from llm_common.request_metrics import instrument_requests
+from llm_common.request_metrics import counted_routes, create_series, instrument_requests
 
 
 def create_app(config: ProxyConfig) -> Flask:
     app = Flask(__name__)
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
-    metrics = ProxyMetrics(registry)
+    metrics = ProxyMetrics(registry, config.tenant)
     gateway = GatewayClient(config.gateway_url, config.gateway_key,
                             connect_timeout=config.connect_timeout_seconds,
-                            read_timeout=config.read_timeout_seconds)
-    app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway)
-    register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(config.tenant, refusal.reason))
+                            read_timeout=config.read_timeout_seconds,
+                            on_failure=metrics.count_gateway_error)
+    app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway,
+                                                   knowledge=_knowledge_base(config, gateway))
+    register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(refusal.reason))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)
     require_end_user_keys(app, config.end_user_key_sha256)  # after the metrics hooks: refusals are counted
     app.register_blueprint(ask.blueprint)
     app.register_blueprint(openai_compat.blueprint)
+    app.register_blueprint(documents.blueprint)
+    app.register_blueprint(chat_page.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
     app.register_blueprint(openapi_blueprint(proxy_openapi(config.tenant, bool(config.end_user_key_sha256))))
+    create_series(metrics.requests, metrics.request_duration, counted_routes(app), config.tenant)
     return app
+
+
+def _knowledge_base(config: ProxyConfig, gateway: GatewayClient) -> KnowledgeBase | None:
+    if config.knowledge_dir is None:
+        return None
+    return KnowledgeBase(KnowledgeStore(Path(config.knowledge_dir)), gateway.embed,
+                         top_k=config.knowledge_top_k, min_score=config.knowledge_min_score,
+                         chunk_words=config.chunk_words, overlap_words=config.chunk_overlap_words)
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Flask:

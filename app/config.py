@@ -3,6 +3,8 @@
 Local mode passes a JSON file (TENANT_PROXY_CONFIG). On a cluster the
 Deployment sets environment variables and mounts the prompt (ConfigMap) and
 the gateway key (Secret) as files; each env var overrides the file's field.
+KNOWLEDGE_DIR names the tenant's knowledge directory (on a cluster, its
+PersistentVolumeClaim); unset, the tenant has no documents and /ask no retrieval.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.guardrails import Guardrails
 from llm_common.keys import check_sha256_digests
@@ -24,6 +26,7 @@ ENV_FIELDS = {
     "GATEWAY_URL": "gateway_url",
     "MAX_TOKENS": "max_tokens",
     "MAX_QUESTION_BYTES": "max_question_bytes",
+    "KNOWLEDGE_DIR": "knowledge_dir",
 }
 ENV_FILE_FIELDS = {"SYSTEM_PROMPT_FILE": "system_prompt", "GATEWAY_KEY_FILE": "gateway_key"}
 # A JSON file (on a cluster: the tenant's policy ConfigMap) with `guardrails` and `end_user_key_sha256`.
@@ -49,6 +52,13 @@ class ProxyConfig(BaseModel):
     connect_timeout_seconds: float = Field(2.0, gt=0)
     read_timeout_seconds: float = Field(300.0, gt=0)
     metrics_multiprocess_dir: str | None = None
+    knowledge_dir: str | None = Field(None, description="The tenant's FAISS index and document store; None: off.")
+    knowledge_top_k: int = Field(3, ge=1, le=20, description="Chunks added to a grounded answer, at most.")
+    knowledge_min_score: float = Field(
+        0.3, ge=-1, le=1, description="Cosine similarity below which a chunk is neither used nor cited.")
+    max_document_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    chunk_words: int = Field(120, ge=16, le=400, description="Words per chunk (all-MiniLM-L6-v2 reads 256 tokens).")
+    chunk_overlap_words: int = Field(20, ge=0)
     guardrails: Guardrails = Field(default_factory=Guardrails)
     end_user_key_sha256: list[str] = Field(
         default_factory=list, description="SHA-256 of the end-user API keys accepted; empty: no key required.")
@@ -64,6 +74,12 @@ class ProxyConfig(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> "ProxyConfig":
+        if self.chunk_overlap_words >= self.chunk_words:
+            raise ValueError("chunk_overlap_words must be smaller than chunk_words")
+        return self
 
     @field_validator("system_prompt", "gateway_key")
     @classmethod

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Callable, TypeVar
+
 from llm_common.errors import ApiError
 from llm_common.openai_client import (
     ChatStream,
@@ -11,25 +14,46 @@ from llm_common.openai_client import (
     UpstreamUnavailable,
 )
 
+T = TypeVar("T")
 BACKEND_HEADER = "x-llm-backend"
 PLACEHOLDER_MODEL = "tenant-default"  # the gateway picks the tenant's model per backend
 
 
 class GatewayClient:
-    def __init__(self, base_url: str, key: str, *, connect_timeout: float, read_timeout: float):
+    """`on_failure(reason)` is told of every failed call (not of requests the gateway rejected)."""
+
+    def __init__(self, base_url: str, key: str, *, connect_timeout: float, read_timeout: float,
+                 on_failure: Callable[[str], None] = lambda reason: None):
         self._client = HttpxClient(base_url, key, connect_timeout=connect_timeout, read_timeout=read_timeout)
+        self._on_failure = on_failure
 
     def chat(self, payload: dict) -> UpstreamReply:
-        try:
-            return self._client.chat({"model": PLACEHOLDER_MODEL, **payload})
-        except (UpstreamUnavailable, UpstreamRejected) as error:
-            raise _as_api_error(error) from None
+        return self._call(self._client.chat, payload)
 
     def open_chat_stream(self, payload: dict) -> ChatStream:
+        return self._call(self._client.open_chat_stream, payload)
+
+    def _call(self, method: Callable[[dict], T], payload: dict) -> T:
         try:
-            return self._client.open_chat_stream({"model": PLACEHOLDER_MODEL, **payload})
+            return method({"model": PLACEHOLDER_MODEL, **payload})
+        except UpstreamUnavailable as error:
+            self._on_failure(error.reason)
+            raise _as_api_error(error) from None
+        except UpstreamRejected as error:
+            raise _as_api_error(error) from None
+
+    def embed(self, texts: list[str]) -> tuple[str, list[list[float]]]:
+        """(model, one vector per text, in order) from the platform's embedding model."""
+        try:
+            reply = self._client.embeddings({"model": PLACEHOLDER_MODEL, "input": texts})
         except (UpstreamUnavailable, UpstreamRejected) as error:
             raise _as_api_error(error) from None
+        try:
+            body = json.loads(reply.content)
+            rows = sorted(body["data"], key=lambda row: row["index"])
+            return str(body.get("model") or ""), [row["embedding"] for row in rows]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(502, "the gateway's embeddings answer was malformed", code="bad_gateway_answer") from None
 
 
 def _as_api_error(error: UpstreamUnavailable | UpstreamRejected) -> ApiError:

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from llm_common.errors import Refusal
 from llm_common.usage import message_texts
 
+GUARDRAIL_REASONS = ("sensitive_prompt", "refusal_rule", "blocked_topic")  # the refusals' `reason` (and `code`)
+
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -7,7 +7,7 @@ would let one override the tenant's instructions.
 
 from __future__ import annotations
 
-from llm_common.errors import ApiError
+from llm_common.errors import Refusal
 
 PRIVILEGED_ROLES = ("system", "developer")
 
@@ -15,11 +15,11 @@ PRIVILEGED_ROLES = ("system", "developer")
 def with_tenant_prompt(system_prompt: str, messages: list[dict]) -> list[dict]:
     for index, message in enumerate(messages):
         if message.get("role") in PRIVILEGED_ROLES:
-            raise ApiError(
+            raise Refusal(
                 400,
                 f"messages.{index}.role: '{message['role']}' messages are not accepted; "
                 "this tenant's system prompt is fixed by the platform",
-                code="system_prompt_locked",
+                reason="system_prompt_locked",
             )
     return [{"role": "system", "content": system_prompt}, *messages]
 

@@ -1,4 +1,4 @@
-"""The `/ask` request body."""
+"""Request bodies of the proxy's own routes: `/ask` and `/documents/search`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class AskRequest(BaseModel):
     stream: StrictBool = False
     temperature: StrictFloat | StrictInt | None = Field(None, ge=0, le=2)
     seed: StrictInt | None = None
+    knowledge: StrictBool = Field(True, description="Ground the answer in the tenant's documents (when it has any).")
 
     @field_validator("question")
     @classmethod
@@ -30,6 +31,13 @@ class AskRequest(BaseModel):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: StrictStr = Field(min_length=1, max_length=4096)
+    top_k: StrictInt = Field(3, ge=1, le=50)
 
 
 class AskResponse(BaseModel):
@@ -40,3 +48,4 @@ class AskResponse(BaseModel):
     model: str | None = None
     backend: str | None = None
     usage: dict | None = None
+    citations: list[dict] = Field(default_factory=list)

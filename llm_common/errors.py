@@ -7,6 +7,7 @@ Both services raise `ApiError` for anything the caller should see and install
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from typing import Callable
 

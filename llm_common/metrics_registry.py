@@ -12,6 +12,10 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client import multiprocess
 
+# Seconds, for request durations, time to first token and pool member latency alike;
+# 10 is a bucket boundary on purpose: the latency SLO alert counts answers within 10 s.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
 
 class MetricsRegistry:
     def __init__(self, multiprocess_dir: str | None):

@@ -22,6 +22,10 @@ import openai
 
 from llm_common.sse import iter_event_data
 
+# Why a call to an upstream failed, as metric label values: these, or `http_<status>`.
+# "stream_broken" is an answer stream that broke after its first byte (counted by the relays).
+FAILURE_REASONS = ("connect", "timeout", "stream_broken")
+
 
 class UpstreamUnavailable(Exception):
     """The backend failed before sending any answer byte; another backend may be tried."""

@@ -1,32 +1,77 @@
-"""Per-request counters shared by both services: count, duration (to the last byte), in-flight."""
+"""Per-request metrics shared by both services: count, duration (to the last byte), in-flight.
+
+Operational endpoints (`/metrics`, `/healthz`, `/readyz`) are not counted: Prometheus
+scrapes and Kubernetes probes would otherwise dominate every tenant's request rate
+and pull its latency percentiles down.
+
+The gateway learns a request's tenant only after authenticating it, so its in-flight
+gauge starts under `unauthenticated` and moves to the tenant when `tenant_identified()`
+is called.
+
+`create_series` makes each tenant's series exist at zero from the start: rate() ignores
+a series' first sample, so without it a tenant's first requests would never show.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Callable
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from prometheus_client import Counter, Gauge, Histogram
+
+OPERATIONAL_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
+_EXTENSION = "request_metrics"
 
 
 def instrument_requests(app: Flask, *, requests: Counter, duration: Histogram, in_flight: Gauge,
                         tenant_label: Callable[[], str]) -> None:
     """Record every request; streamed answers are timed until their last chunk or disconnect."""
+    app.extensions[_EXTENSION] = (in_flight, tenant_label)
 
     @app.before_request
     def _start() -> None:
-        g.metrics_route = request.url_rule.rule if request.url_rule else "unmatched"
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        if route in OPERATIONAL_ROUTES:
+            return
+        g.metrics_route = route
         g.metrics_started = time.perf_counter()
-        in_flight.labels(route=g.metrics_route).inc()
+        g.metrics_in_flight = in_flight.labels(route=route, tenant=tenant_label())
+        g.metrics_in_flight.inc()
 
     @app.after_request
     def _finish(response):
-        route, started, tenant = g.metrics_route, g.metrics_started, tenant_label()
+        if "metrics_route" not in g:
+            return response
+        route, started, tenant, gauge = g.metrics_route, g.metrics_started, tenant_label(), g.metrics_in_flight
         requests.labels(route=route, tenant=tenant, status=str(response.status_code)).inc()
 
         def record() -> None:
             duration.labels(route=route, tenant=tenant).observe(time.perf_counter() - started)
-            in_flight.labels(route=route).dec()
+            gauge.dec()
 
         response.call_on_close(record)
         return response
+
+
+def tenant_identified() -> None:
+    """Move this request's in-flight count to the tenant `tenant_label()` now returns."""
+    if "metrics_in_flight" not in g:
+        return
+    in_flight, tenant_label = current_app.extensions[_EXTENSION]
+    g.metrics_in_flight.dec()
+    g.metrics_in_flight = in_flight.labels(route=g.metrics_route, tenant=tenant_label())
+    g.metrics_in_flight.inc()
+
+
+def counted_routes(app: Flask) -> list[str]:
+    """The routes whose requests are counted (every route but the operational ones)."""
+    return sorted({rule.rule for rule in app.url_map.iter_rules()
+                   if rule.rule not in OPERATIONAL_ROUTES and rule.endpoint != "static"})
+
+
+def create_series(requests: Counter, duration: Histogram, routes: list[str], tenant: str) -> None:
+    """A tenant's answered-request count and duration histogram per route, at zero."""
+    for route in routes:
+        requests.labels(route=route, tenant=tenant, status="200")
+        duration.labels(route=route, tenant=tenant)

@@ -6,6 +6,7 @@ Run under gunicorn with the application factory:
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Mapping
 
@@ -15,29 +16,36 @@ from llm_common.errors import Refusal, register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
 from llm_common.openapi import openapi_blueprint
-from llm_common.request_metrics import instrument_requests
+from llm_common.request_metrics import counted_routes, create_series, instrument_requests
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.blueprints import chat, health
-from llm_gateway.config import GatewayConfig, load_gateway_config
+from llm_gateway.config import GatewayConfig, TenantRoute, load_gateway_config
 from llm_gateway.metering import Metering
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
 from llm_gateway.openapi import gateway_openapi
+from llm_gateway.pricing import PriceTable
 from llm_gateway.routing import Router
-from llm_gateway.services import GatewayServices, build_backends
+from llm_gateway.services import GatewayServices, build_backends, embedding_route
 from llm_gateway.tenant_discovery import TenantDiscovery
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: GatewayConfig) -> Flask:
     app = Flask(__name__)
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
-    metrics = GatewayMetrics(registry)
+    prices = PriceTable(config.prices)
+    metrics = GatewayMetrics(registry, prices)
     backends = build_backends(config, metrics)
+    router = Router(backends, metrics, embedding_route(config.embeddings, backends))
+    _warn_about_unpriced_models(config.tenants, router, prices)
     tenants = TenantDirectory(config.tenants)
     discovery = None
     if config.tenant_discovery is not None:
-        discovery = TenantDiscovery(config.tenant_discovery, tenants, config.tenants)
-    services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=Router(backends, metrics),
-                               metering=Metering(config, metrics), discovery=discovery)
+        discovery = TenantDiscovery(config.tenant_discovery, tenants, config.tenants,
+                                    on_refresh=lambda known: _publish_tenants(app, metrics, router, known))
+    services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=router,
+                               metering=Metering(config, metrics, prices=prices), discovery=discovery)
     app.extensions["llm_gateway"] = services
     register_error_handlers(app, on_refusal=lambda refusal: _count_refusal(metrics, refusal))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
@@ -46,6 +54,7 @@ def create_app(config: GatewayConfig) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
     app.register_blueprint(openapi_blueprint(gateway_openapi()))
+    _publish_tenants(app, metrics, router, config.tenants)
     for backend in backends.values():
         backend.start_health_checks()
     if discovery is not None:
@@ -60,6 +69,23 @@ def _tenant_label() -> str:
 
 def _count_refusal(metrics: GatewayMetrics, refusal: Refusal) -> None:
     metrics.refusals.labels(tenant=_tenant_label(), reason=refusal.reason).inc()
+
+
+def _publish_tenants(app: Flask, metrics: GatewayMetrics, router: Router, tenants: list[TenantRoute]) -> None:
+    """Budgets and zero series of the tenants the gateway knows (at start, and as discovery finds them)."""
+    routes = counted_routes(app)
+    for tenant in tenants:
+        metrics.publish_tenant(tenant, {name: router.model_for(tenant, name) for name in router.configured_for(tenant)})
+        create_series(metrics.requests, metrics.request_duration, routes, tenant.name)
+
+
+def _warn_about_unpriced_models(tenants: list[TenantRoute], router: Router, prices: PriceTable) -> None:
+    for tenant in tenants:
+        for backend in router.configured_for(tenant):
+            model = router.model_for(tenant, backend)
+            if not prices.has(model):
+                log.warning("no price for model %s (tenant %s, backend %s): its cost is not counted; "
+                            "add it to the gateway config's 'prices'", model, tenant.name, backend)
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Flask:

@@ -35,7 +35,8 @@ class TenantRoute(_Config):
     openai_model: str = Field("gpt-4o-mini", min_length=1)
     max_tokens: int = Field(256, ge=1)
     key_sha256: list[str] = Field(min_length=1, description="Hex SHA-256 of every gateway key valid for the tenant.")
-    monthly_budget_usd: float | None = Field(None, gt=0, description="Exported as a metric for budget alerts.")
+    monthly_budget_usd: float | None = Field(
+        None, gt=0, description="Enforced by the gateway (budgets.py) and exported as a metric for budget alerts.")
     # Enforced by the gateway with monthly_budget_usd (limits.py, budgets.py); None: not limited.
     rate_limits: RateLimits | None = None
     monthly_token_budget: int | None = Field(None, ge=1)
@@ -74,6 +75,28 @@ class OpenAIConfig(_Config):
     read_timeout_seconds: float = Field(300.0, gt=0)
 
 
+class EmbeddingsConfig(_Config):
+    """Where `/v1/embeddings` goes, for every tenant alike.
+
+    One embedding model for the whole platform: a tenant's knowledge index is only
+    searchable with vectors of the model that built it. Without this section the
+    request follows the tenant's chat routing (vLLM pool, OpenAI), as before.
+    """
+
+    backend: Literal["pool", "openai"] = Field(
+        description="'pool': our own OpenAI-compatible embedding servers (local mode: llama.cpp with "
+                    "all-MiniLM-L6-v2); 'openai': OpenAI's embedding API with the gateway's OpenAI key.")
+    model: str = Field(min_length=1, description="Model name sent upstream, e.g. text-embedding-3-small.")
+    dimensions: int | None = Field(None, ge=1, description="Sent upstream when set (OpenAI text-embedding-3-*).")
+    pool: PoolConfig | None = Field(None, description="The embedding servers, for backend 'pool'.")
+
+    @model_validator(mode="after")
+    def _pool_for_pool_backend(self) -> "EmbeddingsConfig":
+        if self.backend == "pool" and self.pool is None:
+            raise ValueError("backend 'pool' needs 'pool' (the embedding servers' endpoints)")
+        return self
+
+
 class TenantDiscoveryConfig(_Config):
     """Learn tenants from the route Secrets tenant applies write into the gateway's namespace."""
 
@@ -95,6 +118,7 @@ class GatewayConfig(_Config):
     tenant_discovery: TenantDiscoveryConfig | None = None
     pool: PoolConfig | None = None
     openai: OpenAIConfig | None = None
+    embeddings: EmbeddingsConfig | None = None
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     prices: dict[str, ModelPrice] = Field(default_factory=dict,
                                           description="USD per million tokens by model; adds to the built-in table.")
@@ -111,6 +135,8 @@ class GatewayConfig(_Config):
         names = [tenant.name for tenant in self.tenants]
         if len(names) != len(set(names)):
             raise ValueError("tenant names must be unique")
+        if self.embeddings is not None and self.embeddings.backend == "openai" and self.openai is None:
+            raise ValueError("embeddings.backend 'openai' needs an OpenAI key (OPENAI_API_KEY or 'openai')")
         return self
 
 

@@ -1,18 +1,22 @@
-"""Gateway metrics. Labels are bounded: tenant names come from config, never from callers."""
+"""Gateway metrics. Labels are bounded: tenant names, backends, pool members and models come
+from config, reasons from our code; nothing a caller sends becomes a label value."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from llm_common.metrics_registry import MetricsRegistry
-from llm_common.usage import token_counts
+from llm_common.metrics_registry import LATENCY_BUCKETS, MetricsRegistry
+from llm_common.openai_client import FAILURE_REASONS
+from llm_common.usage import TOKEN_KINDS, token_counts
+from llm_gateway.config import TenantRoute
+from llm_gateway.pricing import PriceTable
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 UNAUTHENTICATED = "unauthenticated"
 
 
 class GatewayMetrics:
-    def __init__(self, registry: MetricsRegistry):
+    def __init__(self, registry: MetricsRegistry, prices: PriceTable | None = None):
+        self._prices = prices or PriceTable()
         r = registry.for_new_metrics
         self.requests = Counter(
             "llm_gateway_requests_total", "Requests answered, by route, tenant and HTTP status.",
@@ -26,6 +30,15 @@ class GatewayMetrics:
         self.tokens = Counter(
             "llm_gateway_tokens_total", "Tokens reported by the backend, by kind (prompt|completion).",
             ["tenant", "backend", "kind"], registry=r)
+        self.cost = Counter(
+            "llm_gateway_cost_usd_total", "Estimated cost of the tokens used, in US dollars, from the price table.",
+            ["tenant", "backend", "model"], registry=r)
+        self.monthly_budget = Gauge(
+            "llm_gateway_tenant_monthly_budget_usd", "The tenant's monthly budget in US dollars, from its spec.",
+            ["tenant"], multiprocess_mode="livemax", registry=r)
+        self.refusals = Counter(
+            "llm_gateway_refusals_total", "Requests refused by policy (rate limit, budget), by reason.",
+            ["tenant", "reason"], registry=r)
         self.backend_requests = Counter(
             "llm_gateway_backend_requests_total", "Requests served, by the backend that served them.",
             ["tenant", "backend"], registry=r)
@@ -34,7 +47,7 @@ class GatewayMetrics:
             ["backend", "reason"], registry=r)
         self.in_flight = Gauge(
             "llm_gateway_in_flight_requests", "Requests being answered now.",
-            ["route"], multiprocess_mode="livesum", registry=r)
+            ["route", "tenant"], multiprocess_mode="livesum", registry=r)
         self.member_up = Gauge(
             "llm_gateway_pool_member_up", "1 when a pool member is healthy and not ejected.",
             ["backend", "member"], multiprocess_mode="livemin", registry=r)
@@ -45,10 +58,7 @@ class GatewayMetrics:
             "llm_gateway_pool_member_latency_seconds",
             "Time until a member answered (streams: until the stream opened).",
             ["backend", "member"], buckets=LATENCY_BUCKETS, registry=r)
-        # Tenant controls (limits.py, budgets.py, ledger/)
-        self.refusals = Counter(
-            "llm_gateway_refusals_total", "Requests refused by policy (rate limit, budget), by reason.",
-            ["tenant", "reason"], registry=r)
+        # Tenant controls (limits.py, budgets.py, ledger/); their refusals are counted in `refusals` above
         self.budget_remaining = Gauge(
             "llm_gateway_budget_remaining", "What is left of the tenant's monthly budget, by kind (tokens|usd).",
             ["tenant", "kind"], multiprocess_mode="mostrecent", registry=r)
@@ -60,7 +70,33 @@ class GatewayMetrics:
             "llm_gateway_ledger_errors_total", "Usage records that could not be written to the ledger.",
             ["tenant"], registry=r)
 
-    def count_usage(self, tenant: str, backend: str, usage: dict | None) -> None:
-        """Add a completion's reported `usage` to the token counters (absent usage adds nothing)."""
-        for kind, count in token_counts(usage):
+    def publish_tenant(self, tenant: TenantRoute, models: dict[str, str]) -> None:
+        """Export the tenant's budget, and create its series at zero for each backend it may use
+        (`models`: backend -> model), so that its first requests show in rate()."""
+        if tenant.monthly_budget_usd is not None:
+            self.monthly_budget.labels(tenant=tenant.name).set(tenant.monthly_budget_usd)
+        for backend, model in models.items():
+            self.backend_requests.labels(tenant=tenant.name, backend=backend)
+            self.time_to_first_token.labels(tenant=tenant.name, backend=backend)
+            self.cost.labels(tenant=tenant.name, backend=backend, model=model)
+            for kind in TOKEN_KINDS:
+                self.tokens.labels(tenant=tenant.name, backend=backend, kind=kind)
+
+    def publish_backend(self, backend: str) -> None:
+        """Create the backend's error series at zero, so its first failure shows in rate()."""
+        for reason in FAILURE_REASONS:
+            self.upstream_errors.labels(backend=backend, reason=reason)
+
+    def count_usage(self, tenant: str, backend: str, model: str, usage: dict | None) -> None:
+        """Add a completion's reported `usage` to the token and cost counters (absent usage adds nothing).
+
+        `model` is the configured model name (bounded), not the one the backend echoes back.
+        """
+        tokens = dict(token_counts(usage))
+        if not tokens:
+            return
+        for kind, count in tokens.items():
             self.tokens.labels(tenant=tenant, backend=backend, kind=kind).inc(count)
+        cost = self._prices.cost_usd(model, tokens)
+        if cost is not None:
+            self.cost.labels(tenant=tenant, backend=backend, model=model).inc(cost)

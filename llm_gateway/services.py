@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, SdkClient
-from llm_gateway.config import GatewayConfig, OpenAIConfig, PoolConfig
+from llm_gateway.config import EmbeddingsConfig, GatewayConfig, OpenAIConfig, PoolConfig
 from llm_gateway.metering import Metering
 from llm_gateway.metrics import GatewayMetrics
-from llm_gateway.routing import Router
+from llm_gateway.routing import EmbeddingRoute, Router
+
+EMBEDDINGS_BACKEND = "embeddings"  # the backend name of the embedding servers' pool
 
 if TYPE_CHECKING:
     from llm_gateway.tenant_discovery import TenantDiscovery
@@ -29,19 +31,29 @@ class GatewayServices:
 def build_backends(config: GatewayConfig, metrics: GatewayMetrics) -> dict[str, BackendPool]:
     backends: dict[str, BackendPool] = {}
     if config.pool is not None:
-        backends["vllm"] = _vllm_pool(config.pool, metrics)
+        backends["vllm"] = _pool("vllm", config.pool, metrics)
     if config.openai is not None:
         backends["openai"] = _openai_backend(config.openai, metrics)
+    if config.embeddings is not None and config.embeddings.backend == "pool":
+        backends[EMBEDDINGS_BACKEND] = _pool(EMBEDDINGS_BACKEND, config.embeddings.pool, metrics)
     return backends
 
 
-def _vllm_pool(pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
+def embedding_route(embeddings: EmbeddingsConfig | None, backends: dict[str, BackendPool]) -> EmbeddingRoute | None:
+    """The configured embedding model on its backend (None: embeddings follow tenant routing)."""
+    if embeddings is None:
+        return None
+    backend = backends[EMBEDDINGS_BACKEND if embeddings.backend == "pool" else "openai"]
+    return EmbeddingRoute(backend, embeddings.model, embeddings.dimensions)
+
+
+def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
     members = [
         PoolMember(url, HttpxClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
                                     read_timeout=pool.read_timeout_seconds))
         for url in pool.endpoints
     ]
-    return BackendPool("vllm", members, metrics, eject_cooldown=pool.eject_cooldown_seconds,
+    return BackendPool(name, members, metrics, eject_cooldown=pool.eject_cooldown_seconds,
                        health_path=pool.health_path, health_interval=pool.health_interval_seconds,
                        unhealthy_threshold=pool.unhealthy_threshold)
 

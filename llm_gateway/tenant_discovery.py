@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import threading
+from typing import Callable
 
 from kubernetes import client, config as kube_config
 from pydantic import ValidationError
@@ -49,10 +50,12 @@ class TenantDiscovery:
     """Keeps a TenantDirectory equal to the config's tenants plus the cluster's route Secrets."""
 
     def __init__(self, settings: TenantDiscoveryConfig, directory: TenantDirectory,
-                 static_tenants: list[TenantRoute], api: client.CoreV1Api | None = None):
+                 static_tenants: list[TenantRoute], api: client.CoreV1Api | None = None,
+                 on_refresh: Callable[[list[TenantRoute]], None] = lambda tenants: None):
         self.settings = settings
         self.directory = directory
         self.static_tenants = list(static_tenants)
+        self._on_refresh = on_refresh  # told every tenant after each refresh (e.g. to export budgets)
         self._api = api or kubernetes_api(settings.kubeconfig)
         self._stop = threading.Event()
         self._synced = threading.Event()
@@ -81,6 +84,7 @@ class TenantDiscovery:
                 continue
             discovered.append(route)
         self.directory.replace(self.static_tenants + discovered)
+        self._on_refresh(self.static_tenants + discovered)
         self._synced.set()
         return discovered
 

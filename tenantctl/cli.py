@@ -1,8 +1,11 @@
 """`tenantctl`: run the platform locally and talk to tenants.
 
-    tenantctl up                    start model server, gateway and one proxy per tenant
+    tenantctl up                    start model server, gateway, one proxy per tenant and Prometheus
     tenantctl ask <tenant> "..."    ask a running tenant proxy a question
+    tenantctl ingest <tenant> FILE… add documents to a tenant's knowledge base
     tenantctl validate              check every tenant spec
+    tenantctl dashboards [--check]  regenerate the Grafana dashboards (dashboards/generated/)
+    tenantctl report <tenant>       a tenant's dashboard panels as a PNG, from Prometheus
     tenantctl cluster up|down       a local Kubernetes control plane (etcd, apiserver, controllers)
     tenantctl onboard <name> ...    create tenants/<name>/ from tenant-template/
     tenantctl platform apply        the shared platform on a cluster (Terraform)
@@ -23,13 +26,12 @@ from pathlib import Path
 import httpx
 from kubernetes.client.rest import ApiException
 
-from tenantctl import cluster, deploy, onboard, status, usage
-from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, read_state
+from tenantctl import cluster, deploy, knowledge, observability, onboard, status, usage
+from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
 from tenantctl.terraform import TerraformError
 from tenantctl.toolchain import ToolchainError
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--gateway-port", type=int, default=8080)
     up.add_argument("--model-port", type=int, default=8000, help="port of the embedded model server")
+    up.add_argument("--embedding-port", type=int, default=8001, help="port of the embedding model server")
     up.add_argument("--first-tenant-port", type=int, default=5002,
                     help="first port for tenants whose spec sets no local_port")
     up.add_argument("--vllm", action="append", default=[], metavar="URL",
@@ -63,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--embedded-model", action=argparse.BooleanOptionalAction, default=None,
                     help="force the embedded CPU model on or off (default: on when no vLLM endpoint and no OPENAI_API_KEY)")
     up.add_argument("--workers", type=int, default=2, help="gunicorn workers per service")
+    up.add_argument("--prometheus-port", type=int, default=9090, help="port of the local Prometheus (default 9090)")
+    up.add_argument("--no-prometheus", dest="prometheus", action="store_false", help="do not start Prometheus")
+    up.add_argument("--scrape-interval", default="15s", help="Prometheus scrape and rule evaluation interval")
     up.add_argument("--redis-port", type=int, default=6380, help="port of the Redis holding rate limit counters")
     up.add_argument("--ledger", metavar="URL", help="usage ledger: postgresql://... (default: SQLite in the run dir)")
     up.set_defaults(handler=command_up)
@@ -82,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     onboard.register(commands)  # onboard <name>
     deploy.register(commands)  # apply|destroy <name>, platform apply|destroy
     status.register(commands)  # status <name>
+    observability.register(commands)  # dashboards, report <tenant>
+    knowledge.register(commands)  # ingest <tenant> FILE…, documents, forget
     usage.register(commands)  # usage <name>
     return parser
 
@@ -96,9 +104,12 @@ def command_validate(args: argparse.Namespace) -> int:
 def command_up(args: argparse.Namespace) -> int:
     specs = discover_tenant_specs(args.tenants_dir)
     settings = LocalSettings(run_dir=args.run_dir, host=args.host, gateway_port=args.gateway_port,
-                             model_port=args.model_port, first_tenant_port=args.first_tenant_port,
+                             model_port=args.model_port, embedding_port=args.embedding_port,
+                             first_tenant_port=args.first_tenant_port,
                              vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers,
-                             redis_port=args.redis_port, ledger_url=args.ledger)
+                             prometheus_port=args.prometheus_port if args.prometheus else None,
+                             scrape_interval=args.scrape_interval, redis_port=args.redis_port,
+                             ledger_url=args.ledger)
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
     starting = True
@@ -113,7 +124,7 @@ def command_up(args: argparse.Namespace) -> int:
     try:
         endpoints = platform.start(progress=lambda message: print(message, flush=True))
         starting = False
-        print_endpoints(platform.gateway_url, endpoints)
+        print_endpoints(platform.gateway_url, endpoints, platform.prometheus_url)
         print("\nPress Ctrl-C to stop.", flush=True)
         while not stop.wait(1.0):
             failed = platform.failed_processes()
@@ -131,10 +142,13 @@ def command_up(args: argparse.Namespace) -> int:
         print("stopped.", flush=True)
 
 
-def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint]) -> None:
+def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint], prometheus_url: str | None = None) -> None:
     rows = [("TENANT", "URL", "BACKEND", "MODEL")] + [(e.name, e.url, e.backend, e.model) for e in endpoints]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    print(f"\ngateway: {gateway_url}  (OpenAI API at {gateway_url}/v1)\n")
+    print(f"\ngateway: {gateway_url}  (OpenAI API at {gateway_url}/v1)")
+    if prometheus_url:
+        print(f"prometheus: {prometheus_url}  (alerts at {prometheus_url}/alerts)")
+    print()
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     example = endpoints[0].url if endpoints else "http://127.0.0.1:5002"
@@ -142,19 +156,8 @@ def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint]) -> None:
           "-d '{\"question\": \"Which company do you work for?\"}'")
 
 
-def _tenant_url(args: argparse.Namespace) -> str:
-    state = read_state(args.run_dir)
-    if state is None:
-        raise RuntimeError(f"no running platform found in {args.run_dir}: start it with `tenantctl up`")
-    for tenant in state["tenants"]:
-        if tenant["name"] == args.tenant:
-            return tenant["url"]
-    known = ", ".join(t["name"] for t in state["tenants"])
-    raise RuntimeError(f"unknown tenant '{args.tenant}' (running: {known})")
-
-
 def command_ask(args: argparse.Namespace) -> int:
-    url = _tenant_url(args) + "/ask"
+    url = tenant_url(args.run_dir, args.tenant) + "/ask"
     body: dict = {"question": args.question, "stream": args.stream}
     if args.max_tokens:
         body["max_tokens"] = args.max_tokens

@@ -1,5 +1,5 @@
-"""How each service of the platform is started as a process: model server, gateway, proxy, Redis
-(and PostgreSQL for the ledger in tests and benchmarks).
+"""How each service of the platform is started as a process: model servers, gateway, proxy, Prometheus,
+Redis (and PostgreSQL for the ledger in tests and benchmarks).
 
 Local mode and the test fixtures both build their processes here, so what the
 tests start is exactly what `tenantctl up` starts.
@@ -15,6 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from tenantctl import embedding_model
 from tenantctl.processes import ManagedProcess
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
@@ -41,22 +44,38 @@ def embedded_model_path() -> Path:
 
 
 def model_server(port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None) -> ManagedProcess:
+    """The embedded chat model (SmolLM2-135M-Instruct)."""
+    return _llama_server("model-server", embedded_model_path(), EMBEDDED_MODEL_NAME, port, log_dir,
+                         ["--n_ctx", "2048"], host=host, threads=threads)
+
+
+def embedding_server(port: int, log_dir: Path, *, host: str = "127.0.0.1",
+                     threads: int | None = None) -> ManagedProcess:
+    """The embedding model (all-MiniLM-L6-v2, mean pooling, 384 dimensions) behind `/v1/embeddings`."""
+    try:
+        model_path = embedding_model.ensure_gguf()
+    except embedding_model.EmbeddingModelError as error:
+        raise LauncherError(str(error)) from None
+    # BERT's context is 512 tokens; a batch of inputs is decoded together up to n_batch tokens.
+    return _llama_server("embedding-server", model_path, embedding_model.EMBEDDING_MODEL_NAME, port, log_dir,
+                         ["--embedding", "true", "--n_ctx", "512", "--n_batch", "512"], host=host, threads=threads)
+
+
+def _llama_server(name: str, model_path: Path, alias: str, port: int, log_dir: Path, extra_args: list[str], *,
+                  host: str, threads: int | None) -> ManagedProcess:
     if importlib.util.find_spec("llama_cpp") is None:
         raise LauncherError("llama-cpp-python is not installed: run ./scripts/setup")
     argv = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(embedded_model_path()),
-        "--model_alias", EMBEDDED_MODEL_NAME,
+        sys.executable, "-m", "tenantctl.model_server",  # llama_cpp.server plus /metrics
+        "--model", str(model_path),
+        "--model_alias", alias,
         "--host", host, "--port", str(port),
-        "--n_ctx", "2048",
-        # By default a new request cancels the stream in progress; queue requests instead.
+        # By default a new request cancels the one in progress; queue requests instead.
         "--interrupt_requests", "false",
-        # Serve /v1/embeddings too (token-level vectors from this chat model; a sentence
-        # embedding model is the knowledge feature's job).
-        "--embedding", "true",
         "--n_threads", str(threads or max(1, os.cpu_count() or 1)),
+        *extra_args,
     ]
-    return ManagedProcess(name="model-server", argv=argv, log_path=log_dir / "model-server.log",
+    return ManagedProcess(name=name, argv=argv, log_path=log_dir / f"{name}.log",
                           health_url=f"http://{host}:{port}{EMBEDDED_MODEL_HEALTH_PATH}")
 
 
@@ -175,3 +194,20 @@ def _postgres_answers(url: str) -> bool:
             return True
     except psycopg.Error:
         return False
+
+
+def prometheus(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1") -> ManagedProcess:
+    """Debian's Prometheus with our generated config; its data lives in the run directory."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise LauncherError("prometheus is not installed: run ./scripts/setup (Debian package prometheus)")
+    config_path = run_dir / "prometheus.yml"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    argv = [
+        binary, f"--config.file={config_path}", f"--storage.tsdb.path={run_dir / 'prometheus-data'}",
+        f"--web.listen-address={host}:{port}", "--storage.tsdb.retention.time=35d",  # the budget alert looks back 30 days
+        "--web.enable-lifecycle",  # POST /-/reload after editing the rules
+    ]
+    return ManagedProcess(name="prometheus", argv=argv, log_path=run_dir / "prometheus.log",
+                          health_url=f"http://{host}:{port}/-/ready")

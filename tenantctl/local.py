@@ -1,10 +1,13 @@
 """Local mode: the whole platform on one machine, driven by the same tenant specs as the cluster.
 
 Starts (in order) Redis (the gateway's rate limit and budget counters), the
-embedded model server when no other backend is configured, the shared gateway,
-and one proxy per tenant; waits until each is healthy; and stops them all, in
-reverse order, however we exit. The usage ledger is a SQLite file in the run
-directory unless `ledger_url` names another (e.g. PostgreSQL).
+embedded model server when no other backend is configured, the embedding model
+server, the shared gateway, one proxy per tenant, and Prometheus scraping them
+all with the alert rules loaded; waits until each is healthy; and stops them
+all, in reverse order, however we exit. The usage ledger is a SQLite file in the
+run directory unless `ledger_url` names another (e.g. PostgreSQL).
+Each tenant's knowledge index lives in `<run dir>/knowledge/<tenant>/` and
+outlives the run.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from llm_gateway.auth import generate_gateway_key, hash_gateway_key
-from tenantctl import launchers
+from tenantctl import embedding_model, launchers
 from tenantctl.processes import ManagedProcess, port_is_free
+from tenantctl.prometheus import ScrapeTargets, prometheus_config
 from tenantctl.spec import TenantSpec
 
 STATE_FILE = "state.json"
@@ -36,9 +40,12 @@ class LocalSettings:
     host: str = "127.0.0.1"
     gateway_port: int = 8080
     model_port: int = 8000
+    embedding_port: int = 8001
     first_tenant_port: int = 5002
+    prometheus_port: int | None = 9090  # None: no Prometheus
     redis_port: int = 6380  # not 6379: a system Redis may hold that one
     ledger_url: str | None = None  # None: sqlite:///<run_dir>/ledger.sqlite3
+    scrape_interval: str = "15s"
     vllm_endpoints: list[str] = field(default_factory=list)
     embedded_model: bool | None = None  # None: only when no vLLM endpoint and no OpenAI key
     workers: int = 2
@@ -71,7 +78,7 @@ def assign_ports(specs: list[TenantSpec], first_port: int) -> dict[str, int]:
 
 
 def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict | None,
-                   controls: dict | None = None) -> dict:
+                   embeddings: dict | None = None, controls: dict | None = None) -> dict:
     """`controls`: the `limits` and `ledger` sections (tenant_controls), when enforced."""
     config: dict = {
         "tenants": [
@@ -85,6 +92,8 @@ def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict 
     }
     if pool is not None:
         config["pool"] = pool
+    if embeddings is not None:
+        config["embeddings"] = embeddings
     return config
 
 
@@ -92,11 +101,14 @@ def tenant_controls(redis_url: str, ledger_url: str) -> dict:
     return {"limits": {"redis_url": redis_url}, "ledger": {"url": ledger_url}}
 
 
-def proxy_config(spec: TenantSpec, key: str, gateway_url: str) -> dict:
-    return {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
-            "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens,
-            "guardrails": spec.guardrails.model_dump(exclude_none=True),
-            "end_user_key_sha256": spec.end_user_key_sha256}
+def proxy_config(spec: TenantSpec, key: str, gateway_url: str, knowledge_dir: Path | None = None) -> dict:
+    config = {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
+              "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens,
+              "guardrails": spec.guardrails.model_dump(exclude_none=True),
+              "end_user_key_sha256": spec.end_user_key_sha256}
+    if knowledge_dir is not None:
+        config["knowledge_dir"] = str(knowledge_dir.resolve())
+    return config
 
 
 def openai_key_configured(environ: Mapping[str, str]) -> bool:
@@ -124,6 +136,15 @@ class LocalPlatform:
     def ledger_url(self) -> str:
         return self.settings.ledger_url or f"sqlite:///{(self.settings.run_dir / LEDGER_FILE).resolve()}"
 
+    @property
+    def model_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.model_port}"
+
+    @property
+    def prometheus_url(self) -> str | None:
+        port = self.settings.prometheus_port
+        return None if port is None else f"http://{self.settings.host}:{port}"
+
     def uses_embedded_model(self) -> bool:
         if self.settings.embedded_model is not None:
             return self.settings.embedded_model
@@ -132,12 +153,24 @@ class LocalPlatform:
     def _pool(self) -> dict | None:
         s = self.settings
         if self.uses_embedded_model():
-            return {"endpoints": [f"http://{s.host}:{s.model_port}"],
-                    "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH, "health_interval_seconds": 2.0,
-                    "eject_cooldown_seconds": 5.0}
+            return self._local_llama_pool(s.model_port)
         if s.vllm_endpoints:
             return {"endpoints": s.vllm_endpoints}
         return None
+
+    def _embeddings(self) -> dict:
+        """Local mode always embeds with its own all-MiniLM-L6-v2 server: free, offline, one space for all runs."""
+        return {"backend": "pool", "model": embedding_model.EMBEDDING_MODEL_NAME,
+                "pool": self._local_llama_pool(self.settings.embedding_port)}
+
+    def _local_llama_pool(self, port: int) -> dict:
+        """A pool of one llama.cpp server of ours, checked often: it starts and stops with us."""
+        return {"endpoints": [f"http://{self.settings.host}:{port}"],
+                "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH, "health_interval_seconds": 2.0,
+                "eject_cooldown_seconds": 5.0}
+
+    def knowledge_dir(self, tenant: str) -> Path:
+        return self.settings.run_dir / "knowledge" / tenant
 
     def _openai_environment(self) -> dict[str, str]:
         return {key: value for key, value in self.environ.items() if key.startswith("OPENAI_")}
@@ -145,14 +178,17 @@ class LocalPlatform:
     def check_ports_free(self, tenant_ports: Mapping[str, int]) -> None:
         """Refuse to start on a taken port: a health check could otherwise reach the other server."""
         s = self.settings
-        wanted = {"gateway": s.gateway_port, "redis": s.redis_port,
+        wanted = {"gateway": s.gateway_port, "embedding model": s.embedding_port, "redis": s.redis_port,
                   **{f"tenant {name}": port for name, port in tenant_ports.items()}}
         if self.uses_embedded_model():
             wanted["embedded model"] = s.model_port
+        if s.prometheus_port is not None:
+            wanted["prometheus"] = s.prometheus_port
         taken = [f"{what} port {port}" for what, port in wanted.items() if not port_is_free(s.host, port)]
         if taken:
             raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? choose other ports "
-                            "with --gateway-port, --model-port, --redis-port or the spec's local_port)")
+                            "with --gateway-port, --model-port, --prometheus-port, --redis-port or the spec's "
+                            "local_port)")
 
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
@@ -164,21 +200,34 @@ class LocalPlatform:
             if self.uses_embedded_model():
                 self._launch(launchers.model_server(s.model_port, s.run_dir, host=s.host), progress,
                              waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)")
-            config = gateway_config(self.specs, self.keys, self._pool(), tenant_controls(self.redis_url, self.ledger_url))
-            self._launch(launchers.gateway(config, s.gateway_port, s.run_dir, host=s.host, workers=s.workers,
+            self._launch(launchers.embedding_server(s.embedding_port, s.run_dir, host=s.host), progress,
+                         waiting="loading the embedding model (all-MiniLM-L6-v2, CPU)")
+            controls = tenant_controls(self.redis_url, self.ledger_url)
+            self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool(), self._embeddings(),
+                                                          controls),
+                                           s.gateway_port, s.run_dir, host=s.host, workers=s.workers,
                                            extra_env=self._openai_environment()), progress)
             for spec in self.specs:
-                config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1")
+                config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1",
+                                      self.knowledge_dir(spec.name))
                 self._launch(launchers.tenant_proxy(config, ports[spec.name], s.run_dir, host=s.host,
                                                     workers=s.workers), progress)
                 self.endpoints.append(TenantEndpoint(spec.name, spec.display_name,
                                                      f"http://{s.host}:{ports[spec.name]}", spec.backend,
                                                      spec.model))
+            if s.prometheus_port is not None:
+                self._launch(launchers.prometheus(prometheus_config(self._scrape_targets(), s.scrape_interval),
+                                                  s.prometheus_port, s.run_dir, host=s.host), progress)
         except BaseException:
             self.stop()
             raise
         self._write_state()
         return self.endpoints
+
+    def _scrape_targets(self) -> ScrapeTargets:
+        models = [self.model_url] if self.uses_embedded_model() else list(self.settings.vllm_endpoints)
+        return ScrapeTargets(gateway=self.gateway_url, tenant_proxies=[e.url for e in self.endpoints],
+                             model_servers=models)
 
     def _launch(self, process: ManagedProcess, progress: Progress, waiting: str | None = None) -> None:
         progress(f"starting {process.name} (log: {process.log_path})")
@@ -205,8 +254,8 @@ class LocalPlatform:
         (self.settings.run_dir / STATE_FILE).unlink(missing_ok=True)
 
     def _write_state(self) -> None:
-        state = {"gateway_url": self.gateway_url, "ledger_url": self.ledger_url,
-                 "tenants": [asdict(e) for e in self.endpoints]}
+        state = {"gateway_url": self.gateway_url, "prometheus_url": self.prometheus_url,
+                 "ledger_url": self.ledger_url, "tenants": [asdict(e) for e in self.endpoints]}
         launchers.write_private_json(self.settings.run_dir / STATE_FILE, state)  # the ledger URL may hold a password
 
 
@@ -215,3 +264,15 @@ def read_state(run_dir: Path) -> dict | None:
         return json.loads((run_dir / STATE_FILE).read_text())
     except (OSError, ValueError):
         return None
+
+
+def tenant_url(run_dir: Path, tenant: str) -> str:
+    """The URL of a tenant's proxy in the platform running from `run_dir`."""
+    state = read_state(run_dir)
+    if state is None:
+        raise RuntimeError(f"no running platform found in {run_dir}: start it with `tenantctl up`")
+    for endpoint in state["tenants"]:
+        if endpoint["name"] == tenant:
+            return endpoint["url"]
+    known = ", ".join(endpoint["name"] for endpoint in state["tenants"])
+    raise RuntimeError(f"unknown tenant '{tenant}' (running: {known})")

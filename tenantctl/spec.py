@@ -23,7 +23,9 @@ SPEC_FILENAME = "terraform.tfvars.json"
 TEMPLATE_DIRNAME = "tenant-template"
 
 # DNS-1123 label, capped at 40 characters so the name also fits Prometheus label
-# values, Grafana dashboard uids ("tenant-<name>") and Kubernetes object names.
+# values, Grafana dashboard uids (the tenant name itself; Grafana allows 40) and
+# Kubernetes object names. Names are pasted into PromQL matchers and dashboard JSON
+# as they are, so nothing that could break them (quotes, braces, ...) may pass.
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 TENANT_NAME_MAX_LENGTH = 40
 # Namespaces the platform or Kubernetes itself uses (the tenant name is the namespace name).

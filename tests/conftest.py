@@ -1,6 +1,6 @@
 """Fixtures that start real things: the local platform (Redis, embedded model server, gateway, tenant
-proxies), Redis and PostgreSQL on their own, the zero-latency OpenAI stub, and a real Kubernetes
-control plane with the platform and both tenants applied by Terraform.
+proxies, Prometheus), Redis and PostgreSQL on their own, the zero-latency OpenAI stub, and a real
+Kubernetes control plane with the platform and both tenants applied by Terraform.
 
 Everything runs as real processes on free loopback ports, started through the
 same code `tenantctl up` and `tenantctl cluster up` use, and is stopped at the end
@@ -19,16 +19,22 @@ from tenantctl import launchers, toolchain
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
-from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, free_port, repository_copy,
-                           specs_on_free_ports, stub_backend)
+from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port,
+                           repository_copy, specs_on_free_ports, stub_backend)
+from tests.traffic import ObservedPlatform, send_traffic
+
+
+def _local_platform(run_dir, scrape_interval: str = "15s") -> LocalPlatform:
+    settings = LocalSettings(run_dir=run_dir, gateway_port=free_port(), model_port=free_port(),
+                             embedding_port=free_port(), prometheus_port=free_port(), redis_port=free_port(),
+                             scrape_interval=scrape_interval, embedded_model=True, workers=2)
+    return LocalPlatform(specs_on_free_ports(), settings, environ={})
 
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory) -> RunningPlatform:
     """The local platform exactly as `tenantctl up` runs it, on free ports."""
-    settings = LocalSettings(run_dir=tmp_path_factory.mktemp("platform"), gateway_port=free_port(),
-                             model_port=free_port(), redis_port=free_port(), embedded_model=True, workers=2)
-    local = LocalPlatform(specs_on_free_ports(), settings, environ={})
+    local = _local_platform(tmp_path_factory.mktemp("platform"))
     try:
         local.start()
         yield RunningPlatform(local)
@@ -37,8 +43,29 @@ def platform(tmp_path_factory) -> RunningPlatform:
 
 
 @pytest.fixture(scope="session")
+def observed_platform(tmp_path_factory) -> ObservedPlatform:
+    """A platform of its own whose Prometheus scrapes every second, after real traffic to both
+    tenants: answers, streams, bad input, refusals, and a model-server outage with its 503s.
+    The outage is why it is not the shared `platform`."""
+    local = _local_platform(tmp_path_factory.mktemp("observed"), scrape_interval="1s")
+    try:
+        local.start()
+        yield send_traffic(RunningPlatform(local))
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
 def model_url(platform) -> str:
     return platform.model_url
+
+
+@pytest.fixture
+def documents(platform) -> TenantDocuments:
+    """Add documents to the platform's tenants; every one added is deleted after the test."""
+    tenant_documents = TenantDocuments(platform)
+    yield tenant_documents
+    tenant_documents.delete_all()
 
 
 def start_process(process: ManagedProcess, timeout: float = 120) -> ManagedProcess:

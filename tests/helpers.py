@@ -109,15 +109,22 @@ def away_from_a_minute_boundary(margin: float = 8.0) -> None:
         time.sleep(left + 0.05)
 
 
+# The test platforms give the example tenants a monthly budget, as `monthly_budget_usd` in a spec would.
+TEST_BUDGETS_USD = {"acme-corp": 50.0, "closed-ai": 20.0}
+
+
 def specs_on_free_ports() -> list[TenantSpec]:
-    return [spec.model_copy(update={"local_port": free_port()}) for spec in discover_tenant_specs(TENANTS_DIR)]
+    return [spec.model_copy(update={"local_port": free_port(), "monthly_budget_usd": TEST_BUDGETS_USD[spec.name]})
+            for spec in discover_tenant_specs(TENANTS_DIR)]
 
 
 class RunningPlatform:
     def __init__(self, platform: LocalPlatform):
         self.platform = platform
         self.gateway_url = platform.gateway_url
-        self.model_url = f"http://{platform.settings.host}:{platform.settings.model_port}"
+        self.model_url = platform.model_url
+        self.embedding_url = f"http://{platform.settings.host}:{platform.settings.embedding_port}"
+        self.prometheus_url = platform.prometheus_url
         self.tenant_urls = {endpoint.name: endpoint.url for endpoint in platform.endpoints}
         self.keys = platform.keys
 
@@ -125,6 +132,12 @@ class RunningPlatform:
         return httpx.post(self.tenant_urls[tenant] + "/ask", json=body, timeout=timeout)
 
 
+def prometheus_query(prometheus_url: str, expr: str, at: float | None = None) -> list[dict]:
+    """An instant query through Prometheus's HTTP API; its result vector (fails on a query error)."""
+    params = {"query": expr} if at is None else {"query": expr, "time": at}
+    document = httpx.get(prometheus_url + "/api/v1/query", params=params, timeout=30).json()
+    assert document["status"] == "success", f"{expr}: {document}"
+    return document["data"]["result"]
 
 
 # -- Kubernetes and Terraform ---------------------------------------------------------------------
@@ -202,3 +215,33 @@ class ClusterPlatform:
         core = client.CoreV1Api(self.control_plane.api_client())
         secret = core.read_namespaced_secret("tenant-proxy-gateway-key", tenant)
         return base64.b64decode(secret.data["key"]).decode()
+
+
+class TenantDocuments:
+    """Tenants' knowledge through the proxies' /documents API, remembering what it added."""
+
+    def __init__(self, platform: RunningPlatform):
+        self.platform = platform
+        self.added: list[tuple[str, str]] = []  # (tenant, document id)
+
+    def add(self, tenant: str, title: str, text: str) -> dict:
+        response = httpx.post(self.platform.tenant_urls[tenant] + "/documents", json={"title": title, "text": text},
+                              timeout=300)
+        assert response.status_code == 201, response.text
+        document = response.json()
+        self.added.append((tenant, document["id"]))
+        return document
+
+    def search(self, tenant: str, query: str, top_k: int = 3) -> list[dict]:
+        response = httpx.post(self.platform.tenant_urls[tenant] + "/documents/search",
+                              json={"query": query, "top_k": top_k}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+    def delete(self, tenant: str, document_id: str) -> httpx.Response:
+        return httpx.delete(f"{self.platform.tenant_urls[tenant]}/documents/{document_id}", timeout=60)
+
+    def delete_all(self) -> None:
+        for tenant, document_id in self.added:
+            self.delete(tenant, document_id)
+        self.added.clear()

@@ -1,4 +1,9 @@
-"""`POST /ask`: one question in, the tenant assistant's answer out (JSON or SSE)."""
+"""`POST /ask`: one question in, the tenant assistant's answer out (JSON or SSE).
+
+With a knowledge base, the question first retrieves the tenant's most similar chunks;
+they join the system prompt and come back as `citations` (JSON: in the answer;
+SSE: in the `done` event).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ from typing import Iterator
 from flask import Blueprint, Response, jsonify, request
 
 from app.gateway_client import BACKEND_HEADER
+from app.knowledge.grounding import Grounding, ground
 from app.prompt import ask_messages
 from app.schemas import AskRequest
 from app.services import ProxyServices, current_services
-from llm_common.errors import ApiError, error_body
+from llm_common.errors import ApiError, Refusal, error_body
 from llm_common.json_body import read_json_object, validate_model
 from llm_common.openai_client import ChatStream
 from llm_common.sse import DONE, encode_event
@@ -28,26 +34,35 @@ def ask():
     config = services.config
     ask_request = validate_model(AskRequest, read_json_object(request, config.max_body_bytes))
     if len(ask_request.question.encode("utf-8")) > config.max_question_bytes:
-        raise ApiError(413, f"question is longer than {config.max_question_bytes} bytes", code="question_too_long")
+        raise Refusal(413, f"question is longer than {config.max_question_bytes} bytes", reason="question_too_long")
     if len(ask_request.history) > config.max_history_messages:
-        raise ApiError(400, f"history: at most {config.max_history_messages} messages", code="history_too_long")
-    payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request)
+        raise Refusal(400, f"history: at most {config.max_history_messages} messages", reason="history_too_long")
+    grounding = _grounding(services, ask_request)
+    payload = _chat_payload(grounding.system_prompt, config.max_tokens, ask_request)
     config.guardrails.check(payload["messages"])
     if ask_request.stream:
         started = time.perf_counter()
         stream = services.gateway.open_chat_stream({**payload, "stream": True})
-        return Response(_answer_events(stream, services, started), mimetype="text/event-stream",
-                        headers=STREAM_HEADERS)
+        return Response(_answer_events(stream, services, started, grounding.citations),
+                        mimetype="text/event-stream", headers=STREAM_HEADERS)
     reply = services.gateway.chat(payload)
     completion = _completion_of(reply.content)
-    services.metrics.count_usage(config.tenant, completion.get("usage"))
+    services.metrics.count_usage(completion.get("usage"))
     return jsonify({
         "answer": _first_message_text(completion),
         "tenant": config.tenant,
         "model": completion.get("model"),
         "backend": reply.headers.get(BACKEND_HEADER),
         "usage": completion.get("usage"),
+        "citations": grounding.citations,
     })
+
+
+def _grounding(services: ProxyServices, ask_request: AskRequest) -> Grounding:
+    system_prompt = services.config.system_prompt
+    if services.knowledge is None or not ask_request.knowledge:
+        return Grounding(system_prompt)
+    return ground(system_prompt, services.knowledge.retrieve(ask_request.question))
 
 
 def _chat_payload(system_prompt: str, tenant_max_tokens: int, ask_request: AskRequest) -> dict:
@@ -80,7 +95,8 @@ def _first_message_text(completion: dict) -> str:
         raise ApiError(502, "the gateway's answer had no message", code="bad_gateway_answer") from None
 
 
-def _answer_events(stream: ChatStream, services: ProxyServices, started: float) -> Iterator[bytes]:
+def _answer_events(stream: ChatStream, services: ProxyServices, started: float,
+                   citations: list[dict]) -> Iterator[bytes]:
     """Re-emit the gateway's stream as `delta` events, then one `done` event with the summary.
 
     Runs after the request context has ended, so it receives `services` (and `started`,
@@ -94,7 +110,8 @@ def _answer_events(stream: ChatStream, services: ProxyServices, started: float) 
             if data == DONE:
                 break
             chunk = json.loads(data)
-            if "error" in chunk:
+            if "error" in chunk:  # the gateway's upstream broke mid-stream and said so in-band
+                services.metrics.count_gateway_error("stream_broken")
                 yield encode_event({"type": "error", **chunk})
                 return
             model = chunk.get("model") or model
@@ -105,11 +122,13 @@ def _answer_events(stream: ChatStream, services: ProxyServices, started: float) 
                     services.metrics.time_to_first_token.labels(tenant=tenant).observe(time.perf_counter() - started)
                 parts.append(text)
                 yield encode_event({"type": "delta", "content": text})
-        services.metrics.count_usage(tenant, usage)
+        services.metrics.count_usage(usage)
         yield encode_event({"type": "done", "answer": "".join(parts), "tenant": tenant, "model": model,
-                            "backend": stream.headers.get(BACKEND_HEADER), "usage": usage})
+                            "backend": stream.headers.get(BACKEND_HEADER), "usage": usage,
+                            "citations": citations})
         yield encode_event(DONE)
     except Exception as error:  # the gateway broke mid-stream: say so in-band, the status is already sent
+        services.metrics.count_gateway_error("stream_broken")
         yield encode_event({"type": "error", **error_body("upstream_error", f"gateway stream broke: {error}")})
     finally:
         stream.close()

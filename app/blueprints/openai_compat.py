@@ -11,6 +11,7 @@ from typing import Iterator
 from flask import Blueprint, Response, request
 
 from app.gateway_client import BACKEND_HEADER
+from app.metrics import ProxyMetrics
 from app.prompt import with_tenant_prompt
 from app.services import current_services
 from llm_common.errors import error_body
@@ -37,14 +38,14 @@ def chat_completions():
     config.guardrails.check(payload["messages"])
     if chat.stream:
         stream = services.gateway.open_chat_stream(payload)
-        return Response(_relay(stream), mimetype="text/event-stream",
+        return Response(_relay(stream, services.metrics), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-LLM-Backend": stream.headers.get(BACKEND_HEADER, "")})
     reply = services.gateway.chat(payload)
     return Response(reply.content, mimetype="application/json",
                     headers={"X-LLM-Backend": reply.headers.get(BACKEND_HEADER, "")})
 
 
-def _relay(stream: ChatStream) -> Iterator[bytes]:
+def _relay(stream: ChatStream, metrics: ProxyMetrics) -> Iterator[bytes]:
     try:
         for data in stream:
             if data == DONE:
@@ -52,6 +53,7 @@ def _relay(stream: ChatStream) -> Iterator[bytes]:
             yield encode_event(data)
         yield encode_event(DONE)
     except Exception as error:
+        metrics.count_gateway_error("stream_broken")
         yield encode_event(error_body("upstream_error", f"gateway stream broke: {error}"))
     finally:
         stream.close()

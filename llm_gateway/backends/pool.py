@@ -2,6 +2,8 @@
 
 - Active health checks (optional): a daemon thread GETs each member's health
   path every interval; a failing member is skipped until it passes again.
+  Without health checks (OpenAI) the thread only republishes each member's
+  state, so `llm_gateway_pool_member_up` returns to 1 when an ejection ends.
 - Passive ejection: a member whose call fails before any byte was sent is
   skipped for a cool-down, and the call is retried on another member.
 - Counts are per gateway worker process: each worker balances its own load.
@@ -58,6 +60,7 @@ class BackendPool:
         self._lock = threading.Lock()
         self._health_thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        metrics.publish_backend(name)
         for member in members:
             member.unhealthy_threshold = unhealthy_threshold
             self._publish_member(member)
@@ -151,7 +154,7 @@ class BackendPool:
 
     def start_health_checks(self) -> None:
         """Start the checker thread (once, in the worker process that serves requests)."""
-        if self._health_path is None or self._health_thread is not None:
+        if self._health_thread is not None:
             return
         self._health_thread = threading.Thread(
             target=self._health_loop, name=f"{self.name}-health", daemon=True
@@ -161,7 +164,11 @@ class BackendPool:
     def _health_loop(self) -> None:
         with httpx.Client(timeout=httpx.Timeout(2.0, connect=1.0)) as http:
             while not self._stopping.is_set():
-                self.check_health_once(http)
+                if self._health_path is None:
+                    for member in self.members:
+                        self._publish_member(member)
+                else:
+                    self.check_health_once(http)
                 self._stopping.wait(self._health_interval)
 
     def close(self) -> None:

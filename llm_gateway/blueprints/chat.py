@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from llm_common.errors import error_body
 from llm_common.json_body import read_json_object, validate_model
+from llm_common.request_metrics import tenant_identified
 from llm_common.schemas import ChatCompletionRequest, EmbeddingRequest
 from llm_common.sse import DONE, encode_event
 from llm_gateway.backends import ChatStream
@@ -31,6 +32,7 @@ def _services() -> GatewayServices:
 def _authenticated_tenant():
     services = _services()
     g.tenant = services.tenants.authenticate(request)
+    tenant_identified()
     return g.tenant
 
 
@@ -46,24 +48,30 @@ def chat_completions():
         started = time.perf_counter()
         upstream_payload = meter.stream_payload(payload)  # asks the backend for usage in the last chunk
         backend, stream = meter.call(lambda: services.router.open_chat_stream(tenant, upstream_payload))
-        services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-        return Response(_relay(stream, services.metrics, tenant.name, backend, started,
-                               meter, _model(services, tenant, backend)),
+        return Response(_relay(stream, services.metrics, _served(services, tenant, backend), started, meter),
                         mimetype="text/event-stream",
                         headers={**STREAM_HEADERS, BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
     backend, reply = meter.call(lambda: services.router.chat(tenant, payload))
-    services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-    services.metrics.count_usage(tenant.name, backend, _usage_of(reply.content))
-    meter.finish_completion(backend, _model(services, tenant, backend), reply.content)
+    served = _served(services, tenant, backend)
+    services.metrics.count_usage(*served, _usage_of(reply.content))
+    meter.finish_completion(backend, served.model, reply.content)
     response = Response(reply.content, mimetype="application/json",
                         headers={BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
     response.call_on_close(meter.update_counters)
     return response
 
 
-def _model(services: GatewayServices, tenant: TenantRoute, backend: str) -> str:
-    """The configured model the request went to (a bounded name, not what the backend echoes)."""
-    return services.router.model_for(tenant, services.router.backends[backend])
+class Served(NamedTuple):
+    """Who a completion is for and what serves it: the labels of its metrics."""
+    tenant: str
+    backend: str
+    model: str
+
+
+def _served(services: GatewayServices, tenant: TenantRoute, backend: str) -> Served:
+    """Count the request against the backend that took it."""
+    services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
+    return Served(tenant.name, backend, services.router.model_for(tenant, backend))
 
 
 def _usage_of(content: str | bytes) -> dict | None:
@@ -73,8 +81,8 @@ def _usage_of(content: str | bytes) -> dict | None:
         return None
 
 
-def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: str,
-           started: float, meter: Meter, model: str) -> Iterator[bytes]:
+def _relay(stream: ChatStream, metrics: GatewayMetrics, served: Served, started: float,
+           meter: Meter) -> Iterator[bytes]:
     """Pass each upstream chunk on as it arrives; close upstream however the stream ends.
 
     Runs after the request context is gone, so it is handed what it needs;
@@ -87,25 +95,25 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, tenant: str, backend: st
     try:
         for data in stream:
             if first:
-                metrics.time_to_first_token.labels(tenant=tenant, backend=backend).observe(
+                metrics.time_to_first_token.labels(tenant=served.tenant, backend=served.backend).observe(
                     time.perf_counter() - started)
                 first = False
             if data == DONE:
                 break
             if '"usage"' in data:
-                metrics.count_usage(tenant, backend, _usage_of(data))
+                metrics.count_usage(*served, _usage_of(data))
             if meter.observe_chunk(data) is not None:
                 yield encode_event(data)
         status = "ok"
-        meter.finish_stream(backend, model, status)
+        meter.finish_stream(served.backend, served.model, status)
         yield encode_event(DONE)
     except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band
         status = "stream_broken"
-        metrics.upstream_errors.labels(backend=backend, reason="stream_broken").inc()
-        meter.finish_stream(backend, model, status)
-        yield encode_event(error_body("upstream_error", f"{backend} stream broke: {error}"))
+        metrics.upstream_errors.labels(backend=served.backend, reason="stream_broken").inc()
+        meter.finish_stream(served.backend, served.model, status)
+        yield encode_event(error_body("upstream_error", f"{served.backend} stream broke: {error}"))
     finally:
-        meter.finish_stream(backend, model, status)  # no-op when recorded above
+        meter.finish_stream(served.backend, served.model, status)  # no-op when recorded above
         stream.close()
         meter.update_counters()
 
@@ -117,6 +125,8 @@ def embeddings():
     body = read_json_object(request, services.config.max_body_bytes)
     validate_model(EmbeddingRequest, body)
     backend, reply = services.router.embeddings(tenant, body)
+    services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
+    services.metrics.count_usage(tenant.name, backend, _usage_of(reply.content))
     return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
 
 
@@ -125,7 +135,7 @@ def models():
     """The models this tenant can reach through the configured backends."""
     services = _services()
     tenant = _authenticated_tenant()
-    names = {services.router.model_for(tenant, backend): backend.name
+    names = {services.router.model_for(tenant, backend.name): backend.name
              for backend in services.router.candidates(tenant)}
     return jsonify({"object": "list", "data": [
         {"id": name, "object": "model", "owned_by": backend, "created": 0} for name, backend in names.items()

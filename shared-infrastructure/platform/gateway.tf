@@ -24,7 +24,11 @@ locals {
         health_path = "/health"
       }
     } : {},
-    local.openai_enabled ? { openai = { base_url = nonsensitive(var.openai.base_url) } } : {},
+    local.openai_enabled ? {
+      openai = { base_url = nonsensitive(var.openai.base_url) }
+      # Tenant knowledge: one embedding model for every tenant (app/knowledge, README "The embedding model").
+      embeddings = { backend = "openai", model = nonsensitive(var.openai.embedding_model) }
+    } : {},
   )
 }
 

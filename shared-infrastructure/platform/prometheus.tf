@@ -7,30 +7,46 @@ locals {
   prometheus_selector = { "app.kubernetes.io/name" = local.prometheus_name }
   prometheus_labels   = merge(local.common_labels, local.prometheus_selector, { "app.kubernetes.io/component" = "metrics" })
 
+  # Pods that opt in with prometheus.io/* annotations, scraped on the port and path they name.
+  annotated_pods = [
+    { source_labels = ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], action = "keep", regex = "true" },
+    { source_labels = ["__meta_kubernetes_pod_phase"], action = "drop", regex = "Succeeded|Failed" },
+    { source_labels = ["__meta_kubernetes_pod_annotation_prometheus_io_path"], target_label = "__metrics_path__", regex = "(.+)" },
+    {
+      source_labels = ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"]
+      regex         = "([^:]+)(?::\\d+)?;(\\d+)"
+      replacement   = "$1:$2"
+      target_label  = "__address__"
+    },
+  ]
+
   prometheus_config = {
     global = {
       scrape_interval     = var.prometheus.scrape_interval
       evaluation_interval = var.prometheus.scrape_interval
     }
     rule_files = ["/etc/prometheus/rules/*.yml"]
-    scrape_configs = [{
-      job_name              = "kubernetes-pods"
-      kubernetes_sd_configs = [{ role = "pod" }]
-      relabel_configs = [
-        { source_labels = ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], action = "keep", regex = "true" },
-        { source_labels = ["__meta_kubernetes_pod_phase"], action = "drop", regex = "Succeeded|Failed" },
-        { source_labels = ["__meta_kubernetes_pod_annotation_prometheus_io_path"], target_label = "__metrics_path__", regex = "(.+)" },
-        {
-          source_labels = ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"]
-          regex         = "([^:]+)(?::\\d+)?;(\\d+)"
-          replacement   = "$1:$2"
-          target_label  = "__address__"
-        },
-        { source_labels = ["__meta_kubernetes_namespace"], target_label = "namespace" },
-        { source_labels = ["__meta_kubernetes_pod_name"], target_label = "pod" },
-        { source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], target_label = "app" },
-      ]
-    }]
+    scrape_configs = [
+      {
+        job_name              = "kubernetes-pods"
+        kubernetes_sd_configs = [{ role = "pod" }]
+        relabel_configs = concat(local.annotated_pods, [
+          # kube-state-metrics has its own job: its series carry the namespace they describe.
+          { source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], action = "drop", regex = local.ksm_name },
+          { source_labels = ["__meta_kubernetes_namespace"], target_label = "namespace" },
+          { source_labels = ["__meta_kubernetes_pod_name"], target_label = "pod" },
+          { source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], target_label = "app" },
+        ])
+      },
+      {
+        job_name              = local.ksm_name
+        honor_labels          = true # keep `namespace` = the tenant namespace a series describes
+        kubernetes_sd_configs = [{ role = "pod", namespaces = { names = [var.namespace] } }]
+        relabel_configs = concat(local.annotated_pods, [
+          { source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], action = "keep", regex = local.ksm_name },
+        ])
+      },
+    ]
   }
 }
 

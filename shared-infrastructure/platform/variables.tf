@@ -49,10 +49,11 @@ variable "gateway" {
 
 variable "openai" {
   type = object({
-    api_key  = optional(string, "")
-    base_url = optional(string, "https://api.openai.com/v1")
+    api_key         = optional(string, "")
+    base_url        = optional(string, "https://api.openai.com/v1")
+    embedding_model = optional(string, "text-embedding-3-small")
   })
-  description = "OpenAI backend; an empty api_key leaves it out (the vLLM pool must then be enabled)."
+  description = "OpenAI backend; an empty api_key leaves it out (the vLLM pool must then be enabled). With a key, embedding_model embeds every tenant's documents and questions."
   default     = {}
   sensitive   = true
 
@@ -93,7 +94,7 @@ variable "vllm" {
 variable "prometheus" {
   type = object({
     image           = optional(string, "prom/prometheus:v2.55.1")
-    retention       = optional(string, "15d")
+    retention       = optional(string, "35d") # the budget alert looks back 30 days
     scrape_interval = optional(string, "15s")
     storage         = optional(string, "20Gi")
   })

@@ -39,3 +39,19 @@ def test_environment_overrides_the_file(tmp_path):
 def test_invalid_config_is_explained(environ, message):
     with pytest.raises(ConfigError, match=message):
         load_proxy_config(environ)
+
+
+def test_knowledge_dir_from_the_environment(tmp_path):
+    path = tmp_path / "proxy.json"
+    path.write_text(json.dumps({"tenant": "a", "system_prompt": "p", "gateway_url": "http://g/v1", "gateway_key": "k"}))
+    assert load_proxy_config({"TENANT_PROXY_CONFIG": str(path)}).knowledge_dir is None
+    config = load_proxy_config({"TENANT_PROXY_CONFIG": str(path), "KNOWLEDGE_DIR": "/var/lib/tenant-proxy/knowledge"})
+    assert config.knowledge_dir == "/var/lib/tenant-proxy/knowledge"
+
+
+def test_chunk_overlap_must_be_smaller_than_a_chunk(tmp_path):
+    path = tmp_path / "proxy.json"
+    path.write_text(json.dumps({"tenant": "a", "system_prompt": "p", "gateway_url": "http://g/v1", "gateway_key": "k",
+                                "chunk_words": 50, "chunk_overlap_words": 50}))
+    with pytest.raises(ConfigError, match="chunk_overlap_words must be smaller"):
+        load_proxy_config({"TENANT_PROXY_CONFIG": str(path)})

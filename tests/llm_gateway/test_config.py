@@ -43,6 +43,12 @@ def test_environment_key_wins_over_file(tmp_path):
     ({"tenants": [TENANT], "pool": {"endpoints": ["ftp://a"]}}, "must start with http"),
     ({"tenants": [TENANT, TENANT], "pool": {"endpoints": ["http://a"]}}, "unique"),
     ({"tenants": [{**TENANT, "backend": "gpu"}], "pool": {"endpoints": ["http://a"]}}, "tenants.0.backend"),
+    ({"tenants": [TENANT], "pool": {"endpoints": ["http://a"]}, "embeddings": {"backend": "pool", "model": "m"}},
+     "embeddings: backend 'pool' needs 'pool'"),
+    ({"tenants": [TENANT], "pool": {"endpoints": ["http://a"]}, "embeddings": {"backend": "openai", "model": "m"}},
+     "needs an OpenAI key"),
+    ({"tenants": [TENANT], "pool": {"endpoints": ["http://a"]}, "embeddings": {"backend": "s3", "model": "m"}},
+     "embeddings.backend"),
 ])
 def test_invalid_config_is_explained(tmp_path, document, message):
     with pytest.raises(ConfigError, match=message):
@@ -52,3 +58,10 @@ def test_invalid_config_is_explained(tmp_path, document, message):
 def test_missing_config_path():
     with pytest.raises(ConfigError, match="LLM_GATEWAY_CONFIG"):
         load_gateway_config({})
+
+
+def test_cluster_embeddings_use_openai(tmp_path):
+    config = load_gateway_config({**write(tmp_path, {"tenants": [TENANT], "embeddings": {
+        "backend": "openai", "model": "text-embedding-3-small", "dimensions": 384}}), "OPENAI_API_KEY": "sk-env"})
+    assert config.embeddings.model == "text-embedding-3-small"
+    assert config.embeddings.dimensions == 384

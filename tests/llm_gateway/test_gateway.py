@@ -31,7 +31,7 @@ def test_health_and_readiness(gateway):
     assert httpx.get(gateway + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(gateway + "/readyz")
     assert ready.status_code == 200
-    assert ready.json()["backends"] == {"vllm": True}
+    assert ready.json()["backends"] == {"vllm": True, "embeddings": True}
 
 
 @pytest.mark.parametrize("headers, code", [
@@ -110,14 +110,56 @@ def test_metrics_exposition(platform, gateway):
     assert metric_value(text, "llm_gateway_tokens_total", tenant="acme-corp", kind="completion") > 0
     assert metric_value(text, "llm_gateway_pool_member_up", backend="vllm") == 1
     assert "llm_gateway_request_duration_seconds_bucket" in text
+    assert metric_value(text, "llm_gateway_cost_usd_total", tenant="acme-corp", backend="vllm",
+                        model="smollm2-135m-instruct") > 0
+    assert metric_value(text, "llm_gateway_tenant_monthly_budget_usd", tenant="acme-corp") == 50  # the test spec's
+    assert 'llm_gateway_upstream_errors_total{backend="vllm",reason="connect"} 0.0' in text  # created at zero
 
 
-def test_embeddings_pass_through_to_the_pool(platform, gateway):
+def test_cost_follows_the_price_table(platform, gateway):
+    """Cost = prompt and completion tokens times the model's price (llm_gateway/pricing.py)."""
+    def totals() -> tuple[float, float, float]:
+        text = httpx.get(gateway + "/metrics").text
+        return (metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="prompt"),
+                metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="completion"),
+                metric_value(text, "llm_gateway_cost_usd_total", tenant="closed-ai"))
+
+    before = totals()
+    assert chat(gateway, auth(platform, "closed-ai")).status_code == 200
+    prompt, completion, cost = (after - earlier for after, earlier in zip(totals(), before))
+    assert prompt > 0 and completion > 0
+    assert cost == pytest.approx((prompt * 0.02 + completion * 0.05) / 1e6)
+
+
+def test_in_flight_requests_are_labelled_by_tenant(platform, gateway):
+    """While acme-corp's stream is open, the gateway counts it under acme-corp (not 'unauthenticated')."""
+    body = {"messages": [{"role": "user", "content": "Count from 1 to 300, one number per line."}],
+            "stream": True, "max_tokens": 256}
+    seen = []
+    with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=120,
+                      headers=auth(platform, "acme-corp")) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            text = httpx.get(gateway + "/metrics").text
+            seen.append((metric_value(text, "llm_gateway_in_flight_requests", tenant="acme-corp"),
+                         metric_value(text, "llm_gateway_in_flight_requests", tenant="unauthenticated")))
+            if seen[-1][0] == 1:
+                break
+    assert seen and seen[-1] == (1, 0), seen
+
+
+def test_embeddings_go_to_the_platform_embedding_model(platform, gateway):
+    """Whatever model the caller names, every tenant gets all-MiniLM-L6-v2 (one vector space)."""
     response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "acme-corp"), timeout=60,
-                          json={"model": "whatever", "input": "hello world"})
+                          json={"model": "text-embedding-3-large", "input": ["hello world", "second input"]})
     assert response.status_code == 200, response.text
-    assert response.headers["X-LLM-Backend"] == "vllm"
-    assert response.json()["data"][0]["embedding"]
+    assert response.headers["X-LLM-Backend"] == "embeddings"
+    body = response.json()
+    assert body["model"] == "all-minilm-l6-v2"
+    assert [len(row["embedding"]) for row in body["data"]] == [384, 384]
+    text = httpx.get(gateway + "/metrics").text
+    assert metric_value(text, "llm_gateway_backend_requests_total", tenant="acme-corp", backend="embeddings") >= 1
 
 
 @pytest.mark.parametrize("body", [{"model": "x"}, {"input": 5}, {"input": [{"a": 1}]}])

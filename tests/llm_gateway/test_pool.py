@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -55,3 +57,28 @@ def test_health_checks_need_consecutive_failures():
         assert member.healthy  # one failure is tolerated (a busy server may miss one check)
         pool.check_health_once(http)
         assert not member.healthy
+
+
+def test_member_up_returns_to_1_after_the_cool_down_without_health_checks():
+    """The OpenAI backend is never probed: its member_up must still recover once the ejection ends."""
+    clock = FakeClock()
+    metrics = GatewayMetrics(MetricsRegistry(None))
+    url = f"http://127.0.0.1:{free_port()}"
+    pool = BackendPool("openai", [PoolMember(url, HttpxClient(url, "x", connect_timeout=0.2, read_timeout=1))],
+                       metrics, eject_cooldown=10, health_interval=0.05, clock=clock)
+
+    def member_up() -> float:
+        return metrics.member_up.labels(backend="openai", member=url)._value.get()
+
+    with pytest.raises(UpstreamUnavailable):
+        pool.chat({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    assert member_up() == 0
+    pool.start_health_checks()
+    try:
+        clock.now += 10.1
+        deadline = time.monotonic() + 5
+        while member_up() != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert member_up() == 1
+    finally:
+        pool.close()

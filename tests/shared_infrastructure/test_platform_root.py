@@ -71,22 +71,28 @@ def test_prometheus_config_is_valid_and_discovers_pods(api, tmp_path):
     rules = api["core"].read_namespaced_config_map("prometheus-rules", NAMESPACE).data["llm-tenants.yml"]
     assert rules == (REPO_ROOT / "dashboards" / "alerts" / "rules.yml").read_text()
     config = yaml.safe_load(config_text)
-    (job,) = config["scrape_configs"]
-    assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
+    pods, kube_state_metrics = config["scrape_configs"]
+    assert pods["kubernetes_sd_configs"] == [{"role": "pod"}]
     assert {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "action": "keep",
-            "regex": "true"} in job["relabel_configs"]
+            "regex": "true"} in pods["relabel_configs"]
+    # kube-state-metrics keeps its own `namespace` label (the tenant namespace a quota series describes).
+    assert kube_state_metrics["honor_labels"] is True
+    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "action": "keep",
+            "regex": "kube-state-metrics"} in kube_state_metrics["relabel_configs"]
 
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "llm-tenants.yml").write_text(rules)
     config["rule_files"] = [str(tmp_path / "rules" / "*.yml")]  # where the Pod mounts them
-    # Debian's Prometheus is built without Kubernetes service discovery, so its promtool rejects the
-    # kubernetes_sd_configs block; everything else (relabel regexes, rules, globals) is checked.
-    job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
-    del job["kubernetes_sd_configs"]
+    # Debian's Prometheus is built without Kubernetes service discovery, so its promtool rejects
+    # kubernetes_sd_configs; everything else (relabel regexes, rules, globals) is checked.
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
+        del job["kubernetes_sd_configs"]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     check = subprocess.run([shutil.which("promtool") or "promtool", "check", "config", str(tmp_path / "prometheus.yml")],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS" in check.stdout + check.stderr and "rule" in check.stdout + check.stderr
 
     role = api["rbac"].read_cluster_role("llm-tenants-prometheus")
     assert all(set(rule.verbs) == {"get", "list", "watch"} for rule in role.rules)

@@ -33,11 +33,12 @@ def tenants_on_free_ports(tmp_path) -> tuple[Path, dict[str, int]]:
 
 
 def start_tenantctl_up(tenants: Path, run_dir: Path, gateway_port: int, model_port: int,
-                       redis_port: int) -> subprocess.Popen:
+                       embedding_port: int, prometheus_port: int, redis_port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up", "--run-dir", str(run_dir),
-         "--gateway-port", str(gateway_port), "--model-port", str(model_port), "--redis-port", str(redis_port),
-         "--workers", "1"],
+         "--gateway-port", str(gateway_port), "--model-port", str(model_port),
+         "--embedding-port", str(embedding_port), "--workers", "1",
+         "--prometheus-port", str(prometheus_port), "--scrape-interval", "1s", "--redis-port", str(redis_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OPENAI_API_KEY": ""},
     )
 
@@ -62,13 +63,17 @@ def leftovers(ports: list[int]) -> list[int]:
 
 def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_ports):
     tenants, tenant_ports = tenants_on_free_ports
-    gateway_port, model_port, redis_port = free_port(), free_port(), free_port()
-    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, redis_port)
+    gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
+    redis_port = free_port()
+    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port,
+                                 redis_port)
     try:
         output = read_until(process, "Press Ctrl-C to stop.")
         assert "loading" in output or "starting model-server" in output
         for name, port in tenant_ports.items():
             assert f"http://127.0.0.1:{port}" in output and name in output
+        assert f"prometheus: http://127.0.0.1:{prometheus_port}" in output
+        assert_prometheus_scrapes_everything(prometheus_port, expected_targets=2 + len(tenant_ports))
         answer = httpx.post(f"http://127.0.0.1:{tenant_ports['closed-ai']}/ask", timeout=120,
                             json={"question": "Which company do you work for?", "max_tokens": 20})
         assert answer.status_code == 200
@@ -86,17 +91,32 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
     finally:
         if process.poll() is None:
             process.kill()
-    assert leftovers([gateway_port, model_port, redis_port, *tenant_ports.values()]) == []
+    assert leftovers([gateway_port, model_port, embedding_port, prometheus_port, redis_port,
+                      *tenant_ports.values()]) == []
+
+
+def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> None:
+    """Every target up (gateway, model server, each proxy): waits for the first scrapes."""
+    url = f"http://127.0.0.1:{port}/api/v1/query"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        up = httpx.get(url, params={"query": "up"}, timeout=10).json()["data"]["result"]
+        if len(up) == expected_targets and all(series["value"][1] == "1" for series in up):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus targets not all up: {up}")
 
 
 def test_kill_minus_9_of_tenantctl_leaves_no_orphan(tmp_path, tenants_on_free_ports):
     tenants, tenant_ports = tenants_on_free_ports
-    gateway_port, model_port, redis_port = free_port(), free_port(), free_port()
-    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, redis_port)
+    gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
+    redis_port = free_port()
+    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port,
+                                 redis_port)
     read_until(process, "Press Ctrl-C to stop.")
     process.kill()
     process.wait()
-    ports = [gateway_port, model_port, redis_port, *tenant_ports.values()]
+    ports = [gateway_port, model_port, embedding_port, prometheus_port, redis_port, *tenant_ports.values()]
     deadline = time.monotonic() + 30
     while leftovers(ports) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -121,14 +141,17 @@ def test_ask_without_a_running_platform(tmp_path):
     assert "tenantctl up" in result.stderr
 
 
-def test_up_refuses_a_port_in_use(tmp_path, tenants_on_free_ports):
+@pytest.mark.parametrize("service", ["gateway", "prometheus"])
+def test_up_refuses_a_port_in_use(tmp_path, tenants_on_free_ports, service):
     tenants, _ = tenants_on_free_ports
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        ports = {"gateway": free_port(), "model": free_port(), "prometheus": free_port(), service: port}
         result = subprocess.run([sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up",
-                                 "--gateway-port", str(port), "--model-port", str(free_port()),
-                                 "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+                                 "--gateway-port", str(ports["gateway"]), "--model-port", str(ports["model"]),
+                                 "--prometheus-port", str(ports["prometheus"]), "--run-dir", str(tmp_path / "run")],
+                                capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert f"already in use: gateway port {port}" in result.stderr
+    assert f"already in use: {service} port {port}" in result.stderr

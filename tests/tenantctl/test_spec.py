@@ -57,6 +57,8 @@ def test_defaults_fill_optional_fields(tmp_path):
     ({"quota": {"pods": -3}}, "quota.pods", "greater than or equal to 1"),
     ({"rate_limits": {"requests_per_minute": 0}}, "rate_limits.requests_per_minute", "greater than or equal to 1"),
     ({"local_port": 80}, "local_port", "greater than or equal to 1024"),
+    ({"monthly_budget_usd": 0}, "monthly_budget_usd", "greater than 0"),
+    ({"monthly_budget_usd": "50"}, "monthly_budget_usd", "valid number"),
     ({"colour": "blue"}, "colour", "not a known field"),
 ])
 def test_invalid_field_is_named_with_the_file(tmp_path, change, field, message):
@@ -107,3 +109,19 @@ def test_ports_assigned_from_5002_skipping_taken(tmp_path):
     write_spec(tmp_path, {**unset, "name": "umbrella"}, directory="umbrella")
     ports = assign_ports(discover_tenant_specs(tmp_path), 5002)
     assert ports == {"globex": 5002, "initech": 5003, "umbrella": 5004}
+
+
+@pytest.mark.parametrize("name", [
+    'acme"corp', "acme'corp", "acme{corp}", "acme}", "acme\\corp", "acme corp", "acme\ncorp", "acme=~.*",
+    "x" * 41, "Acme", "-acme", "acme-", "", "acme.corp", "acme_corp",
+])
+def test_names_that_would_break_promql_or_a_grafana_uid_are_rejected(tmp_path, name):
+    """Tenant names go into PromQL matchers, dashboard uids and titles as they are: never escaped."""
+    path = write_spec(tmp_path, {**VALID, "name": name})
+    with pytest.raises(SpecError, match=r"name: .*DNS-1123 label of at most 40"):
+        load_tenant_spec(path)
+
+
+def test_a_40_character_name_is_the_longest_accepted(tmp_path):
+    name = "a" * 38 + "-b"
+    assert load_tenant_spec(write_spec(tmp_path, {**VALID, "name": name}, directory=name)).name == name

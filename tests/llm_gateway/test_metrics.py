@@ -1,0 +1,33 @@
+"""The gateway's series exist at zero from the start, only for what each tenant can use."""
+
+from __future__ import annotations
+
+from llm_gateway import create_app
+from llm_gateway.auth import hash_gateway_key
+from llm_gateway.config import GatewayConfig, OpenAIConfig, PoolConfig, TenantRoute
+from tests.helpers import free_port, metric_value
+
+
+def test_known_tenants_have_their_series_at_zero_from_the_start():
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = GatewayConfig(
+        tenants=[TenantRoute(name="only-vllm", backend="vllm", model="m1", key_sha256=[hash_gateway_key("a")],
+                             monthly_budget_usd=5),
+                 TenantRoute(name="both", backend="auto", model="m2", key_sha256=[hash_gateway_key("b")])],
+        pool=PoolConfig(endpoints=[dead], health_interval_seconds=60),
+        openai=OpenAIConfig(api_key="sk-unused", base_url=dead + "/v1"))
+    app = create_app(config)
+    try:
+        text = app.test_client().get("/metrics").text
+    finally:
+        for backend in app.extensions["llm_gateway"].router.backends.values():
+            backend.close()
+    assert 'llm_gateway_cost_usd_total{backend="vllm",model="m1",tenant="only-vllm"} 0.0' in text
+    assert 'llm_gateway_cost_usd_total{backend="openai",model="gpt-4o-mini",tenant="both"} 0.0' in text
+    assert 'llm_gateway_requests_total{route="/v1/chat/completions",status="200",tenant="both"} 0.0' in text
+    assert 'llm_gateway_time_to_first_token_seconds_count{backend="vllm",tenant="both"} 0.0' in text
+    only_vllm = [line for line in text.splitlines() if 'tenant="only-vllm"' in line]
+    assert only_vllm and not any('backend="openai"' in line for line in only_vllm)  # it may not use OpenAI
+    assert metric_value(text, "llm_gateway_tenant_monthly_budget_usd", tenant="only-vllm") == 5
+    assert 'llm_gateway_tenant_monthly_budget_usd{tenant="both"}' not in text  # no budget, no series
+    assert 'route="/metrics"' not in text and 'route="/healthz"' not in text
