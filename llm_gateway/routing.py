@@ -91,6 +91,10 @@ class Router:
         return self._with_failover(tenant, self._tenant_attempts(tenant, payload),
                                    lambda backend, p: backend.open_chat_stream(p))
 
+    def embedding_model_for(self, tenant: TenantRoute, backend: str) -> str:
+        """The model that produced a tenant's embeddings on `backend` (for metrics and cost)."""
+        return self.embedding.model if self.embedding is not None else self.model_for(tenant, backend)
+
     def embeddings(self, tenant: TenantRoute, payload: dict) -> tuple[str, UpstreamReply]:
         if self.embedding is None:
             attempts = self._tenant_attempts(tenant, payload)

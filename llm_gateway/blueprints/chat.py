@@ -126,7 +126,8 @@ def embeddings():
     validate_model(EmbeddingRequest, body)
     backend, reply = services.router.embeddings(tenant, body)
     services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-    services.metrics.count_usage(tenant.name, backend, _usage_of(reply.content))
+    model = services.router.embedding_model_for(tenant, backend)
+    services.metrics.count_usage(tenant.name, backend, model, _usage_of(reply.content))
     return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
 
 
