@@ -14,14 +14,17 @@ from flask import Flask
 
 from app.blueprints import ask, chat_page, documents, health, openai_compat
 from app.config import ProxyConfig, load_proxy_config
+from app.end_user_keys import require_end_user_keys
 from app.gateway_client import GatewayClient
 from app.knowledge.retrieval import KnowledgeBase
 from app.knowledge.store import KnowledgeStore
 from app.metrics import ProxyMetrics
+from app.openapi import proxy_openapi
 from app.services import ProxyServices
 from llm_common.errors import register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
+from llm_common.openapi import openapi_blueprint
 from llm_common.request_metrics import counted_routes, create_series, instrument_requests
 
 
@@ -38,12 +41,14 @@ def create_app(config: ProxyConfig) -> Flask:
     register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(refusal.reason))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)
+    require_end_user_keys(app, config.end_user_key_sha256)  # after the metrics hooks: refusals are counted
     app.register_blueprint(ask.blueprint)
     app.register_blueprint(openai_compat.blueprint)
     app.register_blueprint(documents.blueprint)
     app.register_blueprint(chat_page.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
+    app.register_blueprint(openapi_blueprint(proxy_openapi(config.tenant, bool(config.end_user_key_sha256))))
     create_series(metrics.requests, metrics.request_duration, counted_routes(app), config.tenant)
     return app
 

@@ -16,6 +16,9 @@ from typing import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.guardrails import Guardrails
+from llm_common.keys import check_sha256_digests
+
 CONFIG_PATH_ENV = "TENANT_PROXY_CONFIG"
 ENV_FIELDS = {
     "TENANT_NAME": "tenant",
@@ -26,6 +29,8 @@ ENV_FIELDS = {
     "KNOWLEDGE_DIR": "knowledge_dir",
 }
 ENV_FILE_FIELDS = {"SYSTEM_PROMPT_FILE": "system_prompt", "GATEWAY_KEY_FILE": "gateway_key"}
+# A JSON file (on a cluster: the tenant's policy ConfigMap) with `guardrails` and `end_user_key_sha256`.
+POLICY_FILE_ENV = "PROXY_POLICY_FILE"
 
 
 class ConfigError(ValueError):
@@ -54,6 +59,14 @@ class ProxyConfig(BaseModel):
     max_document_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     chunk_words: int = Field(120, ge=16, le=400, description="Words per chunk (all-MiniLM-L6-v2 reads 256 tokens).")
     chunk_overlap_words: int = Field(20, ge=0)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    end_user_key_sha256: list[str] = Field(
+        default_factory=list, description="SHA-256 of the end-user API keys accepted; empty: no key required.")
+
+    @field_validator("end_user_key_sha256")
+    @classmethod
+    def _hex_digests(cls, values: list[str]) -> list[str]:
+        return check_sha256_digests(values)
 
     @field_validator("gateway_url")
     @classmethod
@@ -89,6 +102,8 @@ def load_proxy_config(environ: Mapping[str, str] = os.environ) -> ProxyConfig:
     for var, field in ENV_FILE_FIELDS.items():
         if environ.get(var):
             document[field] = _read_secret_file(var, environ[var])
+    if environ.get(POLICY_FILE_ENV):
+        document.update(_read_policy_file(environ[POLICY_FILE_ENV]))
     document["metrics_multiprocess_dir"] = environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     try:
         return ProxyConfig.model_validate(document)
@@ -97,6 +112,16 @@ def load_proxy_config(environ: Mapping[str, str] = os.environ) -> ProxyConfig:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
         )
         raise ConfigError(f"{source}: {problems}") from None
+
+
+def _read_policy_file(path: str) -> dict:
+    try:
+        policy = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{POLICY_FILE_ENV}={path}: {error}") from None
+    if not isinstance(policy, dict) or set(policy) - {"guardrails", "end_user_key_sha256"}:
+        raise ConfigError(f"{POLICY_FILE_ENV}={path}: must be an object with 'guardrails' and 'end_user_key_sha256'")
+    return policy
 
 
 def _read_secret_file(variable: str, path: str) -> str:

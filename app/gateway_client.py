@@ -60,6 +60,10 @@ def _as_api_error(error: UpstreamUnavailable | UpstreamRejected) -> ApiError:
     """Keep the gateway's status and message; a gateway we cannot reach is a 502."""
     if isinstance(error, UpstreamRejected):
         return ApiError(error.status, error.message, code="gateway_rejected")
+    if error.retry_after is not None and error.upstream_error:  # the gateway's rate limit or budget: as it said
+        refused = error.upstream_error
+        return ApiError(error.status, str(refused.get("message")), code=refused.get("code"),
+                        error_type=refused.get("type"), headers={"Retry-After": error.retry_after})
     if error.status is not None:
         return ApiError(error.status, f"gateway: {error}", code="gateway_error")
     return ApiError(502, f"the LLM gateway is unreachable ({error})", code="gateway_unreachable")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from app.guardrails import GUARDRAIL_REASONS
 from llm_common.metrics_registry import LATENCY_BUCKETS, MetricsRegistry
 from llm_common.openai_client import FAILURE_REASONS
 from llm_common.usage import TOKEN_KINDS, token_counts
 
 # Why the proxy refuses a request (the `reason` label and the error `code`).
-REFUSAL_REASONS = ("system_prompt_locked", "question_too_long", "history_too_long")
+REFUSAL_REASONS = ("system_prompt_locked", "question_too_long", "history_too_long", *GUARDRAIL_REASONS)
 
 
 class ProxyMetrics:

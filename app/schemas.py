@@ -38,3 +38,14 @@ class SearchRequest(BaseModel):
 
     query: StrictStr = Field(min_length=1, max_length=4096)
     top_k: StrictInt = Field(3, ge=1, le=50)
+
+
+class AskResponse(BaseModel):
+    """The `/ask` answer (non-streamed)."""
+
+    answer: str
+    tenant: str
+    model: str | None = None
+    backend: str | None = None
+    usage: dict | None = None
+    citations: list[dict] = Field(default_factory=list)

@@ -1,7 +1,8 @@
 """A zero-latency OpenAI-compatible server (Starlette + uvicorn) for the overhead benchmark.
 
 It answers instantly with a fixed completion, so whatever latency a path adds
-on top of calling it directly is the cost of our proxy and gateway hops.
+on top of calling it directly is the cost of our proxy and gateway hops. Streams end
+with a usage chunk when asked (`stream_options.include_usage`), as OpenAI and vLLM do.
 
     python bench/stub_openai.py --port 9100
 """
@@ -42,10 +43,17 @@ async def chat_completions(request: Request):
     if not body.get("stream"):
         return JSONResponse(completion())
 
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+
     async def events():
         for word in WORDS:
             yield chunk(word)
         yield chunk(None, "stop")
+        if include_usage:
+            usage = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
+                     "choices": [], "usage": completion()["usage"]}
+            yield f"data: {json.dumps(usage)}\n\n".encode()
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from typing import Callable
+
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 

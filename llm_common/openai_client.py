@@ -30,10 +30,13 @@ FAILURE_REASONS = ("connect", "timeout", "stream_broken")
 class UpstreamUnavailable(Exception):
     """The backend failed before sending any answer byte; another backend may be tried."""
 
-    def __init__(self, message: str, *, reason: str, status: int | None = None):
+    def __init__(self, message: str, *, reason: str, status: int | None = None,
+                 upstream_error: dict | None = None, retry_after: str | None = None):
         super().__init__(message)
         self.reason = reason
         self.status = status
+        self.upstream_error = upstream_error  # the OpenAI-shaped `error` object the upstream sent, if any
+        self.retry_after = retry_after
 
 
 class UpstreamRejected(Exception):
@@ -159,7 +162,8 @@ class HttpxClient(OpenAICompatibleClient):
     def _raise_for_status(self, response: httpx.Response) -> None:
         """An error status becomes Unavailable or Rejected (the body must have been read)."""
         if response.status_code >= 400:
-            raise _status_error(self.base_url, response.status_code, _json_or_none(response), response.text)
+            raise _status_error(self.base_url, response.status_code, _json_or_none(response), response.text,
+                                response.headers.get("retry-after"))
 
     @contextmanager
     def _http_errors(self) -> Iterator[None]:
@@ -181,11 +185,14 @@ def _json_or_none(response: httpx.Response) -> object:
         return None
 
 
-def _status_error(base_url: str, status: int, body: object, fallback: str) -> Exception:
+def _status_error(base_url: str, status: int, body: object, fallback: str,
+                  retry_after: str | None = None) -> Exception:
     """5xx and 404/408/429 may succeed elsewhere; any other 4xx is the caller's to fix."""
     message = _upstream_message(body) or fallback[:500]
     if status >= 500 or status in (404, 408, 429):
-        return UpstreamUnavailable(f"{base_url}: HTTP {status}: {message}", reason=f"http_{status}", status=status)
+        inner = body.get("error") if isinstance(body, dict) else None
+        return UpstreamUnavailable(f"{base_url}: HTTP {status}: {message}", reason=f"http_{status}", status=status,
+                                   upstream_error=inner if isinstance(inner, dict) else None, retry_after=retry_after)
     return UpstreamRejected(status, message)
 
 

@@ -1,4 +1,4 @@
-"""Reading the token counts out of an OpenAI `usage` object."""
+"""Token counts: read from an OpenAI `usage` object, or estimated when a backend reports none."""
 
 from __future__ import annotations
 
@@ -15,3 +15,37 @@ def token_counts(usage: object) -> Iterator[tuple[str, int]]:
         count = usage.get(f"{kind}_tokens")
         if isinstance(count, int) and count > 0:
             yield kind, count
+
+
+# A backend that reports no usage (some do not in streams) is counted by the gateway itself:
+# completion tokens as the number of content chunks (vLLM, llama.cpp and OpenAI send about one
+# token per chunk), prompt tokens estimated from the text at about 4 characters per token
+# (OpenAI's rule of thumb for English) plus a few tokens of chat-template overhead per message.
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+
+
+def estimate_text_tokens(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def estimate_prompt_tokens(messages: object) -> int:
+    """A rough token count of OpenAI chat `messages` (text parts only)."""
+    if not isinstance(messages, list):
+        return 0
+    total = 0
+    for message in messages:
+        if isinstance(message, dict):
+            total += TOKENS_PER_MESSAGE + sum(estimate_text_tokens(text) for text in message_texts(message))
+    return total
+
+
+def message_texts(message: dict) -> list[str]:
+    """The text of one chat message: its string content, or the text parts of a multi-part content."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [part["text"] for part in content
+                if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    return []

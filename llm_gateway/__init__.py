@@ -15,11 +15,14 @@ from flask import Flask, g
 from llm_common.errors import Refusal, register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
+from llm_common.openapi import openapi_blueprint
 from llm_common.request_metrics import counted_routes, create_series, instrument_requests
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.blueprints import chat, health
 from llm_gateway.config import GatewayConfig, TenantRoute, load_gateway_config
+from llm_gateway.metering import Metering
 from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
+from llm_gateway.openapi import gateway_openapi
 from llm_gateway.pricing import PriceTable
 from llm_gateway.routing import Router
 from llm_gateway.services import GatewayServices, build_backends, embedding_route
@@ -41,7 +44,8 @@ def create_app(config: GatewayConfig) -> Flask:
     if config.tenant_discovery is not None:
         discovery = TenantDiscovery(config.tenant_discovery, tenants, config.tenants,
                                     on_refresh=lambda known: _publish_tenants(app, metrics, router, known))
-    services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=router, discovery=discovery)
+    services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=router,
+                               metering=Metering(config, metrics, prices=prices), discovery=discovery)
     app.extensions["llm_gateway"] = services
     register_error_handlers(app, on_refusal=lambda refusal: _count_refusal(metrics, refusal))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
@@ -49,6 +53,7 @@ def create_app(config: GatewayConfig) -> Flask:
     app.register_blueprint(chat.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics_blueprint(registry))
+    app.register_blueprint(openapi_blueprint(gateway_openapi()))
     _publish_tenants(app, metrics, router, config.tenants)
     for backend in backends.values():
         backend.start_health_checks()

@@ -7,13 +7,12 @@ Headers such as X-Tenant-Id are never read.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 
 from flask import Request
 
 from llm_common.errors import ApiError
+from llm_common.keys import bearer_token, digest_matches, sha256_hex
 from llm_gateway.config import TenantRoute
 
 KEY_PREFIX = "gk-"
@@ -24,7 +23,7 @@ def generate_gateway_key() -> str:
 
 
 def hash_gateway_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return sha256_hex(key)
 
 
 class TenantDirectory:
@@ -37,19 +36,17 @@ class TenantDirectory:
         self._by_digest = {digest: tenant for tenant in tenants for digest in tenant.key_sha256}
 
     def tenant_for_key(self, key: str) -> TenantRoute | None:
-        digest = hash_gateway_key(key)
-        tenant = self._by_digest.get(digest)
-        # compare_digest keeps the final check constant-time; the dict lookup is on a hash of the key.
-        if tenant is not None and any(hmac.compare_digest(digest, d) for d in tenant.key_sha256):
+        tenant = self._by_digest.get(hash_gateway_key(key))
+        # The final check is constant-time; the dict lookup is on a hash of the key.
+        if tenant is not None and digest_matches(key, tenant.key_sha256):
             return tenant
         return None
 
     def authenticate(self, request: Request) -> TenantRoute:
-        header = request.headers.get("Authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = bearer_token(request)
+        if key is None:
             raise ApiError(401, "missing gateway key: send 'Authorization: Bearer <key>'", code="missing_api_key")
-        tenant = self.tenant_for_key(key.strip())
+        tenant = self.tenant_for_key(key)
         if tenant is None:
             raise ApiError(401, "unknown gateway key", code="invalid_api_key")
         return tenant

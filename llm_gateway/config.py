@@ -9,9 +9,13 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llm_common.keys import check_sha256_digests
+from llm_gateway.limits import LimitsConfig, RateLimits
 from llm_gateway.pricing import ModelPrice
 
 CONFIG_PATH_ENV = "LLM_GATEWAY_CONFIG"
+LEDGER_URL_ENV = "LLM_LEDGER_URL"
+LEDGER_URL_FILE_ENV = "LLM_LEDGER_URL_FILE"
 
 
 class ConfigError(ValueError):
@@ -31,15 +35,16 @@ class TenantRoute(_Config):
     openai_model: str = Field("gpt-4o-mini", min_length=1)
     max_tokens: int = Field(256, ge=1)
     key_sha256: list[str] = Field(min_length=1, description="Hex SHA-256 of every gateway key valid for the tenant.")
-    monthly_budget_usd: float | None = Field(None, gt=0, description="Exported as a metric for budget alerts.")
+    monthly_budget_usd: float | None = Field(
+        None, gt=0, description="Enforced by the gateway (budgets.py) and exported as a metric for budget alerts.")
+    # Enforced by the gateway with monthly_budget_usd (limits.py, budgets.py); None: not limited.
+    rate_limits: RateLimits | None = None
+    monthly_token_budget: int | None = Field(None, ge=1)
 
     @field_validator("key_sha256")
     @classmethod
     def _hex_digests(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-                raise ValueError("each entry must be a lower-case hex SHA-256 digest")
-        return values
+        return check_sha256_digests(values)
 
 
 class PoolConfig(_Config):
@@ -101,6 +106,13 @@ class TenantDiscoveryConfig(_Config):
     kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; in a Pod: None (its ServiceAccount).")
 
 
+class LedgerConfig(_Config):
+    """`sqlite:///path` (embedded) or `postgresql://...`; the environment's LLM_LEDGER_URL or
+    LLM_LEDGER_URL_FILE (a mounted Secret) wins over the file, so a password stays out of it."""
+
+    url: str = Field(min_length=1)
+
+
 class GatewayConfig(_Config):
     tenants: list[TenantRoute] = Field(default_factory=list, description="Tenants known from the config file.")
     tenant_discovery: TenantDiscoveryConfig | None = None
@@ -110,6 +122,8 @@ class GatewayConfig(_Config):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     prices: dict[str, ModelPrice] = Field(default_factory=dict,
                                           description="USD per million tokens by model; adds to the built-in table.")
+    limits: LimitsConfig | None = Field(None, description="Redis for rate limits and budgets; None: not enforced.")
+    ledger: LedgerConfig | None = Field(None, description="The usage ledger; None: no record is written.")
     metrics_multiprocess_dir: str | None = None
 
     @model_validator(mode="after")
@@ -144,6 +158,9 @@ def load_gateway_config(environ: Mapping[str, str] = os.environ) -> GatewayConfi
     openai = _openai_from_environment(environ, document.get("openai"))
     if openai is not None:
         document["openai"] = openai
+    ledger_url = _secret_from_environment(environ, LEDGER_URL_ENV, LEDGER_URL_FILE_ENV)
+    if ledger_url:
+        document["ledger"] = {**(document.get("ledger") or {}), "url": ledger_url}
     document["metrics_multiprocess_dir"] = environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     try:
         return GatewayConfig.model_validate(document)
@@ -155,14 +172,20 @@ def load_gateway_config(environ: Mapping[str, str] = os.environ) -> GatewayConfi
         raise ConfigError(f"{path}: {problems}") from None
 
 
-def _openai_from_environment(environ: Mapping[str, str], section: dict | None) -> dict | None:
-    key = environ.get("OPENAI_API_KEY", "").strip()
-    key_file = environ.get("OPENAI_API_KEY_FILE")
-    if not key and key_file:
+def _secret_from_environment(environ: Mapping[str, str], variable: str, file_variable: str) -> str:
+    """The value of `variable`, else the content of the file `file_variable` names, else ''."""
+    value = environ.get(variable, "").strip()
+    path = environ.get(file_variable)
+    if not value and path:
         try:
-            key = Path(key_file).read_text(encoding="utf-8").strip()
+            value = Path(path).read_text(encoding="utf-8").strip()
         except OSError as error:
-            raise ConfigError(f"OPENAI_API_KEY_FILE {key_file}: {error}") from None
+            raise ConfigError(f"{file_variable} {path}: {error}") from None
+    return value
+
+
+def _openai_from_environment(environ: Mapping[str, str], section: dict | None) -> dict | None:
+    key = _secret_from_environment(environ, "OPENAI_API_KEY", "OPENAI_API_KEY_FILE")
     if not key and section is None:
         return None
     merged = dict(section or {})

@@ -58,6 +58,17 @@ class GatewayMetrics:
             "llm_gateway_pool_member_latency_seconds",
             "Time until a member answered (streams: until the stream opened).",
             ["backend", "member"], buckets=LATENCY_BUCKETS, registry=r)
+        # Tenant controls (limits.py, budgets.py, ledger/); their refusals are counted in `refusals` above
+        self.budget_remaining = Gauge(
+            "llm_gateway_budget_remaining", "What is left of the tenant's monthly budget, by kind (tokens|usd).",
+            ["tenant", "kind"], multiprocess_mode="mostrecent", registry=r)
+        self.limiter_unavailable = Counter(
+            "llm_gateway_limiter_unavailable_total",
+            "Requests decided without Redis (unreachable): allowed unchecked or denied, per on_redis_error.",
+            ["tenant", "decision"], registry=r)
+        self.ledger_errors = Counter(
+            "llm_gateway_ledger_errors_total", "Usage records that could not be written to the ledger.",
+            ["tenant"], registry=r)
 
     def publish_tenant(self, tenant: TenantRoute, models: dict[str, str]) -> None:
         """Export the tenant's budget, and create its series at zero for each backend it may use

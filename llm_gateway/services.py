@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, SdkClient
 from llm_gateway.config import EmbeddingsConfig, GatewayConfig, OpenAIConfig, PoolConfig
+from llm_gateway.metering import Metering
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.routing import EmbeddingRoute, Router
 
@@ -23,6 +24,7 @@ class GatewayServices:
     metrics: GatewayMetrics
     tenants: TenantDirectory
     router: Router
+    metering: Metering
     discovery: "TenantDiscovery | None" = None
 
 

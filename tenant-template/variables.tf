@@ -127,6 +127,65 @@ variable "rate_limits" {
   }
 }
 
+variable "monthly_budget_usd" {
+  type        = number
+  description = "Estimated spend per month in US dollars (priced per model by the gateway); the gateway refuses requests once it is used up. null: no budget."
+  default     = null
+
+  validation {
+    condition     = var.monthly_budget_usd == null || try(var.monthly_budget_usd > 0 && var.monthly_budget_usd <= 10000000, false)
+    error_message = "monthly_budget_usd: must be > 0 and at most 10000000."
+  }
+}
+
+variable "monthly_token_budget" {
+  type        = number
+  description = "Prompt + completion tokens per calendar month (UTC); the gateway refuses requests once it is used up. null: no limit."
+  default     = null
+
+  validation {
+    condition     = var.monthly_token_budget == null || try(var.monthly_token_budget >= 1 && var.monthly_token_budget <= 1000000000000 && floor(var.monthly_token_budget) == var.monthly_token_budget, false)
+    error_message = "monthly_token_budget: must be a whole number from 1 to 1000000000000."
+  }
+}
+
+variable "guardrails" {
+  type = object({
+    sensitive_patterns = optional(list(object({ name = string, pattern = string })), [])
+    refusal_rules      = optional(list(object({ contains = optional(string), regex = optional(string), reason = string })), [])
+    blocked_topics     = optional(list(object({ topic = string, keywords = list(string) })), [])
+  })
+  description = "What the tenant proxy refuses before calling the gateway: sensitive-data patterns, refusal rules (contains or regex, with the reason shown to the user) and blocked topics (keywords)."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for rule in var.guardrails.refusal_rules : (rule.contains == null) != (rule.regex == null) && length(trimspace(rule.reason)) > 0])
+    error_message = "guardrails.refusal_rules: each rule needs exactly one of contains and regex, and a reason."
+  }
+  validation {
+    condition = alltrue(concat(
+      [for rule in var.guardrails.refusal_rules : rule.regex == null || can(regexall(coalesce(rule.regex, "x"), ""))],
+      [for pattern in var.guardrails.sensitive_patterns : can(regexall(pattern.pattern, ""))],
+    ))
+    error_message = "guardrails: every pattern and regex must be a valid regular expression (RE2 and Python: no look-arounds, no back-references)."
+  }
+  validation {
+    condition     = alltrue([for topic in var.guardrails.blocked_topics : length(topic.keywords) > 0 && alltrue([for k in topic.keywords : length(trimspace(k)) > 0])])
+    error_message = "guardrails.blocked_topics: each topic needs at least one keyword, none blank."
+  }
+}
+
+variable "end_user_key_sha256" {
+  type        = list(string)
+  description = "SHA-256 of the API keys end users must send to the proxy (Authorization: Bearer); empty (the default): no key needed."
+  default     = []
+
+  validation {
+    condition     = length(var.end_user_key_sha256) <= 20 && alltrue([for digest in var.end_user_key_sha256 : can(regex("^[0-9a-f]{64}$", digest))])
+    error_message = "end_user_key_sha256: at most 20 entries, each a lower-case hex SHA-256 digest."
+  }
+}
+
 variable "local_port" {
   type        = number
   description = "Port of the tenant proxy in local mode (`tenantctl up`); not used on a cluster."
@@ -150,6 +209,17 @@ variable "kube_context" {
   type        = string
   description = "kubeconfig context; null means the current context."
   default     = null
+}
+
+variable "previous_gateway_key_sha256" {
+  type        = list(string)
+  description = "Earlier gateway key hashes still accepted during a key rotation (see README: rotating a tenant's gateway key)."
+  default     = []
+
+  validation {
+    condition     = alltrue([for digest in var.previous_gateway_key_sha256 : can(regex("^[0-9a-f]{64}$", digest))])
+    error_message = "previous_gateway_key_sha256: each entry must be a lower-case hex SHA-256 digest."
+  }
 }
 
 variable "admin_group" {

@@ -11,6 +11,7 @@
     tenantctl platform apply        the shared platform on a cluster (Terraform)
     tenantctl apply|destroy <name>  a tenant on a cluster (Terraform)
     tenantctl status <name>         a tenant's quota usage and objects on the cluster
+    tenantctl usage <name>          a tenant's usage and remaining budget (the usage ledger)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import httpx
 from kubernetes.client.rest import ApiException
 
-from tenantctl import cluster, deploy, knowledge, observability, onboard, status
+from tenantctl import cluster, deploy, knowledge, observability, onboard, status, usage
 from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--prometheus-port", type=int, default=9090, help="port of the local Prometheus (default 9090)")
     up.add_argument("--no-prometheus", dest="prometheus", action="store_false", help="do not start Prometheus")
     up.add_argument("--scrape-interval", default="15s", help="Prometheus scrape and rule evaluation interval")
+    up.add_argument("--redis-port", type=int, default=6380, help="port of the Redis holding rate limit counters")
+    up.add_argument("--ledger", metavar="URL", help="usage ledger: postgresql://... (default: SQLite in the run dir)")
     up.set_defaults(handler=command_up)
 
     ask = commands.add_parser("ask", help="ask a running tenant a question")
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(commands)  # status <name>
     observability.register(commands)  # dashboards, report <tenant>
     knowledge.register(commands)  # ingest <tenant> FILE…, documents, forget
+    usage.register(commands)  # usage <name>
     return parser
 
 
@@ -104,7 +108,8 @@ def command_up(args: argparse.Namespace) -> int:
                              first_tenant_port=args.first_tenant_port,
                              vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers,
                              prometheus_port=args.prometheus_port if args.prometheus else None,
-                             scrape_interval=args.scrape_interval)
+                             scrape_interval=args.scrape_interval, redis_port=args.redis_port,
+                             ledger_url=args.ledger)
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
     starting = True

@@ -1,4 +1,5 @@
-"""How each service of the platform is started as a process: model servers, gateway, proxy, Prometheus.
+"""How each service of the platform is started as a process: model servers, gateway, proxy, Prometheus,
+Redis (and PostgreSQL for the ledger in tests and benchmarks).
 
 Local mode and the test fixtures both build their processes here, so what the
 tests start is exactly what `tenantctl up` starts.
@@ -10,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -120,6 +122,78 @@ def write_private_json(path: Path, document: dict) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=2)
     return path
+
+
+def redis_server(port: int, run_dir: Path, *, host: str = "127.0.0.1") -> ManagedProcess:
+    """Debian's redis-server for rate limits and budget counters: loopback only, nothing on disk
+    (the counters are rebuilt from the ledger when Redis starts empty)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise LauncherError("redis-server is not installed: run ./scripts/setup (Debian package redis-server)")
+    argv = [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
+            "--dir", str(run_dir), "--protected-mode", "yes"]
+    return ManagedProcess(name="redis", argv=argv, log_path=run_dir / "redis.log",
+                          health_url=redis_url(host, port), ready=lambda: _redis_answers(host, port))
+
+
+def redis_url(host: str, port: int) -> str:
+    return f"redis://{host}:{port}/0"
+
+
+def _redis_answers(host: str, port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def postgres_server(port: int, base_dir: Path, *, host: str = "127.0.0.1") -> ManagedProcess:
+    """A throwaway PostgreSQL cluster in `base_dir` (created with initdb on first use), for the
+    ledger in tests and benchmarks: trust authentication on loopback, user `postgres`.
+
+    As root it runs as the `postgres` system user, since PostgreSQL refuses to run as root;
+    `base_dir` is then given to that user, and its parents must be searchable by it
+    (e.g. a `tempfile.mkdtemp()` directory directly under /tmp).
+    """
+    bin_dir = next((d for d in POSTGRES_BIN_DIRS if (d / "postgres").exists()), None)
+    if bin_dir is None:
+        raise LauncherError("PostgreSQL is not installed: run ./scripts/setup (Debian package postgresql)")
+    user = "postgres" if os.geteuid() == 0 else None
+    data_dir = base_dir / "data"
+    base_dir.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        shutil.chown(base_dir, user, user)
+    if not data_dir.exists():
+        initdb = subprocess.run([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
+                                 "--encoding=UTF8", "--no-instructions"], user=user, capture_output=True, text=True,
+                                cwd=base_dir)
+        if initdb.returncode != 0:
+            raise LauncherError(f"initdb {data_dir} failed (every parent directory must be searchable by "
+                                f"{user or 'us'}):\n{initdb.stderr.strip()}")
+    argv = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-k", str(base_dir),
+            "-c", f"listen_addresses={host}"]
+    url = postgres_url(host, port)
+    return ManagedProcess(name="postgres", argv=argv, log_path=base_dir.parent / f"{base_dir.name}-postgres.log",
+                          health_url=url, ready=lambda: _postgres_answers(url), user=user, cwd=base_dir)
+
+
+def postgres_url(host: str, port: int, database: str = "postgres") -> str:
+    return f"postgresql://postgres@{host}:{port}/{database}"
+
+
+def _postgres_answers(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=1):
+            return True
+    except psycopg.Error:
+        return False
 
 
 def prometheus(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1") -> ManagedProcess:

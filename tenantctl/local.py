@@ -1,9 +1,11 @@
 """Local mode: the whole platform on one machine, driven by the same tenant specs as the cluster.
 
-Starts (in order) the embedded model server when no other backend is
-configured, the embedding model server, the shared gateway, one proxy per
-tenant, and Prometheus scraping them all with the alert rules loaded; waits
-until each is healthy; and stops them all, in reverse order, however we exit.
+Starts (in order) Redis (the gateway's rate limit and budget counters), the
+embedded model server when no other backend is configured, the embedding model
+server, the shared gateway, one proxy per tenant, and Prometheus scraping them
+all with the alert rules loaded; waits until each is healthy; and stops them
+all, in reverse order, however we exit. The usage ledger is a SQLite file in the
+run directory unless `ledger_url` names another (e.g. PostgreSQL).
 Each tenant's knowledge index lives in `<run dir>/knowledge/<tenant>/` and
 outlives the run.
 """
@@ -24,6 +26,7 @@ from tenantctl.spec import TenantSpec
 
 STATE_FILE = "state.json"
 DEFAULT_RUN_DIR = Path(".run/local")
+LEDGER_FILE = "ledger.sqlite3"
 Progress = Callable[[str], None]
 
 
@@ -40,6 +43,8 @@ class LocalSettings:
     embedding_port: int = 8001
     first_tenant_port: int = 5002
     prometheus_port: int | None = 9090  # None: no Prometheus
+    redis_port: int = 6380  # not 6379: a system Redis may hold that one
+    ledger_url: str | None = None  # None: sqlite:///<run_dir>/ledger.sqlite3
     scrape_interval: str = "15s"
     vllm_endpoints: list[str] = field(default_factory=list)
     embedded_model: bool | None = None  # None: only when no vLLM endpoint and no OpenAI key
@@ -73,14 +78,17 @@ def assign_ports(specs: list[TenantSpec], first_port: int) -> dict[str, int]:
 
 
 def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict | None,
-                   embeddings: dict | None = None) -> dict:
+                   embeddings: dict | None = None, controls: dict | None = None) -> dict:
+    """`controls`: the `limits` and `ledger` sections (tenant_controls), when enforced."""
     config: dict = {
         "tenants": [
             {"name": spec.name, "backend": spec.backend, "model": spec.model,
              "openai_model": spec.openai_model, "max_tokens": spec.max_tokens,
-             "monthly_budget_usd": spec.monthly_budget_usd, "key_sha256": [hash_gateway_key(keys[spec.name])]}
+             "monthly_budget_usd": spec.monthly_budget_usd, "key_sha256": [hash_gateway_key(keys[spec.name])],
+             "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget}
             for spec in specs
         ],
+        **(controls or {}),
     }
     if pool is not None:
         config["pool"] = pool
@@ -89,9 +97,15 @@ def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict 
     return config
 
 
+def tenant_controls(redis_url: str, ledger_url: str) -> dict:
+    return {"limits": {"redis_url": redis_url}, "ledger": {"url": ledger_url}}
+
+
 def proxy_config(spec: TenantSpec, key: str, gateway_url: str, knowledge_dir: Path | None = None) -> dict:
     config = {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
-              "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens}
+              "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens,
+              "guardrails": spec.guardrails.model_dump(exclude_none=True),
+              "end_user_key_sha256": spec.end_user_key_sha256}
     if knowledge_dir is not None:
         config["knowledge_dir"] = str(knowledge_dir.resolve())
     return config
@@ -113,6 +127,14 @@ class LocalPlatform:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.gateway_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return launchers.redis_url(self.settings.host, self.settings.redis_port)
+
+    @property
+    def ledger_url(self) -> str:
+        return self.settings.ledger_url or f"sqlite:///{(self.settings.run_dir / LEDGER_FILE).resolve()}"
 
     @property
     def model_url(self) -> str:
@@ -156,7 +178,7 @@ class LocalPlatform:
     def check_ports_free(self, tenant_ports: Mapping[str, int]) -> None:
         """Refuse to start on a taken port: a health check could otherwise reach the other server."""
         s = self.settings
-        wanted = {"gateway": s.gateway_port, "embedding model": s.embedding_port,
+        wanted = {"gateway": s.gateway_port, "embedding model": s.embedding_port, "redis": s.redis_port,
                   **{f"tenant {name}": port for name, port in tenant_ports.items()}}
         if self.uses_embedded_model():
             wanted["embedded model"] = s.model_port
@@ -165,7 +187,8 @@ class LocalPlatform:
         taken = [f"{what} port {port}" for what, port in wanted.items() if not port_is_free(s.host, port)]
         if taken:
             raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? choose other ports "
-                            "with --gateway-port, --model-port, --prometheus-port or the spec's local_port)")
+                            "with --gateway-port, --model-port, --prometheus-port, --redis-port or the spec's "
+                            "local_port)")
 
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
@@ -173,12 +196,15 @@ class LocalPlatform:
         self.check_ports_free(ports)
         s.run_dir.mkdir(parents=True, exist_ok=True)
         try:
+            self._launch(launchers.redis_server(s.redis_port, s.run_dir, host=s.host), progress)
             if self.uses_embedded_model():
                 self._launch(launchers.model_server(s.model_port, s.run_dir, host=s.host), progress,
                              waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)")
             self._launch(launchers.embedding_server(s.embedding_port, s.run_dir, host=s.host), progress,
                          waiting="loading the embedding model (all-MiniLM-L6-v2, CPU)")
-            self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool(), self._embeddings()),
+            controls = tenant_controls(self.redis_url, self.ledger_url)
+            self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool(), self._embeddings(),
+                                                          controls),
                                            s.gateway_port, s.run_dir, host=s.host, workers=s.workers,
                                            extra_env=self._openai_environment()), progress)
             for spec in self.specs:
@@ -229,8 +255,8 @@ class LocalPlatform:
 
     def _write_state(self) -> None:
         state = {"gateway_url": self.gateway_url, "prometheus_url": self.prometheus_url,
-                 "tenants": [asdict(e) for e in self.endpoints]}
-        (self.settings.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+                 "ledger_url": self.ledger_url, "tenants": [asdict(e) for e in self.endpoints]}
+        launchers.write_private_json(self.settings.run_dir / STATE_FILE, state)  # the ledger URL may hold a password
 
 
 def read_state(run_dir: Path) -> dict | None:

@@ -57,6 +57,8 @@ class ManagedProcess:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     cwd: Path | None = None
     popen: subprocess.Popen | None = None
+    ready: Callable[[], bool] | None = None  # instead of GET health_url, for services that are not HTTP
+    user: str | None = None  # run as this user (PostgreSQL refuses to run as root)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,7 @@ class ManagedProcess:
             self.popen = subprocess.Popen(
                 self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+                user=self.user,  # applied before preexec_fn: the death signal survives the user change
             )
 
     @property
@@ -81,15 +84,20 @@ class ManagedProcess:
             while time.monotonic() < deadline:
                 if not self.is_running():
                     raise ProcessFailed(f"{self.name} exited with code {self.popen.returncode}:\n{self.log_tail()}")
-                try:
-                    if http.get(self.health_url).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
+                if self._is_healthy(http):
+                    return
                 if on_wait:
                     on_wait(time.monotonic() - started)
                 time.sleep(0.2)
         raise ProcessFailed(f"{self.name} was not healthy at {self.health_url} after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _is_healthy(self, http: httpx.Client) -> bool:
+        if self.ready is not None:
+            return self.ready()
+        try:
+            return http.get(self.health_url).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the whole process group, then SIGKILL whatever is left after `timeout`."""

@@ -15,6 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.guardrails import Guardrails
+from llm_common.keys import check_sha256_digests
+from llm_gateway.limits import RateLimits
+
 SPEC_FILENAME = "terraform.tfvars.json"
 TEMPLATE_DIRNAME = "tenant-template"
 
@@ -59,12 +63,6 @@ class Quota(_Strict):
         return value
 
 
-class RateLimits(_Strict):
-    requests_per_minute: int = Field(60, ge=1)
-    requests_per_hour: int = Field(1000, ge=1)
-    tokens_per_minute: int = Field(20000, ge=1)
-
-
 class TenantSpec(_Strict):
     """Everything that describes one tenant, in local mode and on a cluster."""
 
@@ -84,6 +82,13 @@ class TenantSpec(_Strict):
         None, gt=0, le=10_000_000,
         description="Estimated spend per month in US dollars; the budget alert fires at 80 % of it.",
     )
+    # Tenant controls (the gateway refuses past a budget; the proxy applies the guardrails).
+    monthly_token_budget: int | None = Field(
+        None, ge=1, le=10**12, description="Prompt + completion tokens per calendar month (UTC); unset: no limit.")
+    guardrails: Guardrails = Guardrails()
+    end_user_key_sha256: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="SHA-256 of the API keys end users must send to the proxy; empty (default): no key needed.")
     local_port: int | None = Field(
         None, ge=1024, le=65535,
         description="Port of the tenant proxy in local mode; unset means the next free one from 5002.",
@@ -100,6 +105,11 @@ class TenantSpec(_Strict):
         if value in RESERVED_TENANT_NAMES or value.startswith(RESERVED_TENANT_PREFIX):
             raise ValueError("'default', 'monitoring' and 'kube-*' are reserved for the platform")
         return value
+
+    @field_validator("end_user_key_sha256")
+    @classmethod
+    def _hex_digests(cls, values: list[str]) -> list[str]:
+        return check_sha256_digests(values)
 
     @field_validator("system_prompt", "display_name", "industry")
     @classmethod

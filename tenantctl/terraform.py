@@ -188,9 +188,11 @@ class Terraform:
             args = ["-input=false", "-no-color", "-json", "-detailed-exitcode", *var_args]
             return self.run("plan", *args, *(["-destroy"] if destroy else []), ok_codes=(0, 2))
 
-    def apply(self, variables: Mapping[str, Any] | None = None) -> TerraformResult:
+    def apply(self, variables: Mapping[str, Any] | None = None, replace: tuple[str, ...] = ()) -> TerraformResult:
+        """`replace`: resource addresses to recreate, e.g. a tenant's gateway key to rotate it."""
         with self._var_args(variables) as var_args:
-            return self.run("apply", "-input=false", "-no-color", "-json", "-auto-approve", *var_args)
+            return self.run("apply", "-input=false", "-no-color", "-json", "-auto-approve", *var_args,
+                            *(f"-replace={address}" for address in replace))
 
     def destroy(self, variables: Mapping[str, Any] | None = None) -> TerraformResult:
         with self._var_args(variables) as var_args:

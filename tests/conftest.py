@@ -1,5 +1,6 @@
-"""Fixtures that start real things: the local platform (embedded model server, gateway, tenant
-proxies, Prometheus) and a real Kubernetes control plane with the platform and both tenants applied by Terraform.
+"""Fixtures that start real things: the local platform (Redis, embedded model server, gateway, tenant
+proxies, Prometheus), Redis and PostgreSQL on their own, the zero-latency OpenAI stub, and a real
+Kubernetes control plane with the platform and both tenants applied by Terraform.
 
 Everything runs as real processes on free loopback ports, started through the
 same code `tenantctl up` and `tenantctl cluster up` use, and is stopped at the end
@@ -8,20 +9,24 @@ of the session (or of the test) even when tests fail.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from tenantctl import toolchain
+from tenantctl import launchers, toolchain
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
 from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port,
-                           repository_copy, specs_on_free_ports)
+                           repository_copy, specs_on_free_ports, stub_backend)
 from tests.traffic import ObservedPlatform, send_traffic
 
 
 def _local_platform(run_dir, scrape_interval: str = "15s") -> LocalPlatform:
     settings = LocalSettings(run_dir=run_dir, gateway_port=free_port(), model_port=free_port(),
-                             embedding_port=free_port(), prometheus_port=free_port(),
+                             embedding_port=free_port(), prometheus_port=free_port(), redis_port=free_port(),
                              scrape_interval=scrape_interval, embedded_model=True, workers=2)
     return LocalPlatform(specs_on_free_ports(), settings, environ={})
 
@@ -84,6 +89,44 @@ def process_group():
 
     yield start
     for process in reversed(started):
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    """A Redis of our own (Debian's redis-server), as `tenantctl up` starts it."""
+    process = launchers.redis_server(free_port(), tmp_path_factory.mktemp("redis"))
+    start_process(process, timeout=30)
+    try:
+        yield process.health_url
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A throwaway PostgreSQL cluster (initdb + postgres) on a free port, removed afterwards."""
+    base_dir = Path(tempfile.mkdtemp(prefix="llm-ledger-pg-"))
+    try:
+        process = launchers.postgres_server(free_port(), base_dir)
+        start_process(process, timeout=60)
+        try:
+            yield process.health_url
+        finally:
+            process.stop()
+    finally:
+        shutil.rmtree(base_dir, ignore_errors=True)
+        Path(f"{base_dir}-postgres.log").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def stub_url(tmp_path_factory) -> str:
+    """The zero-latency OpenAI-compatible stub of bench/ (a backend that answers instantly)."""
+    process = stub_backend(free_port(), tmp_path_factory.mktemp("stub"))
+    start_process(process, timeout=30)
+    try:
+        yield process.health_url.removesuffix("/health")
+    finally:
         process.stop()
 
 

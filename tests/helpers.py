@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +15,10 @@ from typing import Any
 import httpx
 from kubernetes import client, config
 
+from llm_gateway.auth import hash_gateway_key
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
-from tenantctl.processes import free_port
+from tenantctl.processes import ManagedProcess, free_port
 from tenantctl.spec import TenantSpec, discover_tenant_specs
 from tenantctl.terraform import Terraform
 
@@ -59,6 +62,51 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
         if all(f'{key}="{val}"' in series for key, val in labels.items()):
             total += float(value)
     return total
+
+
+def stub_backend(port: int, log_dir: Path) -> ManagedProcess:
+    """bench/stub_openai.py: answers instantly (usage in streams only when asked for)."""
+    return ManagedProcess("stub", [sys.executable, str(REPO_ROOT / "bench" / "stub_openai.py"), "--port", str(port)],
+                          f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
+
+
+def tenant_route(name: str, key: str, **fields: Any) -> dict:
+    """A gateway config tenant on the stub's model."""
+    return {"name": name, "model": "stub-model", "key_sha256": [hash_gateway_key(key)], **fields}
+
+
+def controlled_gateway_config(tenants: list[dict], backend_url: str, redis_url: str | None = None,
+                              ledger_url: str | None = None, **extra: Any) -> dict:
+    """A gateway config with rate limits in `redis_url` and the ledger at `ledger_url` (when given)."""
+    config: dict = {"tenants": tenants, "pool": {"endpoints": [backend_url]}, **extra}
+    if redis_url:
+        config["limits"] = {"redis_url": redis_url, **config.get("limits", {})}
+    if ledger_url:
+        config["ledger"] = {"url": ledger_url}
+    return config
+
+
+def chat(gateway_url: str, key: str | None, timeout: float = 60, headers: dict | None = None,
+         **body: Any) -> httpx.Response:
+    body.setdefault("messages", [{"role": "user", "content": "Hi"}])
+    body.setdefault("max_tokens", 5)
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(gateway_url + "/v1/chat/completions", json=body, headers={**auth, **(headers or {})},
+                      timeout=timeout)
+
+
+def streamed_chunks(response: httpx.Response) -> list[dict | str]:
+    """The SSE data payloads of a streamed answer (JSON decoded, except `[DONE]`)."""
+    return [line[6:] if line == "data: [DONE]" else json.loads(line[6:])
+            for line in response.text.splitlines() if line.startswith("data: ")]
+
+
+def away_from_a_minute_boundary(margin: float = 8.0) -> None:
+    """Rate limit windows are fixed minutes: wait until the next one starts if this one ends within `margin` s,
+    so a short burst of requests falls in one window."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        time.sleep(left + 0.05)
 
 
 # The test platforms give the example tenants a monthly budget, as `monthly_budget_usd` in a spec would.

@@ -39,6 +39,7 @@ def ask():
         raise Refusal(400, f"history: at most {config.max_history_messages} messages", reason="history_too_long")
     grounding = _grounding(services, ask_request)
     payload = _chat_payload(grounding.system_prompt, config.max_tokens, ask_request)
+    config.guardrails.check(payload["messages"])
     if ask_request.stream:
         started = time.perf_counter()
         stream = services.gateway.open_chat_stream({**payload, "stream": True})

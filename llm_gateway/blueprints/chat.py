@@ -15,6 +15,7 @@ from llm_common.schemas import ChatCompletionRequest, EmbeddingRequest
 from llm_common.sse import DONE, encode_event
 from llm_gateway.backends import ChatStream
 from llm_gateway.config import TenantRoute
+from llm_gateway.metering import REQUEST_ID_HEADER, Meter
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.services import GatewayServices
 
@@ -42,14 +43,22 @@ def chat_completions():
     body = read_json_object(request, services.config.max_body_bytes)
     chat = validate_model(ChatCompletionRequest, body)
     payload = {**body, "max_tokens": min(chat.max_tokens or tenant.max_tokens, tenant.max_tokens)}
+    meter = services.metering.admit(tenant, payload)
     if chat.stream:
         started = time.perf_counter()
-        backend, stream = services.router.open_chat_stream(tenant, payload)
-        return Response(_relay(stream, services.metrics, _served(services, tenant, backend), started),
-                        mimetype="text/event-stream", headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
-    backend, reply = services.router.chat(tenant, payload)
-    services.metrics.count_usage(*_served(services, tenant, backend), _usage_of(reply.content))
-    return Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
+        upstream_payload = meter.stream_payload(payload)  # asks the backend for usage in the last chunk
+        backend, stream = meter.call(lambda: services.router.open_chat_stream(tenant, upstream_payload))
+        return Response(_relay(stream, services.metrics, _served(services, tenant, backend), started, meter),
+                        mimetype="text/event-stream",
+                        headers={**STREAM_HEADERS, BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
+    backend, reply = meter.call(lambda: services.router.chat(tenant, payload))
+    served = _served(services, tenant, backend)
+    services.metrics.count_usage(*served, _usage_of(reply.content))
+    meter.finish_completion(backend, served.model, reply.content)
+    response = Response(reply.content, mimetype="application/json",
+                        headers={BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
+    response.call_on_close(meter.update_counters)
+    return response
 
 
 class Served(NamedTuple):
@@ -72,13 +81,17 @@ def _usage_of(content: str | bytes) -> dict | None:
         return None
 
 
-def _relay(stream: ChatStream, metrics: GatewayMetrics, served: Served, started: float) -> Iterator[bytes]:
+def _relay(stream: ChatStream, metrics: GatewayMetrics, served: Served, started: float,
+           meter: Meter) -> Iterator[bytes]:
     """Pass each upstream chunk on as it arrives; close upstream however the stream ends.
 
     Runs after the request context is gone, so it is handed what it needs;
-    `started` is when the request began, for time-to-first-token.
+    `started` is when the request began, for time-to-first-token. The usage record is
+    written before the final `[DONE]` (or when the stream breaks or the caller leaves),
+    the shared counters updated after it.
     """
     first = True
+    status = "client_closed"
     try:
         for data in stream:
             if first:
@@ -89,13 +102,20 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, served: Served, started:
                 break
             if '"usage"' in data:
                 metrics.count_usage(*served, _usage_of(data))
-            yield encode_event(data)
+            if meter.observe_chunk(data) is not None:
+                yield encode_event(data)
+        status = "ok"
+        meter.finish_stream(served.backend, served.model, status)
         yield encode_event(DONE)
     except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band
+        status = "stream_broken"
         metrics.upstream_errors.labels(backend=served.backend, reason="stream_broken").inc()
+        meter.finish_stream(served.backend, served.model, status)
         yield encode_event(error_body("upstream_error", f"{served.backend} stream broke: {error}"))
     finally:
+        meter.finish_stream(served.backend, served.model, status)  # no-op when recorded above
         stream.close()
+        meter.update_counters()
 
 
 @blueprint.post("/v1/embeddings")

@@ -15,6 +15,8 @@ locals {
         label_selector  = "llm-tenants.io/gateway-route=true"
         refresh_seconds = 10
       }
+      # Rate limits and budgets (redis.tf); the ledger's DSN comes from a Secret (ledger.tf).
+      limits = { redis_url = local.redis_url, on_redis_error = var.limits.on_redis_error }
     },
     var.vllm.enabled ? {
       pool = {
@@ -104,6 +106,7 @@ resource "kubectl_manifest" "gateway_deployment" {
                 { name = "BIND", value = "0.0.0.0:${local.gateway_port}" },
                 { name = "WEB_CONCURRENCY", value = tostring(var.gateway.workers) },
                 { name = "PROMETHEUS_MULTIPROC_DIR", value = "/tmp/metrics" },
+                { name = "LLM_LEDGER_URL_FILE", value = "/etc/llm-gateway/ledger/dsn" },
               ],
               local.openai_enabled ? [{ name = "OPENAI_API_KEY_FILE", value = "/etc/llm-gateway/openai/api_key" }] : [],
             )
@@ -117,6 +120,7 @@ resource "kubectl_manifest" "gateway_deployment" {
             volumeMounts = concat(
               [
                 { name = "config", mountPath = "/etc/llm-gateway", readOnly = true },
+                { name = "ledger", mountPath = "/etc/llm-gateway/ledger", readOnly = true },
                 { name = "tmp", mountPath = "/tmp" },
               ],
               local.openai_enabled ? [{ name = "openai", mountPath = "/etc/llm-gateway/openai", readOnly = true }] : [],
@@ -125,6 +129,7 @@ resource "kubectl_manifest" "gateway_deployment" {
           volumes = concat(
             [
               { name = "config", configMap = { name = "${local.gateway_name}-config" } },
+              { name = "ledger", secret = { secretName = "llm-gateway-ledger" } },
               { name = "tmp", emptyDir = { medium = "Memory", sizeLimit = "64Mi" } },
             ],
             local.openai_enabled ? [{ name = "openai", secret = { secretName = "openai-api-key" } }] : [],
@@ -134,7 +139,7 @@ resource "kubectl_manifest" "gateway_deployment" {
     }
   })
   wait_for_rollout = var.wait_for_rollout
-  depends_on       = [kubectl_manifest.gateway_config, kubectl_manifest.openai_key]
+  depends_on       = [kubectl_manifest.gateway_config, kubectl_manifest.openai_key, kubectl_manifest.ledger_dsn]
 }
 
 resource "kubectl_manifest" "gateway_service" {

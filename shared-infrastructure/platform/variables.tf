@@ -118,3 +118,43 @@ variable "kube_state_metrics_image" {
   description = "kube-state-metrics image (quota usage per tenant on the dashboards)."
   default     = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"
 }
+
+variable "redis" {
+  type = object({
+    image        = optional(string, "redis:7.4-alpine")
+    maxmemory    = optional(string, "200mb")
+    memory_limit = optional(string, "256Mi")
+  })
+  description = "Redis holding the gateway's rate limit and budget counters (one replica, nothing persisted)."
+  default     = {}
+}
+
+variable "limits" {
+  type = object({
+    on_redis_error = optional(string, "allow")
+  })
+  description = "What the gateway does while Redis cannot be reached: allow (fail open, counted and logged) or deny (503)."
+  default     = {}
+
+  validation {
+    condition     = contains(["allow", "deny"], var.limits.on_redis_error)
+    error_message = "limits.on_redis_error: must be allow or deny."
+  }
+}
+
+variable "ledger" {
+  type = object({
+    dsn            = optional(string, "")
+    postgres_image = optional(string, "postgres:17-alpine")
+    storage        = optional(string, "20Gi")
+    storage_class  = optional(string)
+  })
+  description = "The usage ledger: dsn of an existing PostgreSQL (postgresql://user:password@host:5432/db), or empty to run one in the namespace (StatefulSet with a volume of `storage`)."
+  default     = {}
+  sensitive   = true
+
+  validation {
+    condition     = var.ledger.dsn == "" || startswith(var.ledger.dsn, "postgresql://") || startswith(var.ledger.dsn, "postgres://")
+    error_message = "ledger.dsn: must start with postgresql:// (or be empty for the in-cluster database)."
+  }
+}

@@ -21,6 +21,16 @@ module "tenant" {
     openai_model = var.openai_model
     max_tokens   = var.max_tokens
   }
+  limits = {
+    rate_limits          = var.rate_limits
+    monthly_token_budget = var.monthly_token_budget
+    monthly_budget_usd   = var.monthly_budget_usd
+  }
+  previous_gateway_key_sha256 = var.previous_gateway_key_sha256
+  proxy_policy = {
+    guardrails          = var.guardrails
+    end_user_key_sha256 = var.end_user_key_sha256
+  }
   quota             = var.quota
   admin_group       = coalesce(var.admin_group, "${var.name}-admins")
   ingress_namespace = var.ingress_namespace

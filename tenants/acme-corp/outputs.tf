@@ -13,6 +13,11 @@ output "gateway_key_secret" {
   value       = module.tenant.gateway_key_secret
 }
 
+output "gateway_key_sha256" {
+  description = "SHA-256 of the current gateway key: put it in previous_gateway_key_sha256 before rotating the key."
+  value       = module.tenant.gateway_key_sha256
+}
+
 output "admin_group" {
   description = "Group whose members administer the namespace."
   value       = module.tenant.admin_group

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
 
+from llm_gateway.ledger import open_ledger
 from tests.helpers import metric_value
 
 
@@ -164,3 +167,34 @@ def test_embeddings_bad_input(platform, gateway, body):
     response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "acme-corp"), json=body, timeout=30)
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_streams_are_recorded_even_when_the_backend_reports_no_usage(platform, gateway):
+    """llama.cpp's server ignores stream_options: the gateway counts the chunks itself."""
+    with httpx.stream("POST", gateway + "/v1/chat/completions", headers=auth(platform, "acme-corp"), timeout=120,
+                      json={"messages": [{"role": "user", "content": "Count to five."}], "max_tokens": 12,
+                            "stream": True}) as response:
+        assert response.status_code == 200
+        request_id = response.headers["X-Request-Id"]
+        chunks = [json.loads(line[6:]) for line in response.iter_lines()
+                  if line.startswith("data: ") and line != "data: [DONE]"]
+    content_chunks = sum(1 for chunk in chunks if chunk["choices"] and chunk["choices"][0]["delta"].get("content"))
+    ledger = open_ledger(platform.platform.ledger_url)
+    try:
+        (row,) = [row for row in ledger.recent("acme-corp", limit=20) if row.request_id == request_id]
+    finally:
+        ledger.close()
+    assert row.stream and row.usage_estimated and row.status == "ok"
+    assert row.completion_tokens == content_chunks > 0
+    assert row.prompt_tokens > 0
+
+
+def test_openapi_document_describes_the_routes(gateway):
+    document = httpx.get(gateway + "/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    chat_operation = document["paths"]["/v1/chat/completions"]["post"]
+    assert chat_operation["requestBody"]["content"]["application/json"]["schema"] == \
+        {"$ref": "#/components/schemas/ChatCompletionRequest"}
+    assert set(chat_operation["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+    assert "messages" in document["components"]["schemas"]["ChatCompletionRequest"]["required"]
+    assert chat_operation["security"] == [{"bearer": []}]

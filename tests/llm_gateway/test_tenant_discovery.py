@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 
 import httpx
 import pytest
@@ -125,3 +126,38 @@ def test_readiness_waits_for_the_first_listing(model_url, process_group, tmp_pat
     process_group(launchers.gateway(config, port, tmp_path))
     ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
     assert ready.status_code == 503 and ready.json()["tenants_synced"] is False
+
+
+def test_key_rotation_keeps_traffic_flowing_until_the_old_key_is_revoked(cluster_platform, cluster_gateway):
+    """The documented rotation, with Terraform: old and new key both valid, then the old one revoked."""
+    tenant = "acme-corp"
+    old = cluster_platform.gateway_key(tenant)
+    terraform = cluster_platform.terraform(cluster_platform.tenants_dir / tenant)
+    in_use = {"key": old}  # what the tenant's proxies send: the old key until they roll to the new one
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            key = in_use["key"]
+            response = ask(cluster_gateway, key)
+            if response.status_code != 200:
+                failures.append(f"{key[:8]}…: {response.status_code} {response.text[:200]}")
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        terraform.apply({"previous_gateway_key_sha256": [hashlib.sha256(old.encode()).hexdigest()]},
+                        replace=("module.tenant.terraform_data.gateway_key",))
+        new = cluster_platform.gateway_key(tenant)
+        assert new != old
+        wait_for(lambda: ask(cluster_gateway, new).status_code == 200, timeout=30, what="new key accepted")
+        in_use["key"] = new  # the proxies have rolled
+        assert ask(cluster_gateway, old).status_code == 200  # not revoked yet
+        terraform.apply()  # previous_gateway_key_sha256 back to []: the old key is revoked
+        wait_for(lambda: ask(cluster_gateway, old).status_code == 401, timeout=30, what="old key refused")
+        assert ask(cluster_gateway, new).status_code == 200
+    finally:
+        stop.set()
+        sender.join()
+    assert failures == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -30,6 +31,9 @@ def test_gateway_discovers_tenants_with_rights_in_its_namespace_only(api):
     assert config["tenant_discovery"] == {"namespace": NAMESPACE, "label_selector": "llm-tenants.io/gateway-route=true",
                                           "refresh_seconds": 10}
     assert config["pool"]["endpoints"] == ["http://vllm.monitoring.svc.cluster.local:8000"]
+    assert config["limits"] == {"redis_url": "redis://llm-redis.monitoring.svc.cluster.local:6379/0",
+                                "on_redis_error": "allow"}
+    assert "ledger" not in config  # its DSN is a Secret, mounted as a file
     assert "openai" not in config  # no API key given: OpenAI stays off
 
     role = api["rbac"].read_namespaced_role("llm-gateway", NAMESPACE)
@@ -121,3 +125,34 @@ def test_kube_state_metrics_is_scraped_for_quota_usage(api):
     assert "resourcequotas" in container(deployment).args[0]
     rules = api["rbac"].read_cluster_role("llm-tenants-kube-state-metrics").rules
     assert all(set(rule.verbs) == {"list", "watch"} for rule in rules)
+
+
+def test_redis_and_the_ledger_database_are_reachable_only_from_the_gateway(api, cluster_platform):
+    net = client.NetworkingV1Api(cluster_platform.control_plane.api_client())
+    for name, port in (("llm-redis", 6379), ("llm-ledger", 5432)):
+        service = api["core"].read_namespaced_service(name, NAMESPACE)
+        assert service.spec.selector == {"app.kubernetes.io/name": name} and service.spec.ports[0].port == port
+        policy = net.read_namespaced_network_policy(f"{name}-ingress", NAMESPACE).spec
+        assert policy.pod_selector.match_labels == {"app.kubernetes.io/name": name}
+        (rule,) = policy.ingress
+        assert [peer.pod_selector.match_labels for peer in rule._from] == [{"app.kubernetes.io/name": "llm-gateway"}]
+        assert [p.port for p in rule.ports] == [port]
+
+    redis = container(api["apps"].read_namespaced_deployment("llm-redis", NAMESPACE))
+    assert redis.args[:2] == ["--port", "6379"] and redis.security_context.read_only_root_filesystem is True
+
+    ledger = api["apps"].read_namespaced_stateful_set("llm-ledger", NAMESPACE)
+    (claim,) = ledger.spec.volume_claim_templates
+    assert claim.spec.resources.requests["storage"] == "20Gi"
+    postgres = container(ledger)
+    env = {e.name: e for e in postgres.env}
+    assert env["POSTGRES_PASSWORD"].value_from.secret_key_ref.name == "llm-ledger-credentials"
+
+    dsn = base64.b64decode(api["core"].read_namespaced_secret("llm-gateway-ledger", NAMESPACE).data["dsn"]).decode()
+    password = base64.b64decode(
+        api["core"].read_namespaced_secret("llm-ledger-credentials", NAMESPACE).data["password"]).decode()
+    assert dsn == f"postgresql://ledger:{password}@llm-ledger.monitoring.svc.cluster.local:5432/ledger"
+    gateway = api["apps"].read_namespaced_deployment("llm-gateway", NAMESPACE)
+    assert {e.name: e.value for e in container(gateway).env}["LLM_LEDGER_URL_FILE"] == "/etc/llm-gateway/ledger/dsn"
+    volumes = {v.name: v for v in gateway.spec.template.spec.volumes}
+    assert volumes["ledger"].secret.secret_name == "llm-gateway-ledger"

@@ -73,6 +73,8 @@ BAD_SPECS = {
     "negative pods": ({"quota": {"cpu": "1", "memory": "1Gi", "pods": -3}}, "quota.pods: must be a whole number"),
     "empty prompt": ({"system_prompt": "   "}, "system_prompt: must not be blank"),
     "unknown backend": ({"backend": "gpt"}, "backend: must be one of openai, vllm, auto"),
+    "negative token budget": ({"monthly_token_budget": -5}, "monthly_token_budget: must be a whole number"),
+    "end-user key not a hash": ({"end_user_key_sha256": ["secret-key"]}, "end_user_key_sha256: at most 20 entries"),
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from app.guardrails import Guardrails
 from tenantctl.cli import main as tenantctl
 from tenantctl.spec import load_tenant_spec
 from tests.helpers import wait_for
@@ -71,8 +72,23 @@ def test_prompt_key_and_gateway_route(cluster_platform, admin, tenant):
     assert route_secret.metadata.labels["llm-tenants.io/gateway-route"] == "true"
     route = json.loads(base64.b64decode(route_secret.data["route.json"]))
     assert route == {"name": tenant, "backend": spec.backend, "model": spec.model, "openai_model": spec.openai_model,
-                     "max_tokens": spec.max_tokens, "key_sha256": [hashlib.sha256(key.encode()).hexdigest()]}
+                     "max_tokens": spec.max_tokens, "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
+                     "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
+                     "monthly_budget_usd": spec.monthly_budget_usd}
     assert key not in base64.b64decode(route_secret.data["route.json"]).decode()
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_proxy_policy_holds_the_guardrails_and_rolls_the_pods(cluster_platform, admin, tenant):
+    spec = spec_of(cluster_platform, tenant)
+    policy = json.loads(admin["core"].read_namespaced_config_map("tenant-proxy-policy", tenant).data["policy.json"])
+    assert Guardrails.model_validate(policy["guardrails"]) == spec.guardrails
+    assert policy["end_user_key_sha256"] == spec.end_user_key_sha256
+    pod = admin["apps"].read_namespaced_deployment("tenant-proxy", tenant).spec.template
+    env = {e.name: e.value for e in pod.spec.containers[0].env}
+    assert env["PROXY_POLICY_FILE"] == "/etc/tenant-proxy/policy/policy.json"
+    key_digest = hashlib.sha256(cluster_platform.gateway_key(tenant).encode()).hexdigest()
+    assert pod.metadata.annotations["llm-tenants.io/gateway-key-sha256"] == key_digest
 
 
 def test_tenants_get_different_keys(cluster_platform):

@@ -33,12 +33,12 @@ def tenants_on_free_ports(tmp_path) -> tuple[Path, dict[str, int]]:
 
 
 def start_tenantctl_up(tenants: Path, run_dir: Path, gateway_port: int, model_port: int,
-                       embedding_port: int, prometheus_port: int) -> subprocess.Popen:
+                       embedding_port: int, prometheus_port: int, redis_port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up", "--run-dir", str(run_dir),
          "--gateway-port", str(gateway_port), "--model-port", str(model_port),
          "--embedding-port", str(embedding_port), "--workers", "1",
-         "--prometheus-port", str(prometheus_port), "--scrape-interval", "1s"],
+         "--prometheus-port", str(prometheus_port), "--scrape-interval", "1s", "--redis-port", str(redis_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OPENAI_API_KEY": ""},
     )
 
@@ -64,7 +64,9 @@ def leftovers(ports: list[int]) -> list[int]:
 def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_ports):
     tenants, tenant_ports = tenants_on_free_ports
     gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
-    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port)
+    redis_port = free_port()
+    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port,
+                                 redis_port)
     try:
         output = read_until(process, "Press Ctrl-C to stop.")
         assert "loading" in output or "starting model-server" in output
@@ -79,12 +81,18 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
                               "5", "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
         assert ask.returncode == 0, ask.stderr
         assert ask.stdout.strip()
+        usage = subprocess.run([sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "usage",
+                                "closed-ai", "--run-dir", str(tmp_path / "run")], capture_output=True, text=True,
+                               timeout=60)
+        assert usage.returncode == 0, usage.stderr
+        assert "requests 1 " in usage.stdout and "remaining" in usage.stdout  # the /ask above, from the ledger
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()
-    assert leftovers([gateway_port, model_port, embedding_port, prometheus_port, *tenant_ports.values()]) == []
+    assert leftovers([gateway_port, model_port, embedding_port, prometheus_port, redis_port,
+                      *tenant_ports.values()]) == []
 
 
 def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> None:
@@ -102,11 +110,13 @@ def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> No
 def test_kill_minus_9_of_tenantctl_leaves_no_orphan(tmp_path, tenants_on_free_ports):
     tenants, tenant_ports = tenants_on_free_ports
     gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
-    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port)
+    redis_port = free_port()
+    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port,
+                                 redis_port)
     read_until(process, "Press Ctrl-C to stop.")
     process.kill()
     process.wait()
-    ports = [gateway_port, model_port, embedding_port, prometheus_port, *tenant_ports.values()]
+    ports = [gateway_port, model_port, embedding_port, prometheus_port, redis_port, *tenant_ports.values()]
     deadline = time.monotonic() + 30
     while leftovers(ports) and time.monotonic() < deadline:
         time.sleep(0.5)

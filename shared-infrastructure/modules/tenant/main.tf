@@ -25,6 +25,12 @@ locals {
   knowledge_claim   = "${local.proxy_name}-knowledge"
   knowledge_dir     = "/var/lib/tenant-proxy/knowledge"
 
+  policy_config_map = "${local.proxy_name}-policy"
+  policy_json = jsonencode({
+    guardrails          = var.proxy_policy.guardrails
+    end_user_key_sha256 = var.proxy_policy.end_user_key_sha256
+  })
+
   gateway_url = "http://${var.gateway.service}.${var.gateway.namespace}.svc.cluster.local:${var.gateway.port}/v1"
 
   # 2 x 122 random bits from uuid(); generated once, kept in state (see terraform_data.gateway_key).
@@ -198,11 +204,26 @@ resource "kubectl_manifest" "gateway_route" {
         model        = var.route.model
         openai_model = var.route.openai_model
         max_tokens   = var.route.max_tokens
-        key_sha256   = [sha256(local.gateway_key)]
+        # The current key first, then earlier keys still accepted during a rotation.
+        key_sha256           = distinct(concat([sha256(local.gateway_key)], var.previous_gateway_key_sha256))
+        rate_limits          = var.limits.rate_limits
+        monthly_token_budget = var.limits.monthly_token_budget
+        monthly_budget_usd   = var.limits.monthly_budget_usd
       }))
     }
   })
   sensitive_fields = ["data"]
+}
+
+# Guardrails and end-user key hashes, read by the proxy at start (PROXY_POLICY_FILE).
+resource "kubectl_manifest" "policy" {
+  yaml_body = yamlencode({
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = { name = local.policy_config_map, namespace = var.name, labels = local.proxy_labels }
+    data       = { "policy.json" = local.policy_json }
+  })
+  depends_on = [kubectl_manifest.namespace]
 }
 
 resource "kubectl_manifest" "knowledge_claim" {
@@ -238,6 +259,10 @@ resource "kubectl_manifest" "proxy_deployment" {
             "prometheus.io/scrape" = "true"
             "prometheus.io/port"   = tostring(local.proxy_port)
             "prometheus.io/path"   = "/metrics"
+            # The proxy reads its key and policy once: a new key or policy rolls the Pods (old Pods keep
+            # working with the old key while the gateway accepts both, see previous_gateway_key_sha256).
+            "llm-tenants.io/gateway-key-sha256" = sha256(local.gateway_key)
+            "llm-tenants.io/policy-sha256"      = sha256(local.policy_json)
           }
         }
         spec = {
@@ -261,6 +286,7 @@ resource "kubectl_manifest" "proxy_deployment" {
               { name = "GATEWAY_URL", value = local.gateway_url },
               { name = "SYSTEM_PROMPT_FILE", value = "/etc/tenant-proxy/prompt/system_prompt" },
               { name = "GATEWAY_KEY_FILE", value = "/etc/tenant-proxy/gateway-key/key" },
+              { name = "PROXY_POLICY_FILE", value = "/etc/tenant-proxy/policy/policy.json" },
               { name = "MAX_TOKENS", value = tostring(var.route.max_tokens) },
               { name = "KNOWLEDGE_DIR", value = local.knowledge_dir },
               { name = "BIND", value = "0.0.0.0:${local.proxy_port}" },
@@ -281,6 +307,7 @@ resource "kubectl_manifest" "proxy_deployment" {
             volumeMounts = [
               { name = "prompt", mountPath = "/etc/tenant-proxy/prompt", readOnly = true },
               { name = "gateway-key", mountPath = "/etc/tenant-proxy/gateway-key", readOnly = true },
+              { name = "policy", mountPath = "/etc/tenant-proxy/policy", readOnly = true },
               { name = "knowledge", mountPath = local.knowledge_dir },
               { name = "tmp", mountPath = "/tmp" },
             ]
@@ -288,6 +315,7 @@ resource "kubectl_manifest" "proxy_deployment" {
           volumes = [
             { name = "prompt", configMap = { name = local.prompt_config_map } },
             { name = "gateway-key", secret = { secretName = local.key_secret } },
+            { name = "policy", configMap = { name = local.policy_config_map } },
             { name = "knowledge", persistentVolumeClaim = { claimName = local.knowledge_claim } },
             { name = "tmp", emptyDir = { medium = "Memory", sizeLimit = "64Mi" } },
           ]
@@ -298,7 +326,7 @@ resource "kubectl_manifest" "proxy_deployment" {
   wait_for_rollout = var.proxy.wait_for_rollout
   depends_on = [
     kubectl_manifest.resource_quota, kubectl_manifest.limit_range,
-    kubectl_manifest.prompt, kubectl_manifest.gateway_key, kubectl_manifest.knowledge_claim,
+    kubectl_manifest.prompt, kubectl_manifest.gateway_key, kubectl_manifest.policy, kubectl_manifest.knowledge_claim,
   ]
 }
 

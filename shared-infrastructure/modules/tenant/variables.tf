@@ -54,6 +54,71 @@ variable "route" {
   }
 }
 
+variable "limits" {
+  type = object({
+    rate_limits = object({
+      requests_per_minute = number
+      requests_per_hour   = number
+      tokens_per_minute   = number
+    })
+    monthly_token_budget = optional(number)
+    monthly_budget_usd   = optional(number)
+  })
+  description = "What the shared gateway enforces for this tenant (written into its route): rate limits, and monthly budgets in tokens and in estimated US dollars (null: no budget)."
+
+  validation {
+    condition     = alltrue([for value in values(var.limits.rate_limits) : value >= 1 && floor(value) == value])
+    error_message = "rate_limits: requests_per_minute, requests_per_hour and tokens_per_minute must be whole numbers >= 1."
+  }
+  validation {
+    condition     = var.limits.monthly_token_budget == null || try(var.limits.monthly_token_budget >= 1 && floor(var.limits.monthly_token_budget) == var.limits.monthly_token_budget, false)
+    error_message = "monthly_token_budget: must be a whole number >= 1 (or null)."
+  }
+  validation {
+    condition     = var.limits.monthly_budget_usd == null || try(var.limits.monthly_budget_usd > 0, false)
+    error_message = "monthly_budget_usd: must be > 0 (or null)."
+  }
+}
+
+variable "previous_gateway_key_sha256" {
+  type        = list(string)
+  description = "SHA-256 of earlier gateway keys the gateway still accepts, for a rotation without downtime: put the current key's hash (output gateway_key_sha256) here, replace the key, and remove the hash once every proxy runs with the new key."
+  default     = []
+
+  validation {
+    condition     = alltrue([for digest in var.previous_gateway_key_sha256 : can(regex("^[0-9a-f]{64}$", digest))])
+    error_message = "previous_gateway_key_sha256: each entry must be a lower-case hex SHA-256 digest."
+  }
+}
+
+variable "proxy_policy" {
+  type = object({
+    guardrails = object({
+      sensitive_patterns = list(object({ name = string, pattern = string }))
+      refusal_rules      = list(object({ contains = optional(string), regex = optional(string), reason = string }))
+      blocked_topics     = list(object({ topic = string, keywords = list(string) }))
+    })
+    end_user_key_sha256 = list(string)
+  })
+  description = "What the tenant proxy enforces itself (app/guardrails.py, app/end_user_keys.py): guardrails, and the SHA-256 of end-user API keys (empty: none required)."
+
+  validation {
+    condition     = alltrue([for rule in var.proxy_policy.guardrails.refusal_rules : (rule.contains == null) != (rule.regex == null)])
+    error_message = "guardrails.refusal_rules: set exactly one of contains and regex in each rule."
+  }
+  validation {
+    condition = alltrue(concat(
+      [for rule in var.proxy_policy.guardrails.refusal_rules : rule.regex == null || can(regexall(coalesce(rule.regex, "x"), ""))],
+      [for pattern in var.proxy_policy.guardrails.sensitive_patterns : can(regexall(pattern.pattern, ""))],
+    ))
+    error_message = "guardrails: every pattern and regex must be a valid regular expression (RE2 and Python: no look-arounds, no back-references)."
+  }
+  validation {
+    condition     = alltrue([for digest in var.proxy_policy.end_user_key_sha256 : can(regex("^[0-9a-f]{64}$", digest))])
+    error_message = "end_user_key_sha256: each entry must be a lower-case hex SHA-256 digest."
+  }
+}
+
 variable "quota" {
   type = object({
     cpu    = string

@@ -1,0 +1,37 @@
+"""API keys as both services check them: `Authorization: Bearer <key>`, stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from flask import Request
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_hex(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def check_sha256_digests(values: list[str]) -> list[str]:
+    """For pydantic validators: every entry must be a lower-case hex SHA-256 digest."""
+    for value in values:
+        if not SHA256_HEX.match(value):
+            raise ValueError("each entry must be a lower-case hex SHA-256 digest (64 characters 0-9a-f)")
+    return values
+
+
+def bearer_token(request: Request) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, or None."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+def digest_matches(key: str, digests: list[str] | frozenset[str]) -> bool:
+    """Whether `key` hashes to one of `digests`, compared in constant time."""
+    digest = sha256_hex(key)
+    return any(hmac.compare_digest(digest, known) for known in digests)

@@ -1,0 +1,103 @@
+"""OpenAPI 3.1 documents served at `/openapi.json`, built from the same pydantic models the
+routes validate with, so the document cannot drift from what is enforced.
+
+Each service lists its operations (`Operation`); request bodies and JSON responses are
+pydantic models, streamed answers `text/event-stream`, and every error the OpenAI-shaped
+`ErrorResponse` (llm_common/errors.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Blueprint, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from llm_common.schemas import ErrorResponse
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+# One server-sent event: `data: <JSON chunk>` (and a last `data: [DONE]`).
+SSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event; `data` is a JSON chunk, or `[DONE]` at the end",
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}},
+    "required": ["data"],
+}
+ERROR_STATUSES = {
+    400: "Invalid request (the message names the field)",
+    401: "Missing or unknown API key",
+    413: "Body or question too large",
+    415: "Content-Type is not application/json",
+    429: "Rate limit or monthly budget reached (see Retry-After)",
+    502: "The backend failed",
+    503: "No backend available",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    path: str
+    method: str
+    summary: str
+    response: type[BaseModel] | None = None  # the 200 JSON body
+    request: type[BaseModel] | None = None
+    streams: bool = False  # 200 may also be text/event-stream (when the body asks for `stream`)
+    errors: tuple[int, ...] = (400, 401, 413, 415, 429, 502, 503)
+    authenticated: bool = True
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def openapi_document(title: str, version: str, description: str, operations: list[Operation],
+                     bearer_auth: bool) -> dict:
+    models = {op.request for op in operations if op.request} | {op.response for op in operations if op.response}
+    models.add(ErrorResponse)
+    ordered = sorted(models, key=lambda model: model.__name__)
+    refs, definitions = models_json_schema([(model, "validation") for model in ordered], ref_template=REF_TEMPLATE)
+    ref = {model: refs[(model, "validation")] for model in ordered}
+    paths: dict[str, dict] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, ref, bearer_auth)
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": description},
+        "paths": paths,
+        "components": {"schemas": definitions.get("$defs", {})},
+    }
+    if bearer_auth:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return document
+
+
+def _operation(op: Operation, ref: dict, bearer_auth: bool) -> dict:
+    ok: dict = {"description": "OK", "content": {}}
+    if op.response is not None:
+        ok["content"]["application/json"] = {"schema": ref[op.response]}
+    if op.streams:
+        ok["content"]["text/event-stream"] = {"schema": SSE_EVENT}
+    responses = {"200": ok}
+    error = {"application/json": {"schema": ref[ErrorResponse]}}
+    for status in op.errors:
+        responses[str(status)] = {"description": ERROR_STATUSES[status], "content": error}
+    responses["default"] = {"description": "Any other error, OpenAI-shaped", "content": error}
+    operation: dict = {"summary": op.summary, "operationId": _operation_id(op), "responses": responses}
+    if op.tags:
+        operation["tags"] = list(op.tags)
+    if op.request is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref[op.request]}}}
+    operation["security"] = [{"bearer": []}] if bearer_auth and op.authenticated else []
+    return operation
+
+
+def _operation_id(op: Operation) -> str:
+    return op.method.lower() + "_" + op.path.strip("/").replace("/", "_").replace(".", "_")
+
+
+def openapi_blueprint(document: dict) -> Blueprint:
+    blueprint = Blueprint("openapi", __name__)
+
+    @blueprint.get("/openapi.json")
+    def openapi():
+        return jsonify(document)
+
+    return blueprint

@@ -1,0 +1,109 @@
+"""The usage ledger: one durable row per finished request, the record of what each tenant spent.
+
+One interface (`Ledger`), two stores: SQLite, the embedded default of local mode, and
+PostgreSQL for a cluster (several gateway replicas write to it). `open_ledger(url)` picks
+by the URL: `sqlite:///path/to/ledger.sqlite3` or `postgresql://user:pass@host/db`.
+
+A row is committed before the answer's last byte leaves the gateway (streams: before the
+final `[DONE]`), so a gateway killed right after answering has already recorded it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+COLUMNS = ("request_id", "created_at", "tenant", "model", "backend", "prompt_tokens", "completion_tokens",
+           "cost_usd", "latency_ms", "status", "stream", "usage_estimated")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One finished request. `status` is `ok`, or why it ended otherwise (`upstream_error`,
+    `stream_broken`, `client_closed`); `usage_estimated` is true when the backend did not
+    report usage and the gateway counted the tokens itself."""
+
+    request_id: str
+    tenant: str
+    model: str
+    backend: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_ms: float
+    status: str
+    stream: bool = False
+    usage_estimated: bool = False
+    created_at: datetime = field(default_factory=utc_now)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def values(self) -> tuple:
+        return tuple(getattr(self, column) for column in COLUMNS)
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class LedgerError(RuntimeError):
+    """The ledger URL is wrong or the store cannot be reached."""
+
+
+class Ledger(ABC):
+    """A durable store of UsageRecords. Safe to share between the threads of one process."""
+
+    @abstractmethod
+    def record(self, record: UsageRecord) -> None:
+        """Store one record durably; returns once it is committed."""
+
+    @abstractmethod
+    def totals(self, tenant: str, since: datetime | None = None) -> UsageTotals:
+        """Sums over the tenant's records created at or after `since` (all when None)."""
+
+    @abstractmethod
+    def recent(self, tenant: str, limit: int = 10, since: datetime | None = None) -> list[UsageRecord]:
+        """The tenant's newest records, newest first."""
+
+    @abstractmethod
+    def close(self) -> None:
+        ...
+
+
+TOTALS_SQL = ("SELECT count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "
+              "coalesce(sum(cost_usd), 0) FROM usage_records WHERE tenant = {p} AND created_at >= {p}")
+RECENT_SQL = (f"SELECT {', '.join(COLUMNS)} FROM usage_records WHERE tenant = {{p}} AND created_at >= {{p}} "
+              "ORDER BY created_at DESC, request_id DESC LIMIT {p}")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def totals_from_row(row: tuple) -> UsageTotals:
+    return UsageTotals(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+
+
+def open_ledger(url: str) -> Ledger:
+    """A Ledger for `url` (`sqlite:///<path>` or `postgresql://...`), its table created if missing."""
+    if url.startswith("sqlite:///"):
+        from llm_gateway.ledger.sqlite import SqliteLedger
+
+        return SqliteLedger(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from llm_gateway.ledger.postgres import PostgresLedger
+
+        return PostgresLedger(url)
+    raise LedgerError(f"ledger URL must start with sqlite:/// or postgresql:// (got '{url.split(':')[0]}:...')")

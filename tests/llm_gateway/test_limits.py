@@ -1,0 +1,100 @@
+"""Rate limits against a real Redis: the admission script, windows, Retry-After, and what happens
+when Redis cannot be reached (fail open by default, counted and logged; or deny)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from llm_gateway.limits import LimitsConfig, RateLimits, SharedCounters, rate_limit_checks, tokens_key, window
+from tenantctl import launchers
+from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value,
+                           tenant_route)
+
+LIMITS = RateLimits(requests_per_minute=3, requests_per_hour=5, tokens_per_minute=100)
+
+
+@pytest.fixture
+def counters(redis_url):
+    shared = SharedCounters(LimitsConfig(redis_url=redis_url, key_prefix=f"test-{uuid.uuid4().hex}"))
+    yield shared
+    shared.close()
+
+
+def admitted(counters: SharedCounters, now: float, limits: RateLimits = LIMITS) -> str | None:
+    refused = counters.admit(rate_limit_checks(counters, "t", limits, now))
+    return None if refused is None else refused.reason
+
+
+def test_requests_per_minute_then_per_hour(counters):
+    start = 3600 * 1000.0  # the start of an hour (and of a minute)
+    assert [admitted(counters, start + i) for i in range(4)] == [None, None, None, "rate_limit_requests_per_minute"]
+    assert [admitted(counters, start + 60 + i) for i in range(3)] == [None, None, "rate_limit_requests_per_hour"]
+    assert admitted(counters, start + 3600) is None  # a new hour, a new minute
+
+
+def test_a_refusal_counts_nothing(counters):
+    start = 3600 * 2000.0
+    for _ in range(3):
+        admitted(counters, start)
+    for _ in range(5):
+        assert admitted(counters, start) == "rate_limit_requests_per_minute"
+    assert admitted(counters, start + 60) is None  # the refusals did not use up the hour
+
+
+def test_tokens_per_minute_refuse_once_used_up(counters):
+    start = 3600 * 3000.0
+    limits = RateLimits(requests_per_minute=100, requests_per_hour=100, tokens_per_minute=100)
+    assert admitted(counters, start, limits) is None
+    counters.add([(tokens_key(counters, "t", start), 99, 120)])
+    assert admitted(counters, start, limits) is None
+    counters.add([(tokens_key(counters, "t", start), 1, 120)])
+    assert admitted(counters, start + 1, limits) == "rate_limit_tokens_per_minute"
+    assert admitted(counters, start + 60, limits) is None
+
+
+def test_retry_after_is_the_time_left_in_the_window():
+    assert window(60, 120.0) == (2, 60)
+    assert window(60, 179.2) == (2, 1)
+    assert window(3600, 3600 * 5 + 59.5) == (5, 3541)
+
+
+def gateway_with_limits(process_group, tmp_path, stub_url, redis_url, **limits):
+    config = controlled_gateway_config([tenant_route("t1", "k1", rate_limits=LIMITS.model_dump())], stub_url,
+                                       redis_url, limits=limits)
+    port = free_port()
+    process_group(launchers.gateway(config, port, tmp_path, workers=1))
+    return f"http://127.0.0.1:{port}"
+
+
+def test_over_the_limit_is_a_429_with_retry_after(process_group, tmp_path, stub_url, redis_url):
+    gateway = gateway_with_limits(process_group, tmp_path, stub_url, redis_url, key_prefix=uuid.uuid4().hex)
+    away_from_a_minute_boundary()
+    statuses = [chat(gateway, "k1").status_code for _ in range(4)]
+    refused = chat(gateway, "k1")
+    assert statuses[:3] == [200, 200, 200] and statuses[3] == refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.json()["error"] == {"type": "rate_limit_error", "code": "rate_limit_requests_per_minute",
+                                       "message": refused.json()["error"]["message"]}
+    metrics = httpx.get(gateway + "/metrics").text
+    refusals = metric_value(metrics, "llm_gateway_refusals_total", tenant="t1", reason="rate_limit_requests_per_minute")
+    assert refusals == 2
+
+
+def test_redis_down_fails_open_by_default_counted_and_logged(process_group, tmp_path, stub_url):
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    gateway = gateway_with_limits(process_group, tmp_path, stub_url, nowhere)
+    assert [chat(gateway, "k1").status_code for _ in range(5)] == [200] * 5  # more than the limit of 3
+    metrics = httpx.get(gateway + "/metrics").text
+    assert metric_value(metrics, "llm_gateway_limiter_unavailable_total", tenant="t1", decision="allowed") == 5
+    assert "limits and budgets are NOT enforced" in (tmp_path / "gateway.log").read_text()
+
+
+def test_redis_down_can_deny_instead(process_group, tmp_path, stub_url):
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    gateway = gateway_with_limits(process_group, tmp_path, stub_url, nowhere, on_redis_error="deny")
+    response = chat(gateway, "k1")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "limiter_unavailable"
+    assert response.headers["Retry-After"] == "5"
