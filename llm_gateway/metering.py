@@ -155,6 +155,8 @@ class Meter:
             completion = self._content_chunks if self.stream else estimate_text_tokens(completion_text or "")
             tokens = {"prompt": self.estimated_prompt_tokens, "completion": completion}
         cost = self.metering.prices.cost_usd(model, tokens) or 0.0
+        # Prometheus counts what the ledger records: streams without a backend usage count too.
+        self.metering.metrics.count_tokens(self.tenant.name, backend, model, tokens)
         self._record = UsageRecord(
             request_id=self.request_id, tenant=self.tenant.name, model=model, backend=backend,
             prompt_tokens=tokens.get("prompt", 0), completion_tokens=tokens.get("completion", 0), cost_usd=cost,

@@ -88,11 +88,14 @@ class GatewayMetrics:
             self.upstream_errors.labels(backend=backend, reason=reason)
 
     def count_usage(self, tenant: str, backend: str, model: str, usage: dict | None) -> None:
-        """Add a completion's reported `usage` to the token and cost counters (absent usage adds nothing).
+        """Add a backend's reported `usage` to the token and cost counters (absent usage adds nothing).
 
         `model` is the configured model name (bounded), not the one the backend echoes back.
         """
-        tokens = dict(token_counts(usage))
+        self.count_tokens(tenant, backend, model, dict(token_counts(usage)))
+
+    def count_tokens(self, tenant: str, backend: str, model: str, tokens: dict[str, int]) -> None:
+        """Add {"prompt": n, "completion": n} tokens, and their cost at the model's price, to the counters."""
         if not tokens:
             return
         for kind, count in tokens.items():

@@ -53,8 +53,7 @@ def chat_completions():
                         headers={**STREAM_HEADERS, BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
     backend, reply = meter.call(lambda: services.router.chat(tenant, payload))
     served = _served(services, tenant, backend)
-    services.metrics.count_usage(*served, _usage_of(reply.content))
-    meter.finish_completion(backend, served.model, reply.content)
+    meter.finish_completion(backend, served.model, reply.content)  # also counts tokens and cost
     response = Response(reply.content, mimetype="application/json",
                         headers={BACKEND_HEADER: backend, REQUEST_ID_HEADER: meter.request_id})
     response.call_on_close(meter.update_counters)
@@ -100,8 +99,6 @@ def _relay(stream: ChatStream, metrics: GatewayMetrics, served: Served, started:
                 first = False
             if data == DONE:
                 break
-            if '"usage"' in data:
-                metrics.count_usage(*served, _usage_of(data))
             if meter.observe_chunk(data) is not None:
                 yield encode_event(data)
         status = "ok"

@@ -131,6 +131,25 @@ def test_cost_follows_the_price_table(platform, gateway):
     assert cost == pytest.approx((prompt * 0.02 + completion * 0.05) / 1e6)
 
 
+def test_streamed_answers_count_tokens_and_cost_even_without_backend_usage(platform, gateway):
+    """llama.cpp sends no usage in streams: the gateway's own count (as in the ledger) goes to the metrics,
+    so the cost counter (and the budget alert built on it) never skips streams."""
+    def totals() -> tuple[float, float]:
+        text = httpx.get(gateway + "/metrics").text
+        return (metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="completion"),
+                metric_value(text, "llm_gateway_cost_usd_total", tenant="closed-ai"))
+
+    before = totals()
+    with httpx.stream("POST", gateway + "/v1/chat/completions", headers=auth(platform, "closed-ai"), timeout=120,
+                      json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "stream": True}) as stream:
+        assert stream.status_code == 200
+        lines = [line for line in stream.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    assert not any(json.loads(line[6:]).get("usage") for line in lines[:-1])  # the backend reported none
+    completion, cost = (after - earlier for after, earlier in zip(totals(), before))
+    assert completion > 0 and cost > 0
+
+
 def test_in_flight_requests_are_labelled_by_tenant(platform, gateway):
     """While acme-corp's stream is open, the gateway counts it under acme-corp (not 'unauthenticated')."""
     body = {"messages": [{"role": "user", "content": "Count from 1 to 300, one number per line."}],
