@@ -2,17 +2,39 @@
 #   gateway: gunicorn -c python:llm_common.gunicorn_conf 'llm_gateway:build_from_environment()'
 #   proxy:   gunicorn -c python:llm_common.gunicorn_conf 'app:build_from_environment()'
 # Runs as uid 10001 on a read-only root filesystem; /tmp is an emptyDir (metrics files).
-FROM python:3.11-slim
+#
+#   docker build -t ghcr.io/llm-tenants/platform:0.1.0 .
+#
+# BASE is any Debian-like image with Python 3.11 and its venv module. `tenantctl images build`
+# passes a Debian bookworm base built locally with mmdebstrap (no registry needed). Only the
+# run-time dependencies are installed: tenantctl's own (Terraform, dashboards, reports) are the
+# `cli` extra. Behind a TLS-inspecting proxy, put its CA bundle in the build context as
+# `build-ca.crt`: only the build stage sees it, the final image does not contain it.
+ARG BASE=python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-WORKDIR /srv/llm-tenants
-COPY pyproject.toml README.md ./
+FROM ${BASE} AS build
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+# Dependencies first, from pyproject.toml alone: a code change does not reinstall them.
+COPY pyproject.toml build-ca.cr[t] ./
+RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
+ && python3 -m venv /opt/llm-tenants \
+ && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
+ && /opt/llm-tenants/bin/pip install -r requirements.txt
+COPY README.md ./
 COPY app ./app
 COPY llm_common ./llm_common
 COPY llm_gateway ./llm_gateway
 COPY tenantctl ./tenantctl
-RUN pip install . && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin llm
+COPY dashboards ./dashboards
+RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
+ && /opt/llm-tenants/bin/pip install --no-deps .
 
+FROM ${BASE}
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/llm-tenants/bin:$PATH
+COPY --from=build /opt/llm-tenants /opt/llm-tenants
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin llm
+WORKDIR /srv/llm-tenants
 USER 10001
 EXPOSE 8080
 CMD ["gunicorn", "-c", "python:llm_common.gunicorn_conf", "app:build_from_environment()"]

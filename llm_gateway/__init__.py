@@ -25,7 +25,7 @@ from llm_gateway.metrics import UNAUTHENTICATED, GatewayMetrics
 from llm_gateway.openapi import gateway_openapi
 from llm_gateway.pricing import PriceTable
 from llm_gateway.routing import Router
-from llm_gateway.services import GatewayServices, build_backends, embedding_route
+from llm_gateway.services import GatewayServices, build_backends, embedding_route, pool_discoveries
 from llm_gateway.tenant_discovery import TenantDiscovery
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def create_app(config: GatewayConfig) -> Flask:
     app.register_blueprint(metrics_blueprint(registry))
     app.register_blueprint(openapi_blueprint(gateway_openapi()))
     _publish_tenants(app, metrics, router, config.tenants)
+    for pool_discovery in pool_discoveries(config, backends):
+        pool_discovery.start()
     for backend in backends.values():
         backend.start_health_checks()
     if discovery is not None:

@@ -47,10 +47,22 @@ class TenantRoute(_Config):
         return check_sha256_digests(values)
 
 
-class PoolConfig(_Config):
-    """The vLLM pool: OpenAI-compatible endpoints, e.g. http://vllm-0:8000 (no /v1)."""
+class PoolDiscoveryConfig(_Config):
+    """A pool whose members are the ready Pods behind a (headless) Service, read from its EndpointSlices."""
 
-    endpoints: list[str] = Field(min_length=1)
+    namespace: str = Field(min_length=1)
+    service: str = Field(min_length=1)
+    port_name: str = "http"
+    refresh_seconds: float = Field(5.0, gt=0)
+    kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; in a Pod: None (its ServiceAccount).")
+
+
+class PoolConfig(_Config):
+    """A pool of OpenAI-compatible servers (vLLM, llama.cpp): fixed `endpoints`, e.g. http://vllm-0:8000
+    (no /v1), or the Pods of a Service found by `discovery` (one member per Pod)."""
+
+    endpoints: list[str] = Field(default_factory=list)
+    discovery: PoolDiscoveryConfig | None = None
     api_key: str = "EMPTY"
     health_path: str = "/health"
     health_interval_seconds: float = Field(5.0, gt=0)
@@ -66,6 +78,12 @@ class PoolConfig(_Config):
             if not value.startswith(("http://", "https://")):
                 raise ValueError(f"'{value}' must start with http:// or https://")
         return [value.rstrip("/") for value in values]
+
+    @model_validator(mode="after")
+    def _members_known(self) -> "PoolConfig":
+        if bool(self.endpoints) == (self.discovery is not None):
+            raise ValueError("set either 'endpoints' (at least one URL) or 'discovery' (a Service's Pods)")
+        return self
 
 
 class OpenAIConfig(_Config):
@@ -98,10 +116,9 @@ class EmbeddingsConfig(_Config):
 
 
 class TenantDiscoveryConfig(_Config):
-    """Learn tenants from the route Secrets tenant applies write into the gateway's namespace."""
+    """Learn tenants from the TenantRoute objects tenant applies write into the gateway's namespace."""
 
     namespace: str = Field(min_length=1)
-    label_selector: str = "llm-tenants.io/gateway-route=true"
     refresh_seconds: float = Field(10.0, gt=0)
     kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; in a Pod: None (its ServiceAccount).")
 

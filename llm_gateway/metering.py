@@ -54,7 +54,8 @@ class Metering:
         self.prices = prices or PriceTable(config.prices)
         self.deny_without_redis = config.limits is not None and config.limits.on_redis_error == "deny"
         self.counters = SharedCounters(config.limits) if config.limits is not None else None
-        self.ledger: Ledger | None = open_ledger(config.ledger.url) if config.ledger is not None else None
+        # Opened in the background: a gateway starting before its database waits for it (see /readyz).
+        self.ledger: Ledger | None = open_ledger(config.ledger.url, background=True) if config.ledger is not None else None
         self._clock = clock
 
     def admit(self, tenant: TenantRoute, payload: dict) -> "Meter":

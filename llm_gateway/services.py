@@ -15,6 +15,7 @@ from llm_gateway.routing import EmbeddingRoute, Router
 EMBEDDINGS_BACKEND = "embeddings"  # the backend name of the embedding servers' pool
 
 if TYPE_CHECKING:
+    from llm_gateway.pool_discovery import PoolDiscovery
     from llm_gateway.tenant_discovery import TenantDiscovery
 
 
@@ -48,14 +49,24 @@ def embedding_route(embeddings: EmbeddingsConfig | None, backends: dict[str, Bac
 
 
 def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
-    members = [
-        PoolMember(url, HttpxClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
-                                    read_timeout=pool.read_timeout_seconds))
-        for url in pool.endpoints
-    ]
-    return BackendPool(name, members, metrics, eject_cooldown=pool.eject_cooldown_seconds,
-                       health_path=pool.health_path, health_interval=pool.health_interval_seconds,
-                       unhealthy_threshold=pool.unhealthy_threshold)
+    """A pool of the configured endpoints (with `discovery`: none until pool_discoveries() finds them)."""
+    return BackendPool(name, [pool_member(pool, url) for url in pool.endpoints], metrics,
+                       eject_cooldown=pool.eject_cooldown_seconds, health_path=pool.health_path,
+                       health_interval=pool.health_interval_seconds, unhealthy_threshold=pool.unhealthy_threshold)
+
+
+def pool_member(pool: PoolConfig, url: str) -> PoolMember:
+    return PoolMember(url, HttpxClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
+                                       read_timeout=pool.read_timeout_seconds))
+
+
+def pool_discoveries(config: GatewayConfig, backends: dict[str, BackendPool]) -> list["PoolDiscovery"]:
+    """One PoolDiscovery per pool configured with `discovery` (members = a Service's ready Pods)."""
+    from llm_gateway.pool_discovery import PoolDiscovery
+
+    pools = {"vllm": config.pool, EMBEDDINGS_BACKEND: config.embeddings.pool if config.embeddings else None}
+    return [PoolDiscovery(pool.discovery, backends[name], lambda url, pool=pool: pool_member(pool, url))
+            for name, pool in pools.items() if pool is not None and pool.discovery is not None and name in backends]
 
 
 def _openai_backend(settings: OpenAIConfig, metrics: GatewayMetrics) -> BackendPool:

@@ -1,17 +1,15 @@
-"""Tenants learned from the cluster: the route Secrets that each tenant's Terraform apply writes.
+"""Tenants learned from the cluster: the TenantRoute objects that each tenant's Terraform apply writes.
 
-A tenant apply (shared-infrastructure/modules/tenant) writes `tenant-route-<name>` into the
-gateway's own namespace, labelled `llm-tenants.io/gateway-route=true`, holding `route.json`:
-the tenant's backend, models, max_tokens and the SHA-256 of its key (never the key). The
-gateway lists them with a Role limited to its namespace, so it never needs to read Secrets in
-tenant namespaces. Every worker re-lists them every `refresh_seconds`: a new tenant is served,
-a destroyed one refused, within that time and without a restart.
+A tenant apply (shared-infrastructure/modules/tenant) writes a TenantRoute (llm-tenants.io/v1alpha1,
+defined by the platform root's tenant_routes.tf) named after the tenant into the gateway's own
+namespace: the tenant's backend, models, max_tokens, limits and the SHA-256 of its key (never the
+key). The gateway's Role lets it read TenantRoutes (and its pools' EndpointSlices) in that namespace
+and nothing else: no Secret anywhere. Every worker re-lists them every `refresh_seconds`: a new
+tenant is served, a destroyed one refused, within that time and without a restart.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import threading
 from typing import Callable
@@ -22,65 +20,67 @@ from pydantic import ValidationError
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.config import TenantDiscoveryConfig, TenantRoute
 
-ROUTE_KEY = "route.json"
+ROUTE_GROUP = "llm-tenants.io"
+ROUTE_VERSION = "v1alpha1"
+ROUTE_PLURAL = "tenantroutes"
 log = logging.getLogger(__name__)
 
 
-def kubernetes_api(kubeconfig: str | None) -> client.CoreV1Api:
+def kubernetes_client(kubeconfig: str | None) -> client.ApiClient:
     """In a Pod: its ServiceAccount; outside: the given kubeconfig."""
     if kubeconfig:
-        return client.CoreV1Api(kube_config.new_client_from_config(config_file=kubeconfig))
+        return kube_config.new_client_from_config(config_file=kubeconfig)
     configuration = client.Configuration()
     kube_config.load_incluster_config(client_configuration=configuration)
-    return client.CoreV1Api(client.ApiClient(configuration))
+    return client.ApiClient(configuration)
 
 
-def route_from_secret(secret: client.V1Secret) -> TenantRoute:
-    """Decode and validate one route Secret; ValueError says what is wrong with it."""
-    encoded = (secret.data or {}).get(ROUTE_KEY)
-    if encoded is None:
-        raise ValueError(f"has no '{ROUTE_KEY}'")
+def route_from_object(route: dict) -> TenantRoute:
+    """Validate one TenantRoute object (its name is the tenant's); ValueError says what is wrong with it."""
+    spec = route.get("spec")
+    if not isinstance(spec, dict):
+        raise ValueError("has no spec")
     try:
-        return TenantRoute.model_validate(json.loads(base64.b64decode(encoded)))
-    except (ValueError, ValidationError) as error:
-        raise ValueError(f"invalid {ROUTE_KEY}: {error}") from None
+        return TenantRoute.model_validate({**spec, "name": route["metadata"]["name"]})
+    except ValidationError as error:
+        raise ValueError(f"invalid spec: {error}") from None
 
 
 class TenantDiscovery:
     """Keeps a TenantDirectory equal to the config's tenants plus the cluster's route Secrets."""
 
     def __init__(self, settings: TenantDiscoveryConfig, directory: TenantDirectory,
-                 static_tenants: list[TenantRoute], api: client.CoreV1Api | None = None,
+                 static_tenants: list[TenantRoute], api: client.CustomObjectsApi | None = None,
                  on_refresh: Callable[[list[TenantRoute]], None] = lambda tenants: None):
         self.settings = settings
         self.directory = directory
         self.static_tenants = list(static_tenants)
         self._on_refresh = on_refresh  # told every tenant after each refresh (e.g. to export budgets)
-        self._api = api or kubernetes_api(settings.kubeconfig)
+        self._api = api or client.CustomObjectsApi(kubernetes_client(settings.kubeconfig))
         self._stop = threading.Event()
         self._synced = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def synced(self) -> bool:
-        """True once the Secrets have been listed at least once."""
+        """True once the routes have been listed at least once."""
         return self._synced.is_set()
 
     def refresh(self) -> list[TenantRoute]:
-        """List the route Secrets once and swap the directory; returns the discovered routes."""
-        secrets = self._api.list_namespaced_secret(self.settings.namespace, label_selector=self.settings.label_selector,
-                                                   _request_timeout=10)
+        """List the TenantRoutes once and swap the directory; returns the discovered routes."""
+        listing = self._api.list_namespaced_custom_object(ROUTE_GROUP, ROUTE_VERSION, self.settings.namespace,
+                                                          ROUTE_PLURAL, _request_timeout=10)
         static_names = {tenant.name for tenant in self.static_tenants}
         discovered = []
-        for secret in secrets.items:
-            where = f"{self.settings.namespace}/{secret.metadata.name}"
+        for item in listing.get("items", []):
+            where = f"{self.settings.namespace}/{item.get('metadata', {}).get('name')}"
             try:
-                route = route_from_secret(secret)
+                route = route_from_object(item)
             except ValueError as error:
-                log.warning("ignoring tenant route Secret %s: %s", where, error)
+                log.warning("ignoring TenantRoute %s: %s", where, error)
                 continue
             if route.name in static_names:
-                log.warning("ignoring tenant route Secret %s: tenant '%s' is set in the config file", where, route.name)
+                log.warning("ignoring TenantRoute %s: tenant '%s' is set in the config file", where, route.name)
                 continue
             discovered.append(route)
         self.directory.replace(self.static_tenants + discovered)

@@ -7,6 +7,7 @@
     tenantctl dashboards [--check]  regenerate the Grafana dashboards (dashboards/generated/)
     tenantctl report <tenant>       a tenant's dashboard panels as a PNG, from Prometheus
     tenantctl cluster up|down       a local Kubernetes control plane (etcd, apiserver, controllers)
+    tenantctl images build          the container images the cluster runs, built locally
     tenantctl onboard <name> ...    create tenants/<name>/ from tenant-template/
     tenantctl platform apply        the shared platform on a cluster (Terraform)
     tenantctl apply|destroy <name>  a tenant on a cluster (Terraform)
@@ -26,6 +27,7 @@ from pathlib import Path
 import httpx
 from kubernetes.client.rest import ApiException
 
+from tenantctl.images import commands as images_commands
 from tenantctl import cluster, deploy, knowledge, observability, onboard, status, usage
 from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=command_validate)
     # Commands with their own module:
     cluster.register(commands)  # cluster up|down|status
+    images_commands.register(commands)  # images build|list
     onboard.register(commands)  # onboard <name>
     deploy.register(commands)  # apply|destroy <name>, platform apply|destroy
     status.register(commands)  # status <name>

@@ -1,8 +1,10 @@
-"""The embedded model server of local mode: llama-cpp-python's OpenAI-compatible server plus `/metrics`.
+"""The CPU model server (local mode, and the model-server image on a cluster): llama-cpp-python's
+OpenAI-compatible server plus `/metrics` and `/health`.
 
-llama-cpp-python's server has no Prometheus endpoint (vLLM has one), so this wraps
-its FastAPI app with request metrics, keeping the server otherwise as it is. Same
-arguments as `python -m llama_cpp.server`:
+llama-cpp-python's server has no Prometheus endpoint and no health route (vLLM has both), so this
+wraps its FastAPI app with request metrics and a `/health` that answers 200 once the model is
+loaded (the server only listens then), like vLLM's: probes and the gateway's health checks use the
+same path for both servers. Same arguments as `python -m llama_cpp.server`:
 
     python -m tenantctl.model_server --model model.gguf --port 8000 ...
 """
@@ -79,6 +81,10 @@ def with_metrics(app: FastAPI) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> Response:
+        return Response(status_code=200)
 
     return app
 

@@ -39,6 +39,9 @@ KUBERNETES_VERSION = "v1.34.4"
 # (hashicorp/kubernetes v2 is not served by the Go module proxy these machines reach.)
 KUBECTL_PROVIDER_SOURCE = "registry.terraform.io/gavinbunney/kubectl"
 KUBECTL_PROVIDER_VERSION = "1.19.0"
+# Prometheus for the cluster's image (tenantctl/images): Debian's package has no Kubernetes service
+# discovery. The Go module's v0.X.Y is Prometheus v2.X.Y, the release the platform root defaults to.
+PROMETHEUS_VERSION = "v2.55.1"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WRAPPERS_DIR = REPO_ROOT / "scripts" / "toolchain"
@@ -60,6 +63,7 @@ class Component:
     module: str  # wrapper module directory, relative to scripts/toolchain
     package: str  # Go package to build, relative to the module
     ldflags: tuple[str, ...] = ()
+    static: bool = False  # no cgo: the binary runs in an image without a C library
 
     def module_dir(self) -> Path:
         return WRAPPERS_DIR / self.module
@@ -86,7 +90,11 @@ KUBE_CONTROLLER_MANAGER = Component("kube-controller-manager", "kubernetes", KUB
                                     "kubernetes", "./cmd/kube-controller-manager", _kubernetes_ldflags())
 KUBECTL_PROVIDER = Component("terraform-provider-kubectl", "terraform-provider-kubectl", KUBECTL_PROVIDER_VERSION,
                              "terraform-provider-kubectl", "github.com/gavinbunney/terraform-provider-kubectl")
-COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL_PROVIDER)
+PROMETHEUS = Component("prometheus", "prometheus", PROMETHEUS_VERSION, "prometheus",
+                       "github.com/prometheus/prometheus/cmd/prometheus",
+                       (f"-X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION.lstrip('v')}",
+                        "-X github.com/prometheus/common/version.Branch=HEAD"), static=True)
+COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL_PROVIDER, PROMETHEUS)
 
 
 def cache_root() -> Path:
@@ -208,7 +216,8 @@ def build(component: Component, log: Log = print) -> float:
     beat = threading.Thread(target=_heartbeat, args=(component.name, started, counter, done, log), daemon=True)
     beat.start()
     try:
-        with subprocess.Popen(argv, cwd=component.module_dir(), env=_go_env(), stdout=subprocess.PIPE,
+        env = {**_go_env(), **({"CGO_ENABLED": "0"} if component.static else {})}
+        with subprocess.Popen(argv, cwd=component.module_dir(), env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) as proc:
             for line in proc.stdout:
                 counter[0] += 1

@@ -7,6 +7,8 @@
 - Passive ejection: a member whose call fails before any byte was sent is
   skipped for a cool-down, and the call is retried on another member.
 - Counts are per gateway worker process: each worker balances its own load.
+- Members may change while serving (`set_member_urls`, from pool_discovery.py): members that
+  stay keep their counts and ejections.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class BackendPool:
         self._health_path = health_path
         self._health_interval = health_interval
         self._clock = clock
+        self._unhealthy_threshold = unhealthy_threshold
         self._lock = threading.Lock()
         self._health_thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -123,6 +126,26 @@ class BackendPool:
 
         return self._call(attempt, keep_outstanding=True)
 
+    def set_member_urls(self, urls: list[str], make_member: Callable[[str], PoolMember]) -> None:
+        """Make the members exactly `urls` (new ones from `make_member`); returns at once."""
+        wanted = set(urls)
+        with self._lock:
+            current = {member.url: member for member in self.members}
+            members = [current.get(url) or make_member(url) for url in urls]
+            for member in members:
+                member.unhealthy_threshold = self._unhealthy_threshold
+            self.members = members
+        for url in wanted - current.keys():
+            log.info("%s: member %s added", self.name, url)
+        for url, member in current.items():
+            if url not in wanted:
+                log.info("%s: member %s removed", self.name, url)
+                self._metrics.member_up.labels(backend=self.name, member=url).set(0)
+                if member.outstanding == 0:  # else its streams still use the client; it goes with them
+                    member.client.close()
+        for member in members:
+            self._publish_member(member)
+
     # --- bookkeeping ---------------------------------------------------------
 
     def _adjust_outstanding(self, member: PoolMember, delta: int) -> None:
@@ -144,7 +167,7 @@ class BackendPool:
     # --- active health checks ------------------------------------------------
 
     def check_health_once(self, http: httpx.Client) -> None:
-        for member in self.members:
+        for member in list(self.members):
             try:
                 passed = http.get(member.url + self._health_path).status_code == 200
             except httpx.HTTPError:

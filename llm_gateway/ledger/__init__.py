@@ -84,6 +84,10 @@ class Ledger(ABC):
     def close(self) -> None:
         ...
 
+    def is_ready(self) -> bool:
+        """Whether records can be written now (False while a ledger opened in the background connects)."""
+        return True
+
 
 TOTALS_SQL = ("SELECT count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "
               "coalesce(sum(cost_usd), 0) FROM usage_records WHERE tenant = {p} AND created_at >= {p}")
@@ -96,8 +100,12 @@ def totals_from_row(row: tuple) -> UsageTotals:
     return UsageTotals(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
 
 
-def open_ledger(url: str) -> Ledger:
-    """A Ledger for `url` (`sqlite:///<path>` or `postgresql://...`), its table created if missing."""
+def open_ledger(url: str, *, background: bool = False) -> Ledger:
+    """A Ledger for `url` (`sqlite:///<path>` or `postgresql://...`), its table created if missing.
+
+    `background`: a database that cannot be reached yet is connected to in the background, with
+    retries, instead of failing now (a gateway starting before its PostgreSQL; see `is_ready`).
+    """
     if url.startswith("sqlite:///"):
         from llm_gateway.ledger.sqlite import SqliteLedger
 
@@ -105,5 +113,5 @@ def open_ledger(url: str) -> Ledger:
     if url.startswith(("postgresql://", "postgres://")):
         from llm_gateway.ledger.postgres import PostgresLedger
 
-        return PostgresLedger(url)
+        return PostgresLedger(url, background=background)
     raise LedgerError(f"ledger URL must start with sqlite:/// or postgresql:// (got '{url.split(':')[0]}:...')")

@@ -1,5 +1,7 @@
-# The shared LLM gateway. It learns tenants from the labelled route Secrets each tenant apply
-# writes into this namespace (key hashes only), so it needs no rights outside it.
+# The shared LLM gateway. It learns tenants from the TenantRoute objects each tenant apply writes
+# into this namespace (key hashes only, see tenant_routes.tf) and the model pool's members from
+# the EndpointSlices of its headless Services (model_pool.tf): it may read those two kinds of
+# object in its own namespace, and nothing else.
 
 locals {
   gateway_name     = "llm-gateway"
@@ -12,24 +14,25 @@ locals {
     {
       tenant_discovery = {
         namespace       = var.namespace
-        label_selector  = "llm-tenants.io/gateway-route=true"
         refresh_seconds = 10
       }
       # Rate limits and budgets (redis.tf); the ledger's DSN comes from a Secret (ledger.tf).
       limits = { redis_url = local.redis_url, on_redis_error = var.limits.on_redis_error }
     },
-    var.vllm.enabled ? {
-      pool = {
-        endpoints   = ["http://${local.vllm_name}.${var.namespace}.svc.cluster.local:${local.vllm_port}"]
-        health_path = "/health"
-      }
-    } : {},
-    local.openai_enabled ? {
-      openai = { base_url = nonsensitive(var.openai.base_url) }
-      # Tenant knowledge: one embedding model for every tenant (app/knowledge, README "The embedding model").
+    local.pool_enabled ? { pool = local.pool_discovery[local.pool_name] } : {},
+    local.openai_enabled ? { openai = { base_url = nonsensitive(var.openai.base_url) } } : {},
+    # Tenant knowledge: one embedding model for every tenant (app/knowledge, README "The embedding model").
+    local.embeddings_in_pool ? {
+      embeddings = { backend = "pool", model = local.embeddings_model, pool = local.pool_discovery[local.embeddings_name] }
+      } : {
       embeddings = { backend = "openai", model = nonsensitive(var.openai.embedding_model) }
-    } : {},
+    },
   )
+  # A pool's members: the ready Pods behind its headless Service, re-read every few seconds.
+  pool_discovery = { for service in [local.pool_name, local.embeddings_name] : service => {
+    discovery   = { namespace = var.namespace, service = service, port_name = "http", refresh_seconds = 5 }
+    health_path = "/health"
+  } }
 }
 
 module "gateway_identity" {
@@ -38,7 +41,10 @@ module "gateway_identity" {
   name      = local.gateway_name
   namespace = var.namespace
   labels    = local.gateway_labels
-  rules     = [{ apiGroups = [""], resources = ["secrets"], verbs = ["get", "list", "watch"] }]
+  rules = [
+    { apiGroups = ["llm-tenants.io"], resources = ["tenantroutes"], verbs = ["get", "list", "watch"] },
+    { apiGroups = ["discovery.k8s.io"], resources = ["endpointslices"], verbs = ["get", "list", "watch"] },
+  ]
 
   depends_on = [kubectl_manifest.namespace]
 }
@@ -54,8 +60,12 @@ resource "kubectl_manifest" "gateway_config" {
 
   lifecycle {
     precondition {
-      condition     = var.vllm.enabled || local.openai_enabled
-      error_message = "vllm.enabled is false and openai.api_key is empty: the gateway needs at least one backend."
+      condition     = local.pool_enabled || local.openai_enabled
+      error_message = "model_pool.server is none and openai.api_key is empty: the gateway needs at least one backend."
+    }
+    precondition {
+      condition     = local.embeddings_in_pool || local.openai_enabled
+      error_message = "embeddings.backend is openai but openai.api_key is empty."
     }
   }
 }
@@ -85,7 +95,11 @@ resource "kubectl_manifest" "gateway_deployment" {
       template = {
         metadata = {
           labels      = local.gateway_labels
-          annotations = merge(local.scrape_annotations, { "prometheus.io/port" = tostring(local.gateway_port) })
+          annotations = merge(local.scrape_annotations, {
+            "prometheus.io/port" = tostring(local.gateway_port)
+            # The gateway reads its config once: a change rolls the Pods.
+            "llm-tenants.io/config-sha256" = sha256(jsonencode(local.gateway_config))
+          })
         }
         spec = {
           serviceAccountName = module.gateway_identity.service_account
@@ -111,7 +125,7 @@ resource "kubectl_manifest" "gateway_deployment" {
               local.openai_enabled ? [{ name = "OPENAI_API_KEY_FILE", value = "/etc/llm-gateway/openai/api_key" }] : [],
             )
             resources = {
-              requests = { cpu = "250m", memory = "256Mi" }
+              requests = { cpu = var.gateway.cpu_request, memory = var.gateway.memory_request }
               limits   = { cpu = "2", memory = "1Gi" }
             }
             readinessProbe  = { httpGet = { path = "/readyz", port = "http" }, periodSeconds = 5 }
@@ -139,7 +153,9 @@ resource "kubectl_manifest" "gateway_deployment" {
     }
   })
   wait_for_rollout = var.wait_for_rollout
-  depends_on       = [kubectl_manifest.gateway_config, kubectl_manifest.openai_key, kubectl_manifest.ledger_dsn]
+  depends_on = [
+    kubectl_manifest.gateway_config, kubectl_manifest.openai_key, kubectl_manifest.ledger_dsn, kubectl_manifest.tenant_route_crd,
+  ]
 }
 
 resource "kubectl_manifest" "gateway_service" {

@@ -1,6 +1,7 @@
 # Grafana with Prometheus as its datasource. Dashboards come from ConfigMaps labelled
 # grafana_dashboard=1 in this namespace (the platform's below, one per tenant from the tenant
 # module), collected by the k8s-sidecar container into the provisioned dashboards folder.
+# grafana.enabled = false leaves Grafana out (the dashboards' ConfigMaps are still written).
 
 locals {
   grafana_name     = "grafana"
@@ -9,6 +10,7 @@ locals {
   grafana_labels   = merge(local.common_labels, local.grafana_selector, { "app.kubernetes.io/component" = "dashboards" })
   dashboards_dir   = "/var/lib/grafana/dashboards"
 
+  grafana_enabled        = nonsensitive(var.grafana.enabled)
   grafana_admin_password = coalesce(var.grafana.admin_password, replace(terraform_data.grafana_admin_password.output, "-", ""))
 
   platform_dashboards = {
@@ -27,6 +29,8 @@ resource "terraform_data" "grafana_admin_password" {
 }
 
 resource "kubectl_manifest" "grafana_admin" {
+  count = local.grafana_enabled ? 1 : 0
+
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "Secret"
@@ -41,6 +45,7 @@ resource "kubectl_manifest" "grafana_admin" {
 # The dashboard sidecar watches ConfigMaps in this namespace.
 module "grafana_identity" {
   source = "../modules/service-identity"
+  count  = local.grafana_enabled ? 1 : 0
 
   name      = local.grafana_name
   namespace = var.namespace
@@ -51,6 +56,8 @@ module "grafana_identity" {
 }
 
 resource "kubectl_manifest" "grafana_provisioning" {
+  count = local.grafana_enabled ? 1 : 0
+
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "ConfigMap"
@@ -100,6 +107,8 @@ resource "kubectl_manifest" "platform_dashboard" {
 }
 
 resource "kubectl_manifest" "grafana_deployment" {
+  count = local.grafana_enabled ? 1 : 0
+
   yaml_body = yamlencode({
     apiVersion = "apps/v1"
     kind       = "Deployment"
@@ -110,7 +119,7 @@ resource "kubectl_manifest" "grafana_deployment" {
       template = {
         metadata = { labels = local.grafana_labels }
         spec = {
-          serviceAccountName = module.grafana_identity.service_account
+          serviceAccountName = module.grafana_identity[0].service_account
           securityContext = {
             runAsNonRoot   = true
             runAsUser      = 472
@@ -171,6 +180,8 @@ resource "kubectl_manifest" "grafana_deployment" {
 }
 
 resource "kubectl_manifest" "grafana_service" {
+  count = local.grafana_enabled ? 1 : 0
+
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "Service"

@@ -11,6 +11,7 @@ locals {
 
 module "ksm_identity" {
   source = "../modules/service-identity"
+  count  = var.kube_state_metrics.enabled ? 1 : 0
 
   name         = local.ksm_name
   namespace    = var.namespace
@@ -25,6 +26,8 @@ module "ksm_identity" {
 }
 
 resource "kubectl_manifest" "ksm_deployment" {
+  count = var.kube_state_metrics.enabled ? 1 : 0
+
   yaml_body = yamlencode({
     apiVersion = "apps/v1"
     kind       = "Deployment"
@@ -38,7 +41,7 @@ resource "kubectl_manifest" "ksm_deployment" {
           annotations = merge(local.scrape_annotations, { "prometheus.io/port" = tostring(local.ksm_port) })
         }
         spec = {
-          serviceAccountName = module.ksm_identity.service_account
+          serviceAccountName = module.ksm_identity[0].service_account
           securityContext = {
             runAsNonRoot   = true
             runAsUser      = 65534
@@ -47,7 +50,7 @@ resource "kubectl_manifest" "ksm_deployment" {
           }
           containers = [{
             name            = "kube-state-metrics"
-            image           = var.kube_state_metrics_image
+            image           = var.kube_state_metrics.image
             args            = ["--resources=${join(",", local.ksm_resources)}", "--port=${local.ksm_port}"]
             ports           = [{ name = "http", containerPort = local.ksm_port }]
             readinessProbe  = { httpGet = { path = "/readyz", port = 8081 }, periodSeconds = 5 }

@@ -77,7 +77,7 @@ resource "kubectl_manifest" "ledger_statefulset" {
             ]
             ports = [{ name = "postgres", containerPort = local.ledger_port }]
             resources = {
-              requests = { cpu = "250m", memory = "256Mi" }
+              requests = { cpu = var.ledger.cpu_request, memory = var.ledger.memory_request }
               limits   = { cpu = "2", memory = "1Gi" }
             }
             readinessProbe  = { exec = { command = ["pg_isready", "-U", "ledger", "-d", "ledger"] }, periodSeconds = 5 }

@@ -14,8 +14,8 @@ output "prometheus_url" {
 }
 
 output "grafana_url" {
-  description = "In-cluster Grafana URL (kubectl -n <namespace> port-forward svc/grafana 3000)."
-  value       = "http://${local.grafana_name}.${var.namespace}.svc.cluster.local:${local.grafana_port}"
+  description = "In-cluster Grafana URL (kubectl -n <namespace> port-forward svc/grafana 3000); null when grafana.enabled is false."
+  value       = local.grafana_enabled ? "http://${local.grafana_name}.${var.namespace}.svc.cluster.local:${local.grafana_port}" : null
 }
 
 output "grafana_admin_password" {

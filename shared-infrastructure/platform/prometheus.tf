@@ -1,5 +1,12 @@
 # Prometheus: discovers every annotated Pod in every namespace (tenant proxies, the gateway, the
-# vLLM pool, kube-state-metrics) and loads the platform's alert rules (dashboards/alerts/).
+# model pool and embedding servers, kube-state-metrics) and loads the platform's alert rules
+# (dashboards/alerts/).
+#
+# Who a series belongs to is decided here, not by the Pod: outside the platform's namespace the
+# `tenant` label is the Pod's namespace, whatever label the Pod carries or its metrics publish (a
+# published `tenant` is dropped), so no Pod can report series in another tenant's name. In the
+# platform's namespace the gateway's own `tenant` label is kept: it is the authenticated owner of
+# each request's key.
 
 locals {
   prometheus_name     = "prometheus"
@@ -20,33 +27,45 @@ locals {
     },
   ]
 
+  pod_labels = [
+    { source_labels = ["__meta_kubernetes_namespace"], target_label = "namespace" },
+    { source_labels = ["__meta_kubernetes_pod_name"], target_label = "pod" },
+    { source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], target_label = "app" },
+  ]
+
   prometheus_config = {
     global = {
       scrape_interval     = var.prometheus.scrape_interval
       evaluation_interval = var.prometheus.scrape_interval
     }
     rule_files = ["/etc/prometheus/rules/*.yml"]
-    scrape_configs = [
+    scrape_configs = concat([
       {
-        job_name              = "kubernetes-pods"
-        kubernetes_sd_configs = [{ role = "pod" }]
+        job_name              = "platform-pods"
+        kubernetes_sd_configs = [{ role = "pod", namespaces = { names = [var.namespace] } }]
         relabel_configs = concat(local.annotated_pods, [
           # kube-state-metrics has its own job: its series carry the namespace they describe.
           { source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], action = "drop", regex = local.ksm_name },
-          { source_labels = ["__meta_kubernetes_namespace"], target_label = "namespace" },
-          { source_labels = ["__meta_kubernetes_pod_name"], target_label = "pod" },
-          { source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], target_label = "app" },
-        ])
+        ], local.pod_labels)
       },
       {
+        job_name              = "tenant-pods"
+        kubernetes_sd_configs = [{ role = "pod" }]
+        relabel_configs = concat(local.annotated_pods, [
+          { source_labels = ["__meta_kubernetes_namespace"], action = "drop", regex = var.namespace },
+          { source_labels = ["__meta_kubernetes_namespace"], target_label = "tenant" },
+        ], local.pod_labels)
+        # The target's `tenant` wins over a scraped one (renamed exported_tenant), which is then dropped.
+        metric_relabel_configs = [{ action = "labeldrop", regex = "exported_tenant" }]
+      },
+      ], var.kube_state_metrics.enabled ? [{
         job_name              = local.ksm_name
         honor_labels          = true # keep `namespace` = the tenant namespace a series describes
         kubernetes_sd_configs = [{ role = "pod", namespaces = { names = [var.namespace] } }]
         relabel_configs = concat(local.annotated_pods, [
           { source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], action = "keep", regex = local.ksm_name },
         ])
-      },
-    ]
+    }] : [])
   }
 }
 
@@ -140,7 +159,7 @@ resource "kubectl_manifest" "prometheus_deployment" {
             readinessProbe = { httpGet = { path = "/-/ready", port = "http" }, periodSeconds = 5 }
             livenessProbe  = { httpGet = { path = "/-/healthy", port = "http" }, periodSeconds = 15 }
             resources = {
-              requests = { cpu = "250m", memory = "512Mi" }
+              requests = { cpu = var.prometheus.cpu_request, memory = var.prometheus.memory_request }
               limits   = { cpu = "2", memory = "4Gi" }
             }
             securityContext = local.restricted_container_security

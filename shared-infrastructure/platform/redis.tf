@@ -42,7 +42,7 @@ resource "kubectl_manifest" "redis_deployment" {
             ]
             ports = [{ name = "redis", containerPort = local.redis_port }]
             resources = {
-              requests = { cpu = "100m", memory = "128Mi" }
+              requests = { cpu = var.redis.cpu_request, memory = var.redis.memory_request }
               limits   = { cpu = "1", memory = var.redis.memory_limit }
             }
             readinessProbe  = { exec = { command = ["redis-cli", "ping"] }, periodSeconds = 5 }

@@ -29,16 +29,18 @@ variable "wait_for_rollout" {
 
 variable "platform_image" {
   type        = string
-  description = "Image with the gateway and the tenant proxy (the repository's Dockerfile)."
+  description = "Image with the gateway and the tenant proxy (the repository's Dockerfile); tenants' proxy_image is the same image."
   default     = "ghcr.io/llm-tenants/platform:0.1.0"
 }
 
 variable "gateway" {
   type = object({
-    replicas = optional(number, 2)
-    workers  = optional(number, 2)
+    replicas       = optional(number, 2)
+    workers        = optional(number, 2)
+    cpu_request    = optional(string, "250m")
+    memory_request = optional(string, "256Mi")
   })
-  description = "Gateway Deployment size: replicas and gunicorn workers per replica."
+  description = "Gateway Deployment size: replicas, gunicorn workers per replica, and what each Pod requests."
   default     = {}
 
   validation {
@@ -53,7 +55,7 @@ variable "openai" {
     base_url        = optional(string, "https://api.openai.com/v1")
     embedding_model = optional(string, "text-embedding-3-small")
   })
-  description = "OpenAI backend; an empty api_key leaves it out (the vLLM pool must then be enabled). With a key, embedding_model embeds every tenant's documents and questions."
+  description = "OpenAI backend; an empty api_key leaves it out (the model pool must then be enabled). embedding_model is used when embeddings.backend is openai."
   default     = {}
   sensitive   = true
 
@@ -63,13 +65,25 @@ variable "openai" {
   }
 }
 
+variable "model_pool" {
+  type = object({
+    server       = optional(string, "vllm")
+    replicas     = optional(number, 1)
+    served_model = optional(string, "smollm2-135m-instruct")
+  })
+  description = "The self-hosted model pool the gateway balances over, one member per Pod: server `vllm` (GPU nodes, see var.vllm), `cpu` (the llama.cpp model server with SmolLM2-135M-Instruct, see var.cpu_model_server: for clusters without GPUs) or `none` (OpenAI only). served_model is the model name tenants ask for."
+  default     = {}
+
+  validation {
+    condition     = contains(["vllm", "cpu", "none"], var.model_pool.server) && var.model_pool.replicas >= 0
+    error_message = "model_pool.server must be vllm, cpu or none, and model_pool.replicas >= 0."
+  }
+}
+
 variable "vllm" {
   type = object({
-    enabled       = optional(bool, true)
     image         = optional(string, "vllm/vllm-openai:v0.11.0")
-    replicas      = optional(number, 1)
     model         = optional(string, "HuggingFaceTB/SmolLM2-1.7B-Instruct")
-    served_model  = optional(string, "smollm2-135m-instruct")
     extra_args    = optional(list(string), ["--max-model-len", "8192"])
     gpus          = optional(number, 1)
     cpu           = optional(string, "4")
@@ -82,12 +96,41 @@ variable "vllm" {
       effect   = string
     })), [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }])
   })
-  description = "The vLLM pool on GPU nodes: image, replicas, the model it loads and the name tenants ask for, extra vllm serve arguments, GPUs per replica, scheduling."
+  description = "vLLM pool members (model_pool.server = vllm): image, the model they load, extra vllm serve arguments, GPUs, CPU and memory per Pod, scheduling on GPU nodes."
   default     = {}
 
   validation {
-    condition     = var.vllm.replicas >= 0 && var.vllm.gpus >= 1
-    error_message = "vllm.replicas must be >= 0 and vllm.gpus >= 1."
+    condition     = var.vllm.gpus >= 1
+    error_message = "vllm.gpus must be >= 1."
+  }
+}
+
+variable "cpu_model_server" {
+  type = object({
+    image          = optional(string, "ghcr.io/llm-tenants/model-server:0.1.0")
+    threads        = optional(number, 2)
+    cpu_request    = optional(string, "500m")
+    memory_request = optional(string, "512Mi")
+    cpu_limit      = optional(string, "2")
+    memory_limit   = optional(string, "2Gi")
+  })
+  description = "The CPU model server image (tenantctl/images/model-server.Dockerfile: llama.cpp's OpenAI server with SmolLM2-135M-Instruct and all-MiniLM-L6-v2), used by the pool when model_pool.server = cpu and by the embedding servers; threads and resources per Pod."
+  default     = {}
+}
+
+variable "embeddings" {
+  type = object({
+    backend        = optional(string, "pool")
+    replicas       = optional(number, 1)
+    cpu_request    = optional(string, "100m")
+    memory_request = optional(string, "256Mi")
+  })
+  description = "The one embedding model of every tenant's documents: backend `pool` runs all-MiniLM-L6-v2 servers (the cpu_model_server image, on any node, no API key needed), `openai` uses openai.embedding_model with the OpenAI key."
+  default     = {}
+
+  validation {
+    condition     = contains(["pool", "openai"], var.embeddings.backend) && var.embeddings.replicas >= 1
+    error_message = "embeddings.backend must be pool or openai, and embeddings.replicas >= 1."
   }
 }
 
@@ -97,33 +140,41 @@ variable "prometheus" {
     retention       = optional(string, "35d") # the budget alert looks back 30 days
     scrape_interval = optional(string, "15s")
     storage         = optional(string, "20Gi")
+    cpu_request     = optional(string, "250m")
+    memory_request  = optional(string, "512Mi")
   })
-  description = "Prometheus image, retention, scrape interval and the size of its data volume."
+  description = "Prometheus image, retention, scrape interval, the size of its data volume and what its Pod requests."
   default     = {}
 }
 
 variable "grafana" {
   type = object({
+    enabled        = optional(bool, true)
     image          = optional(string, "grafana/grafana:11.3.0")
     sidecar_image  = optional(string, "quay.io/kiwigrid/k8s-sidecar:1.28.0")
     admin_password = optional(string)
   })
-  description = "Grafana image, its dashboard-sidecar image and the admin password (null: generated, see the grafana_admin output)."
+  description = "Grafana (enabled: false leaves it out, e.g. where its image cannot be had), its image, its dashboard-sidecar image and the admin password (null: generated, see the grafana_admin_password output)."
   default     = {}
   sensitive   = true
 }
 
-variable "kube_state_metrics_image" {
-  type        = string
-  description = "kube-state-metrics image (quota usage per tenant on the dashboards)."
-  default     = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"
+variable "kube_state_metrics" {
+  type = object({
+    enabled = optional(bool, true)
+    image   = optional(string, "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0")
+  })
+  description = "kube-state-metrics (quota usage per tenant on the dashboards); enabled: false leaves it out."
+  default     = {}
 }
 
 variable "redis" {
   type = object({
-    image        = optional(string, "redis:7.4-alpine")
-    maxmemory    = optional(string, "200mb")
-    memory_limit = optional(string, "256Mi")
+    image          = optional(string, "redis:7.4-alpine")
+    maxmemory      = optional(string, "200mb")
+    memory_limit   = optional(string, "256Mi")
+    cpu_request    = optional(string, "100m")
+    memory_request = optional(string, "128Mi")
   })
   description = "Redis holding the gateway's rate limit and budget counters (one replica, nothing persisted)."
   default     = {}
@@ -148,6 +199,8 @@ variable "ledger" {
     postgres_image = optional(string, "postgres:17-alpine")
     storage        = optional(string, "20Gi")
     storage_class  = optional(string)
+    cpu_request    = optional(string, "250m")
+    memory_request = optional(string, "256Mi")
   })
   description = "The usage ledger: dsn of an existing PostgreSQL (postgresql://user:password@host:5432/db), or empty to run one in the namespace (StatefulSet with a volume of `storage`)."
   default     = {}

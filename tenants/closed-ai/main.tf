@@ -40,16 +40,12 @@ module "tenant" {
     port       = 8080
     pod_labels = { "app.kubernetes.io/name" = "llm-gateway" }
   }
-  proxy = {
+  proxy = merge(var.proxy_resources, {
     image            = var.proxy_image
     replicas         = var.proxy_replicas
-    workers          = 2
-    cpu_request      = "100m"
-    memory_request   = "256Mi"
-    cpu_limit        = "500m"
-    memory_limit     = "512Mi"
+    workers          = var.proxy_workers
     wait_for_rollout = var.wait_for_rollout
-  }
+  })
   container_defaults = {
     cpu_request    = "100m"
     memory_request = "128Mi"
@@ -59,7 +55,7 @@ module "tenant" {
   knowledge_storage = {
     size          = var.knowledge_storage_size
     storage_class = var.knowledge_storage_class
-    access_mode   = var.proxy_replicas > 1 ? "ReadWriteMany" : "ReadWriteOnce"
+    access_mode   = var.knowledge_storage_access_mode
   }
   monitoring_namespace = var.monitoring_namespace
   dashboard_json       = replace(file("${path.module}/../../dashboards/generated/tenant-template.json"), "__TENANT__", var.name)

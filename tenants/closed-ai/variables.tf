@@ -248,13 +248,30 @@ variable "proxy_image" {
 
 variable "proxy_replicas" {
   type        = number
-  description = "Proxy replicas. More than one needs ReadWriteMany storage for the document index."
+  description = "Proxy replicas. More than one needs the document volume to be ReadWriteMany (knowledge_storage_access_mode, set at onboarding)."
   default     = 1
 
   validation {
     condition     = var.proxy_replicas >= 0 && floor(var.proxy_replicas) == var.proxy_replicas
     error_message = "proxy_replicas: must be a whole number >= 0."
   }
+}
+
+variable "proxy_workers" {
+  type        = number
+  description = "gunicorn workers per proxy Pod; null means the module's default (2)."
+  default     = null
+}
+
+variable "proxy_resources" {
+  type = object({
+    cpu_request    = optional(string)
+    memory_request = optional(string)
+    cpu_limit      = optional(string)
+    memory_limit   = optional(string)
+  })
+  description = "Requests and limits of the proxy container; unset fields take the module's defaults (100m/256Mi requested, 500m/512Mi limit). Lower requests pack more tenants on a node."
+  default     = {}
 }
 
 variable "wait_for_rollout" {
@@ -267,6 +284,17 @@ variable "knowledge_storage_size" {
   type        = string
   description = "Size of the PersistentVolumeClaim holding the tenant's document index."
   default     = "1Gi"
+}
+
+variable "knowledge_storage_access_mode" {
+  type        = string
+  description = "Access mode of the document volume, fixed when the tenant is first applied: ReadWriteOnce (one proxy replica, which rolls by Recreate) or ReadWriteMany (several replicas; needs a storage class that offers it)."
+  default     = "ReadWriteOnce"
+
+  validation {
+    condition     = contains(["ReadWriteOnce", "ReadWriteMany"], var.knowledge_storage_access_mode)
+    error_message = "knowledge_storage_access_mode: must be ReadWriteOnce or ReadWriteMany."
+  }
 }
 
 variable "knowledge_storage_class" {

@@ -1,9 +1,38 @@
 # Optional: an EKS cluster with a VPC for users who have no cluster yet. Apply it once, then
 # apply shared-infrastructure/platform and the tenants against it. Not applied in our tests
 # (no AWS here); `terraform fmt -check` runs on it in CI.
+#
+# What the platform needs from it: a GPU node group whose nodes fit one vLLM Pod (4 CPUs, 24 GiB
+# and one GPU by default, var.vllm in the platform root) with NVIDIA's driver (the AL2023 NVIDIA
+# AMI) and device plugin (which advertises nvidia.com/gpu), and a default StorageClass backed by
+# the EBS CSI driver (with its IAM role) so the ledger's, Prometheus's and every tenant's
+# PersistentVolumeClaims are bound.
 
 provider "aws" {
   region = var.region
+}
+
+# Both talk to the new cluster with a token from the AWS CLI (as `aws eks update-kubeconfig` does).
+provider "kubernetes" {
+  host                   = module.eks.cluster_endpoint
+  cluster_ca_certificate = base64decode(module.eks.cluster_certificate_authority_data)
+  exec {
+    api_version = "client.authentication.k8s.io/v1beta1"
+    command     = "aws"
+    args        = ["eks", "get-token", "--cluster-name", module.eks.cluster_name, "--region", var.region]
+  }
+}
+
+provider "helm" {
+  kubernetes {
+    host                   = module.eks.cluster_endpoint
+    cluster_ca_certificate = base64decode(module.eks.cluster_certificate_authority_data)
+    exec {
+      api_version = "client.authentication.k8s.io/v1beta1"
+      command     = "aws"
+      args        = ["eks", "get-token", "--cluster-name", module.eks.cluster_name, "--region", var.region]
+    }
+  }
 }
 
 data "aws_availability_zones" "available" {
@@ -51,7 +80,7 @@ module "eks" {
     coredns                = {}
     kube-proxy             = {}
     vpc-cni                = { configuration_values = jsonencode({ enableNetworkPolicy = "true" }) }
-    aws-ebs-csi-driver     = {}
+    aws-ebs-csi-driver     = { service_account_role_arn = module.ebs_csi_irsa.iam_role_arn }
     eks-pod-identity-agent = {}
   }
 
@@ -63,7 +92,8 @@ module "eks" {
       desired_size   = var.system_nodes.min_size
     }
     gpu = {
-      ami_type       = "AL2_x86_64_GPU"
+      # EKS ships no AL2 GPU AMI for Kubernetes 1.33 and later: AL2023 with NVIDIA's driver and toolkit.
+      ami_type       = "AL2023_x86_64_NVIDIA"
       instance_types = [var.gpu_nodes.instance_type]
       min_size       = var.gpu_nodes.min_size
       max_size       = var.gpu_nodes.max_size
@@ -76,4 +106,53 @@ module "eks" {
   }
 
   tags = local.tags
+}
+
+# The EBS CSI driver's controller creates and attaches volumes with this role (IRSA).
+module "ebs_csi_irsa" {
+  source  = "terraform-aws-modules/iam/aws//modules/iam-role-for-service-accounts-eks"
+  version = "~> 5.48"
+
+  role_name             = "${var.cluster_name}-ebs-csi"
+  attach_ebs_csi_policy = true
+  oidc_providers = {
+    main = {
+      provider_arn               = module.eks.oidc_provider_arn
+      namespace_service_accounts = ["kube-system:ebs-csi-controller-sa"]
+    }
+  }
+  tags = local.tags
+}
+
+# The default StorageClass: encrypted gp3 volumes, bound where the Pod is scheduled.
+resource "kubernetes_storage_class_v1" "gp3" {
+  metadata {
+    name        = "gp3"
+    annotations = { "storageclass.kubernetes.io/is-default-class" = "true" }
+  }
+  storage_provisioner    = "ebs.csi.aws.com"
+  reclaim_policy         = "Delete"
+  volume_binding_mode    = "WaitForFirstConsumer"
+  allow_volume_expansion = true
+  parameters             = { type = "gp3", encrypted = "true" }
+
+  depends_on = [module.eks]
+}
+
+# NVIDIA's device plugin advertises the GPUs as nvidia.com/gpu, which the vLLM Pods request. It runs
+# on the GPU nodes only (their label and taint, see the gpu node group).
+resource "helm_release" "nvidia_device_plugin" {
+  name             = "nvidia-device-plugin"
+  repository       = "https://nvidia.github.io/k8s-device-plugin"
+  chart            = "nvidia-device-plugin"
+  version          = var.nvidia_device_plugin_version
+  namespace        = "nvidia-device-plugin"
+  create_namespace = true
+
+  values = [yamlencode({
+    nodeSelector = { "nvidia.com/gpu.present" = "true" }
+    tolerations  = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]
+  })]
+
+  depends_on = [module.eks]
 }

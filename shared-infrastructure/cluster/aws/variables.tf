@@ -53,11 +53,17 @@ variable "gpu_nodes" {
     min_size      = number
     max_size      = number
   })
-  description = "GPU node group for the vLLM pool (tainted nvidia.com/gpu, labelled nvidia.com/gpu.present=true)."
-  default     = { instance_type = "g5.xlarge", min_size = 1, max_size = 2 }
+  description = "GPU node group for the vLLM pool (tainted nvidia.com/gpu, labelled nvidia.com/gpu.present=true). Each node must fit one vLLM Pod: the platform's default requests 4 CPUs, 24 GiB and one GPU, which a g5.2xlarge (8 vCPUs, 32 GiB, one A10G) fits and a g5.xlarge (16 GiB) does not."
+  default     = { instance_type = "g5.2xlarge", min_size = 1, max_size = 2 }
 
   validation {
     condition     = var.gpu_nodes.min_size >= 0 && var.gpu_nodes.max_size >= var.gpu_nodes.min_size
     error_message = "gpu_nodes: need min_size >= 0 and max_size >= min_size."
   }
+}
+
+variable "nvidia_device_plugin_version" {
+  type        = string
+  description = "Version of NVIDIA's k8s-device-plugin Helm chart on the GPU nodes."
+  default     = "0.17.1"
 }

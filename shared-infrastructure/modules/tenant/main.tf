@@ -33,6 +33,32 @@ locals {
 
   gateway_url = "http://${var.gateway.service}.${var.gateway.namespace}.svc.cluster.local:${var.gateway.port}/v1"
 
+  # The API server stores CPU quantities canonically ("0.5" as "500m", "1.0" as "1"): write them that
+  # way, or every plan would show the quota as changed.
+  quota_cpu = can(regex("^[0-9]+\\.[0-9]+$", var.quota.cpu)) ? (
+    tonumber(var.quota.cpu) == floor(tonumber(var.quota.cpu)) ? tostring(floor(tonumber(var.quota.cpu))) :
+    format("%dm", floor(tonumber(var.quota.cpu) * 1000 + 0.5))
+  ) : var.quota.cpu
+
+  # The document volume's access mode, as fixed when the tenant was first applied (see
+  # terraform_data.knowledge_access_mode). ReadWriteOnce allows one Pod: the proxy rolls by
+  # Recreate (old Pod gone before the new one mounts it, also across nodes).
+  knowledge_access_mode = terraform_data.knowledge_access_mode.output
+  proxy_strategy        = local.knowledge_access_mode == "ReadWriteOnce" ? { type = "Recreate" } : { type = "RollingUpdate" }
+
+  # What the gateway knows of the tenant: nothing but the route and the SHA-256 of its keys.
+  route_spec = { for field, value in {
+    backend      = var.route.backend
+    model        = var.route.model
+    openai_model = var.route.openai_model
+    max_tokens   = var.route.max_tokens
+    # The current key first, then earlier keys still accepted during a rotation.
+    key_sha256           = distinct(concat([sha256(local.gateway_key)], var.previous_gateway_key_sha256))
+    rate_limits          = var.limits.rate_limits
+    monthly_token_budget = var.limits.monthly_token_budget
+    monthly_budget_usd   = var.limits.monthly_budget_usd
+  } : field => value if value != null }
+
   # 2 x 122 random bits from uuid(); generated once, kept in state (see terraform_data.gateway_key).
   gateway_key = "gk-${replace(terraform_data.gateway_key.output, "-", "")}"
 }
@@ -76,8 +102,8 @@ resource "kubectl_manifest" "resource_quota" {
     metadata   = { name = "tenant-quota", namespace = var.name, labels = local.common_labels }
     spec = {
       hard = {
-        "requests.cpu"           = var.quota.cpu
-        "limits.cpu"             = var.quota.cpu
+        "requests.cpu"           = local.quota_cpu
+        "limits.cpu"             = local.quota_cpu
         "requests.memory"        = var.quota.memory
         "limits.memory"          = var.quota.memory
         "pods"                   = tostring(var.quota.pods)
@@ -100,7 +126,7 @@ resource "kubectl_manifest" "limit_range" {
         type           = "Container"
         defaultRequest = { cpu = var.container_defaults.cpu_request, memory = var.container_defaults.memory_request }
         default        = { cpu = var.container_defaults.cpu_limit, memory = var.container_defaults.memory_limit }
-        max            = { cpu = var.quota.cpu, memory = var.quota.memory }
+        max            = { cpu = local.quota_cpu, memory = var.quota.memory }
       }]
     }
   })
@@ -185,34 +211,20 @@ resource "kubectl_manifest" "gateway_key" {
   depends_on       = [kubectl_manifest.namespace]
 }
 
-# What the gateway needs to know about the tenant, written where the gateway may read it (its own
-# namespace): the route and the SHA-256 of the key, never the key itself.
+# What the gateway needs to know about the tenant, as a TenantRoute (llm-tenants.io, defined by the
+# platform root) in the gateway's namespace: the gateway may read these objects and nothing else
+# there, and they hold the route and the SHA-256 of the key, never the key itself.
 resource "kubectl_manifest" "gateway_route" {
   yaml_body = yamlencode({
-    apiVersion = "v1"
-    kind       = "Secret"
+    apiVersion = "llm-tenants.io/v1alpha1"
+    kind       = "TenantRoute"
     metadata = {
-      name      = "tenant-route-${var.name}"
+      name      = var.name
       namespace = var.monitoring_namespace
-      labels    = merge(local.common_labels, { "llm-tenants.io/gateway-route" = "true" })
+      labels    = local.common_labels
     }
-    type = "Opaque"
-    data = {
-      "route.json" = base64encode(jsonencode({
-        name         = var.name
-        backend      = var.route.backend
-        model        = var.route.model
-        openai_model = var.route.openai_model
-        max_tokens   = var.route.max_tokens
-        # The current key first, then earlier keys still accepted during a rotation.
-        key_sha256           = distinct(concat([sha256(local.gateway_key)], var.previous_gateway_key_sha256))
-        rate_limits          = var.limits.rate_limits
-        monthly_token_budget = var.limits.monthly_token_budget
-        monthly_budget_usd   = var.limits.monthly_budget_usd
-      }))
-    }
+    spec = local.route_spec
   })
-  sensitive_fields = ["data"]
 }
 
 # Guardrails and end-user key hashes, read by the proxy at start (PROXY_POLICY_FILE).
@@ -226,6 +238,16 @@ resource "kubectl_manifest" "policy" {
   depends_on = [kubectl_manifest.namespace]
 }
 
+# The claim's access mode cannot change once it exists (the API refuses it): it is fixed by the first
+# apply (onboarding) and kept, whatever proxy_replicas becomes later.
+resource "terraform_data" "knowledge_access_mode" {
+  input = var.knowledge_storage.access_mode
+
+  lifecycle {
+    ignore_changes = [input]
+  }
+}
+
 resource "kubectl_manifest" "knowledge_claim" {
   yaml_body = yamlencode({
     apiVersion = "v1"
@@ -233,7 +255,7 @@ resource "kubectl_manifest" "knowledge_claim" {
     metadata   = { name = local.knowledge_claim, namespace = var.name, labels = local.proxy_labels }
     spec = merge(
       {
-        accessModes = [var.knowledge_storage.access_mode]
+        accessModes = [local.knowledge_access_mode]
         resources   = { requests = { storage = var.knowledge_storage.size } }
       },
       var.knowledge_storage.storage_class == null ? {} : { storageClassName = var.knowledge_storage.storage_class },
@@ -251,6 +273,7 @@ resource "kubectl_manifest" "proxy_deployment" {
     metadata   = { name = local.proxy_name, namespace = var.name, labels = local.proxy_labels }
     spec = {
       replicas = var.proxy.replicas
+      strategy = local.proxy_strategy
       selector = { matchLabels = local.proxy_selector }
       template = {
         metadata = {
@@ -259,8 +282,9 @@ resource "kubectl_manifest" "proxy_deployment" {
             "prometheus.io/scrape" = "true"
             "prometheus.io/port"   = tostring(local.proxy_port)
             "prometheus.io/path"   = "/metrics"
-            # The proxy reads its key and policy once: a new key or policy rolls the Pods (old Pods keep
+            # The proxy reads its prompt, key and policy once: a change of any rolls the Pods (old Pods keep
             # working with the old key while the gateway accepts both, see previous_gateway_key_sha256).
+            "llm-tenants.io/prompt-sha256"      = sha256(var.system_prompt)
             "llm-tenants.io/gateway-key-sha256" = sha256(local.gateway_key)
             "llm-tenants.io/policy-sha256"      = sha256(local.policy_json)
           }
@@ -324,6 +348,13 @@ resource "kubectl_manifest" "proxy_deployment" {
     }
   })
   wait_for_rollout = var.proxy.wait_for_rollout
+
+  lifecycle {
+    precondition {
+      condition     = var.proxy.replicas <= 1 || local.knowledge_access_mode == "ReadWriteMany"
+      error_message = "proxy replicas > 1: the tenant's document volume was created ReadWriteOnce when it was onboarded, and a claim's access mode cannot change. Keep one replica, or move the documents to a new ReadWriteMany claim (destroy and re-apply the tenant with knowledge_storage_access_mode = \"ReadWriteMany\")."
+    }
+  }
   depends_on = [
     kubectl_manifest.resource_quota, kubectl_manifest.limit_range,
     kubectl_manifest.prompt, kubectl_manifest.gateway_key, kubectl_manifest.policy, kubectl_manifest.knowledge_claim,
@@ -343,7 +374,7 @@ resource "kubectl_manifest" "proxy_service" {
   depends_on = [kubectl_manifest.namespace]
 }
 
-# -- Network: deny by default; in from monitoring and the ingress controller; out to the gateway and DNS
+# -- Network: deny by default; in from Prometheus and the ingress controller; out to the gateway and DNS
 
 locals {
   network_policies = {
@@ -356,7 +387,11 @@ locals {
       policyTypes = ["Ingress"]
       ingress = [{
         from = [
-          { namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = var.monitoring_namespace } } },
+          # Prometheus only, not every Pod of the platform's namespace.
+          {
+            namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = var.monitoring_namespace } }
+            podSelector       = { matchLabels = var.prometheus_pod_labels }
+          },
           { namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = var.ingress_namespace } } },
         ]
         ports = [{ protocol = "TCP", port = local.proxy_port }]

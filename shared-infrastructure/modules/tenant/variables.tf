@@ -151,15 +151,15 @@ variable "gateway" {
 variable "proxy" {
   type = object({
     image            = string
-    replicas         = number
-    workers          = number
-    cpu_request      = string
-    memory_request   = string
-    cpu_limit        = string
-    memory_limit     = string
-    wait_for_rollout = bool
+    replicas         = optional(number, 1)
+    workers          = optional(number, 2)
+    cpu_request      = optional(string, "100m")
+    memory_request   = optional(string, "256Mi")
+    cpu_limit        = optional(string, "500m")
+    memory_limit     = optional(string, "512Mi")
+    wait_for_rollout = optional(bool, true)
   })
-  description = "The tenant proxy Deployment: image, replicas, gunicorn workers, per-container resources, and whether apply waits for the rollout (set false where Pods cannot run)."
+  description = "The tenant proxy Deployment: image, replicas, gunicorn workers, per-container requests and limits (null: the defaults here), and whether apply waits for the rollout (set false where Pods cannot run)."
 
   validation {
     condition     = var.proxy.replicas >= 0 && var.proxy.workers >= 1
@@ -181,9 +181,9 @@ variable "knowledge_storage" {
   type = object({
     size          = string
     storage_class = optional(string)
-    access_mode   = string
+    access_mode   = optional(string, "ReadWriteOnce")
   })
-  description = "PersistentVolumeClaim holding the tenant's document index, mounted in the proxy at /var/lib/tenant-proxy/knowledge."
+  description = "PersistentVolumeClaim holding the tenant's document index, mounted in the proxy at /var/lib/tenant-proxy/knowledge. The access mode is fixed by the first apply (a claim's access mode cannot change): ReadWriteOnce rolls the proxy by Recreate, ReadWriteMany allows several replicas and rolling updates."
 
   validation {
     condition     = contains(["ReadWriteOnce", "ReadWriteMany"], var.knowledge_storage.access_mode)
@@ -193,6 +193,12 @@ variable "knowledge_storage" {
     condition     = var.proxy.replicas <= 1 || var.knowledge_storage.access_mode == "ReadWriteMany"
     error_message = "knowledge_storage.access_mode: more than one proxy replica needs ReadWriteMany storage (every replica mounts the same index)."
   }
+}
+
+variable "prometheus_pod_labels" {
+  type        = map(string)
+  description = "Labels of the Prometheus Pods in the monitoring namespace: the only Pods there that may reach the proxy."
+  default     = { "app.kubernetes.io/name" = "prometheus" }
 }
 
 variable "monitoring_namespace" {
