@@ -66,8 +66,13 @@ def _platform_variables(args: argparse.Namespace) -> dict[str, Any]:
     if os.environ.get("OPENAI_API_KEY"):
         variables["openai"] = {"api_key": os.environ["OPENAI_API_KEY"],
                                **({"base_url": os.environ["OPENAI_BASE_URL"]} if os.environ.get("OPENAI_BASE_URL") else {})}
-    if args.no_vllm:
-        variables["vllm"] = {"enabled": False}
+    if args.local_images:
+        # The images `tenantctl images build` made (loaded into the node): CPU pool, no Grafana/kube-state-metrics.
+        from tenantctl import images
+
+        variables.update(images.terraform_variables())
+    if args.model_pool:
+        variables["model_pool"] = {"server": args.model_pool}
     return variables
 
 
@@ -118,5 +123,10 @@ def register(subparsers) -> None:
     for name in ("apply", "destroy"):
         action = actions.add_parser(name)
         _cluster_arguments(action)
-        action.add_argument("--no-vllm", action="store_true", help="no GPU pool: OpenAI only (needs OPENAI_API_KEY)")
+        action.add_argument("--model-pool", choices=("vllm", "cpu", "none"),
+                            help="the pool's server: vllm (GPU nodes, the default), cpu (the llama.cpp model server) "
+                                 "or none (OpenAI only, needs OPENAI_API_KEY)")
+        action.add_argument("--local-images", action="store_true",
+                            help="deploy the images `tenantctl images build` made (CPU pool; Grafana and "
+                                 "kube-state-metrics off: they cannot be built here)")
         action.set_defaults(handler=command_platform)

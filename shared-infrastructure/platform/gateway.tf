@@ -94,7 +94,7 @@ resource "kubectl_manifest" "gateway_deployment" {
       selector = { matchLabels = local.gateway_selector }
       template = {
         metadata = {
-          labels      = local.gateway_labels
+          labels = local.gateway_labels
           annotations = merge(local.scrape_annotations, {
             "prometheus.io/port" = tostring(local.gateway_port)
             # The gateway reads its config once: a change rolls the Pods.

@@ -246,20 +246,10 @@ class Builder:
     # building blocks ---------------------------------------------------------------------------------
 
     def has_image(self, reference: str, content_hash: str) -> bool:
-        import docker.errors
-
-        try:
-            image = self.client.images.get(reference)
-        except docker.errors.ImageNotFound:
-            return False
-        return (image.labels or {}).get(HASH_LABEL) == content_hash
+        return has_image(self.client, reference, content_hash)
 
     def load(self, image: BuiltImage) -> None:
-        """Make sure the daemon has `image` (from its cached archive when it has another version)."""
-        if not self.has_image(image.reference, image.content_hash):
-            self.log(f"loading {image.reference} from {image.archive}")
-            with open(image.archive, "rb") as handle:
-                self.client.images.load(handle)
+        load_images(self.client, [image], self.log)
 
     def docker_build(self, context: BuildContext, reference: str, content_hash: str,
                      buildargs: dict[str, str] | None = None) -> None:
@@ -280,8 +270,7 @@ class Builder:
         """`docker import` of a root file system tarball, with the image config in `changes`."""
         repository, tag = reference.rsplit(":", 1)
         changes = [*changes, f"LABEL {HASH_LABEL}={content_hash}"]
-        with open(rootfs, "rb") as handle:
-            self.client.api.import_image_from_stream(handle, repository=repository, tag=tag, changes=changes)
+        self.client.api.import_image_from_file(str(rootfs), repository=repository, tag=tag, changes=changes)
 
     def save(self, reference: str, archive: Path) -> None:
         archive.parent.mkdir(parents=True, exist_ok=True)
@@ -293,6 +282,26 @@ class Builder:
             partial.replace(archive)
         finally:
             partial.unlink(missing_ok=True)
+
+
+def has_image(docker_client, reference: str, content_hash: str) -> bool:
+    """Whether the daemon holds `reference` built from exactly this content."""
+    import docker.errors
+
+    try:
+        image = docker_client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        return False
+    return (image.labels or {}).get(HASH_LABEL) == content_hash
+
+
+def load_images(docker_client, images: Iterable[BuiltImage], log: Log = print) -> None:
+    """Make sure a Docker daemon has these images (from their cached archives when it lacks them)."""
+    for image in images:
+        if not has_image(docker_client, image.reference, image.content_hash):
+            log(f"loading {image.reference} from {image.archive}")
+            with open(image.archive, "rb") as handle:
+                docker_client.images.load(handle)
 
 
 def mmdebstrap_rootfs(packages: tuple[str, ...], target: Path, hooks: tuple[str, ...] = (), log: Log = print) -> None:
@@ -505,7 +514,8 @@ def terraform_variables(images: dict[str, BuiltImage] | None = None) -> dict:
     images = images or planned()
     return {
         "platform_image": images["platform"].reference,
-        "model_pool": {"server": "cpu", "cpu_image": images["model-server"].reference},
+        "model_pool": {"server": "cpu"},
+        "cpu_model_server": {"image": images["model-server"].reference},
         "prometheus": {"image": images["prometheus"].reference},
         "redis": {"image": images["redis"].reference},
         "ledger": {"postgres_image": images["postgres"].reference},
@@ -514,5 +524,5 @@ def terraform_variables(images: dict[str, BuiltImage] | None = None) -> dict:
     }
 
 
-__all__ = ["BuiltImage", "DockerUnavailable", "ImageBuildError", "RECIPES", "DEPLOYED", "ensure_images",
-           "planned", "terraform_variables"]
+__all__ = ["BuiltImage", "DockerDaemon", "DockerUnavailable", "ImageBuildError", "RECIPES", "DEPLOYED",
+           "ensure_images", "load_images", "planned", "terraform_variables"]

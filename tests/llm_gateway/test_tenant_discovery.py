@@ -1,4 +1,4 @@
-"""The gateway learns tenants from the route Secrets tenant applies write (cluster mode).
+"""The gateway learns tenants from the TenantRoute objects tenant applies write (cluster mode).
 
 A real gateway process authenticates to the test control plane as the `llm-gateway`
 ServiceAccount the platform root creates (a real token from the TokenRequest API), so the
@@ -7,7 +7,6 @@ RBAC the platform grants it is exercised, not assumed.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
@@ -60,12 +59,13 @@ def ask(url: str, key: str) -> httpx.Response:
                       json={"model": "any", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]})
 
 
-def route_secret(name: str, key: str, **overrides) -> client.V1Secret:
-    route = {"name": name, "backend": "vllm", "model": "smollm2-135m-instruct", "max_tokens": 16,
-             "key_sha256": [hashlib.sha256(key.encode()).hexdigest()], **overrides}
-    return client.V1Secret(
-        metadata=client.V1ObjectMeta(name=f"tenant-route-{name}", labels={"llm-tenants.io/gateway-route": "true"}),
-        data={"route.json": base64.b64encode(json.dumps(route).encode()).decode()})
+ROUTES = ("llm-tenants.io", "v1alpha1", NAMESPACE, "tenantroutes")
+
+
+def route_object(name: str, key: str, **overrides) -> dict:
+    spec = {"backend": "vllm", "model": "smollm2-135m-instruct", "max_tokens": 16,
+            "key_sha256": [hashlib.sha256(key.encode()).hexdigest()], **overrides}
+    return {"apiVersion": "llm-tenants.io/v1alpha1", "kind": "TenantRoute", "metadata": {"name": name}, "spec": spec}
 
 
 def test_applied_tenants_are_served_with_their_own_identity(cluster_platform, cluster_gateway):
@@ -77,35 +77,41 @@ def test_applied_tenants_are_served_with_their_own_identity(cluster_platform, cl
 
 
 def test_new_and_removed_routes_take_effect_without_restart(cluster_platform, cluster_gateway):
-    admin = client.CoreV1Api(cluster_platform.control_plane.api_client())
+    admin = client.CustomObjectsApi(cluster_platform.control_plane.api_client())
     key = "gk-initech-test-key"
     assert ask(cluster_gateway, key).status_code == 401
-    admin.create_namespaced_secret(NAMESPACE, route_secret("initech", key))
+    admin.create_namespaced_custom_object(*ROUTES, route_object("initech", key))
     try:
         wait_for(lambda: ask(cluster_gateway, key).status_code == 200, timeout=30, what="new tenant served")
     finally:
-        admin.delete_namespaced_secret("tenant-route-initech", NAMESPACE)
+        admin.delete_namespaced_custom_object(*ROUTES, "initech")
     wait_for(lambda: ask(cluster_gateway, key).status_code == 401, timeout=30, what="removed tenant refused")
 
 
 def test_a_broken_route_is_ignored_and_the_others_keep_working(cluster_platform, cluster_gateway):
-    admin = client.CoreV1Api(cluster_platform.control_plane.api_client())
-    broken = route_secret("broken", "gk-broken", backend="not-a-backend")
-    admin.create_namespaced_secret(NAMESPACE, broken)
+    """The API server checks the fields its schema names; the gateway checks the rest (here: a field
+    the schema keeps but the gateway does not know)."""
+    admin = client.CustomObjectsApi(cluster_platform.control_plane.api_client())
+    admin.create_namespaced_custom_object(*ROUTES, route_object("broken", "gk-broken", max_tokens_typo=5))
     try:
         response = ask(cluster_gateway, cluster_platform.gateway_key("acme-corp"))
         assert response.status_code == 200
         assert ask(cluster_gateway, "gk-broken").status_code == 401
     finally:
-        admin.delete_namespaced_secret("tenant-route-broken", NAMESPACE)
+        admin.delete_namespaced_custom_object(*ROUTES, "broken")
 
 
-def test_gateway_identity_cannot_read_tenant_secrets(gateway_kubeconfig):
-    as_gateway = client.CoreV1Api(kube_config.new_client_from_config(config_file=gateway_kubeconfig))
-    assert as_gateway.list_namespaced_secret(NAMESPACE, label_selector="llm-tenants.io/gateway-route=true").items
+def test_gateway_identity_reads_routes_and_no_secret(gateway_kubeconfig):
+    api = kube_config.new_client_from_config(config_file=gateway_kubeconfig)
+    as_gateway = client.CoreV1Api(api)
+    assert client.CustomObjectsApi(api).list_namespaced_custom_object(*ROUTES)["items"]
+    assert client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(NAMESPACE).items is not None
     for call in (lambda: as_gateway.read_namespaced_secret("tenant-proxy-gateway-key", "acme-corp"),
+                 lambda: as_gateway.list_namespaced_secret(NAMESPACE),  # the ledger DSN, the OpenAI key
                  lambda: as_gateway.list_namespaced_secret("closed-ai"),
-                 lambda: as_gateway.list_secret_for_all_namespaces()):
+                 lambda: as_gateway.list_secret_for_all_namespaces(),
+                 lambda: client.CustomObjectsApi(api).list_cluster_custom_object("llm-tenants.io", "v1alpha1",
+                                                                                  "tenantroutes")):
         with pytest.raises(ApiException) as denied:
             call()
         assert denied.value.status == 403

@@ -1,4 +1,5 @@
-"""The platform root applied for real: gateway, vLLM pool, Prometheus, Grafana, kube-state-metrics."""
+"""The platform root applied for real: gateway, model pool, embedding servers, Prometheus, Grafana,
+kube-state-metrics (defaults: the vLLM pool on GPU nodes)."""
 
 from __future__ import annotations
 
@@ -26,18 +27,23 @@ def container(deployment) -> client.V1Container:
     return deployment.spec.template.spec.containers[0]
 
 
-def test_gateway_discovers_tenants_with_rights_in_its_namespace_only(api):
+def test_gateway_discovers_tenants_and_pool_members_with_rights_in_its_namespace_only(api):
     config = json.loads(api["core"].read_namespaced_config_map("llm-gateway-config", NAMESPACE).data["gateway.json"])
-    assert config["tenant_discovery"] == {"namespace": NAMESPACE, "label_selector": "llm-tenants.io/gateway-route=true",
-                                          "refresh_seconds": 10}
-    assert config["pool"]["endpoints"] == ["http://vllm.monitoring.svc.cluster.local:8000"]
+    assert config["tenant_discovery"] == {"namespace": NAMESPACE, "refresh_seconds": 10}
+    # Pool members are the Pods behind the headless Services (per replica), not a Service's virtual IP.
+    assert config["pool"] == {"discovery": {"namespace": NAMESPACE, "service": "llm-model-pool", "port_name": "http",
+                                            "refresh_seconds": 5}, "health_path": "/health"}
+    assert config["embeddings"]["backend"] == "pool" and config["embeddings"]["model"] == "all-minilm-l6-v2"
+    assert config["embeddings"]["pool"]["discovery"]["service"] == "llm-embeddings"
     assert config["limits"] == {"redis_url": "redis://llm-redis.monitoring.svc.cluster.local:6379/0",
                                 "on_redis_error": "allow"}
     assert "ledger" not in config  # its DSN is a Secret, mounted as a file
     assert "openai" not in config  # no API key given: OpenAI stays off
 
     role = api["rbac"].read_namespaced_role("llm-gateway", NAMESPACE)
-    assert [(rule.resources, rule.verbs) for rule in role.rules] == [(["secrets"], ["get", "list", "watch"])]
+    assert [(rule.api_groups, rule.resources, rule.verbs) for rule in role.rules] == [
+        (["llm-tenants.io"], ["tenantroutes"], ["get", "list", "watch"]),
+        (["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"])]  # no Secret, anywhere
     binding = api["rbac"].read_namespaced_role_binding("llm-gateway", NAMESPACE)
     assert binding.subjects[0].name == "llm-gateway" and binding.subjects[0].namespace == NAMESPACE
     gateway_bindings = [b for b in api["rbac"].list_cluster_role_binding().items
@@ -50,20 +56,34 @@ def test_gateway_discovers_tenants_with_rights_in_its_namespace_only(api):
     assert gateway.readiness_probe.http_get.path == "/readyz"
     assert gateway.security_context.read_only_root_filesystem is True
     assert {e.name: e.value for e in gateway.env}["LLM_GATEWAY_CONFIG"] == "/etc/llm-gateway/gateway.json"
+    assert deployment.spec.template.metadata.annotations["llm-tenants.io/config-sha256"]  # a config change rolls it
     service = api["core"].read_namespaced_service("llm-gateway", NAMESPACE)
     assert service.spec.selector == {"app.kubernetes.io/name": "llm-gateway"} and service.spec.ports[0].port == 8080
 
 
-def test_vllm_pool_runs_on_gpu_nodes(api):
-    deployment = api["apps"].read_namespaced_deployment("vllm", NAMESPACE)
+def test_vllm_pool_runs_on_gpu_nodes_behind_a_headless_service(api):
+    deployment = api["apps"].read_namespaced_deployment("llm-model-pool", NAMESPACE)
     pod = deployment.spec.template.spec
     assert pod.node_selector == {"nvidia.com/gpu.present": "true"}
     assert [(t.key, t.operator, t.effect) for t in pod.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
     vllm = pod.containers[0]
+    assert vllm.image.startswith("vllm/vllm-openai:")
     assert vllm.resources.limits["nvidia.com/gpu"] == "1"
     assert vllm.args[:4] == ["--model", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "--served-model-name", "smollm2-135m-instruct"]
     assert vllm.readiness_probe.http_get.path == "/health"
-    assert api["core"].read_namespaced_service("vllm", NAMESPACE).spec.ports[0].port == 8000
+    for name in ("llm-model-pool", "llm-embeddings"):
+        service = api["core"].read_namespaced_service(name, NAMESPACE)
+        assert service.spec.cluster_ip == "None" and service.spec.ports[0].port == 8000
+
+
+def test_embedding_servers_run_the_cpu_model_server_image(api):
+    deployment = api["apps"].read_namespaced_deployment("llm-embeddings", NAMESPACE)
+    server = container(deployment)
+    assert server.image == "ghcr.io/llm-tenants/model-server:0.1.0"
+    assert server.args[:6] == ["--model", "/models/embedding.gguf", "--model_alias", "all-minilm-l6-v2",
+                               "--embedding", "true"]
+    assert server.security_context.read_only_root_filesystem is True
+    assert deployment.spec.template.spec.node_selector is None  # any node: no GPU needed
 
 
 def test_prometheus_config_is_valid_and_discovers_pods(api, tmp_path):
@@ -71,10 +91,16 @@ def test_prometheus_config_is_valid_and_discovers_pods(api, tmp_path):
     rules = api["core"].read_namespaced_config_map("prometheus-rules", NAMESPACE).data["llm-tenants.yml"]
     assert rules == (REPO_ROOT / "dashboards" / "alerts" / "rules.yml").read_text()
     config = yaml.safe_load(config_text)
-    pods, kube_state_metrics = config["scrape_configs"]
-    assert pods["kubernetes_sd_configs"] == [{"role": "pod"}]
-    assert {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "action": "keep",
-            "regex": "true"} in pods["relabel_configs"]
+    platform_pods, tenant_pods, kube_state_metrics = config["scrape_configs"]
+    assert platform_pods["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}]
+    assert tenant_pods["kubernetes_sd_configs"] == [{"role": "pod"}]
+    for pods in (platform_pods, tenant_pods):
+        assert {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "action": "keep",
+                "regex": "true"} in pods["relabel_configs"]
+    # Outside the platform's namespace a series' tenant is its Pod's namespace, never what the Pod says.
+    assert {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "tenant"} in tenant_pods["relabel_configs"]
+    assert tenant_pods["metric_relabel_configs"] == [{"action": "labeldrop", "regex": "exported_tenant"}]
+    assert not tenant_pods.get("honor_labels")
     # kube-state-metrics keeps its own `namespace` label (the tenant namespace a quota series describes).
     assert kube_state_metrics["honor_labels"] is True
     assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "action": "keep",

@@ -4,7 +4,6 @@ idempotence, and onboarding a third tenant with tenantctl."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 
@@ -15,6 +14,7 @@ from kubernetes.client.rest import ApiException
 from app.guardrails import Guardrails
 from tenantctl.cli import main as tenantctl
 from tenantctl.spec import load_tenant_spec
+from tenantctl.terraform import TerraformError
 from tests.helpers import wait_for
 
 TENANTS = ("acme-corp", "closed-ai")
@@ -37,7 +37,11 @@ def forbidden(call, *args, **kwargs) -> bool:
 def admin(cluster_platform):
     api = cluster_platform.control_plane.api_client()
     return {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api), "rbac": client.RbacAuthorizationV1Api(api),
-            "net": client.NetworkingV1Api(api)}
+            "net": client.NetworkingV1Api(api), "custom": client.CustomObjectsApi(api)}
+
+
+def tenant_route(admin, tenant: str) -> dict:
+    return admin["custom"].get_namespaced_custom_object("llm-tenants.io", "v1alpha1", "monitoring", "tenantroutes", tenant)
 
 
 @pytest.mark.parametrize("tenant", TENANTS)
@@ -68,14 +72,22 @@ def test_prompt_key_and_gateway_route(cluster_platform, admin, tenant):
 
     key = cluster_platform.gateway_key(tenant)
     assert key.startswith("gk-") and len(key) == 67
-    route_secret = admin["core"].read_namespaced_secret(f"tenant-route-{tenant}", "monitoring")
-    assert route_secret.metadata.labels["llm-tenants.io/gateway-route"] == "true"
-    route = json.loads(base64.b64decode(route_secret.data["route.json"]))
-    assert route == {"name": tenant, "backend": spec.backend, "model": spec.model, "openai_model": spec.openai_model,
-                     "max_tokens": spec.max_tokens, "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
-                     "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
-                     "monthly_budget_usd": spec.monthly_budget_usd}
-    assert key not in base64.b64decode(route_secret.data["route.json"]).decode()
+    route = tenant_route(admin, tenant)
+    assert route["metadata"]["labels"]["llm-tenants.io/tenant"] == tenant
+    assert route["spec"] == {"backend": spec.backend, "model": spec.model, "openai_model": spec.openai_model,
+                             "max_tokens": spec.max_tokens, "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
+                             "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
+                             "monthly_budget_usd": spec.monthly_budget_usd}
+    assert key not in json.dumps(route)
+
+
+def test_the_api_server_refuses_a_malformed_route(admin):
+    bad = {"apiVersion": "llm-tenants.io/v1alpha1", "kind": "TenantRoute", "metadata": {"name": "bad-route"},
+           "spec": {"backend": "gpt", "model": "m", "key_sha256": ["not-a-digest"]}}
+    with pytest.raises(ApiException) as refused:
+        admin["custom"].create_namespaced_custom_object("llm-tenants.io", "v1alpha1", "monitoring", "tenantroutes", bad)
+    assert refused.value.status == 422
+    assert "spec.backend" in refused.value.body and "spec.key_sha256" in refused.value.body
 
 
 @pytest.mark.parametrize("tenant", TENANTS)
@@ -89,6 +101,9 @@ def test_proxy_policy_holds_the_guardrails_and_rolls_the_pods(cluster_platform, 
     assert env["PROXY_POLICY_FILE"] == "/etc/tenant-proxy/policy/policy.json"
     key_digest = hashlib.sha256(cluster_platform.gateway_key(tenant).encode()).hexdigest()
     assert pod.metadata.annotations["llm-tenants.io/gateway-key-sha256"] == key_digest
+    # The proxy reads its prompt once: the prompt's hash in the Pod template rolls it on a change.
+    prompt_digest = hashlib.sha256(spec.system_prompt.encode()).hexdigest()
+    assert pod.metadata.annotations["llm-tenants.io/prompt-sha256"] == prompt_digest
 
 
 def test_tenants_get_different_keys(cluster_platform):
@@ -127,6 +142,8 @@ def test_proxy_deployment_is_locked_down(cluster_platform, admin, tenant):
     assert volumes["gateway-key"].secret.secret_name == "tenant-proxy-gateway-key"
     assert volumes["knowledge"].persistent_volume_claim.claim_name == "tenant-proxy-knowledge"
     assert admin["core"].read_namespaced_persistent_volume_claim("tenant-proxy-knowledge", tenant).spec.access_modes == ["ReadWriteOnce"]
+    # One Pod may mount a ReadWriteOnce volume: the old Pod goes before the new one starts.
+    assert deployment.spec.strategy.type == "Recreate"
 
     service = admin["core"].read_namespaced_service("tenant-proxy", tenant)
     assert service.spec.selector == deployment.spec.selector.match_labels
@@ -146,8 +163,12 @@ def test_network_policies_deny_by_default(admin, tenant):
     proxy = {"app.kubernetes.io/name": "tenant-proxy", "app.kubernetes.io/instance": tenant}
     ingress = policies["proxy-ingress"]
     assert ingress.pod_selector.match_labels == proxy
-    sources = [peer.namespace_selector.match_labels["kubernetes.io/metadata.name"] for peer in ingress.ingress[0]._from]
-    assert sources == ["monitoring", "ingress-nginx"]
+    prometheus, ingress_controller = ingress.ingress[0]._from
+    # From the platform's namespace only Prometheus, not the gateway, Redis or the model servers.
+    assert prometheus.namespace_selector.match_labels == {"kubernetes.io/metadata.name": "monitoring"}
+    assert prometheus.pod_selector.match_labels == {"app.kubernetes.io/name": "prometheus"}
+    assert ingress_controller.namespace_selector.match_labels == {"kubernetes.io/metadata.name": "ingress-nginx"}
+    assert ingress_controller.pod_selector is None
 
     egress = policies["proxy-egress"].egress
     gateway, dns = egress
@@ -302,8 +323,35 @@ def test_onboard_apply_status_and_destroy_a_third_tenant(cluster_platform, admin
         admin["core"].read_namespace("globex")
     assert gone.value.status == 404
     with pytest.raises(ApiException) as route_gone:
-        admin["core"].read_namespaced_secret("tenant-route-globex", "monitoring")
+        tenant_route(admin, "globex")
     assert route_gone.value.status == 404
+
+
+def test_a_decimal_cpu_quota_is_written_as_the_api_server_stores_it(cluster_platform, admin):
+    """"0.5" is stored as "500m": written as given, every plan would show a change."""
+    terraform = cluster_platform.terraform(cluster_platform.tenants_dir / "closed-ai")
+    spec = spec_of(cluster_platform, "closed-ai")
+    decimal = {"quota": {**spec.quota.model_dump(), "cpu": "0.5"}}
+    try:
+        terraform.apply(decimal)
+        hard = admin["core"].read_namespaced_resource_quota("tenant-quota", "closed-ai").spec.hard
+        assert hard["requests.cpu"] == "500m"
+        plan = terraform.plan(decimal)
+        assert not plan.has_changes, plan.planned_changes
+    finally:
+        terraform.apply()
+
+
+def test_the_document_volume_keeps_its_access_mode_when_replicas_change(cluster_platform, admin):
+    """A claim's access mode is immutable: it stays what onboarding made it, and more replicas of a
+    ReadWriteOnce proxy are refused at plan with the reason, before anything changes."""
+    terraform = cluster_platform.terraform(cluster_platform.tenants_dir / "acme-corp")
+    with pytest.raises(TerraformError) as refused:
+        terraform.plan({"proxy_replicas": 2, "knowledge_storage_access_mode": "ReadWriteMany"})
+    assert "created ReadWriteOnce when it was onboarded" in str(refused.value)
+    claim = admin["core"].read_namespaced_persistent_volume_claim("tenant-proxy-knowledge", "acme-corp")
+    assert claim.spec.access_modes == ["ReadWriteOnce"]
+    assert admin["apps"].read_namespaced_deployment("tenant-proxy", "acme-corp").spec.replicas == 1
 
 
 def test_onboard_refuses_a_name_that_is_not_a_dns_label(cluster_platform, tmp_path, capsys):

