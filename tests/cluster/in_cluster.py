@@ -1,0 +1,101 @@
+"""Doing things from inside the cluster: a short-lived Pod runs a batch of HTTP requests and TCP
+connection attempts and prints what happened, as JSON, to its log.
+
+NetworkPolicies are about which Pod may reach which: only a Pod in the right namespace with the
+right labels proves them. The Pod runs the platform image (it has Python and httpx), meets the
+"restricted" Pod Security profile of tenant namespaces, and is deleted once its log is read.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tests.helpers import wait_for
+
+# Runs inside the Pod: PROBES is a JSON list of {"id", "connect": "host:port"} or
+# {"id", "method", "url", "json"?, "headers"?, "stream"?}; prints one JSON document.
+PROBE_SCRIPT = r'''
+import json, os, socket, time
+import httpx
+results = {}
+for probe in json.loads(os.environ["PROBES"]):
+    started = time.monotonic()
+    try:
+        if "connect" in probe:
+            host, port = probe["connect"].rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=probe.get("timeout", 3)):
+                results[probe["id"]] = {"connected": True}
+        else:
+            response = httpx.request(probe.get("method", "GET"), probe["url"], json=probe.get("json"),
+                                     headers=probe.get("headers"), timeout=probe.get("timeout", 120))
+            results[probe["id"]] = {"status": response.status_code, "text": response.text}
+    except Exception as error:
+        results[probe["id"]] = {"connected": False, "error": f"{type(error).__name__}: {error}"}
+    results[probe["id"]]["seconds"] = round(time.monotonic() - started, 3)
+print("PROBE-RESULTS " + json.dumps(results))
+'''
+
+
+@dataclass
+class Probe:
+    """What one probe Pod does: `connect` attempts and HTTP `requests`, each under an id."""
+
+    probes: list[dict] = field(default_factory=list)
+
+    def connect(self, probe_id: str, host: str, port: int, timeout: float = 3) -> "Probe":
+        self.probes.append({"id": probe_id, "connect": f"{host}:{port}", "timeout": timeout})
+        return self
+
+    def request(self, probe_id: str, method: str, url: str, timeout: float = 120, **options) -> "Probe":
+        self.probes.append({"id": probe_id, "method": method, "url": url, "timeout": timeout, **options})
+        return self
+
+
+class PodRunner:
+    """Runs probe Pods through the Kubernetes API as the cluster admin."""
+
+    def __init__(self, api: client.ApiClient, image: str):
+        self.core = client.CoreV1Api(api)
+        self.image = image
+
+    def run(self, namespace: str, probe: Probe, labels: dict[str, str] | None = None,
+            annotations: dict[str, str] | None = None, timeout: float = 300) -> dict[str, dict]:
+        name = f"probe-{uuid.uuid4().hex[:8]}"
+        self.core.create_namespaced_pod(namespace, self.pod(name, probe, labels, annotations))
+        try:
+            self._wait_finished(namespace, name, timeout)
+            log = self.core.read_namespaced_pod_log(name, namespace)
+        finally:
+            try:
+                self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+            except ApiException:
+                pass
+        line = next((line for line in log.splitlines() if line.startswith("PROBE-RESULTS ")), None)
+        assert line is not None, f"probe Pod {namespace}/{name} printed no results:\n{log[-3000:]}"
+        return json.loads(line.removeprefix("PROBE-RESULTS "))
+
+    def pod(self, name: str, probe: Probe, labels: dict[str, str] | None,
+            annotations: dict[str, str] | None) -> client.V1Pod:
+        return client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name, labels=labels or {}, annotations=annotations or {}),
+            spec=client.V1PodSpec(
+                restart_policy="Never", automount_service_account_token=False,
+                security_context=client.V1PodSecurityContext(
+                    run_as_non_root=True, run_as_user=10001, seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")),
+                containers=[client.V1Container(
+                    name="probe", image=self.image, command=["python3", "-c", PROBE_SCRIPT],
+                    env=[client.V1EnvVar(name="PROBES", value=json.dumps(probe.probes))],
+                    security_context=client.V1SecurityContext(
+                        allow_privilege_escalation=False, read_only_root_filesystem=True,
+                        capabilities=client.V1Capabilities(drop=["ALL"])),
+                    resources=client.V1ResourceRequirements(requests={"cpu": "10m", "memory": "64Mi"},
+                                                            limits={"cpu": "500m", "memory": "256Mi"}))]))
+
+    def _wait_finished(self, namespace: str, name: str, timeout: float) -> None:
+        wait_for(lambda: self.core.read_namespaced_pod(name, namespace).status.phase in ("Succeeded", "Failed"),
+                 timeout=timeout, what=f"probe Pod {namespace}/{name} to finish")

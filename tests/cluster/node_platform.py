@@ -1,0 +1,176 @@
+"""The platform and tenants applied with Terraform to the local node, as a user applies them, plus
+what the tests need around it: volumes for the claims, the in-cluster probe Pods, Prometheus.
+
+The node has no storage provisioner: like a cluster whose admin creates volumes by hand, the
+fixture creates hostPath PersistentVolumes (class-less, so class-less claims bind to them; their
+directories are writable by the Pods' users) before anything claims one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kubernetes import client
+
+from tenantctl import images
+from tenantctl.spec import SPEC_FILENAME
+from tenantctl.terraform import Terraform
+from tests.cluster.in_cluster import PodRunner, Probe
+from tests.helpers import wait_for
+
+VOLUME_SIZE = "1Gi"
+NAMESPACE = "monitoring"
+INGRESS_NAMESPACE = "ingress-nginx"  # the tenants' default ingress_namespace: the "ingress path"
+
+# Sized for the node (2 CPUs): what every Pod requests, so 30 tenants fit beside the platform.
+PLATFORM_SIZING = {
+    "gateway": {"replicas": 1, "workers": 2, "cpu_request": "100m", "memory_request": "192Mi"},
+    "prometheus": {"scrape_interval": "2s", "storage": VOLUME_SIZE, "cpu_request": "100m", "memory_request": "256Mi"},
+    "redis": {"cpu_request": "20m", "memory_request": "32Mi"},
+    "ledger": {"storage": VOLUME_SIZE, "cpu_request": "50m", "memory_request": "128Mi"},
+    "cpu_model_server": {"threads": 2, "cpu_request": "200m", "memory_request": "256Mi"},
+    "embeddings": {"cpu_request": "50m", "memory_request": "128Mi"},
+}
+TENANT_SIZING = {"proxy_resources": {"cpu_request": "25m", "memory_request": "128Mi"}}
+
+
+class HostPathVolumes:
+    """Class-less hostPath PersistentVolumes under `base_dir`, created ahead of the claims."""
+
+    def __init__(self, core: client.CoreV1Api, base_dir: Path):
+        self.core = core
+        self.base_dir = base_dir
+        self.created: list[str] = []
+
+    def ensure_available(self, count: int) -> None:
+        available = [pv for pv in self.core.list_persistent_volume().items
+                     if pv.status.phase == "Available" and pv.metadata.name in self.created]
+        for _ in range(count - len(available)):
+            name = f"local-{uuid.uuid4().hex[:10]}"
+            directory = self.base_dir / name
+            directory.mkdir(parents=True)
+            directory.chmod(0o1777)  # Pods run as their own users (10001, 999, 65534)
+            self.core.create_persistent_volume(client.V1PersistentVolume(
+                metadata=client.V1ObjectMeta(name=name, labels={"llm-tenants.io/test-volume": "true"}),
+                spec=client.V1PersistentVolumeSpec(
+                    capacity={"storage": VOLUME_SIZE}, access_modes=["ReadWriteOnce"],
+                    persistent_volume_reclaim_policy="Retain", host_path=client.V1HostPathVolumeSource(
+                        path=str(directory), type="Directory"))))
+            self.created.append(name)
+
+    def remove_all(self) -> None:
+        for name in self.created:
+            try:
+                self.core.delete_persistent_volume(name)
+            except client.ApiException:
+                pass
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+@dataclass
+class NodePlatform:
+    """The repository copy applied to the node, its images and the API as the cluster admin."""
+
+    kubeconfig: Path
+    repo: Path
+    built: dict[str, images.BuiltImage]
+    volumes: HostPathVolumes
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def api(self) -> client.ApiClient:
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api())
+
+    @property
+    def tenants_dir(self) -> Path:
+        return self.repo / "tenants"
+
+    @property
+    def platform_image(self) -> str:
+        return self.built["platform"].reference
+
+    def platform_variables(self) -> dict[str, Any]:
+        return {"kubeconfig_path": str(self.kubeconfig), "wait_for_rollout": True,
+                **images.terraform_variables(self.built), **PLATFORM_SIZING}
+
+    def tenant_variables(self, **extra: Any) -> dict[str, Any]:
+        return {"kubeconfig_path": str(self.kubeconfig), "wait_for_rollout": True,
+                "proxy_image": self.platform_image, **TENANT_SIZING, **extra}
+
+    def terraform(self, root: Path, variables: dict[str, Any]) -> Terraform:
+        return Terraform(root, variables=variables)
+
+    def apply_platform(self) -> None:
+        self.volumes.ensure_available(2)  # Prometheus, the ledger
+        terraform = self.terraform(self.repo / "shared-infrastructure" / "platform", self.platform_variables())
+        terraform.init()
+        terraform.apply()
+        self.outputs["platform"] = terraform.output()
+
+    def tenant_terraform(self, name: str, **extra: Any) -> Terraform:
+        return self.terraform(self.tenants_dir / name, self.tenant_variables(**extra))
+
+    def apply_tenant(self, name: str, **extra: Any) -> None:
+        self.volumes.ensure_available(1)  # the tenant's documents
+        terraform = self.tenant_terraform(name, **extra)
+        terraform.init()
+        terraform.apply()
+        self.outputs[name] = terraform.output()
+
+    def onboard(self, name: str, spec: dict) -> Path:
+        """tenants/<name>/ as `tenantctl onboard` makes it: the template root with this spec."""
+        directory = self.tenants_dir / name
+        shutil.copytree(self.repo / "tenant-template", directory)
+        (directory / SPEC_FILENAME).write_text(json.dumps(spec, indent=2))
+        return directory
+
+    # -- reaching things -----------------------------------------------------------------------------
+
+    def pods(self, image: str | None = None) -> PodRunner:
+        return PodRunner(self.api(), image or self.platform_image)
+
+    def ask(self, tenant: str, body: dict, timeout: float = 180) -> dict:
+        """POST /ask to the tenant's Service from a Pod in the ingress controller's namespace."""
+        probe = Probe().request("ask", "POST", f"http://tenant-proxy.{tenant}.svc.cluster.local:8080/ask",
+                                json=body, timeout=timeout)
+        return self.pods().run(INGRESS_NAMESPACE, probe)["ask"]
+
+    def cluster_ip_url(self, namespace: str, service: str) -> str:
+        spec = self.core.read_namespaced_service(service, namespace).spec
+        return f"http://{spec.cluster_ip}:{spec.ports[0].port}"
+
+    def prometheus_url(self) -> str:
+        """Prometheus through its ClusterIP, from the host (the monitoring namespace has no policy on it)."""
+        return self.cluster_ip_url(NAMESPACE, "prometheus")
+
+    def gateway_key(self, tenant: str) -> str:
+        import base64
+
+        secret = self.core.read_namespaced_secret("tenant-proxy-gateway-key", tenant)
+        return base64.b64decode(secret.data["key"]).decode()
+
+    def wait_all_ready(self, namespace: str, timeout: float = 300) -> None:
+        apps = client.AppsV1Api(self.api())
+
+        def ready() -> bool:
+            workloads = apps.list_namespaced_deployment(namespace).items + apps.list_namespaced_stateful_set(namespace).items
+            return bool(workloads) and all((w.status.ready_replicas or 0) == (w.spec.replicas or 0) for w in workloads)
+
+        wait_for(ready, timeout=timeout, what=f"every Deployment/StatefulSet in {namespace} Ready")
+
+
+def prometheus_series(prometheus_url: str, expr: str) -> list[dict]:
+    document = httpx.get(prometheus_url + "/api/v1/query", params={"query": expr}, timeout=30).json()
+    assert document["status"] == "success", document
+    return document["data"]["result"]
