@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 
 from tenantctl import images
-from tests.cluster.node_platform import INGRESS_NAMESPACE, HostPathVolumes, NodePlatform
+from tests.cluster.node_platform import HostPathVolumes, NodePlatform
 from tests.helpers import repository_copy
 
 
@@ -25,10 +25,12 @@ def node_platform(node_cluster, platform_images, tmp_path_factory) -> NodePlatfo
     platform = NodePlatform(kubeconfig=node_cluster.kubeconfig, repo=repository_copy(tmp_path_factory.mktemp("repo")),
                             built=platform_images, volumes=volumes)
     try:
-        platform.core.create_namespace({"metadata": {"name": INGRESS_NAMESPACE}})  # where the ingress path starts
+        platform.start_relay()  # the ingress path: a relay Pod in the ingress controller's namespace
         platform.apply_platform()
         for tenant in ("acme-corp", "closed-ai"):
             platform.apply_tenant(tenant)
         yield platform
     finally:
+        if platform.relay is not None:
+            platform.relay.stop()
         platform.volumes.remove_all()

@@ -99,3 +99,64 @@ class PodRunner:
     def _wait_finished(self, namespace: str, name: str, timeout: float) -> None:
         wait_for(lambda: self.core.read_namespaced_pod(name, namespace).status.phase in ("Succeeded", "Failed"),
                  timeout=timeout, what=f"probe Pod {namespace}/{name} to finish")
+
+
+# A stand-in for an ingress controller: forwards /<tenant>/<path> to that tenant's proxy Service.
+RELAY_SCRIPT = r'''
+import http.server, socketserver
+import httpx
+HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "host"}
+class Relay(http.server.BaseHTTPRequestHandler):
+    def relay(self):
+        tenant, _, path = self.path.lstrip("/").partition("/")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        try:
+            upstream = httpx.request(self.command, f"http://tenant-proxy.{tenant}.svc.cluster.local:8080/{path}",
+                                     content=body, headers=headers, timeout=300)
+            status, content, kind = upstream.status_code, upstream.content, upstream.headers.get("content-type", "")
+        except httpx.HTTPError as error:
+            status, content, kind = 599, f"relay: {type(error).__name__}: {error}".encode(), "text/plain"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+    do_GET = do_POST = do_DELETE = relay
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+Server(("", 8080), Relay).serve_forever()
+'''
+
+
+class IngressRelay:
+    """A long-running Pod in the ingress controller's namespace that relays the host's requests to
+    tenant proxies through their Services: the ingress path the tenants' NetworkPolicies allow."""
+
+    def __init__(self, runner: PodRunner, namespace: str):
+        self.runner = runner
+        self.namespace = namespace
+        self.name = f"ingress-relay-{uuid.uuid4().hex[:6]}"
+        self.url: str | None = None
+
+    def start(self, timeout: float = 120) -> "IngressRelay":
+        pod = self.runner.pod(self.name, Probe(), {"app.kubernetes.io/name": "ingress-relay"}, None)
+        pod.spec.restart_policy = "Always"
+        pod.spec.containers[0].command = ["python3", "-c", RELAY_SCRIPT]
+        pod.spec.containers[0].readiness_probe = client.V1Probe(
+            tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=1)
+        self.runner.core.create_namespaced_pod(self.namespace, pod)
+
+        def ready_ip() -> str | None:
+            status = self.runner.core.read_namespaced_pod(self.name, self.namespace).status
+            ready = any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+            return status.pod_ip if ready else None
+
+        self.url = f"http://{wait_for(ready_ip, timeout=timeout, what='the ingress relay Ready')}:8080"
+        return self
+
+    def stop(self) -> None:
+        try:
+            self.runner.core.delete_namespaced_pod(self.name, self.namespace, grace_period_seconds=0)
+        except ApiException:
+            pass

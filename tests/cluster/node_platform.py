@@ -21,7 +21,7 @@ from kubernetes import client
 from tenantctl import images
 from tenantctl.spec import SPEC_FILENAME
 from tenantctl.terraform import Terraform
-from tests.cluster.in_cluster import PodRunner, Probe
+from tests.cluster.in_cluster import IngressRelay, PodRunner
 from tests.helpers import wait_for
 
 VOLUME_SIZE = "1Gi"
@@ -82,6 +82,7 @@ class NodePlatform:
     built: dict[str, images.BuiltImage]
     volumes: HostPathVolumes
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    relay: IngressRelay | None = None
 
     def api(self) -> client.ApiClient:
         from kubernetes import config
@@ -140,11 +141,16 @@ class NodePlatform:
     def pods(self, image: str | None = None) -> PodRunner:
         return PodRunner(self.api(), image or self.platform_image)
 
-    def ask(self, tenant: str, body: dict, timeout: float = 180) -> dict:
-        """POST /ask to the tenant's Service from a Pod in the ingress controller's namespace."""
-        probe = Probe().request("ask", "POST", f"http://tenant-proxy.{tenant}.svc.cluster.local:8080/ask",
-                                json=body, timeout=timeout)
-        return self.pods().run(INGRESS_NAMESPACE, probe)["ask"]
+    def start_relay(self) -> None:
+        self.core.create_namespace({"metadata": {"name": INGRESS_NAMESPACE}})
+        self.relay = IngressRelay(self.pods(), INGRESS_NAMESPACE).start()
+
+    def tenant_url(self, tenant: str) -> str:
+        """The tenant's proxy, reached from the host through the ingress relay and the tenant's Service."""
+        return f"{self.relay.url}/{tenant}"
+
+    def ask(self, tenant: str, body: dict, timeout: float = 180) -> httpx.Response:
+        return httpx.post(self.tenant_url(tenant) + "/ask", json=body, timeout=timeout)
 
     def cluster_ip_url(self, namespace: str, service: str) -> str:
         spec = self.core.read_namespaced_service(service, namespace).spec

@@ -2,9 +2,10 @@
 
 Everything here runs for real: the images `tenantctl images build` made, imported into the node's
 containerd; Pods scheduled by kube-scheduler and run by the kubelet; Services through kube-proxy;
-names through CoreDNS; NetworkPolicies enforced. Requests come from probe Pods (tests/cluster/
-in_cluster.py) in the namespace whose rights they test: the ingress controller's namespace for
-`/ask`, a tenant's namespace for what a tenant's Pod must not reach.
+names through CoreDNS; NetworkPolicies enforced. `/ask` goes the ingress path: from the host to a
+relay Pod in the ingress controller's namespace, then through the tenant's Service. What a Pod may
+reach is tried from probe Pods (tests/cluster/in_cluster.py) in the namespace, and with the labels,
+whose rights are tested.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import threading
 
+import httpx
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.cluster.in_cluster import Probe
-from tests.cluster.node_platform import INGRESS_NAMESPACE, NAMESPACE, prometheus_series
+from tests.cluster.node_platform import NAMESPACE, prometheus_series
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -27,14 +29,14 @@ COMPANY_QUESTION = {"question": "Which company do you work for?", "temperature":
 PROXY_LABELS = {"app.kubernetes.io/name": "tenant-proxy", "app.kubernetes.io/instance": "acme-corp"}
 
 
-def answer_of(reply: dict) -> dict:
-    assert reply.get("status") == 200, reply
-    return json.loads(reply["text"])
+def answer_of(reply: httpx.Response) -> dict:
+    assert reply.status_code == 200, reply.text
+    return reply.json()
 
 
-def streamed_events(reply: dict) -> list[dict]:
-    assert reply.get("status") == 200, reply
-    return [json.loads(line[6:]) for line in reply["text"].splitlines()
+def streamed_events(reply: httpx.Response) -> list[dict]:
+    assert reply.status_code == 200, reply.text
+    return [json.loads(line[6:]) for line in reply.text.splitlines()
             if line.startswith("data: ") and line != "data: [DONE]"]
 
 
@@ -65,17 +67,12 @@ def test_each_tenant_answers_through_its_service_with_its_own_prompt(node_platfo
 
 
 def test_documents_then_a_grounded_answer_with_a_citation(node_platform):
-    runner = node_platform.pods()
-    base = "http://tenant-proxy.acme-corp.svc.cluster.local:8080"
-    results = runner.run(INGRESS_NAMESPACE, Probe()
-                         .request("ingest", "POST", base + "/documents", json={
-                             "title": "Vacation policy",
-                             "text": "Every employee of Acme Corp gets 28 days of paid vacation each year."})
-                         .request("ask", "POST", base + "/ask", json={
-                             "question": "How many vacation days do I get?", "temperature": 0}))
-    assert results["ingest"]["status"] == 201, results["ingest"]
-    assert json.loads(results["ingest"]["text"])["embedding_model"] == "all-minilm-l6-v2"
-    citations = answer_of(results["ask"])["citations"]
+    ingest = httpx.post(node_platform.tenant_url("acme-corp") + "/documents", timeout=180, json={
+        "title": "Vacation policy", "text": "Every employee of Acme Corp gets 28 days of paid vacation each year."})
+    assert ingest.status_code == 201, ingest.text
+    assert ingest.json()["embedding_model"] == "all-minilm-l6-v2"
+    citations = answer_of(node_platform.ask("acme-corp", {"question": "How many vacation days do I get?",
+                                                          "temperature": 0}))["citations"]
     assert citations and citations[0]["title"] == "Vacation policy"
 
 
@@ -87,11 +84,10 @@ def test_a_prompt_change_rolls_the_proxy_and_the_next_answer_follows_it(node_pla
     original = spec_file.read_text()
     core = node_platform.core
     before = {pod.metadata.uid for pod in core.list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items}
-    runner = node_platform.pods()
-    base = f"http://tenant-proxy.{tenant}.svc.cluster.local:8080"
-    ingest = runner.run(INGRESS_NAMESPACE, Probe().request("ingest", "POST", base + "/documents", json={
-        "title": "Claims hotline", "text": "Closed AI Insurance claims are filed by calling 555-0100."}))
-    assert ingest["ingest"]["status"] == 201, ingest
+    documents_url = node_platform.tenant_url(tenant) + "/documents"
+    ingest = httpx.post(documents_url, timeout=180, json={
+        "title": "Claims hotline", "text": "Closed AI Insurance claims are filed by calling 555-0100."})
+    assert ingest.status_code == 201, ingest.text
     spec = json.loads(original)
     spec["system_prompt"] = ("You are Max, the assistant of Globex Shipping, a shipping company. You work for "
                              "Globex Shipping. Always say you work for Globex Shipping when asked about your employer.")
@@ -102,8 +98,7 @@ def test_a_prompt_change_rolls_the_proxy_and_the_next_answer_follows_it(node_pla
         assert after and not after & before  # new Pods (wait_for_rollout returned once they were Ready)
         answer = answer_of(node_platform.ask(tenant, COMPANY_QUESTION))
         assert "globex" in answer["answer"].lower(), answer["answer"]
-        documents = runner.run(INGRESS_NAMESPACE, Probe().request("list", "GET", base + "/documents"))
-        assert "Claims hotline" in documents["list"]["text"]
+        assert "Claims hotline" in httpx.get(documents_url, timeout=60).text  # the volume came along
     finally:
         spec_file.write_text(original)
         node_platform.apply_tenant(tenant)
@@ -190,30 +185,34 @@ def test_killing_the_model_pod_during_traffic(node_platform):
     core = node_platform.core
     gateway_before = {(p.metadata.uid, p.status.container_statuses[0].restart_count)
                       for p in core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-gateway").items}
-    base = "http://tenant-proxy.acme-corp.svc.cluster.local:8080/ask"
-    probe = Probe()
-    for index in range(30):
-        probe.request(f"ask-{index:02d}", "POST", base, json={"question": "Count to three.", "max_tokens": 12}, timeout=60)
-    results: dict = {}
-    traffic = threading.Thread(target=lambda: results.update(node_platform.pods().run(INGRESS_NAMESPACE, probe)))
-    traffic.start()
-    model_pod = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-model-pool").items[0]
-    wait_for(lambda: any(p.status.phase == "Running" and p.metadata.name.startswith("probe-")
-                         for p in core.list_namespaced_pod(INGRESS_NAMESPACE).items), timeout=120, what="traffic")
-    core.delete_namespaced_pod(model_pod.metadata.name, NAMESPACE, grace_period_seconds=0)
-    gateway = client.AppsV1Api(node_platform.api())
-    assert gateway.read_namespaced_deployment("llm-gateway", NAMESPACE).status.ready_replicas == 1
-    traffic.join()
+    replies: list[httpx.Response] = []
+    stop = threading.Event()
 
-    statuses = {probe_id: result.get("status") for probe_id, result in results.items()}
-    assert set(statuses.values()) <= {200, 503, 502}, results
-    for result in results.values():
-        if result.get("status") != 200:
-            error = json.loads(result["text"])["error"]
-            assert error["message"], error  # OpenAI-shaped, saying what failed
-    node_platform.wait_all_ready(NAMESPACE)
-    wait_for(lambda: node_platform.ask("acme-corp", {"question": "Hello", "max_tokens": 8}).get("status") == 200,
-             timeout=180, what="answers again from the new model Pod")
+    def traffic() -> None:
+        for _ in range(200):  # bounded: stops by itself
+            if stop.is_set():
+                return
+            replies.append(node_platform.ask("acme-corp", {"question": "Count to three.", "max_tokens": 12}, timeout=60))
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        wait_for(lambda: any(reply.status_code == 200 for reply in replies), timeout=120, what="traffic answered")
+        model_pod = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-model-pool").items[0]
+        core.delete_namespaced_pod(model_pod.metadata.name, NAMESPACE, grace_period_seconds=0)
+        wait_for(lambda: any(reply.status_code != 200 for reply in replies), timeout=120, what="the outage seen")
+        apps = client.AppsV1Api(node_platform.api())
+        assert apps.read_namespaced_deployment("llm-gateway", NAMESPACE).status.ready_replicas == 1
+        node_platform.wait_all_ready(NAMESPACE)
+        wait_for(lambda: replies[-1].status_code == 200, timeout=180, what="answers again from the new model Pod")
+    finally:
+        stop.set()
+        sender.join()
+
+    assert {reply.status_code for reply in replies} <= {200, 502, 503}, [r.text for r in replies if r.status_code != 200]
+    for reply in replies:
+        if reply.status_code != 200:
+            assert reply.json()["error"]["message"], reply.text  # OpenAI-shaped, saying what failed
     gateway_after = {(p.metadata.uid, p.status.container_statuses[0].restart_count)
                      for p in core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-gateway").items}
     assert gateway_after == gateway_before  # same Pods, no restart

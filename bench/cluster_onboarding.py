@@ -1,0 +1,155 @@
+"""Benchmark: the platform and tenants on the local node, Pods really running.
+
+- platform: `terraform apply` of the platform root (wait_for_rollout on) until every Pod of
+  `monitoring` is Ready: gateway, CPU model pool, embedding server, Prometheus, Redis, PostgreSQL;
+- tenants: onboard and apply tenants one after another up to 30, timing each from the start of
+  its `terraform apply` to its first `POST /ask` answered through its Service (the ingress path),
+  and reading the node's memory: the proxies' working sets (kubelet's summary API) and the
+  node's MemAvailable.
+
+Target: tenant apply to first answer <= 20 s, flat from 1 to 30 tenants. Writes
+bench/results/cluster_onboarding.{json,md}. The cluster-up time is node.py's benchmark (bench/node.py).
+
+    python bench/cluster_onboarding.py [--tenants 30] [--report-at 1 10 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from kubernetes import client  # noqa: E402
+
+from tenantctl import images  # noqa: E402
+from tenantctl.node import LocalCluster  # noqa: E402
+from tests.cluster.node_platform import NAMESPACE, HostPathVolumes, NodePlatform  # noqa: E402
+from tests.helpers import repository_copy, wait_for  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+TARGET_SECONDS = 20.0
+
+
+def mem_available_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def proxy_working_sets(api: client.ApiClient, node_name: str) -> dict[str, int]:
+    """Working-set bytes of each tenant proxy Pod, from the kubelet's summary API (through the API server)."""
+    summary = client.CoreV1Api(api).connect_get_node_proxy_with_path(node_name, "stats/summary")
+    document = json.loads(summary) if isinstance(summary, str) else summary
+    sets = {}
+    for pod in document.get("pods", []):
+        reference = pod["podRef"]
+        if reference["name"].startswith("tenant-proxy-"):
+            sets[reference["namespace"]] = int((pod.get("memory") or {}).get("workingSetBytes", 0))
+    return sets
+
+
+def tenant_spec(name: str) -> dict:
+    template = json.loads((REPO / "tenants" / "acme-corp" / "terraform.tfvars.json").read_text())
+    return {**template, "name": name, "display_name": name.title(), "local_port": None,
+            "system_prompt": f"You are the assistant of {name.title()}. You work for {name.title()}."}
+
+
+def first_answer(platform: NodePlatform, tenant: str, timeout: float = 120) -> float:
+    """Seconds until the tenant's /ask answers 200 (the Pods are Ready when apply returns)."""
+    started = time.monotonic()
+
+    def answered() -> bool:
+        try:
+            return platform.ask(tenant, {"question": "Hello", "max_tokens": 4}, timeout=60).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answered, timeout=timeout, what=f"{tenant} answers")
+    return time.monotonic() - started
+
+
+def run(tenant_count: int) -> dict:
+    built = images.ensure_images(log=lambda message: print(f"[images] {message}", flush=True))
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        tmp_path = Path(tmp)
+        with LocalCluster(tmp_path / "cluster", log=print, lock_timeout=1800) as cluster:
+            for image in built.values():
+                cluster.import_image(image.archive)
+            volumes = HostPathVolumes(client.CoreV1Api(cluster.api_client()), tmp_path / "volumes")
+            platform = NodePlatform(kubeconfig=cluster.kubeconfig, repo=repository_copy(tmp_path / "repo"),
+                                    built=built, volumes=volumes)
+            try:
+                platform.start_relay()
+                started = time.monotonic()
+                platform.apply_platform()
+                platform.wait_all_ready(NAMESPACE)
+                platform_seconds = time.monotonic() - started
+                print(f"platform Ready in {platform_seconds:.1f}s", flush=True)
+                memory_before = mem_available_bytes()
+                rows = []
+                for index in range(1, tenant_count + 1):
+                    name = f"bench-{index:02d}"
+                    platform.onboard(name, tenant_spec(name))
+                    started = time.monotonic()
+                    platform.apply_tenant(name)
+                    applied = time.monotonic() - started
+                    answered_after = first_answer(platform, name)
+                    rows.append({"tenants": index, "apply_seconds": round(applied, 2),
+                                 "first_answer_seconds": round(applied + answered_after, 2)})
+                    print(f"{name}: applied in {applied:.1f}s, first answer after {applied + answered_after:.1f}s",
+                          flush=True)
+                working_sets = proxy_working_sets(platform.api(), cluster.node_name)
+                memory_after = mem_available_bytes()
+            finally:
+                if platform.relay is not None:
+                    platform.relay.stop()
+                volumes.remove_all()
+    return {"platform_ready_seconds": round(platform_seconds, 2), "tenants": rows,
+            "proxy_working_set_bytes": working_sets,
+            "node_memory_used_per_tenant_bytes": round((memory_before - memory_after) / tenant_count),
+            "target_seconds": TARGET_SECONDS}
+
+
+def markdown(results: dict, report_at: list[int]) -> str:
+    rows = {row["tenants"]: row for row in results["tenants"]}
+    sets = list(results["proxy_working_set_bytes"].values())
+    lines = [f"Platform apply to every Pod Ready: {results['platform_ready_seconds']:.1f} s", "",
+             "| tenants on the node | tenant apply (s) | apply to first `/ask` answered (s) |",
+             "|---:|---:|---:|"]
+    for count in report_at:
+        if count in rows:
+            lines.append(f"| {count} | {rows[count]['apply_seconds']:.1f} | {rows[count]['first_answer_seconds']:.1f} |")
+    firsts = [row["first_answer_seconds"] for row in results["tenants"]]
+    lines += ["", f"All {len(firsts)} onboardings: median {statistics.median(firsts):.1f} s, max {max(firsts):.1f} s "
+              f"(target <= {results['target_seconds']:.0f} s)."]
+    if sets:
+        lines.append(f"Memory per tenant: proxy working set median {statistics.median(sets) / 2**20:.0f} MiB "
+                     f"(max {max(sets) / 2**20:.0f} MiB); node MemAvailable fell by "
+                     f"{results['node_memory_used_per_tenant_bytes'] / 2**20:.0f} MiB per tenant.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tenants", type=int, default=30)
+    parser.add_argument("--report-at", type=int, nargs="+", default=[1, 10, 30])
+    args = parser.parse_args()
+    results = run(args.tenants)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cluster_onboarding.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "cluster_onboarding.md").write_text(markdown(results, args.report_at))
+    print(markdown(results, args.report_at))
+
+
+if __name__ == "__main__":
+    main()
