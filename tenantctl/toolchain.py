@@ -8,6 +8,7 @@ small wrapper modules under scripts/toolchain/, and caches them outside the repo
         etcd-v3.6.16/etcd
         kubernetes-v1.34.4/kube-apiserver, kube-controller-manager
         terraform-provider-kubectl-1.19.0/terraform-provider-kubectl
+        prometheus-v2.55.1/prometheus                                    (for the cluster's image)
         terraform-mirror/registry.terraform.io/gavinbunney/kubectl/...  (filesystem mirror)
         terraform-kubectl-1.19.0.rc                                      (TF_CLI_CONFIG_FILE)
         build-times.json                                                 (seconds per build)
@@ -209,7 +210,7 @@ def build(component: Component, log: Log = print) -> float:
     tmp = out.with_name(out.name + ".partial")
     ldflags = " ".join(("-s", "-w") + component.ldflags)
     argv = [go_binary(), "build", "-v", "-p", "2", "-trimpath", "-ldflags", ldflags, "-o", str(tmp), component.package]
-    hint = " (several minutes on 2 cores when Go's build cache is cold)" if component.family == "kubernetes" else ""
+    hint = " (several minutes on 2 cores when Go's build cache is cold)" if component.family in ("kubernetes", "prometheus") else ""
     log(f"building {component.name} {component.version}{hint}")
     started = time.monotonic()
     counter, done, tail = [0], threading.Event(), []

@@ -5,8 +5,8 @@ autocommitted INSERT, so it is in PostgreSQL when `record` returns and a gateway
 right after answering loses nothing. Durability against a crash of PostgreSQL itself is
 PostgreSQL's `synchronous_commit` (on by default).
 
-Opened in the background (the gateway), the ledger does not need PostgreSQL to be up: a
-thread connects with exponential backoff (up to RETRY_MAX_SECONDS between attempts) and
+Opened in the background (the gateway), the ledger does not need PostgreSQL to be up: if the
+first attempt fails, a thread connects with exponential backoff (up to RETRY_MAX_SECONDS between attempts) and
 creates the table; until then `is_ready()` is False (the gateway's /readyz says so) and
 writes fail with LedgerError. A gateway started before its database waits instead of
 crash-looping. Once connected, the pool reconnects by itself.
@@ -54,10 +54,12 @@ class PostgresLedger(Ledger):
         self._max_connections = max_connections
         self._pool: ConnectionPool | None = None
         self._closed = threading.Event()
-        if background:
-            threading.Thread(target=self._connect_with_retries, name="usage-ledger-connect", daemon=True).start()
-        else:
+        try:
             self._connect()
+        except LedgerError:
+            if not background:
+                raise
+            threading.Thread(target=self._connect_with_retries, name="usage-ledger-connect", daemon=True).start()
 
     def _connect(self) -> None:
         """Create the table (once, whichever replica comes first) and open the pool; LedgerError if unreachable."""

@@ -22,12 +22,11 @@ locals {
     local.pool_enabled ? { pool = local.pool_discovery[local.pool_name] } : {},
     local.openai_enabled ? { openai = { base_url = nonsensitive(var.openai.base_url) } } : {},
     # Tenant knowledge: one embedding model for every tenant (app/knowledge, README "The embedding model").
-    local.embeddings_in_pool ? {
-      embeddings = { backend = "pool", model = local.embeddings_model, pool = local.pool_discovery[local.embeddings_name] }
-      } : {
-      embeddings = { backend = "openai", model = nonsensitive(var.openai.embedding_model) }
-    },
+    { embeddings = local.embeddings_config },
   )
+  embeddings_config = jsondecode(local.embeddings_in_pool ? jsonencode({
+    backend = "pool", model = local.embeddings_model, pool = local.pool_discovery[local.embeddings_name]
+  }) : jsonencode({ backend = "openai", model = nonsensitive(var.openai.embedding_model) }))
   # A pool's members: the ready Pods behind its headless Service, re-read every few seconds.
   pool_discovery = { for service in [local.pool_name, local.embeddings_name] : service => {
     discovery   = { namespace = var.namespace, service = service, port_name = "http", refresh_seconds = 5 }

@@ -61,7 +61,8 @@ locals {
     }
     securityContext = local.restricted_container_security
   }
-  pool_pod_spec = var.model_pool.server == "vllm" ? {
+  # (Through JSON: the two Pod specs have different shapes, which a conditional cannot return as such.)
+  pool_pod_spec = jsondecode(var.model_pool.server == "vllm" ? jsonencode({
     # Loading a model takes minutes on a GPU node: the startup probe allows 20 minutes.
     nodeSelector = var.vllm.node_selector
     tolerations  = [for t in var.vllm.tolerations : { for k, v in t : k => v if v != null }]
@@ -70,13 +71,13 @@ locals {
       { name = "cache", emptyDir = {} },
     ]
     containers = [merge(local.vllm_container, local.model_probes, { ports = [{ name = "http", containerPort = local.pool_port }] })]
-    } : {
+    }) : jsonencode({
     automountServiceAccountToken = false
     securityContext              = local.model_pod_security
     containers = [merge(local.cpu_pool_container, local.model_probes, {
       ports = [{ name = "http", containerPort = local.pool_port }]
     })]
-  }
+  }))
 }
 
 resource "kubectl_manifest" "pool_deployment" {

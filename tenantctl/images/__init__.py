@@ -8,7 +8,7 @@ No registry can be reached on our machines, so nothing is pulled:
 | platform | the repository's `Dockerfile` on that base: the gateway and the tenant proxy |
 | model-server | `tenantctl/images/model-server.Dockerfile`: llama.cpp's OpenAI server (the cached llama-cpp-python wheel) with SmolLM2-135M-Instruct and all-MiniLM-L6-v2; the CPU stand-in for the vLLM pool and its embedding server |
 | prometheus | Prometheus built with Go (scripts/build-toolchain): Debian's package lacks Kubernetes service discovery |
-| redis, postgres | Debian's redis-server and postgresql, with the command-line contract of the official images |
+| redis, postgres | Debian's redis-server and postgresql on that base (apt), with the contract of the official images |
 
 Each image is keyed by a hash of everything it is made of (Dockerfile, build context,
 package lists, binaries, models). Its `docker save` archive is cached as
@@ -58,9 +58,6 @@ class ImageBuildError(RuntimeError):
 
 BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "libgomp1", "ca-certificates")
-REDIS_PACKAGES = ("redis-server",)
-POSTGRES_PACKAGES = ("postgresql-15",)
-POSTGRES_UID = 999  # the official postgres and redis images run as 999; the platform's Pods ask for it
 
 PLATFORM_IMAGE = f"ghcr.io/llm-tenants/platform:{VERSION}"
 MODEL_SERVER_IMAGE = f"ghcr.io/llm-tenants/model-server:{VERSION}"
@@ -304,21 +301,21 @@ def load_images(docker_client, images: Iterable[BuiltImage], log: Log = print) -
                 docker_client.images.load(handle)
 
 
-def mmdebstrap_rootfs(packages: tuple[str, ...], target: Path, hooks: tuple[str, ...] = (), log: Log = print) -> None:
+def mmdebstrap_rootfs(packages: tuple[str, ...], target: Path, log: Log = print) -> None:
     """A Debian root file system with `packages` (and what they depend on) as a tarball."""
     argv = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet", f"--include={','.join(packages)}",
             "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
             "--dpkgopt=path-exclude=/usr/share/locale/*",
             "--customize-hook=chroot \"$1\" sh -c 'rm -rf /var/lib/apt/lists/* /var/cache/apt/*'",
-            *(f"--customize-hook={hook}" for hook in hooks), BASE_SUITE, str(target)]
+            BASE_SUITE, str(target)]
     log(f"  mmdebstrap {BASE_SUITE} + {', '.join(packages)}")
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         raise ImageBuildError(f"mmdebstrap failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
 
 
-def _debian_inputs(packages: tuple[str, ...], *extra: str) -> Callable[[], list[str]]:
-    return lambda: [_mmdebstrap_version(), BASE_SUITE, *packages, *extra]
+def _debian_inputs(packages: tuple[str, ...]) -> Callable[[], list[str]]:
+    return lambda: [_mmdebstrap_version(), BASE_SUITE, *packages]
 
 
 def _build_base(builder: Builder, reference: str) -> None:
@@ -330,41 +327,27 @@ def _build_base(builder: Builder, reference: str) -> None:
                                'CMD ["python3"]'])
 
 
-def _build_platform(builder: Builder, reference: str) -> None:
-    builder.docker_build(platform_context(), reference, builder.hashes["platform"],
-                         {"BASE": RECIPES["base"].reference})
+def _service_context(name: str, *extra: str) -> BuildContext:
+    """A Dockerfile of tenantctl/images/ (and files it copies), built on the Debian base with apt."""
+    context = BuildContext()
+    context.add("Dockerfile", IMAGES_DIR / f"{name}.Dockerfile")
+    for file_name in extra:
+        context.add(file_name, IMAGES_DIR / file_name)
+    return context
 
 
-def _build_model_server(builder: Builder, reference: str) -> None:
-    builder.docker_build(model_server_context(), reference, builder.hashes["model-server"],
-                         {"BASE": RECIPES["base"].reference})
+def redis_context() -> BuildContext:
+    return _service_context("redis")
 
 
-def _build_redis(builder: Builder, reference: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="llmt-rootfs-") as tmp:
-        rootfs = Path(tmp) / "rootfs.tar"
-        mmdebstrap_rootfs(REDIS_PACKAGES, rootfs, log=builder.log)
-        # As the official image: `redis-server` takes the container's arguments; data in /data.
-        builder.import_rootfs(rootfs, reference, builder.hashes["redis"], [
-            'ENTRYPOINT ["/usr/bin/redis-server"]', "WORKDIR /data", f"USER {POSTGRES_UID}", "EXPOSE 6379"])
+def postgres_context() -> BuildContext:
+    return _service_context("postgres", "postgres-entrypoint.sh")
 
 
-POSTGRES_HOOKS = (
-    # The ledger's Pods run as uid/gid 999 (the official image's postgres user): give it that id.
-    f"chroot \"$1\" sh -c 'groupmod -g {POSTGRES_UID} postgres && usermod -u {POSTGRES_UID} -g {POSTGRES_UID} postgres"
-    " && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql /etc/postgresql'",
-    f"copy-in {IMAGES_DIR / 'postgres-entrypoint.sh'} /usr/local/bin",
-)
-
-
-def _build_postgres(builder: Builder, reference: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="llmt-rootfs-") as tmp:
-        rootfs = Path(tmp) / "rootfs.tar"
-        mmdebstrap_rootfs(POSTGRES_PACKAGES, rootfs, hooks=POSTGRES_HOOKS, log=builder.log)
-        builder.import_rootfs(rootfs, reference, builder.hashes["postgres"], [
-            'ENTRYPOINT ["/bin/sh", "/usr/local/bin/postgres-entrypoint.sh"]', f"USER {POSTGRES_UID}",
-            "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "ENV PGDATA=/var/lib/postgresql/data", "EXPOSE 5432"])
+def _build_service(context: Callable[[], BuildContext], name: str) -> Callable[[Builder, str], None]:
+    def build(builder: Builder, reference: str) -> None:
+        builder.docker_build(context(), reference, builder.hashes[name], {"BASE": RECIPES["base"].reference})
+    return build
 
 
 def _prometheus_binary() -> Path:
@@ -399,17 +382,17 @@ RECIPES: dict[str, ImageRecipe] = {recipe.name: recipe for recipe in (
     ImageRecipe("base", f"{LOCAL_REGISTRY}/debian-python:{BASE_SUITE}", "Debian with Python 3.11 (mmdebstrap)",
                 _debian_inputs(BASE_PACKAGES), _build_base),
     ImageRecipe("platform", PLATFORM_IMAGE, "gateway and tenant proxy (Dockerfile)",
-                lambda: [platform_context().digest()], _build_platform, needs=("base",)),
+                lambda: [platform_context().digest()], _build_service(platform_context, "platform"), needs=("base",)),
     ImageRecipe("model-server", MODEL_SERVER_IMAGE, "llama.cpp server: SmolLM2 chat, all-MiniLM-L6-v2 embeddings",
-                lambda: [model_server_context().digest()], _build_model_server, needs=("base",)),
+                lambda: [model_server_context().digest()], _build_service(model_server_context, "model-server"),
+                needs=("base",)),
     ImageRecipe("prometheus", f"{LOCAL_REGISTRY}/prometheus:{toolchain.PROMETHEUS.version}",
                 "Prometheus with Kubernetes service discovery (Go-built)",
                 lambda: [_file_digest(_prometheus_binary())], _build_prometheus),
     ImageRecipe("redis", f"{LOCAL_REGISTRY}/redis:{BASE_SUITE}", "Debian's redis-server",
-                _debian_inputs(REDIS_PACKAGES), _build_redis),
+                lambda: [redis_context().digest()], _build_service(redis_context, "redis"), needs=("base",)),
     ImageRecipe("postgres", f"{LOCAL_REGISTRY}/postgres:15-{BASE_SUITE}", "Debian's PostgreSQL 15",
-                _debian_inputs(POSTGRES_PACKAGES, *POSTGRES_HOOKS,
-                               (IMAGES_DIR / "postgres-entrypoint.sh").read_text()), _build_postgres),
+                lambda: [postgres_context().digest()], _build_service(postgres_context, "postgres"), needs=("base",)),
 )}
 DEPLOYED = ("platform", "model-server", "prometheus", "redis", "postgres")
 

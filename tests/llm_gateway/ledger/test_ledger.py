@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from llm_gateway.ledger import LedgerError, UsageRecord, UsageTotals, open_ledger
+from tenantctl import launchers
+from tests.helpers import free_port, wait_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -67,3 +72,27 @@ def test_a_request_id_is_recorded_once(ledger):
 def test_bad_ledger_urls_are_refused_clearly(url):
     with pytest.raises(LedgerError):
         open_ledger(url)
+
+
+def test_a_ledger_opened_in_the_background_waits_for_its_database(tmp_path_factory):
+    """The gateway's way: no PostgreSQL yet is not an error; writes fail clearly until it is up,
+    then the same ledger object connects by itself (retrying with backoff)."""
+    port = free_port()
+    url = launchers.postgres_url("127.0.0.1", port)
+    ledger = open_ledger(url, background=True)
+    base_dir = Path(tempfile.mkdtemp(prefix="llm-ledger-late-pg-"))
+    server = launchers.postgres_server(port, base_dir)
+    try:
+        assert not ledger.is_ready()
+        with pytest.raises(LedgerError, match="not connected yet"):
+            ledger.record(record("t", unique("r")))
+        server.start()
+        server.wait_healthy(60)
+        wait_for(ledger.is_ready, timeout=60, what="the ledger connected")
+        ledger.record(record("late", unique("r")))
+        assert ledger.totals("late").requests == 1
+    finally:
+        ledger.close()
+        server.stop()
+        shutil.rmtree(base_dir, ignore_errors=True)
+        Path(f"{base_dir}-postgres.log").unlink(missing_ok=True)
