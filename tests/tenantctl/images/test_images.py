@@ -42,7 +42,7 @@ def answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
-    return {name: free_port() for name in ("chat", "embeddings", "redis", "postgres", "gateway", "proxy")}
+    return {name: free_port() for name in ("chat", "embeddings", "redis", "postgres", "gateway", "proxy", "prometheus")}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,16 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
     proxy_dir = tmp_path_factory.mktemp("proxy-files")
     (proxy_dir / "system_prompt").write_text(PROMPT)
     (proxy_dir / "key").write_text(KEY)
-    for path in (config_dir, proxy_dir):  # the containers run as uid 10001
+    prometheus_dir = tmp_path_factory.mktemp("prometheus-config")
+    (prometheus_dir / "prometheus.yml").write_text(json.dumps({
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": "gateway", "static_configs": [{"targets": [f"127.0.0.1:{ports['gateway']}"]}]},
+            # Loads only where Kubernetes service discovery is compiled in (Debian's build lacks it); the
+            # API server named is a closed loopback port: discovery finds nothing, and says so.
+            {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod", "api_server": f"http://127.0.0.1:{free_port()}"}]},
+        ]}))
+    for path in (config_dir, proxy_dir, prometheus_dir):  # the containers run as uid 10001 or 65534
         path.chmod(0o755)
         for file in path.iterdir():
             file.chmod(0o644)
@@ -111,7 +120,12 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
                             "PGDATA": "/var/lib/postgresql/data/pgdata"},
                        tmpfs=("/tmp", "/var/lib/postgresql/data", "/var/run/postgresql"), user="999")
 
+        run(reference(built_images, "prometheus"),
+            ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
+             f"--web.listen-address=127.0.0.1:{ports['prometheus']}"],
+            volumes={prometheus_dir: "/etc/prometheus"}, tmpfs=("/prometheus",), user="65534")
         yield {"gateway": gateway, "start_postgres": start_postgres,
+               "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
                "gateway_url": f"http://127.0.0.1:{ports['gateway']}", "proxy_url": f"http://127.0.0.1:{ports['proxy']}"}
     finally:
         for container in reversed(started):
@@ -175,6 +189,20 @@ def test_documents_are_embedded_by_the_embedding_server_and_cited(stack):
                         json={"question": "How many vacation days do I get?", "temperature": 0})
     assert answer.status_code == 200, answer.text
     assert answer.json()["citations"][0]["title"] == "Vacation policy"
+
+
+def test_prometheus_has_kubernetes_discovery_and_scrapes_the_gateway(stack):
+    prometheus = stack["prometheus_url"]
+    wait_for(lambda: answers(prometheus + "/-/ready"), timeout=120, what="Prometheus ready")
+    jobs = {target["labels"]["job"] for target in
+            httpx.get(prometheus + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]}
+    assert "gateway" in jobs
+
+    def gateway_up() -> bool:
+        result = httpx.get(prometheus + "/api/v1/query", params={"query": 'up{job="gateway"}'}, timeout=10).json()
+        return [sample["value"][1] for sample in result["data"]["result"]] == ["1"]
+
+    wait_for(gateway_up, timeout=120, what="the gateway scraped")
 
 
 def test_images_are_cached_by_content(built_images):
