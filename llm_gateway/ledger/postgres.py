@@ -6,10 +6,10 @@ right after answering loses nothing. Durability against a crash of PostgreSQL it
 PostgreSQL's `synchronous_commit` (on by default).
 
 Opened in the background (the gateway), the ledger does not need PostgreSQL to be up: if the
-first attempt fails, a thread connects with exponential backoff (up to RETRY_MAX_SECONDS between attempts) and
-creates the table; until then `is_ready()` is False (the gateway's /readyz says so) and
-writes fail with LedgerError. A gateway started before its database waits instead of
-crash-looping. Once connected, the pool reconnects by itself.
+first attempt fails, a thread retries with exponential backoff (at most RETRY_MAX_SECONDS
+apart) and creates the table; until then `is_ready()` is False (the gateway's /readyz says
+so) and writes fail with LedgerError. A gateway started before its database waits instead
+of crash-looping. Once connected, the pool reconnects by itself.
 """
 
 from __future__ import annotations
