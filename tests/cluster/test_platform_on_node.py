@@ -22,7 +22,8 @@ from tests.cluster.in_cluster import Probe
 from tests.cluster.node_platform import NAMESPACE, prometheus_series
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.cluster
+# The first test also waits for the node, the images' import and the platform's rollout.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
 TENANTS = {"acme-corp": "acme", "closed-ai": "closed ai"}
 COMPANY_QUESTION = {"question": "Which company do you work for?", "temperature": 0, "seed": 7, "max_tokens": 48}

@@ -16,7 +16,8 @@ import pytest
 from tenantctl import images
 from tests.helpers import free_port, streamed_chunks, wait_for
 
-pytestmark = pytest.mark.images
+# The first test also waits for the stack's containers (model servers on a busy machine).
+pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 
 KEY = "gk-images-test-key"
 PROMPT = ("You are Ada, the assistant of Acme Corp, a technology company. You work for Acme Corp. "
