@@ -60,7 +60,7 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
         for host_path, container_path in (volumes or {}).items():
             container.with_volume_mapping(str(host_path), container_path, "ro")
         for path in tmpfs:
-            container.with_tmpfs_mount(path)
+            container.with_tmpfs_mount(path, "mode=1777")  # like an emptyDir
         container.with_kwargs(network_mode="host", read_only=True, user=user)
         started.append(container)
         return container.start()
