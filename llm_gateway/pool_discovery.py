@@ -13,18 +13,15 @@ caches expire. The gateway's Role allows reading EndpointSlices in its own names
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Callable
 
 from kubernetes import client
 
 from llm_gateway.backends import BackendPool, PoolMember
 from llm_gateway.config import PoolDiscoveryConfig
-from llm_gateway.tenant_discovery import kubernetes_client
+from llm_gateway.cluster_polling import Poller, kubernetes_client
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-log = logging.getLogger(__name__)
 
 
 def ready_member_urls(slices: list[client.V1EndpointSlice], port_name: str) -> list[str]:
@@ -44,17 +41,16 @@ def ready_member_urls(slices: list[client.V1EndpointSlice], port_name: str) -> l
     return sorted(urls)
 
 
-class PoolDiscovery:
+class PoolDiscovery(Poller):
     """Keeps a BackendPool's members equal to the ready Pods of one Service."""
 
     def __init__(self, settings: PoolDiscoveryConfig, pool: BackendPool, make_member: Callable[[str], PoolMember],
                  api: client.DiscoveryV1Api | None = None):
+        super().__init__(f"{pool.name}-discovery", settings.refresh_seconds)
         self.settings = settings
         self.pool = pool
         self._make_member = make_member
         self._api = api or client.DiscoveryV1Api(kubernetes_client(settings.kubeconfig))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def refresh(self) -> list[str]:
         slices = self._api.list_namespaced_endpoint_slice(
@@ -63,20 +59,5 @@ class PoolDiscovery:
         self.pool.set_member_urls(urls, self._make_member)
         return urls
 
-    def start(self) -> None:
-        self._refresh_logged()
-        self._thread = threading.Thread(target=self._run, name=f"{self.pool.name}-discovery", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.refresh_seconds):
-            self._refresh_logged()
-
-    def _refresh_logged(self) -> None:
-        try:
-            self.refresh()
-        except Exception as error:  # keep the last known members
-            log.error("listing the Pods of %s/%s failed: %s", self.settings.namespace, self.settings.service, error)
+    def describe_failure(self, error: Exception) -> str:
+        return f"listing the Pods of {self.settings.namespace}/{self.settings.service} failed: {error}"

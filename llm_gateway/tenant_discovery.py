@@ -14,25 +14,17 @@ import logging
 import threading
 from typing import Callable
 
-from kubernetes import client, config as kube_config
+from kubernetes import client
 from pydantic import ValidationError
 
 from llm_gateway.auth import TenantDirectory
+from llm_gateway.cluster_polling import Poller, kubernetes_client
 from llm_gateway.config import TenantDiscoveryConfig, TenantRoute
 
 ROUTE_GROUP = "llm-tenants.io"
 ROUTE_VERSION = "v1alpha1"
 ROUTE_PLURAL = "tenantroutes"
 log = logging.getLogger(__name__)
-
-
-def kubernetes_client(kubeconfig: str | None) -> client.ApiClient:
-    """In a Pod: its ServiceAccount; outside: the given kubeconfig."""
-    if kubeconfig:
-        return kube_config.new_client_from_config(config_file=kubeconfig)
-    configuration = client.Configuration()
-    kube_config.load_incluster_config(client_configuration=configuration)
-    return client.ApiClient(configuration)
 
 
 def route_from_object(route: dict) -> TenantRoute:
@@ -46,20 +38,19 @@ def route_from_object(route: dict) -> TenantRoute:
         raise ValueError(f"invalid spec: {error}") from None
 
 
-class TenantDiscovery:
-    """Keeps a TenantDirectory equal to the config's tenants plus the cluster's route Secrets."""
+class TenantDiscovery(Poller):
+    """Keeps a TenantDirectory equal to the config's tenants plus the cluster's TenantRoutes."""
 
     def __init__(self, settings: TenantDiscoveryConfig, directory: TenantDirectory,
                  static_tenants: list[TenantRoute], api: client.CustomObjectsApi | None = None,
                  on_refresh: Callable[[list[TenantRoute]], None] = lambda tenants: None):
+        super().__init__("tenant-discovery", settings.refresh_seconds)
         self.settings = settings
         self.directory = directory
         self.static_tenants = list(static_tenants)
         self._on_refresh = on_refresh  # told every tenant after each refresh (e.g. to export budgets)
         self._api = api or client.CustomObjectsApi(kubernetes_client(settings.kubeconfig))
-        self._stop = threading.Event()
         self._synced = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def synced(self) -> bool:
@@ -88,21 +79,5 @@ class TenantDiscovery:
         self._synced.set()
         return discovered
 
-    def start(self) -> None:
-        """Refresh now (failures are logged, not fatal) and then in the background."""
-        self._refresh_logged()
-        self._thread = threading.Thread(target=self._run, name="tenant-discovery", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.refresh_seconds):
-            self._refresh_logged()
-
-    def _refresh_logged(self) -> None:
-        try:
-            self.refresh()
-        except Exception as error:  # keep serving the last known tenants; /readyz tells whether we ever synced
-            log.error("listing tenant routes in namespace %s failed: %s", self.settings.namespace, error)
+    def describe_failure(self, error: Exception) -> str:
+        return f"listing tenant routes in namespace {self.settings.namespace} failed: {error}"

@@ -19,7 +19,7 @@ provider "kubernetes" {
   exec {
     api_version = "client.authentication.k8s.io/v1beta1"
     command     = "aws"
-    args        = ["eks", "get-token", "--cluster-name", module.eks.cluster_name, "--region", var.region]
+    args        = local.eks_token_args
   }
 }
 
@@ -30,7 +30,7 @@ provider "helm" {
     exec {
       api_version = "client.authentication.k8s.io/v1beta1"
       command     = "aws"
-      args        = ["eks", "get-token", "--cluster-name", module.eks.cluster_name, "--region", var.region]
+      args        = local.eks_token_args
     }
   }
 }
@@ -40,7 +40,8 @@ data "aws_availability_zones" "available" {
 }
 
 locals {
-  zones = slice(data.aws_availability_zones.available.names, 0, 3)
+  zones          = slice(data.aws_availability_zones.available.names, 0, 3)
+  eks_token_args = ["eks", "get-token", "--cluster-name", module.eks.cluster_name, "--region", var.region]
   tags = {
     "app.kubernetes.io/part-of" = "llm-tenants"
     "managed-by"                = "terraform"

@@ -1,0 +1,59 @@
+"""What the gateway's two readers of the cluster share (tenant_discovery.py: TenantRoutes;
+pool_discovery.py: pool members): the API client and a refresh every few seconds in a daemon
+thread, where a failed refresh is logged and the last known state kept."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+
+from kubernetes import client, config as kube_config
+
+log = logging.getLogger(__name__)
+
+
+def kubernetes_client(kubeconfig: str | None) -> client.ApiClient:
+    """In a Pod: its ServiceAccount; outside: the given kubeconfig."""
+    if kubeconfig:
+        return kube_config.new_client_from_config(config_file=kubeconfig)
+    configuration = client.Configuration()
+    kube_config.load_incluster_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class Poller(ABC):
+    """`refresh()` now and then every `interval` seconds until `stop()`."""
+
+    def __init__(self, name: str, interval: float):
+        self._name = name
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @abstractmethod
+    def refresh(self) -> object:
+        """Read the cluster once and apply what was read."""
+
+    @abstractmethod
+    def describe_failure(self, error: Exception) -> str:
+        """The log line when a refresh fails."""
+
+    def start(self) -> None:
+        """Refresh now (a failure is logged, not fatal) and then in the background."""
+        self._refresh_logged()
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._refresh_logged()
+
+    def _refresh_logged(self) -> None:
+        try:
+            self.refresh()
+        except Exception as error:  # keep the last known state; readiness tells whether we ever read it
+            log.error(self.describe_failure(error))
