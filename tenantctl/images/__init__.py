@@ -261,7 +261,9 @@ class Builder:
             if text:
                 tail.append(text)
                 if text.startswith("Step "):
-                    self.log(f"  {reference}: {text.strip()}")
+                    self.log(f"  {reference}: {text.strip()[:160]}")
+                elif "Using cache" in text:
+                    self.log(f"  {reference}:   (cached)")
 
     def import_rootfs(self, rootfs: Path, reference: str, content_hash: str, changes: list[str]) -> None:
         """`docker import` of a root file system tarball, with the image config in `changes`."""
