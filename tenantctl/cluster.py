@@ -35,7 +35,7 @@ import httpx
 
 from tenantctl import toolchain
 from tenantctl.pki import Pki
-from tenantctl.processes import ManagedProcess, ProcessFailed, free_port
+from tenantctl.processes import ManagedProcess, ProcessFailed, free_port, wait_ready
 
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -58,9 +58,13 @@ class LocalControlPlane:
     and always leaves no process behind.
     """
 
-    def __init__(self, state_dir: Path | str, ports: Ports | None = None, log: Callable[[str], None] | None = None):
+    def __init__(self, state_dir: Path | str, ports: Ports | None = None, log: Callable[[str], None] | None = None,
+                 node_ip: str | None = None):
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports or Ports()
+        # With a node (tenantctl/node.py): the API server also listens on, and advertises, the node's IP, so
+        # the `kubernetes` Service has a real endpoint Pods can reach; it talks to the kubelet with a client cert.
+        self.node_ip = node_ip
         self.log = log or (lambda message: None)
         self.processes: list[ManagedProcess] = []
         self.pki: Pki | None = None
@@ -118,7 +122,10 @@ class LocalControlPlane:
         for sub in ("etcd", "pki", "logs"):
             path = self.state_dir / sub
             shutil.rmtree(path, ignore_errors=True)
-        self.pki = Pki.generate(self.state_dir / "pki", SERVICE_CIDR)
+        self.pki = Pki.generate(self.state_dir / "pki", SERVICE_CIDR, extra_ips=(self.node_ip,) if self.node_ip else ())
+        if self.node_ip:
+            self.pki.client_certificate(self.state_dir / "pki" / "apiserver-kubelet-client",
+                                        "kube-apiserver-kubelet-client", "system:masters")
         self.pki.client_kubeconfig(self.kubeconfig, self.api_url, "admin", "system:masters")
         self.pki.client_kubeconfig(self.state_dir / "controller-manager.kubeconfig", self.api_url,
                                    "system:kube-controller-manager")
@@ -147,7 +154,7 @@ class LocalControlPlane:
         pki = self.pki
         return self._process("kube-apiserver", [
             str(binary), f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.ports.apiserver}",
+            *self._addresses(), f"--secure-port={self.ports.apiserver}",
             f"--cert-dir={self.state_dir / 'pki'}",
             f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca_cert}",
@@ -156,8 +163,18 @@ class LocalControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",  # default admission plugins stay on (ResourceQuota, ...)
             "--allow-privileged=true",
-            "--endpoint-reconciler-type=none",  # 127.0.0.1 is not a valid Endpoints address
             "--profiling=false", "--v=1"])
+
+    def _addresses(self) -> list[str]:
+        if not self.node_ip:
+            return ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                    "--endpoint-reconciler-type=none"]  # 127.0.0.1 is not a valid Endpoints address
+        client_cert = self.state_dir / "pki" / "apiserver-kubelet-client"
+        return ["--bind-address=0.0.0.0", f"--advertise-address={self.node_ip}",
+                f"--kubelet-client-certificate={client_cert}.crt", f"--kubelet-client-key={client_cert}.key",
+                f"--kubelet-certificate-authority={self.pki.ca_cert}",
+                # the kubelet listens on loopback and the node's host name resolves there (tenantctl/node.py)
+                "--kubelet-preferred-address-types=Hostname,InternalIP"]
 
     def _controller_manager(self, binary: Path) -> ManagedProcess:
         pki = self.pki
@@ -174,16 +191,7 @@ class LocalControlPlane:
     # -- readiness ---------------------------------------------------------------------------
 
     def _wait(self, process: ManagedProcess, probe: Callable[[], bool], deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if not process.is_running():
-                raise ProcessFailed(f"{process.name} exited with code {process.popen.returncode}:\n{process.log_tail()}")
-            try:
-                if probe():
-                    return
-            except (httpx.HTTPError, OSError):
-                pass
-            time.sleep(0.1)
-        raise ProcessFailed(f"{process.name} was not ready in time:\n{process.log_tail()}")
+        wait_ready(process, probe, deadline)
 
     def _etcd_healthy(self) -> bool:
         response = httpx.get(f"http://127.0.0.1:{self.ports.etcd_client}/health", timeout=2)
