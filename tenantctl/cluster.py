@@ -1,14 +1,15 @@
 """A real local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
 
-Used by the tests (tests/tenantctl/cluster/conftest.py) and by `tenantctl cluster up` for trying
-`terraform apply` and inspecting the result by hand. The binaries come from
-`scripts/build-toolchain` (tenantctl/toolchain.py).
+Used by the tests (tests/conftest.py) and by `tenantctl cluster up` for trying `terraform apply`
+and inspecting the result by hand. The binaries come from `scripts/build-toolchain`
+(tenantctl/toolchain.py).
 
-There is no scheduler and no kubelet: Deployments get ReplicaSets and Pods, but Pods
-stay Pending. What is real: authentication (client certificates, service-account
-tokens), RBAC, admission (ResourceQuota, ServiceAccount, NamespaceLifecycle, ...),
-and the controllers that fill quota status, create default ServiceAccounts and
-finalize namespace deletion.
+Alone (`LocalControlPlane`, `tenantctl cluster up --control-plane-only`) there is no scheduler
+and no kubelet: Deployments get ReplicaSets and Pods, but Pods stay Pending. What is real:
+authentication (client certificates, service-account tokens), RBAC, admission (ResourceQuota,
+ServiceAccount, NamespaceLifecycle, ...), and the controllers that fill quota status, create
+default ServiceAccounts and finalize namespace deletion. `tenantctl cluster up` adds a real node
+(kubelet on containerd, kube-proxy, kube-scheduler, CoreDNS, NetworkPolicies): tenantctl/node.py.
 
 Every process runs in its own process group with PR_SET_PDEATHSIG (tenantctl.processes),
 so none outlives the Python process that started it.
@@ -256,25 +257,47 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _serve(state_dir: Path) -> int:
-    """Run the control plane in the foreground until SIGINT/SIGTERM."""
+def _serve(state_dir: Path, with_node: bool, lock_timeout: float = 0) -> int:
+    """Run the control plane (and the node) in the foreground until SIGINT/SIGTERM."""
     stop = threading.Event()
+
+    def interrupt(*_) -> None:
+        if stop.is_set() or not started.is_set():
+            raise KeyboardInterrupt  # while starting: abort the start, which cleans up after itself
+        stop.set()
+
+    started = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    plane = LocalControlPlane(state_dir, log=lambda m: print(f"[cluster] {m}", flush=True))
+        signal.signal(sig, interrupt)
+    log = lambda m: print(f"[cluster] {m}", flush=True)  # noqa: E731
+    if with_node:
+        from tenantctl.node import LocalCluster  # the node builds on this module
+
+        running = LocalCluster(state_dir, log=log, lock_timeout=lock_timeout)
+        plane = running.control_plane
+    else:
+        running = plane = LocalControlPlane(state_dir, log=log)
     try:
-        plane.start()
-        _state_file(state_dir).write_text(json.dumps({
-            "pid": os.getpid(), "api_url": plane.api_url, "kubeconfig": str(plane.kubeconfig),
-            "terraform_cli_config": str(toolchain.terraform_cli_config()),
-            "start_seconds": round(plane.start_seconds, 2)}, indent=2))
+        running.start()
+        started.set()
+        state = {"pid": os.getpid(), "api_url": plane.api_url, "kubeconfig": str(plane.kubeconfig),
+                 "terraform_cli_config": str(toolchain.terraform_cli_config()), "node": with_node,
+                 "start_seconds": round(running.start_seconds, 2)}
+        if with_node:
+            state.update(node_name=running.node_name, node_ip=running.node_ip, pod_cidr=running.pod_cidr,
+                         service_cidr=running.service_cidr, cluster_dns_ip=running.cluster_dns_ip,
+                         containerd_socket=str(running.node.containerd_socket))
+            log(f"node {running.node_name} Ready (node IP {running.node_ip}, Pods {running.pod_cidr})")
+        _state_file(state_dir).write_text(json.dumps(state, indent=2))
         print(f"[cluster] kubeconfig: {plane.kubeconfig}", flush=True)
         print(f"[cluster] try: export KUBECONFIG={plane.kubeconfig} TF_CLI_CONFIG_FILE={toolchain.terraform_cli_config()}",
               flush=True)
         print("[cluster] Ctrl-C or `tenantctl cluster down` stops it", flush=True)
         stop.wait()
     finally:
-        plane.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        running.stop()
         _state_file(state_dir).unlink(missing_ok=True)
     return 0
 
@@ -286,24 +309,28 @@ def _up(args: argparse.Namespace) -> int:
         print(f"already running (pid {state['pid']}); kubeconfig: {state['kubeconfig']}")
         return 0
     state_dir.mkdir(parents=True, exist_ok=True)
+    with_node = not args.control_plane_only
     if not args.detach:
-        return _serve(state_dir)
-    return _up_detached(state_dir, args.timeout)
+        return _serve(state_dir, with_node, args.lock_timeout)
+    return _up_detached(state_dir, args.timeout + args.lock_timeout, with_node, args.lock_timeout)
 
 
-def _up_detached(state_dir: Path, timeout: float) -> int:
+def _up_detached(state_dir: Path, timeout: float, with_node: bool, lock_timeout: float) -> int:
     """Re-run `up` in the background (own session, log in the state dir); return once it is ready."""
     _state_file(state_dir).unlink(missing_ok=True)
     log_path = state_dir / "cluster-up.log"
+    argv = [sys.executable, "-m", "tenantctl.cluster", "cluster", "up", "--state-dir", str(state_dir),
+            "--lock-timeout", str(lock_timeout)]
     with open(log_path, "wb") as log:
-        child = subprocess.Popen([sys.executable, "-m", "tenantctl.cluster", "cluster", "up", "--state-dir", str(state_dir)],
+        child = subprocess.Popen(argv + ([] if with_node else ["--control-plane-only"]),
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True, cwd=toolchain.REPO_ROOT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = _read_state(state_dir)
         if state and state.get("pid") == child.pid:
-            print(f"control plane running in the background (pid {child.pid}, log {log_path})")
+            what = "control plane and node" if with_node else "control plane"
+            print(f"{what} running in the background (pid {child.pid}, log {log_path})")
             print(f"kubeconfig: {state['kubeconfig']}")
             return 0
         if child.poll() is not None:
@@ -321,15 +348,27 @@ def _down(args: argparse.Namespace) -> int:
     state = _read_state(state_dir)
     if not state or not _pid_alive(state["pid"]):
         print("no control plane running")
-        return 0
-    os.kill(state["pid"], signal.SIGTERM)  # its handler stops etcd, apiserver and controller-manager
-    deadline = time.monotonic() + 30
+        return _clean_up_after_crash()
+    os.kill(state["pid"], signal.SIGTERM)  # its handler stops the node, then etcd, apiserver and controller-manager
+    deadline = time.monotonic() + 90
     while _pid_alive(state["pid"]) and time.monotonic() < deadline:
         time.sleep(0.2)
     if _pid_alive(state["pid"]):
-        print(f"pid {state['pid']} did not stop in 30s", file=sys.stderr)
+        print(f"pid {state['pid']} did not stop in 90s", file=sys.stderr)
         return 1
     print("control plane stopped")
+    if state.get("node"):
+        print("node stopped: its processes, mounts, network namespaces, iptables rules, interfaces and cgroups "
+              "are gone and the kernel settings it changed are restored")
+    return _clean_up_after_crash()
+
+
+def _clean_up_after_crash() -> int:
+    """A node killed outright (kill -9, power loss of the process) leaves host changes: undo them now."""
+    from tenantctl.node import cleanup_crashed_node
+
+    if os.geteuid() == 0 and cleanup_crashed_node(lambda m: print(f"[cluster] {m}", flush=True)):
+        print("cleaned up after a node that had not stopped")
     return 0
 
 
@@ -344,19 +383,23 @@ def _status(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add `cluster up|down|status` to a CLI's argparse subparsers."""
-    cluster = subparsers.add_parser("cluster", help="run a local Kubernetes control plane (etcd, apiserver, controllers)")
+    cluster = subparsers.add_parser("cluster", help="run a local Kubernetes cluster: control plane and one node")
     commands = cluster.add_subparsers(dest="cluster_command", required=True)
     for name, handler, help_text in (
             ("up", _up, "start it (foreground until Ctrl-C, or --detach) and print the kubeconfig path"),
-            ("down", _down, "stop a running control plane"),
-            ("status", _status, "show the running control plane's kubeconfig and URL")):
+            ("down", _down, "stop it and undo every change the node made to this machine"),
+            ("status", _status, "show the running cluster's kubeconfig, URL and node")):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                              help=f"where certificates, etcd data, logs and state live (default {DEFAULT_STATE_DIR})")
         command.set_defaults(handler=handler)
         if name == "up":
             command.add_argument("--detach", action="store_true", help="run in the background and return when ready")
-            command.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness (--detach)")
+            command.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness (--detach)")
+            command.add_argument("--control-plane-only", action="store_true",
+                                 help="no node: etcd, apiserver and controllers only (Pods stay Pending; no root needed)")
+            command.add_argument("--lock-timeout", type=float, default=0,
+                                 help="seconds to wait while another local node runs on this machine (default: fail)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (toolchain.ToolchainError, ProcessFailed) as error:
+    except (toolchain.ToolchainError, ProcessFailed, RuntimeError) as error:
         print(f"tenantctl cluster: {error}", file=sys.stderr)
         return 1
 

@@ -131,6 +131,7 @@ class LocalNode:
         self.snapshot: host_state.HostSnapshot | None = None
         self._lock_file = None
         self.start_seconds: float | None = None
+        self.timings: dict[str, float] = {}  # seconds since start() when each phase was done (bench/node.py)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -150,16 +151,18 @@ class LocalNode:
     def start(self, deadline: float) -> None:
         """Start everything; the control plane must already run. Cleans up on any failure."""
         started = time.monotonic()
+        self.timings = {}
         self._acquire_lock()
         try:
             recover_crashed_node(self.log)
-            self._prepare()
-            self._install_egress_guard()
-            self._start_containerd(deadline)
-            self._create_cluster_objects()
-            self._start_kubelet(deadline)
-            self._start_network_and_scheduler(deadline)
-            self._deploy_coredns(deadline)
+            for phase, step in (("prepared", self._prepare), ("egress_guard", self._install_egress_guard),
+                                ("containerd_and_images", lambda: self._start_containerd(deadline)),
+                                ("cluster_objects", self._create_cluster_objects),
+                                ("node_ready", lambda: self._start_kubelet(deadline)),
+                                ("proxy_netpol_scheduler", lambda: self._start_network_and_scheduler(deadline)),
+                                ("coredns_ready", lambda: self._deploy_coredns(deadline))):
+                step()
+                self.timings[phase] = round(time.monotonic() - started, 2)
         except BaseException:
             self.stop()
             raise

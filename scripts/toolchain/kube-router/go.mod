@@ -1,7 +1,7 @@
 // Builds kube-router's NetworkPolicy controller alone (main.go), from the Go module proxy.
 // The proxy serves kube-router v2.1.0 only (newer releases are listed but not downloadable), and
 // security flaws are reported for v2.1.0: we build none of its BGP, IPVS or load-balancer code and
-// raise its dependencies to the versions our Kubernetes v1.34.4 build uses.
+// raise its Kubernetes, x/net and Prometheus dependencies to the versions our Kubernetes v1.34.4 build uses.
 module llm-tenants/toolchain/kube-router
 
 go 1.24.0
@@ -37,10 +37,10 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	github.com/prometheus/client_golang v1.19.0 // indirect
-	github.com/prometheus/client_model v0.6.0 // indirect
-	github.com/prometheus/common v0.49.0 // indirect
-	github.com/prometheus/procfs v0.12.0 // indirect
+	github.com/prometheus/client_golang v1.22.0 // indirect
+	github.com/prometheus/client_model v0.6.1 // indirect
+	github.com/prometheus/common v0.62.0 // indirect
+	github.com/prometheus/procfs v0.15.1 // indirect
 	github.com/vishvananda/netlink v1.2.1-beta.2 // indirect
 	github.com/vishvananda/netns v0.0.4 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
