@@ -60,12 +60,13 @@ class LocalControlPlane:
     """
 
     def __init__(self, state_dir: Path | str, ports: Ports | None = None, log: Callable[[str], None] | None = None,
-                 node_ip: str | None = None):
+                 node_ip: str | None = None, kubelet_address_types: str = "Hostname,InternalIP"):
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports or Ports()
         # With a node (tenantctl/node.py): the API server also listens on, and advertises, the node's IP, so
         # the `kubernetes` Service has a real endpoint Pods can reach; it talks to the kubelet with a client cert.
         self.node_ip = node_ip
+        self.kubelet_address_types = kubelet_address_types
         self.log = log or (lambda message: None)
         self.processes: list[ManagedProcess] = []
         self.pki: Pki | None = None
@@ -174,8 +175,8 @@ class LocalControlPlane:
         return ["--bind-address=0.0.0.0", f"--advertise-address={self.node_ip}",
                 f"--kubelet-client-certificate={client_cert}.crt", f"--kubelet-client-key={client_cert}.key",
                 f"--kubelet-certificate-authority={self.pki.ca_cert}",
-                # the kubelet listens on loopback and the node's host name resolves there (tenantctl/node.py)
-                "--kubelet-preferred-address-types=Hostname,InternalIP"]
+                # how it reaches the kubelet: by host name where that is loopback (tenantctl/node.py)
+                f"--kubelet-preferred-address-types={self.kubelet_address_types}"]
 
     def _controller_manager(self, binary: Path) -> ManagedProcess:
         pki = self.pki

@@ -97,9 +97,15 @@ def detect_node_ip() -> str:
     raise NodeError("no non-loopback IPv4 address found for the node; set LLM_TENANTS_NODE_IP")
 
 
-def _resolves_to_loopback(name: str) -> bool:
+def node_name() -> str:
+    return socket.gethostname().lower()
+
+
+def kubelet_on_loopback(name: str) -> bool:
+    """The API server reaches a kubelet by the node's Hostname address when it resolves to 127.0.0.1 (as on
+    these machines), so the kubelet listens on loopback only; elsewhere it listens on the node IP."""
     try:
-        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(name, None))
+        return {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)} == {"127.0.0.1"}
     except OSError:
         return False
 
@@ -121,11 +127,8 @@ class LocalNode:
         self.node_ip = node_ip
         self.log = log or (lambda message: None)
         self.lock_timeout = lock_timeout
-        hostname = socket.gethostname().lower()
-        # The API server reaches the kubelet by the node's Hostname address, so the kubelet can listen on
-        # loopback only; where the host name does not resolve to loopback it listens on the node IP.
-        self.kubelet_on_loopback = _resolves_to_loopback(hostname)
-        self.node_name = hostname
+        self.node_name = node_name()
+        self.kubelet_on_loopback = kubelet_on_loopback(self.node_name)
         self.kubelet_port = free_port()
         self.processes: list[ManagedProcess] = []
         self.snapshot: host_state.HostSnapshot | None = None
@@ -160,7 +163,7 @@ class LocalNode:
                                 ("cluster_objects", self._create_cluster_objects),
                                 ("node_ready", lambda: self._start_kubelet(deadline)),
                                 ("proxy_netpol_scheduler", lambda: self._start_network_and_scheduler(deadline)),
-                                ("coredns_ready", lambda: self._deploy_coredns(deadline))):
+                                ("coredns_ready", lambda: self._wait_for_coredns(deadline))):
                 step()
                 self.timings[phase] = round(time.monotonic() - started, 2)
         except BaseException:
@@ -191,9 +194,13 @@ class LocalNode:
 
     def _remove_all_pods(self) -> None:
         """Stop and remove every Pod sandbox through CRI, so CNI releases its network (veth, netns, IP)."""
-        crictl = [str(toolchain.binary(toolchain.CRICTL)), "--runtime-endpoint", f"unix://{self.containerd_socket}",
-                  "--timeout", "30s"]
-        result = subprocess.run(crictl + ["rmp", "--all", "--force"], capture_output=True, text=True, timeout=120)
+        crictl = [str(toolchain.CRICTL.path()), "--runtime-endpoint", f"unix://{self.containerd_socket}",
+                  "--timeout", "30s", "rmp", "--all", "--force"]
+        try:
+            result = subprocess.run(crictl, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            self.log(f"crictl rmp: {error}")  # host_state.restore still kills and removes what is left
+            return
         if result.returncode != 0:
             self.log(f"crictl rmp: {result.stderr.strip()[:500]}")
 
@@ -230,7 +237,7 @@ class LocalNode:
 
     def _prepare(self) -> None:
         self._check_host()
-        for sub in ("containerd/state", "kubelet", "cni", "logs", "pod-logs", "config"):
+        for sub in ("containerd/state", "containerd/runc", "kubelet", "cni", "logs", "pod-logs", "config"):
             path = self._path(*sub.split("/"))
             if path.exists():
                 subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
@@ -241,6 +248,9 @@ class LocalNode:
         self._write_certificates()
         self._write_containerd_config()
         self._write_cni_config()
+        # Pod traffic on the bridge must pass iptables (kube-proxy's Service rules, kube-router's policies)
+        for key in ("net.bridge.bridge-nf-call-iptables", "net.ipv4.ip_forward"):
+            host_state.sysctl_path(key).write_text("1\n")
 
     def _check_host(self) -> None:
         if os.geteuid() != 0:
@@ -299,6 +309,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "{RUNC}"
+        Root = "{self._path('containerd', 'runc')}"
         SystemdCgroup = false
 
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -381,11 +392,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                                                        if line.startswith("unpacking ")]
 
     def images(self) -> list[str]:
-        """References of the images in the node's containerd (digest-only references left out)."""
+        """Name:tag references of the images in the node's containerd (digest references left out)."""
         result = self._ctr("images", "list", "--quiet", timeout=30)
         if result.returncode != 0:
             raise NodeError(f"listing images failed: {result.stderr.strip()}")
-        return sorted(ref for ref in result.stdout.split() if not ref.startswith("sha256:"))
+        return sorted(ref for ref in result.stdout.split() if not ref.startswith("sha256:") and "@" not in ref)
 
     def _start_kubelet(self, deadline: float) -> None:
         pki_dir = self._path("pki")
@@ -463,14 +474,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     # -- cluster objects ---------------------------------------------------------------------
 
     def _create_cluster_objects(self) -> None:
-        """RBAC for kube-router, then CoreDNS's account, configuration and Service (its Pod comes later)."""
+        """RBAC for kube-router; CoreDNS's account, configuration, Service and Deployment (scheduled once the
+        node and the scheduler run)."""
         api = config.new_client_from_config(config_file=str(self.plane.kubeconfig))
         for document in cluster_objects():
             _create(api, document)
 
-    def _deploy_coredns(self, deadline: float) -> None:
+    def _wait_for_coredns(self, deadline: float) -> None:
         api = config.new_client_from_config(config_file=str(self.plane.kubeconfig))
-        _create(api, coredns_deployment(node_images.COREDNS.reference))
         apps = client.AppsV1Api(api)
         kubelet = next(p for p in self.processes if p.name == "kubelet")
 
@@ -495,7 +506,7 @@ KUBE_ROUTER_USER = "llm-tenants:kube-router"
 
 
 def cluster_objects() -> list[dict]:
-    """kube-router's and CoreDNS's RBAC, CoreDNS's ServiceAccount, Corefile and the kube-dns Service."""
+    """kube-router's and CoreDNS's RBAC; CoreDNS's ServiceAccount, Corefile, kube-dns Service and Deployment."""
     labels = {"k8s-app": "kube-dns", "app.kubernetes.io/name": "coredns", "app.kubernetes.io/part-of": "llm-tenants"}
     read = ["get", "list", "watch"]
     return [
@@ -516,6 +527,7 @@ def cluster_objects() -> list[dict]:
          "spec": {"selector": {"k8s-app": "kube-dns"}, "clusterIP": CLUSTER_DNS_IP,
                   "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}},
+        coredns_deployment(node_images.COREDNS.reference),
     ]
 
 
@@ -630,7 +642,9 @@ class LocalCluster:
         self.state_dir = Path(state_dir).resolve()
         self.log = log or (lambda message: None)
         self.node_ip = node_ip or detect_node_ip()
-        self.control_plane = LocalControlPlane(self.state_dir, ports=ports, log=self.log, node_ip=self.node_ip)
+        address_types = "Hostname,InternalIP" if kubelet_on_loopback(node_name()) else "InternalIP,Hostname"
+        self.control_plane = LocalControlPlane(self.state_dir, ports=ports, log=self.log, node_ip=self.node_ip,
+                                               kubelet_address_types=address_types)
         self.node = LocalNode(self.state_dir / "node", self.control_plane, self.node_ip, log=self.log,
                               lock_timeout=lock_timeout)
         self.pod_cidr, self.service_cidr, self.cluster_dns_ip = POD_CIDR, SERVICE_CIDR, CLUSTER_DNS_IP

@@ -277,6 +277,9 @@ def ensure_toolchain(force: bool = False, log: Log = print) -> dict[str, Path]:
             log(f"cached {component.name} {component.version}: {component.path()}")
         paths[component.name] = component.path()
     paths["terraform.rc"] = install_provider_mirror()
+    from tenantctl import node_images  # the node's images need the binaries above (CoreDNS)
+
+    paths.update(node_images.ensure_node_images(log))
     return paths
 
 
