@@ -27,7 +27,7 @@ Usage (the API the tests and tools use):
     cluster.cluster_dns_ip                            # "10.0.0.10" (kube-dns Service)
     cluster.import_image(path)                        # docker-archive or OCI tar into containerd's k8s.io
     cluster.images()                                  # image references the node has (sorted)
-    cluster.busybox_image                             # a local toolbox image (sh, wget, nc, nslookup, httpd)
+    cluster.busybox_image                             # a local toolbox image (sh, nc, nslookup, httpd)
     cluster.stop()                                    # idempotent; also after a failed start
 
 Pods must use images that are already imported (`imagePullPolicy: Never` or `IfNotPresent` with a
@@ -53,6 +53,7 @@ import os
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -158,10 +159,11 @@ class LocalNode:
         self._acquire_lock()
         try:
             recover_crashed_node(self.log)
+            objects = _Background(self._create_cluster_objects)  # meanwhile: the API calls take a few seconds
             for phase, step in (("prepared", self._prepare), ("egress_guard", self._install_egress_guard),
                                 ("containerd_and_images", lambda: self._start_containerd(deadline)),
-                                ("cluster_objects", self._create_cluster_objects),
                                 ("node_ready", lambda: self._start_kubelet(deadline)),
+                                ("cluster_objects", objects.result),
                                 ("proxy_netpol_scheduler", lambda: self._start_network_and_scheduler(deadline)),
                                 ("coredns_ready", lambda: self._wait_for_coredns(deadline))):
                 step()
@@ -385,7 +387,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     def import_image(self, archive: Path | str) -> list[str]:
         """Import a docker-archive or OCI tar into containerd's k8s.io namespace; returns the references added."""
         before = set(self.images())
-        result = self._ctr("images", "import", "--no-unpack=false", str(archive))
+        result = self._ctr("images", "import", str(archive))
         if result.returncode != 0:
             raise NodeError(f"importing {archive} failed: {result.stderr.strip()}")
         return sorted(set(self.images()) - before) or [line.split()[1] for line in result.stdout.splitlines()
@@ -494,6 +496,26 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         except ProcessFailed as error:
             pods = client.CoreV1Api(api).list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns")
             raise ProcessFailed(f"CoreDNS did not become ready: {[p.status.to_dict() for p in pods.items]}\n{error}")
+
+
+class _Background:
+    """Run `function` in a thread; `result()` waits for it and re-raises its exception."""
+
+    def __init__(self, function: Callable[[], None]):
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
+        self._thread.start()
+
+    def _run(self, function: Callable[[], None]) -> None:
+        try:
+            function()
+        except BaseException as error:  # handed to the caller of result()
+            self._error = error
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _https_ok(url: str) -> bool:

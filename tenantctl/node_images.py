@@ -2,8 +2,9 @@
 
 - `pause`: the Pod sandbox, compiled from scripts/toolchain/pause/pause.c with `gcc -static`;
 - `coredns`: cluster DNS, the static CoreDNS binary `scripts/build-toolchain` builds;
-- `busybox`: a small toolbox (sh, wget, nc, nslookup, httpd, ...) from Debian's `busybox-static`,
-  for trying the node by hand and for the node's tests.
+- `busybox`: a small toolbox (sh, nc, nslookup, httpd, ...) from Debian's `busybox-static`,
+  for trying the node by hand and for the node's tests. Its `wget` is left out: bookworm's
+  busybox-static 1.35.0-4+deb12u1 crashes (SIGSEGV) in `wget` even on the host; `nc` does HTTP.
 
 Each is an OCI archive (tenantctl/oci_archive.py) cached by version under
 `$LLM_TENANTS_CACHE/images/`, and imported into the node's containerd at start (tenantctl/node.py).
@@ -25,7 +26,8 @@ from tenantctl.oci_archive import ImageFile, ImageSpec, write_image
 
 REGISTRY = "llm-tenants.local"  # never pulled: images carry this name only to be found in containerd
 PAUSE_SOURCE = toolchain.WRAPPERS_DIR / "pause" / "pause.c"
-BUSYBOX = Path("/usr/bin/busybox")  # Debian's busybox-static
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
+BROKEN_APPLETS = {"busybox", "wget"}  # wget: see the module docstring
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,10 @@ def busybox_version() -> str:
 def _busybox_spec() -> ImageSpec:
     applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     files = [ImageFile("/bin/busybox", BUSYBOX.read_bytes(), 0o755)]
-    files += [ImageFile(f"/bin/{applet}", symlink_to="busybox") for applet in applets if applet != "busybox"]
+    files += [ImageFile(f"/bin/{applet}", symlink_to="busybox") for applet in applets if applet not in BROKEN_APPLETS]
     files += [ImageFile("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"),
               ImageFile("/etc/group", b"root:x:0:\nnobody:x:65534:\n"),
-              ImageFile("/tmp/.keep")]
+              ImageFile("/tmp", mode=0o1777, directory=True)]
     return ImageSpec(busybox_image().reference, files, cmd=["sh"])
 
 
@@ -85,8 +87,11 @@ PAUSE = NodeImage("pause", _source_tag(toolchain.PAUSE_VERSION, PAUSE_SOURCE), _
 COREDNS = NodeImage("coredns", toolchain.COREDNS_VERSION, _coredns_spec)
 
 
+BUSYBOX_IMAGE_REVISION = "3"  # bump when _busybox_spec changes: the cached archive is keyed by it
+
+
 def busybox_image() -> NodeImage:
-    return NodeImage("busybox", busybox_version(), _busybox_spec)
+    return NodeImage("busybox", f"{busybox_version()}-r{BUSYBOX_IMAGE_REVISION}", _busybox_spec)
 
 
 def node_images() -> list[NodeImage]:

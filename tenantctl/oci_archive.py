@@ -31,6 +31,7 @@ class ImageFile:
     data: bytes = b""
     mode: int = 0o644
     symlink_to: str | None = None
+    directory: bool = False  # an explicit directory, e.g. /tmp with mode 0o1777
 
 
 @dataclass
@@ -47,14 +48,18 @@ class ImageSpec:
 def _tar_bytes(files: list[ImageFile]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for directory in sorted(_parent_directories(files)):
+        explicit = {item.path.strip("/") for item in files if item.directory}
+        for directory in sorted(_parent_directories(files) - explicit):
             info = tarfile.TarInfo(directory)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, EPOCH
             tar.addfile(info)
         for item in sorted(files, key=lambda f: f.path):
-            info = tarfile.TarInfo(item.path.lstrip("/"))
+            info = tarfile.TarInfo(item.path.strip("/"))
             info.mtime, info.mode = EPOCH, item.mode
-            if item.symlink_to is not None:
+            if item.directory:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif item.symlink_to is not None:
                 info.type, info.linkname = tarfile.SYMTYPE, item.symlink_to
                 tar.addfile(info)
             else:

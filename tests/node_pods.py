@@ -72,6 +72,16 @@ def pod_exec(core: client.CoreV1Api, namespace: str, pod: str, command: str, tim
     return (code if code is not None else -1), output
 
 
+def http_get(core: client.CoreV1Api, namespace: str, pod: str, host: str, port: int = 8080,
+             timeout: int = 5) -> tuple[int, str]:
+    """GET / on host:port from inside the Pod (busybox nc); (nc's exit code, the response body)."""
+    request = f"printf 'GET / HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' | nc -w {timeout} {host} {port}"
+    code, output = pod_exec(core, namespace, pod, request, timeout=timeout + 25)
+    body = output.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in output else ""
+    answered = code == 0 and output.startswith("HTTP/1.")
+    return (0 if answered else code or 1), body
+
+
 def delete_namespace(core: client.CoreV1Api, namespace: str) -> None:
     try:
         core.delete_namespace(namespace, grace_period_seconds=0)

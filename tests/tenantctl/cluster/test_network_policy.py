@@ -7,7 +7,7 @@ import pytest
 from kubernetes import client
 
 from tests.helpers import wait_for
-from tests.node_pods import WEB_SERVER, create_namespace, delete_namespace, expose, pod_exec, run_pod
+from tests.node_pods import WEB_SERVER, create_namespace, delete_namespace, expose, http_get, pod_exec, run_pod
 
 pytestmark = pytest.mark.cluster
 
@@ -30,30 +30,30 @@ def apply_policy(core: client.CoreV1Api, document: dict) -> None:
                                                                               document)
 
 
-def can_fetch(core: client.CoreV1Api, namespace: str, pod: str, url: str) -> bool:
-    code, _ = pod_exec(core, namespace, pod, f"wget -qO- -T 2 {url}")
-    return code == 0
+def can_fetch(core: client.CoreV1Api, namespace: str, pod: str, host: str) -> bool:
+    code, body = http_get(core, namespace, pod, host, timeout=2)
+    return code == 0 and body.strip() == "web"
 
 
 def test_default_deny_blocks_and_an_allow_rule_allows(node_cluster, namespace):
     core, ns = namespace
     image = node_cluster.busybox_image
     run_pod(core, ns, "web", image, WEB_SERVER, labels={"app": "web"})
-    url = f"http://{expose(core, ns, 'web', {'app': 'web'})}:8080/"
+    service_ip = expose(core, ns, "web", {"app": "web"})
     run_pod(core, ns, "friend", image, labels={"role": "friend"})
     run_pod(core, ns, "stranger", image, labels={"role": "stranger"})
-    assert can_fetch(core, ns, "friend", url) and can_fetch(core, ns, "stranger", url)
+    assert can_fetch(core, ns, "friend", service_ip) and can_fetch(core, ns, "stranger", service_ip)
 
     apply_policy(core, policy(ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress"]}))
-    wait_for(lambda: not can_fetch(core, ns, "friend", url), timeout=60, what="default deny to be enforced")
-    assert not can_fetch(core, ns, "stranger", url)
+    wait_for(lambda: not can_fetch(core, ns, "friend", service_ip), timeout=60, what="default deny to be enforced")
+    assert not can_fetch(core, ns, "stranger", service_ip)
 
     apply_policy(core, policy(ns, "web-from-friends", {
         "podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"],
         "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "friend"}}}],
                      "ports": [{"protocol": "TCP", "port": 8080}]}]}))
-    wait_for(lambda: can_fetch(core, ns, "friend", url), timeout=60, what="the allow rule to be enforced")
-    assert not can_fetch(core, ns, "stranger", url)
+    wait_for(lambda: can_fetch(core, ns, "friend", service_ip), timeout=60, what="the allow rule to be enforced")
+    assert not can_fetch(core, ns, "stranger", service_ip)
 
 
 def test_egress_limited_to_dns_like_a_tenant(node_cluster, namespace):
@@ -61,13 +61,13 @@ def test_egress_limited_to_dns_like_a_tenant(node_cluster, namespace):
     core, ns = namespace
     image = node_cluster.busybox_image
     run_pod(core, ns, "web", image, WEB_SERVER, labels={"app": "web"})
-    url = f"http://{expose(core, ns, 'web', {'app': 'web'})}:8080/"
+    service_ip = expose(core, ns, "web", {"app": "web"})
     run_pod(core, ns, "tenant", image, labels={"app": "tenant"})
     apply_policy(core, policy(ns, "tenant-egress", {
         "podSelector": {"matchLabels": {"app": "tenant"}}, "policyTypes": ["Egress"],
         "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
-    wait_for(lambda: not can_fetch(core, ns, "tenant", url), timeout=60, what="egress deny to be enforced")
+    wait_for(lambda: not can_fetch(core, ns, "tenant", service_ip), timeout=60, what="egress deny to be enforced")
     code, output = pod_exec(core, ns, "tenant", f"nslookup web.{ns}.svc.cluster.local")
     assert code == 0, output  # DNS still allowed
