@@ -349,7 +349,7 @@ def _down(args: argparse.Namespace) -> int:
     state = _read_state(state_dir)
     if not state or not _pid_alive(state["pid"]):
         print("no control plane running")
-        return _clean_up_after_crash()
+        return _clean_up_after_crash(state_dir)
     os.kill(state["pid"], signal.SIGTERM)  # its handler stops the node, then etcd, apiserver and controller-manager
     deadline = time.monotonic() + 90
     while _pid_alive(state["pid"]) and time.monotonic() < deadline:
@@ -361,15 +361,20 @@ def _down(args: argparse.Namespace) -> int:
     if state.get("node"):
         print("node stopped: its processes, mounts, network namespaces, iptables rules, interfaces and cgroups "
               "are gone and the kernel settings it changed are restored")
-    return _clean_up_after_crash()
+    return _clean_up_after_crash(state_dir)
 
 
-def _clean_up_after_crash() -> int:
-    """A node killed outright (kill -9, power loss of the process) leaves host changes: undo them now."""
+def _clean_up_after_crash(state_dir: Path) -> int:
+    """After `cluster up` was killed outright (kill -9): its children got SIGTERM and may still be stopping,
+    and a node leaves host changes behind. Stop the former, undo the latter."""
+    from tenantctl import host_state
     from tenantctl.node import cleanup_crashed_node
 
-    if os.geteuid() == 0 and cleanup_crashed_node(lambda m: print(f"[cluster] {m}", flush=True)):
+    log = lambda m: print(f"[cluster] {m}", flush=True)  # noqa: E731
+    host_state.kill_processes_mentioning((str(state_dir) + "/",), log, programs=(str(toolchain.toolchain_dir()),))
+    if os.geteuid() == 0 and cleanup_crashed_node(log):
         print("cleaned up after a node that had not stopped")
+    _state_file(state_dir).unlink(missing_ok=True)
     return 0
 
 

@@ -16,6 +16,7 @@ Everything here is best effort and idempotent: one failing step never stops the 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import shlex
@@ -39,6 +40,9 @@ TABLES = ("filter", "nat", "mangle", "raw")
 CHAIN_PREFIXES = ("KUBE-", "CNI-", "LLMT-")  # kubelet, kube-proxy, kube-router; CNI plugins; ours
 IPSET_PREFIXES = ("KUBE-", "inet6:KUBE-", "kube-router")
 BRIDGE = "cni0"
+CNI_NETWORK = "llm-tenants"  # the node's CNI network name (its conflist)
+CNI_CACHE = Path("/var/lib/cni/results")  # libcni's result cache: entries are removed by CNI DEL, not by a crash
+SHIM_SOCKETS = Path("/run/containerd/s")  # containerd 1.6 puts every shim's socket here, whatever its state dir
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBEPODS = "kubepods"
 NETNS_DIR = Path("/run/netns")
@@ -146,10 +150,15 @@ class HostSnapshot:
 
 # -- restoring ---------------------------------------------------------------------------------
 
-def restore(snapshot: HostSnapshot, state_dir: Path, markers: tuple[str, ...], log: Log) -> None:
+def restore(snapshot: HostSnapshot, state_dir: Path, markers: tuple[str, ...], log: Log,
+            process_markers: tuple[str, ...] = (), containerd_address: str = "") -> None:
     """Undo what appeared since `snapshot`. `markers` are strings (Pod CIDR, bridge) that identify
-    the node's iptables rules in built-in chains."""
-    for step in (lambda: kill_processes_mentioning(str(state_dir), log),
+    the node's iptables rules in built-in chains; a process whose command line holds one of
+    `process_markers` (default: the state directory) is the node's; `containerd_address` is the
+    node's containerd socket (its shims' sockets are named after it)."""
+    tasks = containerd_tasks(state_dir)
+    container_ids = {container_id for _, container_id in tasks}
+    for step in (lambda: kill_processes_mentioning(process_markers or (str(state_dir),), log),
                  lambda: kill_kubepods(snapshot, log),
                  lambda: unmount_all(state_dir, log),
                  lambda: delete_netns(snapshot, log),
@@ -158,6 +167,8 @@ def restore(snapshot: HostSnapshot, state_dir: Path, markers: tuple[str, ...], l
                  lambda: destroy_ipsets(snapshot, log),
                  lambda: remove_cgroups(snapshot, log),
                  lambda: remove_container_log_links(state_dir, log),
+                 lambda: remove_cni_cache(container_ids, log),
+                 lambda: remove_shim_sockets(containerd_address, tasks, log),
                  lambda: remove_created_directories(snapshot, log),
                  lambda: restore_sysctls(snapshot, log)):
         try:
@@ -166,17 +177,21 @@ def restore(snapshot: HostSnapshot, state_dir: Path, markers: tuple[str, ...], l
             log(f"cleanup step failed: {error!r}")
 
 
-def kill_processes_mentioning(text: str, log: Log) -> None:
-    """SIGKILL leftover processes started for this node (containerd shims carry its socket path)."""
+def kill_processes_mentioning(texts: tuple[str, ...], log: Log, programs: tuple[str, ...] = ()) -> None:
+    """SIGKILL leftover processes started for this node (containerd shims carry its socket path); with
+    `programs`, only those whose executable path starts with one of them."""
     me = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if text in cmdline:
+        cmdline = b" ".join(argv).decode(errors="replace")
+        if programs and not argv[0].decode(errors="replace").startswith(programs):
+            continue
+        if any(text in cmdline for text in texts):
             log(f"killing leftover process {entry.name}: {cmdline[:120]}")
             try:
                 os.kill(int(entry.name), signal.SIGKILL)
@@ -300,6 +315,28 @@ def remove_container_log_links(state_dir: Path, log: Log) -> None:
     for entry in entries:
         if entry.is_symlink() and os.readlink(entry).startswith(prefix):
             entry.unlink(missing_ok=True)
+
+
+def containerd_tasks(state_dir: Path) -> set[tuple[str, str]]:
+    """(namespace, id) of the containers and Pod sandboxes the node's containerd still has tasks for."""
+    tasks = state_dir / "containerd" / "state" / "io.containerd.runtime.v2.task"
+    return {(entry.parent.name, entry.name) for entry in tasks.glob("*/*")} if tasks.is_dir() else set()
+
+
+def remove_cni_cache(container_ids: set[str], log: Log) -> None:
+    """Cached CNI results of the node's Pods (left when the Pods were not torn down through CNI):
+    `<network>-<container id>-<interface>`, for our network and for CRI's loopback network."""
+    for entry in list(CNI_CACHE.glob("*")):
+        network_and_id = entry.name.rsplit("-", 1)[0]
+        if network_and_id.startswith(f"{CNI_NETWORK}-") or network_and_id.rsplit("-", 1)[-1] in container_ids:
+            entry.unlink(missing_ok=True)
+
+
+def remove_shim_sockets(containerd_address: str, tasks: set[tuple[str, str]], log: Log) -> None:
+    """Sockets of shims that were killed: containerd 1.6 names them sha256(address/namespace/id)."""
+    for namespace, container_id in tasks if containerd_address else ():
+        digest = hashlib.sha256(f"{containerd_address}/{namespace}/{container_id}".encode()).hexdigest()
+        (SHIM_SOCKETS / digest).unlink(missing_ok=True)
 
 
 def remove_created_directories(snapshot: HostSnapshot, log: Log) -> None:

@@ -71,6 +71,9 @@ CLUSTER_DNS_IP = str(ipaddress.ip_network(SERVICE_CIDR)[10])
 CLUSTER_DOMAIN = "cluster.local"
 NODE_LOCK = Path("/run/lock/llm-tenants-node.lock")
 NODE_RECORD = Path("/run/llm-tenants-node.json")  # which state dir the running node uses, for crash recovery
+# A short link to <state>/containerd: unix socket paths are limited to ~104 bytes, state directories
+# (pytest's, for one) can be longer. One node per machine, so one fixed path.
+SOCKET_LINK = Path("/run/llm-tenants-node")
 CNI_BIN_DIR = Path("/usr/lib/cni")
 RUNC = Path("/usr/sbin/runc")
 EGRESS_CHAIN = "LLMT-EGRESS"
@@ -141,7 +144,8 @@ class LocalNode:
 
     @property
     def containerd_socket(self) -> Path:
-        return self.state_dir / "containerd" / "containerd.sock"
+        """The socket in <state>/containerd, through SOCKET_LINK (a short path)."""
+        return SOCKET_LINK / "containerd.sock"
 
     @property
     def kubelet_address(self) -> str:
@@ -182,7 +186,7 @@ class LocalNode:
         while self.processes:
             self.processes.pop().stop(timeout=10)
         if self.snapshot is not None:
-            host_state.restore(self.snapshot, self.state_dir, (POD_CIDR, host_state.BRIDGE), self.log)
+            _restore_host(self.snapshot, self.state_dir, self.log)
             self.snapshot = None
             NODE_RECORD.unlink(missing_ok=True)
             self._path("host-snapshot.json").unlink(missing_ok=True)
@@ -247,6 +251,9 @@ class LocalNode:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.snapshot.save(self._path("host-snapshot.json"))
         NODE_RECORD.write_text(json.dumps({"pid": os.getpid(), "state_dir": str(self.state_dir)}))
+        self._path("containerd").mkdir(parents=True, exist_ok=True)
+        SOCKET_LINK.unlink(missing_ok=True)
+        SOCKET_LINK.symlink_to(self._path("containerd"))
         self._write_certificates()
         self._write_containerd_config()
         self._write_cni_config()
@@ -322,7 +329,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def _write_cni_config(self) -> None:
         network = {
-            "cniVersion": "1.0.0", "name": "llm-tenants",
+            "cniVersion": "1.0.0", "name": host_state.CNI_NETWORK,
             "plugins": [
                 {"type": "bridge", "bridge": host_state.BRIDGE, "isGateway": True, "ipMasq": False,
                  "hairpinMode": True,
@@ -634,10 +641,19 @@ def recover_crashed_node(log: Log) -> bool:
     snapshot = host_state.HostSnapshot.load(state_dir / "host-snapshot.json")
     if snapshot is not None:
         log(f"cleaning up after a node that did not stop (state {state_dir})")
-        host_state.restore(snapshot, state_dir, (POD_CIDR, host_state.BRIDGE), log)
+        _restore_host(snapshot, state_dir, log)
         (state_dir / "host-snapshot.json").unlink(missing_ok=True)
     NODE_RECORD.unlink(missing_ok=True)
     return True
+
+
+def _restore_host(snapshot: host_state.HostSnapshot, state_dir: Path, log: Log) -> None:
+    # containerd shims name the socket by its short path: they are found by that too
+    host_state.restore(snapshot, state_dir, (POD_CIDR, host_state.BRIDGE), log,
+                       process_markers=(str(state_dir), str(SOCKET_LINK) + "/"),
+                       containerd_address=str(SOCKET_LINK / "containerd.sock"))
+    if SOCKET_LINK.is_symlink():
+        SOCKET_LINK.unlink()
 
 
 def cleanup_crashed_node(log: Log, lock_timeout: float = 0) -> bool:

@@ -128,6 +128,13 @@ def _iptables(binary: str) -> list[str]:
     return sorted(lines)
 
 
+def _stale_shim_sockets() -> list[str]:
+    """Sockets in containerd's shim directory nobody listens on (a Docker daemon's shims share it)."""
+    listening = {line.split()[4] for line in _lines(["ss", "-xlH"]) if len(line.split()) > 4}
+    directory = Path("/run/containerd/s")
+    return sorted(str(p) for p in directory.glob("*") if str(p) not in listening) if directory.is_dir() else []
+
+
 def host_fingerprint(state_dir: Path) -> dict:
     """Everything the node could leave behind, as comparable data (take it before and after)."""
     prefix = str(state_dir.resolve())
@@ -142,7 +149,9 @@ def host_fingerprint(state_dir: Path) -> dict:
         "cgroups": sorted(glob.glob("/sys/fs/cgroup/*/kubepods")),
         "container_logs": sorted(os.listdir("/var/log/containers")) if os.path.isdir("/var/log/containers") else None,
         "host_dirs": [d for d in ("/var/lib/cni", "/var/log/pods", "/etc/cni", "/opt/cni", "/var/lib/kubelet",
-                                  "/usr/libexec/kubernetes", "/run/containerd") if os.path.exists(d)],
+                                  "/usr/libexec/kubernetes", "/run/llm-tenants-node", "/run/llm-tenants-node.json")
+                      if os.path.lexists(d)],
+        "stale_shim_sockets": _stale_shim_sockets(),
         "sysctls": _sysctls(),
     }
 
