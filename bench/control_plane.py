@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = start_to_ready(args.runs)
     report = {
         "kubernetes": toolchain.KUBERNETES_VERSION, "etcd": toolchain.ETCD_VERSION,
-        "provider": f"{toolchain.KUBE_PROVIDER_SOURCE} {toolchain.KUBE_PROVIDER_VERSION}",
+        "provider": f"{toolchain.KUBECTL_PROVIDER_SOURCE} {toolchain.KUBECTL_PROVIDER_VERSION}",
         "cold_build_seconds": toolchain.recorded_build_times(),
         "warm_setup_seconds": warm,
         "start_to_ready_seconds": {"runs": runs, "median": statistics.median(runs), "max": max(runs),

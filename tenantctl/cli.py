@@ -6,7 +6,7 @@
     tenantctl validate              check every tenant spec
     tenantctl dashboards [--check]  regenerate the Grafana dashboards (dashboards/generated/)
     tenantctl report <tenant>       a tenant's dashboard panels as a PNG, from Prometheus
-    tenantctl cluster up|down       a local Kubernetes control plane (etcd, apiserver, controllers)
+    tenantctl cluster up|down       a local Kubernetes cluster: control plane and one node (Pods run)
     tenantctl images build          the container images the cluster runs, built locally
     tenantctl onboard <name> ...    create tenants/<name>/ from tenant-template/
     tenantctl platform apply        the shared platform on a cluster (Terraform)

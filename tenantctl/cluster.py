@@ -1,14 +1,15 @@
 """A real local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
 
-Used by the tests (tests/tenantctl/cluster/conftest.py) and by `tenantctl cluster up` for trying
-`terraform apply` and inspecting the result by hand. The binaries come from
-`scripts/build-toolchain` (tenantctl/toolchain.py).
+Used by the tests (tests/conftest.py) and by `tenantctl cluster up` for trying `terraform apply`
+and inspecting the result by hand. The binaries come from `scripts/build-toolchain`
+(tenantctl/toolchain.py).
 
-There is no scheduler and no kubelet: Deployments get ReplicaSets and Pods, but Pods
-stay Pending. What is real: authentication (client certificates, service-account
-tokens), RBAC, admission (ResourceQuota, ServiceAccount, NamespaceLifecycle, ...),
-and the controllers that fill quota status, create default ServiceAccounts and
-finalize namespace deletion.
+Alone (`LocalControlPlane`, `tenantctl cluster up --control-plane-only`) there is no scheduler
+and no kubelet: Deployments get ReplicaSets and Pods, but Pods stay Pending. What is real:
+authentication (client certificates, service-account tokens), RBAC, admission (ResourceQuota,
+ServiceAccount, NamespaceLifecycle, ...), and the controllers that fill quota status, create
+default ServiceAccounts and finalize namespace deletion. `tenantctl cluster up` adds a real node
+(kubelet on containerd, kube-proxy, kube-scheduler, CoreDNS, NetworkPolicies): tenantctl/node.py.
 
 Every process runs in its own process group with PR_SET_PDEATHSIG (tenantctl.processes),
 so none outlives the Python process that started it.
@@ -35,7 +36,7 @@ import httpx
 
 from tenantctl import toolchain
 from tenantctl.pki import Pki
-from tenantctl.processes import ManagedProcess, ProcessFailed, free_port
+from tenantctl.processes import ManagedProcess, ProcessFailed, free_port, wait_ready
 
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -58,9 +59,14 @@ class LocalControlPlane:
     and always leaves no process behind.
     """
 
-    def __init__(self, state_dir: Path | str, ports: Ports | None = None, log: Callable[[str], None] | None = None):
+    def __init__(self, state_dir: Path | str, ports: Ports | None = None, log: Callable[[str], None] | None = None,
+                 node_ip: str | None = None, kubelet_address_types: str = "Hostname,InternalIP"):
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports or Ports()
+        # With a node (tenantctl/node.py): the API server also listens on, and advertises, the node's IP, so
+        # the `kubernetes` Service has a real endpoint Pods can reach; it talks to the kubelet with a client cert.
+        self.node_ip = node_ip
+        self.kubelet_address_types = kubelet_address_types
         self.log = log or (lambda message: None)
         self.processes: list[ManagedProcess] = []
         self.pki: Pki | None = None
@@ -118,7 +124,10 @@ class LocalControlPlane:
         for sub in ("etcd", "pki", "logs"):
             path = self.state_dir / sub
             shutil.rmtree(path, ignore_errors=True)
-        self.pki = Pki.generate(self.state_dir / "pki", SERVICE_CIDR)
+        self.pki = Pki.generate(self.state_dir / "pki", SERVICE_CIDR, extra_ips=(self.node_ip,) if self.node_ip else ())
+        if self.node_ip:
+            self.pki.client_certificate(self.state_dir / "pki" / "apiserver-kubelet-client",
+                                        "kube-apiserver-kubelet-client", "system:masters")
         self.pki.client_kubeconfig(self.kubeconfig, self.api_url, "admin", "system:masters")
         self.pki.client_kubeconfig(self.state_dir / "controller-manager.kubeconfig", self.api_url,
                                    "system:kube-controller-manager")
@@ -147,7 +156,7 @@ class LocalControlPlane:
         pki = self.pki
         return self._process("kube-apiserver", [
             str(binary), f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.ports.apiserver}",
+            *self._addresses(), f"--secure-port={self.ports.apiserver}",
             f"--cert-dir={self.state_dir / 'pki'}",
             f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca_cert}",
@@ -156,8 +165,18 @@ class LocalControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",  # default admission plugins stay on (ResourceQuota, ...)
             "--allow-privileged=true",
-            "--endpoint-reconciler-type=none",  # 127.0.0.1 is not a valid Endpoints address
             "--profiling=false", "--v=1"])
+
+    def _addresses(self) -> list[str]:
+        if not self.node_ip:
+            return ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                    "--endpoint-reconciler-type=none"]  # 127.0.0.1 is not a valid Endpoints address
+        client_cert = self.state_dir / "pki" / "apiserver-kubelet-client"
+        return ["--bind-address=0.0.0.0", f"--advertise-address={self.node_ip}",
+                f"--kubelet-client-certificate={client_cert}.crt", f"--kubelet-client-key={client_cert}.key",
+                f"--kubelet-certificate-authority={self.pki.ca_cert}",
+                # how it reaches the kubelet: by host name where that is loopback (tenantctl/node.py)
+                f"--kubelet-preferred-address-types={self.kubelet_address_types}"]
 
     def _controller_manager(self, binary: Path) -> ManagedProcess:
         pki = self.pki
@@ -174,16 +193,7 @@ class LocalControlPlane:
     # -- readiness ---------------------------------------------------------------------------
 
     def _wait(self, process: ManagedProcess, probe: Callable[[], bool], deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if not process.is_running():
-                raise ProcessFailed(f"{process.name} exited with code {process.popen.returncode}:\n{process.log_tail()}")
-            try:
-                if probe():
-                    return
-            except (httpx.HTTPError, OSError):
-                pass
-            time.sleep(0.1)
-        raise ProcessFailed(f"{process.name} was not ready in time:\n{process.log_tail()}")
+        wait_ready(process, probe, deadline)
 
     def _etcd_healthy(self) -> bool:
         response = httpx.get(f"http://127.0.0.1:{self.ports.etcd_client}/health", timeout=2)
@@ -248,25 +258,47 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _serve(state_dir: Path) -> int:
-    """Run the control plane in the foreground until SIGINT/SIGTERM."""
+def _serve(state_dir: Path, with_node: bool, lock_timeout: float = 0) -> int:
+    """Run the control plane (and the node) in the foreground until SIGINT/SIGTERM."""
     stop = threading.Event()
+
+    def interrupt(*_) -> None:
+        if stop.is_set() or not started.is_set():
+            raise KeyboardInterrupt  # while starting: abort the start, which cleans up after itself
+        stop.set()
+
+    started = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    plane = LocalControlPlane(state_dir, log=lambda m: print(f"[cluster] {m}", flush=True))
+        signal.signal(sig, interrupt)
+    log = lambda m: print(f"[cluster] {m}", flush=True)  # noqa: E731
+    if with_node:
+        from tenantctl.node import LocalCluster  # the node builds on this module
+
+        running = LocalCluster(state_dir, log=log, lock_timeout=lock_timeout)
+        plane = running.control_plane
+    else:
+        running = plane = LocalControlPlane(state_dir, log=log)
     try:
-        plane.start()
-        _state_file(state_dir).write_text(json.dumps({
-            "pid": os.getpid(), "api_url": plane.api_url, "kubeconfig": str(plane.kubeconfig),
-            "terraform_cli_config": str(toolchain.terraform_cli_config()),
-            "start_seconds": round(plane.start_seconds, 2)}, indent=2))
+        running.start()
+        started.set()
+        state = {"pid": os.getpid(), "api_url": plane.api_url, "kubeconfig": str(plane.kubeconfig),
+                 "terraform_cli_config": str(toolchain.terraform_cli_config()), "node": with_node,
+                 "start_seconds": round(running.start_seconds, 2)}
+        if with_node:
+            state.update(node_name=running.node_name, node_ip=running.node_ip, pod_cidr=running.pod_cidr,
+                         service_cidr=running.service_cidr, cluster_dns_ip=running.cluster_dns_ip,
+                         containerd_socket=str(running.node.containerd_socket))
+            log(f"node {running.node_name} Ready (node IP {running.node_ip}, Pods {running.pod_cidr})")
+        _state_file(state_dir).write_text(json.dumps(state, indent=2))
         print(f"[cluster] kubeconfig: {plane.kubeconfig}", flush=True)
         print(f"[cluster] try: export KUBECONFIG={plane.kubeconfig} TF_CLI_CONFIG_FILE={toolchain.terraform_cli_config()}",
               flush=True)
         print("[cluster] Ctrl-C or `tenantctl cluster down` stops it", flush=True)
         stop.wait()
     finally:
-        plane.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        running.stop()
         _state_file(state_dir).unlink(missing_ok=True)
     return 0
 
@@ -278,24 +310,28 @@ def _up(args: argparse.Namespace) -> int:
         print(f"already running (pid {state['pid']}); kubeconfig: {state['kubeconfig']}")
         return 0
     state_dir.mkdir(parents=True, exist_ok=True)
+    with_node = not args.control_plane_only
     if not args.detach:
-        return _serve(state_dir)
-    return _up_detached(state_dir, args.timeout)
+        return _serve(state_dir, with_node, args.lock_timeout)
+    return _up_detached(state_dir, args.timeout + args.lock_timeout, with_node, args.lock_timeout)
 
 
-def _up_detached(state_dir: Path, timeout: float) -> int:
+def _up_detached(state_dir: Path, timeout: float, with_node: bool, lock_timeout: float) -> int:
     """Re-run `up` in the background (own session, log in the state dir); return once it is ready."""
     _state_file(state_dir).unlink(missing_ok=True)
     log_path = state_dir / "cluster-up.log"
+    argv = [sys.executable, "-m", "tenantctl.cluster", "cluster", "up", "--state-dir", str(state_dir),
+            "--lock-timeout", str(lock_timeout)]
     with open(log_path, "wb") as log:
-        child = subprocess.Popen([sys.executable, "-m", "tenantctl.cluster", "cluster", "up", "--state-dir", str(state_dir)],
+        child = subprocess.Popen(argv + ([] if with_node else ["--control-plane-only"]),
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True, cwd=toolchain.REPO_ROOT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = _read_state(state_dir)
         if state and state.get("pid") == child.pid:
-            print(f"control plane running in the background (pid {child.pid}, log {log_path})")
+            what = "control plane and node" if with_node else "control plane"
+            print(f"{what} running in the background (pid {child.pid}, log {log_path})")
             print(f"kubeconfig: {state['kubeconfig']}")
             return 0
         if child.poll() is not None:
@@ -313,15 +349,32 @@ def _down(args: argparse.Namespace) -> int:
     state = _read_state(state_dir)
     if not state or not _pid_alive(state["pid"]):
         print("no control plane running")
-        return 0
-    os.kill(state["pid"], signal.SIGTERM)  # its handler stops etcd, apiserver and controller-manager
-    deadline = time.monotonic() + 30
+        return _clean_up_after_crash(state_dir)
+    os.kill(state["pid"], signal.SIGTERM)  # its handler stops the node, then etcd, apiserver and controller-manager
+    deadline = time.monotonic() + 90
     while _pid_alive(state["pid"]) and time.monotonic() < deadline:
         time.sleep(0.2)
     if _pid_alive(state["pid"]):
-        print(f"pid {state['pid']} did not stop in 30s", file=sys.stderr)
+        print(f"pid {state['pid']} did not stop in 90s", file=sys.stderr)
         return 1
     print("control plane stopped")
+    if state.get("node"):
+        print("node stopped: its processes, mounts, network namespaces, iptables rules, interfaces and cgroups "
+              "are gone and the kernel settings it changed are restored")
+    return _clean_up_after_crash(state_dir)
+
+
+def _clean_up_after_crash(state_dir: Path) -> int:
+    """After `cluster up` was killed outright (kill -9): its children got SIGTERM and may still be stopping,
+    and a node leaves host changes behind. Stop the former, undo the latter."""
+    from tenantctl import host_state
+    from tenantctl.node import cleanup_crashed_node
+
+    log = lambda m: print(f"[cluster] {m}", flush=True)  # noqa: E731
+    host_state.kill_processes_mentioning((str(state_dir) + "/",), log, programs=(str(toolchain.toolchain_dir()),))
+    if os.geteuid() == 0 and cleanup_crashed_node(log):
+        print("cleaned up after a node that had not stopped")
+    _state_file(state_dir).unlink(missing_ok=True)
     return 0
 
 
@@ -336,19 +389,23 @@ def _status(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add `cluster up|down|status` to a CLI's argparse subparsers."""
-    cluster = subparsers.add_parser("cluster", help="run a local Kubernetes control plane (etcd, apiserver, controllers)")
+    cluster = subparsers.add_parser("cluster", help="run a local Kubernetes cluster: control plane and one node")
     commands = cluster.add_subparsers(dest="cluster_command", required=True)
     for name, handler, help_text in (
             ("up", _up, "start it (foreground until Ctrl-C, or --detach) and print the kubeconfig path"),
-            ("down", _down, "stop a running control plane"),
-            ("status", _status, "show the running control plane's kubeconfig and URL")):
+            ("down", _down, "stop it and undo every change the node made to this machine"),
+            ("status", _status, "show the running cluster's kubeconfig, URL and node")):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                              help=f"where certificates, etcd data, logs and state live (default {DEFAULT_STATE_DIR})")
         command.set_defaults(handler=handler)
         if name == "up":
             command.add_argument("--detach", action="store_true", help="run in the background and return when ready")
-            command.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness (--detach)")
+            command.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness (--detach)")
+            command.add_argument("--control-plane-only", action="store_true",
+                                 help="no node: etcd, apiserver and controllers only (Pods stay Pending; no root needed)")
+            command.add_argument("--lock-timeout", type=float, default=0,
+                                 help="seconds to wait while another local node runs on this machine (default: fail)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (toolchain.ToolchainError, ProcessFailed) as error:
+    except (toolchain.ToolchainError, ProcessFailed, RuntimeError) as error:
         print(f"tenantctl cluster: {error}", file=sys.stderr)
         return 1
 

@@ -83,15 +83,15 @@ class Pki:
     sa_pub: Path
 
     @classmethod
-    def generate(cls, directory: Path, service_cidr: str) -> "Pki":
-        """CA, apiserver serving certificate (valid for the in-cluster service IP too) and SA keys."""
+    def generate(cls, directory: Path, service_cidr: str, extra_ips: tuple[str, ...] = ()) -> "Pki":
+        """CA, apiserver serving certificate (valid for the in-cluster service IP and `extra_ips` too) and SA keys."""
         directory.mkdir(parents=True, exist_ok=True)
         ca = CertificateAuthority.create()
         serving_key, serving_cert = ca.issue(
             "kube-apiserver",
             server_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                           "kubernetes.default.svc.cluster.local"),
-            server_ips=("127.0.0.1", str(next(ipaddress.ip_network(service_cidr).hosts()))))
+            server_ips=("127.0.0.1", str(next(ipaddress.ip_network(service_cidr).hosts())), *extra_ips))
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pki = cls(*(directory / name for name in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub")))
         files = {pki.ca_cert: _pem_cert(ca.cert), pki.ca_key: _pem_key(ca.key), pki.serving_cert: serving_cert,
@@ -103,11 +103,29 @@ class Pki:
             path.chmod(0o600)
         return pki
 
+    def _ca(self) -> CertificateAuthority:
+        return CertificateAuthority(serialization.load_pem_private_key(self.ca_key.read_bytes(), None),
+                                    x509.load_pem_x509_certificate(self.ca_cert.read_bytes()))
+
+    def _write_pair(self, prefix: Path, key: bytes, cert: bytes) -> tuple[Path, Path]:
+        cert_path, key_path = prefix.with_name(prefix.name + ".crt"), prefix.with_name(prefix.name + ".key")
+        for path, data in ((cert_path, cert), (key_path, key)):
+            path.write_bytes(data)
+            path.chmod(0o600)
+        return cert_path, key_path
+
+    def client_certificate(self, prefix: Path, user: str, organization: str | None = None) -> tuple[Path, Path]:
+        """`<prefix>.crt` and `<prefix>.key`: a client certificate for `user` (in group `organization`)."""
+        return self._write_pair(prefix, *self._ca().issue(user, organization))
+
+    def server_certificate(self, prefix: Path, common_name: str, names: tuple[str, ...],
+                           ips: tuple[str, ...]) -> tuple[Path, Path]:
+        """`<prefix>.crt` and `<prefix>.key`: a serving certificate for these DNS names and IPs."""
+        return self._write_pair(prefix, *self._ca().issue(common_name, server_names=names, server_ips=ips))
+
     def client_kubeconfig(self, path: Path, server: str, user: str, organization: str | None = None) -> Path:
         """Write a self-contained kubeconfig (certificates embedded) for a client-certificate user."""
-        ca = CertificateAuthority(serialization.load_pem_private_key(self.ca_key.read_bytes(), None),
-                                  x509.load_pem_x509_certificate(self.ca_cert.read_bytes()))
-        key, cert = ca.issue(user, organization)
+        key, cert = self._ca().issue(user, organization)
         b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "local",

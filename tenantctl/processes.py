@@ -130,3 +130,17 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def wait_ready(process: ManagedProcess, probe: Callable[[], bool], deadline: float) -> None:
+    """Poll `probe` until it is true; fail early, with the log's tail, if `process` exits (or at `deadline`)."""
+    while time.monotonic() < deadline:
+        if not process.is_running():
+            raise ProcessFailed(f"{process.name} exited with code {process.popen.returncode}:\n{process.log_tail()}")
+        try:
+            if probe():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.1)
+    raise ProcessFailed(f"{process.name} was not ready in time:\n{process.log_tail()}")

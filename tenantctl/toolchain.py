@@ -6,7 +6,10 @@ small wrapper modules under scripts/toolchain/, and caches them outside the repo
 
     $LLM_TENANTS_CACHE (default ~/.cache/llm-tenants)/toolchain/
         etcd-v3.6.16/etcd
-        kubernetes-v1.34.4/kube-apiserver, kube-controller-manager
+        kubernetes-v1.34.4/kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
+        cri-tools-v1.34.0/crictl
+        kube-router-netpol-v2.1.0/kube-router-netpol   (kube-router's NetworkPolicy controller alone)
+        coredns-v1.15.0/coredns                        (static: it runs in the node's CoreDNS image)
         terraform-provider-kubectl-1.19.0/terraform-provider-kubectl
         prometheus-v2.55.1/prometheus                                    (for the cluster's image)
         terraform-mirror/registry.terraform.io/gavinbunney/kubectl/...  (filesystem mirror)
@@ -35,6 +38,12 @@ from typing import Callable
 
 ETCD_VERSION = "v3.6.16"
 KUBERNETES_VERSION = "v1.34.4"
+# The local node (tenantctl/node.py): crictl, the NetworkPolicy enforcer, cluster DNS, and the Pod
+# sandbox image compiled from scripts/toolchain/pause/pause.c (tenantctl/node_images.py).
+CRI_TOOLS_VERSION = "v1.34.0"
+KUBE_ROUTER_VERSION = "v2.1.0"
+COREDNS_VERSION = "v1.15.0"
+PAUSE_VERSION = "3.10.1"
 # The Terraform provider our modules use, built from source and mirrored under its registry
 # address, so the same HCL fetches it from the public registry on a connected machine.
 # (hashicorp/kubernetes v2 is not served by the Go module proxy these machines reach.)
@@ -64,7 +73,7 @@ class Component:
     module: str  # wrapper module directory, relative to scripts/toolchain
     package: str  # Go package to build, relative to the module
     ldflags: tuple[str, ...] = ()
-    static: bool = False  # no cgo: the binary runs in an image without a C library
+    static: bool = False  # CGO_ENABLED=0: the binary runs in an image without a C library
 
     def module_dir(self) -> Path:
         return WRAPPERS_DIR / self.module
@@ -89,13 +98,25 @@ KUBE_APISERVER = Component("kube-apiserver", "kubernetes", KUBERNETES_VERSION, "
                            "./cmd/kube-apiserver", _kubernetes_ldflags())
 KUBE_CONTROLLER_MANAGER = Component("kube-controller-manager", "kubernetes", KUBERNETES_VERSION,
                                     "kubernetes", "./cmd/kube-controller-manager", _kubernetes_ldflags())
+KUBE_SCHEDULER = Component("kube-scheduler", "kubernetes", KUBERNETES_VERSION, "kubernetes",
+                           "./cmd/kube-scheduler", _kubernetes_ldflags())
+KUBELET = Component("kubelet", "kubernetes", KUBERNETES_VERSION, "kubernetes", "./cmd/kubelet", _kubernetes_ldflags())
+KUBE_PROXY = Component("kube-proxy", "kubernetes", KUBERNETES_VERSION, "kubernetes", "./cmd/kube-proxy",
+                       _kubernetes_ldflags())
+CRICTL = Component("crictl", "cri-tools", CRI_TOOLS_VERSION, "cri-tools", "sigs.k8s.io/cri-tools/cmd/crictl",
+                   ("-X sigs.k8s.io/cri-tools/pkg/version.Version=" + CRI_TOOLS_VERSION,))
+KUBE_ROUTER_NETPOL = Component("kube-router-netpol", "kube-router-netpol", KUBE_ROUTER_VERSION, "kube-router", ".")
+COREDNS = Component("coredns", "coredns", COREDNS_VERSION, "coredns", ".",
+                    ("-X github.com/coredns/coredns/coremain.GitCommit=" + COREDNS_VERSION,), static=True)
 KUBECTL_PROVIDER = Component("terraform-provider-kubectl", "terraform-provider-kubectl", KUBECTL_PROVIDER_VERSION,
                              "terraform-provider-kubectl", "github.com/gavinbunney/terraform-provider-kubectl")
 PROMETHEUS = Component("prometheus", "prometheus", PROMETHEUS_VERSION, "prometheus",
                        "github.com/prometheus/prometheus/cmd/prometheus",
                        (f"-X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION.lstrip('v')}",
                         "-X github.com/prometheus/common/version.Branch=HEAD"), static=True)
-COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL_PROVIDER, PROMETHEUS)
+CONTROL_PLANE_COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER)
+NODE_COMPONENTS = (KUBE_SCHEDULER, KUBELET, KUBE_PROXY, CRICTL, KUBE_ROUTER_NETPOL, COREDNS)
+COMPONENTS = CONTROL_PLANE_COMPONENTS + NODE_COMPONENTS + (KUBECTL_PROVIDER, PROMETHEUS)
 
 
 def cache_root() -> Path:
@@ -115,10 +136,10 @@ def binary(component: Component) -> Path:
     return path
 
 
-def missing_binaries() -> list[str]:
+def missing_binaries(components: tuple[Component, ...] = COMPONENTS) -> list[str]:
     """One message per component that is not built yet (empty when all are)."""
     messages = []
-    for component in COMPONENTS:
+    for component in components:
         try:
             binary(component)
         except ToolchainError as error:
@@ -191,10 +212,12 @@ def go_binary() -> str:
     return found
 
 
-def _go_env() -> dict[str, str]:
+def _go_env(component: Component) -> dict[str, str]:
     env = dict(os.environ)
     # Local toolchain only (no toolchain download); go.sum files are committed, so never edit them.
     env.update(GOTOOLCHAIN="local", GOFLAGS="-mod=readonly -buildvcs=false")
+    if component.static:
+        env["CGO_ENABLED"] = "0"
     return env
 
 
@@ -217,8 +240,7 @@ def build(component: Component, log: Log = print) -> float:
     beat = threading.Thread(target=_heartbeat, args=(component.name, started, counter, done, log), daemon=True)
     beat.start()
     try:
-        env = {**_go_env(), **({"CGO_ENABLED": "0"} if component.static else {})}
-        with subprocess.Popen(argv, cwd=component.module_dir(), env=env, stdout=subprocess.PIPE,
+        with subprocess.Popen(argv, cwd=component.module_dir(), env=_go_env(component), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) as proc:
             for line in proc.stdout:
                 counter[0] += 1
@@ -263,6 +285,9 @@ def ensure_toolchain(force: bool = False, log: Log = print) -> dict[str, Path]:
             log(f"cached {component.name} {component.version}: {component.path()}")
         paths[component.name] = component.path()
     paths["terraform.rc"] = install_provider_mirror()
+    from tenantctl import node_images  # the node's images need the binaries above (CoreDNS)
+
+    paths.update(node_images.ensure_node_images(log))
     return paths
 
 

@@ -1,6 +1,7 @@
 """Fixtures that start real things: the local platform (Redis, embedded model server, gateway, tenant
-proxies, Prometheus), Redis and PostgreSQL on their own, the zero-latency OpenAI stub, and a real
-Kubernetes control plane with the platform and both tenants applied by Terraform.
+proxies, Prometheus), Redis and PostgreSQL on their own, the zero-latency OpenAI stub, a real
+Kubernetes control plane with the platform and both tenants applied by Terraform, and a real
+local cluster with a node where Pods run (`node_cluster`).
 
 Everything runs as real processes on free loopback ports, started through the
 same code `tenantctl up` and `tenantctl cluster up` use, and is stopped at the end
@@ -17,6 +18,7 @@ import pytest
 
 from tenantctl import launchers, toolchain
 from tenantctl.cluster import LocalControlPlane
+from tenantctl.node import LocalCluster
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
 from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port,
@@ -157,3 +159,37 @@ def cluster_platform(control_plane, tmp_path_factory) -> ClusterPlatform:
     for tenant in ("acme-corp", "closed-ai"):
         applied.apply_tenant(tenant)
     return applied
+
+
+# Another test session (another checkout on this machine) may hold the one node a machine can run.
+NODE_LOCK_WAIT_SECONDS = 1800
+
+
+@pytest.fixture(scope="session")
+def node_cluster(tmp_path_factory) -> LocalCluster:
+    """Control plane + a real node (kubelet on containerd, kube-proxy, kube-scheduler, CoreDNS, kube-router),
+    shared by the session and always torn down, leaving nothing on the host (tenantctl/node.py documents
+    the API: kubeconfig, node_ip, pod_cidr, import_image(), images(), busybox_image, ...).
+
+    Its log is `node-cluster*/cluster.log` under the session's temporary directory; each component's
+    log is in `node-cluster*/logs/` and `node-cluster*/node/logs/`.
+    """
+    missing = toolchain.missing_binaries()
+    if missing:
+        pytest.fail("\n".join(missing), pytrace=False)
+    state_dir = tmp_path_factory.mktemp("node-cluster")
+    log_file = open(state_dir / "cluster.log", "a", buffering=1)
+    cluster = LocalCluster(state_dir, log=lambda message: print(message, file=log_file),
+                           lock_timeout=NODE_LOCK_WAIT_SECONDS)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        log_file.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start a node of their own run first: once the session's shared node runs, they could not
+    (one node per machine)."""
+    items.sort(key=lambda item: item.get_closest_marker("node_lifecycle") is None)

@@ -19,7 +19,7 @@ def tenantctl(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
 def test_up_detached_status_and_down(tmp_path):
     state_dir = tmp_path / "cluster"
     try:
-        up = tenantctl("up", "--detach", "--state-dir", str(state_dir))
+        up = tenantctl("up", "--detach", "--control-plane-only", "--state-dir", str(state_dir))
         assert up.returncode == 0, up.stderr + up.stdout
         kubeconfig = up.stdout.strip().splitlines()[-1].removeprefix("kubeconfig: ")
 

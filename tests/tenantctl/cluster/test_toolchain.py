@@ -45,3 +45,19 @@ def test_build_script_is_idempotent():
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("[build-toolchain] cached ") == len(toolchain.COMPONENTS), run.stdout
     assert os.access(toolchain.mirrored_provider_path(), os.X_OK)
+
+
+def test_node_wrappers_pin_the_versions_toolchain_names():
+    wrappers = REPO / "scripts" / "toolchain"
+    assert f"github.com/cloudnativelabs/kube-router/v2 {toolchain.KUBE_ROUTER_VERSION}" in (
+        wrappers / "kube-router" / "go.mod").read_text()
+    assert f"github.com/coredns/coredns {toolchain.COREDNS_VERSION}" in (wrappers / "coredns" / "go.mod").read_text()
+    assert f"sigs.k8s.io/cri-tools {toolchain.CRI_TOOLS_VERSION}" in (wrappers / "cri-tools" / "go.mod").read_text()
+    kubernetes = (wrappers / "kubernetes" / "go.mod").read_text()
+    assert f"k8s.io/kubernetes {toolchain.KUBERNETES_VERSION}" in kubernetes
+    for command in ("kube-scheduler", "kubelet", "kube-proxy"):
+        assert (wrappers / "kubernetes" / "cmd" / command / "main.go").exists()
+
+
+def test_coredns_is_static_for_its_image():
+    assert toolchain.COREDNS.static and toolchain._go_env(toolchain.COREDNS)["CGO_ENABLED"] == "0"

@@ -1,0 +1,122 @@
+"""The local node is a real Kubernetes node: Pods run, get addresses, answer through Services,
+resolve cluster DNS names, reach the API server, can be logged and exec'd into, and cannot reach
+anything beyond this machine."""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+import pytest
+from kubernetes import client
+
+from tenantctl import toolchain
+from tenantctl.node import EGRESS_CHAIN
+from tests.helpers import wait_for
+from tests.node_pods import WEB_SERVER, create_namespace, delete_namespace, expose, http_get, pod_exec, run_pod
+
+pytestmark = pytest.mark.cluster
+
+# TEST-NET-3 (RFC 5737): documentation addresses, never a real host.
+OUTSIDE_ADDRESS = "203.0.113.1"
+
+
+@pytest.fixture(scope="module")
+def web(node_cluster):
+    """A namespace with a web Pod behind a ClusterIP Service, and a client Pod."""
+    core = client.CoreV1Api(node_cluster.api_client())
+    namespace = create_namespace(core, "node")
+    image = node_cluster.busybox_image
+    server = run_pod(core, namespace, "web", image, WEB_SERVER, labels={"app": "web"})
+    cluster_ip = expose(core, namespace, "web", {"app": "web"})
+    run_pod(core, namespace, "client", image, labels={"app": "client"})
+    yield {"core": core, "namespace": namespace, "server": server, "cluster_ip": cluster_ip}
+    delete_namespace(core, namespace)
+
+
+def test_node_is_ready_with_the_built_kubelet(node_cluster):
+    node = client.CoreV1Api(node_cluster.api_client()).read_node(node_cluster.node_name)
+    assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+    assert node.status.node_info.kubelet_version == toolchain.KUBERNETES_VERSION
+    assert node.status.node_info.container_runtime_version.startswith("containerd://1.6")
+    assert {"type": "InternalIP", "address": node_cluster.node_ip} in [a.to_dict() for a in node.status.addresses]
+
+
+def test_the_node_has_its_images_and_imports_more(node_cluster, tmp_path):
+    from tenantctl.oci_archive import ImageFile, ImageSpec, write_image
+
+    assert node_cluster.busybox_image in node_cluster.images()
+    archive = tmp_path / "hello.tar"
+    write_image(ImageSpec("llm-tenants.local/hello:1", [ImageFile("/hello.txt", b"hi")]), archive)
+    assert node_cluster.import_image(archive) == ["llm-tenants.local/hello:1"]
+    assert "llm-tenants.local/hello:1" in node_cluster.images()
+
+
+def test_a_pod_answers_from_its_pod_ip(node_cluster, web):
+    pod_ip = web["server"].status.pod_ip
+    assert pod_ip.startswith("10.244.0.")
+    assert httpx.get(f"http://{pod_ip}:8080/", timeout=10).text.strip() == "web"
+
+
+def test_a_cluster_ip_answers_from_the_host_and_from_another_pod(web):
+    assert httpx.get(f"http://{web['cluster_ip']}:8080/", timeout=10).text.strip() == "web"
+    code, body = http_get(web["core"], web["namespace"], "client", web["cluster_ip"])
+    assert (code, body.strip()) == (0, "web")
+
+
+def test_service_names_resolve_in_pods(web):
+    name = f"web.{web['namespace']}.svc.cluster.local"
+    code, output = pod_exec(web["core"], web["namespace"], "client", f"nslookup {name}")
+    assert code == 0, output
+    assert web["cluster_ip"] in output
+    code, body = http_get(web["core"], web["namespace"], "client", "web")  # the short name, via search domains
+    assert (code, body.strip()) == (0, "web")
+
+
+def test_pods_reach_the_api_server_through_the_kubernetes_service(node_cluster, web):
+    """The gateway lists tenant routes with in-cluster config: kubernetes.default.svc:443 must be reachable."""
+    code, output = pod_exec(web["core"], web["namespace"], "client", "nslookup kubernetes.default.svc.cluster.local")
+    assert code == 0 and "10.0.0.1" in output, output
+    code, output = pod_exec(web["core"], web["namespace"], "client", "nc -w 5 kubernetes.default.svc 443 </dev/null")
+    assert code == 0, output  # connected: the Service's endpoint is the API server on the node IP
+
+
+def test_logs_and_exec_go_through_the_kubelet_with_certificates(web):
+    logs = web["core"].read_namespaced_pod_log("web", web["namespace"])
+    assert "GET / HTTP" in logs or logs == ""  # busybox httpd logs requests only with -v; reaching it is the point
+    code, output = pod_exec(web["core"], web["namespace"], "web", "cat /tmp/www/index.html; id -u")
+    assert (code, output.split()) == (0, ["web", "65534"])
+
+
+def test_a_pod_cannot_reach_beyond_this_machine(node_cluster, web):
+    guard = ["iptables", "-t", "mangle", "-C", "FORWARD", "-s", node_cluster.pod_cidr, "-j", EGRESS_CHAIN]
+    assert subprocess.run(guard, capture_output=True).returncode == 0, "the egress guard must be in place first"
+    dropped_before = _guard_drops()
+    code, output = pod_exec(web["core"], web["namespace"], "client", f"nc -w 3 {OUTSIDE_ADDRESS} 80 </dev/null")
+    assert code != 0, output
+    assert _guard_drops() > dropped_before  # dropped by the guard, not failing for another reason
+
+
+def _guard_drops() -> int:
+    listing = subprocess.run(["iptables", "-t", "mangle", "-L", EGRESS_CHAIN, "-v", "-x", "-n"], capture_output=True,
+                             text=True, check=True).stdout
+    return sum(int(line.split()[0]) for line in listing.splitlines() if "DROP" in line)
+
+
+def test_the_api_server_lists_the_node_ip_as_the_kubernetes_endpoint(node_cluster):
+    endpoints = client.CoreV1Api(node_cluster.api_client()).read_namespaced_endpoints("kubernetes", "default")
+    assert [a.ip for subset in endpoints.subsets for a in subset.addresses] == [node_cluster.node_ip]
+
+
+def test_pods_are_scheduled_by_the_scheduler(web):
+    assert web["server"].spec.node_name
+    events = web["core"].list_namespaced_event(web["namespace"], field_selector="reason=Scheduled")
+    assert any(e.involved_object.name == "web" for e in events.items)
+
+
+def test_a_deleted_pod_is_stopped(node_cluster, web):
+    core, namespace = web["core"], web["namespace"]
+    run_pod(core, namespace, "short-lived", node_cluster.busybox_image)
+    core.delete_namespaced_pod("short-lived", namespace, grace_period_seconds=0)
+    wait_for(lambda: "short-lived" not in [p.metadata.name for p in core.list_namespaced_pod(namespace).items],
+             what="the Pod to be gone")
