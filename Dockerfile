@@ -7,8 +7,8 @@
 #
 # BASE is any Debian-like image with Python 3.11 and its venv module. `tenantctl images build`
 # passes a Debian bookworm base built locally with mmdebstrap (no registry needed). Only the
-# run-time dependencies are installed: tenantctl's own (Terraform, dashboards, reports) are the
-# `cli` extra. Behind a TLS-inspecting proxy, put its CA bundle in the build context as
+# services and their run-time dependencies are installed: tenantctl and its dependencies
+# (Terraform, dashboards, reports; the `cli` extra) stay out. Behind a TLS-inspecting proxy, put its CA bundle in the build context as
 # `build-ca.crt`: only the build stage sees it, the final image does not contain it.
 ARG BASE=python:3.11-slim
 
@@ -25,8 +25,6 @@ COPY README.md ./
 COPY app ./app
 COPY llm_common ./llm_common
 COPY llm_gateway ./llm_gateway
-COPY tenantctl ./tenantctl
-COPY dashboards ./dashboards
 RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
  && /opt/llm-tenants/bin/pip install --no-deps .
 

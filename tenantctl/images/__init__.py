@@ -171,8 +171,7 @@ class BuildContext:
 
 def platform_context() -> BuildContext:
     context = BuildContext()
-    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "README.md", "app", "llm_common", "llm_gateway",
-                     "tenantctl", "dashboards")
+    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "README.md", "app", "llm_common", "llm_gateway")
     return context
 
 
