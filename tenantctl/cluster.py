@@ -242,10 +242,14 @@ def _read_state(state_dir: Path) -> dict | None:
 
 def running_kubeconfig(state_dir: Path = DEFAULT_STATE_DIR) -> Path | None:
     """The admin kubeconfig of a control plane `tenantctl cluster up` is running, if any."""
+    state = running_state(state_dir)
+    return Path(state["kubeconfig"]) if state else None
+
+
+def running_state(state_dir: Path = DEFAULT_STATE_DIR) -> dict | None:
+    """What a running `tenantctl cluster up` wrote to cluster.json (kubeconfig, node, containerd_socket, ...)."""
     state = _read_state(state_dir.resolve())
-    if state and _pid_alive(state["pid"]):
-        return Path(state["kubeconfig"])
-    return None
+    return state if state and _pid_alive(state["pid"]) else None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -38,10 +38,12 @@ def resolve_kubeconfig(explicit: Path | None) -> tuple[Path | None, bool]:
 def cluster_variables(args: argparse.Namespace) -> dict[str, Any]:
     """Variables every root takes: where the cluster is and whether to wait for rollouts.
 
-    Pods never run on the local control plane (no kubelet), so there the default is not to wait.
+    Pods never run on a local control plane started without a node (`--control-plane-only`), so
+    there the default is not to wait.
     """
     kubeconfig, local = resolve_kubeconfig(args.kubeconfig)
-    wait = args.wait_for_rollout if args.wait_for_rollout is not None else not local
+    local_without_node = local and not (cluster.running_state() or {}).get("node", False)
+    wait = args.wait_for_rollout if args.wait_for_rollout is not None else not local_without_node
     variables: dict[str, Any] = {"wait_for_rollout": wait}
     if kubeconfig is not None:
         variables["kubeconfig_path"] = str(kubeconfig)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import time
 
+from tenantctl import cluster
 from tenantctl.images import DEPLOYED, RECIPES, ensure_images, planned
 
 
@@ -14,7 +16,22 @@ def command_build(args: argparse.Namespace) -> int:
                            log=lambda message: print(f"[images] {message}", flush=True))
     _print_table(images)
     print(f"images ready in {time.monotonic() - started:.1f}s")
+    if args.load:
+        load_into_local_node(images.values())
     return 0
+
+
+def load_into_local_node(images) -> None:
+    """Import the images into the containerd of the node `tenantctl cluster up` runs."""
+    state = cluster.running_state()
+    if not state or not state.get("containerd_socket"):
+        raise RuntimeError("no local node is running: start one with `tenantctl cluster up --detach`")
+    for image in images:
+        result = subprocess.run(["ctr", "--address", state["containerd_socket"], "--namespace", "k8s.io",
+                                 "images", "import", str(image.archive)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"importing {image.reference} into the node failed: {result.stderr.strip()}")
+        print(f"loaded {image.reference} into node {state.get('node_name')}")
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -36,6 +53,8 @@ def register(subparsers) -> None:
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
     build.add_argument("--docker-host", help="use this Docker daemon (e.g. unix:///var/run/docker.sock) "
                                              "instead of starting one of our own")
+    build.add_argument("--load", action="store_true",
+                       help="then import them into the node of a running `tenantctl cluster up`")
     build.set_defaults(handler=command_build)
     listing = actions.add_parser("list", help="the images, their references and cached archives")
     listing.set_defaults(handler=command_list)
