@@ -102,8 +102,11 @@ class NodePlatform:
         return self.built["platform"].reference
 
     def platform_variables(self) -> dict[str, Any]:
-        return {"kubeconfig_path": str(self.kubeconfig), "wait_for_rollout": True,
-                **images.terraform_variables(self.built), **PLATFORM_SIZING}
+        variables = {"kubeconfig_path": str(self.kubeconfig), "wait_for_rollout": True,
+                     **images.terraform_variables(self.built)}
+        for name, sizing in PLATFORM_SIZING.items():  # beside the image variables of the same objects
+            variables[name] = {**variables.get(name, {}), **sizing}
+        return variables
 
     def tenant_variables(self, **extra: Any) -> dict[str, Any]:
         return {"kubeconfig_path": str(self.kubeconfig), "wait_for_rollout": True,
