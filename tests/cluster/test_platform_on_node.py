@@ -95,8 +95,14 @@ def test_a_prompt_change_rolls_the_proxy_and_the_next_answer_follows_it(node_pla
     spec_file.write_text(json.dumps(spec))
     try:
         node_platform.apply_tenant(tenant)
-        after = {pod.metadata.uid for pod in core.list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items}
-        assert after and not after & before  # new Pods (wait_for_rollout returned once they were Ready)
+
+        def rolled() -> bool:
+            pods = core.list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items
+            return bool(pods) and all(pod.metadata.uid not in before and pod.metadata.deletion_timestamp is None
+                                      and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+                                      for pod in pods)
+
+        wait_for(rolled, timeout=300, what="the proxy rolled to new Pods")  # Recreate: old Pod gone first
         answer = answer_of(node_platform.ask(tenant, COMPANY_QUESTION))
         assert "globex" in answer["answer"].lower(), answer["answer"]
         assert "Claims hotline" in httpx.get(documents_url, timeout=60).text  # the volume came along
