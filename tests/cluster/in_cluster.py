@@ -28,8 +28,16 @@ for probe in json.loads(os.environ["PROBES"]):
     try:
         if "connect" in probe:
             host, port = probe["connect"].rsplit(":", 1)
-            with socket.create_connection((host, int(port)), timeout=probe.get("timeout", 3)):
-                results[probe["id"]] = {"connected": True}
+            deadline = time.monotonic() + probe.get("retry_seconds", 0)
+            while True:
+                try:
+                    with socket.create_connection((host, int(port)), timeout=probe.get("timeout", 3)):
+                        results[probe["id"]] = {"connected": True}
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
         else:
             response = httpx.request(probe.get("method", "GET"), probe["url"], json=probe.get("json"),
                                      headers=probe.get("headers"), timeout=probe.get("timeout", 120))
@@ -47,8 +55,11 @@ class Probe:
 
     probes: list[dict] = field(default_factory=list)
 
-    def connect(self, probe_id: str, host: str, port: int, timeout: float = 3) -> "Probe":
-        self.probes.append({"id": probe_id, "connect": f"{host}:{port}", "timeout": timeout})
+    def connect(self, probe_id: str, host: str, port: int, timeout: float = 3, retry_seconds: float = 0) -> "Probe":
+        """A TCP connection attempt; `retry_seconds` for one that must succeed: a NetworkPolicy
+        enforcer admits a new Pod's address a moment after the Pod starts."""
+        self.probes.append({"id": probe_id, "connect": f"{host}:{port}", "timeout": timeout,
+                            "retry_seconds": retry_seconds})
         return self
 
     def request(self, probe_id: str, method: str, url: str, timeout: float = 120, **options) -> "Probe":

@@ -118,8 +118,9 @@ def test_network_policies_are_enforced(node_platform):
     core = node_platform.core
     closed_ai_proxy = pod_ips(core, "closed-ai", "tenant-proxy")[0]
     model_pods = pod_ips(core, NAMESPACE, "llm-model-pool") + pod_ips(core, NAMESPACE, "llm-embeddings")
+    # What the Pod may reach is tried first (until the enforcer knows the new Pod), then what it may not.
     probe = (Probe()
-             .connect("gateway", f"llm-gateway.{NAMESPACE}.svc.cluster.local", 8080)  # needs DNS too
+             .connect("gateway", f"llm-gateway.{NAMESPACE}.svc.cluster.local", 8080, retry_seconds=60)  # needs DNS too
              .connect("closed-ai-proxy-service", "tenant-proxy.closed-ai.svc.cluster.local", 8080)
              .connect("closed-ai-proxy-pod", closed_ai_proxy, 8080)
              .connect("redis", f"llm-redis.{NAMESPACE}.svc.cluster.local", 6379)
@@ -132,10 +133,14 @@ def test_network_policies_are_enforced(node_platform):
     assert all(result["connected"] is False for result in denied.values()), denied
 
     acme_proxy = pod_ips(core, "acme-corp", "tenant-proxy")[0]
-    as_gateway = node_platform.pods().run(NAMESPACE, Probe().connect("proxy", acme_proxy, 8080),
+    as_gateway = node_platform.pods().run(NAMESPACE, Probe()
+                                          .connect("redis", f"llm-redis.{NAMESPACE}.svc.cluster.local", 6379,
+                                                   retry_seconds=60)
+                                          .connect("proxy", acme_proxy, 8080),
                                           labels={"app.kubernetes.io/name": "llm-gateway"})
+    assert as_gateway["redis"]["connected"] is True, as_gateway
     assert as_gateway["proxy"]["connected"] is False, as_gateway
-    as_prometheus = node_platform.pods().run(NAMESPACE, Probe().connect("proxy", acme_proxy, 8080),
+    as_prometheus = node_platform.pods().run(NAMESPACE, Probe().connect("proxy", acme_proxy, 8080, retry_seconds=60),
                                              labels={"app.kubernetes.io/name": "prometheus"})
     assert as_prometheus["proxy"]["connected"] is True, as_prometheus
 
