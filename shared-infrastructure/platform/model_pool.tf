@@ -21,6 +21,12 @@ locals {
   embeddings_selector = { "app.kubernetes.io/name" = local.embeddings_name }
   embeddings_labels   = merge(local.common_labels, local.embeddings_selector, { "app.kubernetes.io/component" = "embeddings" })
 
+  # The model Deployments that run here, by name (= their Service and selector), with their labels.
+  model_services = merge(
+    local.pool_enabled ? { (local.pool_name) = local.pool_labels } : {},
+    local.embeddings_in_pool ? { (local.embeddings_name) = local.embeddings_labels } : {},
+  )
+
   # The CPU model server's image holds both models (tenantctl/images/model-server.Dockerfile).
   cpu_model_server_args = ["--host", "0.0.0.0", "--port", tostring(local.pool_port), "--interrupt_requests", "false",
   "--n_threads", tostring(var.cpu_model_server.threads)]
@@ -151,10 +157,7 @@ resource "kubectl_manifest" "embeddings_deployment" {
 
 # Headless: no virtual IP, the EndpointSlices name each Pod (the gateway reads them, see gateway.tf).
 resource "kubectl_manifest" "model_services" {
-  for_each = merge(
-    local.pool_enabled ? { (local.pool_name) = local.pool_labels } : {},
-    local.embeddings_in_pool ? { (local.embeddings_name) = local.embeddings_labels } : {},
-  )
+  for_each = local.model_services
 
   yaml_body = yamlencode({
     apiVersion = "v1"
@@ -171,10 +174,7 @@ resource "kubectl_manifest" "model_services" {
 
 # Only the gateway (and Prometheus) talk to the model servers.
 resource "kubectl_manifest" "model_network_policies" {
-  for_each = merge(
-    local.pool_enabled ? { (local.pool_name) = local.pool_labels } : {},
-    local.embeddings_in_pool ? { (local.embeddings_name) = local.embeddings_labels } : {},
-  )
+  for_each = local.model_services
 
   yaml_body = yamlencode({
     apiVersion = "networking.k8s.io/v1"
