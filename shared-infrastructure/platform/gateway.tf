@@ -12,9 +12,10 @@ locals {
 
   gateway_config = merge(
     {
+      # A new tenant's key works within this many seconds of its apply (one list of TenantRoutes).
       tenant_discovery = {
         namespace       = var.namespace
-        refresh_seconds = 10
+        refresh_seconds = 2
       }
       # Rate limits and budgets (redis.tf); the ledger's DSN comes from a Secret (ledger.tf).
       limits = { redis_url = local.redis_url, on_redis_error = var.limits.on_redis_error }

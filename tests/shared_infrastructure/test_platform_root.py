@@ -29,7 +29,7 @@ def container(deployment) -> client.V1Container:
 
 def test_gateway_discovers_tenants_and_pool_members_with_rights_in_its_namespace_only(api):
     config = json.loads(api["core"].read_namespaced_config_map("llm-gateway-config", NAMESPACE).data["gateway.json"])
-    assert config["tenant_discovery"] == {"namespace": NAMESPACE, "refresh_seconds": 10}
+    assert config["tenant_discovery"] == {"namespace": NAMESPACE, "refresh_seconds": 2}
     # Pool members are the Pods behind the headless Services (per replica), not a Service's virtual IP.
     assert config["pool"] == {"discovery": {"namespace": NAMESPACE, "service": "llm-model-pool", "port_name": "http",
                                             "refresh_seconds": 5}, "health_path": "/health"}

@@ -321,7 +321,7 @@ resource "kubectl_manifest" "proxy_deployment" {
               requests = { cpu = var.proxy.cpu_request, memory = var.proxy.memory_request }
               limits   = { cpu = var.proxy.cpu_limit, memory = var.proxy.memory_limit }
             }
-            readinessProbe = { httpGet = { path = "/healthz", port = "http" }, periodSeconds = 5 }
+            readinessProbe = { httpGet = { path = "/healthz", port = "http" }, periodSeconds = 2 }
             livenessProbe  = { httpGet = { path = "/healthz", port = "http" }, periodSeconds = 10, failureThreshold = 3 }
             securityContext = {
               allowPrivilegeEscalation = false
