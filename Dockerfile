@@ -21,7 +21,6 @@ RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
  && python3 -m venv /opt/llm-tenants \
  && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
  && /opt/llm-tenants/bin/pip install -r requirements.txt
-COPY README.md ./
 COPY app ./app
 COPY llm_common ./llm_common
 COPY llm_gateway ./llm_gateway

@@ -44,7 +44,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_DIR = Path(__file__).resolve().parent
 VERSION = "0.1.0"  # the project's version (pyproject.toml): the platform image's tag
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-HASH_LABEL = "io.llm-tenants.content-hash"
+# An image built from some content is also tagged <CONTENT_REPOSITORY>:<name>-<hash> in the daemon
+# (not a label: a build-time label changes every step's config and defeats the layer cache).
+CONTENT_REPOSITORY = "llm-tenants.local/content"
 KEEP_ARCHIVES = 2  # per image: the current archive and the one before (another checkout may use it)
 
 Log = Callable[[str], None]
@@ -171,7 +173,7 @@ class BuildContext:
 
 def platform_context() -> BuildContext:
     context = BuildContext()
-    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "README.md", "app", "llm_common", "llm_gateway")
+    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "app", "llm_common", "llm_gateway")
     return context
 
 
@@ -251,7 +253,7 @@ class Builder:
                      buildargs: dict[str, str] | None = None) -> None:
         stream = self.client.api.build(
             fileobj=context.tar(), custom_context=True, tag=reference, buildargs=buildargs or {},
-            labels={HASH_LABEL: content_hash}, network_mode="host", rm=True, forcerm=True, decode=True)
+            network_mode="host", rm=True, forcerm=True, decode=True)
         tail: list[str] = []
         for chunk in stream:
             if "error" in chunk:
@@ -267,7 +269,6 @@ class Builder:
     def import_rootfs(self, rootfs: Path, reference: str, content_hash: str, changes: list[str]) -> None:
         """`docker import` of a root file system tarball, with the image config in `changes`."""
         repository, tag = reference.rsplit(":", 1)
-        changes = [*changes, f"LABEL {HASH_LABEL}={content_hash}"]
         self.client.api.import_image_from_file(str(rootfs), repository=repository, tag=tag, changes=changes)
 
     def save(self, reference: str, archive: Path) -> None:
@@ -275,11 +276,16 @@ class Builder:
         partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
         try:
             with open(partial, "wb") as handle:
-                for chunk in self.client.images.get(reference).save(named=True):
+                for chunk in self.client.images.get(reference).save(named=reference):
                     handle.write(chunk)
             partial.replace(archive)
         finally:
             partial.unlink(missing_ok=True)
+
+
+def content_tag(reference: str, content_hash: str) -> str:
+    name = reference.rsplit("/", 1)[-1].split(":")[0]
+    return f"{CONTENT_REPOSITORY}:{name}-{content_hash[:16]}"
 
 
 def has_image(docker_client, reference: str, content_hash: str) -> bool:
@@ -287,10 +293,21 @@ def has_image(docker_client, reference: str, content_hash: str) -> bool:
     import docker.errors
 
     try:
-        image = docker_client.images.get(reference)
+        return docker_client.images.get(reference).id == docker_client.images.get(content_tag(reference, content_hash)).id
     except docker.errors.ImageNotFound:
         return False
-    return (image.labels or {}).get(HASH_LABEL) == content_hash
+
+
+def mark_content(docker_client, reference: str, content_hash: str) -> None:
+    """Tag `reference` with its content; earlier content tags of the same image go (their images with them)."""
+    current = content_tag(reference, content_hash)
+    prefix = current.rsplit("-", 1)[0] + "-"
+    for image in docker_client.images.list(name=CONTENT_REPOSITORY):
+        for tag in image.tags:
+            if tag.startswith(prefix) and tag != current:
+                docker_client.images.remove(tag)
+    repository, tag = current.split(":")
+    docker_client.images.get(reference).tag(repository, tag)
 
 
 def load_images(docker_client, images: Iterable[BuiltImage], log: Log = print) -> None:
@@ -300,6 +317,7 @@ def load_images(docker_client, images: Iterable[BuiltImage], log: Log = print) -
             log(f"loading {image.reference} from {image.archive}")
             with open(image.archive, "rb") as handle:
                 docker_client.images.load(handle)
+            mark_content(docker_client, image.reference, image.content_hash)
 
 
 def mmdebstrap_rootfs(packages: tuple[str, ...], target: Path, log: Log = print) -> None:
@@ -448,6 +466,7 @@ def ensure_images(names: Iterable[str] = DEPLOYED, *, force: bool = False, log: 
                 log(f"building {image.reference} ({RECIPES[name].describe})")
                 if force or not builder.has_image(image.reference, image.content_hash):
                     RECIPES[name].build(builder, image.reference)
+                    mark_content(builder.client, image.reference, image.content_hash)
                 builder.save(image.reference, image.archive)
                 builder.timings[name] = time.monotonic() - started
                 log(f"built {image.reference} in {builder.timings[name]:.0f}s -> {image.archive}")
