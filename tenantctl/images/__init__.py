@@ -452,7 +452,8 @@ def ensure_images(names: Iterable[str] = DEPLOYED, *, force: bool = False, log: 
     """Build whatever is not cached (or everything with force); returns the deployed images by name."""
     wanted = list(names)
     images = planned(wanted)
-    missing = [name for name, image in images.items() if force or not image.cached]
+    # `force` rebuilds the images asked for, not the bases they build on.
+    missing = [name for name, image in images.items() if (force and name in wanted) or not image.cached]
     if missing:
         builder = Builder(log=log, docker_host=docker_host)
         builder.hashes = {name: image.content_hash for name, image in images.items()}
