@@ -45,7 +45,7 @@ def control_plane_alone(state_dir: Path) -> float:
 
 def cluster_up(state_dir: Path) -> dict:
     """One `cluster up` (what `tenantctl cluster up` runs), timed by phase, then stopped."""
-    cluster = LocalCluster(state_dir)
+    cluster = LocalCluster(state_dir, lock_timeout=3600)  # another checkout's tests may hold the machine's node
     started = time.monotonic()
     try:
         cluster.start()

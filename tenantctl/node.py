@@ -160,7 +160,7 @@ class LocalNode:
         """Start everything; the control plane must already run. Cleans up on any failure."""
         started = time.monotonic()
         self.timings = {}
-        self._acquire_lock()
+        self.acquire_lock()
         try:
             recover_crashed_node(self.log)
             objects = _Background(self._create_cluster_objects)  # meanwhile: the API calls take a few seconds
@@ -212,7 +212,10 @@ class LocalNode:
 
     # -- one node per machine ----------------------------------------------------------------
 
-    def _acquire_lock(self) -> None:
+    def acquire_lock(self) -> None:
+        """Wait (up to `lock_timeout`) until no other node runs on this machine; a no-op when already held."""
+        if self._lock_file is not None:
+            return
         NODE_LOCK.parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(NODE_LOCK, "a+")
         deadline = time.monotonic() + self.lock_timeout
@@ -714,6 +717,7 @@ class LocalCluster:
         return self.node.images()
 
     def start(self, timeout: float = 300) -> "LocalCluster":
+        self.node.acquire_lock()  # before anything starts: waiting for another node is not start-up time
         started = time.monotonic()
         try:
             self.control_plane.start(timeout=timeout)
