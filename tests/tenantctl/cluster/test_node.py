@@ -12,6 +12,7 @@ from kubernetes import client
 
 from tenantctl import toolchain
 from tenantctl.node import EGRESS_CHAIN
+from tenantctl.oci_archive import ImageFile, ImageSpec, write_image
 from tests.helpers import wait_for
 from tests.node_pods import WEB_SERVER, create_namespace, delete_namespace, expose, http_get, pod_exec, run_pod
 
@@ -43,8 +44,6 @@ def test_node_is_ready_with_the_built_kubelet(node_cluster):
 
 
 def test_the_node_has_its_images_and_imports_more(node_cluster, tmp_path):
-    from tenantctl.oci_archive import ImageFile, ImageSpec, write_image
-
     assert node_cluster.busybox_image in node_cluster.images()
     archive = tmp_path / "hello.tar"
     write_image(ImageSpec("llm-tenants.local/hello:1", [ImageFile("/hello.txt", b"hi")]), archive)
