@@ -234,7 +234,7 @@ class LocalNode:
                 if not announced:
                     self.log(f"waiting up to {self.lock_timeout:.0f}s for the node of {holder} to stop")
                     announced = True
-                time.sleep(1)
+                time.sleep(0.2)
 
     def _release_lock(self) -> None:
         if self._lock_file is not None:
