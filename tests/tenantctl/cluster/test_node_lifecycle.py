@@ -19,9 +19,10 @@ from tests.helpers import processes_mentioning, wait_for
 from tests.node_pods import (WEB_SERVER, create_namespace, expose, fingerprint_differences, host_fingerprint,
                              run_pod)
 
-pytestmark = [pytest.mark.cluster, pytest.mark.node_lifecycle]
-
 LOCK_WAIT = "1800"  # another checkout's tests may be using this machine's one node
+
+# Each test may first wait LOCK_WAIT seconds for that node, then runs a node of its own.
+pytestmark = [pytest.mark.cluster, pytest.mark.node_lifecycle, pytest.mark.timeout(int(LOCK_WAIT) + 600)]
 
 
 def tenantctl(*args: str, timeout: float = 2400) -> subprocess.CompletedProcess:
