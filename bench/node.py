@@ -45,11 +45,10 @@ def control_plane_alone(state_dir: Path) -> float:
 
 def cluster_up(state_dir: Path) -> dict:
     """One `cluster up` (what `tenantctl cluster up` runs), timed by phase, then stopped."""
-    cluster = LocalCluster(state_dir)
-    started = time.monotonic()
+    cluster = LocalCluster(state_dir, lock_timeout=3600)  # another checkout's tests may hold the machine's node
     try:
-        cluster.start()
-        total = time.monotonic() - started
+        cluster.start()  # its start_seconds leave out any wait for that node
+        total = cluster.start_seconds
         plane = cluster.control_plane.start_seconds
         return {"control_plane_ready": round(plane, 2),
                 "node_ready": round(plane + cluster.node.timings["node_ready"], 2),

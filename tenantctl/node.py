@@ -7,8 +7,8 @@ access), kube-proxy (iptables mode), kube-scheduler and kube-router's NetworkPol
 (iptables + ipset: it enforces the platform's NetworkPolicies). Pods get addresses from
 POD_CIDR on the `cni0` bridge (CNI bridge + host-local + portmap + firewall, from Debian's
 containernetworking-plugins); CoreDNS runs as a Deployment in kube-system behind the `kube-dns`
-Service at CLUSTER_DNS_IP, so NetworkPolicies that allow DNS to `k8s-app=kube-dns` Pods work as
-on any cluster. The API server also listens on the node IP, so Pods reach it through the
+Service at CLUSTER_DNS_IP (tenantctl/node_addons.py), so NetworkPolicies that allow DNS to
+`k8s-app=kube-dns` Pods work as on any cluster. The API server also listens on the node IP, so Pods reach it through the
 `kubernetes` Service with in-cluster config.
 
 Pods cannot reach beyond this machine: no masquerading, and an iptables rule (mangle FORWARD,
@@ -47,7 +47,6 @@ and the Debian packages `scripts/setup` installs.
 from __future__ import annotations
 
 import fcntl
-import ipaddress
 import json
 import os
 import socket
@@ -64,11 +63,10 @@ from kubernetes.client.rest import ApiException
 
 from tenantctl import host_state, node_images, toolchain
 from tenantctl.cluster import SERVICE_CIDR, LocalControlPlane, Ports
+from tenantctl.node_addons import CLUSTER_DNS_IP, CLUSTER_DOMAIN, KUBE_ROUTER_USER, cluster_objects, create
 from tenantctl.processes import ManagedProcess, ProcessFailed, free_port, wait_ready
 
 POD_CIDR = "10.244.0.0/24"
-CLUSTER_DNS_IP = str(ipaddress.ip_network(SERVICE_CIDR)[10])
-CLUSTER_DOMAIN = "cluster.local"
 NODE_LOCK = Path("/run/lock/llm-tenants-node.lock")
 NODE_RECORD = Path("/run/llm-tenants-node.json")  # which state dir the running node uses, for crash recovery
 # A short link to <state>/containerd: unix socket paths are limited to ~104 bytes, state directories
@@ -160,7 +158,7 @@ class LocalNode:
         """Start everything; the control plane must already run. Cleans up on any failure."""
         started = time.monotonic()
         self.timings = {}
-        self._acquire_lock()
+        self.acquire_lock()
         try:
             recover_crashed_node(self.log)
             objects = _Background(self._create_cluster_objects)  # meanwhile: the API calls take a few seconds
@@ -212,7 +210,10 @@ class LocalNode:
 
     # -- one node per machine ----------------------------------------------------------------
 
-    def _acquire_lock(self) -> None:
+    def acquire_lock(self) -> None:
+        """Wait (up to `lock_timeout`) until no other node runs on this machine; a no-op when already held."""
+        if self._lock_file is not None:
+            return
         NODE_LOCK.parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(NODE_LOCK, "a+")
         deadline = time.monotonic() + self.lock_timeout
@@ -231,7 +232,7 @@ class LocalNode:
                 if not announced:
                     self.log(f"waiting up to {self.lock_timeout:.0f}s for the node of {holder} to stop")
                     announced = True
-                time.sleep(1)
+                time.sleep(0.2)
 
     def _release_lock(self) -> None:
         if self._lock_file is not None:
@@ -487,7 +488,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         node and the scheduler run)."""
         api = config.new_client_from_config(config_file=str(self.plane.kubeconfig))
         for document in cluster_objects():
-            _create(api, document)
+            create(api, document)
 
     def _wait_for_coredns(self, deadline: float) -> None:
         api = config.new_client_from_config(config_file=str(self.plane.kubeconfig))
@@ -529,95 +530,6 @@ def _https_ok(url: str) -> bool:
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # its own self-signed serving cert
     return httpx.get(url, verify=context, timeout=2).status_code == 200
-
-
-KUBE_ROUTER_USER = "llm-tenants:kube-router"
-
-
-def cluster_objects() -> list[dict]:
-    """kube-router's and CoreDNS's RBAC; CoreDNS's ServiceAccount, Corefile, kube-dns Service and Deployment."""
-    labels = {"k8s-app": "kube-dns", "app.kubernetes.io/name": "coredns", "app.kubernetes.io/part-of": "llm-tenants"}
-    read = ["get", "list", "watch"]
-    return [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": KUBE_ROUTER_USER},
-         "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": read},
-                   {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": read}]},
-        _cluster_role_binding(KUBE_ROUTER_USER, {"kind": "User", "name": KUBE_ROUTER_USER,
-                                                 "apiGroup": "rbac.authorization.k8s.io"}),
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:coredns"},
-         "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
-                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}]},
-        _cluster_role_binding("system:coredns", {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}),
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns", "namespace": "kube-system"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": "kube-system"},
-         "data": {"Corefile": COREFILE}},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
-         "spec": {"selector": {"k8s-app": "kube-dns"}, "clusterIP": CLUSTER_DNS_IP,
-                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}},
-        coredns_deployment(node_images.COREDNS.reference),
-    ]
-
-
-# Answers for the cluster's zones only: there is no `forward`, Pods must not reach resolvers beyond this machine.
-COREFILE = f"""\
-.:53 {{
-    errors
-    health :8080
-    ready :8181
-    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-        ttl 30
-    }}
-    cache 30
-    loadbalance
-    reload
-}}
-"""
-
-
-def _cluster_role_binding(name: str, subject: dict) -> dict:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [subject]}
-
-
-def coredns_deployment(image: str) -> dict:
-    labels = {"k8s-app": "kube-dns"}
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
-        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
-            "metadata": {"labels": labels},
-            "spec": {
-                "serviceAccountName": "coredns", "priorityClassName": "system-cluster-critical",
-                "dnsPolicy": "Default",
-                "containers": [{
-                    "name": "coredns", "image": image, "imagePullPolicy": "Never",
-                    "args": ["-conf", "/etc/coredns/Corefile"],
-                    "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
-                              {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
-                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
-                    "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10},
-                    "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                        "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}},
-                    "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
-                }],
-                "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
-            }}}}
-
-
-def _create(api: client.ApiClient, document: dict) -> None:
-    from kubernetes import utils  # local import: the manifest helper pulls in yaml parsing
-
-    try:
-        utils.create_from_dict(api, document)
-    except utils.FailToCreateError as error:
-        if not all(getattr(e, "status", None) == 409 for e in error.api_exceptions):
-            raise
 
 
 # -- crash recovery ------------------------------------------------------------------------------
@@ -714,6 +626,7 @@ class LocalCluster:
         return self.node.images()
 
     def start(self, timeout: float = 300) -> "LocalCluster":
+        self.node.acquire_lock()  # before anything starts: waiting for another node is not start-up time
         started = time.monotonic()
         try:
             self.control_plane.start(timeout=timeout)

@@ -14,9 +14,11 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture
 def namespace(node_cluster):
+    """A namespace of its own with the web Pod behind a Service: (core API, namespace, the Service's IP)."""
     core = client.CoreV1Api(node_cluster.api_client())
     name = create_namespace(core, "netpol")
-    yield core, name
+    run_pod(core, name, "web", node_cluster.busybox_image, WEB_SERVER, labels={"app": "web"})
+    yield core, name, expose(core, name, "web", {"app": "web"})
     delete_namespace(core, name)
 
 
@@ -36,10 +38,8 @@ def can_fetch(core: client.CoreV1Api, namespace: str, pod: str, host: str) -> bo
 
 
 def test_default_deny_blocks_and_an_allow_rule_allows(node_cluster, namespace):
-    core, ns = namespace
+    core, ns, service_ip = namespace
     image = node_cluster.busybox_image
-    run_pod(core, ns, "web", image, WEB_SERVER, labels={"app": "web"})
-    service_ip = expose(core, ns, "web", {"app": "web"})
     run_pod(core, ns, "friend", image, labels={"role": "friend"})
     run_pod(core, ns, "stranger", image, labels={"role": "stranger"})
     assert can_fetch(core, ns, "friend", service_ip) and can_fetch(core, ns, "stranger", service_ip)
@@ -58,11 +58,9 @@ def test_default_deny_blocks_and_an_allow_rule_allows(node_cluster, namespace):
 
 def test_egress_limited_to_dns_like_a_tenant(node_cluster, namespace):
     """The tenant module's pattern: deny all egress but DNS to the kube-dns Pods in kube-system."""
-    core, ns = namespace
-    image = node_cluster.busybox_image
-    run_pod(core, ns, "web", image, WEB_SERVER, labels={"app": "web"})
-    service_ip = expose(core, ns, "web", {"app": "web"})
-    run_pod(core, ns, "tenant", image, labels={"app": "tenant"})
+    core, ns, service_ip = namespace
+    run_pod(core, ns, "tenant", node_cluster.busybox_image, labels={"app": "tenant"})
+    assert can_fetch(core, ns, "tenant", service_ip)
     apply_policy(core, policy(ns, "tenant-egress", {
         "podSelector": {"matchLabels": {"app": "tenant"}}, "policyTypes": ["Egress"],
         "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},

@@ -3,6 +3,7 @@ nothing on this machine: after `down`, after a Ctrl-C during start, and after th
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -13,13 +14,15 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tenantctl.node import NODE_LOCK
 from tests.helpers import processes_mentioning, wait_for
 from tests.node_pods import (WEB_SERVER, create_namespace, expose, fingerprint_differences, host_fingerprint,
                              run_pod)
 
-pytestmark = [pytest.mark.cluster, pytest.mark.node_lifecycle]
-
 LOCK_WAIT = "1800"  # another checkout's tests may be using this machine's one node
+
+# Each test may first wait LOCK_WAIT seconds for that node, then runs a node of its own.
+pytestmark = [pytest.mark.cluster, pytest.mark.node_lifecycle, pytest.mark.timeout(int(LOCK_WAIT) + 600)]
 
 
 def tenantctl(*args: str, timeout: float = 2400) -> subprocess.CompletedProcess:
@@ -57,14 +60,33 @@ def _images(state: dict) -> list[str]:
                           capture_output=True, text=True, check=True).stdout.split()
 
 
+def quiet_fingerprint(state_dir: Path) -> dict:
+    """The host's fingerprint while no node runs: taken holding the machine's node lock (another checkout's
+    tests may be running a node of their own meanwhile)."""
+    with open(NODE_LOCK, "a+") as lock:
+        wait_for(lambda: _try_lock(lock), timeout=float(LOCK_WAIT), what="no other node on this machine")
+        try:
+            return host_fingerprint(state_dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _try_lock(lock) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
 def assert_nothing_left(state_dir: Path, before: dict) -> None:
     assert processes_mentioning(str(state_dir)) == []
-    assert fingerprint_differences(before, host_fingerprint(state_dir)) == {}
+    assert fingerprint_differences(before, quiet_fingerprint(state_dir)) == {}
 
 
 def test_up_status_and_down_leave_nothing_behind(tmp_path):
     state_dir = tmp_path / "cluster"
-    before = host_fingerprint(state_dir)
+    before = quiet_fingerprint(state_dir)
     try:
         state = up_detached(state_dir)
         assert state["node"] is True and state["pod_cidr"] == "10.244.0.0/24"
@@ -82,7 +104,7 @@ def test_up_status_and_down_leave_nothing_behind(tmp_path):
 
 def test_ctrl_c_while_starting_leaves_nothing_behind(tmp_path):
     state_dir = tmp_path / "cluster"
-    before = host_fingerprint(state_dir)
+    before = quiet_fingerprint(state_dir)
     log_path = tmp_path / "up.log"
     with open(log_path, "w") as log:
         up = subprocess.Popen([sys.executable, "-m", "tenantctl.cli", "cluster", "up", "--lock-timeout", LOCK_WAIT,
@@ -102,7 +124,7 @@ def test_ctrl_c_while_starting_leaves_nothing_behind(tmp_path):
 def test_down_cleans_up_after_a_killed_cluster(tmp_path):
     """kill -9 leaves containers (their shims outlive containerd), veths, mounts and rules: `down` removes them."""
     state_dir = tmp_path / "cluster"
-    before = host_fingerprint(state_dir)
+    before = quiet_fingerprint(state_dir)
     try:
         state = up_detached(state_dir)
         use_the_node(state)
