@@ -127,6 +127,11 @@ class RunningPlatform:
         self.prometheus_url = platform.prometheus_url
         self.tenant_urls = {endpoint.name: endpoint.url for endpoint in platform.endpoints}
         self.keys = platform.keys
+        self.admin_keys = platform.admin_keys
+        self.model_api_key = platform.model_api_key
+
+    def admin_headers(self, tenant: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_keys[tenant]}"}
 
     def ask(self, tenant: str, timeout: float = 120, **body) -> httpx.Response:
         return httpx.post(self.tenant_urls[tenant] + "/ask", json=body, timeout=timeout)
@@ -226,7 +231,7 @@ class TenantDocuments:
 
     def add(self, tenant: str, title: str, text: str) -> dict:
         response = httpx.post(self.platform.tenant_urls[tenant] + "/documents", json={"title": title, "text": text},
-                              timeout=300)
+                              headers=self.platform.admin_headers(tenant), timeout=300)
         assert response.status_code == 201, response.text
         document = response.json()
         self.added.append((tenant, document["id"]))
@@ -239,7 +244,8 @@ class TenantDocuments:
         return response.json()["data"]
 
     def delete(self, tenant: str, document_id: str) -> httpx.Response:
-        return httpx.delete(f"{self.platform.tenant_urls[tenant]}/documents/{document_id}", timeout=60)
+        return httpx.delete(f"{self.platform.tenant_urls[tenant]}/documents/{document_id}",
+                            headers=self.platform.admin_headers(tenant), timeout=60)
 
     def delete_all(self) -> None:
         for tenant, document_id in self.added:

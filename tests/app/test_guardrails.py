@@ -48,7 +48,7 @@ def test_multi_part_content_and_history_are_checked():
 
 @pytest.mark.parametrize("rule, message", [
     ({"refusal_rules": [{"reason": "x"}]}, "exactly one of 'contains' and 'regex'"),
-    ({"refusal_rules": [{"regex": "(", "reason": "x"}]}, "not a valid regular expression"),
+    ({"refusal_rules": [{"regex": "(", "reason": "x"}]}, "not a valid RE2 regular expression"),
     ({"blocked_topics": [{"topic": "x", "keywords": []}]}, "at least 1 item"),
 ])
 def test_bad_rules_are_refused_at_load(rule, message):

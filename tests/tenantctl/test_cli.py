@@ -61,6 +61,7 @@ def leftovers(ports: list[int]) -> list[int]:
             + processes_mentioning(f"--port {port}")]
 
 
+@pytest.mark.e2e
 def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_ports):
     tenants, tenant_ports = tenants_on_free_ports
     gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
@@ -73,7 +74,8 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
         for name, port in tenant_ports.items():
             assert f"http://127.0.0.1:{port}" in output and name in output
         assert f"prometheus: http://127.0.0.1:{prometheus_port}" in output
-        assert_prometheus_scrapes_everything(prometheus_port, expected_targets=2 + len(tenant_ports))
+        # the gateway, the model server, tenantctl itself (child restarts) and each proxy
+        assert_prometheus_scrapes_everything(prometheus_port, expected_targets=3 + len(tenant_ports))
         answer = httpx.post(f"http://127.0.0.1:{tenant_ports['closed-ai']}/ask", timeout=120,
                             json={"question": "Which company do you work for?", "max_tokens": 20})
         assert answer.status_code == 200
@@ -96,7 +98,7 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
 
 
 def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> None:
-    """Every target up (gateway, model server, each proxy): waits for the first scrapes."""
+    """Every target up (gateway, model server, tenantctl, each proxy): waits for the first scrapes."""
     url = f"http://127.0.0.1:{port}/api/v1/query"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -107,6 +109,7 @@ def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> No
     raise AssertionError(f"Prometheus targets not all up: {up}")
 
 
+@pytest.mark.e2e
 def test_kill_minus_9_of_tenantctl_leaves_no_orphan(tmp_path, tenants_on_free_ports):
     tenants, tenant_ports = tenants_on_free_ports
     gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
