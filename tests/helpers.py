@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from flask import Flask
 from kubernetes import client, config
 
+from app import create_app
+from app.config import ProxyConfig
 from llm_gateway.auth import hash_gateway_key
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
@@ -68,6 +71,18 @@ def stub_backend(port: int, log_dir: Path) -> ManagedProcess:
     """bench/stub_openai.py: answers instantly (usage in streams only when asked for)."""
     return ManagedProcess("stub", [sys.executable, str(REPO_ROOT / "bench" / "stub_openai.py"), "--port", str(port)],
                           f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
+
+
+def proxy_app(gateway_url: str, **settings: Any) -> Flask:
+    """The tenant proxy from its app factory (the fast layer), in front of `gateway_url` (e.g. the stub)."""
+    config = {"tenant": "globex", "system_prompt": "You are the assistant of Globex.",
+              "gateway_url": gateway_url + "/v1", "gateway_key": "gk-test", **settings}
+    return create_app(ProxyConfig.model_validate(config))
+
+
+def stub_requests(stub_url: str, path: str = "/v1/chat/completions") -> list[dict]:
+    """The bodies of the latest requests the stub received at `path`, oldest first."""
+    return [entry["body"] for entry in httpx.get(stub_url + "/requests").json() if entry["path"] == path]
 
 
 def tenant_route(name: str, key: str, **fields: Any) -> dict:

@@ -35,7 +35,7 @@ class KnowledgeBase:
             raise ApiError(413, f"document: makes more than {self._max_chunks} chunks (max_chunks_per_document); "
                                 "split it into several documents", code="document_too_many_chunks")
         # The title travels with every chunk into the model: a question often names the subject.
-        space, vectors = self._vectors([f"{title}\n{chunk}" for chunk in chunks])
+        space, vectors = self._vectors(chunks, prefix=f"{title}\n")
         try:
             return self.store.add_document(title, len(text.encode("utf-8")), chunks, vectors, space)
         except EmbeddingMismatch as error:
@@ -59,12 +59,13 @@ class KnowledgeBase:
             raise ApiError(409, f"knowledge: {error}; ingest the documents again", code="embedding_model_changed") \
                 from None
 
-    def _vectors(self, texts: list[str]) -> tuple[EmbeddingSpace, np.ndarray]:
-        """Unit vectors for `texts`, asked from the gateway in batches. Each batch becomes float32 at
-        once, into one array: no list of Python floats for the whole document (24 bytes a number)."""
+    def _vectors(self, texts: list[str], prefix: str = "") -> tuple[EmbeddingSpace, np.ndarray]:
+        """Unit vectors for `prefix + text` of each text, asked from the gateway in batches. Each batch
+        becomes float32 at once, into one array: no list of Python floats for the whole document
+        (24 bytes a number), and no second copy of the texts."""
         model, vectors = "", None
         for start in range(0, len(texts), EMBEDDING_BATCH):
-            model, rows = self._embed(texts[start:start + EMBEDDING_BATCH])
+            model, rows = self._embed([prefix + text for text in texts[start:start + EMBEDDING_BATCH]])
             try:
                 batch = np.asarray(rows, dtype=np.float32)
             except (ValueError, TypeError):
