@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tenantctl.spec import SPEC_FILENAME
-from tests.helpers import TENANTS_DIR, free_port, processes_mentioning
+from tests.helpers import TENANTS_DIR, free_port, processes_mentioning, wait_for
 
 
 @pytest.fixture
@@ -124,6 +124,67 @@ def test_kill_minus_9_of_tenantctl_leaves_no_orphan(tmp_path, tenants_on_free_po
     while leftovers(ports) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert leftovers(ports) == []
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def restarts_in_prometheus(prometheus_port: int) -> dict[str, float]:
+    result = httpx.get(f"http://127.0.0.1:{prometheus_port}/api/v1/query", timeout=10,
+                       params={"query": "tenantctl_child_restarts_total"}).json()["data"]["result"]
+    return {series["metric"]["service"]: float(series["value"][1]) for series in result}
+
+
+def answers(port: int) -> bool:
+    try:
+        return httpx.post(f"http://127.0.0.1:{port}/ask", json={"question": "Hi", "max_tokens": 3},
+                          timeout=120).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.e2e
+def test_up_restarts_a_crashed_proxy_and_model_server(tmp_path, tenants_on_free_ports):
+    """kill -9 one tenant's proxy: the other tenant keeps answering, the proxy comes back; kill -9 the model
+    server: it comes back too. Both restarts are logged and counted in Prometheus; Ctrl-C still cleans up."""
+    tenants, tenant_ports = tenants_on_free_ports
+    gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
+    redis_port = free_port()
+    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port,
+                                 redis_port)
+    try:
+        read_until(process, "Press Ctrl-C to stop.")
+        acme, closed = tenant_ports["acme-corp"], tenant_ports["closed-ai"]
+        proxy_pids = processes_mentioning(f"127.0.0.1:{closed}")
+        assert proxy_pids
+        kill_all(proxy_pids)  # the gunicorn master and its workers, as a crash or the OOM killer would
+        assert answers(acme)  # the other tenant is not affected
+        assert "proxy-closed-ai exited with code -9; restarting it in 1s" in read_until(process, "proxy-closed-ai is back")
+        assert answers(closed)
+
+        model_pids = processes_mentioning(f"--port {model_port}")
+        assert len(model_pids) == 1
+        kill_all(model_pids)
+        read_until(process, "model-server is back")
+        assert wait_for(lambda: answers(acme) and answers(closed), timeout=120, what="both tenants answering")
+        assert processes_mentioning(f"--port {model_port}") != model_pids
+
+        expected = {"proxy-closed-ai": 1.0, "model-server": 1.0}
+        restarts = wait_for(lambda: {k: v for k, v in restarts_in_prometheus(prometheus_port).items() if v} == expected
+                            and restarts_in_prometheus(prometheus_port), timeout=60, what="restarts in Prometheus")
+        assert restarts["proxy-acme-corp"] == 0 and restarts["gateway"] == 0
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert leftovers([gateway_port, model_port, embedding_port, prometheus_port, redis_port,
+                      *tenant_ports.values()]) == []
 
 
 def test_up_refuses_an_invalid_spec(tmp_path, tenants_on_free_ports):
