@@ -41,7 +41,7 @@ def split_into_chunks(text: str, max_words: int, overlap_words: int) -> list[str
 def iter_chunks(text: str, max_words: int, overlap_words: int) -> Iterator[str]:
     """The chunks of `split_into_chunks`, one at a time."""
     packer = _Packer([], max_words, overlap_words)
-    tokens = _tokens(text)
+    tokens = _Pushback(_tokens(text))
     for token in tokens:
         if isinstance(token, _Heading):
             yield from packer.finish()
@@ -50,21 +50,13 @@ def iter_chunks(text: str, max_words: int, overlap_words: int) -> Iterator[str]:
             packer.paragraph_start = True
         elif packer.paragraph_start:
             # Does the paragraph still fit? Its first budget + 1 words are enough to tell.
-            lookahead, after = [token], None
+            lookahead = [token]
             for after in tokens:
                 if not isinstance(after, str) or len(lookahead) > packer.budget:
+                    tokens.push_back(after)
                     break
                 lookahead.append(after)
-            else:
-                after = None
             yield from packer.start_paragraph(lookahead)
-            if isinstance(after, _Heading):
-                yield from packer.finish()
-                packer = _Packer(after.words, max_words, overlap_words)
-            elif after is PARAGRAPH_BREAK:
-                packer.paragraph_start = True
-            elif after is not None:
-                yield from packer.add(after)
         else:
             yield from packer.add(token)
     yield from packer.finish()
@@ -120,6 +112,23 @@ class _Heading:
 
 
 PARAGRAPH_BREAK = object()
+
+
+class _Pushback:
+    """An iterator that can take back the one item it gave too many."""
+
+    def __init__(self, items: Iterator):
+        self._items = items
+        self._returned: list = []
+
+    def __iter__(self) -> "_Pushback":
+        return self
+
+    def __next__(self):
+        return self._returned.pop() if self._returned else next(self._items)
+
+    def push_back(self, item) -> None:
+        self._returned.append(item)
 
 
 def _tokens(text: str) -> Iterator[str | _Heading | object]:
