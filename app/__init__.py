@@ -14,6 +14,7 @@ from flask import Flask
 
 from app.blueprints import ask, chat_page, documents, health, openai_compat
 from app.config import ProxyConfig, load_proxy_config
+from app.cross_site import refuse_cross_site_requests
 from app.end_user_keys import require_end_user_keys
 from app.gateway_client import GatewayClient
 from app.knowledge.retrieval import KnowledgeBase
@@ -41,7 +42,9 @@ def create_app(config: ProxyConfig) -> Flask:
     register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(refusal.reason))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)
-    require_end_user_keys(app, config.end_user_key_sha256)  # after the metrics hooks: refusals are counted
+    # After the metrics hooks, so refused requests are counted.
+    refuse_cross_site_requests(app)
+    require_end_user_keys(app, config.end_user_key_sha256, config.admin_key_sha256)
     app.register_blueprint(ask.blueprint)
     app.register_blueprint(openai_compat.blueprint)
     app.register_blueprint(documents.blueprint)
@@ -58,7 +61,8 @@ def _knowledge_base(config: ProxyConfig, gateway: GatewayClient) -> KnowledgeBas
         return None
     return KnowledgeBase(KnowledgeStore(Path(config.knowledge_dir)), gateway.embed,
                          top_k=config.knowledge_top_k, min_score=config.knowledge_min_score,
-                         chunk_words=config.chunk_words, overlap_words=config.chunk_overlap_words)
+                         chunk_words=config.chunk_words, overlap_words=config.chunk_overlap_words,
+                         max_chunks=config.max_chunks_per_document)
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Flask:

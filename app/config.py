@@ -29,8 +29,10 @@ ENV_FIELDS = {
     "KNOWLEDGE_DIR": "knowledge_dir",
 }
 ENV_FILE_FIELDS = {"SYSTEM_PROMPT_FILE": "system_prompt", "GATEWAY_KEY_FILE": "gateway_key"}
-# A JSON file (on a cluster: the tenant's policy ConfigMap) with `guardrails` and `end_user_key_sha256`.
+# A JSON file (on a cluster: the tenant's policy ConfigMap) with `guardrails`, `end_user_key_sha256`
+# and `admin_key_sha256`.
 POLICY_FILE_ENV = "PROXY_POLICY_FILE"
+POLICY_FIELDS = frozenset({"guardrails", "end_user_key_sha256", "admin_key_sha256"})
 
 
 class ConfigError(ValueError):
@@ -59,11 +61,16 @@ class ProxyConfig(BaseModel):
     max_document_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     chunk_words: int = Field(120, ge=16, le=400, description="Words per chunk (all-MiniLM-L6-v2 reads 256 tokens).")
     chunk_overlap_words: int = Field(20, ge=0)
+    max_chunks_per_document: int = Field(
+        10_000, ge=1, description="A document making more chunks is refused (413) before anything is embedded.")
     guardrails: Guardrails = Field(default_factory=Guardrails)
     end_user_key_sha256: list[str] = Field(
         default_factory=list, description="SHA-256 of the end-user API keys accepted; empty: no key required.")
+    admin_key_sha256: list[str] = Field(
+        default_factory=list, description="SHA-256 of the tenant admin keys that may add and delete documents; "
+                                          "empty: nobody may.")
 
-    @field_validator("end_user_key_sha256")
+    @field_validator("end_user_key_sha256", "admin_key_sha256")
     @classmethod
     def _hex_digests(cls, values: list[str]) -> list[str]:
         return check_sha256_digests(values)
@@ -119,8 +126,8 @@ def _read_policy_file(path: str) -> dict:
         policy = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ConfigError(f"{POLICY_FILE_ENV}={path}: {error}") from None
-    if not isinstance(policy, dict) or set(policy) - {"guardrails", "end_user_key_sha256"}:
-        raise ConfigError(f"{POLICY_FILE_ENV}={path}: must be an object with 'guardrails' and 'end_user_key_sha256'")
+    if not isinstance(policy, dict) or set(policy) - POLICY_FIELDS:
+        raise ConfigError(f"{POLICY_FILE_ENV}={path}: must be an object with some of {', '.join(sorted(POLICY_FIELDS))}")
     return policy
 
 

@@ -2,8 +2,8 @@
 
 When the tenant spec lists `end_user_key_sha256`, every route except the operational ones
 (`/healthz`, `/metrics`, `/openapi.json`) needs `Authorization: Bearer <key>` with a key
-whose SHA-256 is listed; several entries allow rotating a key without downtime. The proxy
-never sees the keys themselves, only their digests.
+whose SHA-256 is listed; several entries allow rotating a key without downtime. A tenant admin
+key (app/admin_keys.py) is accepted too. The proxy never sees the keys themselves, only their digests.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from llm_common.keys import bearer_token, digest_matches
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
 
 
-def require_end_user_keys(app: Flask, digests: list[str]) -> None:
-    """Refuse requests without a listed key; does nothing when `digests` is empty."""
+def require_end_user_keys(app: Flask, digests: list[str], admin_digests: list[str]) -> None:
+    """Refuse requests without a listed (end-user or admin) key; does nothing when `digests` is empty."""
     if not digests:
         return
-    accepted = frozenset(digests)
+    accepted = frozenset(digests) | frozenset(admin_digests)
 
     @app.before_request
     def _authenticate() -> None:

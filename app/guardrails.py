@@ -8,36 +8,55 @@ From the tenant spec's `guardrails`:
   `reason` shown to the user.
 - `blocked_topics`: a topic and its keywords (case-insensitive, whole words).
 
-Every caller-written message is checked (the question, the history, OpenAI `messages`),
-never the tenant's own system prompt. A refusal is a 400 whose `code` is the kind of rule
-(`sensitive_prompt`, `refusal_rule`, `blocked_topic`), counted by that reason in
+Everything a caller sends is checked, never the tenant's own system prompt: every string of every
+caller message (text content and each text part, `name`, tool call names and arguments, tool
+results), the text parts of a message joined (a number split across parts is still one number),
+and the `tools` the caller defines (names, descriptions, parameter schemas). Each text is read
+after `normalize_for_matching` (NFKC, invisible characters removed, digits and homoglyphs folded:
+app/normalization.py), and as sent when that differs. A refusal is a 400 whose `code` is the kind
+of rule (`sensitive_prompt`, `refusal_rule`, `blocked_topic`), counted by that reason in
 `tenant_proxy_refusals_total`.
 
-Patterns must be valid both in Python and in RE2 (Terraform checks them with `regex()`):
-no look-arounds, no back-references.
+Patterns run on RE2 (google-re2), whose matching time is linear in the text: no pattern can make a
+worker backtrack for ever. RE2 has no back-references or look-arounds, so a spec using them is
+refused at validation, as Terraform (Go's regexp, the same syntax) refuses it.
 """
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
+from typing import Iterable, Iterator
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.normalization import normalize_for_matching
 from llm_common.errors import Refusal
-from llm_common.usage import message_texts
 
 GUARDRAIL_REASONS = ("sensitive_prompt", "refusal_rule", "blocked_topic")  # the refusals' `reason` (and `code`)
+# Values under these keys are message structure, not text a model reads.
+STRUCTURAL_KEYS = frozenset({"role", "type", "id", "tool_call_id", "detail"})
+# Text parts of one message are also checked joined: as vLLM's chat templates join them, and without a separator.
+PART_SEPARATORS = ("", "\n")
+
 
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _re2(pattern: str) -> re2._Regexp:
+    options = re2.Options()
+    options.log_errors = False  # a refused spec pattern is reported once, by us
+    return re2.compile(pattern, options)
+
+
 def _compiled(pattern: str) -> str:
     try:
-        re.compile(pattern)
-    except re.error as error:
-        raise ValueError(f"not a valid regular expression: {error}") from None
+        _re2(pattern)
+    except re2.error as error:
+        detail = error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else str(error)
+        raise ValueError(f"not a valid RE2 regular expression ({detail}); guardrail patterns run on a "
+                         "linear-time engine: no back-references, no look-arounds") from None
     return pattern
 
 
@@ -51,8 +70,8 @@ class SensitivePattern(_Rule):
         return _compiled(value)
 
     @cached_property
-    def compiled(self) -> re.Pattern:
-        return re.compile(self.pattern)
+    def compiled(self) -> re2._Regexp:
+        return _re2(self.pattern)
 
 
 class RefusalRule(_Rule):
@@ -72,8 +91,10 @@ class RefusalRule(_Rule):
         return self
 
     @cached_property
-    def compiled(self) -> re.Pattern:
-        return re.compile(self.regex) if self.regex is not None else re.compile(re.escape(self.contains), re.I)
+    def compiled(self) -> re2._Regexp:
+        if self.regex is not None:
+            return _re2(self.regex)
+        return _re2("(?i)" + re2.escape(normalize_for_matching(self.contains)))
 
 
 class BlockedTopic(_Rule):
@@ -88,8 +109,10 @@ class BlockedTopic(_Rule):
         return values
 
     @cached_property
-    def compiled(self) -> re.Pattern:
-        return re.compile(r"\b(?:" + "|".join(re.escape(k.strip()) for k in self.keywords) + r")\b", re.I)
+    def compiled(self) -> re2._Regexp:
+        """Any keyword as a whole word: not preceded or followed by a letter or digit of any script."""
+        keywords = "|".join(re2.escape(normalize_for_matching(k.strip())) for k in self.keywords)
+        return _re2(r"(?i)(?:^|[^\pL\pN_])(?:" + keywords + r")(?:$|[^\pL\pN_])")
 
 
 class Guardrails(_Rule):
@@ -97,12 +120,15 @@ class Guardrails(_Rule):
     refusal_rules: list[RefusalRule] = Field(default_factory=list, max_length=100)
     blocked_topics: list[BlockedTopic] = Field(default_factory=list, max_length=100)
 
-    def check(self, messages: list[dict]) -> None:
-        """Raise a Refusal if any caller message breaks a rule (system messages are the tenant's own)."""
-        texts = [text for message in messages if isinstance(message, dict) and message.get("role") != "system"
-                 for text in message_texts(message)]
-        for text in texts:
-            self._check_text(text)
+    def check(self, messages: list[dict], tools: object = None) -> None:
+        """Raise a Refusal if anything the caller sent breaks a rule (system messages are the tenant's own)."""
+        if not (self.sensitive_patterns or self.refusal_rules or self.blocked_topics):
+            return
+        for text in caller_texts(messages, tools):
+            normalized = normalize_for_matching(text)
+            self._check_text(normalized)
+            if normalized != text:
+                self._check_text(text)
 
     def _check_text(self, text: str) -> None:
         for sensitive in self.sensitive_patterns:
@@ -116,3 +142,32 @@ class Guardrails(_Rule):
             if blocked.compiled.search(text):
                 raise Refusal(400, f"refused: this assistant does not discuss {blocked.topic}",
                               reason="blocked_topic")
+
+
+def caller_texts(messages: Iterable[object], tools: object = None) -> Iterator[str]:
+    """Every text of the caller's messages and tool definitions a model could read."""
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") == "system":
+            continue
+        yield from _strings(message)
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
+            if len(parts) > 1:
+                yield from (separator.join(parts) for separator in PART_SEPARATORS)
+    if tools is not None:
+        yield from _strings(tools)
+
+
+def _strings(value: object) -> Iterator[str]:
+    """The string leaves of a JSON value, except structural ones (iterative: any nesting depth)."""
+    stack: list[tuple[object, object]] = [(value, None)]
+    while stack:
+        item, key = stack.pop()
+        if isinstance(item, str):
+            if key not in STRUCTURAL_KEYS:
+                yield item
+        elif isinstance(item, dict):
+            stack.extend((child, child_key) for child_key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((child, key) for child in item)

@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from app.knowledge.chunking import split_into_chunks  # noqa: E402
 from app.knowledge.store import EmbeddingSpace, KnowledgeStore  # noqa: E402
+from llm_common.keys import sha256_hex  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from tenantctl import embedding_model, launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
@@ -46,6 +47,7 @@ from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 RESULTS = REPO / "bench" / "results"
 RETRIEVAL_SET = REPO / "tests" / "app" / "knowledge" / "retrieval_set"
 KEY = "gk-bench-knowledge"
+ADMIN_KEY = "ak-bench-knowledge"
 CHUNK_WORDS, CHUNK_OVERLAP = 120, 20  # the proxy's defaults
 SPACE = EmbeddingSpace(embedding_model.EMBEDDING_MODEL_NAME, embedding_model.EMBEDDING_DIMENSIONS)
 
@@ -130,7 +132,8 @@ def ingest_side_by_side(proxy_url: str, embedding_url: str, documents: list[tupl
             http.post(embedding_url + "/v1/embeddings", json={"input": inputs}).raise_for_status()
             alone += time.perf_counter() - started
             started = time.perf_counter()
-            response = http.post(proxy_url + "/documents", json={"title": title, "text": text})
+            response = http.post(proxy_url + "/documents", json={"title": title, "text": text},
+                                 headers={"Authorization": f"Bearer {ADMIN_KEY}"})
             response.raise_for_status()
             through_proxy += time.perf_counter() - started
             assert response.json()["chunks"] == len(inputs)
@@ -206,7 +209,8 @@ def start_services(run_dir: Path, knowledge_dirs: dict[str, Path]) -> tuple[list
     for name, directory in knowledge_dirs.items():
         port = free_port()
         proxy = {"tenant": f"bench-{name}", "system_prompt": "unused", "gateway_key": KEY,
-                 "gateway_url": f"http://127.0.0.1:{gateway_port}/v1", "knowledge_dir": str(directory)}
+                 "gateway_url": f"http://127.0.0.1:{gateway_port}/v1", "knowledge_dir": str(directory),
+                 "admin_key_sha256": [sha256_hex(ADMIN_KEY)]}
         processes.append(start(launchers.tenant_proxy(proxy, port, run_dir, workers=2)))
         proxies[name] = f"http://127.0.0.1:{port}"
     return processes, embedding_url, proxies

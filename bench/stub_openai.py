@@ -4,6 +4,10 @@ It answers instantly with a fixed completion, so whatever latency a path adds
 on top of calling it directly is the cost of our proxy and gateway hops. Streams end
 with a usage chunk when asked (`stream_options.include_usage`), as OpenAI and vLLM do.
 
+For the tests it also embeds (`/v1/embeddings`: hashed bag-of-words vectors, so texts that
+share words are similar) and shows the last requests it received (`GET /requests`: path and
+JSON body), so a test can check what a proxy sent upstream.
+
     python bench/stub_openai.py --port 9100
 """
 
@@ -11,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import zlib
+from collections import deque
 
 import uvicorn
 from starlette.applications import Starlette
@@ -20,6 +27,8 @@ from starlette.routing import Route
 
 MODEL = "stub-model"
 WORDS = ["Hello", " from", " the", " zero", "-latency", " stub", "."]
+EMBEDDING_DIMENSIONS = 384
+RECEIVED: deque = deque(maxlen=50)  # the latest requests: {"path", "body"}
 
 
 def completion() -> dict:
@@ -40,6 +49,7 @@ def chunk(content: str | None, finish: str | None = None) -> bytes:
 
 async def chat_completions(request: Request):
     body = await request.json()
+    RECEIVED.append({"path": request.url.path, "body": body})
     if not body.get("stream"):
         return JSONResponse(completion())
 
@@ -59,6 +69,29 @@ async def chat_completions(request: Request):
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+def embedding(text: str) -> list[float]:
+    """Hashed bag of words: one dimension per word (mod 384), so shared words make texts similar."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"\w+", text.lower()):
+        vector[zlib.crc32(word.encode()) % EMBEDDING_DIMENSIONS] += 1.0
+    vector[0] += 0.01  # never all zeros
+    return vector
+
+
+async def embeddings(request: Request):
+    body = await request.json()
+    RECEIVED.append({"path": request.url.path, "body": body})
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    return JSONResponse({"object": "list", "model": "stub-embedding",
+                         "data": [{"object": "embedding", "index": i, "embedding": embedding(text)}
+                                  for i, text in enumerate(inputs)],
+                         "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+
+
+async def received(_: Request):
+    return JSONResponse(list(RECEIVED))
+
+
 async def health(_: Request):
     return JSONResponse({"status": "ok"})
 
@@ -69,6 +102,8 @@ async def models(_: Request):
 
 app = Starlette(routes=[
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/requests", received),
     Route("/v1/models", models),
     Route("/health", health),
 ])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import shutil
 import sys
 import tempfile
@@ -190,9 +191,11 @@ def main() -> None:
         processes.append(start(ManagedProcess("stub", [sys.executable, str(REPO / "bench" / "stub_openai.py"),
                                                        "--port", str(stub_port)],
                                               f"http://127.0.0.1:{stub_port}/health", run_dir / "stub.log")))
-        processes.append(start(launchers.redis_server(redis_port, run_dir)))
+        redis_password = secrets.token_urlsafe(16)
+        processes.append(start(launchers.redis_server(redis_port, run_dir, password=redis_password)))
         processes.append(start(launchers.postgres_server(free_port(), postgres_dir)))
-        stub_url, redis_url, postgres_url = (f"http://127.0.0.1:{stub_port}", processes[1].health_url,
+        stub_url, redis_url, postgres_url = (f"http://127.0.0.1:{stub_port}",
+                                             launchers.redis_url("127.0.0.1", redis_port, redis_password),
                                              processes[2].health_url)
         ledgers = {"off": (None, None), "sqlite": (redis_url, f"sqlite:///{run_dir / 'ledger.sqlite3'}"),
                    "postgresql": (redis_url, postgres_url)}

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -185,7 +186,7 @@ class SharedCounters:
                 return
             self._last_log = now
         log.error("Redis at %s failed (%s): limits and budgets are %s until it answers",
-                  self.settings.redis_url, error,
+                  _without_password(self.settings.redis_url), error,
                   "NOT enforced (on_redis_error=allow)" if self.settings.on_redis_error == "allow"
                   else "refusing every request (on_redis_error=deny)")
 
@@ -228,3 +229,8 @@ def refusal(check: Check) -> Refusal:
     if check.error_type:
         refused.error_type = check.error_type
     return refused
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL fit for a log: `redis://:secret@host` -> `redis://:***@host`."""
+    return re.sub(r"(//[^/@]*:)[^/@]*@", r"\1***@", url)

@@ -167,7 +167,7 @@ variable "guardrails" {
       [for rule in var.guardrails.refusal_rules : rule.regex == null || can(regexall(coalesce(rule.regex, "x"), ""))],
       [for pattern in var.guardrails.sensitive_patterns : can(regexall(pattern.pattern, ""))],
     ))
-    error_message = "guardrails: every pattern and regex must be a valid regular expression (RE2 and Python: no look-arounds, no back-references)."
+    error_message = "guardrails: every pattern and regex must be a valid RE2 regular expression (the proxy matches them in linear time with RE2): no look-arounds, no back-references."
   }
   validation {
     condition     = alltrue([for topic in var.guardrails.blocked_topics : length(topic.keywords) > 0 && alltrue([for k in topic.keywords : length(trimspace(k)) > 0])])
@@ -183,6 +183,17 @@ variable "end_user_key_sha256" {
   validation {
     condition     = length(var.end_user_key_sha256) <= 20 && alltrue([for digest in var.end_user_key_sha256 : can(regex("^[0-9a-f]{64}$", digest))])
     error_message = "end_user_key_sha256: at most 20 entries, each a lower-case hex SHA-256 digest."
+  }
+}
+
+variable "admin_key_sha256" {
+  type        = list(string)
+  description = "SHA-256 of the tenant admin keys (Authorization: Bearer) that may add and delete the tenant's documents; empty (the default): nobody can."
+  default     = []
+
+  validation {
+    condition     = length(var.admin_key_sha256) <= 20 && alltrue([for digest in var.admin_key_sha256 : can(regex("^[0-9a-f]{64}$", digest))])
+    error_message = "admin_key_sha256: at most 20 entries, each a lower-case hex SHA-256 digest."
   }
 }
 

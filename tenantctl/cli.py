@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scrape-interval", default="15s", help="Prometheus scrape and rule evaluation interval")
     up.add_argument("--redis-port", type=int, default=6380, help="port of the Redis holding rate limit counters")
     up.add_argument("--ledger", metavar="URL", help="usage ledger: postgresql://... (default: SQLite in the run dir)")
+    up.add_argument("--metrics-port", type=int, default=0,
+                    help="port of tenantctl's own /metrics (child restarts), scraped by Prometheus (default: any free)")
     up.set_defaults(handler=command_up)
 
     ask = commands.add_parser("ask", help="ask a running tenant a question")
@@ -112,7 +114,7 @@ def command_up(args: argparse.Namespace) -> int:
                              vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers,
                              prometheus_port=args.prometheus_port if args.prometheus else None,
                              scrape_interval=args.scrape_interval, redis_port=args.redis_port,
-                             ledger_url=args.ledger)
+                             ledger_url=args.ledger, metrics_port=args.metrics_port)
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
     starting = True
@@ -128,14 +130,13 @@ def command_up(args: argparse.Namespace) -> int:
         endpoints = platform.start(progress=lambda message: print(message, flush=True))
         starting = False
         print_endpoints(platform.gateway_url, endpoints, platform.prometheus_url)
+        print(f"tenantctl metrics: {platform.metrics_url}/metrics  (child restarts)")
+        if platform.admin_keys:
+            print(f"admin keys (document uploads): {args.run_dir}/admin-keys/<tenant>.key")
         print("\nPress Ctrl-C to stop.", flush=True)
-        while not stop.wait(1.0):
-            failed = platform.failed_processes()
-            if failed:
-                names = ", ".join(p.name for p in failed)
-                print(f"tenantctl: {names} exited unexpectedly; stopping everything. Logs in {args.run_dir}",
-                      file=sys.stderr)
-                return 1
+        supervisor = platform.supervisor(log=lambda message: print(message, file=sys.stderr, flush=True))
+        while not stop.wait(0.5):  # in the main thread: restarted children must die with it
+            supervisor.check()
         return 0
     except KeyboardInterrupt:
         return 130

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from tenantctl import embedding_model
-from tenantctl.processes import ManagedProcess
+from tenantctl.processes import ManagedProcess, open_private, private_directory
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,14 +43,15 @@ def embedded_model_path() -> Path:
     return path
 
 
-def model_server(port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None) -> ManagedProcess:
-    """The embedded chat model (SmolLM2-135M-Instruct)."""
+def model_server(port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None,
+                 api_key: str | None = None) -> ManagedProcess:
+    """The embedded chat model (SmolLM2-135M-Instruct); with `api_key`, its OpenAI routes need that key."""
     return _llama_server("model-server", embedded_model_path(), EMBEDDED_MODEL_NAME, port, log_dir,
-                         ["--n_ctx", "2048"], host=host, threads=threads)
+                         ["--n_ctx", "2048"], host=host, threads=threads, api_key=api_key)
 
 
 def embedding_server(port: int, log_dir: Path, *, host: str = "127.0.0.1",
-                     threads: int | None = None) -> ManagedProcess:
+                     threads: int | None = None, api_key: str | None = None) -> ManagedProcess:
     """The embedding model (all-MiniLM-L6-v2, mean pooling, 384 dimensions) behind `/v1/embeddings`."""
     try:
         model_path = embedding_model.ensure_gguf()
@@ -58,13 +59,16 @@ def embedding_server(port: int, log_dir: Path, *, host: str = "127.0.0.1",
         raise LauncherError(str(error)) from None
     # BERT's context is 512 tokens; a batch of inputs is decoded together up to n_batch tokens.
     return _llama_server("embedding-server", model_path, embedding_model.EMBEDDING_MODEL_NAME, port, log_dir,
-                         ["--embedding", "true", "--n_ctx", "512", "--n_batch", "512"], host=host, threads=threads)
+                         ["--embedding", "true", "--n_ctx", "512", "--n_batch", "512"], host=host, threads=threads,
+                         api_key=api_key)
 
 
 def _llama_server(name: str, model_path: Path, alias: str, port: int, log_dir: Path, extra_args: list[str], *,
-                  host: str, threads: int | None) -> ManagedProcess:
+                  host: str, threads: int | None, api_key: str | None) -> ManagedProcess:
     if importlib.util.find_spec("llama_cpp") is None:
         raise LauncherError("llama-cpp-python is not installed: run ./scripts/setup")
+    if api_key is not None:  # in a 0600 file, not on the command line (which every local user can read)
+        extra_args = [*extra_args, "--api_key_file", str(write_private_text(log_dir / f"{name}.key", api_key))]
     argv = [
         sys.executable, "-m", "tenantctl.model_server",  # llama_cpp.server plus /metrics
         "--model", str(model_path),
@@ -117,34 +121,42 @@ def tenant_proxy(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0
 
 def write_private_json(path: Path, document: dict) -> Path:
     """Write a config that may hold keys: readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
+    return write_private_text(path, json.dumps(document, indent=2))
+
+
+def write_private_text(path: Path, text: str) -> Path:
+    """Write a file only its owner can read (a key, a config holding one), in a directory only its owner can enter."""
+    private_directory(path.parent)
+    with open_private(path) as handle:
+        handle.write(text.encode("utf-8"))
     return path
 
 
-def redis_server(port: int, run_dir: Path, *, host: str = "127.0.0.1") -> ManagedProcess:
+def redis_server(port: int, run_dir: Path, *, password: str, host: str = "127.0.0.1") -> ManagedProcess:
     """Debian's redis-server for rate limits and budget counters: loopback only, nothing on disk
-    (the counters are rebuilt from the ledger when Redis starts empty)."""
+    (the counters are rebuilt from the ledger when Redis starts empty), and `password` required
+    (`requirepass`, in a 0600 config file: the command line is readable by every local user)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise LauncherError("redis-server is not installed: run ./scripts/setup (Debian package redis-server)")
-    argv = [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
-            "--dir", str(run_dir), "--protected-mode", "yes"]
-    return ManagedProcess(name="redis", argv=argv, log_path=run_dir / "redis.log",
-                          health_url=redis_url(host, port), ready=lambda: _redis_answers(host, port))
+    config = write_private_text(run_dir / "redis.conf", "\n".join([
+        f"port {port}", f"bind {host}", 'save ""', "appendonly no", f"dir {json.dumps(str(run_dir.resolve()))}",
+        "protected-mode yes", f"requirepass {password}", ""]))
+    url = redis_url(host, port, password)
+    return ManagedProcess(name="redis", argv=[binary, str(config)], log_path=run_dir / "redis.log",
+                          health_url=redis_url(host, port), ready=lambda: _redis_answers(url))
 
 
-def redis_url(host: str, port: int) -> str:
-    return f"redis://{host}:{port}/0"
+def redis_url(host: str, port: int, password: str | None = None) -> str:
+    credentials = f":{password}@" if password else ""
+    return f"redis://{credentials}{host}:{port}/0"
 
 
-def _redis_answers(host: str, port: int) -> bool:
+def _redis_answers(url: str) -> bool:
     import redis
 
     try:
-        return bool(redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1).ping())
+        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
 
@@ -201,9 +213,7 @@ def prometheus(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1
     binary = shutil.which("prometheus")
     if binary is None:
         raise LauncherError("prometheus is not installed: run ./scripts/setup (Debian package prometheus)")
-    config_path = run_dir / "prometheus.yml"
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    config_path = write_private_text(run_dir / "prometheus.yml", yaml.safe_dump(config, sort_keys=False))
     argv = [
         binary, f"--config.file={config_path}", f"--storage.tsdb.path={run_dir / 'prometheus-data'}",
         f"--web.listen-address={host}:{port}", "--storage.tsdb.retention.time=35d",  # the budget alert looks back 30 days

@@ -7,26 +7,41 @@ all with the alert rules loaded; waits until each is healthy; and stops them
 all, in reverse order, however we exit. The usage ledger is a SQLite file in the
 run directory unless `ledger_url` names another (e.g. PostgreSQL).
 Each tenant's knowledge index lives in `<run dir>/knowledge/<tenant>/` and
-outlives the run.
+outlives the run. `tenantctl up` keeps the children running (tenantctl/supervisor.py);
+tenantctl serves their restart counters on a loopback port the local Prometheus scrapes.
+
+Private by default: the run directory is 0700 and every file in it 0600 (configs holding
+keys, the ledger, knowledge, logs; children run with umask 077). Redis requires a password
+that only the gateway's config holds; the model servers listen on loopback only and require
+an API key that only the gateway's config holds. A tenant whose spec lists no
+`admin_key_sha256` gets an admin key generated once into `<run dir>/admin-keys/<tenant>.key`,
+which `tenantctl ingest|documents|forget` send.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+from prometheus_client import CollectorRegistry, start_http_server
+
+from llm_common.keys import sha256_hex
 from llm_gateway.auth import generate_gateway_key, hash_gateway_key
 from tenantctl import embedding_model, launchers
-from tenantctl.processes import ManagedProcess, port_is_free
+from tenantctl.processes import ManagedProcess, port_is_free, private_directory
 from tenantctl.prometheus import ScrapeTargets, prometheus_config
 from tenantctl.spec import TenantSpec
+from tenantctl.supervisor import ChildMetrics, RestartPolicy, Supervisor
 
 STATE_FILE = "state.json"
 DEFAULT_RUN_DIR = Path(".run/local")
 LEDGER_FILE = "ledger.sqlite3"
+ADMIN_KEYS_DIR = "admin-keys"
+LOOPBACK = "127.0.0.1"  # Redis and the model servers never listen elsewhere
 Progress = Callable[[str], None]
 
 
@@ -50,6 +65,7 @@ class LocalSettings:
     embedded_model: bool | None = None  # None: only when no vLLM endpoint and no OpenAI key
     workers: int = 2
     startup_timeout: float = 180.0
+    metrics_port: int = 0  # tenantctl's own /metrics (child restarts); 0: a free port
 
 
 @dataclass(frozen=True)
@@ -101,14 +117,34 @@ def tenant_controls(redis_url: str, ledger_url: str) -> dict:
     return {"limits": {"redis_url": redis_url}, "ledger": {"url": ledger_url}}
 
 
-def proxy_config(spec: TenantSpec, key: str, gateway_url: str, knowledge_dir: Path | None = None) -> dict:
+def proxy_config(spec: TenantSpec, key: str, gateway_url: str, knowledge_dir: Path | None = None,
+                 admin_key: str | None = None) -> dict:
+    """`admin_key`: a generated admin key accepted besides the spec's (local mode, when the spec has none)."""
     config = {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
               "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens,
               "guardrails": spec.guardrails.model_dump(exclude_none=True),
-              "end_user_key_sha256": spec.end_user_key_sha256}
+              "end_user_key_sha256": spec.end_user_key_sha256,
+              "admin_key_sha256": [*spec.admin_key_sha256, *([sha256_hex(admin_key)] if admin_key else [])]}
     if knowledge_dir is not None:
         config["knowledge_dir"] = str(knowledge_dir.resolve())
     return config
+
+
+def admin_key_path(run_dir: Path, tenant: str) -> Path:
+    return run_dir / ADMIN_KEYS_DIR / f"{tenant}.key"
+
+
+def local_admin_key(run_dir: Path, tenant: str) -> str:
+    """The tenant's generated admin key: read from the run directory, or made (once) and kept there 0600."""
+    path = admin_key_path(run_dir, tenant)
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = ""
+    if not key:
+        key = "ak-" + secrets.token_urlsafe(32)
+        launchers.write_private_text(path, key + "\n")
+    return key
 
 
 def openai_key_configured(environ: Mapping[str, str]) -> bool:
@@ -122,7 +158,14 @@ class LocalPlatform:
         self.environ = environ
         self.processes: list[ManagedProcess] = []
         self.endpoints: list[TenantEndpoint] = []
-        self.keys = {spec.name: generate_gateway_key() for spec in specs}  # fresh per run, never written to logs
+        # Fresh per run, never written to logs; each only in the configs (0600) of those that need it.
+        self.keys = {spec.name: generate_gateway_key() for spec in specs}
+        self.redis_password = secrets.token_urlsafe(32)
+        self.model_api_key = "mk-" + secrets.token_urlsafe(32)
+        self.admin_keys: dict[str, str] = {}  # generated admin keys, for tenants whose spec lists none
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        self.child_metrics = ChildMetrics(self.metrics_registry)
+        self._metrics_server = None
 
     @property
     def gateway_url(self) -> str:
@@ -130,7 +173,14 @@ class LocalPlatform:
 
     @property
     def redis_url(self) -> str:
-        return launchers.redis_url(self.settings.host, self.settings.redis_port)
+        return launchers.redis_url(LOOPBACK, self.settings.redis_port, self.redis_password)
+
+    @property
+    def metrics_url(self) -> str | None:
+        """tenantctl's own /metrics (child restarts), once started."""
+        if self._metrics_server is None:
+            return None
+        return f"http://{LOOPBACK}:{self._metrics_server.server_port}"
 
     @property
     def ledger_url(self) -> str:
@@ -138,7 +188,7 @@ class LocalPlatform:
 
     @property
     def model_url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.model_port}"
+        return f"http://{LOOPBACK}:{self.settings.model_port}"
 
     @property
     def prometheus_url(self) -> str | None:
@@ -165,7 +215,7 @@ class LocalPlatform:
 
     def _local_llama_pool(self, port: int) -> dict:
         """A pool of one llama.cpp server of ours, checked often: it starts and stops with us."""
-        return {"endpoints": [f"http://{self.settings.host}:{port}"],
+        return {"endpoints": [f"http://{LOOPBACK}:{port}"], "api_key": self.model_api_key,
                 "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH, "health_interval_seconds": 2.0,
                 "eject_cooldown_seconds": 5.0}
 
@@ -180,6 +230,8 @@ class LocalPlatform:
         s = self.settings
         wanted = {"gateway": s.gateway_port, "embedding model": s.embedding_port, "redis": s.redis_port,
                   **{f"tenant {name}": port for name, port in tenant_ports.items()}}
+        if s.metrics_port:
+            wanted["tenantctl metrics"] = s.metrics_port
         if self.uses_embedded_model():
             wanted["embedded model"] = s.model_port
         if s.prometheus_port is not None:
@@ -194,13 +246,19 @@ class LocalPlatform:
         s = self.settings
         ports = assign_ports(self.specs, s.first_tenant_port)
         self.check_ports_free(ports)
-        s.run_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(s.run_dir)
+        self.admin_keys = {spec.name: local_admin_key(s.run_dir, spec.name) for spec in self.specs
+                           if not spec.admin_key_sha256}
         try:
-            self._launch(launchers.redis_server(s.redis_port, s.run_dir, host=s.host), progress)
+            self._metrics_server, _ = start_http_server(s.metrics_port, LOOPBACK, registry=self.metrics_registry)
+            self._launch(launchers.redis_server(s.redis_port, s.run_dir, password=self.redis_password,
+                                                host=LOOPBACK), progress)
             if self.uses_embedded_model():
-                self._launch(launchers.model_server(s.model_port, s.run_dir, host=s.host), progress,
+                self._launch(launchers.model_server(s.model_port, s.run_dir, host=LOOPBACK,
+                                                    api_key=self.model_api_key), progress,
                              waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)")
-            self._launch(launchers.embedding_server(s.embedding_port, s.run_dir, host=s.host), progress,
+            self._launch(launchers.embedding_server(s.embedding_port, s.run_dir, host=LOOPBACK,
+                                                    api_key=self.model_api_key), progress,
                          waiting="loading the embedding model (all-MiniLM-L6-v2, CPU)")
             controls = tenant_controls(self.redis_url, self.ledger_url)
             self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool(), self._embeddings(),
@@ -209,7 +267,7 @@ class LocalPlatform:
                                            extra_env=self._openai_environment()), progress)
             for spec in self.specs:
                 config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1",
-                                      self.knowledge_dir(spec.name))
+                                      self.knowledge_dir(spec.name), admin_key=self.admin_keys.get(spec.name))
                 self._launch(launchers.tenant_proxy(config, ports[spec.name], s.run_dir, host=s.host,
                                                     workers=s.workers), progress)
                 self.endpoints.append(TenantEndpoint(spec.name, spec.display_name,
@@ -227,7 +285,7 @@ class LocalPlatform:
     def _scrape_targets(self) -> ScrapeTargets:
         models = [self.model_url] if self.uses_embedded_model() else list(self.settings.vllm_endpoints)
         return ScrapeTargets(gateway=self.gateway_url, tenant_proxies=[e.url for e in self.endpoints],
-                             model_servers=models)
+                             model_servers=models, tenantctl=self.metrics_url)
 
     def _launch(self, process: ManagedProcess, progress: Progress, waiting: str | None = None) -> None:
         progress(f"starting {process.name} (log: {process.log_path})")
@@ -241,21 +299,29 @@ class LocalPlatform:
                 progress(f"  … {waiting or 'waiting for ' + process.name} ({elapsed:.0f}s)")
 
         process.wait_healthy(self.settings.startup_timeout, on_wait)
+        self.child_metrics.started(process.name)
 
     def process(self, name: str) -> ManagedProcess:
         return next(p for p in self.processes if p.name == name)
 
-    def failed_processes(self) -> list[ManagedProcess]:
-        return [p for p in self.processes if not p.is_running()]
+    def supervisor(self, log: Callable[[str], None], policy: RestartPolicy | None = None) -> Supervisor:
+        """Restarts children that exit (call its `check()` from the main thread, see supervisor.py)."""
+        policy = policy or RestartPolicy(startup_timeout=self.settings.startup_timeout)
+        return Supervisor(self.processes, self.child_metrics, log, policy)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
         (self.settings.run_dir / STATE_FILE).unlink(missing_ok=True)
 
     def _write_state(self) -> None:
         state = {"gateway_url": self.gateway_url, "prometheus_url": self.prometheus_url,
-                 "ledger_url": self.ledger_url, "tenants": [asdict(e) for e in self.endpoints]}
+                 "metrics_url": self.metrics_url, "ledger_url": self.ledger_url,
+                 "tenants": [asdict(e) for e in self.endpoints]}
         launchers.write_private_json(self.settings.run_dir / STATE_FILE, state)  # the ledger URL may hold a password
 
 

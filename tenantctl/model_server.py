@@ -7,12 +7,17 @@ loaded (the server only listens then), like vLLM's: probes and the gateway's hea
 same path for both servers. Same arguments as `python -m llama_cpp.server`:
 
     python -m tenantctl.model_server --model model.gguf --port 8000 ...
+
+plus `--api_key_file FILE`: the OpenAI routes then need `Authorization: Bearer <the key in FILE>`
+(llama-cpp-python's own `api_key`, read from a file so it is not on the command line). The
+OpenAPI document (the liveness check) and `/metrics` stay open, as upstream's.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -93,8 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tenantctl.model_server",
                                      description="llama-cpp-python's server with Prometheus metrics")
     add_args_from_model(parser, Settings)
+    parser.add_argument("--api_key_file", help="require the API key in this file (kept off the command line)")
     args = parser.parse_args(argv)
     server_settings = parse_model_from_args(ServerSettings, args)
+    if args.api_key_file:
+        server_settings.api_key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
     app = with_metrics(create_app(server_settings=server_settings,
                                   model_settings=[parse_model_from_args(ModelSettings, args)]))
     uvicorn.run(app, host=server_settings.host, port=server_settings.port)

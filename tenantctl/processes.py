@@ -2,7 +2,11 @@
 
 Each child starts in a new session (so one signal reaches a gunicorn master and
 its workers) and with PR_SET_PDEATHSIG, so even a `kill -9` of tenantctl
-leaves no orphan behind.
+leaves no orphan behind. The death signal follows the *thread* that started the
+child: start (and restart) children from the main thread only.
+
+Children start with umask 077 and their log is created 0600: whatever they write
+(ledger, knowledge indexes, metrics files, Prometheus data) is readable by the owner only.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Callable
 import httpx
 
 PR_SET_PDEATHSIG = 1
+PRIVATE_UMASK = 0o077
 
 
 class ProcessFailed(RuntimeError):
@@ -43,9 +48,25 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def _die_with_parent() -> None:
+def _prepare_child() -> None:
+    """In the child, before exec: die with the parent, and create private files."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.umask(PRIVATE_UMASK)
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+    """A file for writing, created 0600 (an existing one is made 0600 too)."""
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab" if flags & os.O_APPEND else "wb")
+
+
+def private_directory(path: Path) -> Path:
+    """`path` (and missing parents) as a directory only its owner can enter."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
 
 
 @dataclass
@@ -62,10 +83,10 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        with open_private(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND) as log:
             self.popen = subprocess.Popen(
                 self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_prepare_child,
                 user=self.user,  # applied before preexec_fn: the death signal survives the user change
             )
 
@@ -90,6 +111,11 @@ class ManagedProcess:
                     on_wait(time.monotonic() - started)
                 time.sleep(0.2)
         raise ProcessFailed(f"{self.name} was not healthy at {self.health_url} after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def is_healthy(self, timeout: float = 1.0) -> bool:
+        """One health check, now."""
+        with httpx.Client(timeout=timeout) as http:
+            return self._is_healthy(http)
 
     def _is_healthy(self, http: httpx.Client) -> bool:
         if self.ready is not None:

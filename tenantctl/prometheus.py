@@ -20,6 +20,7 @@ class ScrapeTargets:
     gateway: str
     tenant_proxies: list[str]
     model_servers: list[str] = field(default_factory=list)
+    tenantctl: str | None = None  # local mode's own metrics (child restarts)
 
 
 def prometheus_config(targets: ScrapeTargets, scrape_interval: str = "15s") -> dict:
@@ -27,6 +28,7 @@ def prometheus_config(targets: ScrapeTargets, scrape_interval: str = "15s") -> d
         *_jobs("llm-gateway", [targets.gateway]),
         *_jobs("tenant-proxy", targets.tenant_proxies),
         *_jobs("model-server", targets.model_servers),
+        *_jobs("tenantctl", [targets.tenantctl] if targets.tenantctl else []),
     ]
     return {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},

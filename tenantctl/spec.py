@@ -89,6 +89,10 @@ class TenantSpec(_Strict):
     end_user_key_sha256: list[str] = Field(
         default_factory=list, max_length=20,
         description="SHA-256 of the API keys end users must send to the proxy; empty (default): no key needed.")
+    admin_key_sha256: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="SHA-256 of the tenant admin keys that may add and delete documents; empty: nobody can "
+                    "(local mode then generates one).")
     local_port: int | None = Field(
         None, ge=1024, le=65535,
         description="Port of the tenant proxy in local mode; unset means the next free one from 5002.",
@@ -106,7 +110,7 @@ class TenantSpec(_Strict):
             raise ValueError("'default', 'monitoring' and 'kube-*' are reserved for the platform")
         return value
 
-    @field_validator("end_user_key_sha256")
+    @field_validator("end_user_key_sha256", "admin_key_sha256")
     @classmethod
     def _hex_digests(cls, values: list[str]) -> list[str]:
         return check_sha256_digests(values)

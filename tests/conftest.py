@@ -10,6 +10,7 @@ of the session (or of the test) even when tests fail.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,6 +25,30 @@ from tenantctl.processes import ManagedProcess
 from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port,
                            repository_copy, specs_on_free_ports, stub_backend)
 from tests.traffic import ObservedPlatform, send_traffic
+
+
+# Fixtures that start real processes: a test using one is end-to-end (`-m "not e2e"` runs the fast layer).
+E2E_FIXTURES = {"platform", "observed_platform", "process_group", "redis_url", "postgres_url", "stub_url",
+                "model_url", "model_api_key", "documents"}
+CLUSTER_FIXTURES = {"control_plane", "cluster_platform", "node_cluster"}
+IMAGE_FIXTURES = {"built_images", "docker_daemon"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test by the real processes its fixtures start, so either layer runs alone; tests that
+    start a node of their own run first (once the session's shared node runs they could not: one node per
+    machine)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & CLUSTER_FIXTURES:
+            item.add_marker(pytest.mark.cluster)
+        if fixtures & IMAGE_FIXTURES:
+            item.add_marker(pytest.mark.images)
+        if fixtures & (E2E_FIXTURES | CLUSTER_FIXTURES | IMAGE_FIXTURES) or item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.e2e)
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.get_closest_marker("node_lifecycle") is None)
 
 
 def _local_platform(run_dir, scrape_interval: str = "15s") -> LocalPlatform:
@@ -62,6 +87,12 @@ def model_url(platform) -> str:
     return platform.model_url
 
 
+@pytest.fixture(scope="session")
+def model_api_key(platform) -> str:
+    """The key the platform's model servers require (only its gateway has it otherwise)."""
+    return platform.model_api_key
+
+
 @pytest.fixture
 def documents(platform) -> TenantDocuments:
     """Add documents to the platform's tenants; every one added is deleted after the test."""
@@ -96,11 +127,12 @@ def process_group():
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> str:
-    """A Redis of our own (Debian's redis-server), as `tenantctl up` starts it."""
-    process = launchers.redis_server(free_port(), tmp_path_factory.mktemp("redis"))
+    """A Redis of our own (Debian's redis-server), as `tenantctl up` starts it: with a password (in the URL)."""
+    port, password = free_port(), secrets.token_urlsafe(16)
+    process = launchers.redis_server(port, tmp_path_factory.mktemp("redis"), password=password)
     start_process(process, timeout=30)
     try:
-        yield process.health_url
+        yield launchers.redis_url("127.0.0.1", port, password)
     finally:
         process.stop()
 
@@ -188,9 +220,3 @@ def node_cluster(tmp_path_factory) -> LocalCluster:
     finally:
         cluster.stop()
         log_file.close()
-
-
-def pytest_collection_modifyitems(items):
-    """Tests that start a node of their own run first: once the session's shared node runs, they could not
-    (one node per machine)."""
-    items.sort(key=lambda item: item.get_closest_marker("node_lifecycle") is None)

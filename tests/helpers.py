@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from flask import Flask
 from kubernetes import client, config
 
+from app import create_app
+from app.config import ProxyConfig
 from llm_gateway.auth import hash_gateway_key
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
@@ -68,6 +71,18 @@ def stub_backend(port: int, log_dir: Path) -> ManagedProcess:
     """bench/stub_openai.py: answers instantly (usage in streams only when asked for)."""
     return ManagedProcess("stub", [sys.executable, str(REPO_ROOT / "bench" / "stub_openai.py"), "--port", str(port)],
                           f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
+
+
+def proxy_app(gateway_url: str, **settings: Any) -> Flask:
+    """The tenant proxy from its app factory (the fast layer), in front of `gateway_url` (e.g. the stub)."""
+    config = {"tenant": "globex", "system_prompt": "You are the assistant of Globex.",
+              "gateway_url": gateway_url + "/v1", "gateway_key": "gk-test", **settings}
+    return create_app(ProxyConfig.model_validate(config))
+
+
+def stub_requests(stub_url: str, path: str = "/v1/chat/completions") -> list[dict]:
+    """The bodies of the latest requests the stub received at `path`, oldest first."""
+    return [entry["body"] for entry in httpx.get(stub_url + "/requests").json() if entry["path"] == path]
 
 
 def tenant_route(name: str, key: str, **fields: Any) -> dict:
@@ -127,6 +142,11 @@ class RunningPlatform:
         self.prometheus_url = platform.prometheus_url
         self.tenant_urls = {endpoint.name: endpoint.url for endpoint in platform.endpoints}
         self.keys = platform.keys
+        self.admin_keys = platform.admin_keys
+        self.model_api_key = platform.model_api_key
+
+    def admin_headers(self, tenant: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_keys[tenant]}"}
 
     def ask(self, tenant: str, timeout: float = 120, **body) -> httpx.Response:
         return httpx.post(self.tenant_urls[tenant] + "/ask", json=body, timeout=timeout)
@@ -226,7 +246,7 @@ class TenantDocuments:
 
     def add(self, tenant: str, title: str, text: str) -> dict:
         response = httpx.post(self.platform.tenant_urls[tenant] + "/documents", json={"title": title, "text": text},
-                              timeout=300)
+                              headers=self.platform.admin_headers(tenant), timeout=300)
         assert response.status_code == 201, response.text
         document = response.json()
         self.added.append((tenant, document["id"]))
@@ -239,7 +259,8 @@ class TenantDocuments:
         return response.json()["data"]
 
     def delete(self, tenant: str, document_id: str) -> httpx.Response:
-        return httpx.delete(f"{self.platform.tenant_urls[tenant]}/documents/{document_id}", timeout=60)
+        return httpx.delete(f"{self.platform.tenant_urls[tenant]}/documents/{document_id}",
+                            headers=self.platform.admin_headers(tenant), timeout=60)
 
     def delete_all(self) -> None:
         for tenant, document_id in self.added:

@@ -1,8 +1,14 @@
 """`POST /ask`: one question in, the tenant assistant's answer out (JSON or SSE).
 
-With a knowledge base, the question first retrieves the tenant's most similar chunks;
-they join the system prompt and come back as `citations` (JSON: in the answer;
-SSE: in the `done` event).
+Order: validate, guardrails on everything the caller sent, then (with a knowledge base) embed
+the question and retrieve the tenant's most similar chunks, which go into the caller's turn as
+delimited context (never the system message: app/knowledge/grounding.py) and come back as
+`citations` (JSON: in the answer; SSE: in the `done` event). A refused question is never embedded.
+
+Streamed answers ask the gateway for their usage (`stream_options.include_usage`); when the
+backend reports none (llama.cpp's server), the proxy estimates it as the gateway's ledger does
+(llm_common/usage.py) and marks it `"estimated": true`. Either way it is counted in
+`tenant_proxy_tokens_total`.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from llm_common.errors import ApiError, Refusal, error_body
 from llm_common.json_body import read_json_object, validate_model
 from llm_common.openai_client import ChatStream
 from llm_common.sse import DONE, encode_event
+from llm_common.usage import estimate_prompt_tokens
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -37,13 +44,16 @@ def ask():
         raise Refusal(413, f"question is longer than {config.max_question_bytes} bytes", reason="question_too_long")
     if len(ask_request.history) > config.max_history_messages:
         raise Refusal(400, f"history: at most {config.max_history_messages} messages", reason="history_too_long")
+    history = [message.model_dump() for message in ask_request.history]
+    config.guardrails.check([*history, {"role": "user", "content": ask_request.question}])
     grounding = _grounding(services, ask_request)
-    payload = _chat_payload(grounding.system_prompt, config.max_tokens, ask_request)
-    config.guardrails.check(payload["messages"])
+    payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request, history, grounding)
     if ask_request.stream:
         started = time.perf_counter()
-        stream = services.gateway.open_chat_stream({**payload, "stream": True})
-        return Response(_answer_events(stream, services, started, grounding.citations),
+        stream = services.gateway.open_chat_stream(
+            {**payload, "stream": True, "stream_options": {"include_usage": True}})
+        return Response(_answer_events(stream, services, started, grounding.citations,
+                                       estimate_prompt_tokens(payload["messages"])),
                         mimetype="text/event-stream", headers=STREAM_HEADERS)
     reply = services.gateway.chat(payload)
     completion = _completion_of(reply.content)
@@ -59,16 +69,15 @@ def ask():
 
 
 def _grounding(services: ProxyServices, ask_request: AskRequest) -> Grounding:
-    system_prompt = services.config.system_prompt
     if services.knowledge is None or not ask_request.knowledge:
-        return Grounding(system_prompt)
-    return ground(system_prompt, services.knowledge.retrieve(ask_request.question))
+        return Grounding()
+    return ground(services.knowledge.retrieve(ask_request.question))
 
 
-def _chat_payload(system_prompt: str, tenant_max_tokens: int, ask_request: AskRequest) -> dict:
-    history = [message.model_dump() for message in ask_request.history]
+def _chat_payload(system_prompt: str, tenant_max_tokens: int, ask_request: AskRequest, history: list[dict],
+                  grounding: Grounding) -> dict:
     payload = {
-        "messages": ask_messages(system_prompt, ask_request.question, history),
+        "messages": ask_messages(system_prompt, grounding.question(ask_request.question), history),
         "max_tokens": min(ask_request.max_tokens or tenant_max_tokens, tenant_max_tokens),
     }
     if ask_request.temperature is not None:
@@ -96,7 +105,7 @@ def _first_message_text(completion: dict) -> str:
 
 
 def _answer_events(stream: ChatStream, services: ProxyServices, started: float,
-                   citations: list[dict]) -> Iterator[bytes]:
+                   citations: list[dict], estimated_prompt_tokens: int) -> Iterator[bytes]:
     """Re-emit the gateway's stream as `delta` events, then one `done` event with the summary.
 
     Runs after the request context has ended, so it receives `services` (and `started`,
@@ -122,6 +131,7 @@ def _answer_events(stream: ChatStream, services: ProxyServices, started: float,
                     services.metrics.time_to_first_token.labels(tenant=tenant).observe(time.perf_counter() - started)
                 parts.append(text)
                 yield encode_event({"type": "delta", "content": text})
+        usage = usage or _estimated_usage(estimated_prompt_tokens, len(parts))
         services.metrics.count_usage(usage)
         yield encode_event({"type": "done", "answer": "".join(parts), "tenant": tenant, "model": model,
                             "backend": stream.headers.get(BACKEND_HEADER), "usage": usage,
@@ -132,6 +142,12 @@ def _answer_events(stream: ChatStream, services: ProxyServices, started: float,
         yield encode_event({"type": "error", **error_body("upstream_error", f"gateway stream broke: {error}")})
     finally:
         stream.close()
+
+
+def _estimated_usage(prompt_tokens: int, content_chunks: int) -> dict:
+    """The gateway's ledger estimate for a stream without usage: about one token per content chunk."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": content_chunks,
+            "total_tokens": prompt_tokens + content_chunks, "estimated": True}
 
 
 def _delta_text(chunk: dict) -> str:

@@ -1,13 +1,15 @@
 """`/documents`: the tenant's knowledge — add (POST), list, show, delete, search.
 
 Every route works on this proxy's own knowledge base only; an id from another
-tenant is simply not there (404).
+tenant is simply not there (404). Adding and deleting need a tenant admin key
+(app/admin_keys.py); listing, showing and searching follow the end-user key rules.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from app.admin_keys import require_admin_key
 from app.knowledge.grounding import citation
 from app.knowledge.retrieval import KnowledgeBase
 from app.knowledge.store import Document
@@ -22,8 +24,10 @@ blueprint = Blueprint("documents", __name__)
 
 @blueprint.post("/documents")
 def add_document():
+    config = current_services().config
+    require_admin_key(config.admin_key_sha256)
     knowledge = _knowledge()
-    upload = read_document(request, current_services().config.max_document_bytes)
+    upload = read_document(request, config.max_document_bytes)
     document = knowledge.add_document(upload.title, upload.text)
     return jsonify(_document_json(document, _model(knowledge))), 201
 
@@ -46,6 +50,7 @@ def show_document(document_id: str):
 
 @blueprint.delete("/documents/<document_id>")
 def delete_document(document_id: str):
+    require_admin_key(current_services().config.admin_key_sha256)
     if not _knowledge().store.delete_document(document_id):
         raise _not_found(document_id)
     return jsonify({"id": document_id, "object": "document.deleted", "deleted": True})

@@ -35,7 +35,7 @@ def chat_completions():
         "max_tokens": min(chat.max_tokens or config.max_tokens, config.max_tokens),
     }
     payload.pop("model", None)
-    config.guardrails.check(payload["messages"])
+    config.guardrails.check(payload["messages"], tools=[body.get("tools"), body.get("functions")])
     if chat.stream:
         stream = services.gateway.open_chat_stream(payload)
         return Response(_relay(stream, services.metrics), mimetype="text/event-stream",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Callable
 
 import numpy as np
 
-from app.knowledge.chunking import split_into_chunks
+from app.knowledge.chunking import iter_chunks
 from app.knowledge.store import Document, EmbeddingMismatch, EmbeddingSpace, Hit, KnowledgeStore
 from llm_common.errors import ApiError
 
@@ -16,20 +17,25 @@ Embed = Callable[[list[str]], tuple[str, list[list[float]]]]  # texts -> (model,
 
 class KnowledgeBase:
     def __init__(self, store: KnowledgeStore, embed: Embed, *, top_k: int, min_score: float,
-                 chunk_words: int, overlap_words: int):
+                 chunk_words: int, overlap_words: int, max_chunks: int):
         self.store = store
         self._embed = embed
         self._top_k = top_k
         self._min_score = min_score
         self._chunk_words = chunk_words
         self._overlap_words = overlap_words
+        self._max_chunks = max_chunks
 
     def add_document(self, title: str, text: str) -> Document:
-        chunks = split_into_chunks(text, self._chunk_words, self._overlap_words)
+        """Chunk, embed and store a document; refused (413) before any embedding if it makes too many chunks."""
+        chunks = list(islice(iter_chunks(text, self._chunk_words, self._overlap_words), self._max_chunks + 1))
         if not chunks:
             raise ApiError(400, "document: has no text to index (only headings or whitespace)", code="empty_document")
+        if len(chunks) > self._max_chunks:
+            raise ApiError(413, f"document: makes more than {self._max_chunks} chunks (max_chunks_per_document); "
+                                "split it into several documents", code="document_too_many_chunks")
         # The title travels with every chunk into the model: a question often names the subject.
-        space, vectors = self._vectors([f"{title}\n{chunk}" for chunk in chunks])
+        space, vectors = self._vectors(chunks, prefix=f"{title}\n")
         try:
             return self.store.add_document(title, len(text.encode("utf-8")), chunks, vectors, space)
         except EmbeddingMismatch as error:
@@ -53,14 +59,24 @@ class KnowledgeBase:
             raise ApiError(409, f"knowledge: {error}; ingest the documents again", code="embedding_model_changed") \
                 from None
 
-    def _vectors(self, texts: list[str]) -> tuple[EmbeddingSpace, np.ndarray]:
-        """Unit vectors for `texts`, asked from the gateway in batches."""
-        model, rows = "", []
+    def _vectors(self, texts: list[str], prefix: str = "") -> tuple[EmbeddingSpace, np.ndarray]:
+        """Unit vectors for `prefix + text` of each text, asked from the gateway in batches. Each batch
+        becomes float32 at once, into one array: no list of Python floats for the whole document
+        (24 bytes a number), and no second copy of the texts."""
+        model, vectors = "", None
         for start in range(0, len(texts), EMBEDDING_BATCH):
-            model, batch = self._embed(texts[start:start + EMBEDDING_BATCH])
-            rows.extend(batch)
-        vectors = np.asarray(rows, dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) != len(texts) or vectors.shape[1] == 0:
+            model, rows = self._embed([prefix + text for text in texts[start:start + EMBEDDING_BATCH]])
+            try:
+                batch = np.asarray(rows, dtype=np.float32)
+            except (ValueError, TypeError):
+                batch = None
+            if batch is None or batch.ndim != 2 or len(batch) != min(EMBEDDING_BATCH, len(texts) - start) \
+                    or batch.shape[1] == 0 or (vectors is not None and batch.shape[1] != vectors.shape[1]):
+                raise ApiError(502, "the gateway's embeddings did not match the inputs", code="bad_gateway_answer")
+            if vectors is None:
+                vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+            vectors[start:start + len(batch)] = batch
+        if vectors is None:
             raise ApiError(502, "the gateway's embeddings did not match the inputs", code="bad_gateway_answer")
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return EmbeddingSpace(model, vectors.shape[1]), vectors / np.maximum(norms, 1e-12)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return EmbeddingSpace(model, vectors.shape[1]), vectors

@@ -20,6 +20,9 @@ Several gunicorn workers, each with several threads, share the directory:
 
 The index is exact (flat): a query over 100k chunks takes milliseconds (bench/knowledge.py),
 and removal is exact, which approximate graph indexes (HNSW) cannot do.
+
+The directory is made 0700 and every file in it 0600 (SQLite gives its journal the
+catalogue's mode), whatever the process umask: documents are the tenant's own.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import numpy as np
 CATALOGUE_FILE = "catalogue.sqlite3"
 INDEX_FILE = "chunks.faiss"
 LOCK_FILE = "write.lock"
+PRIVATE_DIRECTORY, PRIVATE_FILE = 0o700, 0o600
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
@@ -94,9 +98,11 @@ class EmbeddingSpace:
 class KnowledgeStore:
     def __init__(self, directory: Path):
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
+        directory.chmod(PRIVATE_DIRECTORY)
         self._index_path = directory / INDEX_FILE
         self._catalogue_path = directory / CATALOGUE_FILE
+        os.close(_create_private(self._catalogue_path))
         self._reload_lock = threading.Lock()
         self._index: faiss.Index | None = None
         self._loaded_signature: tuple | None = None
@@ -226,6 +232,7 @@ class KnowledgeStore:
         partial = self._index_path.with_name(f"{INDEX_FILE}.{os.getpid()}.{threading.get_ident()}.partial")
         try:
             faiss.write_index(index, str(partial))
+            partial.chmod(PRIVATE_FILE)
             with open(partial, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(partial, self._index_path)
@@ -254,7 +261,7 @@ class KnowledgeStore:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """One writer at a time across processes and threads (each call opens its own lock file)."""
-        with open(self.directory / LOCK_FILE, "a") as lock:
+        with os.fdopen(_create_private(self.directory / LOCK_FILE), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 with self._connect() as connection:
@@ -270,6 +277,13 @@ class KnowledgeStore:
             yield connection
         finally:
             connection.close()
+
+
+def _create_private(path: Path) -> int:
+    """Open `path` for appending, created (or made) 0600; returns the descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return fd
 
 
 def _signature(path: Path) -> tuple | None:

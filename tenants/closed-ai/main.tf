@@ -30,6 +30,7 @@ module "tenant" {
   proxy_policy = {
     guardrails          = var.guardrails
     end_user_key_sha256 = var.end_user_key_sha256
+    admin_key_sha256    = var.admin_key_sha256
   }
   quota             = var.quota
   admin_group       = coalesce(var.admin_group, "${var.name}-admins")

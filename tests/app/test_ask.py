@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import metric_value
+from tests.helpers import metric_value, proxy_app, stub_requests
 
 QUESTION = "Which company do you work for?"
 DETERMINISTIC = {"temperature": 0, "seed": 7, "max_tokens": 40}
@@ -83,6 +83,42 @@ def test_streaming_sends_chunks_as_they_are_generated(platform):
     assert events[-1][1] == "[DONE]"
     assert done[0]["answer"] == "".join(event["content"] for _, event in deltas)
     assert done[0]["tenant"] == "acme-corp" and done[0]["backend"] == "vllm"
+
+
+def streamed_done(client_or_url, body: dict) -> dict:
+    """The `done` event of a streamed /ask (a Flask test client, or a proxy URL)."""
+    if isinstance(client_or_url, str):
+        lines = httpx.post(client_or_url + "/ask", json=body, timeout=120).text.splitlines()
+    else:
+        lines = client_or_url.post("/ask", json=body).get_data(as_text=True).splitlines()
+    events = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    return next(event for event in events if event["type"] == "done")
+
+
+def proxy_tokens(metrics_text: str, tenant: str) -> dict[str, float]:
+    return {kind: metric_value(metrics_text, "tenant_proxy_tokens_total", tenant=tenant, kind=kind)
+            for kind in ("prompt", "completion")}
+
+
+def test_streamed_answers_report_their_usage_and_are_counted(stub_url):
+    """Factory level, the stub as gateway: the proxy asks for `stream_options.include_usage` and counts it."""
+    client = proxy_app(stub_url).test_client()
+    done = streamed_done(client, {"question": "Hi", "stream": True})
+    assert stub_requests(stub_url)[-1]["stream_options"] == {"include_usage": True}
+    assert done["usage"] == {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}  # the stub's
+    assert proxy_tokens(client.get("/metrics").get_data(as_text=True), "globex") == {"prompt": 10, "completion": 7}
+
+
+def test_streamed_answers_without_backend_usage_are_estimated_and_counted(platform):
+    """End to end: llama.cpp's server reports no usage in streams; the proxy estimates it as the ledger does."""
+    proxy = platform.tenant_urls["acme-corp"]
+    before = proxy_tokens(httpx.get(proxy + "/metrics").text, "acme-corp")
+    done = streamed_done(proxy, {**DETERMINISTIC, "question": "Say hello.", "stream": True, "max_tokens": 8})
+    usage = done["usage"]
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0 and usage["estimated"] is True
+    after = proxy_tokens(httpx.get(proxy + "/metrics").text, "acme-corp")
+    assert after["prompt"] - before["prompt"] == usage["prompt_tokens"]
+    assert after["completion"] - before["completion"] == usage["completion_tokens"]
 
 
 BAD_REQUESTS = [

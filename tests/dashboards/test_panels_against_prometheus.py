@@ -106,7 +106,7 @@ def test_prometheus_scrapes_every_service_with_the_rules_loaded(observed_platfor
     url = observed_platform.prometheus_url
     targets = httpx.get(url + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
     assert sorted(t["labels"]["job"] for t in targets) == ["llm-gateway", "model-server", "tenant-proxy",
-                                                             "tenant-proxy"]
+                                                             "tenant-proxy", "tenantctl"]
     assert all(t["health"] == "up" for t in targets), targets
     groups = httpx.get(url + "/api/v1/rules", timeout=10).json()["data"]["groups"]
     loaded = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}

@@ -39,7 +39,7 @@ def test_openai_embeddings_backend_gets_the_configured_model(process_group, tmp_
     config = {"tenants": [{"name": "t", "model": "m", "key_sha256": [hash_gateway_key(KEY)]}],
               "embeddings": {"backend": "openai", "model": "all-minilm-l6-v2"}}
     process_group(launchers.gateway(config, port, tmp_path, workers=1, extra_env={
-        "OPENAI_API_KEY": "sk-local-test", "OPENAI_BASE_URL": platform.embedding_url + "/v1"}))
+        "OPENAI_API_KEY": platform.model_api_key, "OPENAI_BASE_URL": platform.embedding_url + "/v1"}))
     gateway = f"http://127.0.0.1:{port}"
     response = httpx.post(gateway + "/v1/embeddings", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
                           json={"model": "caller-choice", "input": "hello"})

@@ -45,10 +45,10 @@ def start_gateway(process_group, tmp_path, config: dict, env: dict | None = None
     return f"http://127.0.0.1:{port}"
 
 
-def test_dead_pool_member_is_retried_elsewhere_and_ejected(process_group, tmp_path, model_url):
+def test_dead_pool_member_is_retried_elsewhere_and_ejected(process_group, tmp_path, model_url, model_api_key):
     dead = f"http://127.0.0.1:{free_port()}"
     gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS, "pool": {
-        **pool(dead, model_url), "health_interval_seconds": 60}})  # no health check before our calls
+        **pool(dead, model_url), "api_key": model_api_key, "health_interval_seconds": 60}})  # no health check before our calls
     for _ in range(3):
         response = ask(gateway, KEY_VLLM)
         assert response.status_code == 200, response.text
@@ -58,10 +58,10 @@ def test_dead_pool_member_is_retried_elsewhere_and_ejected(process_group, tmp_pa
     assert metric_value(metrics, "llm_gateway_upstream_errors_total", backend="vllm", reason="connect") == 1
 
 
-def test_openai_backend_runs_the_real_sdk_path(process_group, tmp_path, model_url):
+def test_openai_backend_runs_the_real_sdk_path(process_group, tmp_path, model_url, model_api_key):
     """The openai backend pointed at a local OpenAI-compatible server (llama.cpp)."""
     gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS},
-                            env={"OPENAI_API_KEY": "sk-local-test", "OPENAI_BASE_URL": model_url + "/v1"})
+                            env={"OPENAI_API_KEY": model_api_key, "OPENAI_BASE_URL": model_url + "/v1"})
     response = ask(gateway, KEY_OPENAI)
     assert response.status_code == 200, response.text
     assert response.headers["X-LLM-Backend"] == "openai"
@@ -84,10 +84,10 @@ def doomed_model_server(process_group, tmp_path):
 
 
 def test_killing_the_model_server_fails_over_or_gives_a_clear_503(process_group, tmp_path, model_url,
-                                                                 doomed_model_server):
+                                                                 model_api_key, doomed_model_server):
     server, doomed_url = doomed_model_server
     gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS, "pool": pool(doomed_url)},
-                            env={"OPENAI_API_KEY": "sk-local-test", "OPENAI_BASE_URL": model_url + "/v1"})
+                            env={"OPENAI_API_KEY": model_api_key, "OPENAI_BASE_URL": model_url + "/v1"})
     before = ask(gateway, KEY_AUTO)
     assert before.status_code == 200 and before.headers["X-LLM-Backend"] == "vllm"
 

@@ -44,9 +44,9 @@ def gateway_kubeconfig(cluster_platform, tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def cluster_gateway(cluster_platform, gateway_kubeconfig, model_url, process_group, tmp_path) -> str:
+def cluster_gateway(cluster_platform, gateway_kubeconfig, model_url, model_api_key, process_group, tmp_path) -> str:
     config = {"tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": gateway_kubeconfig, "refresh_seconds": 0.5},
-              "pool": {"endpoints": [model_url], "health_path": "/openapi.json"}}
+              "pool": {"endpoints": [model_url], "api_key": model_api_key, "health_path": "/openapi.json"}}
     port = free_port()
     process_group(launchers.gateway(config, port, tmp_path))
     url = f"http://127.0.0.1:{port}"

@@ -96,6 +96,7 @@ def test_proxy_policy_holds_the_guardrails_and_rolls_the_pods(cluster_platform, 
     policy = json.loads(admin["core"].read_namespaced_config_map("tenant-proxy-policy", tenant).data["policy.json"])
     assert Guardrails.model_validate(policy["guardrails"]) == spec.guardrails
     assert policy["end_user_key_sha256"] == spec.end_user_key_sha256
+    assert policy["admin_key_sha256"] == spec.admin_key_sha256
     pod = admin["apps"].read_namespaced_deployment("tenant-proxy", tenant).spec.template
     env = {e.name: e.value for e in pod.spec.containers[0].env}
     assert env["PROXY_POLICY_FILE"] == "/etc/tenant-proxy/policy/policy.json"

@@ -10,13 +10,15 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tenantctl.spec import SPEC_FILENAME
-from tests.helpers import TENANTS_DIR, free_port, processes_mentioning
+from tests.helpers import TENANTS_DIR, free_port, processes_mentioning, wait_for
 
 
 @pytest.fixture
@@ -32,15 +34,43 @@ def tenants_on_free_ports(tmp_path) -> tuple[Path, dict[str, int]]:
     return target, ports
 
 
-def start_tenantctl_up(tenants: Path, run_dir: Path, gateway_port: int, model_port: int,
-                       embedding_port: int, prometheus_port: int, redis_port: int) -> subprocess.Popen:
+@dataclass
+class Ports:
+    """Free ports for the shared services of one `tenantctl up`."""
+
+    gateway: int = field(default_factory=free_port)
+    model: int = field(default_factory=free_port)
+    embedding: int = field(default_factory=free_port)
+    prometheus: int = field(default_factory=free_port)
+    redis: int = field(default_factory=free_port)
+
+    def every(self, tenant_ports: dict[str, int]) -> list[int]:
+        return [self.gateway, self.model, self.embedding, self.prometheus, self.redis, *tenant_ports.values()]
+
+
+def start_tenantctl_up(tenants: Path, run_dir: Path, ports: Ports) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up", "--run-dir", str(run_dir),
-         "--gateway-port", str(gateway_port), "--model-port", str(model_port),
-         "--embedding-port", str(embedding_port), "--workers", "1",
-         "--prometheus-port", str(prometheus_port), "--scrape-interval", "1s", "--redis-port", str(redis_port)],
+         "--gateway-port", str(ports.gateway), "--model-port", str(ports.model),
+         "--embedding-port", str(ports.embedding), "--workers", "1",
+         "--prometheus-port", str(ports.prometheus), "--scrape-interval", "1s", "--redis-port", str(ports.redis)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OPENAI_API_KEY": ""},
     )
+
+
+@contextmanager
+def running_tenantctl_up(tmp_path: Path, tenants: Path, tenant_ports: dict[str, int]):
+    """`tenantctl up` on free ports; stopped with Ctrl-C at the end, which must leave nothing running."""
+    ports = Ports()
+    process = start_tenantctl_up(tenants, tmp_path / "run", ports)
+    try:
+        yield process, ports
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert leftovers(ports.every(tenant_ports)) == []
 
 
 def read_until(process: subprocess.Popen, marker: str, timeout: float = 240) -> str:
@@ -61,19 +91,17 @@ def leftovers(ports: list[int]) -> list[int]:
             + processes_mentioning(f"--port {port}")]
 
 
+@pytest.mark.e2e
 def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_ports):
     tenants, tenant_ports = tenants_on_free_ports
-    gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
-    redis_port = free_port()
-    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port,
-                                 redis_port)
-    try:
+    with running_tenantctl_up(tmp_path, tenants, tenant_ports) as (process, ports):
         output = read_until(process, "Press Ctrl-C to stop.")
         assert "loading" in output or "starting model-server" in output
         for name, port in tenant_ports.items():
             assert f"http://127.0.0.1:{port}" in output and name in output
-        assert f"prometheus: http://127.0.0.1:{prometheus_port}" in output
-        assert_prometheus_scrapes_everything(prometheus_port, expected_targets=2 + len(tenant_ports))
+        assert f"prometheus: http://127.0.0.1:{ports.prometheus}" in output
+        # the gateway, the model server, tenantctl itself (child restarts) and each proxy
+        assert_prometheus_scrapes_everything(ports.prometheus, expected_targets=3 + len(tenant_ports))
         answer = httpx.post(f"http://127.0.0.1:{tenant_ports['closed-ai']}/ask", timeout=120,
                             json={"question": "Which company do you work for?", "max_tokens": 20})
         assert answer.status_code == 200
@@ -86,17 +114,10 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
                                timeout=60)
         assert usage.returncode == 0, usage.stderr
         assert "requests 1 " in usage.stdout and "remaining" in usage.stdout  # the /ask above, from the ledger
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert leftovers([gateway_port, model_port, embedding_port, prometheus_port, redis_port,
-                      *tenant_ports.values()]) == []
 
 
 def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> None:
-    """Every target up (gateway, model server, each proxy): waits for the first scrapes."""
+    """Every target up (gateway, model server, tenantctl, each proxy): waits for the first scrapes."""
     url = f"http://127.0.0.1:{port}/api/v1/query"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -107,20 +128,72 @@ def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> No
     raise AssertionError(f"Prometheus targets not all up: {up}")
 
 
+@pytest.mark.e2e
 def test_kill_minus_9_of_tenantctl_leaves_no_orphan(tmp_path, tenants_on_free_ports):
     tenants, tenant_ports = tenants_on_free_ports
-    gateway_port, model_port, embedding_port, prometheus_port = free_port(), free_port(), free_port(), free_port()
-    redis_port = free_port()
-    process = start_tenantctl_up(tenants, tmp_path / "run", gateway_port, model_port, embedding_port, prometheus_port,
-                                 redis_port)
+    ports = Ports()
+    process = start_tenantctl_up(tenants, tmp_path / "run", ports)
     read_until(process, "Press Ctrl-C to stop.")
     process.kill()
     process.wait()
-    ports = [gateway_port, model_port, embedding_port, prometheus_port, redis_port, *tenant_ports.values()]
+    every = ports.every(tenant_ports)
     deadline = time.monotonic() + 30
-    while leftovers(ports) and time.monotonic() < deadline:
+    while leftovers(every) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert leftovers(ports) == []
+    assert leftovers(every) == []
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def restarts_in_prometheus(prometheus_port: int) -> dict[str, float]:
+    result = httpx.get(f"http://127.0.0.1:{prometheus_port}/api/v1/query", timeout=10,
+                       params={"query": "tenantctl_child_restarts_total"}).json()["data"]["result"]
+    return {series["metric"]["service"]: float(series["value"][1]) for series in result}
+
+
+def answers(port: int) -> bool:
+    try:
+        return httpx.post(f"http://127.0.0.1:{port}/ask", json={"question": "Hi", "max_tokens": 3},
+                          timeout=120).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.e2e
+def test_up_restarts_a_crashed_proxy_and_model_server(tmp_path, tenants_on_free_ports):
+    """kill -9 one tenant's proxy: the other tenant keeps answering, the proxy comes back; kill -9 the model
+    server: it comes back too. Both restarts are logged and counted in Prometheus; Ctrl-C still cleans up."""
+    tenants, tenant_ports = tenants_on_free_ports
+    with running_tenantctl_up(tmp_path, tenants, tenant_ports) as (process, ports):
+        read_until(process, "Press Ctrl-C to stop.")
+        acme, closed = tenant_ports["acme-corp"], tenant_ports["closed-ai"]
+        proxy_pids = processes_mentioning(f"127.0.0.1:{closed}")
+        assert proxy_pids
+        kill_all(proxy_pids)  # the gunicorn master and its workers, as a crash or the OOM killer would
+        assert answers(acme)  # the other tenant is not affected
+        assert "proxy-closed-ai exited with code -9; restarting it in 1s" in read_until(process, "proxy-closed-ai is back")
+        assert answers(closed)
+
+        model_pids = processes_mentioning(f"--port {ports.model}")
+        assert len(model_pids) == 1
+        kill_all(model_pids)
+        read_until(process, "model-server is back")
+        assert wait_for(lambda: answers(acme) and answers(closed), timeout=120, what="both tenants answering")
+        assert processes_mentioning(f"--port {ports.model}") != model_pids
+
+        def counted() -> dict[str, float] | None:
+            restarts = restarts_in_prometheus(ports.prometheus)
+            restarted = {service: count for service, count in restarts.items() if count}
+            return restarts if restarted == {"proxy-closed-ai": 1, "model-server": 1} else None
+
+        restarts = wait_for(counted, timeout=60, what="both restarts counted in Prometheus")
+        assert restarts["proxy-acme-corp"] == 0 and restarts["gateway"] == 0
 
 
 def test_up_refuses_an_invalid_spec(tmp_path, tenants_on_free_ports):

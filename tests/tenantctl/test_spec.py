@@ -60,6 +60,11 @@ def test_defaults_fill_optional_fields(tmp_path):
     ({"monthly_budget_usd": 0}, "monthly_budget_usd", "greater than 0"),
     ({"monthly_budget_usd": "50"}, "monthly_budget_usd", "valid number"),
     ({"colour": "blue"}, "colour", "not a known field"),
+    ({"guardrails": {"sensitive_patterns": [{"name": "repeated digits", "pattern": r"(\d)\1{12}"}]}},
+     "guardrails.sensitive_patterns.0.pattern", "not a valid RE2 regular expression (invalid escape sequence: \\1)"),
+    ({"guardrails": {"refusal_rules": [{"regex": r"(?!x)y", "reason": "r"}]}}, "guardrails.refusal_rules.0.regex",
+     "no back-references, no look-arounds"),
+    ({"admin_key_sha256": ["not-a-digest"]}, "admin_key_sha256", "lower-case hex SHA-256 digest"),
 ])
 def test_invalid_field_is_named_with_the_file(tmp_path, change, field, message):
     document = {**VALID, **change}

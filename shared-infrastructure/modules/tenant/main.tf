@@ -29,6 +29,7 @@ locals {
   policy_json = jsonencode({
     guardrails          = var.proxy_policy.guardrails
     end_user_key_sha256 = var.proxy_policy.end_user_key_sha256
+    admin_key_sha256    = var.proxy_policy.admin_key_sha256
   })
 
   gateway_url = "http://${var.gateway.service}.${var.gateway.namespace}.svc.cluster.local:${var.gateway.port}/v1"
@@ -227,7 +228,7 @@ resource "kubectl_manifest" "gateway_route" {
   })
 }
 
-# Guardrails and end-user key hashes, read by the proxy at start (PROXY_POLICY_FILE).
+# Guardrails, end-user and admin key hashes, read by the proxy at start (PROXY_POLICY_FILE).
 resource "kubectl_manifest" "policy" {
   yaml_body = yamlencode({
     apiVersion = "v1"

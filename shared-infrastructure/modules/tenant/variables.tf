@@ -99,8 +99,9 @@ variable "proxy_policy" {
       blocked_topics     = list(object({ topic = string, keywords = list(string) }))
     })
     end_user_key_sha256 = list(string)
+    admin_key_sha256    = optional(list(string), [])
   })
-  description = "What the tenant proxy enforces itself (app/guardrails.py, app/end_user_keys.py): guardrails, and the SHA-256 of end-user API keys (empty: none required)."
+  description = "What the tenant proxy enforces itself (app/guardrails.py, app/end_user_keys.py, app/admin_keys.py): guardrails, the SHA-256 of end-user API keys (empty: none required) and of tenant admin keys (empty: nobody may change documents)."
 
   validation {
     condition     = alltrue([for rule in var.proxy_policy.guardrails.refusal_rules : (rule.contains == null) != (rule.regex == null)])
@@ -111,11 +112,15 @@ variable "proxy_policy" {
       [for rule in var.proxy_policy.guardrails.refusal_rules : rule.regex == null || can(regexall(coalesce(rule.regex, "x"), ""))],
       [for pattern in var.proxy_policy.guardrails.sensitive_patterns : can(regexall(pattern.pattern, ""))],
     ))
-    error_message = "guardrails: every pattern and regex must be a valid regular expression (RE2 and Python: no look-arounds, no back-references)."
+    error_message = "guardrails: every pattern and regex must be a valid RE2 regular expression (the proxy matches them in linear time with RE2): no look-arounds, no back-references."
   }
   validation {
     condition     = alltrue([for digest in var.proxy_policy.end_user_key_sha256 : can(regex("^[0-9a-f]{64}$", digest))])
     error_message = "end_user_key_sha256: each entry must be a lower-case hex SHA-256 digest."
+  }
+  validation {
+    condition     = alltrue([for digest in var.proxy_policy.admin_key_sha256 : can(regex("^[0-9a-f]{64}$", digest))])
+    error_message = "admin_key_sha256: each entry must be a lower-case hex SHA-256 digest."
   }
 }
 

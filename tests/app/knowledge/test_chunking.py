@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.knowledge.chunking import split_into_chunks
+from app.knowledge.chunking import HEADING_WORDS, MAX_WORD_CHARACTERS, split_into_chunks
 
 
 def words(count: int, prefix: str = "w") -> str:
@@ -47,3 +47,26 @@ def test_no_text_no_chunks(text):
 def test_overlap_must_be_smaller_than_the_chunk():
     with pytest.raises(ValueError):
         split_into_chunks("text", 10, 10)
+
+
+def test_a_long_heading_opens_each_chunk_cut_to_a_few_words():
+    heading = " ".join(f"h{i}" for i in range(5000))
+    chunks = split_into_chunks(f"# {heading}\n\n" + words(600), max_words=120, overlap_words=20)
+    assert all(chunk.startswith(" ".join(f"h{i}" for i in range(HEADING_WORDS)) + " w") for chunk in chunks)
+    assert all(len(chunk.split()) <= 120 for chunk in chunks)
+
+
+def test_words_longer_than_the_limit_come_in_pieces():
+    chunks = split_into_chunks("x" * (MAX_WORD_CHARACTERS * 300), max_words=120, overlap_words=20)
+    assert all(len(piece) <= MAX_WORD_CHARACTERS for chunk in chunks for piece in chunk.split())
+    assert len(chunks) == 3  # 300 pieces: 120, then 100 new after each 20-word overlap, then the rest
+
+
+def test_hostile_text_makes_chunks_proportional_to_its_size():
+    for text in ("a " * 100_000, "a\n\n" * 60_000, "# h\n" * 50_000 + "end", "\n" * 200_000 + "word"):
+        chunks = split_into_chunks(text, max_words=120, overlap_words=20)
+        assert sum(len(chunk) for chunk in chunks) <= 3 * len(text)
+
+
+def test_windows_line_ends_are_line_ends():
+    assert split_into_chunks("# Title\r\n\r\nbody text\r\n", 50, 5) == ["Title body text"]

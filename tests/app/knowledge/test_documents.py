@@ -116,7 +116,8 @@ BAD_UPLOADS = [
 @pytest.mark.parametrize("label, request_kwargs, status, code", BAD_UPLOADS, ids=[case[0] for case in BAD_UPLOADS])
 def test_bad_uploads_get_an_openai_shaped_4xx(platform, label, request_kwargs, status, code):
     url = platform.tenant_urls["acme-corp"] + "/documents"
-    response = httpx.post(url, timeout=60, **request_kwargs)
+    kwargs = {**request_kwargs, "headers": {**platform.admin_headers("acme-corp"), **request_kwargs.get("headers", {})}}
+    response = httpx.post(url, timeout=60, **kwargs)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
     assert response.json()["error"]["type"] == "invalid_request_error" and response.json()["error"]["message"]
@@ -129,7 +130,8 @@ def test_bad_uploads_get_an_openai_shaped_4xx(platform, label, request_kwargs, s
     ("POST", "/documents/search", {"query": "x", "top_k": 0}, 400),
 ])
 def test_unknown_documents_and_bad_searches(platform, method, path, body, status):
-    response = httpx.request(method, platform.tenant_urls["acme-corp"] + path, json=body, timeout=30)
+    response = httpx.request(method, platform.tenant_urls["acme-corp"] + path, json=body, timeout=30,
+                             headers=platform.admin_headers("acme-corp"))
     assert response.status_code == status, response.text
     assert set(response.json()["error"]) == {"type", "message", "code"}
 
@@ -140,7 +142,10 @@ def test_a_proxy_without_knowledge_dir_answers_without_documents(platform, proce
               "gateway_url": platform.gateway_url + "/v1", "gateway_key": platform.keys["acme-corp"]}
     process_group(launchers.tenant_proxy(config, port, tmp_path, workers=1))
     url = f"http://127.0.0.1:{port}"
-    response = httpx.post(url + "/documents", json={"title": "t", "text": "x"})
+    response = httpx.get(url + "/documents")
     assert response.status_code == 404 and response.json()["error"]["code"] == "knowledge_disabled"
+    # Writes are refused first for the missing admin key (none configured): who asks comes before what.
+    response = httpx.post(url + "/documents", json={"title": "t", "text": "x"})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "admin_key_not_configured"
     answer = httpx.post(url + "/ask", json={"question": "Hi"}, timeout=120)
     assert answer.status_code == 200 and answer.json()["citations"] == []
