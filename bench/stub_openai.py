@@ -4,13 +4,22 @@ It answers instantly with a fixed completion, so whatever latency a path adds
 on top of calling it directly is the cost of our proxy and gateway hops. Streams end
 with a usage chunk when asked (`stream_options.include_usage`), as OpenAI and vLLM do.
 
+For the tests it also misbehaves on request, as a backend can: a last message of
+`stub-fault:<status>` (optionally `:<Retry-After>`) is answered with that HTTP status and an
+error body full of internal details (a URL, a path) that must never reach a caller;
+`stub-fault:hold:<seconds>` waits that long before the answer (a stream: before its first chunk,
+after the headers), like a slow generation. Every request's X-Request-Id and body are kept:
+`GET /seen` lists them.
+
     python bench/stub_openai.py --port 9100
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+from collections import deque
 
 import uvicorn
 from starlette.applications import Starlette
@@ -19,6 +28,9 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 MODEL = "stub-model"
+FAULT = "stub-fault:"
+INTERNAL_DETAIL = "upstream http://10.11.12.13:8000/v1/internal failed reading /srv/models/secret.gguf"
+SEEN: deque[dict] = deque(maxlen=10_000)  # {"request_id", "body"} of the latest requests, in order
 WORDS = ["Hello", " from", " the", " zero", "-latency", " stub", "."]
 
 
@@ -38,15 +50,38 @@ def chunk(content: str | None, finish: str | None = None) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
-async def chat_completions(request: Request):
+def fault_of(body: dict) -> list[str] | None:
+    """The fault asked for by the last message (`stub-fault:...`), split at ':'."""
+    messages = body.get("messages") or []
+    content = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
+    if isinstance(content, str) and content.startswith(FAULT):
+        return content[len(FAULT):].split(":")
+    return None
+
+
+async def seen(request: Request) -> dict:
     body = await request.json()
+    SEEN.append({"request_id": request.headers.get("x-request-id"), "body": body})
+    return body
+
+
+async def chat_completions(request: Request):
+    body = await seen(request)
+    fault = fault_of(body)
+    hold = float(fault[1]) if fault and fault[0] == "hold" else 0.0
+    if fault and not hold:
+        headers = {"Retry-After": fault[1]} if len(fault) > 1 else {}
+        return JSONResponse({"error": {"type": "BadRequestError", "message": INTERNAL_DETAIL, "code": int(fault[0])}},
+                            status_code=int(fault[0]), headers=headers)
     if not body.get("stream"):
+        await asyncio.sleep(hold)
         return JSONResponse(completion())
 
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
     async def events():
+        await asyncio.sleep(hold)
         for word in WORDS:
             yield chunk(word)
         yield chunk(None, "stop")
@@ -59,6 +94,18 @@ async def chat_completions(request: Request):
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+async def embeddings(request: Request):
+    body = await seen(request)
+    inputs = body["input"] if isinstance(body.get("input"), list) else [body.get("input")]
+    data = [{"object": "embedding", "index": index, "embedding": [0.6, 0.8]} for index in range(len(inputs))]
+    return JSONResponse({"object": "list", "model": MODEL, "data": data,
+                         "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}})
+
+
+async def seen_requests(_: Request):
+    return JSONResponse(list(SEEN))
+
+
 async def health(_: Request):
     return JSONResponse({"status": "ok"})
 
@@ -69,6 +116,8 @@ async def models(_: Request):
 
 app = Starlette(routes=[
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/seen", seen_requests),
     Route("/v1/models", models),
     Route("/health", health),
 ])
