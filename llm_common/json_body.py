@@ -3,7 +3,8 @@
 Bad bytes are the caller's problem, answered with a 4xx, never a 500:
 - the body is read in chunks and reading stops as soon as it passes the limit (413), also for
   chunked bodies that announce no Content-Length;
-- invalid UTF-8 and invalid JSON are a 400;
+- invalid UTF-8 and invalid JSON (NaN and Infinity included, which Python's parser would take)
+  are a 400;
 - JSON nested deeper than `MAX_DEPTH` is a 400 (Python's parser would raise RecursionError
   at about a thousand levels, and everything downstream would walk it too);
 - lone UTF-16 surrogates (`"\\ud800"`, valid JSON but not valid Unicode) are a 400 naming the
@@ -58,7 +59,7 @@ def parse_json_object(raw: bytes) -> dict:
     except UnicodeDecodeError as error:
         raise ApiError(400, f"request body is not valid UTF-8 (at byte {error.start})", code="invalid_encoding") from None
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise ApiError(400, "request body is not valid JSON", code="invalid_json") from None
     if not isinstance(document, dict):
@@ -102,6 +103,11 @@ def validate_model(model: type[BaseModel], document: dict) -> BaseModel:
         if first["type"] == "missing":
             message = "is required"
         raise ApiError(400, f"{field}: {message}", code="invalid_request") from None
+
+
+def _not_json(constant: str) -> None:
+    """NaN and Infinity: Python's parser takes them, JSON (and every backend) does not."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _too_large(max_bytes: int) -> ApiError:

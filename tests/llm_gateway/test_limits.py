@@ -77,7 +77,8 @@ def test_over_the_limit_is_a_429_with_retry_after(process_group, tmp_path, stub_
     assert statuses[:3] == [200, 200, 200] and statuses[3] == refused.status_code == 429
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert refused.json()["error"] == {"type": "rate_limit_error", "code": "rate_limit_requests_per_minute",
-                                       "message": refused.json()["error"]["message"]}
+                                       "message": refused.json()["error"]["message"],
+                                       "request_id": refused.headers["X-Request-Id"]}
     metrics = httpx.get(gateway + "/metrics").text
     refusals = metric_value(metrics, "llm_gateway_refusals_total", tenant="t1", reason="rate_limit_requests_per_minute")
     assert refusals == 2
