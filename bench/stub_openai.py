@@ -7,8 +7,8 @@ with a usage chunk when asked (`stream_options.include_usage`), as OpenAI and vL
 For the tests it also misbehaves on request, as a backend can: a last message of
 `stub-fault:<status>` (optionally `:<Retry-After>`) is answered with that HTTP status and an
 error body full of internal details (a URL, a path) that must never reach a caller;
-`stub-fault:hold:<seconds>` waits that long before the answer (a stream: before its first chunk,
-after the headers), like a slow generation. Every request's X-Request-Id and body are kept:
+`stub-fault:hold:<seconds>` waits that long before the answer (a stream: after its first chunk),
+like a slow generation. Every request's X-Request-Id and body are kept:
 `GET /seen` lists them.
 
     python bench/stub_openai.py --port 9100
@@ -81,9 +81,10 @@ async def chat_completions(request: Request):
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
     async def events():
-        await asyncio.sleep(hold)
-        for word in WORDS:
+        for index, word in enumerate(WORDS):
             yield chunk(word)
+            if index == 0:
+                await asyncio.sleep(hold)
         yield chunk(None, "stop")
         if include_usage:
             usage = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
