@@ -237,7 +237,8 @@ def main() -> None:
         if args.baseline:
             tree = baseline.extract(args.baseline, run_dir / "baseline")
             port = free_port()
-            config = gateway_config(stub_url, redis_url, f"sqlite:///{run_dir / 'ledger-baseline.sqlite3'}", lease=False)
+            ledger_url = f"sqlite:///{run_dir / 'ledger-baseline.sqlite3'}"
+            config = gateway_config(stub_url, redis_url, ledger_url, lease=False)
             processes.append(start(baseline.from_tree(launchers.gateway(config, port, run_dir / "baseline-gateway",
                                                                         workers=args.workers), tree)))
             gateways[f"sqlite@{baseline.short(args.baseline)}"] = f"http://127.0.0.1:{port}"

@@ -345,7 +345,8 @@ def check_allowed_extensions(names: list[str]) -> list[str]:
         if name in NEVER_ACCEPTED:
             raise ValueError(f"'{name}' {NEVER_ACCEPTED[name].removeprefix('so it ')}")
         if name not in ALLOWABLE_EXTENSIONS:
-            raise ValueError(f"'{name}' is not a known backend extension; known: {', '.join(sorted(ALLOWABLE_EXTENSIONS))}")
+            known = ", ".join(sorted(ALLOWABLE_EXTENSIONS))
+            raise ValueError(f"'{name}' is not a known backend extension; known: {known}")
     if len(set(names)) != len(names):
         raise ValueError("each extension may be listed once")
     return names

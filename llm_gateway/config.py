@@ -43,7 +43,8 @@ class TenantRoute(_Config):
     rate_limits: RateLimits | None = None
     monthly_token_budget: int | None = Field(None, ge=1)
     max_concurrent_requests: int | None = Field(
-        None, ge=1, description="Requests in progress at once, across gateway replicas (concurrency.py); None: no limit.")
+        None, ge=1, description="Requests in progress at once, across gateway replicas (concurrency.py); "
+                                "None: no limit.")
     allowed_request_extensions: list[str] = Field(
         default_factory=list, description="Backend extensions (request_contract.ALLOWABLE_EXTENSIONS) passed on.")
 

@@ -6,12 +6,14 @@ script Redis executes atomically, so two replicas can never both take the last s
 
 - `requests_per_minute` and `requests_per_hour` count admitted requests; a request is
   admitted only if every counter stays within its limit, and then all are incremented.
-- `tokens_per_minute` counts the tokens of finished requests (added by `record_tokens`);
+- `tokens_per_minute` counts the tokens of finished requests (added by `FINISH_SCRIPT`);
   a request is admitted while the minute's count is below the limit, so the tokens of
   requests already in flight may carry a tenant past it once, never twice in a row.
 
 The same script also enforces the ceilings `budgets.py` asks for (monthly token and cost
-budgets), so admission is one round trip.
+budgets) and takes the request's concurrency lease (`concurrency.py`), so admission is one
+round trip; `FINISH_SCRIPT` adds a finished request's tokens and gives the lease back, one
+more round trip after the answer.
 
 A fixed window allows up to twice the limit across a window boundary (the end of one
 minute and the start of the next); a sliding log would not, at one Redis sorted-set entry
@@ -243,10 +245,6 @@ class SharedCounters:
             args.append(release.id)
         totals = self._call(lambda: self._finish_script(keys=keys, args=args))
         return [None if total < 0 else int(total) for total in totals]
-
-    def add(self, amounts: list[tuple[str, int, int]]) -> list[int]:
-        """INCRBY each (key, amount, ttl) in one round trip; returns the new values."""
-        return [int(total) for total in self.finish([Amount(key, value, ttl) for key, value, ttl in amounts])]
 
     def seed(self, key: str, value: int, ttl: int) -> int:
         """Raise a counter to at least `value` (never lower it); returns its value."""

@@ -138,8 +138,8 @@ class Metering:
             month = budgets.month_of(datetime.fromtimestamp(now, timezone.utc))
             amounts += [Amount(budgets.tokens_key(self.counters, tenant.name, month), record.total_tokens,
                                budgets.MONTH_TTL_SECONDS, must_exist=True),
-                        Amount(budgets.cost_key(self.counters, tenant.name, month), round(record.cost_usd * budgets.NANO),
-                               budgets.MONTH_TTL_SECONDS, must_exist=True)]
+                        Amount(budgets.cost_key(self.counters, tenant.name, month),
+                               round(record.cost_usd * budgets.NANO), budgets.MONTH_TTL_SECONDS, must_exist=True)]
         return amounts
 
     def _publish_remaining(self, tenant: TenantRoute, tokens: int | None, nano_usd: int | None) -> None:

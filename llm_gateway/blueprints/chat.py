@@ -75,7 +75,8 @@ def _streamed(services: GatewayServices, tenant: TenantRoute, meter: Meter, payl
     upstream_payload = meter.stream_payload(payload)  # asks the backend for usage in the last chunk
     backend, stream = meter.call(lambda: services.router.open_chat_stream(tenant, upstream_payload, meter.request_id))
     relay = StreamRelay(stream, services.metrics, _served(services, tenant, backend), started, meter, current_record())
-    response = Response(relay.events(), mimetype="text/event-stream", headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
+    response = Response(relay.events(), mimetype="text/event-stream",
+                        headers={**STREAM_HEADERS, BACKEND_HEADER: backend})
     response.call_on_close(relay.close)
     return response
 
@@ -147,7 +148,8 @@ class StreamRelay:
             self.meter.settle()
 
     def _finish(self, status: str) -> None:
-        _note(self.record, self.served.backend, self.meter.finish_stream(self.served.backend, self.served.model, status))
+        usage = self.meter.finish_stream(self.served.backend, self.served.model, status)
+        _note(self.record, self.served.backend, usage)
 
 
 @blueprint.post("/v1/embeddings")

@@ -74,7 +74,8 @@ def test_prompt_key_and_gateway_route(cluster_platform, admin, tenant):
     assert route == {"name": tenant, "backend": spec.backend, "model": spec.model, "openai_model": spec.openai_model,
                      "max_tokens": spec.max_tokens, "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
                      "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
-                     "monthly_budget_usd": spec.monthly_budget_usd, "max_concurrent_requests": spec.max_concurrent_requests,
+                     "monthly_budget_usd": spec.monthly_budget_usd,
+                     "max_concurrent_requests": spec.max_concurrent_requests,
                      "allowed_request_extensions": spec.allowed_request_extensions}
     assert key not in base64.b64decode(route_secret.data["route.json"]).decode()
 

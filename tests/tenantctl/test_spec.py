@@ -58,6 +58,12 @@ def test_defaults_fill_optional_fields(tmp_path):
     ({"rate_limits": {"requests_per_minute": 0}}, "rate_limits.requests_per_minute", "greater than or equal to 1"),
     ({"local_port": 80}, "local_port", "greater than or equal to 1024"),
     ({"monthly_budget_usd": 0}, "monthly_budget_usd", "greater than 0"),
+    ({"max_concurrent_requests": 0}, "max_concurrent_requests", "greater than or equal to 1"),
+    ({"max_concurrent_requests": "8"}, "max_concurrent_requests", "valid integer"),
+    ({"allowed_request_extensions": ["chat_template"]}, "allowed_request_extensions",
+     "'chat_template' can change or drop the tenant's system prompt"),
+    ({"allowed_request_extensions": ["warp_speed"]}, "allowed_request_extensions", "not a known backend extension"),
+    ({"allowed_request_extensions": ["top_k", "top_k"]}, "allowed_request_extensions", "listed once"),
     ({"monthly_budget_usd": "50"}, "monthly_budget_usd", "valid number"),
     ({"colour": "blue"}, "colour", "not a known field"),
 ])
