@@ -1,15 +1,15 @@
 """Every request traceable, in both services: a request id, and one JSON log line per request.
 
-- **Request id.** A caller's `X-Request-Id` is kept when it is well-formed (8-128 characters of
-  letters, digits and `._:-`, starting with a letter or digit), otherwise one is made
-  (`req-<32 hex>`). It is sent upstream (proxy -> gateway -> backend), returned in the
-  `X-Request-Id` header of every answer and in the body of every error, and it is the id of
-  the request's row in the usage ledger.
+- **Request id.** A caller's `X-Request-Id` is kept when it is well-formed — a UUID, the form
+  backends accept (llama.cpp's server answers 400 to any other) — otherwise a random UUID is
+  made. It is sent upstream (proxy -> gateway -> backend), returned in the `X-Request-Id`
+  header of every answer and in the body of every error, and it is the id of the request's
+  row in the usage ledger.
 - **One log line per request** (logger `llm_tenants.requests`, JSON on one line): time,
   service, request id, method, route, status, tenant, backend, latency, tokens and the error
   code when there was one. Never prompt text or keys. Written when the answer is complete
   (a stream: after its last byte). Health probes and scrapes are not logged.
-- Other log lines carry the request id of the request they were written for (`[req-...]`),
+- Other log lines carry the request id of the request they were written for (`[<id>]`),
   so the details kept out of caller-facing errors (backend URLs and messages) can be found
   by the id the caller was given.
 """
@@ -29,7 +29,7 @@ from flask import Flask, g, has_request_context, request
 
 from llm_common.openai_client import REQUEST_ID_HEADER
 
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
+REQUEST_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 REQUEST_LOGGER = "llm_tenants.requests"
 UNLOGGED_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 
@@ -37,7 +37,7 @@ request_log = logging.getLogger(REQUEST_LOGGER)
 
 
 def new_request_id() -> str:
-    return "req-" + uuid.uuid4().hex
+    return str(uuid.uuid4())
 
 
 def accepted_request_id(value: str | None) -> str:

@@ -109,7 +109,7 @@ class Metering:
             try:
                 self.ledger.record(record)
             except DuplicateRecord:
-                self.ledger.record(record.with_request_id(f"{record.request_id}.{new_request_id()[4:12]}"))
+                self.ledger.record(record.with_request_id(f"{record.request_id}.{new_request_id()[:8]}"))
         except Exception:  # the answer is already produced: keep serving, but loudly
             self.metrics.ledger_errors.labels(tenant=tenant.name).inc()
             log.exception("usage record %s of tenant %s could not be written", record.request_id, tenant.name)

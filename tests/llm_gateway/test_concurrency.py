@@ -42,7 +42,7 @@ class Held:
     """A request in a background thread, kept in progress by the backend for `seconds`."""
 
     def __init__(self, url: str, key: str, seconds: float, stream: bool = False):
-        self.request_id = f"held-{uuid.uuid4().hex}"
+        self.request_id = str(uuid.uuid4())
         self.response: httpx.Response | None = None
         body = {"messages": [{"role": "user", "content": f"stub-fault:hold:{seconds}"}], "stream": stream}
 
