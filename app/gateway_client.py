@@ -66,6 +66,9 @@ def _as_api_error(error: UpstreamUnavailable | UpstreamRejected) -> ApiError:
     """The gateway's own error as it said it (status, type, code, message, Retry-After); a gateway that
     could not be reached, or answered without an error body, is a 502 whose details go to the log."""
     log.warning("gateway call failed: %s", error)
+    if error.status in (401, 403):  # the gateway refused this proxy's key: the platform's to fix, not the caller's
+        return ApiError(502, "the LLM gateway refused this assistant's credentials; tell the platform operator this "
+                             "request id", code="gateway_key_refused")
     refused = error.upstream_error
     if error.status is not None and refused and isinstance(refused.get("message"), str):
         code = refused.get("code") if isinstance(refused.get("code"), str) else None

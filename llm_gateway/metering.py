@@ -3,7 +3,7 @@ budgets and the concurrency lease, one Redis call) before the backend is called,
 after it answers (the ledger row, the token and cost counters in Redis, the lease given back,
 the remaining-budget metric).
 
-    meter = services.metering.admit(tenant, payload, request_id)  # raises a 429 Refusal
+    meter = services.metering.admit(tenant, estimated_prompt_tokens, request_id)  # a 429 Refusal, or a Meter
     ... call the backend (meter.call) ...
     meter.finish(backend, model, usage)      # the ledger row, before the answer's last byte
     meter.settle()                           # Redis totals and the lease, once the answer is sent

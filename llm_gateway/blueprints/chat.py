@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -20,7 +20,7 @@ from llm_common.request_metrics import tenant_identified
 from llm_common.sse import DONE, encode_event
 from llm_common.tracing import RequestRecord, current_record, current_request_id
 from llm_common.usage import estimate_embedding_tokens, estimate_request_prompt_tokens
-from llm_gateway.backends import ChatStream
+from llm_gateway.backends import ChatStream, UpstreamReply
 from llm_gateway.config import TenantRoute
 from llm_gateway.ledger import UsageRecord
 from llm_gateway.metering import Meter
@@ -56,18 +56,33 @@ def chat_completions():
     except ContractViolation as violation:
         raise contract_error(violation) from None
     meter = services.metering.admit(tenant, estimate_request_prompt_tokens(chat.payload), current_request_id())
-    try:
-        if chat.stream:
-            return _streamed(services, tenant, meter, chat.payload)
-        backend, reply = meter.call(lambda: services.router.chat(tenant, chat.payload, meter.request_id))
-        served = _served(services, tenant, backend)
-        _note(current_record(), backend, meter.finish_json(backend, served.model, reply.content))
+    if chat.stream:
+        return _settled_if_it_fails(meter, lambda: _streamed(services, tenant, meter, chat.payload))
+    return _json_answer(meter, lambda: services.router.chat(tenant, chat.payload, meter.request_id),
+                        lambda backend: _served(services, tenant, backend).model)
+
+
+def _json_answer(meter: Meter, call: Callable[[], tuple[str, UpstreamReply]],
+                 model_of: Callable[[str], str]) -> Response:
+    """Call the backend, record the answer (`model_of(backend)`: the model it counts against), pass it on;
+    the request is settled (counters, lease) once the answer is sent, or at once if anything fails."""
+
+    def answer() -> Response:
+        backend, reply = meter.call(call)
+        _note(current_record(), backend, meter.finish_json(backend, model_of(backend), reply.content))
         response = Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
+        response.call_on_close(meter.settle)
+        return response
+
+    return _settled_if_it_fails(meter, answer)
+
+
+def _settled_if_it_fails(meter: Meter, build: Callable[[], Response]) -> Response:
+    try:
+        return build()
     except BaseException:
         meter.settle()
         raise
-    response.call_on_close(meter.settle)
-    return response
 
 
 def _streamed(services: GatewayServices, tenant: TenantRoute, meter: Meter, payload: dict) -> Response:
@@ -163,17 +178,12 @@ def embeddings():
     except ContractViolation as violation:
         raise contract_error(violation) from None
     meter = services.metering.admit(tenant, estimate_embedding_tokens(payload["input"]), current_request_id())
-    try:
-        backend, reply = meter.call(lambda: services.router.embeddings(tenant, payload, meter.request_id))
+
+    def model_of(backend: str) -> str:
         services.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
-        model = services.router.embedding_model_for(tenant, backend)
-        _note(current_record(), backend, meter.finish_json(backend, model, reply.content))
-        response = Response(reply.content, mimetype="application/json", headers={BACKEND_HEADER: backend})
-    except BaseException:
-        meter.settle()
-        raise
-    response.call_on_close(meter.settle)
-    return response
+        return services.router.embedding_model_for(tenant, backend)
+
+    return _json_answer(meter, lambda: services.router.embeddings(tenant, payload, meter.request_id), model_of)
 
 
 @blueprint.get("/v1/models")
