@@ -36,7 +36,7 @@ TIMEOUT = 20  # seconds: an answer slower than this counts as a hang
 KNOWN_FIELDS = {*ChatCompletionRequest.model_fields, *EmbeddingRequest.model_fields, *ALLOWABLE_EXTENSIONS,
                 *NEVER_ACCEPTED, "role", "content", "name", "tool_calls", "tool_call_id", "refusal", "schema"}
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
     max_leaves=6)
 UNKNOWN_FIELDS = st.dictionaries(st.text(min_size=1, max_size=24).filter(lambda key: key not in KNOWN_FIELDS),
