@@ -9,9 +9,10 @@ time-to-first-token, against a zero-latency OpenAI-compatible stub and (at
 concurrency 1, fewer requests) against the real embedded model. With `--baseline <rev>`,
 that revision's proxy and gateway are measured too, on the stub (path `proxy+gateway@<rev>`):
 what the changes since then cost per request.
-Results: bench/results/overhead.json and bench/results/overhead.md.
+Results: bench/results/overhead.json and bench/results/overhead.md (`--name` for another name).
 
     python bench/overhead.py [--requests 400] [--rounds 5] [--model-requests 10] [--skip-model] [--baseline REV]
+                             [--concurrency 1 16 64]
 """
 
 from __future__ import annotations
@@ -182,10 +183,10 @@ def against_baseline(rows: list[dict]) -> list[dict]:
     return table
 
 
-def write_results(rows: list[dict], summary: list[dict], settings: dict) -> None:
+def write_results(rows: list[dict], summary: list[dict], settings: dict, name: str = "overhead") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     compared = against_baseline(rows)
-    (RESULTS / "overhead.json").write_text(json.dumps({"settings": settings, "runs": rows, "overhead": summary,
+    (RESULTS / f"{name}.json").write_text(json.dumps({"settings": settings, "runs": rows, "overhead": summary,
                                                        "against_baseline": compared}, indent=2))
     lines = ["| backend | mode | concurrency | direct p50 / p99 (ms) | proxy+gateway p50 / p99 (ms) "
              "| added p50 / p99 (ms) |", "|---|---|---|---|---|---|"]
@@ -203,7 +204,7 @@ def write_results(rows: list[dict], summary: list[dict], settings: dict) -> None
                   f"| {item['baseline_p50_ms']:.2f} / {item['baseline_p99_ms']:.2f} "
                   f"| {item['now_p50_ms']:.2f} / {item['now_p99_ms']:.2f} | {item['added_p50_ms']:.2f} |"
                   for item in compared]
-    (RESULTS / "overhead.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -214,6 +215,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of gateway and proxy")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved slices per measurement")
     parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64], help="stub concurrencies")
+    parser.add_argument("--name", default="overhead", help="results go to bench/results/<name>.{json,md}")
     parser.add_argument("--baseline", help="git revision whose proxy and gateway to measure too (stub only)")
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
@@ -236,7 +239,7 @@ def main() -> None:
             processes += old_hops
             baseline_urls[baseline.short(args.baseline)] = (old_gateway, old_proxy)
         rows += run_paths(f"http://127.0.0.1:{stub_port}", gateway_url, proxy_url, "stub-model",
-                          concurrencies=[1, 16, 64], requests=args.requests, label="stub", rounds=args.rounds,
+                          concurrencies=args.concurrency, requests=args.requests, label="stub", rounds=args.rounds,
                           baseline_urls=baseline_urls)
         if not args.skip_model:
             model_port = free_port()
@@ -253,7 +256,8 @@ def main() -> None:
             process.stop()
     write_results(rows, overheads(rows), {"workers": args.workers, "requests": args.requests,
                                           "model_requests": args.model_requests, "rounds": args.rounds,
-                                          "baseline": args.baseline})
+                                          "baseline": args.baseline, "concurrency": args.concurrency},
+                  args.name)
 
 
 if __name__ == "__main__":

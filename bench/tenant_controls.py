@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -42,6 +44,7 @@ from overhead import KEY, percentile, start, summarize  # noqa: E402
 
 from llm_common.json_body import parse_json_object  # noqa: E402
 from llm_common.request_contract import ChatPolicy, apply_chat_contract  # noqa: E402
+from llm_common.tracing import RequestRecord, accepted_request_id, request_log  # noqa: E402
 from llm_common.usage import estimate_request_prompt_tokens  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from llm_gateway.config import GatewayConfig  # noqa: E402
@@ -148,6 +151,24 @@ def request_checks(iterations: int) -> dict:
                  iterations)
 
 
+def request_log_line(iterations: int) -> dict:
+    """A request's id and its JSON log line (llm_common/tracing.py), written to /dev/null."""
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed below)
+    request_log.addHandler(handler)
+    request_log.propagate, request_log.level = False, logging.INFO
+    try:
+        def one() -> None:
+            record = RequestRecord("gateway", accepted_request_id(None), "POST", "/v1/chat/completions", tenant="bench",
+                                   status=200, backend="vllm")
+            record.count_usage({"prompt_tokens": 10, "completion_tokens": 7})
+            record.write()
+
+        return timed(one, iterations)
+    finally:
+        request_log.removeHandler(handler)
+        handler.stream.close()
+
+
 def timed(action, iterations: int) -> dict:
     timings = []
     for index in range(iterations + 50):
@@ -249,6 +270,7 @@ def main() -> None:
         alone["controls, sqlite, without a concurrency limit"] = in_process(*ledgers["sqlite"], args.iterations,
                                                                             lease=False)
         alone["request checks (parse, contract, prompt estimate)"] = request_checks(args.iterations)
+        alone["request id and JSON log line"] = request_log_line(args.iterations)
         alone["redis PING alone (the floor of one round trip)"] = redis_ping(redis_url, args.iterations)
     finally:
         for process in reversed(processes):

@@ -343,7 +343,7 @@ def check_allowed_extensions(names: list[str]) -> list[str]:
     """For the tenant spec and the gateway's route: every name must be an allowable extension."""
     for name in names:
         if name in NEVER_ACCEPTED:
-            raise ValueError(f"'{name}' {NEVER_ACCEPTED[name].removeprefix('so it ')}")
+            raise ValueError(f"'{name}' is never allowed: {NEVER_ACCEPTED[name]}")
         if name not in ALLOWABLE_EXTENSIONS:
             known = ", ".join(sorted(ALLOWABLE_EXTENSIONS))
             raise ValueError(f"'{name}' is not a known backend extension; known: {known}")

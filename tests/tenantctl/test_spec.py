@@ -61,7 +61,7 @@ def test_defaults_fill_optional_fields(tmp_path):
     ({"max_concurrent_requests": 0}, "max_concurrent_requests", "greater than or equal to 1"),
     ({"max_concurrent_requests": "8"}, "max_concurrent_requests", "valid integer"),
     ({"allowed_request_extensions": ["chat_template"]}, "allowed_request_extensions",
-     "'chat_template' can change or drop the tenant's system prompt"),
+     "'chat_template' is never allowed: can change or drop the tenant's system prompt"),
     ({"allowed_request_extensions": ["warp_speed"]}, "allowed_request_extensions", "not a known backend extension"),
     ({"allowed_request_extensions": ["top_k", "top_k"]}, "allowed_request_extensions", "listed once"),
     ({"monthly_budget_usd": "50"}, "monthly_budget_usd", "valid number"),
