@@ -27,6 +27,7 @@ from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
 from llm_common.openapi import openapi_blueprint
 from llm_common.request_metrics import counted_routes, create_series, instrument_requests
+from llm_common.tracing import install_request_tracing
 
 
 def create_app(config: ProxyConfig) -> Flask:
@@ -39,6 +40,7 @@ def create_app(config: ProxyConfig) -> Flask:
                             on_failure=metrics.count_gateway_error)
     app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway,
                                                    knowledge=_knowledge_base(config, gateway))
+    install_request_tracing(app, "proxy", lambda: config.tenant)
     register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(refusal.reason))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)

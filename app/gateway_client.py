@@ -1,8 +1,15 @@
-"""The proxy's only upstream: the shared gateway, an OpenAI-compatible API."""
+"""The proxy's only upstream: the shared gateway, an OpenAI-compatible API.
+
+Every call carries the request's id (X-Request-Id), so one id follows a request through the
+proxy, the gateway and the backend. The gateway's errors are already in the caller's terms
+(it keeps backend details in its log), so the proxy passes them on as they are; when the
+gateway cannot be reached, the caller gets a plain 502 and the details go to the proxy's log.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Callable, TypeVar
 
 from llm_common.errors import ApiError
@@ -13,10 +20,12 @@ from llm_common.openai_client import (
     UpstreamReply,
     UpstreamUnavailable,
 )
+from llm_common.tracing import current_request_id
 
 T = TypeVar("T")
 BACKEND_HEADER = "x-llm-backend"
 PLACEHOLDER_MODEL = "tenant-default"  # the gateway picks the tenant's model per backend
+log = logging.getLogger(__name__)
 
 
 class GatewayClient:
@@ -28,14 +37,14 @@ class GatewayClient:
         self._on_failure = on_failure
 
     def chat(self, payload: dict) -> UpstreamReply:
-        return self._call(self._client.chat, payload)
+        return self._call(self._client.chat, {"model": PLACEHOLDER_MODEL, **payload})
 
     def open_chat_stream(self, payload: dict) -> ChatStream:
-        return self._call(self._client.open_chat_stream, payload)
+        return self._call(self._client.open_chat_stream, {"model": PLACEHOLDER_MODEL, **payload})
 
-    def _call(self, method: Callable[[dict], T], payload: dict) -> T:
+    def _call(self, method: Callable[[dict, str | None], T], payload: dict) -> T:
         try:
-            return method({"model": PLACEHOLDER_MODEL, **payload})
+            return method(payload, current_request_id())
         except UpstreamUnavailable as error:
             self._on_failure(error.reason)
             raise _as_api_error(error) from None
@@ -44,10 +53,7 @@ class GatewayClient:
 
     def embed(self, texts: list[str]) -> tuple[str, list[list[float]]]:
         """(model, one vector per text, in order) from the platform's embedding model."""
-        try:
-            reply = self._client.embeddings({"model": PLACEHOLDER_MODEL, "input": texts})
-        except (UpstreamUnavailable, UpstreamRejected) as error:
-            raise _as_api_error(error) from None
+        reply = self._call(self._client.embeddings, {"model": PLACEHOLDER_MODEL, "input": texts})
         try:
             body = json.loads(reply.content)
             rows = sorted(body["data"], key=lambda row: row["index"])
@@ -57,13 +63,19 @@ class GatewayClient:
 
 
 def _as_api_error(error: UpstreamUnavailable | UpstreamRejected) -> ApiError:
-    """Keep the gateway's status and message; a gateway we cannot reach is a 502."""
-    if isinstance(error, UpstreamRejected):
-        return ApiError(error.status, error.message, code="gateway_rejected")
-    if error.retry_after is not None and error.upstream_error:  # the gateway's rate limit or budget: as it said
-        refused = error.upstream_error
-        return ApiError(error.status, str(refused.get("message")), code=refused.get("code"),
-                        error_type=refused.get("type"), headers={"Retry-After": error.retry_after})
+    """The gateway's own error as it said it (status, type, code, message, Retry-After); a gateway that
+    could not be reached, or answered without an error body, is a 502 whose details go to the log."""
+    log.warning("gateway call failed: %s", error)
+    if error.status in (401, 403):  # the gateway refused this proxy's key: the platform's to fix, not the caller's
+        return ApiError(502, "the LLM gateway refused this assistant's credentials; tell the platform operator this "
+                             "request id", code="gateway_key_refused")
+    refused = error.upstream_error
+    if error.status is not None and refused and isinstance(refused.get("message"), str):
+        code = refused.get("code") if isinstance(refused.get("code"), str) else None
+        error_type = refused.get("type") if isinstance(refused.get("type"), str) else None
+        headers = {"Retry-After": error.retry_after} if error.retry_after else None
+        return ApiError(error.status, refused["message"], code=code, error_type=error_type, headers=headers)
     if error.status is not None:
-        return ApiError(error.status, f"gateway: {error}", code="gateway_error")
-    return ApiError(502, f"the LLM gateway is unreachable ({error})", code="gateway_unreachable")
+        return ApiError(502, f"the LLM gateway failed (HTTP {error.status}); retry, and if it persists tell the "
+                             "platform operator this request id", code="gateway_error")
+    return ApiError(502, "the LLM gateway cannot be reached right now; retry shortly", code="gateway_unreachable")

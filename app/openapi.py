@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from app.schemas import AskRequest, AskResponse
 from llm_common.openapi import Operation, openapi_document
-from llm_common.schemas import ChatCompletion, ChatCompletionRequest, Health
+from llm_common.request_contract import ChatCompletionRequest
+from llm_common.schemas import ChatCompletion, Health
 
 DESCRIPTION = (
     "A tenant's LLM assistant. The tenant's system prompt always comes first (callers cannot send "
@@ -14,7 +15,7 @@ DESCRIPTION = (
 
 
 def proxy_openapi(tenant: str, end_user_keys: bool) -> dict:
-    errors = (400, 401, 413, 415, 429, 502, 503) if end_user_keys else (400, 413, 415, 429, 502, 503)
+    errors = (400, 401, 413, 415, 429, 502, 503, 504) if end_user_keys else (400, 413, 415, 429, 502, 503, 504)
     return openapi_document(f"Tenant assistant: {tenant}", "1.0.0", DESCRIPTION, [
         Operation("/ask", "POST", "Ask the tenant's assistant (JSON, or SSE events with stream=true)",
                   request=AskRequest, response=AskResponse, streams=True, errors=errors),

@@ -6,10 +6,13 @@ One run measures, side by side, the same requests sent
   proxy    client -> tenant proxy -> gateway -> backend   (both hops, /v1/chat/completions)
 at 1, 16 and 64 concurrent requests, non-streaming latency and streaming
 time-to-first-token, against a zero-latency OpenAI-compatible stub and (at
-concurrency 1, fewer requests) against the real embedded model.
-Results: bench/results/overhead.json and bench/results/overhead.md.
+concurrency 1, fewer requests) against the real embedded model. With `--baseline <rev>`,
+that revision's proxy and gateway are measured too, on the stub (path `proxy+gateway@<rev>`):
+what the changes since then cost per request.
+Results: bench/results/overhead.json and bench/results/overhead.md (`--name` for another name).
 
-    python bench/overhead.py [--requests 400] [--rounds 5] [--model-requests 10] [--skip-model]
+    python bench/overhead.py [--requests 400] [--rounds 5] [--model-requests 10] [--skip-model] [--baseline REV]
+                             [--concurrency 1 16 64]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import baseline  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from tenantctl import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
@@ -100,29 +104,36 @@ def bench_tenant(model: str) -> dict:
             "key_sha256": [hash_gateway_key(KEY)]}
 
 
-def start_hops(backend_url: str, health_path: str, model: str, run_dir: Path, workers: int) -> tuple[list, str, str]:
+def start_hops(backend_url: str, health_path: str, model: str, run_dir: Path, workers: int,
+               tree: Path | None = None) -> tuple[list, str, str]:
+    """Gateway and proxy in front of `backend_url`; from `tree` (another revision) when given."""
+    in_tree = (lambda process: baseline.from_tree(process, tree)) if tree else (lambda process: process)
     gateway_port, proxy_port = free_port(), free_port()
-    gateway = start(launchers.gateway(
+    gateway = start(in_tree(launchers.gateway(
         {"tenants": [bench_tenant(model)], "pool": {"endpoints": [backend_url], "health_path": health_path}},
-        gateway_port, run_dir, workers=workers))
-    proxy = start(launchers.tenant_proxy(
+        gateway_port, run_dir, workers=workers)))
+    proxy = start(in_tree(launchers.tenant_proxy(
         {"tenant": "bench", "system_prompt": SYSTEM_PROMPT, "max_tokens": 64,
          "gateway_url": f"http://127.0.0.1:{gateway_port}/v1", "gateway_key": KEY},
-        proxy_port, run_dir, workers=workers))
+        proxy_port, run_dir, workers=workers)))
     return [proxy, gateway], f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{proxy_port}"
 
 
 def run_paths(backend_url: str, gateway_url: str, proxy_url: str, model: str, *, concurrencies: list[int],
-              requests: int, label: str, rounds: int) -> list[dict]:
+              requests: int, label: str, rounds: int, baseline_urls: dict[str, tuple[str, str]] | None = None
+              ) -> list[dict]:
     """Each path is measured in `rounds` interleaved slices, so drift in machine load
-    (this is a shared 2-core VM) falls on every path alike."""
+    (this is a shared 2-core VM) falls on every path alike. `baseline_urls`: {rev: (gateway, proxy)}."""
     body = {"model": model, "messages": MESSAGES, "max_tokens": 16, "temperature": 0}
+    proxy_body = {"messages": QUESTION, "max_tokens": 16, "temperature": 0}
     paths = {
         "direct": (backend_url + "/v1/chat/completions", {}, body),
         "gateway": (gateway_url + "/v1/chat/completions", {"Authorization": f"Bearer {KEY}"}, body),
-        "proxy+gateway": (proxy_url + "/v1/chat/completions", {}, {"messages": QUESTION, "max_tokens": 16,
-                                                                  "temperature": 0}),
+        "proxy+gateway": (proxy_url + "/v1/chat/completions", {}, proxy_body),
     }
+    for rev, (old_gateway, old_proxy) in (baseline_urls or {}).items():
+        paths[f"gateway@{rev}"] = (old_gateway + "/v1/chat/completions", {"Authorization": f"Bearer {KEY}"}, body)
+        paths[f"proxy+gateway@{rev}"] = (old_proxy + "/v1/chat/completions", {}, proxy_body)
     rows = []
     for stream in (False, True):
         for concurrency in concurrencies:
@@ -157,10 +168,26 @@ def overheads(rows: list[dict]) -> list[dict]:
     return table
 
 
-def write_results(rows: list[dict], summary: list[dict], settings: dict) -> None:
+def against_baseline(rows: list[dict]) -> list[dict]:
+    """This tree minus the baseline revision, per path/mode/concurrency (stub only)."""
+    keyed = {(r["backend"], r["mode"], r["concurrency"], r["path"]): r for r in rows}
+    table = []
+    for (backend, mode, concurrency, path), row in keyed.items():
+        if "@" not in path:
+            continue
+        current = keyed[(backend, mode, concurrency, path.split("@")[0])]
+        table.append({"backend": backend, "mode": mode, "concurrency": concurrency, "path": path,
+                      "baseline_p50_ms": row["p50_ms"], "now_p50_ms": current["p50_ms"],
+                      "added_p50_ms": current["p50_ms"] - row["p50_ms"],
+                      "baseline_p99_ms": row["p99_ms"], "now_p99_ms": current["p99_ms"]})
+    return table
+
+
+def write_results(rows: list[dict], summary: list[dict], settings: dict, name: str = "overhead") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "overhead.json").write_text(json.dumps({"settings": settings, "runs": rows, "overhead": summary},
-                                                      indent=2))
+    compared = against_baseline(rows)
+    (RESULTS / f"{name}.json").write_text(json.dumps({"settings": settings, "runs": rows, "overhead": summary,
+                                                       "against_baseline": compared}, indent=2))
     lines = ["| backend | mode | concurrency | direct p50 / p99 (ms) | proxy+gateway p50 / p99 (ms) "
              "| added p50 / p99 (ms) |", "|---|---|---|---|---|---|"]
     keyed = {(r["backend"], r["mode"], r["concurrency"], r["path"]): r for r in rows}
@@ -170,7 +197,14 @@ def write_results(rows: list[dict], summary: list[dict], settings: dict) -> None
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {direct['p50_ms']:.2f} / {direct['p99_ms']:.2f} "
                      f"| {full['p50_ms']:.2f} / {full['p99_ms']:.2f} "
                      f"| {item['both_hops_p50_ms']:.2f} / {item['both_hops_p99_ms']:.2f} |")
-    (RESULTS / "overhead.md").write_text("\n".join(lines) + "\n")
+    if compared:
+        lines += ["", "| path (stub) | mode | concurrency | baseline p50 / p99 (ms) | now p50 / p99 (ms) "
+                  "| added p50 (ms) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {item['path']} | {item['mode']} | {item['concurrency']} "
+                  f"| {item['baseline_p50_ms']:.2f} / {item['baseline_p99_ms']:.2f} "
+                  f"| {item['now_p50_ms']:.2f} / {item['now_p99_ms']:.2f} | {item['added_p50_ms']:.2f} |"
+                  for item in compared]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -181,6 +215,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of gateway and proxy")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved slices per measurement")
     parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64], help="stub concurrencies")
+    parser.add_argument("--name", default="overhead", help="results go to bench/results/<name>.{json,md}")
+    parser.add_argument("--baseline", help="git revision whose proxy and gateway to measure too (stub only)")
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     rows: list[dict] = []
@@ -194,8 +231,16 @@ def main() -> None:
         hops, gateway_url, proxy_url = start_hops(f"http://127.0.0.1:{stub_port}", "/health", "stub-model",
                                                   run_dir / "stub-hops", args.workers)
         processes += hops
+        baseline_urls = {}
+        if args.baseline:
+            tree = baseline.extract(args.baseline, run_dir / "baseline")
+            old_hops, old_gateway, old_proxy = start_hops(f"http://127.0.0.1:{stub_port}", "/health", "stub-model",
+                                                          run_dir / "baseline-hops", args.workers, tree)
+            processes += old_hops
+            baseline_urls[baseline.short(args.baseline)] = (old_gateway, old_proxy)
         rows += run_paths(f"http://127.0.0.1:{stub_port}", gateway_url, proxy_url, "stub-model",
-                          concurrencies=[1, 16, 64], requests=args.requests, label="stub", rounds=args.rounds)
+                          concurrencies=args.concurrency, requests=args.requests, label="stub", rounds=args.rounds,
+                          baseline_urls=baseline_urls)
         if not args.skip_model:
             model_port = free_port()
             processes.append(start(launchers.model_server(model_port, run_dir)))
@@ -210,7 +255,9 @@ def main() -> None:
         for process in reversed(processes):
             process.stop()
     write_results(rows, overheads(rows), {"workers": args.workers, "requests": args.requests,
-                                          "model_requests": args.model_requests, "rounds": args.rounds})
+                                          "model_requests": args.model_requests, "rounds": args.rounds,
+                                          "baseline": args.baseline, "concurrency": args.concurrency},
+                  args.name)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@ on top of calling it directly is the cost of our proxy and gateway hops. Streams
 with a usage chunk when asked (`stream_options.include_usage`), as OpenAI and vLLM do.
 
 For the tests it also embeds (`/v1/embeddings`: hashed bag-of-words vectors, so texts that
-share words are similar) and shows the last requests it received (`GET /requests`: path and
-JSON body), so a test can check what a proxy sent upstream.
+share words are similar) and misbehaves on request, as a backend can: a last message of
+`stub-fault:<status>` (optionally `:<Retry-After>`) is answered with that HTTP status and an
+error body full of internal details (a URL, a path) that must never reach a caller;
+`stub-fault:hold:<seconds>` waits that long before the answer (a stream: after its first chunk),
+like a slow generation. Every request's path, X-Request-Id and body are kept: `GET /seen` lists them.
 
     python bench/stub_openai.py --port 9100
 """
@@ -14,6 +17,7 @@ JSON body), so a test can check what a proxy sent upstream.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import zlib
@@ -26,9 +30,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 MODEL = "stub-model"
+FAULT = "stub-fault:"
+INTERNAL_DETAIL = "upstream http://10.11.12.13:8000/v1/internal failed reading /srv/models/secret.gguf"
+SEEN: deque[dict] = deque(maxlen=10_000)  # {"path", "request_id", "body"} of the latest requests, in order
 WORDS = ["Hello", " from", " the", " zero", "-latency", " stub", "."]
 EMBEDDING_DIMENSIONS = 384
-RECEIVED: deque = deque(maxlen=50)  # the latest requests: {"path", "body"}
 
 
 def completion() -> dict:
@@ -47,18 +53,41 @@ def chunk(content: str | None, finish: str | None = None) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
-async def chat_completions(request: Request):
+def fault_of(body: dict) -> list[str] | None:
+    """The fault asked for by the last message (`stub-fault:...`), split at ':'."""
+    messages = body.get("messages") or []
+    content = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
+    if isinstance(content, str) and content.startswith(FAULT):
+        return content[len(FAULT):].split(":")
+    return None
+
+
+async def seen(request: Request) -> dict:
     body = await request.json()
-    RECEIVED.append({"path": request.url.path, "body": body})
+    SEEN.append({"path": request.url.path, "request_id": request.headers.get("x-request-id"), "body": body})
+    return body
+
+
+async def chat_completions(request: Request):
+    body = await seen(request)
+    fault = fault_of(body)
+    hold = float(fault[1]) if fault and fault[0] == "hold" else 0.0
+    if fault and not hold:
+        headers = {"Retry-After": fault[1]} if len(fault) > 1 else {}
+        return JSONResponse({"error": {"type": "BadRequestError", "message": INTERNAL_DETAIL, "code": int(fault[0])}},
+                            status_code=int(fault[0]), headers=headers)
     if not body.get("stream"):
+        await asyncio.sleep(hold)
         return JSONResponse(completion())
 
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
     async def events():
-        for word in WORDS:
+        for index, word in enumerate(WORDS):
             yield chunk(word)
+            if index == 0:
+                await asyncio.sleep(hold)
         yield chunk(None, "stop")
         if include_usage:
             usage = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
@@ -79,17 +108,16 @@ def embedding(text: str) -> list[float]:
 
 
 async def embeddings(request: Request):
-    body = await request.json()
-    RECEIVED.append({"path": request.url.path, "body": body})
-    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-    return JSONResponse({"object": "list", "model": "stub-embedding",
-                         "data": [{"object": "embedding", "index": i, "embedding": embedding(text)}
-                                  for i, text in enumerate(inputs)],
-                         "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+    body = await seen(request)
+    inputs = body["input"] if isinstance(body.get("input"), list) else [body.get("input")]
+    data = [{"object": "embedding", "index": index, "embedding": embedding(str(text))}
+            for index, text in enumerate(inputs)]
+    return JSONResponse({"object": "list", "model": "stub-embedding", "data": data,
+                         "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}})
 
 
-async def received(_: Request):
-    return JSONResponse(list(RECEIVED))
+async def seen_requests(_: Request):
+    return JSONResponse(list(SEEN))
 
 
 async def health(_: Request):
@@ -103,7 +131,7 @@ async def models(_: Request):
 app = Starlette(routes=[
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/requests", received),
+    Route("/seen", seen_requests),
     Route("/v1/models", models),
     Route("/health", health),
 ])

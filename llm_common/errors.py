@@ -1,7 +1,9 @@
-"""OpenAI-shaped JSON errors: `{"error": {"type", "message", "code"}}`.
+"""OpenAI-shaped JSON errors: `{"error": {"type", "message", "code", "request_id"}}`.
 
 Both services raise `ApiError` for anything the caller should see and install
-`register_error_handlers` so no request ever ends in an HTML page or a traceback.
+`register_error_handlers` so no request ever ends in an HTML page or a traceback. Messages
+speak in the caller's terms; what only an operator needs (backend URLs, backend messages,
+tracebacks) goes to the log under the request id the error carries.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from typing import Callable
-
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
+
+from llm_common.tracing import current_record
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,16 @@ class Refusal(ApiError):
         self.reason = reason
 
 
-def error_body(error_type: str, message: str, code: str | None = None) -> dict:
-    return {"error": {"type": error_type, "message": message, "code": code}}
+def error_body(error_type: str, message: str, code: str | None = None, request_id: str | None = None) -> dict:
+    """The error object; inside a request it carries the request's id (and notes its code for the log)."""
+    record = current_record()
+    if record is not None:
+        request_id = request_id or record.request_id
+        record.error_code = code or error_type
+    error = {"type": error_type, "message": message, "code": code}
+    if request_id is not None:
+        error["request_id"] = request_id
+    return {"error": error}
 
 
 def register_error_handlers(app: Flask, on_refusal: Callable[[Refusal], None] | None = None) -> None:
@@ -81,4 +91,5 @@ def register_error_handlers(app: Flask, on_refusal: Callable[[Refusal], None] | 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         log.exception("unhandled error")
-        return jsonify(error_body("api_error", "internal error; see the service log")), 500
+        return jsonify(error_body("api_error", "internal error; the service log has the details under this "
+                                               "request id")), 500

@@ -27,9 +27,14 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """Start from an empty metrics directory so counters of a previous run do not leak in."""
+    """Start from an empty metrics directory so counters of a previous run do not leak in; with
+    METRICS_PORT set, also listen there (the gateway serves /metrics only on that port)."""
     shutil.rmtree(_multiproc_dir, ignore_errors=True)
     os.makedirs(_multiproc_dir, exist_ok=True)
+    metrics_port = os.environ.get("METRICS_PORT")
+    if metrics_port:
+        host = server.cfg.bind[0].rsplit(":", 1)[0]
+        server.cfg.set("bind", [*server.cfg.bind, f"{host}:{metrics_port}"])
 
 
 def child_exit(server, worker):

@@ -24,11 +24,13 @@ from llm_common.sse import iter_event_data
 
 # Why a call to an upstream failed, as metric label values: these, or `http_<status>`.
 # "stream_broken" is an answer stream that broke after its first byte (counted by the relays).
-FAILURE_REASONS = ("connect", "timeout", "stream_broken")
+FAILURE_REASONS = ("connect", "timeout", "disconnected", "stream_broken")
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 class UpstreamUnavailable(Exception):
-    """The backend failed before sending any answer byte; another backend may be tried."""
+    """The upstream failed before sending any answer byte (no connection, timeout, 5xx): it may be
+    unwell, and another backend may be tried. The message is for logs (it names the URL)."""
 
     def __init__(self, message: str, *, reason: str, status: int | None = None,
                  upstream_error: dict | None = None, retry_after: str | None = None):
@@ -40,12 +42,20 @@ class UpstreamUnavailable(Exception):
 
 
 class UpstreamRejected(Exception):
-    """The backend refused the request itself (4xx): retrying elsewhere would not help."""
+    """The upstream refused this request (a 4xx): the caller's to fix, or (429) to retry later. It says
+    nothing about the upstream's health. The message is for logs (it is the upstream's own text)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, upstream_error: dict | None = None,
+                 retry_after: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.upstream_error = upstream_error
+        self.retry_after = retry_after
+
+    @property
+    def throttled(self) -> bool:
+        return self.status == 429
 
 
 class UpstreamReply(NamedTuple):
@@ -81,18 +91,19 @@ class OpenAICompatibleClient:
 
     base_url: str
 
-    def chat(self, payload: dict) -> UpstreamReply:
-        """Non-streaming chat completion; returns the upstream JSON body as bytes."""
-        return self._post("/chat/completions", payload)
+    def chat(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
+        """Non-streaming chat completion; returns the upstream JSON body as bytes.
+        `request_id` is sent as X-Request-Id (every method takes it)."""
+        return self._post("/chat/completions", payload, request_id)
 
-    def embeddings(self, payload: dict) -> UpstreamReply:
-        return self._post("/embeddings", payload)
+    def embeddings(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
+        return self._post("/embeddings", payload, request_id)
 
-    def open_chat_stream(self, payload: dict) -> ChatStream:
+    def open_chat_stream(self, payload: dict, request_id: str | None = None) -> ChatStream:
         """Send the request and check its status; the body is read as it is iterated."""
         raise NotImplementedError
 
-    def _post(self, path: str, payload: dict) -> UpstreamReply:
+    def _post(self, path: str, payload: dict, request_id: str | None) -> UpstreamReply:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -105,29 +116,30 @@ class SdkClient(OpenAICompatibleClient):
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
 
-    def open_chat_stream(self, payload: dict) -> ChatStream:
+    def open_chat_stream(self, payload: dict, request_id: str | None = None) -> ChatStream:
         with self._sdk_errors():
             response = self._sdk.post("/chat/completions", body={**payload, "stream": True},
-                                      cast_to=httpx.Response, stream=True)
+                                      cast_to=httpx.Response, stream=True, options=_sdk_options(request_id))
             return ChatStream(response)
 
-    def _post(self, path: str, payload: dict) -> UpstreamReply:
+    def _post(self, path: str, payload: dict, request_id: str | None) -> UpstreamReply:
         # The SDK's low-level post: its auth, timeouts and error mapping, without the
         # per-call re-validation of every message that `create()` does (~3 ms a call).
         with self._sdk_errors():
-            response = self._sdk.post(path, body=payload, cast_to=httpx.Response)
+            response = self._sdk.post(path, body=payload, cast_to=httpx.Response, options=_sdk_options(request_id))
             return UpstreamReply(response.content, response.headers)
 
     @contextmanager
     def _sdk_errors(self) -> Iterator[None]:
         try:
             yield
-        except openai.APITimeoutError:
-            raise UpstreamUnavailable(f"{self.base_url}: timed out", reason="timeout") from None
-        except openai.APIConnectionError:
-            raise UpstreamUnavailable(f"{self.base_url}: cannot connect", reason="connect") from None
+        except openai.APITimeoutError as error:
+            raise _transport_failure(self.base_url, error.__cause__ or error) from None
+        except openai.APIConnectionError as error:
+            raise _transport_failure(self.base_url, error.__cause__ or error) from None
         except openai.APIStatusError as error:
-            raise _status_error(self.base_url, error.status_code, error.body, error.message) from None
+            raise _status_error(self.base_url, error.status_code, error.body, error.message,
+                                error.response.headers.get("retry-after")) from None
 
     def close(self) -> None:
         self._sdk.close()
@@ -143,8 +155,9 @@ class HttpxClient(OpenAICompatibleClient):
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
-    def open_chat_stream(self, payload: dict) -> ChatStream:
-        request = self._http.build_request("POST", "/chat/completions", json={**payload, "stream": True})
+    def open_chat_stream(self, payload: dict, request_id: str | None = None) -> ChatStream:
+        request = self._http.build_request("POST", "/chat/completions", json={**payload, "stream": True},
+                                           headers=_headers(request_id))
         with self._http_errors():
             response = self._http.send(request, stream=True)
         if response.status_code >= 400:
@@ -153,9 +166,9 @@ class HttpxClient(OpenAICompatibleClient):
         self._raise_for_status(response)
         return ChatStream(response)
 
-    def _post(self, path: str, payload: dict) -> UpstreamReply:
+    def _post(self, path: str, payload: dict, request_id: str | None) -> UpstreamReply:
         with self._http_errors():
-            response = self._http.post(path, json=payload)
+            response = self._http.post(path, json=payload, headers=_headers(request_id))
         self._raise_for_status(response)
         return UpstreamReply(response.content, response.headers)
 
@@ -169,10 +182,8 @@ class HttpxClient(OpenAICompatibleClient):
     def _http_errors(self) -> Iterator[None]:
         try:
             yield
-        except httpx.TimeoutException:
-            raise UpstreamUnavailable(f"{self.base_url}: timed out", reason="timeout") from None
-        except httpx.TransportError:
-            raise UpstreamUnavailable(f"{self.base_url}: cannot connect", reason="connect") from None
+        except httpx.TransportError as error:
+            raise _transport_failure(self.base_url, error) from None
 
     def close(self) -> None:
         self._http.close()
@@ -185,15 +196,37 @@ def _json_or_none(response: httpx.Response) -> object:
         return None
 
 
+def _transport_failure(base_url: str, error: BaseException) -> UpstreamUnavailable:
+    """`connect`: the request never reached the upstream (refused, unreachable, connect timeout);
+    `timeout`: no answer in time; `disconnected`: the connection broke while the upstream had it."""
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+        reason = "connect"
+    elif isinstance(error, (httpx.TimeoutException, openai.APITimeoutError)):
+        reason = "timeout"
+    else:
+        reason = "disconnected"
+    return UpstreamUnavailable(f"{base_url}: {reason}: {type(error).__name__}: {error}", reason=reason)
+
+
+def _headers(request_id: str | None) -> dict[str, str] | None:
+    return {REQUEST_ID_HEADER: request_id} if request_id else None
+
+
+def _sdk_options(request_id: str | None) -> dict:
+    return {"headers": {REQUEST_ID_HEADER: request_id}} if request_id else {}
+
+
 def _status_error(base_url: str, status: int, body: object, fallback: str,
                   retry_after: str | None = None) -> Exception:
-    """5xx and 404/408/429 may succeed elsewhere; any other 4xx is the caller's to fix."""
+    """A 5xx may be the upstream's ill health (try elsewhere); a 4xx is about this request only."""
     message = _upstream_message(body) or fallback[:500]
-    if status >= 500 or status in (404, 408, 429):
-        inner = body.get("error") if isinstance(body, dict) else None
+    inner = body.get("error") if isinstance(body, dict) else None
+    inner = inner if isinstance(inner, dict) else None
+    if status >= 500:
         return UpstreamUnavailable(f"{base_url}: HTTP {status}: {message}", reason=f"http_{status}", status=status,
-                                   upstream_error=inner if isinstance(inner, dict) else None, retry_after=retry_after)
-    return UpstreamRejected(status, message)
+                                   upstream_error=inner, retry_after=retry_after)
+    return UpstreamRejected(status, f"{base_url}: HTTP {status}: {message}", upstream_error=inner,
+                            retry_after=retry_after)
 
 
 def _upstream_message(body: object) -> str | None:

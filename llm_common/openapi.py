@@ -29,9 +29,11 @@ ERROR_STATUSES = {
     401: "Missing or unknown API key",
     413: "Body or question too large",
     415: "Content-Type is not application/json",
-    429: "Rate limit or monthly budget reached (see Retry-After)",
+    429: "Rate limit, monthly budget or concurrency limit reached, or the backend asked to slow down "
+         "(see Retry-After)",
     502: "The backend failed",
     503: "No backend available",
+    504: "The backend timed out",
 }
 
 
@@ -43,7 +45,7 @@ class Operation:
     response: type[BaseModel] | None = None  # the 200 JSON body
     request: type[BaseModel] | None = None
     streams: bool = False  # 200 may also be text/event-stream (when the body asks for `stream`)
-    errors: tuple[int, ...] = (400, 401, 413, 415, 429, 502, 503)
+    errors: tuple[int, ...] = (400, 401, 413, 415, 429, 502, 503, 504)
     authenticated: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
 

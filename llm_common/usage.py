@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 TOKEN_KINDS = ("prompt", "completion")
@@ -38,6 +39,36 @@ def estimate_prompt_tokens(messages: object) -> int:
         if isinstance(message, dict):
             total += TOKENS_PER_MESSAGE + sum(estimate_text_tokens(text) for text in message_texts(message))
     return total
+
+
+def estimate_request_prompt_tokens(payload: dict) -> int:
+    """A rough token count of everything a chat request puts in the prompt: each message's text,
+    name, tool calls (function name and arguments), and the tool definitions (as JSON)."""
+    total = estimate_prompt_tokens(payload.get("messages"))
+    for message in payload.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        for text in _message_extras(message):
+            total += estimate_text_tokens(text)
+    tools = payload.get("tools")
+    if tools:
+        total += estimate_text_tokens(json.dumps(tools, separators=(",", ":")))
+    return total
+
+
+def estimate_embedding_tokens(inputs: object) -> int:
+    """A rough token count of an embeddings `input` (a string or a list of strings)."""
+    texts = [inputs] if isinstance(inputs, str) else inputs if isinstance(inputs, list) else []
+    return sum(estimate_text_tokens(text) for text in texts if isinstance(text, str))
+
+
+def _message_extras(message: dict) -> list[str]:
+    texts = [message[key] for key in ("name", "refusal") if isinstance(message.get(key), str)]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            texts += [value for value in (function.get("name"), function.get("arguments")) if isinstance(value, str)]
+    return texts
 
 
 def message_texts(message: dict) -> list[str]:

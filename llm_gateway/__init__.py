@@ -10,13 +10,15 @@ import logging
 import os
 from typing import Mapping
 
-from flask import Flask, g
+from flask import Flask, g, request
+from werkzeug.exceptions import NotFound
 
 from llm_common.errors import Refusal, register_error_handlers
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
 from llm_common.openapi import openapi_blueprint
 from llm_common.request_metrics import counted_routes, create_series, instrument_requests
+from llm_common.tracing import install_request_tracing
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.blueprints import chat, health
 from llm_gateway.config import GatewayConfig, TenantRoute, load_gateway_config
@@ -47,6 +49,9 @@ def create_app(config: GatewayConfig) -> Flask:
     services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=router,
                                metering=Metering(config, metrics, prices=prices), discovery=discovery)
     app.extensions["llm_gateway"] = services
+    install_request_tracing(app, "gateway", _tenant_name)
+    if config.metrics_port is not None:
+        _serve_metrics_only_on(app, config.metrics_port)
     register_error_handlers(app, on_refusal=lambda refusal: _count_refusal(metrics, refusal))
     instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
                         in_flight=metrics.in_flight, tenant_label=_tenant_label)
@@ -64,9 +69,24 @@ def create_app(config: GatewayConfig) -> Flask:
     return app
 
 
-def _tenant_label() -> str:
+def _tenant_name() -> str | None:
     tenant = g.get("tenant")
-    return tenant.name if tenant is not None else UNAUTHENTICATED
+    return tenant.name if tenant is not None else None
+
+
+def _tenant_label() -> str:
+    return _tenant_name() or UNAUTHENTICATED
+
+
+def _serve_metrics_only_on(app: Flask, port: int) -> None:
+    """`/metrics` (every tenant's numbers) only on the metrics port, and nothing else there: on a cluster a
+    NetworkPolicy lets only Prometheus reach that port, while tenants reach the API port."""
+
+    @app.before_request
+    def _metrics_port_only() -> None:
+        on_metrics_port = request.environ.get("SERVER_PORT") == str(port)
+        if (request.path == "/metrics") != on_metrics_port:
+            raise NotFound()
 
 
 def _count_refusal(metrics: GatewayMetrics, refusal: Refusal) -> None:

@@ -3,8 +3,10 @@
 
 The ledger is the record; Redis holds this month's running totals so that checking a budget
 costs nothing beyond the rate limit call (the same Lua script checks both, see limits.py).
-A month's counter missing from Redis (a new month, or Redis restarted empty) is loaded from
-the ledger before the request is admitted, so a Redis restart never resets a budget.
+A month's counter missing from Redis (a new month, or Redis restarted or flushed) is loaded from
+the ledger before a request is admitted, and a finishing request never creates it from its own
+tokens (it reloads it from the ledger instead), so losing Redis never lowers a month's total
+below the ledger's.
 
 A request is refused (429, type `insufficient_quota`) once the month's usage has reached
 the budget. Usage is known only when a request finishes, so requests already in flight
@@ -81,13 +83,14 @@ def budget_checks(counters: SharedCounters, tenant: str, budget: Budget, month: 
     return checks
 
 
-def seed_from_ledger(counters: SharedCounters, ledger: Ledger | None, tenant: str, month: Month) -> None:
-    """Load this month's totals from the ledger into Redis (unless another worker just did)."""
+def seed_from_ledger(counters: SharedCounters, ledger: Ledger | None, tenant: str, month: Month) -> tuple[int, int]:
+    """Raise this month's counters in Redis to the ledger's totals (never lowering them: another
+    worker may have seeded and added since); returns (tokens, nano-dollars) now counted."""
     totals = ledger.totals(tenant, since=month.start) if ledger is not None else None
     tokens = totals.total_tokens if totals else 0
     nano_usd = round(totals.cost_usd * NANO) if totals else 0
-    counters.seed(tokens_key(counters, tenant, month), tokens, MONTH_TTL_SECONDS)
-    counters.seed(cost_key(counters, tenant, month), nano_usd, MONTH_TTL_SECONDS)
+    return (counters.seed(tokens_key(counters, tenant, month), tokens, MONTH_TTL_SECONDS),
+            counters.seed(cost_key(counters, tenant, month), nano_usd, MONTH_TTL_SECONDS))
 
 
 def remaining(budget: Budget, used_tokens: int, used_nano_usd: int) -> dict[str, float]:

@@ -10,12 +10,14 @@ from typing import Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llm_common.keys import check_sha256_digests
+from llm_common.request_contract import check_allowed_extensions
 from llm_gateway.limits import LimitsConfig, RateLimits
 from llm_gateway.pricing import ModelPrice
 
 CONFIG_PATH_ENV = "LLM_GATEWAY_CONFIG"
 LEDGER_URL_ENV = "LLM_LEDGER_URL"
 LEDGER_URL_FILE_ENV = "LLM_LEDGER_URL_FILE"
+METRICS_PORT_ENV = "METRICS_PORT"  # read by llm_common/gunicorn_conf.py too
 
 
 class ConfigError(ValueError):
@@ -40,11 +42,21 @@ class TenantRoute(_Config):
     # Enforced by the gateway with monthly_budget_usd (limits.py, budgets.py); None: not limited.
     rate_limits: RateLimits | None = None
     monthly_token_budget: int | None = Field(None, ge=1)
+    max_concurrent_requests: int | None = Field(
+        None, ge=1, description="Requests in progress at once, across gateway replicas (concurrency.py); "
+                                "None: no limit.")
+    allowed_request_extensions: list[str] = Field(
+        default_factory=list, description="Backend extensions (request_contract.ALLOWABLE_EXTENSIONS) passed on.")
 
     @field_validator("key_sha256")
     @classmethod
     def _hex_digests(cls, values: list[str]) -> list[str]:
         return check_sha256_digests(values)
+
+    @field_validator("allowed_request_extensions")
+    @classmethod
+    def _known_extensions(cls, values: list[str]) -> list[str]:
+        return check_allowed_extensions(values)
 
 
 class PoolDiscoveryConfig(_Config):
@@ -67,7 +79,12 @@ class PoolConfig(_Config):
     health_path: str = "/health"
     health_interval_seconds: float = Field(5.0, gt=0)
     unhealthy_threshold: int = Field(2, ge=1, description="Consecutive failed health checks before a member is skipped.")
-    eject_cooldown_seconds: float = Field(10.0, gt=0)
+    eject_cooldown_seconds: float = Field(10.0, gt=0, description="How long an ejected member is skipped.")
+    consecutive_failures: int = Field(
+        5, ge=1, description="5xx answers, timeouts or lost connections in a row before a member is ejected.")
+    max_ejection_percent: int = Field(
+        50, ge=0, le=100, description="At most this share of members ejected for failures at once (connect "
+                                      "failures always eject); a pool of one is never emptied by 5xx answers.")
     connect_timeout_seconds: float = Field(2.0, gt=0)
     read_timeout_seconds: float = Field(300.0, gt=0)
 
@@ -137,6 +154,10 @@ class GatewayConfig(_Config):
     openai: OpenAIConfig | None = None
     embeddings: EmbeddingsConfig | None = None
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve /metrics only on this port (METRICS_PORT; gunicorn also listens "
+                                          "there), so a NetworkPolicy can let only Prometheus reach it. None: "
+                                          "/metrics on the API port.")
     prices: dict[str, ModelPrice] = Field(default_factory=dict,
                                           description="USD per million tokens by model; adds to the built-in table.")
     limits: LimitsConfig | None = Field(None, description="Redis for rate limits and budgets; None: not enforced.")
@@ -179,6 +200,8 @@ def load_gateway_config(environ: Mapping[str, str] = os.environ) -> GatewayConfi
     if ledger_url:
         document["ledger"] = {**(document.get("ledger") or {}), "url": ledger_url}
     document["metrics_multiprocess_dir"] = environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if environ.get(METRICS_PORT_ENV):
+        document["metrics_port"] = environ[METRICS_PORT_ENV]
     try:
         return GatewayConfig.model_validate(document)
     except ValidationError as error:

@@ -6,12 +6,14 @@ script Redis executes atomically, so two replicas can never both take the last s
 
 - `requests_per_minute` and `requests_per_hour` count admitted requests; a request is
   admitted only if every counter stays within its limit, and then all are incremented.
-- `tokens_per_minute` counts the tokens of finished requests (added by `record_tokens`);
+- `tokens_per_minute` counts the tokens of finished requests (added by `FINISH_SCRIPT`);
   a request is admitted while the minute's count is below the limit, so the tokens of
   requests already in flight may carry a tenant past it once, never twice in a row.
 
 The same script also enforces the ceilings `budgets.py` asks for (monthly token and cost
-budgets), so admission is one round trip.
+budgets) and takes the request's concurrency lease (`concurrency.py`), so admission is one
+round trip; `FINISH_SCRIPT` adds a finished request's tokens and gives the lease back, one
+more round trip after the answer.
 
 A fixed window allows up to twice the limit across a window boundary (the end of one
 minute and the start of the next); a sliding log would not, at one Redis sorted-set entry
@@ -41,30 +43,76 @@ from llm_common.errors import Refusal
 
 log = logging.getLogger(__name__)
 
-# KEYS: one counter per check. ARGV: 4 values per check: limit, amount an admitted request
-# adds, TTL in seconds, and 1 when the counter must already exist (a budget counter, loaded
-# from the ledger first). A check refuses when `current + max(add, 1) > limit`: a request
-# counter must have room for this request, a token or cost counter must not be used up yet.
-# Returns 0 when admitted (and every `add` applied), i when check i (1-based) refused, or -i
-# when counter i is missing and must be seeded.
+# KEYS: one counter per check, then the tenant's lease set when a concurrency lease is asked for.
+# ARGV: the number of checks n; 4 values per check: limit, amount an admitted request adds, TTL in
+# seconds, and 1 when the counter must already exist (a budget counter, loaded from the ledger
+# first); then, for a lease: the concurrency limit, the lease id and its TTL in milliseconds.
+# A check refuses when `current + max(add, 1) > limit`: a request counter must have room for this
+# request, a token or cost counter must not be used up yet. Leases are a sorted set scored by
+# expiry (Redis's clock): expired ones are dropped, and a new one is added only while fewer than
+# the limit remain. Returns 0 when admitted (every `add` applied, the lease added), i when check i
+# (1-based) refused, -i when counter i is missing and must be seeded, n + 1 when the lease refused.
 ADMIT_SCRIPT = """
-local values = redis.call('MGET', unpack(KEYS))
-for i = 1, #KEYS do
-  local limit, add = tonumber(ARGV[4 * i - 3]), tonumber(ARGV[4 * i - 2])
+local n = tonumber(ARGV[1])
+local values = n > 0 and redis.call('MGET', unpack(KEYS, 1, n)) or {}
+for i = 1, n do
+  local limit, add = tonumber(ARGV[4 * i - 2]), tonumber(ARGV[4 * i - 1])
   local current = values[i]
   if current == false then
-    if ARGV[4 * i] == '1' then return -i end
+    if ARGV[4 * i + 1] == '1' then return -i end
     current = 0
   end
   if tonumber(current) + math.max(add, 1) > limit then return i end
 end
-for i = 1, #KEYS do
-  local add = tonumber(ARGV[4 * i - 2])
+local lease_key, now_ms, ttl_ms
+if #KEYS > n then
+  lease_key, ttl_ms = KEYS[n + 1], tonumber(ARGV[4 * n + 4])
+  local now = redis.call('TIME')
+  now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', lease_key, '-inf', now_ms)
+  if redis.call('ZCARD', lease_key) >= tonumber(ARGV[4 * n + 2]) then return n + 1 end
+end
+for i = 1, n do
+  local add = tonumber(ARGV[4 * i - 1])
   if add > 0 and redis.call('INCRBY', KEYS[i], add) == add then
-    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[4 * i - 1]))
+    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[4 * i]))
   end
 end
+if lease_key then
+  redis.call('ZADD', lease_key, now_ms + ttl_ms, ARGV[4 * n + 3])
+  redis.call('PEXPIRE', lease_key, ttl_ms)
+end
 return 0
+"""
+# After a request: KEYS are counters (then a lease set), ARGV the number of counters n, 3 values per
+# counter (amount, TTL in seconds, 1 when it must already exist), then the lease id. A counter that
+# must exist and does not is left missing (-1 in the reply) for the caller to reseed from the ledger:
+# adding one request's tokens to nothing would restart a month's total from that request.
+FINISH_SCRIPT = """
+local n = tonumber(ARGV[1])
+local totals = {}
+for i = 1, n do
+  local amount, ttl = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  if ARGV[3 * i + 1] == '1' and redis.call('EXISTS', KEYS[i]) == 0 then
+    totals[i] = -1
+  else
+    totals[i] = redis.call('INCRBY', KEYS[i], amount)
+    redis.call('EXPIRE', KEYS[i], ttl, 'NX')
+  end
+end
+if #KEYS > n then redis.call('ZREM', KEYS[n + 1], ARGV[3 * n + 2]) end
+return totals
+"""
+# Raise a counter to at least ARGV[1] (with TTL ARGV[2]); returns its value. Seeding never lowers a
+# counter, so two workers reseeding at once cannot undo each other's additions.
+SEED_SCRIPT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local value = tonumber(ARGV[1])
+if current < value then
+  redis.call('SET', KEYS[1], value, 'EX', tonumber(ARGV[2]))
+  return value
+end
+return current
 """
 
 
@@ -89,6 +137,8 @@ class LimitsConfig(BaseModel):
     socket_timeout_seconds: float = Field(0.25, gt=0)
     retry_after_error_seconds: float = Field(2.0, ge=0, description="How long to skip Redis after it failed.")
     key_prefix: str = "llm-tenants"
+    lease_seconds: float = Field(
+        30.0, ge=1, description="Concurrency leases expire this long after their gateway stopped refreshing them.")
 
 
 @dataclass(frozen=True)
@@ -124,15 +174,36 @@ class LimiterUnavailable(Exception):
     """Redis could not be asked (or was skipped after a recent failure)."""
 
 
+@dataclass(frozen=True)
+class Lease:
+    """One request's slot in its tenant's concurrency limit (a member of the lease set `key`)."""
+
+    key: str
+    id: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class Amount:
+    """What a finished request adds to one counter; `must_exist`: reseed rather than create it."""
+
+    key: str
+    value: int
+    ttl: int
+    must_exist: bool = False
+
+
 class SharedCounters:
-    """The Redis side: one atomic admission call, one pipelined increment after a request."""
+    """The Redis side: one atomic admission call before a request, one call after it."""
 
     def __init__(self, settings: LimitsConfig, on_error: Callable[[str], None] = lambda reason: None,
                  clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.socket_timeout_seconds,
                                           socket_connect_timeout=settings.socket_timeout_seconds)
-        self._script = self.redis.register_script(ADMIT_SCRIPT)
+        self._admit_script = self.redis.register_script(ADMIT_SCRIPT)
+        self._finish_script = self.redis.register_script(FINISH_SCRIPT)
+        self._seed_script = self.redis.register_script(SEED_SCRIPT)
         self._on_error = on_error
         self._clock = clock
         self._skip_until = 0.0
@@ -142,31 +213,60 @@ class SharedCounters:
     def key(self, *parts: object) -> str:
         return ":".join([self.settings.key_prefix, *(str(part) for part in parts)])
 
-    def admit(self, checks: list[Check]) -> Check | None:
-        """Increment every check's counter if all fit; else return the first check that refused."""
-        if not checks:
+    def admit(self, checks: list[Check], lease: Lease | None = None) -> Check | Lease | None:
+        """Apply every check's increment and take the lease if all fit; else return what refused
+        (the first check that did, or the lease)."""
+        if not checks and lease is None:
             return None
-        args: list[int] = []
+        keys = [check.key for check in checks]
+        args: list[object] = [len(checks)]
         for check in checks:
             args += [check.limit, check.add, check.ttl, int(check.must_exist)]
-        result = int(self._call(lambda: self._script(keys=[c.key for c in checks], args=args)))
+        if lease is not None:
+            keys.append(lease.key)
+            args += [lease.limit, lease.id, round(self.settings.lease_seconds * 1000)]
+        result = int(self._call(lambda: self._admit_script(keys=keys, args=args)))
         if result < 0:
             raise CounterMissing(checks[-result - 1])
+        if result == len(checks) + 1:
+            return lease
         return checks[result - 1] if result else None
 
-    def add(self, amounts: list[tuple[str, int, int]]) -> list[int]:
-        """INCRBY each (key, amount, ttl) in one round trip; returns the new values."""
-        def run() -> list[int]:
-            pipe = self.redis.pipeline(transaction=False)
-            for key, amount, ttl in amounts:
-                pipe.incrby(key, amount)
-                pipe.expire(key, ttl, nx=True)
-            return pipe.execute()[::2]
-        return self._call(run)
+    def finish(self, amounts: list[Amount], release: Lease | None = None) -> list[int | None]:
+        """Add each amount (one round trip) and give the lease back; returns the new totals, None for a
+        counter that must exist and was missing (reseed it from the ledger)."""
+        if not amounts and release is None:
+            return []
+        keys = [amount.key for amount in amounts]
+        args: list[object] = [len(amounts)]
+        for amount in amounts:
+            args += [amount.value, amount.ttl, int(amount.must_exist)]
+        if release is not None:
+            keys.append(release.key)
+            args.append(release.id)
+        totals = self._call(lambda: self._finish_script(keys=keys, args=args))
+        return [None if total < 0 else int(total) for total in totals]
 
-    def seed(self, key: str, value: int, ttl: int) -> None:
-        """Set a counter unless another worker already did (SET NX)."""
-        self._call(lambda: self.redis.set(key, value, ex=ttl, nx=True))
+    def seed(self, key: str, value: int, ttl: int) -> int:
+        """Raise a counter to at least `value` (never lower it); returns its value."""
+        return int(self._call(lambda: self._seed_script(keys=[key], args=[value, ttl])))
+
+    def refresh_leases(self, leases: list[Lease]) -> None:
+        """Push the expiry of leases still held (one round trip)."""
+        if not leases:
+            return
+        ttl_ms = round(self.settings.lease_seconds * 1000)
+
+        def run() -> None:
+            now_seconds, micros = self.redis.time()
+            expiry = now_seconds * 1000 + micros // 1000 + ttl_ms
+            pipe = self.redis.pipeline(transaction=False)
+            for lease in leases:
+                pipe.zadd(lease.key, {lease.id: expiry}, xx=True)
+                pipe.pexpire(lease.key, ttl_ms)
+            pipe.execute()
+
+        self._call(run)
 
     def _call(self, action: Callable):
         if self._clock() < self._skip_until:

@@ -1,15 +1,19 @@
-"""Tenant controls around each request: admission (rate limits and budgets, one Redis call)
-before the backend is called, and metering after it answers (the ledger row, the token and
-cost counters in Redis, the remaining-budget metric).
+"""Tenant controls around each request, chat and embeddings alike: admission (rate limits,
+budgets and the concurrency lease, one Redis call) before the backend is called, and metering
+after it answers (the ledger row, the token and cost counters in Redis, the lease given back,
+the remaining-budget metric).
 
-    meter = services.metering.admit(tenant, payload)   # raises a 429 Refusal
-    ... call the backend ...
-    meter.finish(backend, model, usage)                # the ledger row, before the answer's last byte
-    meter.update_counters()                            # Redis totals, once the answer is sent
+    meter = services.metering.admit(tenant, estimated_prompt_tokens, request_id)  # a 429 Refusal, or a Meter
+    ... call the backend (meter.call) ...
+    meter.finish(backend, model, usage)      # the ledger row, before the answer's last byte
+    meter.settle()                           # Redis totals and the lease, once the answer is sent
 
 The ledger row is the record and is written before the answer completes (durability); the
-Redis totals are derived from it (reloaded from the ledger when missing) and are updated
-right after the answer is sent, which keeps their round trip off the caller's latency.
+Redis totals are derived from it (reloaded from the ledger when missing, never recreated from
+one request's tokens) and are updated right after the answer is sent, which keeps their round
+trip off the caller's latency. A request that reached a backend is charged at least its
+prompt's (estimated) tokens, however it ended: a stream the caller closed before its first
+chunk included.
 
 With no `limits` in the gateway config nothing is enforced; with no `ledger` nothing is
 recorded: each part works without the other.
@@ -21,24 +25,25 @@ import json
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
 from llm_common.errors import ApiError, Refusal
-from llm_common.usage import estimate_prompt_tokens, estimate_text_tokens, token_counts
-from llm_gateway import budgets, limits
+from llm_common.tracing import new_request_id
+from llm_common.usage import estimate_text_tokens, token_counts
+from llm_gateway import budgets, concurrency, limits
 from llm_gateway.budgets import Budget
+from llm_gateway.concurrency import ConcurrencyLeases
 from llm_gateway.config import GatewayConfig, TenantRoute
-from llm_gateway.ledger import Ledger, UsageRecord, open_ledger
-from llm_gateway.limits import CounterMissing, LimiterUnavailable, SharedCounters
+from llm_gateway.ledger import DuplicateRecord, Ledger, UsageRecord, open_ledger
+from llm_gateway.limits import Amount, CounterMissing, Lease, LimiterUnavailable, SharedCounters
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.pricing import PriceTable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-REQUEST_ID_HEADER = "X-Request-Id"
+NO_BACKEND = "none"  # the ledger's backend of a request no backend answered
 
 
 def budget_of(tenant: TenantRoute) -> Budget:
@@ -46,7 +51,7 @@ def budget_of(tenant: TenantRoute) -> Budget:
 
 
 class Metering:
-    """Built once per gateway worker: the shared counters (Redis), the ledger and the prices."""
+    """Built once per gateway worker: the shared counters (Redis), the leases, the ledger and the prices."""
 
     def __init__(self, config: GatewayConfig, metrics: GatewayMetrics, *, prices: PriceTable | None = None,
                  clock: Callable[[], float] = time.time):
@@ -55,16 +60,19 @@ class Metering:
         self.deny_without_redis = config.limits is not None and config.limits.on_redis_error == "deny"
         self.counters = SharedCounters(config.limits) if config.limits is not None else None
         # Opened in the background: a gateway starting before its database waits for it (see /readyz).
+        self.leases = ConcurrencyLeases(self.counters) if self.counters is not None else None
         self.ledger: Ledger | None = open_ledger(config.ledger.url, background=True) if config.ledger is not None else None
         self._clock = clock
 
-    def admit(self, tenant: TenantRoute, payload: dict) -> "Meter":
+    def admit(self, tenant: TenantRoute, estimated_prompt_tokens: int, request_id: str | None = None) -> "Meter":
         """Admit one request of `tenant` or raise a Refusal (429, or 503 without Redis when set to deny)."""
+        lease = None
         if self.counters is not None:
-            self._admit(tenant, self._clock())
-        return Meter(self, tenant, estimate_prompt_tokens(payload.get("messages")))
+            lease = self._admit(tenant, self._clock(), self.leases.lease_for(tenant))
+        return Meter(self, tenant, estimated_prompt_tokens, request_id=request_id or new_request_id(), lease=lease)
 
-    def _admit(self, tenant: TenantRoute, now: float) -> None:
+    def _admit(self, tenant: TenantRoute, now: float, lease: Lease | None) -> Lease | None:
+        """Run the admission call; returns the lease when one was taken."""
         month = budgets.month_of(datetime.fromtimestamp(now, timezone.utc))
         checks = limits.rate_limit_checks(self.counters, tenant.name, tenant.rate_limits, now) \
             if tenant.rate_limits is not None else []
@@ -72,54 +80,87 @@ class Metering:
         try:
             for _ in range(3):  # a missing budget counter is seeded, then admission is asked again
                 try:
-                    refused = self.counters.admit(checks)
+                    refused = self.counters.admit(checks, lease)
                     break
                 except CounterMissing:
                     budgets.seed_from_ledger(self.counters, self.ledger, tenant.name, month)
             else:
-                refused = None
+                refused, lease = None, None
         except LimiterUnavailable:
             decision = "denied" if self.deny_without_redis else "allowed"
             self.metrics.limiter_unavailable.labels(tenant=tenant.name, decision=decision).inc()
             if self.deny_without_redis:
                 raise Refusal(503, "rate limits cannot be checked right now (their store is unreachable); retry soon",
                               reason="limiter_unavailable", headers={"Retry-After": "5"}) from None
-            return
-        if refused is not None:
-            raise limits.refusal(refused)
+            return None
+        if refused is None:
+            if lease is not None:
+                self.leases.held(lease)
+            return lease
+        if isinstance(refused, Lease):
+            raise concurrency.refusal(refused)
+        raise limits.refusal(refused)
 
     def record(self, tenant: TenantRoute, record: UsageRecord) -> None:
-        """Write the ledger row; returns once it is committed."""
+        """Write the ledger row; returns once it is committed. A request id already in the ledger (a caller
+        may send any well-formed X-Request-Id) is recorded under a suffixed id rather than lost."""
         if self.ledger is None:
             return
         try:
-            self.ledger.record(record)
+            try:
+                self.ledger.record(record)
+            except DuplicateRecord:
+                self.ledger.record(record.with_request_id(f"{record.request_id}.{new_request_id()[:8]}"))
         except Exception:  # the answer is already produced: keep serving, but loudly
             self.metrics.ledger_errors.labels(tenant=tenant.name).inc()
             log.exception("usage record %s of tenant %s could not be written", record.request_id, tenant.name)
 
-    def add_to_counters(self, tenant: TenantRoute, record: UsageRecord) -> None:
-        """Add a finished request's tokens and cost to the shared counters (tokens per minute, budgets)."""
-        if self.counters is None or not record.total_tokens:
+    def settle(self, tenant: TenantRoute, record: UsageRecord | None, lease: Lease | None) -> None:
+        """After the answer: add the request's tokens and cost to the shared counters (tokens per minute,
+        budgets) and give its lease back, in one round trip."""
+        if self.counters is None:
             return
-        now = self._clock()
-        month = budgets.month_of(datetime.fromtimestamp(now, timezone.utc))
-        budget = budget_of(tenant)
-        amounts = [(limits.tokens_key(self.counters, tenant.name, now), record.total_tokens, 120)]
-        if budget.enabled:
-            amounts += [(budgets.tokens_key(self.counters, tenant.name, month), record.total_tokens,
-                         budgets.MONTH_TTL_SECONDS),
-                        (budgets.cost_key(self.counters, tenant.name, month), round(record.cost_usd * budgets.NANO),
-                         budgets.MONTH_TTL_SECONDS)]
+        if lease is not None:
+            self.leases.released(lease)
+        amounts = self._amounts(tenant, record) if record is not None and record.total_tokens else []
+        if not amounts and lease is None:
+            return
         try:
-            totals = self.counters.add(amounts)
+            totals = self.counters.finish(amounts, release=lease)
+            if len(totals) == 3:  # the tenant has a budget: tokens per minute, month's tokens, month's cost
+                self._publish_remaining(tenant, totals[1], totals[2])
         except LimiterUnavailable:
             return  # counted and logged by SharedCounters; the ledger has the record
-        if budget.enabled:
-            for kind, value in budgets.remaining(budget, totals[1], totals[2]).items():
-                self.metrics.budget_remaining.labels(tenant=tenant.name, kind=kind).set(value)
+
+    def _amounts(self, tenant: TenantRoute, record: UsageRecord) -> list[Amount]:
+        now = self._clock()
+        amounts = [Amount(limits.tokens_key(self.counters, tenant.name, now), record.total_tokens, 120)]
+        if budget_of(tenant).enabled:
+            month = budgets.month_of(datetime.fromtimestamp(now, timezone.utc))
+            amounts += [Amount(budgets.tokens_key(self.counters, tenant.name, month), record.total_tokens,
+                               budgets.MONTH_TTL_SECONDS, must_exist=True),
+                        Amount(budgets.cost_key(self.counters, tenant.name, month),
+                               round(record.cost_usd * budgets.NANO), budgets.MONTH_TTL_SECONDS, must_exist=True)]
+        return amounts
+
+    def _publish_remaining(self, tenant: TenantRoute, tokens: int | None, nano_usd: int | None) -> None:
+        """Export what is left of the budget; a month's counter that was missing (Redis lost it) is
+        reloaded from the ledger, which already holds this request."""
+        if tokens is None or nano_usd is None:
+            month = budgets.month_of(datetime.fromtimestamp(self._clock(), timezone.utc))
+            try:
+                tokens, nano_usd = budgets.seed_from_ledger(self.counters, self.ledger, tenant.name, month)
+            except LimiterUnavailable:
+                return
+            except Exception:  # the ledger is unreachable: the next admission reseeds
+                log.exception("reloading the month's totals of tenant %s from the ledger failed", tenant.name)
+                return
+        for kind, value in budgets.remaining(budget_of(tenant), tokens, nano_usd).items():
+            self.metrics.budget_remaining.labels(tenant=tenant.name, kind=kind).set(value)
 
     def close(self) -> None:
+        if self.leases is not None:
+            self.leases.close()
         if self.counters is not None:
             self.counters.close()
         if self.ledger is not None:
@@ -128,30 +169,33 @@ class Metering:
 
 @dataclass
 class Meter:
-    """One admitted request, until it is recorded (exactly once)."""
+    """One admitted request, until it is recorded and settled (each exactly once)."""
 
     metering: Metering
     tenant: TenantRoute
     estimated_prompt_tokens: int
-    request_id: str = field(default_factory=lambda: "req-" + uuid.uuid4().hex)
+    request_id: str
+    lease: Lease | None = None
     started: float = field(default_factory=time.perf_counter)
     stream: bool = False
     include_usage_requested: bool = False
     _content_chunks: int = 0
     _usage: dict | None = None
     _finished: bool = False
+    _settled: bool = False
     _record: UsageRecord | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def finish(self, backend: str, model: str, usage: object, status: str = "ok",
-               completion_text: str | None = None) -> None:
-        """Record the request. Without a usage from the backend, the tokens are estimated."""
+               completion_text: str | None = None) -> UsageRecord | None:
+        """Record the request. Without a usage from the backend the tokens are estimated: the prompt
+        always (the backend read it), the completion from what was produced. Returns the record."""
         with self._lock:
             if self._finished:
-                return
+                return self._record
             self._finished = True
         tokens = dict(token_counts(usage))
-        estimated = not tokens and (status == "ok" or self._content_chunks > 0)
+        estimated = not tokens and backend != NO_BACKEND
         if estimated:
             completion = self._content_chunks if self.stream else estimate_text_tokens(completion_text or "")
             tokens = {"prompt": self.estimated_prompt_tokens, "completion": completion}
@@ -164,30 +208,33 @@ class Meter:
             latency_ms=round((time.perf_counter() - self.started) * 1000, 3), status=status, stream=self.stream,
             usage_estimated=estimated)
         self.metering.record(self.tenant, self._record)
+        return self._record
 
-    def update_counters(self) -> None:
-        """Once the answer is sent: add the recorded tokens and cost to the shared counters (once)."""
+    def settle(self) -> None:
+        """Once the answer is sent (or the request failed): counters and lease, once."""
         with self._lock:
-            record, self._record = self._record, None
-        if record is not None:
-            self.metering.add_to_counters(self.tenant, record)
+            if self._settled:
+                return
+            self._settled = True
+            record = self._record
+        self.metering.settle(self.tenant, record, self.lease)
 
     def call(self, action: Callable[[], T]) -> T:
         """Run the backend call; a failure (no backend answered) is recorded, then raised."""
         try:
             return action()
         except ApiError:
-            self.finish("none", self.tenant.model, None, status="upstream_error")
+            self.finish(NO_BACKEND, self.tenant.model, None, status="upstream_error")
             raise
 
-    def finish_completion(self, backend: str, model: str, content: bytes) -> None:
+    def finish_json(self, backend: str, model: str, content: bytes) -> UsageRecord | None:
         """Record a non-streamed answer from its JSON body (usage, or the text to estimate from)."""
         try:
-            completion = json.loads(content)
+            answer = json.loads(content)
         except ValueError:
-            completion = None
-        completion = completion if isinstance(completion, dict) else {}
-        self.finish(backend, model, completion.get("usage"), completion_text=_message_text(completion))
+            answer = None
+        answer = answer if isinstance(answer, dict) else {}
+        return self.finish(backend, model, answer.get("usage"), completion_text=_message_text(answer))
 
     # --- streams -------------------------------------------------------------------------------
 
@@ -219,8 +266,8 @@ class Meter:
             return None
         return data
 
-    def finish_stream(self, backend: str, model: str, status: str) -> None:
-        self.finish(backend, model, self._usage, status)
+    def finish_stream(self, backend: str, model: str, status: str) -> UsageRecord | None:
+        return self.finish(backend, model, self._usage, status)
 
 
 def _message_text(completion: dict) -> str:

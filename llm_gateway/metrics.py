@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from llm_common.metrics_registry import LATENCY_BUCKETS, MetricsRegistry
 from llm_common.openai_client import FAILURE_REASONS
-from llm_common.usage import TOKEN_KINDS, token_counts
+from llm_common.usage import TOKEN_KINDS
 from llm_gateway.config import TenantRoute
 from llm_gateway.pricing import PriceTable
 
@@ -87,15 +87,11 @@ class GatewayMetrics:
         for reason in FAILURE_REASONS:
             self.upstream_errors.labels(backend=backend, reason=reason)
 
-    def count_usage(self, tenant: str, backend: str, model: str, usage: dict | None) -> None:
-        """Add a backend's reported `usage` to the token and cost counters (absent usage adds nothing).
+    def count_tokens(self, tenant: str, backend: str, model: str, tokens: dict[str, int]) -> None:
+        """Add {"prompt": n, "completion": n} tokens, and their cost at the model's price, to the counters.
 
         `model` is the configured model name (bounded), not the one the backend echoes back.
         """
-        self.count_tokens(tenant, backend, model, dict(token_counts(usage)))
-
-    def count_tokens(self, tenant: str, backend: str, model: str, tokens: dict[str, int]) -> None:
-        """Add {"prompt": n, "completion": n} tokens, and their cost at the model's price, to the counters."""
         if not tokens:
             return
         for kind, count in tokens.items():

@@ -4,6 +4,11 @@
 that is not configured, or has no usable member right now, is skipped. A
 backend that fails before sending any byte hands the request to the next one.
 
+What a backend says about a request is the caller's, never the backend's health:
+a 4xx goes back to the caller (in the caller's terms; the backend's own text
+only to the log), and a 429 holds back only that tenant from that backend
+(`backoff.py`) while the backend keeps serving everyone else.
+
 Embeddings go to the platform's one embedding model when the config names one
 (`EmbeddingRoute`), whatever the tenant's chat backend; otherwise they follow
 the tenant's chat routing.
@@ -12,11 +17,13 @@ the tenant's chat routing.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from llm_common.errors import ApiError
 from llm_gateway.backends import BackendPool, ChatStream, UpstreamRejected, UpstreamReply, UpstreamUnavailable
+from llm_gateway.backoff import TenantBackoff
 from llm_gateway.config import TenantRoute
 from llm_gateway.metrics import GatewayMetrics
 
@@ -44,9 +51,10 @@ class EmbeddingRoute:
 
 class Router:
     def __init__(self, backends: dict[str, BackendPool], metrics: GatewayMetrics,
-                 embedding: EmbeddingRoute | None = None):
+                 embedding: EmbeddingRoute | None = None, backoff: TenantBackoff | None = None):
         self.backends = backends
         self.embedding = embedding
+        self.backoff = backoff or TenantBackoff()
         self._metrics = metrics
 
     def configured_for(self, tenant: TenantRoute) -> list[str]:
@@ -72,40 +80,82 @@ class Router:
 
     def _with_failover(self, tenant: TenantRoute, attempts: list[tuple[BackendPool, dict]],
                        call: Callable[[BackendPool, dict], T]) -> tuple[str, T]:
-        failures: list[UpstreamUnavailable] = []
+        failures: list[tuple[str, UpstreamUnavailable]] = []
+        waits: list[float] = []
         for backend, upstream_payload in attempts:
+            wait = self.backoff.remaining(tenant.name, backend.name)
+            if wait:
+                waits.append(wait)
+                continue
             try:
                 return backend.name, call(backend, upstream_payload)
             except UpstreamUnavailable as error:
                 log.warning("tenant %s: backend %s failed: %s", tenant.name, backend.name, error)
-                failures.append(error)
+                failures.append((backend.name, error))
             except UpstreamRejected as error:
-                raise ApiError(error.status, f"{backend.name}: {error.message}", code="upstream_rejected") from None
+                if not error.throttled:
+                    raise _rejected(tenant, backend.name, error) from None
+                waits.append(self.backoff.back_off(tenant.name, backend.name, error.retry_after))
+                self._metrics.upstream_errors.labels(backend=backend.name, reason="throttled").inc()
+                log.warning("tenant %s: backend %s asked it to slow down (429, Retry-After %s): %s",
+                            tenant.name, backend.name, error.retry_after, error)
+        if waits:
+            raise _throttled(min(waits))
         raise _exhausted(failures)
 
-    def chat(self, tenant: TenantRoute, payload: dict) -> tuple[str, UpstreamReply]:
+    def chat(self, tenant: TenantRoute, payload: dict, request_id: str | None = None) -> tuple[str, UpstreamReply]:
         return self._with_failover(tenant, self._tenant_attempts(tenant, payload),
-                                   lambda backend, p: backend.chat(p))
+                                   lambda backend, p: backend.chat(p, request_id))
 
-    def open_chat_stream(self, tenant: TenantRoute, payload: dict) -> tuple[str, ChatStream]:
+    def open_chat_stream(self, tenant: TenantRoute, payload: dict,
+                         request_id: str | None = None) -> tuple[str, ChatStream]:
         return self._with_failover(tenant, self._tenant_attempts(tenant, payload),
-                                   lambda backend, p: backend.open_chat_stream(p))
+                                   lambda backend, p: backend.open_chat_stream(p, request_id))
 
     def embedding_model_for(self, tenant: TenantRoute, backend: str) -> str:
         """The model that produced a tenant's embeddings on `backend` (for metrics and cost)."""
         return self.embedding.model if self.embedding is not None else self.model_for(tenant, backend)
 
-    def embeddings(self, tenant: TenantRoute, payload: dict) -> tuple[str, UpstreamReply]:
+    def embeddings(self, tenant: TenantRoute, payload: dict,
+                   request_id: str | None = None) -> tuple[str, UpstreamReply]:
         if self.embedding is None:
             attempts = self._tenant_attempts(tenant, payload)
         else:
             attempts = [(self.embedding.backend, self.embedding.upstream_payload(payload))]
-        return self._with_failover(tenant, attempts, lambda backend, p: backend.embeddings(p))
+        return self._with_failover(tenant, attempts, lambda backend, p: backend.embeddings(p, request_id))
 
 
-def _exhausted(failures: list[UpstreamUnavailable]) -> ApiError:
-    """502 when a backend answered with an error, 503 when none could be reached at all."""
-    detail = "; ".join(str(failure) for failure in failures)
-    if any(failure.status for failure in failures):
-        return ApiError(502, f"every backend failed: {detail}", code="upstream_error")
-    return ApiError(503, f"no backend available: {detail}", code="backend_unavailable")
+# What a backend's 4xx means for the caller: the status we answer and what we say. The backend's own
+# message stays in the log (it may name internal hosts, files or other details).
+_PLATFORM_SIDE = ("the {backend} backend refused the platform's request (HTTP {status}): the tenant's model or "
+                  "the platform's credentials for that backend look misconfigured; tell the platform operator "
+                  "this request id")
+_REJECTIONS = {
+    401: (502, _PLATFORM_SIDE), 403: (502, _PLATFORM_SIDE), 404: (502, _PLATFORM_SIDE), 407: (502, _PLATFORM_SIDE),
+    408: (504, "the {backend} backend timed out reading this request (HTTP 408); retry"),
+    413: (413, "the {backend} backend refused this request as too large (HTTP 413); send less"),
+}
+_CALLERS_REQUEST = ("the {backend} backend refused this request (HTTP {status}), e.g. a prompt longer than the "
+                    "model's context window or a value the model does not support; change the request")
+
+
+def _rejected(tenant: TenantRoute, backend: str, error: UpstreamRejected) -> ApiError:
+    log.warning("tenant %s: backend %s rejected the request: %s", tenant.name, backend, error)
+    status, message = _REJECTIONS.get(error.status, (error.status, _CALLERS_REQUEST))
+    return ApiError(status, message.format(backend=backend, status=error.status), code="backend_rejected_request")
+
+
+def _throttled(wait: float) -> ApiError:
+    seconds = max(1, math.ceil(wait))
+    return ApiError(429, f"the model backend asked this tenant to slow down; retry in {seconds} s",
+                    code="backend_rate_limited", headers={"Retry-After": str(seconds)})
+
+
+def _exhausted(failures: list[tuple[str, UpstreamUnavailable]]) -> ApiError:
+    """502 when a backend answered with an error, 503 when none could be reached (details: the log)."""
+    names = " and the ".join(dict.fromkeys(name for name, _ in failures)) or "model"
+    if any(failure.status for _, failure in failures):
+        return ApiError(502, f"the {names} backend failed to answer; retry, and if it persists tell the platform "
+                             "operator this request id", code="upstream_error")
+    return ApiError(503, f"the {names} backend is not available right now; retry shortly",
+                    code="backend_unavailable")

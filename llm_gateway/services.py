@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, SdkClient
+from llm_gateway.backends.outlier import OutlierPolicy
 from llm_gateway.config import EmbeddingsConfig, GatewayConfig, OpenAIConfig, PoolConfig
 from llm_gateway.metering import Metering
 from llm_gateway.metrics import GatewayMetrics
@@ -50,9 +51,11 @@ def embedding_route(embeddings: EmbeddingsConfig | None, backends: dict[str, Bac
 
 def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
     """A pool of the configured endpoints (with `discovery`: none until pool_discoveries() finds them)."""
-    return BackendPool(name, [pool_member(pool, url) for url in pool.endpoints], metrics,
-                       eject_cooldown=pool.eject_cooldown_seconds, health_path=pool.health_path,
-                       health_interval=pool.health_interval_seconds, unhealthy_threshold=pool.unhealthy_threshold)
+    outlier = OutlierPolicy(consecutive_failures=pool.consecutive_failures, eject_seconds=pool.eject_cooldown_seconds,
+                            max_ejection_percent=pool.max_ejection_percent)
+    return BackendPool(name, [pool_member(pool, url) for url in pool.endpoints], metrics, outlier=outlier,
+                       health_path=pool.health_path, health_interval=pool.health_interval_seconds,
+                       unhealthy_threshold=pool.unhealthy_threshold)
 
 
 def pool_member(pool: PoolConfig, url: str) -> PoolMember:
@@ -70,7 +73,8 @@ def pool_discoveries(config: GatewayConfig, backends: dict[str, BackendPool]) ->
 
 
 def _openai_backend(settings: OpenAIConfig, metrics: GatewayMetrics) -> BackendPool:
-    """OpenAI as a pool of one: passive ejection after a failure, no active probing of a paid API."""
+    """OpenAI as a pool of one: ejected only when it cannot be reached (never by 5xx or 429 answers),
+    no active probing of a paid API."""
     client = SdkClient(settings.base_url, settings.api_key, connect_timeout=settings.connect_timeout_seconds,
                        read_timeout=settings.read_timeout_seconds)
-    return BackendPool("openai", [PoolMember(settings.base_url, client)], metrics, eject_cooldown=10.0)
+    return BackendPool("openai", [PoolMember(settings.base_url, client)], metrics, outlier=OutlierPolicy())

@@ -101,7 +101,9 @@ def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict 
             {"name": spec.name, "backend": spec.backend, "model": spec.model,
              "openai_model": spec.openai_model, "max_tokens": spec.max_tokens,
              "monthly_budget_usd": spec.monthly_budget_usd, "key_sha256": [hash_gateway_key(keys[spec.name])],
-             "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget}
+             "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
+             "max_concurrent_requests": spec.max_concurrent_requests,
+             "allowed_request_extensions": spec.allowed_request_extensions}
             for spec in specs
         ],
         **(controls or {}),

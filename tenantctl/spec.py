@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.guardrails import Guardrails
 from llm_common.keys import check_sha256_digests
+from llm_common.request_contract import check_allowed_extensions
 from llm_gateway.limits import RateLimits
 
 SPEC_FILENAME = "terraform.tfvars.json"
@@ -97,6 +98,12 @@ class TenantSpec(_Strict):
         None, ge=1024, le=65535,
         description="Port of the tenant proxy in local mode; unset means the next free one from 5002.",
     )
+    # The request path (the gateway enforces both; see README "Tenant controls").
+    max_concurrent_requests: int | None = Field(
+        None, ge=1, le=10_000, description="Requests in progress at once across the gateways; unset: no limit.")
+    allowed_request_extensions: list[str] = Field(
+        default_factory=list, max_length=50,
+        description="Backend-specific request fields passed on (e.g. guided_json, top_k); empty: none.")
 
     @field_validator("name")
     @classmethod
@@ -114,6 +121,11 @@ class TenantSpec(_Strict):
     @classmethod
     def _hex_digests(cls, values: list[str]) -> list[str]:
         return check_sha256_digests(values)
+
+    @field_validator("allowed_request_extensions")
+    @classmethod
+    def _known_extensions(cls, values: list[str]) -> list[str]:
+        return check_allowed_extensions(values)
 
     @field_validator("system_prompt", "display_name", "industry")
     @classmethod

@@ -82,7 +82,7 @@ def proxy_app(gateway_url: str, **settings: Any) -> Flask:
 
 def stub_requests(stub_url: str, path: str = "/v1/chat/completions") -> list[dict]:
     """The bodies of the latest requests the stub received at `path`, oldest first."""
-    return [entry["body"] for entry in httpx.get(stub_url + "/requests").json() if entry["path"] == path]
+    return [entry["body"] for entry in httpx.get(stub_url + "/seen").json() if entry["path"] == path]
 
 
 def tenant_route(name: str, key: str, **fields: Any) -> dict:

@@ -1,11 +1,16 @@
 """`POST /v1/chat/completions` on a tenant URL, so the openai SDK works against a tenant.
 
-Same enforcement as `/ask`: the tenant's prompt goes first, caller system
-messages are refused, max_tokens is capped, and the model is the tenant's.
+The request contract (llm_common/request_contract.py) as the gateway applies it, with the
+proxy's stricter rule for the prompt: callers may not send `system`/`developer` messages at
+all, the tenant's prompt goes first, max tokens are capped, and the model is the tenant's.
+Backend extensions are type-checked here and allowed or refused by the gateway, which holds
+the tenant's `allowed_request_extensions`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Iterator
 
 from flask import Blueprint, Response, request
@@ -15,11 +20,13 @@ from app.metrics import ProxyMetrics
 from app.prompt import with_tenant_prompt
 from app.services import current_services
 from llm_common.errors import error_body
-from llm_common.json_body import read_json_object, validate_model
+from llm_common.json_body import contract_error, read_json_object
 from llm_common.openai_client import ChatStream
-from llm_common.schemas import ChatCompletionRequest
+from llm_common.request_contract import ChatPolicy, ContractViolation, apply_chat_contract
 from llm_common.sse import DONE, encode_event
+from llm_common.tracing import RequestRecord, current_record
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("openai_compat", __name__)
 
 
@@ -28,32 +35,55 @@ def chat_completions():
     services = current_services()
     config = services.config
     body = read_json_object(request, config.max_body_bytes)
-    chat = validate_model(ChatCompletionRequest, body)
-    payload = {
-        **body,
-        "messages": with_tenant_prompt(config.system_prompt, body["messages"]),
-        "max_tokens": min(chat.max_tokens or config.max_tokens, config.max_tokens),
-    }
-    payload.pop("model", None)
-    config.guardrails.check(payload["messages"], tools=[body.get("tools"), body.get("functions")])
+    try:
+        chat = apply_chat_contract(body, ChatPolicy(config.max_tokens, allowed_extensions=None))
+    except ContractViolation as violation:
+        raise contract_error(violation) from None
+    payload = {**chat.payload, "messages": with_tenant_prompt(config.system_prompt, chat.payload["messages"])}
+    config.guardrails.check(payload["messages"], tools=payload.get("tools"))
+    record = current_record()
     if chat.stream:
         stream = services.gateway.open_chat_stream(payload)
-        return Response(_relay(stream, services.metrics), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-LLM-Backend": stream.headers.get(BACKEND_HEADER, "")})
+        backend = stream.headers.get(BACKEND_HEADER, "")
+        _note_backend(record, backend)
+        response = Response(_relay(stream, services.metrics, record), mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-cache", "X-LLM-Backend": backend})
+        response.call_on_close(stream.close)
+        return response
     reply = services.gateway.chat(payload)
-    return Response(reply.content, mimetype="application/json",
-                    headers={"X-LLM-Backend": reply.headers.get(BACKEND_HEADER, "")})
+    backend = reply.headers.get(BACKEND_HEADER, "")
+    _note_backend(record, backend)
+    if record is not None:
+        record.count_usage(_usage_of(reply.content))
+    return Response(reply.content, mimetype="application/json", headers={"X-LLM-Backend": backend})
 
 
-def _relay(stream: ChatStream, metrics: ProxyMetrics) -> Iterator[bytes]:
+def _note_backend(record: RequestRecord | None, backend: str) -> None:
+    if record is not None:
+        record.backend = backend or None
+
+
+def _usage_of(content: bytes) -> object:
+    try:
+        return json.loads(content).get("usage")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _relay(stream: ChatStream, metrics: ProxyMetrics, record: RequestRecord | None) -> Iterator[bytes]:
     try:
         for data in stream:
             if data == DONE:
                 break
+            if record is not None and '"usage":{' in data:
+                record.count_usage(_usage_of(data.encode()))
             yield encode_event(data)
         yield encode_event(DONE)
     except Exception as error:
         metrics.count_gateway_error("stream_broken")
-        yield encode_event(error_body("upstream_error", f"gateway stream broke: {error}"))
+        request_id = record.request_id if record is not None else None
+        log.warning("[%s] the gateway stream broke: %s", request_id, error)
+        yield encode_event(error_body("upstream_error", "the gateway stream broke off before the answer was complete",
+                                      request_id=request_id))
     finally:
         stream.close()

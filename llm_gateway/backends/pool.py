@@ -1,11 +1,15 @@
 """A pool of OpenAI-compatible members with least-outstanding-requests routing.
 
 - Active health checks (optional): a daemon thread GETs each member's health
-  path every interval; a failing member is skipped until it passes again.
+  path every interval; a member failing `unhealthy_threshold` checks in a row is
+  skipped until one passes again.
   Without health checks (OpenAI) the thread only republishes each member's
   state, so `llm_gateway_pool_member_up` returns to 1 when an ejection ends.
-- Passive ejection: a member whose call fails before any byte was sent is
-  skipped for a cool-down, and the call is retried on another member.
+- Passive ejection (outlier detection, `outlier.py`): only on evidence of ill health
+  (connect failures, consecutive 5xx/timeouts); a 4xx never marks a member.
+- A request that could not reach a member (connect failure) is retried on the next
+  member; one that reached a member and failed there is not, so a request that
+  crashes a server cannot go on to crash the others.
 - Counts are per gateway worker process: each worker balances its own load.
 - Members may change while serving (`set_member_urls`, from pool_discovery.py): members that
   stay keep their counts and ejections.
@@ -21,7 +25,9 @@ from typing import Callable, TypeVar
 
 import httpx
 
-from llm_common.openai_client import ChatStream, OpenAICompatibleClient, UpstreamReply, UpstreamUnavailable
+from llm_common.openai_client import (ChatStream, OpenAICompatibleClient, UpstreamRejected, UpstreamReply,
+                                      UpstreamUnavailable)
+from llm_gateway.backends.outlier import OutlierDetector, OutlierPolicy
 from llm_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,7 @@ class PoolMember:
     client: OpenAICompatibleClient
     outstanding: int = 0
     failed_checks: int = 0
+    consecutive_failures: int = 0
     ejected_until: float = 0.0
     unhealthy_threshold: int = 1
 
@@ -50,12 +57,13 @@ class BackendPool:
     """One backend ('vllm' or 'openai') made of one or more members."""
 
     def __init__(self, name: str, members: list[PoolMember], metrics: GatewayMetrics, *,
-                 eject_cooldown: float, health_path: str | None = None, health_interval: float = 5.0,
-                 unhealthy_threshold: int = 2, clock: Callable[[], float] = time.monotonic):
+                 outlier: OutlierPolicy = OutlierPolicy(), health_path: str | None = None,
+                 health_interval: float = 5.0, unhealthy_threshold: int = 2,
+                 clock: Callable[[], float] = time.monotonic):
         self.name = name
         self.members = members
         self._metrics = metrics
-        self._eject_cooldown = eject_cooldown
+        self._outliers = OutlierDetector(outlier)
         self._health_path = health_path
         self._health_interval = health_interval
         self._clock = clock
@@ -85,19 +93,28 @@ class BackendPool:
         if not candidates:
             raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
         last_error: UpstreamUnavailable | None = None
+        tried = 0
         for member in candidates:
+            tried += 1
             self._adjust_outstanding(member, +1)
             started = self._clock()
             try:
                 result = attempt(member)
             except UpstreamUnavailable as error:
                 self._adjust_outstanding(member, -1)
-                self._eject(member, error)
+                self._failed(member, error)
                 last_error = error
-                continue
+                if error.reason == "connect":
+                    continue  # never reached the member: the next one may serve it
+                break
+            except UpstreamRejected:
+                self._adjust_outstanding(member, -1)
+                self._answered(member)
+                raise
             except BaseException:
                 self._adjust_outstanding(member, -1)
                 raise
+            self._answered(member)
             self._metrics.member_latency.labels(backend=self.name, member=member.url).observe(
                 self._clock() - started
             )
@@ -105,22 +122,20 @@ class BackendPool:
                 self._adjust_outstanding(member, -1)
             return result
         assert last_error is not None
-        raise UpstreamUnavailable(
-            f"{self.name}: all {len(candidates)} member(s) failed; last: {last_error}",
-            reason=last_error.reason, status=last_error.status,
-        )
+        raise UpstreamUnavailable(f"{self.name}: all {tried} member(s) failed; last: {last_error}",
+                                  reason=last_error.reason, status=last_error.status)
 
-    def chat(self, payload: dict) -> UpstreamReply:
-        return self._call(lambda member: member.client.chat(payload))
+    def chat(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
+        return self._call(lambda member: member.client.chat(payload, request_id))
 
-    def embeddings(self, payload: dict) -> UpstreamReply:
-        return self._call(lambda member: member.client.embeddings(payload))
+    def embeddings(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
+        return self._call(lambda member: member.client.embeddings(payload, request_id))
 
-    def open_chat_stream(self, payload: dict) -> ChatStream:
+    def open_chat_stream(self, payload: dict, request_id: str | None = None) -> ChatStream:
         """Open a stream on the least busy member; it stays 'outstanding' until the stream closes."""
 
         def attempt(member: PoolMember) -> ChatStream:
-            stream = member.client.open_chat_stream(payload)
+            stream = member.client.open_chat_stream(payload, request_id)
             stream.on_close.append(lambda: self._adjust_outstanding(member, -1))
             return stream
 
@@ -153,11 +168,26 @@ class BackendPool:
             member.outstanding += delta
         self._metrics.member_in_flight.labels(backend=self.name, member=member.url).inc(delta)
 
-    def _eject(self, member: PoolMember, error: UpstreamUnavailable) -> None:
-        member.ejected_until = self._clock() + self._eject_cooldown
+    def _answered(self, member: PoolMember) -> None:
+        if member.consecutive_failures:
+            with self._lock:
+                self._outliers.on_answer(member)
+
+    def _failed(self, member: PoolMember, error: UpstreamUnavailable) -> None:
         self._metrics.upstream_errors.labels(backend=self.name, reason=error.reason).inc()
-        self._publish_member(member)
-        log.warning("ejected %s member %s for %.0fs: %s", self.name, member.url, self._eject_cooldown, error)
+        now = self._clock()
+        with self._lock:
+            if error.reason == "connect":
+                ejected = self._outliers.on_connect_failure(member, now)
+            else:
+                ejected = self._outliers.on_failure(member, self.members, now)
+        if ejected:
+            self._publish_member(member)
+            log.warning("ejected %s member %s for %.0fs: %s", self.name, member.url,
+                        self._outliers.policy.eject_seconds, error)
+        else:
+            log.warning("%s member %s failed (%d in a row): %s", self.name, member.url,
+                        member.consecutive_failures, error)
 
     def _publish_member(self, member: PoolMember) -> None:
         self._metrics.member_up.labels(backend=self.name, member=member.url).set(

@@ -11,7 +11,7 @@ final `[DONE]`), so a gateway killed right after answering has already recorded 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 COLUMNS = ("request_id", "created_at", "tenant", "model", "backend", "prompt_tokens", "completion_tokens",
@@ -48,6 +48,9 @@ class UsageRecord:
     def values(self) -> tuple:
         return tuple(getattr(self, column) for column in COLUMNS)
 
+    def with_request_id(self, request_id: str) -> "UsageRecord":
+        return replace(self, request_id=request_id)
+
 
 @dataclass(frozen=True)
 class UsageTotals:
@@ -65,12 +68,16 @@ class LedgerError(RuntimeError):
     """The ledger URL is wrong or the store cannot be reached."""
 
 
+class DuplicateRecord(LedgerError):
+    """A record with this request id is already in the ledger (nothing was written)."""
+
+
 class Ledger(ABC):
     """A durable store of UsageRecords. Safe to share between the threads of one process."""
 
     @abstractmethod
     def record(self, record: UsageRecord) -> None:
-        """Store one record durably; returns once it is committed."""
+        """Store one record durably; returns once it is committed. DuplicateRecord if its id is taken."""
 
     @abstractmethod
     def totals(self, tenant: str, since: datetime | None = None) -> UsageTotals:

@@ -21,8 +21,8 @@ from datetime import datetime
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from llm_gateway.ledger import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, Ledger, LedgerError, UsageRecord,
-                                UsageTotals, totals_from_row)
+from llm_gateway.ledger import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, DuplicateRecord, Ledger, LedgerError,
+                                UsageRecord, UsageTotals, totals_from_row)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_records (
@@ -97,7 +97,10 @@ class PostgresLedger(Ledger):
 
     def record(self, record: UsageRecord) -> None:
         with self._connection() as connection:
-            connection.execute(INSERT_SQL, record.values())
+            try:
+                connection.execute(INSERT_SQL, record.values())
+            except psycopg.errors.UniqueViolation:
+                raise DuplicateRecord(record.request_id) from None
 
     def totals(self, tenant: str, since: datetime | None = None) -> UsageTotals:
         with self._connection() as connection:

@@ -13,8 +13,8 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from llm_gateway.ledger import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, Ledger, LedgerError, UsageRecord,
-                                UsageTotals, totals_from_row)
+from llm_gateway.ledger import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, DuplicateRecord, Ledger, LedgerError,
+                                UsageRecord, UsageTotals, totals_from_row)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_records (
@@ -71,8 +71,11 @@ class SqliteLedger(Ledger):
     def record(self, record: UsageRecord) -> None:
         values = list(record.values())
         values[1] = _timestamp(record.created_at)
-        self._connection.execute(
-            f"INSERT INTO usage_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", values)
+        try:
+            self._connection.execute(
+                f"INSERT INTO usage_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", values)
+        except sqlite3.IntegrityError:
+            raise DuplicateRecord(record.request_id) from None
 
     def totals(self, tenant: str, since: datetime | None = None) -> UsageTotals:
         row = self._connection.execute(TOTALS_SQL.format(p="?"), (tenant, _timestamp(since or EPOCH))).fetchone()

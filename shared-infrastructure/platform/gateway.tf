@@ -6,6 +6,7 @@
 locals {
   gateway_name     = "llm-gateway"
   gateway_port     = 8080
+  gateway_metrics  = 9464 # /metrics only here (METRICS_PORT); only Prometheus may reach it
   gateway_selector = { "app.kubernetes.io/name" = local.gateway_name }
   gateway_labels   = merge(local.common_labels, local.gateway_selector, { "app.kubernetes.io/component" = "gateway" })
   openai_enabled   = nonsensitive(var.openai.api_key != "")
@@ -96,7 +97,7 @@ resource "kubectl_manifest" "gateway_deployment" {
         metadata = {
           labels = local.gateway_labels
           annotations = merge(local.scrape_annotations, {
-            "prometheus.io/port" = tostring(local.gateway_port)
+            "prometheus.io/port" = tostring(local.gateway_metrics)
             # The gateway reads its config once: a change rolls the Pods.
             "llm-tenants.io/config-sha256" = sha256(jsonencode(local.gateway_config))
           })
@@ -113,11 +114,12 @@ resource "kubectl_manifest" "gateway_deployment" {
             name    = "gateway"
             image   = var.platform_image
             command = ["gunicorn", "-c", "python:llm_common.gunicorn_conf", "llm_gateway:build_from_environment()"]
-            ports   = [{ name = "http", containerPort = local.gateway_port }]
+            ports   = [{ name = "http", containerPort = local.gateway_port }, { name = "metrics", containerPort = local.gateway_metrics }]
             env = concat(
               [
                 { name = "LLM_GATEWAY_CONFIG", value = "/etc/llm-gateway/gateway.json" },
                 { name = "BIND", value = "0.0.0.0:${local.gateway_port}" },
+                { name = "METRICS_PORT", value = tostring(local.gateway_metrics) },
                 { name = "WEB_CONCURRENCY", value = tostring(var.gateway.workers) },
                 { name = "PROMETHEUS_MULTIPROC_DIR", value = "/tmp/metrics" },
                 { name = "LLM_LEDGER_URL_FILE", value = "/etc/llm-gateway/ledger/dsn" },
@@ -171,7 +173,8 @@ resource "kubectl_manifest" "gateway_service" {
   depends_on = [kubectl_manifest.namespace]
 }
 
-# Only tenant namespaces (and this one, for Prometheus) may call the gateway.
+# Tenant namespaces and this one may call the gateway's API; only Prometheus may read its metrics
+# (every tenant's usage and remaining budget), which it serves on their own port.
 resource "kubectl_manifest" "gateway_network_policy" {
   yaml_body = yamlencode({
     apiVersion = "networking.k8s.io/v1"
@@ -180,13 +183,19 @@ resource "kubectl_manifest" "gateway_network_policy" {
     spec = {
       podSelector = { matchLabels = local.gateway_selector }
       policyTypes = ["Ingress"]
-      ingress = [{
-        from = [
-          { namespaceSelector = { matchExpressions = [{ key = "llm-tenants.io/tenant", operator = "Exists" }] } },
-          { podSelector = {} },
-        ]
-        ports = [{ protocol = "TCP", port = local.gateway_port }]
-      }]
+      ingress = [
+        {
+          from = [
+            { namespaceSelector = { matchExpressions = [{ key = "llm-tenants.io/tenant", operator = "Exists" }] } },
+            { podSelector = {} },
+          ]
+          ports = [{ protocol = "TCP", port = local.gateway_port }]
+        },
+        {
+          from  = [{ podSelector = { matchLabels = local.prometheus_selector } }]
+          ports = [{ protocol = "TCP", port = local.gateway_metrics }]
+        },
+      ]
     }
   })
   depends_on = [kubectl_manifest.namespace]

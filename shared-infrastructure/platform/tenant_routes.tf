@@ -29,6 +29,11 @@ locals {
           rate_limits          = { type = "object", "x-kubernetes-preserve-unknown-fields" = true }
           monthly_token_budget = { type = "integer", minimum = 1 }
           monthly_budget_usd   = { type = "number", exclusiveMinimum = true, minimum = 0 }
+          max_concurrent_requests = { type = "integer", minimum = 1 }
+          allowed_request_extensions = {
+            type  = "array"
+            items = { type = "string", minLength = 1 }
+          }
         }
       }
     }

@@ -20,11 +20,14 @@ module "tenant" {
     model        = var.model
     openai_model = var.openai_model
     max_tokens   = var.max_tokens
+
+    allowed_request_extensions = var.allowed_request_extensions
   }
   limits = {
-    rate_limits          = var.rate_limits
-    monthly_token_budget = var.monthly_token_budget
-    monthly_budget_usd   = var.monthly_budget_usd
+    rate_limits             = var.rate_limits
+    monthly_token_budget    = var.monthly_token_budget
+    monthly_budget_usd      = var.monthly_budget_usd
+    max_concurrent_requests = var.max_concurrent_requests
   }
   previous_gateway_key_sha256 = var.previous_gateway_key_sha256
   proxy_policy = {

@@ -197,6 +197,23 @@ variable "admin_key_sha256" {
   }
 }
 
+variable "max_concurrent_requests" {
+  type        = number
+  description = "Requests of this tenant in progress at once, across every gateway replica; over it the gateway answers 429 (concurrency_limit_exceeded). null: no limit."
+  default     = null
+
+  validation {
+    condition     = var.max_concurrent_requests == null || try(var.max_concurrent_requests >= 1 && var.max_concurrent_requests <= 10000 && floor(var.max_concurrent_requests) == var.max_concurrent_requests, false)
+    error_message = "max_concurrent_requests: must be a whole number from 1 to 10000."
+  }
+}
+
+variable "allowed_request_extensions" {
+  type        = list(string)
+  description = "Backend-specific request fields the gateway passes on for this tenant (e.g. guided_json, top_k; the list is in llm_common/request_contract.py); any other unknown field is refused with a 400."
+  default     = []
+}
+
 variable "local_port" {
   type        = number
   description = "Port of the tenant proxy in local mode (`tenantctl up`); not used on a cluster."

@@ -44,7 +44,8 @@ def test_unknown_or_missing_key_is_401(gateway, headers, code):
     response = chat(gateway, headers)
     assert response.status_code == 401
     assert response.json()["error"] == {"type": "authentication_error", "code": code,
-                                        "message": response.json()["error"]["message"]}
+                                        "message": response.json()["error"]["message"],
+                                        "request_id": response.headers["X-Request-Id"]}
 
 
 def test_tenant_comes_from_the_key_not_from_headers_or_body(platform, gateway):
@@ -54,11 +55,13 @@ def test_tenant_comes_from_the_key_not_from_headers_or_body(platform, gateway):
                             tenant="closed-ai")
 
     before = closed_ai_requests()
-    response = chat(gateway, {**auth(platform, "closed-ai"), "X-Tenant-Id": "acme-corp"},
-                    user="acme-corp", tenant="acme-corp", max_tokens=300)
+    response = chat(gateway, {**auth(platform, "closed-ai"), "X-Tenant-Id": "acme-corp"}, user="acme-corp",
+                    max_tokens=300)
     assert response.status_code == 200, response.text
     assert response.json()["usage"]["completion_tokens"] <= 128  # closed-ai's cap, not acme-corp's 256
     assert closed_ai_requests() == before + 1
+    forged = chat(gateway, auth(platform, "closed-ai"), tenant="acme-corp")  # not a field the contract knows
+    assert forged.status_code == 400 and forged.json()["error"]["message"].startswith("tenant:")
 
 
 def test_model_is_the_tenants_whatever_the_caller_asks(platform, gateway):
@@ -91,6 +94,11 @@ BAD_BODIES = [
     ("content wrong type", {"json": {"messages": [{"role": "user", "content": 5}]}}, 400),
     ("stream wrong type", {"json": {"messages": [{"role": "user", "content": "hi"}], "stream": "no"}}, 400),
     ("max_tokens zero", {"json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}}, 400),
+    ("several answers", {"json": {"messages": [{"role": "user", "content": "hi"}], "n": 4}}, 400),
+    ("lone surrogate", {"content": b'{"messages": [{"role": "user", "content": "\\ud800"}]}',
+                        "headers": {"Content-Type": "application/json"}}, 400),
+    ("deep nesting", {"content": b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                      "headers": {"Content-Type": "application/json"}}, 400),
     ("form body", {"content": b"a=b", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415),
 ]
 
@@ -100,7 +108,7 @@ def test_bad_bodies(platform, gateway, label, kwargs, status):
     headers = {**auth(platform, "acme-corp"), **kwargs.pop("headers", {})}
     response = httpx.post(gateway + "/v1/chat/completions", headers=headers, timeout=30, **kwargs)
     assert response.status_code == status, response.text
-    assert set(response.json()["error"]) == {"type", "message", "code"}
+    assert set(response.json()["error"]) == {"type", "message", "code", "request_id"}
 
 
 def test_metrics_exposition(platform, gateway):
@@ -217,3 +225,61 @@ def test_openapi_document_describes_the_routes(gateway):
     assert set(chat_operation["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
     assert "messages" in document["components"]["schemas"]["ChatCompletionRequest"]["required"]
     assert chat_operation["security"] == [{"bearer": []}]
+
+
+# -- The request contract against the real model server ------------------------------------------------
+
+def model_server_answers(platform) -> bool:
+    return platform.platform.process("model-server").is_running()
+
+
+@pytest.mark.parametrize("route", ["gateway", "proxy"])
+def test_a_field_that_crashes_the_model_server_is_refused_and_every_tenant_is_still_served(platform, route):
+    """`"grammar": "x"` used to reach llama.cpp's server and kill it, for every tenant."""
+    url = platform.gateway_url if route == "gateway" else platform.tenant_urls["acme-corp"]
+    headers = auth(platform, "acme-corp") if route == "gateway" else {}
+    response = chat(url, headers, grammar="x")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "unsupported_parameter"
+    assert response.json()["error"]["message"].startswith("grammar:")
+    assert model_server_answers(platform)
+    answer = platform.ask("closed-ai", question="Which company do you work for?", max_tokens=8)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("alias", ["max_completion_tokens", "n_predict"])
+def test_no_max_tokens_alias_passes_the_tenants_cap(platform, gateway, alias):
+    """vLLM honours max_completion_tokens over max_tokens, llama.cpp reads n_predict: none may pass the cap."""
+    body = {"messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}], alias: 2000,
+            "temperature": 0}
+    response = httpx.post(gateway + "/v1/chat/completions", json=body, headers=auth(platform, "closed-ai"),
+                          timeout=300)
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] <= 128  # closed-ai's max_tokens
+
+
+def test_a_request_the_model_rejects_is_the_callers_and_the_pool_keeps_serving(platform, gateway):
+    """A prompt longer than the model's context window: llama.cpp answers 400. The caller gets a 400 in its own
+    terms; the pool member is not ejected, so the other tenant is served at once."""
+    for _ in range(6):  # past any consecutive-failure threshold
+        response = chat(gateway, auth(platform, "acme-corp"), messages=[{"role": "user", "content": "word " * 5000}])
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "backend_rejected_request"
+        assert "127.0.0.1" not in response.text
+    text = httpx.get(gateway + "/metrics").text
+    assert metric_value(text, "llm_gateway_pool_member_up", backend="vllm") == 1
+    assert chat(gateway, auth(platform, "closed-ai")).status_code == 200
+
+
+def test_embeddings_are_in_the_ledger(platform, gateway):
+    response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "closed-ai"), timeout=60,
+                          json={"input": ["How do I file a claim?", "What does my policy cover?"]})
+    assert response.status_code == 200, response.text
+    ledger = open_ledger(platform.platform.ledger_url)
+    try:
+        (row,) = [row for row in ledger.recent("closed-ai", limit=50)
+                  if row.request_id == response.headers["X-Request-Id"]]
+    finally:
+        ledger.close()
+    assert (row.backend, row.model, row.status, row.completion_tokens) == ("embeddings", "all-minilm-l6-v2", "ok", 0)
+    assert row.prompt_tokens == response.json()["usage"]["prompt_tokens"] > 0

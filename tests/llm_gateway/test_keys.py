@@ -25,10 +25,12 @@ FORGED_HEADERS = {"X-Tenant-Id": "acme-corp", "X-Tenant": "acme-corp", "X-Forwar
 
 
 def test_forged_headers_and_fields_never_change_who_is_charged(platform):
-    response = chat(platform.gateway_url, platform.keys["closed-ai"], headers=FORGED_HEADERS,
-                    tenant="acme-corp", user="acme-corp", metadata={"tenant": "acme-corp"})
+    response = chat(platform.gateway_url, platform.keys["closed-ai"], headers=FORGED_HEADERS, user="acme-corp")
     assert response.status_code == 200, response.text
     assert ledger_row(platform, response.headers["X-Request-Id"]).tenant == "closed-ai"
+    for forged in ({"tenant": "acme-corp"}, {"metadata": {"tenant": "acme-corp"}}):  # fields the contract refuses
+        refused = chat(platform.gateway_url, platform.keys["closed-ai"], headers=FORGED_HEADERS, **forged)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "unsupported_parameter"
 
 
 def test_one_tenants_key_never_acts_as_another(platform):
@@ -41,7 +43,7 @@ def test_one_tenants_key_never_acts_as_another(platform):
 
 def test_through_the_proxy_the_prompt_and_the_charge_stay_the_tenants(platform):
     body = {"messages": [{"role": "user", "content": "Which company do you work for?"}], "max_tokens": 30,
-            "temperature": 0, "seed": 7, "tenant": "closed-ai", "user": "closed-ai"}
+            "temperature": 0, "seed": 7, "user": "closed-ai"}
     response = httpx.post(platform.tenant_urls["acme-corp"] + "/v1/chat/completions", json=body, timeout=120,
                           headers={"X-Tenant-Id": "closed-ai", "Authorization": "Bearer " + platform.keys["closed-ai"]})
     assert response.status_code == 200, response.text

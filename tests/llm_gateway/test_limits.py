@@ -8,7 +8,8 @@ import uuid
 import httpx
 import pytest
 
-from llm_gateway.limits import LimitsConfig, RateLimits, SharedCounters, rate_limit_checks, tokens_key, window
+from llm_gateway.limits import (Amount, LimitsConfig, RateLimits, SharedCounters, rate_limit_checks, tokens_key,
+                                window)
 from tenantctl import launchers
 from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value,
                            tenant_route)
@@ -48,9 +49,9 @@ def test_tokens_per_minute_refuse_once_used_up(counters):
     start = 3600 * 3000.0
     limits = RateLimits(requests_per_minute=100, requests_per_hour=100, tokens_per_minute=100)
     assert admitted(counters, start, limits) is None
-    counters.add([(tokens_key(counters, "t", start), 99, 120)])
+    counters.finish([Amount(tokens_key(counters, "t", start), 99, 120)])
     assert admitted(counters, start, limits) is None
-    counters.add([(tokens_key(counters, "t", start), 1, 120)])
+    counters.finish([Amount(tokens_key(counters, "t", start), 1, 120)])
     assert admitted(counters, start + 1, limits) == "rate_limit_tokens_per_minute"
     assert admitted(counters, start + 60, limits) is None
 
@@ -77,7 +78,8 @@ def test_over_the_limit_is_a_429_with_retry_after(process_group, tmp_path, stub_
     assert statuses[:3] == [200, 200, 200] and statuses[3] == refused.status_code == 429
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert refused.json()["error"] == {"type": "rate_limit_error", "code": "rate_limit_requests_per_minute",
-                                       "message": refused.json()["error"]["message"]}
+                                       "message": refused.json()["error"]["message"],
+                                       "request_id": refused.headers["X-Request-Id"]}
     metrics = httpx.get(gateway + "/metrics").text
     refusals = metric_value(metrics, "llm_gateway_refusals_total", tenant="t1", reason="rate_limit_requests_per_minute")
     assert refusals == 2

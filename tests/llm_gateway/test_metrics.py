@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
+import pytest
+
 from llm_gateway import create_app
 from llm_gateway.auth import hash_gateway_key
 from llm_gateway.config import GatewayConfig, OpenAIConfig, PoolConfig, TenantRoute
-from tests.helpers import free_port, metric_value
+from tenantctl import launchers
+from tests.helpers import chat, controlled_gateway_config, free_port, metric_value, tenant_route
 
 
 def test_known_tenants_have_their_series_at_zero_from_the_start():
@@ -31,3 +35,24 @@ def test_known_tenants_have_their_series_at_zero_from_the_start():
     assert metric_value(text, "llm_gateway_tenant_monthly_budget_usd", tenant="only-vllm") == 5
     assert 'llm_gateway_tenant_monthly_budget_usd{tenant="both"}' not in text  # no budget, no series
     assert 'route="/metrics"' not in text and 'route="/healthz"' not in text
+
+
+@pytest.mark.e2e
+def test_with_a_metrics_port_only_that_port_serves_metrics_and_nothing_else(process_group, tmp_path, stub_url):
+    """On a cluster the gateway serves /metrics (every tenant's usage and budget) on its own port, which the
+    platform's NetworkPolicy opens to Prometheus alone; the API port tenants reach has no /metrics."""
+    api_port, metrics_port = free_port(), free_port()
+    config = controlled_gateway_config([tenant_route("t", "k")], stub_url)
+    process_group(launchers.gateway(config, api_port, tmp_path, workers=2,
+                                    extra_env={"METRICS_PORT": str(metrics_port)}))
+    api, metrics = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{metrics_port}"
+    assert chat(api, "k").status_code == 200
+    assert httpx.get(api + "/metrics").status_code == 404
+    assert httpx.get(api + "/metrics", headers={"Host": f"127.0.0.1:{metrics_port}"}).status_code == 404
+    scraped = httpx.get(metrics + "/metrics")
+    assert scraped.status_code == 200
+    assert metric_value(scraped.text, "llm_gateway_requests_total", tenant="t", status="200") == 1
+    assert httpx.post(metrics + "/v1/chat/completions", json={}, headers={"Authorization": "Bearer k"}).status_code \
+        == 404
+    assert httpx.get(metrics + "/healthz").status_code == 404
+    assert httpx.get(api + "/healthz").status_code == 200

@@ -9,6 +9,7 @@ import pytest
 
 from llm_common.metrics_registry import MetricsRegistry
 from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, UpstreamUnavailable
+from llm_gateway.backends.outlier import OutlierPolicy
 from llm_gateway.metrics import GatewayMetrics
 from tests.helpers import free_port
 
@@ -26,7 +27,7 @@ def make_pool(count: int, clock: FakeClock) -> BackendPool:
     for _ in range(count):
         url = f"http://127.0.0.1:{free_port()}"
         members.append(PoolMember(url, HttpxClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1)))
-    return BackendPool("vllm", members, GatewayMetrics(MetricsRegistry(None)), eject_cooldown=10,
+    return BackendPool("vllm", members, GatewayMetrics(MetricsRegistry(None)), outlier=OutlierPolicy(eject_seconds=10),
                        health_path="/health", unhealthy_threshold=2, clock=clock)
 
 
@@ -65,7 +66,7 @@ def test_member_up_returns_to_1_after_the_cool_down_without_health_checks():
     metrics = GatewayMetrics(MetricsRegistry(None))
     url = f"http://127.0.0.1:{free_port()}"
     pool = BackendPool("openai", [PoolMember(url, HttpxClient(url, "x", connect_timeout=0.2, read_timeout=1))],
-                       metrics, eject_cooldown=10, health_interval=0.05, clock=clock)
+                       metrics, outlier=OutlierPolicy(eject_seconds=10), health_interval=0.05, clock=clock)
 
     def member_up() -> float:
         return metrics.member_up.labels(backend="openai", member=url)._value.get()

@@ -9,6 +9,7 @@ from kubernetes import client
 
 from llm_common.metrics_registry import MetricsRegistry
 from llm_gateway.backends import BackendPool, HttpxClient, PoolMember
+from llm_gateway.backends.outlier import OutlierPolicy
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.pool_discovery import ready_member_urls
 
@@ -37,7 +38,7 @@ def member(url: str) -> PoolMember:
 
 
 def test_members_that_stay_keep_their_state_when_the_pods_change():
-    pool = BackendPool("vllm", [], GatewayMetrics(MetricsRegistry(None)), eject_cooldown=10, health_path="/health")
+    pool = BackendPool("vllm", [], GatewayMetrics(MetricsRegistry(None)), outlier=OutlierPolicy(eject_seconds=10), health_path="/health")
     assert not pool.is_available()  # no Pod ready yet: requests get a clear 503, readiness is not affected
 
     pool.set_member_urls(["http://10.0.0.1:8000", "http://10.0.0.2:8000"], member)

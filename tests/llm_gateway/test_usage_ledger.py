@@ -15,7 +15,8 @@ import redis
 from llm_gateway.ledger import open_ledger
 from tenantctl import launchers
 from tenantctl.cli import main as tenantctl
-from tests.helpers import chat, controlled_gateway_config, free_port, metric_value, streamed_chunks, tenant_route
+from tests.helpers import (chat, controlled_gateway_config, free_port, metric_value, streamed_chunks, tenant_route,
+                           wait_for)
 
 STUB_TOKENS = 17  # the stub's usage: 10 prompt + 7 completion
 KEY = "k-ledger"
@@ -147,3 +148,69 @@ def test_tenantctl_usage_prints_totals_remaining_budget_and_rows(process_group, 
     assert tenantctl(["--tenants-dir", str(tmp_path / "tenants"), "usage", tenant, "--ledger", ledger_url,
                       "--since", "2999-01-01"]) == 0
     assert "requests 0" in capsys.readouterr().out
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own, so flushing it touches no other test's counters."""
+    process = launchers.redis_server(free_port(), tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    process.start()
+    try:
+        process.wait_healthy(30)
+        yield process.health_url
+    finally:
+        process.stop()
+
+
+def test_redis_flushed_mid_stream_never_lowers_the_months_total(process_group, tmp_path, stub_url, own_redis,
+                                                                 ledger_url):
+    """Before the fix, the stream's end INCRBY'd the vanished month counter back into existence from its own
+    17 tokens, and the next request sailed under a budget that was already spent."""
+    tenant = tenant_name()
+    served = gateway(process_group, tmp_path, stub_url, own_redis, ledger_url, tenant, monthly_token_budget=40)
+    assert [chat(served.url, KEY).status_code for _ in range(2)] == [200, 200]  # 34 tokens used
+    body = {"messages": [{"role": "user", "content": "stub-fault:hold:1"}], "max_tokens": 5, "stream": True}
+    with httpx.stream("POST", served.url + "/v1/chat/completions", json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {KEY}"}) as stream:
+        assert stream.status_code == 200  # admitted at 34 < 40
+        lines = stream.iter_lines()
+        assert next(lines).startswith("data: ")  # the first chunk; the stub holds the rest for a second
+        client = redis.Redis.from_url(own_redis)
+        client.flushall()
+        assert [line for line in lines if line][-1] == "data: [DONE]"
+    assert wait_for(lambda: month_tokens(client, tenant), 30, "the month's counter") == 3 * STUB_TOKENS  # not 17
+    refused = chat(served.url, KEY)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "monthly_token_budget"
+
+
+def month_tokens(client: redis.Redis, tenant: str) -> int | None:
+    """This month's token counter of the tenant in Redis (None when missing)."""
+    keys = client.keys(f"llm-tenants:budget:{tenant}:*:tokens")
+    return int(client.get(keys[0])) if keys else None
+
+
+def test_embeddings_are_admitted_limited_and_budgeted_like_completions(process_group, tmp_path, stub_url,
+                                                                       own_redis, ledger_url):
+    tenant = tenant_name()
+    served = gateway(process_group, tmp_path, stub_url, own_redis, ledger_url, tenant, monthly_token_budget=20,
+                     rate_limits={"requests_per_minute": 1000, "requests_per_hour": 1000, "tokens_per_minute": 10**6})
+
+    def embed() -> httpx.Response:
+        return httpx.post(served.url + "/v1/embeddings", json={"input": ["a", "b", "c"]}, timeout=30,
+                          headers={"Authorization": f"Bearer {KEY}"})
+
+    first = embed()
+    assert first.status_code == 200, first.text  # 9 tokens
+    assert chat(served.url, KEY).status_code == 200  # 17 more: 26 of 20 used
+    client = redis.Redis.from_url(own_redis)
+    wait_for(lambda: month_tokens(client, tenant) == 26, 30, "both requests counted")
+    refused = embed()
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "monthly_token_budget"
+    ledger = open_ledger(ledger_url)
+    try:
+        (row,) = [row for row in ledger.recent(tenant) if row.request_id == first.headers["X-Request-Id"]]
+    finally:
+        ledger.close()
+    assert (row.prompt_tokens, row.completion_tokens, row.backend, row.status) == (9, 0, "vllm", "ok")
+    assert row.cost_usd == pytest.approx(9 * 1000 / 1e6)

@@ -182,3 +182,19 @@ def test_redis_and_the_ledger_database_are_reachable_only_from_the_gateway(api, 
     assert {e.name: e.value for e in container(gateway).env}["LLM_LEDGER_URL_FILE"] == "/etc/llm-gateway/ledger/dsn"
     volumes = {v.name: v for v in gateway.spec.template.spec.volumes}
     assert volumes["ledger"].secret.secret_name == "llm-gateway-ledger"
+
+
+def test_only_prometheus_may_read_the_gateways_metrics(api, cluster_platform):
+    """The gateway's /metrics (every tenant's usage and remaining budget) is served on its own port, which
+    only Prometheus may reach; tenant namespaces reach the API port alone."""
+    deployment = api["apps"].read_namespaced_deployment("llm-gateway", NAMESPACE)
+    gateway = container(deployment)
+    assert {e.name: e.value for e in gateway.env}["METRICS_PORT"] == "9464"
+    assert {p.name: p.container_port for p in gateway.ports} == {"http": 8080, "metrics": 9464}
+    assert deployment.spec.template.metadata.annotations["prometheus.io/port"] == "9464"
+    net = client.NetworkingV1Api(cluster_platform.control_plane.api_client())
+    api_rule, metrics_rule = net.read_namespaced_network_policy("llm-gateway-ingress", NAMESPACE).spec.ingress
+    assert [p.port for p in api_rule.ports] == [8080]
+    assert [p.port for p in metrics_rule.ports] == [9464]
+    assert [peer.pod_selector.match_labels for peer in metrics_rule._from] == [{"app.kubernetes.io/name": "prometheus"}]
+    assert all(peer.namespace_selector is None for peer in metrics_rule._from)

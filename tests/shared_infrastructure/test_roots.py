@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from llm_common.request_contract import ALLOWABLE_EXTENSIONS
 from tenantctl.spec import SpecError, load_tenant_spec
 from tenantctl.terraform import Terraform, TerraformError
 from tests.helpers import REPO_ROOT, TENANTS_DIR, repository_copy
@@ -78,7 +79,20 @@ BAD_SPECS = {
     "admin key not a hash": ({"admin_key_sha256": ["secret-key"]}, "admin_key_sha256: at most 20 entries"),
     "back-reference in a pattern": ({"guardrails": {"sensitive_patterns": [{"name": "repeats", "pattern": "(\\d)\\1"}]}},
                                     "guardrails: every pattern and regex must be a valid RE2 regular expression"),
+    "zero concurrency": ({"max_concurrent_requests": 0}, "max_concurrent_requests: must be a whole number"),
+    "prompt-changing extension": ({"allowed_request_extensions": ["chat_template"]},
+                                  "allowed_request_extensions: each entry must be a known backend extension"),
+    "unknown extension": ({"allowed_request_extensions": ["top_k", "warp_speed"]},
+                          "allowed_request_extensions: each entry must be a known backend extension"),
 }
+
+
+def test_the_modules_extension_list_is_the_request_contracts():
+    """Terraform checks allowed_request_extensions against the same list the gateway enforces."""
+    variables = (SHARED / "modules" / "tenant" / "variables.tf").read_text()
+    block = variables[variables.index("allowed_request_extensions : contains(["):]
+    listed = re.findall(r'"([a-z_]+)"', block[: block.index("], name)")])
+    assert sorted(listed) == sorted(ALLOWABLE_EXTENSIONS)
 
 
 @pytest.mark.parametrize("change,message", BAD_SPECS.values(), ids=BAD_SPECS.keys())

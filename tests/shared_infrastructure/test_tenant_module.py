@@ -77,7 +77,10 @@ def test_prompt_key_and_gateway_route(cluster_platform, admin, tenant):
     assert route["spec"] == {"backend": spec.backend, "model": spec.model, "openai_model": spec.openai_model,
                              "max_tokens": spec.max_tokens, "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
                              "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
-                             "monthly_budget_usd": spec.monthly_budget_usd}
+                             "monthly_budget_usd": spec.monthly_budget_usd,
+                             "allowed_request_extensions": spec.allowed_request_extensions,
+                             **({"max_concurrent_requests": spec.max_concurrent_requests}
+                                if spec.max_concurrent_requests is not None else {})}
     assert key not in json.dumps(route)
 
 

@@ -58,6 +58,9 @@ locals {
     rate_limits          = var.limits.rate_limits
     monthly_token_budget = var.limits.monthly_token_budget
     monthly_budget_usd   = var.limits.monthly_budget_usd
+    # The request path (llm_gateway/concurrency.py, llm_common/request_contract.py).
+    max_concurrent_requests    = var.limits.max_concurrent_requests
+    allowed_request_extensions = var.route.allowed_request_extensions
   } : field => value if value != null }
 
   # 2 x 122 random bits from uuid(); generated once, kept in state (see terraform_data.gateway_key).

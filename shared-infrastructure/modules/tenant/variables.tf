@@ -41,8 +41,10 @@ variable "route" {
     model        = string
     openai_model = string
     max_tokens   = number
+
+    allowed_request_extensions = optional(list(string), [])
   })
-  description = "How the shared gateway serves this tenant: backend (openai, vllm or auto = vLLM with OpenAI failover), model names and the max_tokens cap."
+  description = "How the shared gateway serves this tenant: backend (openai, vllm or auto = vLLM with OpenAI failover), model names, the max_tokens cap, and the backend-specific request fields it passes on (allowed_request_extensions)."
 
   validation {
     condition     = contains(["openai", "vllm", "auto"], var.route.backend)
@@ -51,6 +53,18 @@ variable "route" {
   validation {
     condition     = var.route.max_tokens >= 1 && floor(var.route.max_tokens) == var.route.max_tokens
     error_message = "max_tokens: must be a positive whole number."
+  }
+  validation {
+    # Keep in step with ALLOWABLE_EXTENSIONS in llm_common/request_contract.py (a test compares them).
+    condition = length(distinct(var.route.allowed_request_extensions)) == length(var.route.allowed_request_extensions) && alltrue([
+      for name in var.route.allowed_request_extensions : contains([
+        "grammar", "guided_choice", "guided_decoding_backend", "guided_grammar", "guided_json", "guided_regex",
+        "guided_whitespace_pattern", "ignore_eos", "include_stop_str_in_output", "length_penalty", "min_p",
+        "min_tokens", "mirostat_eta", "mirostat_mode", "mirostat_tau", "repeat_penalty", "repetition_penalty",
+        "skip_special_tokens", "spaces_between_special_tokens", "stop_token_ids", "top_k", "typical_p",
+      ], name)
+    ])
+    error_message = "allowed_request_extensions: each entry must be a known backend extension, listed once (see llm_common/request_contract.py: ALLOWABLE_EXTENSIONS); fields that can change the prompt, such as chat_template, are never allowed."
   }
 }
 
@@ -63,8 +77,10 @@ variable "limits" {
     })
     monthly_token_budget = optional(number)
     monthly_budget_usd   = optional(number)
+
+    max_concurrent_requests = optional(number)
   })
-  description = "What the shared gateway enforces for this tenant (written into its route): rate limits, and monthly budgets in tokens and in estimated US dollars (null: no budget)."
+  description = "What the shared gateway enforces for this tenant (written into its route): rate limits, monthly budgets in tokens and in estimated US dollars (null: no budget), and requests in progress at once (null: no limit)."
 
   validation {
     condition     = alltrue([for value in values(var.limits.rate_limits) : value >= 1 && floor(value) == value])
@@ -77,6 +93,10 @@ variable "limits" {
   validation {
     condition     = var.limits.monthly_budget_usd == null || try(var.limits.monthly_budget_usd > 0, false)
     error_message = "monthly_budget_usd: must be > 0 (or null)."
+  }
+  validation {
+    condition     = var.limits.max_concurrent_requests == null || try(var.limits.max_concurrent_requests >= 1 && floor(var.limits.max_concurrent_requests) == var.limits.max_concurrent_requests, false)
+    error_message = "max_concurrent_requests: must be a whole number >= 1 (or null)."
   }
 }
 

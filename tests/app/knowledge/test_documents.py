@@ -133,7 +133,7 @@ def test_unknown_documents_and_bad_searches(platform, method, path, body, status
     response = httpx.request(method, platform.tenant_urls["acme-corp"] + path, json=body, timeout=30,
                              headers=platform.admin_headers("acme-corp"))
     assert response.status_code == status, response.text
-    assert set(response.json()["error"]) == {"type", "message", "code"}
+    assert set(response.json()["error"]) == {"type", "message", "code", "request_id"}
 
 
 def test_a_proxy_without_knowledge_dir_answers_without_documents(platform, process_group, tmp_path):
