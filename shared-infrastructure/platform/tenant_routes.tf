@@ -26,9 +26,9 @@ locals {
             minItems = 1
             items    = { type = "string", pattern = "^[0-9a-f]{64}$" }
           }
-          rate_limits          = { type = "object", "x-kubernetes-preserve-unknown-fields" = true }
-          monthly_token_budget = { type = "integer", minimum = 1 }
-          monthly_budget_usd   = { type = "number", exclusiveMinimum = true, minimum = 0 }
+          rate_limits             = { type = "object", "x-kubernetes-preserve-unknown-fields" = true }
+          monthly_token_budget    = { type = "integer", minimum = 1 }
+          monthly_budget_usd      = { type = "number", exclusiveMinimum = true, minimum = 0 }
           max_concurrent_requests = { type = "integer", minimum = 1 }
           allowed_request_extensions = {
             type  = "array"
