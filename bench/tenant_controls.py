@@ -54,6 +54,7 @@ from llm_gateway.metrics import GatewayMetrics  # noqa: E402
 from llm_common.metrics_registry import MetricsRegistry  # noqa: E402
 from tenantctl import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
+from tenantctl.spec import load_tenant_spec  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 BODY = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
@@ -150,6 +151,14 @@ def request_checks(iterations: int) -> dict:
     policy = ChatPolicy(256, frozenset(), caller_sends_system=True)
     return timed(lambda: estimate_request_prompt_tokens(apply_chat_contract(parse_json_object(raw), policy).payload),
                  iterations)
+
+
+def proxy_guardrails(iterations: int) -> dict:
+    """closed-ai's guardrails (app/guardrails.py: Unicode normalization, then its RE2 patterns, refusal rules and
+    blocked topics) on a typical question: the CPU the proxy spends checking what a caller sent."""
+    guardrails = load_tenant_spec(REPO / "tenants" / "closed-ai" / "terraform.tfvars.json").guardrails
+    messages = [{"role": "user", "content": "How do I rotate the API keys of our staging environment safely?"}]
+    return timed(lambda: guardrails.check(messages), iterations)
 
 
 def request_log_line(iterations: int) -> dict:
@@ -274,6 +283,7 @@ def main() -> None:
                                                                             lease=False)
         alone["request checks (parse, contract, prompt estimate)"] = request_checks(args.iterations)
         alone["request id and JSON log line"] = request_log_line(args.iterations)
+        alone["proxy guardrails (normalization + RE2 rules, closed-ai's spec)"] = proxy_guardrails(args.iterations)
         alone["redis PING alone (the floor of one round trip)"] = redis_ping(redis_url, args.iterations)
     finally:
         for process in reversed(processes):
