@@ -22,11 +22,13 @@ LEASE_SECONDS = 2
 
 
 def gateways(process_group, tmp_path, backend_url: str, redis_url: str, limit: int, count: int = 2,
-             health_path: str = "/health", **route) -> list:
+             health_path: str = "/health", api_key: str | None = None, **route) -> list:
     config = controlled_gateway_config(
         [tenant_route("busy", BUSY, max_concurrent_requests=limit, **route), tenant_route("calm", CALM, **route)],
         backend_url, redis_url, limits={"key_prefix": f"cc-{uuid.uuid4().hex}", "lease_seconds": LEASE_SECONDS})
     config["pool"]["health_path"] = health_path
+    if api_key is not None:
+        config["pool"]["api_key"] = api_key
     started = []
     for index in range(count):
         port = free_port()
@@ -95,12 +97,13 @@ def test_a_long_stream_keeps_its_lease_and_a_killed_gateways_leases_lapse(proces
     wait_for(lambda: chat(second, BUSY).status_code == 200, 10 * LEASE_SECONDS, "the dead gateway's lease to lapse")
 
 
-def test_at_the_limit_on_the_real_model_the_other_tenant_is_served(process_group, tmp_path, model_url, redis_url):
+def test_at_the_limit_on_the_real_model_the_other_tenant_is_served(process_group, tmp_path, model_url, model_api_key,
+                                                                  redis_url):
     """The real model server: one long stream holds acme's only slot; acme's next request is refused at
     once while closed's is answered."""
     (_, gateway), = gateways(process_group, tmp_path, model_url, redis_url, limit=1, count=1,
-                             health_path=launchers.EMBEDDED_MODEL_HEALTH_PATH, model=launchers.EMBEDDED_MODEL_NAME,
-                             max_tokens=256)
+                             health_path=launchers.EMBEDDED_MODEL_HEALTH_PATH, api_key=model_api_key,
+                             model=launchers.EMBEDDED_MODEL_NAME, max_tokens=256)
     body = {"messages": [{"role": "user", "content": "Count from 1 to 200, one number per line."}],
             "stream": True, "max_tokens": 256}
     with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=120,
