@@ -6,6 +6,7 @@ lost its counters."""
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 
 import httpx
@@ -153,12 +154,13 @@ def test_tenantctl_usage_prints_totals_remaining_budget_and_rows(process_group, 
 @pytest.fixture
 def own_redis(tmp_path):
     """A Redis of this test's own, so flushing it touches no other test's counters."""
-    process = launchers.redis_server(free_port(), tmp_path / "redis")
+    port, password = free_port(), secrets.token_urlsafe(16)
     (tmp_path / "redis").mkdir()
+    process = launchers.redis_server(port, tmp_path / "redis", password=password)
     process.start()
     try:
         process.wait_healthy(30)
-        yield process.health_url
+        yield launchers.redis_url("127.0.0.1", port, password)
     finally:
         process.stop()
 
