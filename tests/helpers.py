@@ -8,9 +8,10 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 from flask import Flask
@@ -22,7 +23,7 @@ from llm_gateway.auth import hash_gateway_key
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
 from tenantctl.processes import ManagedProcess, free_port
-from tenantctl.spec import TenantSpec, discover_tenant_specs
+from tenantctl.spec import SPEC_FILENAME, TenantSpec, discover_tenant_specs
 from tenantctl.terraform import Terraform
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -217,6 +218,17 @@ class ClusterPlatform:
 
     def terraform(self, root: Path) -> Terraform:
         return Terraform(root, variables=self.variables())
+
+    @contextmanager
+    def spec_changed(self, tenant: str, **changes: Any) -> Iterator[Path]:
+        """The tenant's spec with `changes` for the duration of the block (the spec is its root's only input)."""
+        spec_file = self.tenants_dir / tenant / SPEC_FILENAME
+        original = spec_file.read_text()
+        spec_file.write_text(json.dumps({**json.loads(original), **changes}))
+        try:
+            yield spec_file
+        finally:
+            spec_file.write_text(original)
 
     def apply_platform(self) -> None:
         self._apply("platform", self.platform_dir)
