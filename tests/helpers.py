@@ -20,6 +20,7 @@ from kubernetes import client, config
 from app import create_app
 from app.config import ProxyConfig
 from llm_gateway.auth import hash_gateway_key
+from llm_gateway.limits import RateLimits
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
 from tenantctl.processes import ManagedProcess, free_port
@@ -118,19 +119,23 @@ def streamed_chunks(response: httpx.Response) -> list[dict | str]:
 
 
 def away_from_a_minute_boundary(margin: float = 8.0) -> None:
-    """Rate limit windows are fixed minutes: wait until the next one starts if this one ends within `margin` s,
-    so a short burst of requests falls in one window."""
-    left = 60 - time.time() % 60
-    if left < margin:
-        time.sleep(left + 0.05)
+    """Rate limit windows are fixed minutes: wait until the current one has `margin` s left (the next one
+    starts if this one ends sooner), so a short burst of requests falls in one window."""
+    wait_for(lambda: 60 - time.time() % 60 >= margin, timeout=margin + 5, what="a rate-limit minute with time left")
 
 
-# The test platforms give the example tenants a monthly budget, as `monthly_budget_usd` in a spec would.
+# The shared test platforms' tenant controls are set here, on purpose, not taken from the example specs: rate
+# and concurrency limits no sequence of tests reaches (so no answer depends on test order; a test about a limit
+# starts a gateway of its own with the limit it needs), no token budget, and the dollar budgets the dashboard
+# tests read back.
 TEST_BUDGETS_USD = {"acme-corp": 50.0, "closed-ai": 20.0}
+TEST_RATE_LIMITS = RateLimits(requests_per_minute=100_000, requests_per_hour=1_000_000, tokens_per_minute=100_000_000)
 
 
 def specs_on_free_ports() -> list[TenantSpec]:
-    return [spec.model_copy(update={"local_port": free_port(), "monthly_budget_usd": TEST_BUDGETS_USD[spec.name]})
+    return [spec.model_copy(update={"local_port": free_port(), "monthly_budget_usd": TEST_BUDGETS_USD[spec.name],
+                                    "rate_limits": TEST_RATE_LIMITS, "monthly_token_budget": None,
+                                    "max_concurrent_requests": None})
             for spec in discover_tenant_specs(TENANTS_DIR)]
 
 
