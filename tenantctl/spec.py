@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from app.guardrails import Guardrails
 from llm_common.keys import check_sha256_digests
@@ -47,24 +48,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _kubernetes_quantity(pattern: re.Pattern, kind: str, examples: str, positive: bool = False) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value) or (positive and _is_zero(value)):
+            raise ValueError(f"must be a {'positive ' if positive else ''}Kubernetes {kind} quantity such as {examples}")
+        return value
+
+    return AfterValidator(check)
+
+
+CpuQuantity = Annotated[str, _kubernetes_quantity(KUBERNETES_CPU_PATTERN, "CPU", "'100m'")]
+MemoryQuantity = Annotated[str, _kubernetes_quantity(KUBERNETES_MEMORY_PATTERN, "memory", "'256Mi'")]
+
+
 class Quota(_Strict):
-    cpu: str = Field("2", description="Namespace CPU limit, Kubernetes quantity (e.g. 2, 500m).")
-    memory: str = Field("4Gi", description="Namespace memory limit, Kubernetes quantity (e.g. 4Gi).")
+    cpu: Annotated[str, _kubernetes_quantity(KUBERNETES_CPU_PATTERN, "CPU", "'2' or '500m'", positive=True)] = Field(
+        "2", description="Namespace CPU limit, Kubernetes quantity (e.g. 2, 500m).")
+    memory: Annotated[str, _kubernetes_quantity(KUBERNETES_MEMORY_PATTERN, "memory", "'4Gi' or '512Mi'",
+                                                positive=True)] = Field(
+        "4Gi", description="Namespace memory limit, Kubernetes quantity (e.g. 4Gi).")
     pods: int = Field(10, ge=1, le=1000, description="Maximum number of pods in the namespace.")
-
-    @field_validator("cpu")
-    @classmethod
-    def _cpu_quantity(cls, value: str) -> str:
-        if not KUBERNETES_CPU_PATTERN.match(value) or _is_zero(value):
-            raise ValueError("must be a positive Kubernetes CPU quantity such as '2' or '500m'")
-        return value
-
-    @field_validator("memory")
-    @classmethod
-    def _memory_quantity(cls, value: str) -> str:
-        if not KUBERNETES_MEMORY_PATTERN.match(value) or _is_zero(value):
-            raise ValueError("must be a positive Kubernetes memory quantity such as '4Gi' or '512Mi'")
-        return value
 
 
 class ProxyDeployment(_Strict):
@@ -72,40 +75,19 @@ class ProxyDeployment(_Strict):
 
     replicas: int = Field(1, ge=0, le=100, description="More than one needs ReadWriteMany knowledge storage.")
     workers: int = Field(2, ge=1, le=32, description="gunicorn workers per Pod.")
-    cpu_request: str = "100m"
-    memory_request: str = "256Mi"
-    cpu_limit: str = "500m"
-    memory_limit: str = "512Mi"
-
-    @field_validator("cpu_request", "cpu_limit")
-    @classmethod
-    def _cpu_quantity(cls, value: str) -> str:
-        if not KUBERNETES_CPU_PATTERN.match(value):
-            raise ValueError("must be a Kubernetes CPU quantity such as '100m'")
-        return value
-
-    @field_validator("memory_request", "memory_limit")
-    @classmethod
-    def _memory_quantity(cls, value: str) -> str:
-        if not KUBERNETES_MEMORY_PATTERN.match(value):
-            raise ValueError("must be a Kubernetes memory quantity such as '256Mi'")
-        return value
+    cpu_request: CpuQuantity = "100m"
+    memory_request: MemoryQuantity = "256Mi"
+    cpu_limit: CpuQuantity = "500m"
+    memory_limit: MemoryQuantity = "512Mi"
 
 
 class KnowledgeStorage(_Strict):
     """The PersistentVolumeClaim with the tenant's document index (on a cluster)."""
 
-    size: str = "1Gi"
+    size: MemoryQuantity = "1Gi"
     storage_class: str | None = Field(None, description="unset: the cluster's default StorageClass")
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
         "ReadWriteOnce", description="fixed by the first apply: a claim's access mode cannot change")
-
-    @field_validator("size")
-    @classmethod
-    def _size_quantity(cls, value: str) -> str:
-        if not KUBERNETES_MEMORY_PATTERN.match(value):
-            raise ValueError("must be a Kubernetes memory quantity such as '1Gi'")
-        return value
 
 
 class TenantSpec(_Strict):

@@ -46,14 +46,14 @@ def processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):
-    """Poll until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
+def wait_for(predicate, timeout: float = 60, what: str = "condition", interval: float = 0.2):
+    """Poll every `interval` s until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
