@@ -53,7 +53,7 @@ variable "spec" {
     ingress_namespace           = optional(string, "ingress-nginx")
     previous_gateway_key_sha256 = optional(list(string), [])
   })
-  description = "The tenant spec; README \"The tenant spec\" documents each field."
+  description = "The tenant spec; README \"Tenants\" documents each field."
 
   validation {
     condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$", var.spec.name))
