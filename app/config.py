@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.guardrails import Guardrails
 from llm_common.keys import check_sha256_digests
+from llm_common.pydantic_errors import problems
 
 CONFIG_PATH_ENV = "TENANT_PROXY_CONFIG"
 ENV_FIELDS = {
@@ -115,10 +116,7 @@ def load_proxy_config(environ: Mapping[str, str] = os.environ) -> ProxyConfig:
     try:
         return ProxyConfig.model_validate(document)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {'; '.join(problems(error))}") from None
 
 
 def _read_policy_file(path: str) -> dict:

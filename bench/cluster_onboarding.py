@@ -58,7 +58,7 @@ def proxy_memory(api: client.ApiClient) -> dict[str, int]:
 
 
 def tenant_spec(name: str) -> dict:
-    template = json.loads((REPO / "tenants" / "acme-corp" / "terraform.tfvars.json").read_text())
+    template = json.loads((REPO / "tenants" / "acme-corp" / "tenant.json").read_text())
     return {**template, "name": name, "display_name": name.title(), "local_port": None,
             "system_prompt": f"You are the assistant of {name.title()}. You work for {name.title()}."}
 

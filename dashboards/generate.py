@@ -1,9 +1,12 @@
-"""Write the committed dashboard JSON (`dashboards/generated/`), or check that it is current.
+"""Write the committed dashboard JSON (`dashboards/generated/`), check that it is current, or render
+one tenant's dashboard.
 
-    python -m dashboards [--check] [--tenants-dir tenants]      (also: tenantctl dashboards)
+    python -m dashboards [--check | --tenant NAME]      (also: tenantctl dashboards)
 
-Files: platform-overview.json, tenants-comparison.json, tenant-template.json (the tenant
-name is the placeholder __TENANT__, for Terraform) and tenant-<name>.json per tenant spec.
+Committed: platform-overview.json, tenants-comparison.json and tenant-template.json, where the tenant
+name is the placeholder __TENANT__. A tenant's own dashboard is that template with its name put in,
+as the Terraform tenant module does it (`tenant_dashboard_json`, `--tenant NAME`); it is rendered
+when needed, not committed.
 """
 
 from __future__ import annotations
@@ -16,28 +19,26 @@ from dashboards import GENERATED_DIR, TENANT_PLACEHOLDER
 from dashboards.grafana import render
 from dashboards.panels import platform_overview, tenant_dashboard, tenants_comparison
 
-TENANT_FILE_PREFIX = "tenant-"
 TEMPLATE_FILE = "tenant-template.json"
 
 
-def tenant_file(tenant: str) -> str:
-    return f"{TENANT_FILE_PREFIX}{tenant}.json"
-
-
-def rendered_files(tenants: list[str]) -> dict[str, str]:
-    """File name -> JSON text for every generated dashboard."""
-    files = {
+def rendered_files() -> dict[str, str]:
+    """File name -> JSON text for every committed dashboard."""
+    return {
         "platform-overview.json": render(platform_overview()),
         "tenants-comparison.json": render(tenants_comparison()),
         TEMPLATE_FILE: render(tenant_dashboard(TENANT_PLACEHOLDER)),
     }
-    files.update({tenant_file(tenant): render(tenant_dashboard(tenant)) for tenant in tenants})
-    return files
 
 
-def differences(tenants: list[str], directory: Path = GENERATED_DIR) -> list[str]:
+def tenant_dashboard_json(tenant: str, directory: Path = GENERATED_DIR) -> str:
+    """The tenant's dashboard: the committed template with its name, exactly as Terraform renders it."""
+    return (directory / TEMPLATE_FILE).read_text(encoding="utf-8").replace(TENANT_PLACEHOLDER, tenant)
+
+
+def differences(directory: Path = GENERATED_DIR) -> list[str]:
     """What is missing, outdated or left over in `directory`, compared with freshly rendered files."""
-    wanted = rendered_files(tenants)
+    wanted = rendered_files()
     problems = []
     for name, text in wanted.items():
         path = directory / name
@@ -45,14 +46,14 @@ def differences(tenants: list[str], directory: Path = GENERATED_DIR) -> list[str
             problems.append(f"{path}: missing")
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"{path}: outdated")
-    problems += [f"{path}: no such tenant any more" for path in _leftovers(directory, wanted)]
+    problems += [f"{path}: not generated (any more)" for path in _leftovers(directory, wanted)]
     return problems
 
 
-def write(tenants: list[str], directory: Path = GENERATED_DIR) -> list[Path]:
-    """Write every dashboard (and remove those of tenants that are gone); returns the changed files."""
+def write(directory: Path = GENERATED_DIR) -> list[Path]:
+    """Write every dashboard (and remove files that are not generated); returns the changed files."""
     directory.mkdir(parents=True, exist_ok=True)
-    wanted = rendered_files(tenants)
+    wanted = rendered_files()
     changed = []
     for name, text in wanted.items():
         path = directory / name
@@ -66,13 +67,16 @@ def write(tenants: list[str], directory: Path = GENERATED_DIR) -> list[Path]:
 
 
 def _leftovers(directory: Path, wanted: dict[str, str]) -> list[Path]:
-    return sorted(path for path in directory.glob(f"{TENANT_FILE_PREFIX}*.json") if path.name not in wanted)
+    return sorted(path for path in directory.glob("*.json") if path.name not in wanted)
 
 
-def run(tenants: list[str], check: bool, directory: Path = GENERATED_DIR) -> int:
+def run(check: bool, tenant: str | None = None, directory: Path = GENERATED_DIR) -> int:
     """The command behind `python -m dashboards` and `tenantctl dashboards`."""
+    if tenant is not None:
+        print(tenant_dashboard_json(tenant, directory), end="")
+        return 0
     if check:
-        problems = differences(tenants, directory)
+        problems = differences(directory)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -80,21 +84,20 @@ def run(tenants: list[str], check: bool, directory: Path = GENERATED_DIR) -> int
             return 1
         print(f"dashboards in {directory} are up to date")
         return 0
-    changed = write(tenants, directory)
+    changed = write(directory)
     print(f"{len(changed)} file(s) changed in {directory}" + "".join(f"\n  {path.name}" for path in changed))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tenantctl.spec import SpecError, discover_tenant_specs  # the specs are tenantctl's; only needed here
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--check", action="store_true",
+                        help="change nothing; fail when the committed JSON is not what the code generates")
+    choice.add_argument("--tenant", metavar="NAME", help="print this tenant's dashboard JSON (e.g. to import in Grafana)")
 
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dashboards", description=__doc__.splitlines()[0])
-    parser.add_argument("--tenants-dir", type=Path, default=Path("tenants"))
-    parser.add_argument("--check", action="store_true", help="only check that the committed JSON is current")
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        tenants = [spec.name for spec in discover_tenant_specs(args.tenants_dir)]
-    except SpecError as error:
-        print(f"dashboards: {error}", file=sys.stderr)
-        return 1
-    return run(tenants, args.check)
+    return run(args.check, args.tenant)

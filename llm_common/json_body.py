@@ -20,6 +20,7 @@ from flask import Request
 from pydantic import BaseModel, ValidationError
 
 from llm_common.errors import ApiError, Refusal
+from llm_common.pydantic_errors import problems
 from llm_common.request_contract import ContractViolation, PrivilegedMessage
 
 MAX_DEPTH = 64
@@ -98,12 +99,7 @@ def validate_model(model: type[BaseModel], document: dict) -> BaseModel:
     try:
         return model.model_validate(document)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "missing":
-            message = "is required"
-        raise ApiError(400, f"{field}: {message}", code="invalid_request") from None
+        raise ApiError(400, problems(error, whole="body")[0], code="invalid_request") from None
 
 
 def _not_json(constant: str) -> None:

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantctl", description="Per-tenant LLM platform control.")
     parser.add_argument("--tenants-dir", type=Path, default=Path("tenants"),
-                        help="directory holding one <tenant>/terraform.tfvars.json per tenant (default: tenants)")
+                        help="directory holding one <tenant>/tenant.json per tenant (default: tenants)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run the whole platform locally until Ctrl-C")

@@ -14,7 +14,7 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tenantctl import cluster
 from tenantctl.spec import SPEC_FILENAME, SpecError, load_tenant_spec
@@ -88,9 +88,18 @@ def _run(root: Path, variables: dict[str, Any], destroy: bool) -> int:
           f"{changes.get('change', 0)} changed, {changes.get('remove', 0)} removed "
           f"in {time.monotonic() - started:.1f}s")
     if not destroy:
-        for name, value in terraform.output().items():
+        for name, value in _flattened(terraform.output()):
             print(f"  {name} = {value}")
     return 0
+
+
+def _flattened(outputs: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Outputs as `name = value` lines; an object output (a tenant root's `tenant`) as `tenant.field`."""
+    for name, value in outputs.items():
+        if isinstance(value, dict):
+            yield from _flattened(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value
 
 
 def command_apply(args: argparse.Namespace) -> int:

@@ -15,9 +15,8 @@ DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 def register(subparsers) -> None:
     """Add `dashboards` and `report` to a CLI's argparse subparsers."""
     dashboards = subparsers.add_parser(
-        "dashboards", help="regenerate the Grafana dashboards in dashboards/generated/ from the tenant specs")
-    dashboards.add_argument("--check", action="store_true",
-                            help="change nothing; fail when the committed JSON is not what the code generates")
+        "dashboards", help="regenerate the Grafana dashboards in dashboards/generated/, or print a tenant's")
+    generate.add_arguments(dashboards)
     dashboards.set_defaults(handler=command_dashboards)
 
     report = subparsers.add_parser("report", help="draw a tenant's dashboard panels from Prometheus into a PNG")
@@ -33,16 +32,21 @@ def register(subparsers) -> None:
 
 
 def command_dashboards(args: argparse.Namespace) -> int:
-    tenants = [spec.name for spec in discover_tenant_specs(args.tenants_dir)]
-    return generate.run(tenants, args.check)
+    if args.tenant is not None:
+        _check_known(args.tenant, args.tenants_dir)
+    return generate.run(args.check, args.tenant)
+
+
+def _check_known(tenant: str, tenants_dir: Path) -> None:
+    known = [spec.name for spec in discover_tenant_specs(tenants_dir)]
+    if tenant not in known:
+        raise RuntimeError(f"unknown tenant '{tenant}' (tenants: {', '.join(known)})")
 
 
 def command_report(args: argparse.Namespace) -> int:
     from tenantctl.report import render_report  # matplotlib takes a while to import: only when asked
 
-    known = [spec.name for spec in discover_tenant_specs(args.tenants_dir)]
-    if args.tenant not in known:
-        raise RuntimeError(f"unknown tenant '{args.tenant}' (tenants: {', '.join(known)})")
+    _check_known(args.tenant, args.tenants_dir)
     state = read_state(args.run_dir) or {}
     url = args.prometheus or state.get("prometheus_url") or DEFAULT_PROMETHEUS_URL
     output = args.output or Path(f"report-{args.tenant}.png")

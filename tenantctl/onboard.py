@@ -1,7 +1,7 @@
 """`tenantctl onboard <name>`: copy tenant-template/ to tenants/<name>/ and fill in its spec.
 
 Exactly what the README's manual steps do (`cp -r tenant-template tenants/<name>`, edit
-terraform.tfvars.json), with the spec validated before anything is written.
+tenant.json), with the spec validated before anything is written.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""Tenant spec loading: one `terraform.tfvars.json` per tenant directory.
+"""The tenant spec: one `tenant.json` per tenant directory, and its rules.
 
-The same file is the input of local mode (`tenantctl up`) and of the
-Terraform tenant root, so its field names are Terraform variable names.
+The same file is the input of local mode (`tenantctl up`) and of the Terraform tenant root
+(`jsondecode(file("tenant.json"))`, checked by shared-infrastructure/modules/tenant/spec).
+This model is the reference: tests/shared_infrastructure/test_spec_rules.py runs one corpus
+of good and bad specs through both and requires the same verdicts.
 Validation errors name the file and the field, e.g.
-``tenants/acme-corp/terraform.tfvars.json: quota.cpu: must be ...``.
+``tenants/acme-corp/tenant.json: quota.cpu: must be ...``.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from app.guardrails import Guardrails
 from llm_common.keys import check_sha256_digests
+from llm_common.pydantic_errors import problems
 from llm_common.request_contract import check_allowed_extensions
 from llm_gateway.limits import RateLimits
 
-SPEC_FILENAME = "terraform.tfvars.json"
+SPEC_FILENAME = "tenant.json"
 TEMPLATE_DIRNAME = "tenant-template"
 
 # DNS-1123 label, capped at 40 characters so the name also fits Prometheus label
@@ -44,24 +48,46 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _kubernetes_quantity(pattern: re.Pattern, kind: str, examples: str, positive: bool = False) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value) or (positive and _is_zero(value)):
+            raise ValueError(f"must be a {'positive ' if positive else ''}Kubernetes {kind} quantity such as {examples}")
+        return value
+
+    return AfterValidator(check)
+
+
+CpuQuantity = Annotated[str, _kubernetes_quantity(KUBERNETES_CPU_PATTERN, "CPU", "'100m'")]
+MemoryQuantity = Annotated[str, _kubernetes_quantity(KUBERNETES_MEMORY_PATTERN, "memory", "'256Mi'")]
+
+
 class Quota(_Strict):
-    cpu: str = Field("2", description="Namespace CPU limit, Kubernetes quantity (e.g. 2, 500m).")
-    memory: str = Field("4Gi", description="Namespace memory limit, Kubernetes quantity (e.g. 4Gi).")
+    cpu: Annotated[str, _kubernetes_quantity(KUBERNETES_CPU_PATTERN, "CPU", "'2' or '500m'", positive=True)] = Field(
+        "2", description="Namespace CPU limit, Kubernetes quantity (e.g. 2, 500m).")
+    memory: Annotated[str, _kubernetes_quantity(KUBERNETES_MEMORY_PATTERN, "memory", "'4Gi' or '512Mi'",
+                                                positive=True)] = Field(
+        "4Gi", description="Namespace memory limit, Kubernetes quantity (e.g. 4Gi).")
     pods: int = Field(10, ge=1, le=1000, description="Maximum number of pods in the namespace.")
 
-    @field_validator("cpu")
-    @classmethod
-    def _cpu_quantity(cls, value: str) -> str:
-        if not KUBERNETES_CPU_PATTERN.match(value) or _is_zero(value):
-            raise ValueError("must be a positive Kubernetes CPU quantity such as '2' or '500m'")
-        return value
 
-    @field_validator("memory")
-    @classmethod
-    def _memory_quantity(cls, value: str) -> str:
-        if not KUBERNETES_MEMORY_PATTERN.match(value) or _is_zero(value):
-            raise ValueError("must be a positive Kubernetes memory quantity such as '4Gi' or '512Mi'")
-        return value
+class ProxyDeployment(_Strict):
+    """How a cluster runs the tenant's proxy (local mode ignores it)."""
+
+    replicas: int = Field(1, ge=0, le=100, description="More than one needs ReadWriteMany knowledge storage.")
+    workers: int = Field(2, ge=1, le=32, description="gunicorn workers per Pod.")
+    cpu_request: CpuQuantity = "100m"
+    memory_request: MemoryQuantity = "256Mi"
+    cpu_limit: CpuQuantity = "500m"
+    memory_limit: MemoryQuantity = "512Mi"
+
+
+class KnowledgeStorage(_Strict):
+    """The PersistentVolumeClaim with the tenant's document index (on a cluster)."""
+
+    size: MemoryQuantity = "1Gi"
+    storage_class: str | None = Field(None, description="unset: the cluster's default StorageClass")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        "ReadWriteOnce", description="fixed by the first apply: a claim's access mode cannot change")
 
 
 class TenantSpec(_Strict):
@@ -104,6 +130,15 @@ class TenantSpec(_Strict):
     allowed_request_extensions: list[str] = Field(
         default_factory=list, max_length=50,
         description="Backend-specific request fields passed on (e.g. guided_json, top_k); empty: none.")
+    # On a cluster only (the Terraform tenant module; local mode ignores them).
+    proxy: ProxyDeployment = ProxyDeployment()
+    knowledge_storage: KnowledgeStorage = KnowledgeStorage()
+    admin_group: str | None = Field(None, min_length=1, max_length=253,
+                                    description="Group administering the namespace; unset: '<name>-admins'.")
+    ingress_namespace: str = Field("ingress-nginx", description="The ingress controller's namespace (may reach the proxy).")
+    previous_gateway_key_sha256: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="Earlier gateway key hashes still accepted during a key rotation.")
 
     @field_validator("name")
     @classmethod
@@ -117,7 +152,20 @@ class TenantSpec(_Strict):
             raise ValueError("'default', 'monitoring' and 'kube-*' are reserved for the platform")
         return value
 
-    @field_validator("end_user_key_sha256", "admin_key_sha256")
+    @field_validator("ingress_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if len(value) > 63 or not TENANT_NAME_PATTERN.match(value):
+            raise ValueError("must be a DNS-1123 label")
+        return value
+
+    @model_validator(mode="after")
+    def _shared_storage_for_replicas(self) -> "TenantSpec":
+        if self.proxy.replicas > 1 and self.knowledge_storage.access_mode != "ReadWriteMany":
+            raise ValueError("knowledge_storage.access_mode: more than one proxy replica needs ReadWriteMany storage")
+        return self
+
+    @field_validator("end_user_key_sha256", "admin_key_sha256", "previous_gateway_key_sha256")
     @classmethod
     def _hex_digests(cls, values: list[str]) -> list[str]:
         return check_sha256_digests(values)
@@ -127,10 +175,10 @@ class TenantSpec(_Strict):
     def _known_extensions(cls, values: list[str]) -> list[str]:
         return check_allowed_extensions(values)
 
-    @field_validator("system_prompt", "display_name", "industry")
+    @field_validator("system_prompt", "display_name", "industry", "model", "openai_model", "admin_group")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("must not be blank")
         return value
 
@@ -140,23 +188,12 @@ def _is_zero(quantity: str) -> bool:
     return float(digits or 0) == 0
 
 
-def _describe(error: dict) -> str:
-    field = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "missing":
-        message = "is required"
-    elif error["type"] == "extra_forbidden":
-        message = "is not a known field"
-    return f"{field}: {message}"
-
-
 def parse_tenant_spec(document: object, source: str) -> TenantSpec:
     """Validate an already-decoded spec document; `source` names it in errors."""
     try:
         return TenantSpec.model_validate(document)
     except ValidationError as error:
-        problems = "; ".join(_describe(e) for e in error.errors())
-        raise SpecError(f"{source}: {problems}") from None
+        raise SpecError(f"{source}: {'; '.join(problems(error))}") from None
 
 
 def load_tenant_spec(path: Path) -> TenantSpec:
@@ -174,7 +211,7 @@ def load_tenant_spec(path: Path) -> TenantSpec:
 
 
 def discover_tenant_specs(tenants_dir: Path) -> list[TenantSpec]:
-    """Load every `tenants/<name>/terraform.tfvars.json`, checking names and ports are unique."""
+    """Load every `tenants/<name>/tenant.json`, checking names and ports are unique."""
     if not tenants_dir.is_dir():
         raise SpecError(f"{tenants_dir}: tenants directory not found")
     specs = [load_tenant_spec(spec_file) for spec_file in sorted(tenants_dir.glob(f"*/{SPEC_FILENAME}"))]

@@ -24,6 +24,7 @@ from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
 from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port,
                            repository_copy, specs_on_free_ports, stub_backend)
+from tests.stub_upstream import StubUpstream
 from tests.traffic import ObservedPlatform, send_traffic
 
 
@@ -151,6 +152,16 @@ def postgres_url() -> str:
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)
         Path(f"{base_dir}-postgres.log").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def stub_upstream() -> str:
+    """The same stub served in this process (tests/stub_upstream.py): the fast layer's upstream. Its URL."""
+    stub = StubUpstream().start()
+    try:
+        yield stub.url
+    finally:
+        stub.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,10 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 from flask import Flask
@@ -19,10 +20,11 @@ from kubernetes import client, config
 from app import create_app
 from app.config import ProxyConfig
 from llm_gateway.auth import hash_gateway_key
+from llm_gateway.limits import RateLimits
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
 from tenantctl.processes import ManagedProcess, free_port
-from tenantctl.spec import TenantSpec, discover_tenant_specs
+from tenantctl.spec import SPEC_FILENAME, TenantSpec, discover_tenant_specs
 from tenantctl.terraform import Terraform
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,14 +46,14 @@ def processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):
-    """Poll until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
+def wait_for(predicate, timeout: float = 60, what: str = "condition", interval: float = 0.2):
+    """Poll every `interval` s until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
@@ -117,19 +119,23 @@ def streamed_chunks(response: httpx.Response) -> list[dict | str]:
 
 
 def away_from_a_minute_boundary(margin: float = 8.0) -> None:
-    """Rate limit windows are fixed minutes: wait until the next one starts if this one ends within `margin` s,
-    so a short burst of requests falls in one window."""
-    left = 60 - time.time() % 60
-    if left < margin:
-        time.sleep(left + 0.05)
+    """Rate limit windows are fixed minutes: wait until the current one has `margin` s left (the next one
+    starts if this one ends sooner), so a short burst of requests falls in one window."""
+    wait_for(lambda: 60 - time.time() % 60 >= margin, timeout=margin + 5, what="a rate-limit minute with time left")
 
 
-# The test platforms give the example tenants a monthly budget, as `monthly_budget_usd` in a spec would.
+# The shared test platforms' tenant controls are set here, on purpose, not taken from the example specs: rate
+# and concurrency limits no sequence of tests reaches (so no answer depends on test order; a test about a limit
+# starts a gateway of its own with the limit it needs), no token budget, and the dollar budgets the dashboard
+# tests read back.
 TEST_BUDGETS_USD = {"acme-corp": 50.0, "closed-ai": 20.0}
+TEST_RATE_LIMITS = RateLimits(requests_per_minute=100_000, requests_per_hour=1_000_000, tokens_per_minute=100_000_000)
 
 
 def specs_on_free_ports() -> list[TenantSpec]:
-    return [spec.model_copy(update={"local_port": free_port(), "monthly_budget_usd": TEST_BUDGETS_USD[spec.name]})
+    return [spec.model_copy(update={"local_port": free_port(), "monthly_budget_usd": TEST_BUDGETS_USD[spec.name],
+                                    "rate_limits": TEST_RATE_LIMITS, "monthly_token_budget": None,
+                                    "max_concurrent_requests": None})
             for spec in discover_tenant_specs(TENANTS_DIR)]
 
 
@@ -217,6 +223,17 @@ class ClusterPlatform:
 
     def terraform(self, root: Path) -> Terraform:
         return Terraform(root, variables=self.variables())
+
+    @contextmanager
+    def spec_changed(self, tenant: str, **changes: Any) -> Iterator[Path]:
+        """The tenant's spec with `changes` for the duration of the block (the spec is its root's only input)."""
+        spec_file = self.tenants_dir / tenant / SPEC_FILENAME
+        original = spec_file.read_text()
+        spec_file.write_text(json.dumps({**json.loads(original), **changes}))
+        try:
+            yield spec_file
+        finally:
+            spec_file.write_text(original)
 
     def apply_platform(self) -> None:
         self._apply("platform", self.platform_dir)

@@ -51,7 +51,7 @@ def fuzzed_services(stub_url, redis_url, tmp_path_factory):
                                        redis_url, f"sqlite:///{run_dir / 'ledger.sqlite3'}",
                                        limits={"key_prefix": f"fuzz-{uuid.uuid4().hex}"})
     gateway_port, proxy_port = free_port(), free_port()
-    closed_ai = (TENANTS_DIR / "closed-ai" / "terraform.tfvars.json").read_text()
+    closed_ai = (TENANTS_DIR / "closed-ai" / "tenant.json").read_text()
     spec = parse_tenant_spec(json.loads(closed_ai), "closed-ai").model_copy(update={"name": "fuzzed"})
     started = []
     try:

@@ -25,8 +25,8 @@ def upload(client, headers: dict | None = None, **kwargs):
 
 
 @pytest.fixture
-def client(stub_url, tmp_path):
-    return proxy_app(stub_url, knowledge_dir=str(tmp_path / "knowledge"),
+def client(stub_upstream, tmp_path):
+    return proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge"),
                      admin_key_sha256=[sha256_hex(ADMIN)]).test_client()
 
 
@@ -52,8 +52,8 @@ def test_adding_and_deleting_documents_needs_the_admin_key(client):
     assert client.get("/documents").json["data"] == []
 
 
-def test_with_end_user_keys_reads_need_a_key_and_the_admin_key_is_one(stub_url, tmp_path):
-    client = proxy_app(stub_url, knowledge_dir=str(tmp_path / "knowledge"), admin_key_sha256=[sha256_hex(ADMIN)],
+def test_with_end_user_keys_reads_need_a_key_and_the_admin_key_is_one(stub_upstream, tmp_path):
+    client = proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge"), admin_key_sha256=[sha256_hex(ADMIN)],
                        end_user_key_sha256=[sha256_hex(END_USER)]).test_client()
     assert_error(client.get("/documents"), 401, "missing_api_key")
     assert client.get("/documents", headers=bearer(END_USER)).status_code == 200
@@ -64,8 +64,8 @@ def test_with_end_user_keys_reads_need_a_key_and_the_admin_key_is_one(stub_url, 
                        headers=bearer(END_USER)).status_code == 200
 
 
-def test_without_an_admin_key_in_the_spec_nobody_can_write(stub_url, tmp_path):
-    client = proxy_app(stub_url, knowledge_dir=str(tmp_path / "knowledge")).test_client()
+def test_without_an_admin_key_in_the_spec_nobody_can_write(stub_upstream, tmp_path):
+    client = proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge")).test_client()
     assert_error(upload(client, bearer(ADMIN)), 403, "admin_key_not_configured")
     assert client.get("/documents").status_code == 200
 

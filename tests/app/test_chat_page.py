@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -48,17 +47,18 @@ def browser(tmp_path):
 def answer_snapshots(browser, timeout: float = 120) -> list[str]:
     """The last answer's text each time it changed, until the answer is complete (not streaming)."""
     snapshots: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def complete() -> bool:
         answers = browser.find_elements(By.CSS_SELECTOR, ".message.assistant, .message.error")
-        if answers:
-            text = answers[-1].find_element(By.CSS_SELECTOR, ".text").text
-            if text and (not snapshots or snapshots[-1] != text):
-                snapshots.append(text)
-            if "streaming" not in answers[-1].get_attribute("class"):
-                return snapshots
-        time.sleep(0.02)
-    raise AssertionError(f"the answer did not finish in {timeout}s; seen: {snapshots[-1:]}")
+        if not answers:
+            return False
+        text = answers[-1].find_element(By.CSS_SELECTOR, ".text").text
+        if text and (not snapshots or snapshots[-1] != text):
+            snapshots.append(text)
+        return "streaming" not in answers[-1].get_attribute("class")
+
+    wait_for(complete, timeout=timeout, what="the answer to finish streaming", interval=0.02)
+    return snapshots
 
 
 def test_chat_page_streams_cites_and_resets(platform, documents, browser):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
-from tests.helpers import metric_value
+from tests.helpers import metric_value, wait_for
 
 
 def in_flight(platform) -> tuple[float, float]:
@@ -26,9 +24,6 @@ def test_disconnect_mid_stream_frees_upstream(platform):
             pass
         assert in_flight(platform)[0] == 1  # the gateway holds one upstream request
     # leaving the block closed the connection after the first delta
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and in_flight(platform) != (0, 0):
-        time.sleep(0.5)
-    assert in_flight(platform) == (0, 0)
+    wait_for(lambda: in_flight(platform) == (0, 0), timeout=60, what="nothing in flight at gateway and proxy")
     follow_up = platform.ask("acme-corp", question="Say hi.", max_tokens=5)
     assert follow_up.status_code == 200

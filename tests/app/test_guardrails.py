@@ -179,10 +179,10 @@ def test_refused_requests_never_reach_the_gateway_and_are_counted(platform):
     assert closed_ai_gateway_requests(platform) == gateway_before + 1
 
 
-def test_the_proxy_checks_tool_calls_and_hidden_text_before_the_gateway(stub_url):
+def test_the_proxy_checks_tool_calls_and_hidden_text_before_the_gateway(stub_upstream):
     """Factory level: the proxy app in front of the stub gateway."""
-    client = proxy_app(stub_url, guardrails=RULES.model_dump(exclude_none=True)).test_client()
-    before = len(stub_requests(stub_url))
+    client = proxy_app(stub_upstream, guardrails=RULES.model_dump(exclude_none=True)).test_client()
+    before = len(stub_requests(stub_upstream))
     tool_call = {"messages": [user("pay this"), {"role": "assistant", "content": None, "tool_calls": [
         {"id": "call_1", "type": "function", "function": {"name": "pay", "arguments": f'{{"card": "{CARD}"}}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "ok"}]}
@@ -193,5 +193,5 @@ def test_the_proxy_checks_tool_calls_and_hidden_text_before_the_gateway(stub_url
         response = client.post(path, json=body)
         assert response.status_code == 400, response.text
         assert response.json["error"]["code"] == "sensitive_prompt"
-    assert len(stub_requests(stub_url)) == before
+    assert len(stub_requests(stub_upstream)) == before
     assert client.post("/ask", json={"question": "How do I file a claim?"}).status_code == 200

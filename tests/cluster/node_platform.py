@@ -37,7 +37,7 @@ PLATFORM_SIZING = {
     "cpu_model_server": {"threads": 2, "cpu_request": "200m", "memory_request": "256Mi"},
     "embeddings": {"cpu_request": "50m", "memory_request": "128Mi"},
 }
-TENANT_SIZING = {"proxy_resources": {"cpu_request": "25m", "memory_request": "128Mi"}}
+TENANT_SIZING = {"cpu_request": "25m", "memory_request": "128Mi"}  # the spec's `proxy` requests
 
 
 class HostPathVolumes:
@@ -108,9 +108,8 @@ class NodePlatform:
             variables[name] = {**variables.get(name, {}), **sizing}
         return variables
 
-    def tenant_variables(self, **extra: Any) -> dict[str, Any]:
-        return {"kubeconfig_path": str(self.kubeconfig), "wait_for_rollout": True,
-                "proxy_image": self.platform_image, **TENANT_SIZING, **extra}
+    def tenant_variables(self) -> dict[str, Any]:
+        return {"kubeconfig_path": str(self.kubeconfig), "wait_for_rollout": True, "proxy_image": self.platform_image}
 
     def terraform(self, root: Path, variables: dict[str, Any]) -> Terraform:
         return Terraform(root, variables=variables)
@@ -122,15 +121,22 @@ class NodePlatform:
         terraform.apply()
         self.outputs["platform"] = terraform.output()
 
-    def tenant_terraform(self, name: str, **extra: Any) -> Terraform:
-        return self.terraform(self.tenants_dir / name, self.tenant_variables(**extra))
+    def tenant_terraform(self, name: str) -> Terraform:
+        return self.terraform(self.tenants_dir / name, self.tenant_variables())
 
-    def apply_tenant(self, name: str, **extra: Any) -> None:
+    def apply_tenant(self, name: str) -> None:
         self.volumes.ensure_available(1)  # the tenant's documents
-        terraform = self.tenant_terraform(name, **extra)
+        self._size_for_the_node(name)
+        terraform = self.tenant_terraform(name)
         terraform.init()
         terraform.apply()
         self.outputs[name] = terraform.output()
+
+    def _size_for_the_node(self, name: str) -> None:
+        spec_file = self.tenants_dir / name / SPEC_FILENAME
+        spec = json.loads(spec_file.read_text())
+        spec["proxy"] = {**TENANT_SIZING, **spec.get("proxy", {})}
+        spec_file.write_text(json.dumps(spec, indent=2))
 
     def onboard(self, name: str, spec: dict) -> Path:
         """tenants/<name>/ as `tenantctl onboard` makes it: the template root with this spec."""

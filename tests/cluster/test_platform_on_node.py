@@ -81,7 +81,7 @@ def test_a_prompt_change_rolls_the_proxy_and_the_next_answer_follows_it(node_pla
     """The new prompt reaches a running tenant by `terraform apply` alone; the document volume
     (ReadWriteOnce) goes with the proxy through the Recreate rollout."""
     tenant = "closed-ai"
-    spec_file = node_platform.tenants_dir / tenant / "terraform.tfvars.json"
+    spec_file = node_platform.tenants_dir / tenant / "tenant.json"
     original = spec_file.read_text()
     core = node_platform.core
     before = {pod.metadata.uid for pod in core.list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items}
@@ -259,7 +259,7 @@ def test_the_gateway_waits_for_its_database_instead_of_crash_looping(node_platfo
 
 
 def test_destroying_a_tenant_removes_it_and_the_gateway_refuses_its_key(node_platform):
-    spec = json.loads((node_platform.tenants_dir / "acme-corp" / "terraform.tfvars.json").read_text())
+    spec = json.loads((node_platform.tenants_dir / "acme-corp" / "tenant.json").read_text())
     spec.update({"name": "initech", "display_name": "Initech", "local_port": None,
                  "system_prompt": "You are the assistant of Initech. You work for Initech."})
     node_platform.onboard("initech", spec)

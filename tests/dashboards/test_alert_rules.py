@@ -9,7 +9,8 @@ import subprocess
 
 import yaml
 
-from dashboards import ALERT_RULES_FILE, ALERT_TESTS_FILE, GENERATED_DIR
+from dashboards import ALERT_RULES_FILE, ALERT_TESTS_FILE
+from dashboards.generate import tenant_dashboard_json
 from dashboards.reading import dashboard_panels
 
 def promtool(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -55,7 +56,7 @@ def test_cluster_only_quota_panel_against_kube_state_metrics_series(tmp_path):
     """kube_resourcequota comes from kube-state-metrics, which only the cluster runs; here its
     series (as kube-state-metrics names and labels them) go through promtool's real PromQL engine.
     Both tenants' namespaces have series; acme-corp's dashboard must show only acme-corp's."""
-    panel = next(p for p in dashboard_panels(json.loads((GENERATED_DIR / "tenant-acme-corp.json").read_text()))
+    panel = next(p for p in dashboard_panels(json.loads(tenant_dashboard_json("acme-corp")))
                  if p.cluster_only)
     series = []
     for namespace, used, hard in (("acme-corp", {"cpu": 0.5, "pods": 3}, {"cpu": 2, "pods": 10}),

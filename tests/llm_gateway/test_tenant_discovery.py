@@ -153,13 +153,13 @@ def test_key_rotation_keeps_traffic_flowing_until_the_old_key_is_revoked(cluster
     sender = threading.Thread(target=traffic)
     sender.start()
     try:
-        terraform.apply({"previous_gateway_key_sha256": [hashlib.sha256(old.encode()).hexdigest()]},
-                        replace=("module.tenant.terraform_data.gateway_key",))
-        new = cluster_platform.gateway_key(tenant)
-        assert new != old
-        wait_for(lambda: ask(cluster_gateway, new).status_code == 200, timeout=30, what="new key accepted")
-        in_use["key"] = new  # the proxies have rolled
-        assert ask(cluster_gateway, old).status_code == 200  # not revoked yet
+        with cluster_platform.spec_changed(tenant, previous_gateway_key_sha256=[hashlib.sha256(old.encode()).hexdigest()]):
+            terraform.apply(replace=("module.tenant.terraform_data.gateway_key",))
+            new = cluster_platform.gateway_key(tenant)
+            assert new != old
+            wait_for(lambda: ask(cluster_gateway, new).status_code == 200, timeout=30, what="new key accepted")
+            in_use["key"] = new  # the proxies have rolled
+            assert ask(cluster_gateway, old).status_code == 200  # not revoked yet
         terraform.apply()  # previous_gateway_key_sha256 back to []: the old key is revoked
         wait_for(lambda: ask(cluster_gateway, old).status_code == 401, timeout=30, what="old key refused")
         assert ask(cluster_gateway, new).status_code == 200

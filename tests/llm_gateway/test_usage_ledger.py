@@ -135,7 +135,7 @@ def test_tenantctl_usage_prints_totals_remaining_budget_and_rows(process_group, 
     ask_all_ways(served.url)
     spec_dir = tmp_path / "tenants" / tenant
     spec_dir.mkdir(parents=True)
-    (spec_dir / "terraform.tfvars.json").write_text(json.dumps({
+    (spec_dir / "tenant.json").write_text(json.dumps({
         "name": tenant, "display_name": "T", "industry": "Testing", "system_prompt": "p",
         "monthly_token_budget": 1000, "monthly_budget_usd": 1}))
 

@@ -21,7 +21,7 @@ TENANTS = ("acme-corp", "closed-ai")
 
 
 def spec_of(cluster_platform, tenant: str):
-    return load_tenant_spec(cluster_platform.tenants_dir / tenant / "terraform.tfvars.json")
+    return load_tenant_spec(cluster_platform.tenants_dir / tenant / "tenant.json")
 
 
 def forbidden(call, *args, **kwargs) -> bool:
@@ -307,7 +307,7 @@ def test_onboard_apply_status_and_destroy_a_third_tenant(cluster_platform, admin
     cluster = ["--kubeconfig", str(cluster_platform.control_plane.kubeconfig), "--no-wait-for-rollout"]
 
     assert tenantctl(common + ["onboard", "globex", "--industry", "Logistics", "--prompt-file", str(prompt)]) == 0
-    spec = load_tenant_spec(cluster_platform.tenants_dir / "globex" / "terraform.tfvars.json")
+    spec = load_tenant_spec(cluster_platform.tenants_dir / "globex" / "tenant.json")
     assert (spec.industry, spec.display_name) == ("Logistics", "Globex")
     assert tenantctl(common + ["onboard", "globex", "--industry", "Logistics", "--prompt-file", str(prompt)]) == 1
     assert "already exists" in capsys.readouterr().err
@@ -335,13 +335,13 @@ def test_a_decimal_cpu_quota_is_written_as_the_api_server_stores_it(cluster_plat
     """"0.5" is stored as "500m": written as given, every plan would show a change."""
     terraform = cluster_platform.terraform(cluster_platform.tenants_dir / "closed-ai")
     spec = spec_of(cluster_platform, "closed-ai")
-    decimal = {"quota": {**spec.quota.model_dump(), "cpu": "0.5"}}
     try:
-        terraform.apply(decimal)
-        hard = admin["core"].read_namespaced_resource_quota("tenant-quota", "closed-ai").spec.hard
-        assert hard["requests.cpu"] == "500m"
-        plan = terraform.plan(decimal)
-        assert not plan.has_changes, plan.planned_changes
+        with cluster_platform.spec_changed("closed-ai", quota={**spec.quota.model_dump(), "cpu": "0.5"}):
+            terraform.apply()
+            hard = admin["core"].read_namespaced_resource_quota("tenant-quota", "closed-ai").spec.hard
+            assert hard["requests.cpu"] == "500m"
+            plan = terraform.plan()
+            assert not plan.has_changes, plan.planned_changes
     finally:
         terraform.apply()
 
@@ -350,8 +350,10 @@ def test_the_document_volume_keeps_its_access_mode_when_replicas_change(cluster_
     """A claim's access mode is immutable: it stays what onboarding made it, and more replicas of a
     ReadWriteOnce proxy are refused at plan with the reason, before anything changes."""
     terraform = cluster_platform.terraform(cluster_platform.tenants_dir / "acme-corp")
-    with pytest.raises(TerraformError) as refused:
-        terraform.plan({"proxy_replicas": 2, "knowledge_storage_access_mode": "ReadWriteMany"})
+    with cluster_platform.spec_changed("acme-corp", proxy={"replicas": 2},
+                                       knowledge_storage={"access_mode": "ReadWriteMany"}):
+        with pytest.raises(TerraformError) as refused:
+            terraform.plan()
     assert "created ReadWriteOnce when it was onboarded" in str(refused.value)
     claim = admin["core"].read_namespaced_persistent_volume_claim("tenant-proxy-knowledge", "acme-corp")
     assert claim.spec.access_modes == ["ReadWriteOnce"]

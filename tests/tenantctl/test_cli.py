@@ -119,13 +119,12 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
 def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> None:
     """Every target up (gateway, model server, tenantctl, each proxy): waits for the first scrapes."""
     url = f"http://127.0.0.1:{port}/api/v1/query"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def all_up() -> bool:
         up = httpx.get(url, params={"query": "up"}, timeout=10).json()["data"]["result"]
-        if len(up) == expected_targets and all(series["value"][1] == "1" for series in up):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"Prometheus targets not all up: {up}")
+        return len(up) == expected_targets and all(series["value"][1] == "1" for series in up)
+
+    wait_for(all_up, timeout=30, what=f"{expected_targets} Prometheus targets up")
 
 
 @pytest.mark.e2e
@@ -137,10 +136,7 @@ def test_kill_minus_9_of_tenantctl_leaves_no_orphan(tmp_path, tenants_on_free_po
     process.kill()
     process.wait()
     every = ports.every(tenant_ports)
-    deadline = time.monotonic() + 30
-    while leftovers(every) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert leftovers(every) == []
+    wait_for(lambda: leftovers(every) == [], timeout=30, what="no process left of tenantctl up")
 
 
 def kill_all(pids: list[int]) -> None:

@@ -8,7 +8,7 @@ import sys
 
 from PIL import Image
 
-from dashboards import GENERATED_DIR
+from dashboards.generate import tenant_dashboard_json
 from dashboards.reading import dashboard_panels
 from tenantctl.report import render_report
 from tests.helpers import REPO_ROOT, free_port
@@ -17,7 +17,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def panel_titles(tenant: str) -> list[str]:
-    return [p.title for p in dashboard_panels(json.loads((GENERATED_DIR / f"tenant-{tenant}.json").read_text()))]
+    return [p.title for p in dashboard_panels(json.loads(tenant_dashboard_json(tenant)))]
 
 
 def run_report(*args: str) -> subprocess.CompletedProcess:

@@ -4,19 +4,44 @@
 # yamlencode: the hashicorp/kubernetes provider (and its kubernetes_*_v1 resource types) cannot
 # be built on our offline machines, see shared-infrastructure/README.md.
 
+module "spec" {
+  source = "./spec"
+
+  spec     = var.spec
+  document = var.spec
+}
+
 locals {
+  spec = module.spec.spec
+
+  # Platform constants: the shared gateway (shared-infrastructure/platform) and the proxy.
+  gateway = {
+    namespace  = var.monitoring_namespace
+    service    = "llm-gateway"
+    port       = 8080
+    pod_labels = { "app.kubernetes.io/name" = "llm-gateway" }
+  }
   proxy_name = "tenant-proxy"
   proxy_port = 8080
+  # LimitRange defaults for containers in the namespace that declare no resources (the quota needs them).
+  container_defaults = {
+    cpu_request    = "100m"
+    memory_request = "128Mi"
+    cpu_limit      = "500m"
+    memory_limit   = "512Mi"
+  }
+  # The tenant's Grafana dashboard (dashboards/generate.py renders the template).
+  dashboard_json = replace(file("${path.module}/../../../dashboards/generated/tenant-template.json"), "__TENANT__", local.spec.name)
 
   common_labels = merge(var.labels, {
     "app.kubernetes.io/part-of"    = "llm-tenants"
     "app.kubernetes.io/managed-by" = "terraform"
-    "app.kubernetes.io/instance"   = var.name
-    "llm-tenants.io/tenant"        = var.name
+    "app.kubernetes.io/instance"   = local.spec.name
+    "llm-tenants.io/tenant"        = local.spec.name
   })
   proxy_selector = {
     "app.kubernetes.io/name"     = local.proxy_name
-    "app.kubernetes.io/instance" = var.name
+    "app.kubernetes.io/instance" = local.spec.name
   }
   proxy_labels = merge(local.common_labels, local.proxy_selector, { "app.kubernetes.io/component" = "proxy" })
 
@@ -27,19 +52,19 @@ locals {
 
   policy_config_map = "${local.proxy_name}-policy"
   policy_json = jsonencode({
-    guardrails          = var.proxy_policy.guardrails
-    end_user_key_sha256 = var.proxy_policy.end_user_key_sha256
-    admin_key_sha256    = var.proxy_policy.admin_key_sha256
+    guardrails          = local.spec.guardrails
+    end_user_key_sha256 = local.spec.end_user_key_sha256
+    admin_key_sha256    = local.spec.admin_key_sha256
   })
 
-  gateway_url = "http://${var.gateway.service}.${var.gateway.namespace}.svc.cluster.local:${var.gateway.port}/v1"
+  gateway_url = "http://${local.gateway.service}.${local.gateway.namespace}.svc.cluster.local:${local.gateway.port}/v1"
 
   # The API server stores CPU quantities canonically ("0.5" as "500m", "1.0" as "1"): write them that
   # way, or every plan would show the quota as changed.
-  quota_cpu = can(regex("^[0-9]+\\.[0-9]+$", var.quota.cpu)) ? (
-    tonumber(var.quota.cpu) == floor(tonumber(var.quota.cpu)) ? tostring(floor(tonumber(var.quota.cpu))) :
-    format("%dm", floor(tonumber(var.quota.cpu) * 1000 + 0.5))
-  ) : var.quota.cpu
+  quota_cpu = can(regex("^[0-9]+\\.[0-9]+$", local.spec.quota.cpu)) ? (
+    tonumber(local.spec.quota.cpu) == floor(tonumber(local.spec.quota.cpu)) ? tostring(floor(tonumber(local.spec.quota.cpu))) :
+    format("%dm", floor(tonumber(local.spec.quota.cpu) * 1000 + 0.5))
+  ) : local.spec.quota.cpu
 
   # The document volume's access mode, as fixed when the tenant was first applied (see
   # terraform_data.knowledge_access_mode). ReadWriteOnce allows one Pod: the proxy rolls by
@@ -49,18 +74,18 @@ locals {
 
   # What the gateway knows of the tenant: nothing but the route and the SHA-256 of its keys.
   route_spec = { for field, value in {
-    backend      = var.route.backend
-    model        = var.route.model
-    openai_model = var.route.openai_model
-    max_tokens   = var.route.max_tokens
+    backend      = local.spec.backend
+    model        = local.spec.model
+    openai_model = local.spec.openai_model
+    max_tokens   = local.spec.max_tokens
     # The current key first, then earlier keys still accepted during a rotation.
-    key_sha256           = distinct(concat([sha256(local.gateway_key)], var.previous_gateway_key_sha256))
-    rate_limits          = var.limits.rate_limits
-    monthly_token_budget = var.limits.monthly_token_budget
-    monthly_budget_usd   = var.limits.monthly_budget_usd
+    key_sha256           = distinct(concat([sha256(local.gateway_key)], local.spec.previous_gateway_key_sha256))
+    rate_limits          = local.spec.rate_limits
+    monthly_token_budget = local.spec.monthly_token_budget
+    monthly_budget_usd   = local.spec.monthly_budget_usd
     # The request path (llm_gateway/concurrency.py, llm_common/request_contract.py).
-    max_concurrent_requests    = var.limits.max_concurrent_requests
-    allowed_request_extensions = var.route.allowed_request_extensions
+    max_concurrent_requests    = local.spec.max_concurrent_requests
+    allowed_request_extensions = local.spec.allowed_request_extensions
   } : field => value if value != null }
 
   # 2 x 122 random bits from uuid(); generated once, kept in state (see terraform_data.gateway_key).
@@ -83,16 +108,16 @@ resource "kubectl_manifest" "namespace" {
     apiVersion = "v1"
     kind       = "Namespace"
     metadata = {
-      name = var.name
+      name = local.spec.name
       labels = merge(local.common_labels, {
-        "app.kubernetes.io/name" = var.name
+        "app.kubernetes.io/name" = local.spec.name
         # Pod Security Admission: only Pods meeting the "restricted" profile are admitted.
         "pod-security.kubernetes.io/enforce" = "restricted"
         "pod-security.kubernetes.io/warn"    = "restricted"
       })
       annotations = {
-        "llm-tenants.io/display-name" = var.display_name
-        "llm-tenants.io/industry"     = var.industry
+        "llm-tenants.io/display-name" = local.spec.display_name
+        "llm-tenants.io/industry"     = local.spec.industry
       }
     }
   })
@@ -103,14 +128,14 @@ resource "kubectl_manifest" "resource_quota" {
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "ResourceQuota"
-    metadata   = { name = "tenant-quota", namespace = var.name, labels = local.common_labels }
+    metadata   = { name = "tenant-quota", namespace = local.spec.name, labels = local.common_labels }
     spec = {
       hard = {
         "requests.cpu"           = local.quota_cpu
         "limits.cpu"             = local.quota_cpu
-        "requests.memory"        = var.quota.memory
-        "limits.memory"          = var.quota.memory
-        "pods"                   = tostring(var.quota.pods)
+        "requests.memory"        = local.spec.quota.memory
+        "limits.memory"          = local.spec.quota.memory
+        "pods"                   = tostring(local.spec.quota.pods)
         "persistentvolumeclaims" = "2"
         "services.loadbalancers" = "0"
         "services.nodeports"     = "0"
@@ -124,13 +149,13 @@ resource "kubectl_manifest" "limit_range" {
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "LimitRange"
-    metadata   = { name = "tenant-container-defaults", namespace = var.name, labels = local.common_labels }
+    metadata   = { name = "tenant-container-defaults", namespace = local.spec.name, labels = local.common_labels }
     spec = {
       limits = [{
         type           = "Container"
-        defaultRequest = { cpu = var.container_defaults.cpu_request, memory = var.container_defaults.memory_request }
-        default        = { cpu = var.container_defaults.cpu_limit, memory = var.container_defaults.memory_limit }
-        max            = { cpu = local.quota_cpu, memory = var.quota.memory }
+        defaultRequest = { cpu = local.container_defaults.cpu_request, memory = local.container_defaults.memory_request }
+        default        = { cpu = local.container_defaults.cpu_limit, memory = local.container_defaults.memory_limit }
+        max            = { cpu = local.quota_cpu, memory = local.spec.quota.memory }
       }]
     }
   })
@@ -143,7 +168,7 @@ resource "kubectl_manifest" "admin_role" {
   yaml_body = yamlencode({
     apiVersion = "rbac.authorization.k8s.io/v1"
     kind       = "Role"
-    metadata   = { name = "tenant-admin", namespace = var.name, labels = local.common_labels }
+    metadata   = { name = "tenant-admin", namespace = local.spec.name, labels = local.common_labels }
     rules = [
       {
         apiGroups = [""]
@@ -170,9 +195,9 @@ resource "kubectl_manifest" "admin_role_binding" {
   yaml_body = yamlencode({
     apiVersion = "rbac.authorization.k8s.io/v1"
     kind       = "RoleBinding"
-    metadata   = { name = "tenant-admin", namespace = var.name, labels = local.common_labels }
+    metadata   = { name = "tenant-admin", namespace = local.spec.name, labels = local.common_labels }
     roleRef    = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = "tenant-admin" }
-    subjects   = [{ apiGroup = "rbac.authorization.k8s.io", kind = "Group", name = var.admin_group }]
+    subjects   = [{ apiGroup = "rbac.authorization.k8s.io", kind = "Group", name = local.spec.admin_group }]
   })
   depends_on = [kubectl_manifest.admin_role]
 }
@@ -183,7 +208,7 @@ module "proxy_identity" {
   source = "../service-identity"
 
   name            = local.proxy_name
-  namespace       = var.name
+  namespace       = local.spec.name
   labels          = local.proxy_labels
   automount_token = false
   rules           = [{ apiGroups = [""], resources = ["configmaps"], resourceNames = [local.prompt_config_map], verbs = ["get", "watch"] }]
@@ -197,8 +222,8 @@ resource "kubectl_manifest" "prompt" {
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "ConfigMap"
-    metadata   = { name = local.prompt_config_map, namespace = var.name, labels = local.proxy_labels }
-    data       = { system_prompt = var.system_prompt }
+    metadata   = { name = local.prompt_config_map, namespace = local.spec.name, labels = local.proxy_labels }
+    data       = { system_prompt = local.spec.system_prompt }
   })
   depends_on = [kubectl_manifest.namespace]
 }
@@ -207,7 +232,7 @@ resource "kubectl_manifest" "gateway_key" {
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "Secret"
-    metadata   = { name = local.key_secret, namespace = var.name, labels = local.proxy_labels }
+    metadata   = { name = local.key_secret, namespace = local.spec.name, labels = local.proxy_labels }
     type       = "Opaque"
     data       = { key = base64encode(local.gateway_key) }
   })
@@ -223,7 +248,7 @@ resource "kubectl_manifest" "gateway_route" {
     apiVersion = "llm-tenants.io/v1alpha1"
     kind       = "TenantRoute"
     metadata = {
-      name      = var.name
+      name      = local.spec.name
       namespace = var.monitoring_namespace
       labels    = local.common_labels
     }
@@ -236,7 +261,7 @@ resource "kubectl_manifest" "policy" {
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "ConfigMap"
-    metadata   = { name = local.policy_config_map, namespace = var.name, labels = local.proxy_labels }
+    metadata   = { name = local.policy_config_map, namespace = local.spec.name, labels = local.proxy_labels }
     data       = { "policy.json" = local.policy_json }
   })
   depends_on = [kubectl_manifest.namespace]
@@ -245,7 +270,7 @@ resource "kubectl_manifest" "policy" {
 # The claim's access mode cannot change once it exists (the API refuses it): it is fixed by the first
 # apply (onboarding) and kept, whatever proxy_replicas becomes later.
 resource "terraform_data" "knowledge_access_mode" {
-  input = var.knowledge_storage.access_mode
+  input = local.spec.knowledge_storage.access_mode
 
   lifecycle {
     ignore_changes = [input]
@@ -256,13 +281,13 @@ resource "kubectl_manifest" "knowledge_claim" {
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "PersistentVolumeClaim"
-    metadata   = { name = local.knowledge_claim, namespace = var.name, labels = local.proxy_labels }
+    metadata   = { name = local.knowledge_claim, namespace = local.spec.name, labels = local.proxy_labels }
     spec = merge(
       {
         accessModes = [local.knowledge_access_mode]
-        resources   = { requests = { storage = var.knowledge_storage.size } }
+        resources   = { requests = { storage = local.spec.knowledge_storage.size } }
       },
-      var.knowledge_storage.storage_class == null ? {} : { storageClassName = var.knowledge_storage.storage_class },
+      local.spec.knowledge_storage.storage_class == null ? {} : { storageClassName = local.spec.knowledge_storage.storage_class },
     )
   })
   depends_on = [kubectl_manifest.resource_quota]
@@ -274,9 +299,9 @@ resource "kubectl_manifest" "proxy_deployment" {
   yaml_body = yamlencode({
     apiVersion = "apps/v1"
     kind       = "Deployment"
-    metadata   = { name = local.proxy_name, namespace = var.name, labels = local.proxy_labels }
+    metadata   = { name = local.proxy_name, namespace = local.spec.name, labels = local.proxy_labels }
     spec = {
-      replicas = var.proxy.replicas
+      replicas = local.spec.proxy.replicas
       strategy = local.proxy_strategy
       selector = { matchLabels = local.proxy_selector }
       template = {
@@ -288,7 +313,7 @@ resource "kubectl_manifest" "proxy_deployment" {
             "prometheus.io/path"   = "/metrics"
             # The proxy reads its prompt, key and policy once: a change of any rolls the Pods (old Pods keep
             # working with the old key while the gateway accepts both, see previous_gateway_key_sha256).
-            "llm-tenants.io/prompt-sha256"      = sha256(var.system_prompt)
+            "llm-tenants.io/prompt-sha256"      = sha256(local.spec.system_prompt)
             "llm-tenants.io/gateway-key-sha256" = sha256(local.gateway_key)
             "llm-tenants.io/policy-sha256"      = sha256(local.policy_json)
           }
@@ -305,25 +330,25 @@ resource "kubectl_manifest" "proxy_deployment" {
           }
           containers = [{
             name    = "proxy"
-            image   = var.proxy.image
+            image   = var.proxy_image
             command = ["gunicorn", "-c", "python:llm_common.gunicorn_conf", "app:build_from_environment()"]
             ports   = [{ name = "http", containerPort = local.proxy_port }]
             env = [
-              { name = "TENANT_NAME", value = var.name },
-              { name = "TENANT_DISPLAY_NAME", value = var.display_name },
+              { name = "TENANT_NAME", value = local.spec.name },
+              { name = "TENANT_DISPLAY_NAME", value = local.spec.display_name },
               { name = "GATEWAY_URL", value = local.gateway_url },
               { name = "SYSTEM_PROMPT_FILE", value = "/etc/tenant-proxy/prompt/system_prompt" },
               { name = "GATEWAY_KEY_FILE", value = "/etc/tenant-proxy/gateway-key/key" },
               { name = "PROXY_POLICY_FILE", value = "/etc/tenant-proxy/policy/policy.json" },
-              { name = "MAX_TOKENS", value = tostring(var.route.max_tokens) },
+              { name = "MAX_TOKENS", value = tostring(local.spec.max_tokens) },
               { name = "KNOWLEDGE_DIR", value = local.knowledge_dir },
               { name = "BIND", value = "0.0.0.0:${local.proxy_port}" },
-              { name = "WEB_CONCURRENCY", value = tostring(var.proxy.workers) },
+              { name = "WEB_CONCURRENCY", value = tostring(local.spec.proxy.workers) },
               { name = "PROMETHEUS_MULTIPROC_DIR", value = "/tmp/metrics" },
             ]
             resources = {
-              requests = { cpu = var.proxy.cpu_request, memory = var.proxy.memory_request }
-              limits   = { cpu = var.proxy.cpu_limit, memory = var.proxy.memory_limit }
+              requests = { cpu = local.spec.proxy.cpu_request, memory = local.spec.proxy.memory_request }
+              limits   = { cpu = local.spec.proxy.cpu_limit, memory = local.spec.proxy.memory_limit }
             }
             readinessProbe = { httpGet = { path = "/healthz", port = "http" }, periodSeconds = 2 }
             livenessProbe  = { httpGet = { path = "/healthz", port = "http" }, periodSeconds = 10, failureThreshold = 3 }
@@ -351,11 +376,11 @@ resource "kubectl_manifest" "proxy_deployment" {
       }
     }
   })
-  wait_for_rollout = var.proxy.wait_for_rollout
+  wait_for_rollout = var.wait_for_rollout
 
   lifecycle {
     precondition {
-      condition     = var.proxy.replicas <= 1 || local.knowledge_access_mode == "ReadWriteMany"
+      condition     = local.spec.proxy.replicas <= 1 || local.knowledge_access_mode == "ReadWriteMany"
       error_message = "proxy replicas > 1: the tenant's document volume was created ReadWriteOnce when it was onboarded, and a claim's access mode cannot change. Keep one replica, or move the documents to a new ReadWriteMany claim (destroy and re-apply the tenant with knowledge_storage_access_mode = \"ReadWriteMany\")."
     }
   }
@@ -369,7 +394,7 @@ resource "kubectl_manifest" "proxy_service" {
   yaml_body = yamlencode({
     apiVersion = "v1"
     kind       = "Service"
-    metadata   = { name = local.proxy_name, namespace = var.name, labels = local.proxy_labels }
+    metadata   = { name = local.proxy_name, namespace = local.spec.name, labels = local.proxy_labels }
     spec = {
       selector = local.proxy_selector
       ports    = [{ name = "http", port = local.proxy_port, targetPort = "http" }]
@@ -396,7 +421,7 @@ locals {
             namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = var.monitoring_namespace } }
             podSelector       = { matchLabels = var.prometheus_pod_labels }
           },
-          { namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = var.ingress_namespace } } },
+          { namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = local.spec.ingress_namespace } } },
         ]
         ports = [{ protocol = "TCP", port = local.proxy_port }]
       }]
@@ -407,10 +432,10 @@ locals {
       egress = [
         {
           to = [{
-            namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = var.gateway.namespace } }
-            podSelector       = { matchLabels = var.gateway.pod_labels }
+            namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = local.gateway.namespace } }
+            podSelector       = { matchLabels = local.gateway.pod_labels }
           }]
-          ports = [{ protocol = "TCP", port = var.gateway.port }]
+          ports = [{ protocol = "TCP", port = local.gateway.port }]
         },
         {
           to = [{
@@ -430,7 +455,7 @@ resource "kubectl_manifest" "network_policy" {
   yaml_body = yamlencode({
     apiVersion = "networking.k8s.io/v1"
     kind       = "NetworkPolicy"
-    metadata   = { name = each.key, namespace = var.name, labels = local.common_labels }
+    metadata   = { name = each.key, namespace = local.spec.name, labels = local.common_labels }
     spec       = each.value
   })
   depends_on = [kubectl_manifest.namespace]
@@ -443,10 +468,10 @@ resource "kubectl_manifest" "dashboard" {
     apiVersion = "v1"
     kind       = "ConfigMap"
     metadata = {
-      name      = "grafana-dashboard-tenant-${var.name}"
+      name      = "grafana-dashboard-tenant-${local.spec.name}"
       namespace = var.monitoring_namespace
       labels    = merge(local.common_labels, { "grafana_dashboard" = "1" })
     }
-    data = { "tenant-${var.name}.json" = var.dashboard_json }
+    data = { "tenant-${local.spec.name}.json" = local.dashboard_json }
   })
 }

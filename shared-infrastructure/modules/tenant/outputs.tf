@@ -1,16 +1,16 @@
 output "namespace" {
   description = "The tenant's namespace."
-  value       = var.name
+  value       = local.spec.name
 }
 
 output "proxy_url" {
   description = "In-cluster URL of the tenant proxy (POST /ask)."
-  value       = "http://${local.proxy_name}.${var.name}.svc.cluster.local:${local.proxy_port}"
+  value       = "http://${local.proxy_name}.${local.spec.name}.svc.cluster.local:${local.proxy_port}"
 }
 
 output "gateway_key_secret" {
   description = "namespace/name of the Secret holding the tenant's gateway key."
-  value       = "${var.name}/${local.key_secret}"
+  value       = "${local.spec.name}/${local.key_secret}"
 }
 
 output "gateway_key_sha256" {
@@ -20,5 +20,5 @@ output "gateway_key_sha256" {
 
 output "admin_group" {
   description = "Group bound to the tenant-admin Role."
-  value       = var.admin_group
+  value       = local.spec.admin_group
 }

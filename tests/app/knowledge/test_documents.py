@@ -1,4 +1,5 @@
-"""`/documents` and grounded `/ask` on the real platform: tenant isolation, deletion, persistence, bad input."""
+"""`/documents` and grounded `/ask`: on the real platform, tenant isolation, deletion and persistence; from the
+app factory with the stub upstream (the fast layer), bad input and a proxy without knowledge."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 import httpx
 import pytest
 
-from tenantctl import launchers
-from tests.helpers import free_port
+from llm_common.keys import sha256_hex
+from tests.helpers import proxy_app
 
 ACME_CLAIMS = ("Acme Corp insurance claims: to file a claim for a broken company laptop, open a ticket in "
                "the Acme IT portal and attach the repair quote. Acme approves laptop claims within two days.")
@@ -113,14 +114,30 @@ BAD_UPLOADS = [
 ]
 
 
+ADMIN = "ak-documents-admin"
+
+
+@pytest.fixture
+def client(stub_upstream, tmp_path):
+    return proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge"),
+                     admin_key_sha256=[sha256_hex(ADMIN)]).test_client()
+
+
+def as_test_client_arguments(request_kwargs: dict) -> dict:
+    """httpx's request arguments (content, params) as the Flask test client's (data, query_string)."""
+    renamed = {"content": "data", "params": "query_string"}
+    return {renamed.get(name, name): value for name, value in request_kwargs.items()}
+
+
 @pytest.mark.parametrize("label, request_kwargs, status, code", BAD_UPLOADS, ids=[case[0] for case in BAD_UPLOADS])
-def test_bad_uploads_get_an_openai_shaped_4xx(platform, label, request_kwargs, status, code):
-    url = platform.tenant_urls["acme-corp"] + "/documents"
-    kwargs = {**request_kwargs, "headers": {**platform.admin_headers("acme-corp"), **request_kwargs.get("headers", {})}}
-    response = httpx.post(url, timeout=60, **kwargs)
+def test_bad_uploads_get_an_openai_shaped_4xx(client, label, request_kwargs, status, code):
+    kwargs = as_test_client_arguments(request_kwargs)
+    kwargs["headers"] = {"Authorization": f"Bearer {ADMIN}", **kwargs.get("headers", {})}
+    response = client.post("/documents", **kwargs)
     assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
-    assert response.json()["error"]["type"] == "invalid_request_error" and response.json()["error"]["message"]
+    assert response.json["error"]["code"] == code
+    assert response.json["error"]["type"] == "invalid_request_error" and response.json["error"]["message"]
+    assert client.get("/documents").json["data"] == []
 
 
 @pytest.mark.parametrize("method, path, body, status", [
@@ -129,23 +146,18 @@ def test_bad_uploads_get_an_openai_shaped_4xx(platform, label, request_kwargs, s
     ("POST", "/documents/search", {"query": ""}, 400),
     ("POST", "/documents/search", {"query": "x", "top_k": 0}, 400),
 ])
-def test_unknown_documents_and_bad_searches(platform, method, path, body, status):
-    response = httpx.request(method, platform.tenant_urls["acme-corp"] + path, json=body, timeout=30,
-                             headers=platform.admin_headers("acme-corp"))
+def test_unknown_documents_and_bad_searches(client, method, path, body, status):
+    response = client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {ADMIN}"})
     assert response.status_code == status, response.text
-    assert set(response.json()["error"]) == {"type", "message", "code", "request_id"}
+    assert set(response.json["error"]) == {"type", "message", "code", "request_id"}
 
 
-def test_a_proxy_without_knowledge_dir_answers_without_documents(platform, process_group, tmp_path):
-    port = free_port()
-    config = {"tenant": "plain", "system_prompt": "You are helpful.", "max_tokens": 5,
-              "gateway_url": platform.gateway_url + "/v1", "gateway_key": platform.keys["acme-corp"]}
-    process_group(launchers.tenant_proxy(config, port, tmp_path, workers=1))
-    url = f"http://127.0.0.1:{port}"
-    response = httpx.get(url + "/documents")
-    assert response.status_code == 404 and response.json()["error"]["code"] == "knowledge_disabled"
+def test_a_proxy_without_knowledge_dir_answers_without_documents(stub_upstream):
+    client = proxy_app(stub_upstream).test_client()
+    response = client.get("/documents")
+    assert response.status_code == 404 and response.json["error"]["code"] == "knowledge_disabled"
     # Writes are refused first for the missing admin key (none configured): who asks comes before what.
-    response = httpx.post(url + "/documents", json={"title": "t", "text": "x"})
-    assert response.status_code == 403 and response.json()["error"]["code"] == "admin_key_not_configured"
-    answer = httpx.post(url + "/ask", json={"question": "Hi"}, timeout=120)
-    assert answer.status_code == 200 and answer.json()["citations"] == []
+    response = client.post("/documents", json={"title": "t", "text": "x"})
+    assert response.status_code == 403 and response.json["error"]["code"] == "admin_key_not_configured"
+    answer = client.post("/ask", json={"question": "Hi"})
+    assert answer.status_code == 200 and answer.json["citations"] == []

@@ -69,8 +69,8 @@ def test_a_hostile_document_is_ingested_in_bounded_memory(stub_url, tmp_path, si
         f"peak memory rose {outcome['peak_rise'] / MiB:.1f} MiB for a {outcome['bytes'] / MiB:.2f} MiB document"
 
 
-def test_a_document_making_too_many_chunks_is_refused_before_embedding(stub_url, tmp_path):
-    client = proxy_app(stub_url, knowledge_dir=str(tmp_path / "knowledge"), admin_key_sha256=[sha256_hex(ADMIN)],
+def test_a_document_making_too_many_chunks_is_refused_before_embedding(stub_upstream, tmp_path):
+    client = proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge"), admin_key_sha256=[sha256_hex(ADMIN)],
                        max_chunks_per_document=10).test_client()
     response = client.post("/documents?title=Long", data="word " * 5000,
                            headers={"Content-Type": "text/plain", "Authorization": f"Bearer {ADMIN}"})

@@ -58,6 +58,7 @@ def _add_many(directory: str, worker: int, count: int) -> None:
         add(store, f"w{worker}-{i}", seed=1000 * worker + i, chunks=2)
 
 
+@pytest.mark.e2e  # starts worker processes
 def test_concurrent_writers_in_several_processes_lose_nothing(tmp_path):
     context = multiprocessing.get_context("spawn")  # like separate gunicorn workers: nothing shared in memory
     workers = [context.Process(target=_add_many, args=(str(tmp_path), worker, 8)) for worker in range(4)]

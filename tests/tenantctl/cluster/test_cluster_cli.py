@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from kubernetes import client, config
 
 from tests.helpers import processes_mentioning
@@ -16,7 +18,10 @@ def tenantctl(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+@pytest.mark.e2e
+@pytest.mark.cluster
 def test_up_detached_status_and_down(tmp_path):
+    """Starts a control plane of its own (no fixture does): marked as the control_plane fixture's tests are."""
     state_dir = tmp_path / "cluster"
     try:
         up = tenantctl("up", "--detach", "--control-plane-only", "--state-dir", str(state_dir))

@@ -35,7 +35,7 @@ def test_plan_lists_every_resource_it_would_create(control_plane, tenant_root, t
 
 
 def test_validation_failures_carry_terraform_diagnostics(tenant_root):
-    spec_file = tenant_root / "terraform.tfvars.json"
+    spec_file = tenant_root / "tenant.json"
     spec = json.loads(spec_file.read_text())
     spec_file.write_text(json.dumps({**spec, "max_tokens": 0}))
     terraform = Terraform(tenant_root)
