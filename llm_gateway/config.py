@@ -115,7 +115,7 @@ class EmbeddingsConfig(_Config):
 
     One embedding model for the whole platform: a tenant's knowledge index is only
     searchable with vectors of the model that built it. Without this section the
-    request follows the tenant's chat routing (vLLM pool, OpenAI), as before.
+    request follows the tenant's chat routing (vLLM pool, OpenAI).
     """
 
     backend: Literal["pool", "openai"] = Field(

@@ -19,10 +19,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 from llm_common.errors import ApiError
-from llm_gateway.backends import BackendPool, ChatStream, UpstreamRejected, UpstreamReply, UpstreamUnavailable
+from llm_gateway.backends import AsyncChatStream, BackendPool, UpstreamRejected, UpstreamReply, UpstreamUnavailable
 from llm_gateway.backoff import TenantBackoff
 from llm_gateway.config import TenantRoute
 from llm_gateway.metrics import GatewayMetrics
@@ -78,8 +78,8 @@ class Router:
         return [(backend, {**payload, "model": self.model_for(tenant, backend.name)})
                 for backend in self.candidates(tenant)]
 
-    def _with_failover(self, tenant: TenantRoute, attempts: list[tuple[BackendPool, dict]],
-                       call: Callable[[BackendPool, dict], T]) -> tuple[str, T]:
+    async def _with_failover(self, tenant: TenantRoute, attempts: list[tuple[BackendPool, dict]],
+                             call: Callable[[BackendPool, dict], Awaitable[T]]) -> tuple[str, T]:
         failures: list[tuple[str, UpstreamUnavailable]] = []
         waits: list[float] = []
         for backend, upstream_payload in attempts:
@@ -88,7 +88,7 @@ class Router:
                 waits.append(wait)
                 continue
             try:
-                return backend.name, call(backend, upstream_payload)
+                return backend.name, await call(backend, upstream_payload)
             except UpstreamUnavailable as error:
                 log.warning("tenant %s: backend %s failed: %s", tenant.name, backend.name, error)
                 failures.append((backend.name, error))
@@ -103,26 +103,27 @@ class Router:
             raise _throttled(min(waits))
         raise _exhausted(failures)
 
-    def chat(self, tenant: TenantRoute, payload: dict, request_id: str | None = None) -> tuple[str, UpstreamReply]:
-        return self._with_failover(tenant, self._tenant_attempts(tenant, payload),
+    async def chat(self, tenant: TenantRoute, payload: dict,
+                   request_id: str | None = None) -> tuple[str, UpstreamReply]:
+        return await self._with_failover(tenant, self._tenant_attempts(tenant, payload),
                                    lambda backend, p: backend.chat(p, request_id))
 
-    def open_chat_stream(self, tenant: TenantRoute, payload: dict,
-                         request_id: str | None = None) -> tuple[str, ChatStream]:
-        return self._with_failover(tenant, self._tenant_attempts(tenant, payload),
+    async def open_chat_stream(self, tenant: TenantRoute, payload: dict,
+                               request_id: str | None = None) -> tuple[str, AsyncChatStream]:
+        return await self._with_failover(tenant, self._tenant_attempts(tenant, payload),
                                    lambda backend, p: backend.open_chat_stream(p, request_id))
 
     def embedding_model_for(self, tenant: TenantRoute, backend: str) -> str:
         """The model that produced a tenant's embeddings on `backend` (for metrics and cost)."""
         return self.embedding.model if self.embedding is not None else self.model_for(tenant, backend)
 
-    def embeddings(self, tenant: TenantRoute, payload: dict,
-                   request_id: str | None = None) -> tuple[str, UpstreamReply]:
+    async def embeddings(self, tenant: TenantRoute, payload: dict,
+                         request_id: str | None = None) -> tuple[str, UpstreamReply]:
         if self.embedding is None:
             attempts = self._tenant_attempts(tenant, payload)
         else:
             attempts = [(self.embedding.backend, self.embedding.upstream_payload(payload))]
-        return self._with_failover(tenant, attempts, lambda backend, p: backend.embeddings(p, request_id))
+        return await self._with_failover(tenant, attempts, lambda backend, p: backend.embeddings(p, request_id))
 
 
 # What a backend's 4xx means for the caller: the status we answer and what we say. The backend's own
