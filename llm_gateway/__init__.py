@@ -27,6 +27,7 @@ from llm_gateway.metering import Metering
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.observation import RequestObservation, current_tenant
 from llm_gateway.openapi import gateway_openapi
+from llm_gateway.prefix_cache import CacheSalts
 from llm_gateway.pricing import PriceTable
 from llm_gateway.routes.openai_api import ROUTES as OPENAI_ROUTES
 from llm_gateway.routes.operations import operation_routes
@@ -43,7 +44,8 @@ def create_app(config: GatewayConfig) -> Starlette:
     prices = PriceTable(config.prices)
     metrics = GatewayMetrics(registry)
     backends = build_backends(config, metrics)
-    router = Router(backends, metrics, embedding_route(config.embeddings, backends))
+    router = Router(backends, metrics, embedding_route(config.embeddings, backends),
+                    cache_salts=CacheSalts(config.cache_salt_secret))
     _warn_about_unpriced_models(config.tenants, router, prices)
     tenants = TenantDirectory(config.tenants)
     discovery = None

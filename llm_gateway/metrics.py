@@ -56,6 +56,13 @@ class GatewayMetrics:
             "llm_gateway_pool_member_latency_seconds",
             "Time until a member answered (streams: until the stream opened).",
             ["backend", "member"], buckets=LATENCY_BUCKETS, registry=r)
+        # Fair sharing of a saturated pool (fair_queue.py)
+        self.queue_depth = Gauge(
+            "llm_gateway_pool_queue_depth", "Requests waiting for a slot of a full pool, by tenant.",
+            ["tenant", "backend"], multiprocess_mode="livesum", registry=r)
+        self.queue_wait = Histogram(
+            "llm_gateway_pool_queue_wait_seconds", "Time requests waited for a slot of a full pool (granted or not).",
+            ["tenant", "backend"], buckets=LATENCY_BUCKETS, registry=r)
         # Tenant controls (limits.py, budgets.py, ledger/); their refusals are counted in `refusals` above
         self.budget_remaining = Gauge(
             "llm_gateway_budget_remaining", "What is left of the tenant's monthly budget, by kind (tokens|usd).",

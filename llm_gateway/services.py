@@ -75,7 +75,8 @@ def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
                             max_ejection_percent=pool.max_ejection_percent)
     return BackendPool(name, [pool_member(pool, url) for url in pool.endpoints], metrics, outlier=outlier,
                        health_path=pool.health_path, health_interval=pool.health_interval_seconds,
-                       unhealthy_threshold=pool.unhealthy_threshold)
+                       unhealthy_threshold=pool.unhealthy_threshold, capacity_per_member=pool.capacity_per_member,
+                       max_queued_per_tenant=pool.max_queued_per_tenant, queue_timeout=pool.queue_timeout_seconds)
 
 
 def pool_member(pool: PoolConfig, url: str) -> PoolMember:

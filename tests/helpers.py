@@ -67,10 +67,11 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
     return total
 
 
-def stub_backend(port: int, log_dir: Path) -> ManagedProcess:
-    """bench/stub_openai.py: answers instantly (usage in streams only when asked for)."""
-    return ManagedProcess("stub", [sys.executable, str(REPO_ROOT / "bench" / "stub_openai.py"), "--port", str(port)],
-                          f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
+def stub_backend(port: int, log_dir: Path, *options: str) -> ManagedProcess:
+    """bench/stub_openai.py: answers instantly (usage in streams only when asked for); `options` e.g.
+    `--stream-tokens 20 --token-interval 0.1` for streams of a slow model."""
+    return ManagedProcess("stub", [sys.executable, str(REPO_ROOT / "bench" / "stub_openai.py"), "--port", str(port),
+                                   *options], f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
 
 
 def proxy_app(gateway_url: str, **settings: Any) -> Flask:

@@ -10,6 +10,9 @@
 - A request that could not reach a member (connect failure) is retried on the next
   member; one that reached a member and failed there is not, so a request that
   crashes a server cannot go on to crash the others.
+- Capacity (optional, `capacity_per_member`): a pool whose usable members are all full queues
+  requests per tenant and hands freed slots out in weighted fair order (fair_queue.py); a slot is
+  held until the answer is read (a stream: until it closes).
 - Counts are per gateway worker process: each worker balances its own load.
 - Members may change while serving (`set_member_urls`, from pool_discovery.py's thread): members
   that stay keep their counts and ejections; a removed member's client is closed on the event
@@ -30,6 +33,8 @@ import httpx
 from llm_common.openai_client import UpstreamRejected, UpstreamReply, UpstreamUnavailable
 from llm_gateway.backends.clients import AsyncChatStream, AsyncOpenAICompatibleClient
 from llm_gateway.backends.outlier import OutlierDetector, OutlierPolicy
+from llm_gateway.config import TenantRoute
+from llm_gateway.fair_queue import FairQueue
 from llm_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,8 @@ class BackendPool:
     def __init__(self, name: str, members: list[PoolMember], metrics: GatewayMetrics, *,
                  outlier: OutlierPolicy = OutlierPolicy(), health_path: str | None = None,
                  health_interval: float = 5.0, unhealthy_threshold: int = 2,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, capacity_per_member: int | None = None,
+                 max_queued_per_tenant: int = 100, queue_timeout: float = 30.0):
         self.name = name
         self.members = members
         self._metrics = metrics
@@ -73,6 +79,11 @@ class BackendPool:
         self._lock = threading.Lock()  # pool discovery changes members from its thread
         self._health_task: asyncio.Task | None = None
         self._retired: list[PoolMember] = []  # removed members whose streams still run
+        self.capacity_per_member = capacity_per_member
+        self.queue: FairQueue | None = None
+        if capacity_per_member is not None:
+            self.queue = FairQueue(name, self.capacity, metrics, max_queued_per_tenant=max_queued_per_tenant,
+                                   queue_timeout=queue_timeout)
         metrics.publish_backend(name)
         for member in members:
             member.unhealthy_threshold = unhealthy_threshold
@@ -84,13 +95,39 @@ class BackendPool:
         now = self._clock()
         return any(member.usable(now) for member in self.members)
 
+    def capacity(self) -> int:
+        """Sequences the usable members run at once (with a capacity configured)."""
+        now = self._clock()
+        return sum(self.capacity_per_member or 0 for member in self.members if member.usable(now))
+
     def _members_to_try(self) -> list[PoolMember]:
         """Usable members, least outstanding first (ties keep configuration order)."""
         now = self._clock()
         with self._lock:
             return sorted((m for m in self.members if m.usable(now)), key=lambda m: m.outstanding)
 
-    async def _call(self, attempt: Callable[[PoolMember], Awaitable[T]], *, keep_outstanding: bool = False) -> T:
+    async def _call(self, attempt: Callable[[PoolMember], Awaitable[T]], tenant: TenantRoute | None, *,
+                    keep_outstanding: bool = False) -> T:
+        """Run `attempt` on the best member (with a capacity: once a slot is free, in fair order). With
+        `keep_outstanding` the member's count and the slot stay taken until the result's `on_close`."""
+        if not self.is_available():
+            raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
+        if self.queue is not None:
+            await self.queue.acquire(tenant.name if tenant else "", tenant.weight if tenant else 1.0)
+        try:
+            result = await self._call_members(attempt, keep_outstanding=keep_outstanding)
+        except BaseException:
+            self._give_slot()
+            raise
+        if not keep_outstanding:
+            self._give_slot()
+        return result
+
+    def _give_slot(self) -> None:
+        if self.queue is not None:
+            self.queue.release()
+
+    async def _call_members(self, attempt: Callable[[PoolMember], Awaitable[T]], *, keep_outstanding: bool) -> T:
         candidates = self._members_to_try()
         if not candidates:
             raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
@@ -127,21 +164,25 @@ class BackendPool:
         raise UpstreamUnavailable(f"{self.name}: all {tried} member(s) failed; last: {last_error}",
                                   reason=last_error.reason, status=last_error.status)
 
-    async def chat(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
-        return await self._call(lambda member: member.client.chat(payload, request_id))
+    async def chat(self, payload: dict, request_id: str | None = None,
+                   tenant: TenantRoute | None = None) -> UpstreamReply:
+        return await self._call(lambda member: member.client.chat(payload, request_id), tenant)
 
-    async def embeddings(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
-        return await self._call(lambda member: member.client.embeddings(payload, request_id))
+    async def embeddings(self, payload: dict, request_id: str | None = None,
+                         tenant: TenantRoute | None = None) -> UpstreamReply:
+        return await self._call(lambda member: member.client.embeddings(payload, request_id), tenant)
 
-    async def open_chat_stream(self, payload: dict, request_id: str | None = None) -> AsyncChatStream:
-        """Open a stream on the least busy member; it stays 'outstanding' until the stream closes."""
+    async def open_chat_stream(self, payload: dict, request_id: str | None = None,
+                               tenant: TenantRoute | None = None) -> AsyncChatStream:
+        """Open a stream on the least busy member; it stays 'outstanding' (and holds its slot) until it closes."""
 
         async def attempt(member: PoolMember) -> AsyncChatStream:
             stream = await member.client.open_chat_stream(payload, request_id)
             stream.on_close.append(lambda: self._adjust_outstanding(member, -1))
+            stream.on_close.append(self._give_slot)
             return stream
 
-        return await self._call(attempt, keep_outstanding=True)
+        return await self._call(attempt, tenant, keep_outstanding=True)
 
     def set_member_urls(self, urls: list[str], make_member: Callable[[str], PoolMember]) -> None:
         """Make the members exactly `urls` (new ones from `make_member`); returns at once."""
@@ -222,6 +263,8 @@ class BackendPool:
                 else:
                     await self.check_health_once(http)
                 await self._close_retired()
+                if self.queue is not None:
+                    self.queue.dispatch()  # a member that came back brings its slots
                 await asyncio.sleep(self._health_interval)
 
     async def _close_retired(self, *, all_of_them: bool = False) -> None:
