@@ -8,6 +8,9 @@ both pointed at the same stubs.
     (c) 200 and 1,000 concurrent slow streams (20 tokens, 100 ms apart: 2 s an answer): time to first
         token p50/p99, errors, and the gateway's memory (RSS of its processes) at the end
         (one asyncio client, httpx, for every path)
+    (d) fairness on a saturated pool (our gateway only: one worker, the slow stub as one member of
+        `FAIR_CAPACITY` sequences): a light tenant's streams alone, then while a heavy tenant keeps ten
+        times as many streams going; the light tenant's TTFT p95 in both, and completed streams per second
 
 Everything listens on loopback; LiteLLM is told to use its bundled model-cost map and no telemetry,
 so nothing leaves the machine. LiteLLM is installed on first use into
@@ -50,6 +53,8 @@ STUB = Path(__file__).resolve().parent / "stub_openai.py"
 KEY = "gk-bench-capacity"
 MODEL = "stub-model"
 SLOW_TOKENS, TOKEN_INTERVAL = 20, 0.1
+FAIR_CAPACITY, LIGHT_STREAMS, HEAVY_STREAMS = 8, 2, 20  # pool slots; each tenant's streams kept going
+HEAVY_KEY = "gk-bench-heavy"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 32}
 
 
@@ -107,6 +112,16 @@ def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int) -
     port = free_port()
     directory = run_dir / f"gateway-{port}"
     return launchers.gateway(config, port, directory, workers=workers), f"http://127.0.0.1:{port}"
+
+
+def fair_gateway(run_dir: Path, backend_url: str) -> tuple[ManagedProcess, str]:
+    """One worker (the queue is per worker), the slow stub as a member of FAIR_CAPACITY slots, two tenants."""
+    tenants = [{"name": name, "backend": "vllm", "model": MODEL, "max_tokens": 64, "key_sha256": [hash_gateway_key(key)]}
+               for name, key in (("light", KEY), ("heavy", HEAVY_KEY))]
+    config = {"tenants": tenants, "pool": {"endpoints": [backend_url], "capacity_per_member": FAIR_CAPACITY,
+                                           "max_queued_per_tenant": 1000, "queue_timeout_seconds": 120}}
+    port = free_port()
+    return launchers.gateway(config, port, run_dir / f"gateway-{port}", workers=1), f"http://127.0.0.1:{port}"
 
 
 def started(process: ManagedProcess, everything: list[ManagedProcess], timeout: float = 180) -> None:
@@ -195,6 +210,45 @@ async def streams(url: str, count: int, timeout: float) -> dict:
             "ttft_p99_s": _percentile(ttfts, 0.99)}
 
 
+async def closed_loop(client: httpx.AsyncClient, url: str, key: str, clients: int, seconds: float) -> list[float]:
+    """`clients` callers each sending one stream after the other for `seconds`; the TTFT of every stream
+    that started in that time."""
+    ttfts: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def caller() -> None:
+        while time.perf_counter() < deadline:
+            began, first = time.perf_counter(), None
+            async with client.stream("POST", url + "/v1/chat/completions", json={**BODY, "stream": True},
+                                     headers={"Authorization": f"Bearer {key}"}) as response:
+                async for line in response.aiter_lines():
+                    if first is None and '"content"' in line:
+                        first = time.perf_counter() - began
+            if first is not None:
+                ttfts.append(first)
+
+    await asyncio.gather(*(caller() for _ in range(clients)))
+    return ttfts
+
+
+async def fairness(url: str, seconds: float) -> dict:
+    limits = httpx.Limits(max_connections=None)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(180)) as client:
+        alone = await closed_loop(client, url, KEY, LIGHT_STREAMS, seconds)
+        began = time.perf_counter()
+        light, heavy = await asyncio.gather(closed_loop(client, url, KEY, LIGHT_STREAMS, seconds),
+                                            closed_loop(client, url, HEAVY_KEY, HEAVY_STREAMS, seconds))
+        wall = time.perf_counter() - began
+    light_alone, light_shared = _percentile(sorted(alone), 0.95), _percentile(sorted(light), 0.95)
+    return {"capacity": FAIR_CAPACITY, "light_streams": LIGHT_STREAMS, "heavy_streams": HEAVY_STREAMS,
+            "light_ttft_p95_alone_s": light_alone, "light_ttft_p95_contended_s": light_shared,
+            "ratio": round(light_shared / light_alone, 2) if light_alone else None,
+            "heavy_ttft_p95_s": _percentile(sorted(heavy), 0.95),
+            "completed_per_s": round((len(light) + len(heavy)) / wall, 2),
+            "pool_limit_per_s": round(FAIR_CAPACITY / (SLOW_TOKENS * TOKEN_INTERVAL), 2),
+            "light_completed": len(light), "heavy_completed": len(heavy)}
+
+
 def _percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
@@ -216,10 +270,11 @@ def run(quick: bool, workers: int) -> dict:
         redis_url = launchers.redis_url("127.0.0.1", redis_port, password)
         gateway_fast, gateway_fast_url = our_gateway(run_dir, fast_url, redis_url, workers)
         gateway_slow, gateway_slow_url = our_gateway(run_dir, slow_url, redis_url, workers)
+        gateway_fair, gateway_fair_url = fair_gateway(run_dir, slow_url)
         litellm_fast_port, litellm_slow_port = free_port(), free_port()
         litellm_fast = litellm_proxy(run_dir / "litellm-fast", litellm_fast_port, {MODEL: fast_url + "/v1"}, workers)
         litellm_slow = litellm_proxy(run_dir / "litellm-slow", litellm_slow_port, {MODEL: slow_url + "/v1"}, workers)
-        for process in (gateway_fast, gateway_slow, litellm_fast, litellm_slow):
+        for process in (gateway_fast, gateway_slow, gateway_fair, litellm_fast, litellm_slow):
             started(process, everything, timeout=300)
         paths = {"direct": (fast_url, slow_url, None),
                  "gateway": (gateway_fast_url, gateway_slow_url, gateway_slow),
@@ -240,6 +295,7 @@ def run(quick: bool, workers: int) -> dict:
                 measured = asyncio.run(streams(url, count, timeout=120))
                 measured["memory_mib"] = rss_mib(process.pid) if process is not None else None
                 results["streams"][str(count)][name] = measured
+        results["fairness"] = asyncio.run(fairness(gateway_fair_url, 15 if quick else 40))
         return results
     finally:
         for process in reversed(everything):
@@ -261,6 +317,14 @@ def markdown(results: dict, settings: dict) -> str:
         for name, row in by_path.items():
             lines.append(f"| {count} | {name} | {row['ttft_p50_s']} / {row['ttft_p99_s']} | {row['errors']} | "
                          f"{row['memory_mib'] if row['memory_mib'] is not None else '-'} |")
+    fair = results.get("fairness")
+    if fair:
+        lines += ["", f"Fairness: pool of {fair['capacity']} slots, light tenant {fair['light_streams']} streams at a "
+                      f"time, heavy {fair['heavy_streams']}.", "",
+                  "| light TTFT p95 alone s | light TTFT p95 with heavy s | ratio | heavy TTFT p95 s | "
+                  "completed streams/s (pool limit) |", "|---|---|---|---|---|",
+                  f"| {fair['light_ttft_p95_alone_s']} | {fair['light_ttft_p95_contended_s']} | {fair['ratio']} | "
+                  f"{fair['heavy_ttft_p95_s']} | {fair['completed_per_s']} ({fair['pool_limit_per_s']}) |"]
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llm_gateway.auth import TenantDirectory
-from llm_gateway.backends import AsyncHttpxClient, AsyncSdkClient, BackendPool, PoolMember
+from llm_gateway.backends import AiohttpClient, AsyncSdkClient, BackendPool, PoolMember
 from llm_gateway.backends.outlier import OutlierPolicy
 from llm_gateway.completions import Completions
 from llm_gateway.config import EmbeddingsConfig, GatewayConfig, OpenAIConfig, PoolConfig
@@ -80,7 +80,7 @@ def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
 
 
 def pool_member(pool: PoolConfig, url: str) -> PoolMember:
-    return PoolMember(url, AsyncHttpxClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
+    return PoolMember(url, AiohttpClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
                                             read_timeout=pool.read_timeout_seconds))
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from llm_common.metrics_registry import MetricsRegistry
-from llm_gateway.backends import AsyncHttpxClient, BackendPool, PoolMember, UpstreamUnavailable
+from llm_gateway.backends import AiohttpClient, BackendPool, PoolMember, UpstreamUnavailable
 from llm_gateway.backends.outlier import OutlierPolicy
 from llm_gateway.metrics import GatewayMetrics
 from tests.helpers import free_port
@@ -28,7 +28,7 @@ def make_pool(count: int, clock: FakeClock) -> BackendPool:
     members = []
     for _ in range(count):
         url = f"http://127.0.0.1:{free_port()}"
-        members.append(PoolMember(url, AsyncHttpxClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1)))
+        members.append(PoolMember(url, AiohttpClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1)))
     return BackendPool("vllm", members, GatewayMetrics(MetricsRegistry(None)), outlier=OutlierPolicy(eject_seconds=10),
                        health_path="/health", unhealthy_threshold=2, clock=clock)
 
@@ -71,7 +71,7 @@ def test_member_up_returns_to_1_after_the_cool_down_without_health_checks():
     clock = FakeClock()
     metrics = GatewayMetrics(MetricsRegistry(None))
     url = f"http://127.0.0.1:{free_port()}"
-    pool = BackendPool("openai", [PoolMember(url, AsyncHttpxClient(url, "x", connect_timeout=0.2, read_timeout=1))],
+    pool = BackendPool("openai", [PoolMember(url, AiohttpClient(url, "x", connect_timeout=0.2, read_timeout=1))],
                        metrics, outlier=OutlierPolicy(eject_seconds=10), health_interval=0.05, clock=clock)
 
     def member_up() -> float:
