@@ -7,7 +7,7 @@ both pointed at the same stubs.
     (b) zero-latency stub, 64 connections: requests per second (wrk)
     (c) 200 and 1,000 concurrent slow streams (20 tokens, 100 ms apart: 2 s an answer): time to first
         token p50/p99, errors, and the gateway's memory (RSS of its processes) at the end
-        (one asyncio client, httpx, for every path)
+        (one asyncio client, aiohttp, for every path)
     (d) fairness on a saturated pool (our gateway only: one worker, the slow stub as one member of
         `FAIR_CAPACITY` sequences): a light tenant's streams alone, then while a heavy tenant keeps ten
         times as many streams going; the light tenant's TTFT p95 in both, and completed streams per second
@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -179,8 +179,8 @@ def _ms(text: str) -> float:
 
 async def streams(url: str, count: int, timeout: float) -> dict:
     """`count` streams at once; time to first content chunk of each, and how many failed."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=count)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout)) as client:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as client:
         start = asyncio.Event()
 
         async def one() -> float | None:
@@ -188,16 +188,16 @@ async def streams(url: str, count: int, timeout: float) -> dict:
             began = time.perf_counter()
             first = None
             try:
-                async with client.stream("POST", url + "/v1/chat/completions", json={**BODY, "stream": True},
-                                         headers={"Authorization": f"Bearer {KEY}"}) as response:
-                    if response.status_code != 200:
+                async with client.post(url + "/v1/chat/completions", json={**BODY, "stream": True},
+                                       headers={"Authorization": f"Bearer {KEY}"}) as response:
+                    if response.status != 200:
                         return None
-                    async for line in response.aiter_lines():
-                        if first is None and line.startswith("data: {") and '"content"' in line:
+                    async for line in response.content:
+                        if first is None and line.startswith(b"data: {") and b'"content"' in line:
                             first = time.perf_counter() - began
-                        if line.startswith("data: [DONE]"):
+                        if line.startswith(b"data: [DONE]"):
                             return first
-            except httpx.HTTPError:
+            except (aiohttp.ClientError, asyncio.TimeoutError):
                 return None
             return None  # ended without [DONE]
 
@@ -210,7 +210,8 @@ async def streams(url: str, count: int, timeout: float) -> dict:
             "ttft_p99_s": _percentile(ttfts, 0.99)}
 
 
-async def closed_loop(client: httpx.AsyncClient, url: str, key: str, clients: int, seconds: float) -> list[float]:
+async def closed_loop(client: aiohttp.ClientSession, url: str, key: str, clients: int,
+                      seconds: float) -> list[float]:
     """`clients` callers each sending one stream after the other for `seconds`; the TTFT of every stream
     that started in that time."""
     ttfts: list[float] = []
@@ -219,10 +220,10 @@ async def closed_loop(client: httpx.AsyncClient, url: str, key: str, clients: in
     async def caller() -> None:
         while time.perf_counter() < deadline:
             began, first = time.perf_counter(), None
-            async with client.stream("POST", url + "/v1/chat/completions", json={**BODY, "stream": True},
-                                     headers={"Authorization": f"Bearer {key}"}) as response:
-                async for line in response.aiter_lines():
-                    if first is None and '"content"' in line:
+            async with client.post(url + "/v1/chat/completions", json={**BODY, "stream": True},
+                                   headers={"Authorization": f"Bearer {key}"}) as response:
+                async for line in response.content:
+                    if first is None and b'"content"' in line:
                         first = time.perf_counter() - began
             if first is not None:
                 ttfts.append(first)
@@ -232,8 +233,8 @@ async def closed_loop(client: httpx.AsyncClient, url: str, key: str, clients: in
 
 
 async def fairness(url: str, seconds: float) -> dict:
-    limits = httpx.Limits(max_connections=None)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(180)) as client:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=180)) as client:
         alone = await closed_loop(client, url, KEY, LIGHT_STREAMS, seconds)
         began = time.perf_counter()
         light, heavy = await asyncio.gather(closed_loop(client, url, KEY, LIGHT_STREAMS, seconds),
