@@ -15,40 +15,40 @@ from tests.helpers import tenant_route
 
 
 @pytest.fixture
-def gateway(stub_url):
+def gateway(stub_in_process):
     """Four tenants on the stub: two alone, two sharing a cache group, one routed to "OpenAI" (the stub too)."""
     config = GatewayConfig.model_validate({
         "tenants": [tenant_route("alpha", "k-alpha"), tenant_route("beta", "k-beta"),
                     tenant_route("gamma", "k-gamma", prefix_cache_group="research"),
                     tenant_route("delta", "k-delta", prefix_cache_group="research"),
                     tenant_route("omega", "k-omega", backend="openai")],
-        "pool": {"endpoints": [stub_url], "health_interval_seconds": 60},
-        "openai": {"api_key": "sk-stub", "base_url": stub_url + "/v1"},
+        "pool": {"endpoints": [stub_in_process], "health_interval_seconds": 60},
+        "openai": {"api_key": "sk-stub", "base_url": stub_in_process + "/v1"},
         "cache_salt_secret": "a-platform-secret-of-some-length",
     })
     with TestClient(create_app(config)) as client:
         yield client
 
 
-def salt_sent(client: TestClient, stub_url: str, key: str, **fields) -> str | None:
+def salt_sent(client: TestClient, stub_in_process: str, key: str, **fields) -> str | None:
     request_id = str(uuid.uuid4())
     response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}], **fields},
                            headers={"Authorization": f"Bearer {key}", "X-Request-Id": request_id})
     assert response.status_code == 200, response.text
-    (body,) = [seen["body"] for seen in httpx.get(stub_url + "/seen").json() if seen["request_id"] == request_id]
+    (body,) = [seen["body"] for seen in httpx.get(stub_in_process + "/seen").json() if seen["request_id"] == request_id]
     return body.get("cache_salt", None)
 
 
-def test_each_tenant_has_its_own_salt_and_a_group_shares_one(gateway, stub_url):
-    alpha, beta = salt_sent(gateway, stub_url, "k-alpha"), salt_sent(gateway, stub_url, "k-beta")
-    gamma, delta = salt_sent(gateway, stub_url, "k-gamma"), salt_sent(gateway, stub_url, "k-delta")
+def test_each_tenant_has_its_own_salt_and_a_group_shares_one(gateway, stub_in_process):
+    alpha, beta = salt_sent(gateway, stub_in_process, "k-alpha"), salt_sent(gateway, stub_in_process, "k-beta")
+    gamma, delta = salt_sent(gateway, stub_in_process, "k-gamma"), salt_sent(gateway, stub_in_process, "k-delta")
     assert alpha and beta and gamma and len({alpha, beta, gamma}) == 3
-    assert salt_sent(gateway, stub_url, "k-alpha", stream=True) == alpha  # stable, streams too
+    assert salt_sent(gateway, stub_in_process, "k-alpha", stream=True) == alpha  # stable, streams too
     assert gamma == delta
 
 
-def test_only_the_vllm_pool_gets_a_salt(gateway, stub_url):
-    assert salt_sent(gateway, stub_url, "k-omega") is None
+def test_only_the_vllm_pool_gets_a_salt(gateway, stub_in_process):
+    assert salt_sent(gateway, stub_in_process, "k-omega") is None
 
 
 def test_a_caller_cannot_choose_a_salt(gateway):

@@ -1,7 +1,7 @@
-"""The gateway's request path at the factory level: the app from create_app, driven by Starlette's test
-client (the ASGI app on the client's event loop, lifespan included), in front of the zero-latency stub (a real process at the HTTP boundary, which also misbehaves
-on request: bench/stub_openai.py). What reaches the backend, what the caller is told, and what a
-backend's answer does to the pool."""
+"""The gateway's request path at the factory level (the fast layer): the app from create_app, driven by
+Starlette's test client (lifespan included), in front of the zero-latency stub served on a thread of the
+test process (a real HTTP boundary, which also misbehaves on request: bench/stub_openai.py). Validation,
+auth, errors, request ids, metering, and what a backend's answer does to the routing and the pool."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ PLAIN, TUNED = "k-plain", "k-tuned"  # TUNED's tenant allows the `top_k` extensi
 
 
 @pytest.fixture
-def gateway(stub_url, tmp_path):
+def gateway(stub_in_process, tmp_path):
     """A gateway app with two tenants on the stub, and a SQLite ledger; its backends are closed afterwards."""
     config = GatewayConfig.model_validate({
         "tenants": [tenant_route("plain", PLAIN, max_tokens=32),
                     tenant_route("tuned", TUNED, max_tokens=32, allowed_request_extensions=["top_k"])],
-        "pool": {"endpoints": [stub_url], "health_path": "/health", "health_interval_seconds": 60},
+        "pool": {"endpoints": [stub_in_process], "health_path": "/health", "health_interval_seconds": 60},
         "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"},
         "max_body_bytes": 64 * 1024,
     })
@@ -47,9 +47,9 @@ def ask(content: str = "Hi", **fields) -> dict:
     return {"messages": [{"role": "user", "content": content}], **fields}
 
 
-def forwarded(stub_url: str, request_id: str) -> list[dict]:
+def forwarded(stub_in_process: str, request_id: str) -> list[dict]:
     """The bodies the stub received under `request_id`."""
-    return [seen["body"] for seen in httpx.get(stub_url + "/seen").json() if seen["request_id"] == request_id]
+    return [seen["body"] for seen in httpx.get(stub_in_process + "/seen").json() if seen["request_id"] == request_id]
 
 
 def new_id() -> str:
@@ -62,19 +62,19 @@ def member_up(client) -> float:
 
 # -- What reaches the backend ---------------------------------------------------------------------
 
-def test_a_backend_specific_field_is_refused_naming_it_and_never_reaches_the_backend(gateway, stub_url):
+def test_a_backend_specific_field_is_refused_naming_it_and_never_reaches_the_backend(gateway, stub_in_process):
     request_id = new_id()
     response = post(gateway, PLAIN, ask(grammar="x"), request_id=request_id)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "unsupported_parameter" and error["message"].startswith("grammar:")
-    assert forwarded(stub_url, request_id) == []
+    assert forwarded(stub_in_process, request_id) == []
 
 
-def test_an_extension_the_tenant_allows_is_forwarded_and_others_are_not(gateway, stub_url):
+def test_an_extension_the_tenant_allows_is_forwarded_and_others_are_not(gateway, stub_in_process):
     request_id = new_id()
     assert post(gateway, TUNED, ask(top_k=5), request_id=request_id).status_code == 200
-    assert forwarded(stub_url, request_id)[0]["top_k"] == 5
+    assert forwarded(stub_in_process, request_id)[0]["top_k"] == 5
     refused = post(gateway, PLAIN, ask(top_k=5))
     assert refused.status_code == 400 and refused.json()["error"]["message"].startswith("top_k:")
     assert post(gateway, TUNED, ask(chat_template="{{ messages[-1] }}")).status_code == 400
@@ -82,10 +82,10 @@ def test_an_extension_the_tenant_allows_is_forwarded_and_others_are_not(gateway,
 
 @pytest.mark.parametrize("aliases, expected", [({"max_completion_tokens": 5000}, 32), ({"n_predict": 10**6}, 32),
                                                ({"max_tokens": 5, "max_completion_tokens": 5000}, 5)])
-def test_max_tokens_aliases_reach_the_backend_as_one_capped_max_tokens(gateway, stub_url, aliases, expected):
+def test_max_tokens_aliases_reach_the_backend_as_one_capped_max_tokens(gateway, stub_in_process, aliases, expected):
     request_id = new_id()
     assert post(gateway, PLAIN, ask(**aliases), request_id=request_id).status_code == 200
-    (body,) = forwarded(stub_url, request_id)
+    (body,) = forwarded(stub_in_process, request_id)
     assert body["max_tokens"] == expected
     assert not set(body) & {"max_completion_tokens", "n_predict", "max_new_tokens", "max_output_tokens", "n"}
 
@@ -153,11 +153,11 @@ def test_a_body_over_the_limit_is_a_413(gateway):
 
 # -- Request ids and errors in the caller's terms --------------------------------------------------
 
-def test_a_well_formed_request_id_travels_to_the_backend_and_back(gateway, stub_url):
+def test_a_well_formed_request_id_travels_to_the_backend_and_back(gateway, stub_in_process):
     request_id = new_id()
     response = post(gateway, PLAIN, ask(), request_id=request_id)
     assert response.headers["X-Request-Id"] == request_id
-    assert len(forwarded(stub_url, request_id)) == 1
+    assert len(forwarded(stub_in_process, request_id)) == 1
 
 
 @pytest.mark.parametrize("bad", ["short", "x" * 200, "has space in it", "req-0123456789abcdef", "ünïcode-id-1234",
@@ -190,7 +190,7 @@ def test_a_backend_4xx_goes_to_that_caller_sanitized_and_the_member_stays_up(gat
     assert post(gateway, TUNED, ask()).status_code == 200
 
 
-def test_one_tenants_429_holds_back_that_tenant_only(gateway, stub_url):
+def test_one_tenants_429_holds_back_that_tenant_only(gateway, stub_in_process):
     throttled = post(gateway, PLAIN, ask("stub-fault:429:7"))
     assert throttled.status_code == 429
     assert throttled.headers["Retry-After"] == "7"
@@ -198,7 +198,7 @@ def test_one_tenants_429_holds_back_that_tenant_only(gateway, stub_url):
     again = new_id()
     held = post(gateway, PLAIN, ask(), request_id=again)  # within the back-off: the backend is not asked
     assert held.status_code == 429 and 1 <= int(held.headers["Retry-After"]) <= 7
-    assert forwarded(stub_url, again) == []
+    assert forwarded(stub_in_process, again) == []
     assert post(gateway, TUNED, ask()).status_code == 200  # the other tenant is served
     assert member_up(gateway) == 1
 
@@ -271,3 +271,49 @@ def test_a_reused_request_id_is_still_recorded(gateway, tmp_path):
         assert post(gateway, PLAIN, ask(), request_id=request_id).status_code == 200
     ids = [row.request_id for row in ledger_rows(tmp_path, "plain") if row.request_id.startswith(request_id)]
     assert len(ids) == 2 and request_id in ids
+
+
+# -- Auth, operations and metrics at the factory level ------------------------------------------------
+
+def test_a_missing_or_unknown_key_is_a_401_naming_the_problem(gateway):
+    missing = gateway.post("/v1/chat/completions", json=ask())
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "missing_api_key"
+    unknown = post(gateway, "k-unknown", ask())
+    assert unknown.status_code == 401 and unknown.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_a_wrong_method_or_content_type_is_a_json_error(gateway):
+    wrong_method = gateway.get("/v1/chat/completions")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
+    not_json = gateway.post("/v1/chat/completions", content=b"hi", headers={"Authorization": f"Bearer {PLAIN}",
+                                                                            "Content-Type": "text/plain"})
+    assert not_json.status_code == 415 and not_json.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_operations_answer_without_a_key(gateway):
+    assert gateway.get("/healthz").json() == {"status": "ok"}
+    ready = gateway.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["backends"] == {"vllm": True}
+    assert "/v1/chat/completions" in gateway.get("/openapi.json").json()["paths"]
+
+
+def test_models_lists_the_tenants_model(gateway):
+    models = gateway.get("/v1/models", headers={"Authorization": f"Bearer {PLAIN}"}).json()
+    assert [model["id"] for model in models["data"]] == ["stub-model"]
+
+
+def test_requests_and_refusals_are_counted_by_tenant_and_nothing_stays_in_flight(gateway):
+    def metrics() -> str:
+        return gateway.get("/metrics").text
+
+    before = metric_value(metrics(), "llm_gateway_requests_total", tenant="tuned", status="200")
+    assert post(gateway, TUNED, ask()).status_code == 200
+    assert post(gateway, TUNED, ask(stream=True)).status_code == 200
+    assert post(gateway, TUNED, {"messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"},
+                                              {"role": "system", "content": "z"}]}).status_code == 400
+    text = metrics()
+    assert metric_value(text, "llm_gateway_requests_total", tenant="tuned", status="200") == before + 2
+    assert metric_value(text, "llm_gateway_requests_total", tenant="tuned", status="400") >= 1
+    assert metric_value(text, "llm_gateway_time_to_first_token_seconds_count", tenant="tuned") >= 1
+    assert metric_value(text, "llm_gateway_in_flight_requests") == 0
+    assert metric_value(text, "llm_gateway_pool_member_in_flight_requests") == 0
