@@ -8,7 +8,6 @@ contract (llm_common/request_contract.py), then hands the request to the complet
 from __future__ import annotations
 
 import anyio
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -17,6 +16,7 @@ from llm_common.json_body import contract_error, read_json_object_async
 from llm_common.request_contract import ChatPolicy, ContractViolation, apply_chat_contract, apply_embedding_contract
 from llm_common.sse import STREAM_HEADERS, STREAM_MEDIA_TYPE
 from llm_common.tracing import current_record
+from llm_gateway.completions import JsonAnswer
 from llm_gateway.config import TenantRoute
 from llm_gateway.observation import tenant_identified
 from llm_gateway.services import GatewayServices
@@ -73,10 +73,26 @@ async def models(request: Request) -> Response:
     ]})
 
 
-def _json(answer) -> Response:
-    """The backend's JSON as it came; the request is settled once it is sent."""
-    return Response(answer.content, media_type="application/json", headers={BACKEND_HEADER: answer.backend},
-                    background=BackgroundTask(answer.settle))
+def _json(answer: JsonAnswer) -> Response:
+    """The backend's JSON as it came; the request is settled once it is sent (or the caller left)."""
+    return SettledResponse(answer.content, answer.settle, headers={BACKEND_HEADER: answer.backend})
+
+
+class SettledResponse(Response):
+    """A JSON answer whose `settle` runs once the response is over, sent or not."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: bytes, settle, headers: dict[str, str]):
+        super().__init__(content, headers=headers)
+        self._settle = settle
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._settle()
 
 
 class RelayResponse(StreamingResponse):
