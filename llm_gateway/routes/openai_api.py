@@ -78,38 +78,41 @@ def _json(answer: JsonAnswer) -> Response:
     return SettledResponse(answer.content, answer.settle, headers={BACKEND_HEADER: answer.backend})
 
 
-class SettledResponse(Response):
-    """A JSON answer whose `settle` runs once the response is over, sent or not."""
+class _ThenFinish:
+    """A response that runs `finish()` once it is over, however it ends: its last byte sent, the caller gone
+    (before the first byte, too), or the request cancelled (shielded, so the work is not cut short)."""
+
+    async def finish(self) -> None:
+        raise NotImplementedError
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)  # type: ignore[misc]
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.finish()
+
+
+class SettledResponse(_ThenFinish, Response):
+    """A JSON answer; finishing settles the request."""
 
     media_type = "application/json"
 
     def __init__(self, content: bytes, settle, headers: dict[str, str]):
         super().__init__(content, headers=headers)
-        self._settle = settle
-
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._settle()
+        self.finish = settle
 
 
-class RelayResponse(StreamingResponse):
-    """A relayed stream whose `close` runs once the response is over, however it ends: the last event
-    sent, the caller gone (before the first event, too), or the request cancelled."""
+class RelayResponse(_ThenFinish, StreamingResponse):
+    """A relayed stream; finishing closes the relay (upstream stream, record, settlement)."""
 
     def __init__(self, events, close, headers: dict[str, str]):
         super().__init__(events, media_type=STREAM_MEDIA_TYPE, headers=headers)
         self._close = close
 
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.body_iterator.aclose()
-                await self._close()
+    async def finish(self) -> None:
+        await self.body_iterator.aclose()
+        await self._close()
 
 
 ROUTES = [
