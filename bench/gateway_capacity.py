@@ -55,6 +55,10 @@ MODEL = "stub-model"
 SLOW_TOKENS, TOKEN_INTERVAL = 20, 0.1
 FAIR_CAPACITY, LIGHT_STREAMS, HEAVY_STREAMS = 8, 2, 20  # pool slots; each tenant's streams kept going
 HEAVY_KEY = "gk-bench-heavy"
+# On a 2-core machine shared with the load generators, a burst of a thousand new connections keeps the
+# gateway's event loop from seeing a connect complete within the default 2 s (a connect failure ejects the
+# member) and Redis from answering within 0.25 s: give both the latitude LiteLLM's defaults give it.
+PATIENT_POOL = {"connect_timeout_seconds": 30.0}
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 32}
 
 
@@ -105,8 +109,9 @@ def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int) -
     tenant = {"name": "bench", "backend": "vllm", "model": MODEL, "max_tokens": 64,
               "key_sha256": [hash_gateway_key(KEY)], "monthly_budget_usd": 1e9, "max_concurrent_requests": 100_000,
               "rate_limits": {"requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_minute": 10**9}}
-    config = {"tenants": [tenant], "pool": {"endpoints": [backend_url], "health_path": "/health"},
-              "limits": {"redis_url": redis_url, "key_prefix": f"bench-{secrets.token_hex(4)}"},
+    config = {"tenants": [tenant], "pool": {"endpoints": [backend_url], "health_path": "/health", **PATIENT_POOL},
+              "limits": {"redis_url": redis_url, "key_prefix": f"bench-{secrets.token_hex(4)}",
+                         "socket_timeout_seconds": 2.0},
               "ledger": {"url": f"sqlite:///{run_dir / 'ledger.sqlite3'}"},
               "prices": {MODEL: {"prompt_usd_per_million_tokens": 1.0, "completion_usd_per_million_tokens": 2.0}}}
     port = free_port()
@@ -118,7 +123,7 @@ def fair_gateway(run_dir: Path, backend_url: str) -> tuple[ManagedProcess, str]:
     """One worker (the queue is per worker), the slow stub as a member of FAIR_CAPACITY slots, two tenants."""
     tenants = [{"name": name, "backend": "vllm", "model": MODEL, "max_tokens": 64, "key_sha256": [hash_gateway_key(key)]}
                for name, key in (("light", KEY), ("heavy", HEAVY_KEY))]
-    config = {"tenants": tenants, "pool": {"endpoints": [backend_url], "capacity_per_member": FAIR_CAPACITY,
+    config = {"tenants": tenants, "pool": {"endpoints": [backend_url], "capacity_per_member": FAIR_CAPACITY, **PATIENT_POOL,
                                            "max_queued_per_tenant": 1000, "queue_timeout_seconds": 120}}
     port = free_port()
     return launchers.gateway(config, port, run_dir / f"gateway-{port}", workers=1), f"http://127.0.0.1:{port}"
