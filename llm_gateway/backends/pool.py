@@ -257,14 +257,17 @@ class BackendPool:
     async def _health_loop(self) -> None:
         async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as http:
             while True:
-                if self._health_path is None:
-                    for member in self.members:
-                        self._publish_member(member)
-                else:
-                    await self.check_health_once(http)
-                await self._close_retired()
-                if self.queue is not None:
-                    self.queue.dispatch()  # a member that came back brings its slots
+                try:
+                    if self._health_path is None:
+                        for member in self.members:
+                            self._publish_member(member)
+                    else:
+                        await self.check_health_once(http)
+                    await self._close_retired()
+                    if self.queue is not None:
+                        self.queue.dispatch()  # a member that came back brings its slots
+                except Exception:  # keep checking: a task that died would leave members' states frozen
+                    log.exception("%s: health check round failed", self.name)
                 await asyncio.sleep(self._health_interval)
 
     async def _close_retired(self, *, all_of_them: bool = False) -> None:
