@@ -44,8 +44,15 @@ def test_ejected_member_returns_after_the_cool_down():
     clock = FakeClock()
     pool = make_pool(2, clock)
     first, second = pool.members
+
+    async def both_fail() -> None:
+        try:
+            await pool.chat({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        finally:
+            await pool.aclose()
+
     with pytest.raises(UpstreamUnavailable, match=r"all 2 member\(s\) failed"):  # both are closed ports
-        asyncio.run(pool.chat({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
+        asyncio.run(both_fail())
     assert pool._members_to_try() == []
     assert not pool.is_available()
     clock.now += 10.1
