@@ -22,7 +22,9 @@ def slow_gateway(process_group, tmp_path) -> str:
     stub_port, port = free_port(), free_port()
     process_group(stub_backend(stub_port, tmp_path, "--stream-tokens", str(TOKENS), "--token-interval",
                                str(INTERVAL), "--no-seen"))
-    config = {"tenants": [tenant_route("t", "k")], "pool": {"endpoints": [f"http://127.0.0.1:{stub_port}"]},
+    # A generous connect timeout: hundreds of connects at once on a busy machine must not eject the one member.
+    config = {"tenants": [tenant_route("t", "k")], "pool": {"endpoints": [f"http://127.0.0.1:{stub_port}"],
+                                                            "connect_timeout_seconds": 30},
               "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"}}
     process_group(launchers.gateway(config, port, tmp_path / "gateway", workers=1))
     return f"http://127.0.0.1:{port}"
