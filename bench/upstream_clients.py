@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -84,6 +85,7 @@ def main() -> None:
                 print(rows[-1], flush=True)
     finally:
         stub.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "upstream_clients.json").write_text(json.dumps(rows, indent=2))
     lines = ["| client | in flight | requests/s | client CPU per request (ms) |", "|---|---|---|---|"]
