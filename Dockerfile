@@ -1,5 +1,5 @@
 # One image for the shared gateway and the tenant proxies (the Deployments choose the command):
-#   gateway: gunicorn -c python:llm_common.gunicorn_conf 'llm_gateway:build_from_environment()'
+#   gateway: gunicorn -c python:llm_gateway.gunicorn_conf 'llm_gateway:build_from_environment()'
 #   proxy:   gunicorn -c python:llm_common.gunicorn_conf 'app:build_from_environment()'
 # Runs as uid 10001 on a read-only root filesystem; /tmp is an emptyDir (metrics files).
 #

@@ -11,6 +11,10 @@ error body full of internal details (a URL, a path) that must never reach a call
 `stub-fault:hold:<seconds>` waits that long before the answer (a stream: after its first chunk),
 like a slow generation. Every request's path, X-Request-Id and body are kept: `GET /seen` lists them.
 
+With `--stream-tokens N --token-interval S` every stream is N content chunks S seconds apart, a
+model generating at 1/S tokens per second (bench/gateway_capacity.py's slow streams); `--no-seen`
+keeps no requests (a long benchmark would fill memory).
+
     python bench/stub_openai.py --port 9100
 """
 
@@ -33,6 +37,8 @@ MODEL = "stub-model"
 FAULT = "stub-fault:"
 INTERNAL_DETAIL = "upstream http://10.11.12.13:8000/v1/internal failed reading /srv/models/secret.gguf"
 SEEN: deque[dict] = deque(maxlen=10_000)  # {"path", "request_id", "body"} of the latest requests, in order
+SLOW_STREAMS = {"tokens": 0, "interval": 0.1}
+KEEP_SEEN = {"on": True}
 WORDS = ["Hello", " from", " the", " zero", "-latency", " stub", "."]
 EMBEDDING_DIMENSIONS = 384
 
@@ -64,7 +70,8 @@ def fault_of(body: dict) -> list[str] | None:
 
 async def seen(request: Request) -> dict:
     body = await request.json()
-    SEEN.append({"path": request.url.path, "request_id": request.headers.get("x-request-id"), "body": body})
+    if KEEP_SEEN["on"]:
+        SEEN.append({"path": request.url.path, "request_id": request.headers.get("x-request-id"), "body": body})
     return body
 
 
@@ -84,7 +91,11 @@ async def chat_completions(request: Request):
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
     async def events():
-        for index, word in enumerate(WORDS):
+        if SLOW_STREAMS["tokens"]:
+            for index in range(SLOW_STREAMS["tokens"]):
+                await asyncio.sleep(SLOW_STREAMS["interval"])
+                yield chunk(WORDS[index % len(WORDS)])
+        for index, word in enumerate(WORDS if not SLOW_STREAMS["tokens"] else []):
             yield chunk(word)
             if index == 0:
                 await asyncio.sleep(hold)
@@ -139,5 +150,10 @@ app = Starlette(routes=[
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--stream-tokens", type=int, default=0)
+    parser.add_argument("--token-interval", type=float, default=0.1)
+    parser.add_argument("--no-seen", action="store_true")
     args = parser.parse_args()
+    SLOW_STREAMS.update(tokens=args.stream_tokens, interval=args.token_interval)
+    KEEP_SEEN["on"] = not args.no_seen
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)

@@ -130,17 +130,19 @@ def run_paths(gateways: dict[str, str], requests: int, rounds: int) -> list[dict
 def in_process(redis_url: str, ledger_url: str, iterations: int, lease: bool = True) -> dict:
     """The controls alone: Metering.admit + finish + settle, as the gateway calls them, without HTTP."""
     config = GatewayConfig.model_validate(gateway_config("http://127.0.0.1:9", redis_url, ledger_url, lease))
-    metering = Metering(config, GatewayMetrics(MetricsRegistry(None)))
-    route = config.tenants[0]
-    try:
-        def one() -> None:
-            meter = metering.admit(route, 10)
-            meter.finish("vllm", "stub-model", {"prompt_tokens": 10, "completion_tokens": 7})
-            meter.settle()
+    with asyncio.Runner() as runner:  # the gateway awaits these on its event loop; so does this
+        metering = Metering(config, GatewayMetrics(MetricsRegistry(None)))
+        route = config.tenants[0]
 
-        return timed(one, iterations)
-    finally:
-        metering.close()
+        async def one_request() -> None:
+            meter = await metering.admit(route, 10)
+            await meter.finish("vllm", "stub-model", {"prompt_tokens": 10, "completion_tokens": 7})
+            await meter.settle()
+
+        try:
+            return timed(lambda: runner.run(one_request()), iterations)
+        finally:
+            runner.run(metering.aclose())
 
 
 def request_checks(iterations: int) -> dict:

@@ -1,7 +1,8 @@
 """OpenAI-shaped JSON errors: `{"error": {"type", "message", "code", "request_id"}}`.
 
-Both services raise `ApiError` for anything the caller should see and install
-`register_error_handlers` so no request ever ends in an HTML page or a traceback. Messages
+Both services raise `ApiError` for anything the caller should see and install the handlers
+(`register_error_handlers` in the Flask proxy, `asgi_error_handlers` in the ASGI gateway) so no
+request ever ends in an HTML page or a traceback. Messages
 speak in the caller's terms; what only an operator needs (backend URLs, backend messages,
 tracebacks) goes to the log under the request id the error carries.
 """
@@ -12,6 +13,9 @@ import logging
 from typing import Callable
 
 from flask import Flask, jsonify
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse
 from werkzeug.exceptions import HTTPException
 
 from llm_common.tracing import current_record
@@ -91,5 +95,26 @@ def register_error_handlers(app: Flask, on_refusal: Callable[[Refusal], None] | 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         log.exception("unhandled error")
-        return jsonify(error_body("api_error", "internal error; the service log has the details under this "
-                                               "request id")), 500
+        return jsonify(internal_error_body()), 500
+
+
+def asgi_error_handlers(on_refusal: Callable[[Refusal], None] | None = None) -> dict:
+    """Starlette's `exception_handlers` for the same errors (an unexpected exception is answered by
+    the gateway's request observation, which also logs it)."""
+
+    async def api_error(request: StarletteRequest, error: Exception) -> JSONResponse:
+        assert isinstance(error, ApiError)
+        if on_refusal is not None and isinstance(error, Refusal):
+            on_refusal(error)
+        return JSONResponse(error.body(), error.status, headers=error.headers)
+
+    async def http_error(request: StarletteRequest, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        error_type = _TYPES_BY_STATUS.get(error.status_code, "api_error")
+        return JSONResponse(error_body(error_type, error.detail), error.status_code, headers=error.headers)
+
+    return {ApiError: api_error, StarletteHTTPException: http_error}
+
+
+def internal_error_body() -> dict:
+    return error_body("api_error", "internal error; the service log has the details under this request id")

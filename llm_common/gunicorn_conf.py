@@ -1,6 +1,8 @@
 """Gunicorn settings shared by the gateway and the tenant proxies.
 
-gthread workers: a streamed answer holds a thread, not a whole worker.
+gthread workers for the proxies (Flask): a streamed answer holds a thread, not a whole worker;
+GUNICORN_THREADS threads per worker. The gateway uses llm_gateway/gunicorn_conf.py, which takes
+these settings and swaps in uvicorn workers.
 PROMETHEUS_MULTIPROC_DIR must be set before prometheus_client is imported
 anywhere (workers fork from this master), so it is set here, first thing.
 """

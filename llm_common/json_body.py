@@ -47,6 +47,28 @@ def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+async def read_body_async(request, max_bytes: int) -> bytes:
+    """`read_body` for a Starlette request (the gateway): the body, or a 413 as soon as it is too large."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+    return b"".join(chunks)
+
+
+async def read_json_object_async(request, max_bytes: int) -> dict:
+    """`read_json_object` for a Starlette request."""
+    mimetype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if mimetype != "application/json":
+        raise ApiError(415, "Content-Type must be application/json", code="unsupported_media_type")
+    return parse_json_object(await read_body_async(request, max_bytes))
+
+
 def read_json_object(request: Request, max_bytes: int) -> dict:
     """Return the body as a dict or raise a 4xx ApiError (content type, size, syntax, shape, depth, Unicode)."""
     if request.mimetype != "application/json":

@@ -6,8 +6,6 @@ import hashlib
 import hmac
 import re
 
-from flask import Request
-
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -23,8 +21,8 @@ def check_sha256_digests(values: list[str]) -> list[str]:
     return values
 
 
-def bearer_token(request: Request) -> str | None:
-    """The key of an `Authorization: Bearer <key>` header, or None."""
+def bearer_token(request) -> str | None:
+    """The key of a (Flask or Starlette) request's `Authorization: Bearer <key>` header, or None."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         return None

@@ -1,15 +1,10 @@
-"""Clients of one OpenAI-compatible endpoint: OpenAI, a vLLM replica, a llama.cpp
-server, or our own gateway (the tenant proxy's upstream).
+"""A client of one OpenAI-compatible endpoint for a threaded service: the tenant proxy's
+`HttpxClient` to our gateway, and what every client shares (the gateway's asynchronous
+clients are in llm_gateway/backends/clients.py).
 
-Both pass the upstream JSON and SSE bytes through without parsing them into
-models (cheaper, and nothing the backend sent is lost), and sort failures into
-UpstreamUnavailable (try elsewhere) and UpstreamRejected (tell the caller):
-
-- `SdkClient` speaks through the official openai SDK (its low-level `post`), for
-  OpenAI itself.
-- `HttpxClient` speaks plain HTTP with httpx, for our own hops (vLLM pool members,
-  proxy to gateway), where the SDK's per-call machinery would be most of the
-  latency we add (bench/overhead.py).
+Clients pass the upstream JSON and SSE bytes through without parsing them into models
+(cheaper, and nothing the upstream sent is lost), and sort failures into
+UpstreamUnavailable (try elsewhere) and UpstreamRejected (tell the caller).
 """
 
 from __future__ import annotations
@@ -110,41 +105,6 @@ class OpenAICompatibleClient:
         raise NotImplementedError
 
 
-class SdkClient(OpenAICompatibleClient):
-    def __init__(self, base_url: str, api_key: str, *, connect_timeout: float, read_timeout: float):
-        self.base_url = base_url
-        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        self._sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
-
-    def open_chat_stream(self, payload: dict, request_id: str | None = None) -> ChatStream:
-        with self._sdk_errors():
-            response = self._sdk.post("/chat/completions", body={**payload, "stream": True},
-                                      cast_to=httpx.Response, stream=True, options=_sdk_options(request_id))
-            return ChatStream(response)
-
-    def _post(self, path: str, payload: dict, request_id: str | None) -> UpstreamReply:
-        # The SDK's low-level post: its auth, timeouts and error mapping, without the
-        # per-call re-validation of every message that `create()` does (~3 ms a call).
-        with self._sdk_errors():
-            response = self._sdk.post(path, body=payload, cast_to=httpx.Response, options=_sdk_options(request_id))
-            return UpstreamReply(response.content, response.headers)
-
-    @contextmanager
-    def _sdk_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except openai.APITimeoutError as error:
-            raise _transport_failure(self.base_url, error.__cause__ or error) from None
-        except openai.APIConnectionError as error:
-            raise _transport_failure(self.base_url, error.__cause__ or error) from None
-        except openai.APIStatusError as error:
-            raise _status_error(self.base_url, error.status_code, error.body, error.message,
-                                error.response.headers.get("retry-after")) from None
-
-    def close(self) -> None:
-        self._sdk.close()
-
-
 class HttpxClient(OpenAICompatibleClient):
     def __init__(self, base_url: str, api_key: str, *, connect_timeout: float, read_timeout: float,
                  max_connections: int = 256):
@@ -210,10 +170,6 @@ def _transport_failure(base_url: str, error: BaseException) -> UpstreamUnavailab
 
 def _headers(request_id: str | None) -> dict[str, str] | None:
     return {REQUEST_ID_HEADER: request_id} if request_id else None
-
-
-def _sdk_options(request_id: str | None) -> dict:
-    return {"headers": {REQUEST_ID_HEADER: request_id}} if request_id else {}
 
 
 def _status_error(base_url: str, status: int, body: object, fallback: str,

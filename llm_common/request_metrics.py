@@ -1,12 +1,10 @@
-"""Per-request metrics shared by both services: count, duration (to the last byte), in-flight.
+"""Per-request metrics: count, duration (to the last byte), in-flight — the tenant proxy's Flask hooks
+(the gateway's ASGI counterpart is llm_gateway/observation.py, which shares the operational routes and
+`create_series`).
 
 Operational endpoints (`/metrics`, `/healthz`, `/readyz`) are not counted: Prometheus
 scrapes and Kubernetes probes would otherwise dominate every tenant's request rate
 and pull its latency percentiles down.
-
-The gateway learns a request's tenant only after authenticating it, so its in-flight
-gauge starts under `unauthenticated` and moves to the tenant when `tenant_identified()`
-is called.
 
 `create_series` makes each tenant's series exist at zero from the start: rate() ignores
 a series' first sample, so without it a tenant's first requests would never show.
@@ -17,17 +15,15 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from prometheus_client import Counter, Gauge, Histogram
 
 OPERATIONAL_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
-_EXTENSION = "request_metrics"
 
 
 def instrument_requests(app: Flask, *, requests: Counter, duration: Histogram, in_flight: Gauge,
                         tenant_label: Callable[[], str]) -> None:
     """Record every request; streamed answers are timed until their last chunk or disconnect."""
-    app.extensions[_EXTENSION] = (in_flight, tenant_label)
 
     @app.before_request
     def _start() -> None:
@@ -52,16 +48,6 @@ def instrument_requests(app: Flask, *, requests: Counter, duration: Histogram, i
 
         response.call_on_close(record)
         return response
-
-
-def tenant_identified() -> None:
-    """Move this request's in-flight count to the tenant `tenant_label()` now returns."""
-    if "metrics_in_flight" not in g:
-        return
-    in_flight, tenant_label = current_app.extensions[_EXTENSION]
-    g.metrics_in_flight.dec()
-    g.metrics_in_flight = in_flight.labels(route=g.metrics_route, tenant=tenant_label())
-    g.metrics_in_flight.inc()
 
 
 def counted_routes(app: Flask) -> list[str]:

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -34,6 +35,8 @@ REQUEST_LOGGER = "llm_tenants.requests"
 UNLOGGED_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 
 request_log = logging.getLogger(REQUEST_LOGGER)
+# The record of the request being served, in an ASGI service (the gateway); Flask services keep it in `g`.
+_asgi_record: ContextVar["RequestRecord | None"] = ContextVar("request_record", default=None)
 
 
 def new_request_id() -> str:
@@ -110,7 +113,15 @@ def install_request_tracing(app: Flask, service: str, tenant_label: Callable[[],
         return response
 
 
+def use_record(record: RequestRecord) -> None:
+    """Make `record` the current request's (an ASGI service, for the task serving the request)."""
+    _asgi_record.set(record)
+
+
 def current_record() -> RequestRecord | None:
+    record = _asgi_record.get()
+    if record is not None:
+        return record
     return g.get("request_record") if has_request_context() else None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Request
+from starlette.requests import Request
 
 from llm_common.errors import ApiError
 from llm_common.keys import bearer_token, digest_matches, sha256_hex

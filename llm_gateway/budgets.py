@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from llm_gateway.ledger import Ledger
+from llm_gateway.ledger.asynchronous import AsyncLedger
 from llm_gateway.limits import Check, SharedCounters
 
 NANO = 1_000_000_000  # cost is counted in Redis as whole nano-dollars (INCRBY needs integers)
@@ -83,14 +83,15 @@ def budget_checks(counters: SharedCounters, tenant: str, budget: Budget, month: 
     return checks
 
 
-def seed_from_ledger(counters: SharedCounters, ledger: Ledger | None, tenant: str, month: Month) -> tuple[int, int]:
+async def seed_from_ledger(counters: SharedCounters, ledger: AsyncLedger | None, tenant: str,
+                           month: Month) -> tuple[int, int]:
     """Raise this month's counters in Redis to the ledger's totals (never lowering them: another
     worker may have seeded and added since); returns (tokens, nano-dollars) now counted."""
-    totals = ledger.totals(tenant, since=month.start) if ledger is not None else None
+    totals = await ledger.totals(tenant, since=month.start) if ledger is not None else None
     tokens = totals.total_tokens if totals else 0
     nano_usd = round(totals.cost_usd * NANO) if totals else 0
-    return (counters.seed(tokens_key(counters, tenant, month), tokens, MONTH_TTL_SECONDS),
-            counters.seed(cost_key(counters, tenant, month), nano_usd, MONTH_TTL_SECONDS))
+    return (await counters.seed(tokens_key(counters, tenant, month), tokens, MONTH_TTL_SECONDS),
+            await counters.seed(cost_key(counters, tenant, month), nano_usd, MONTH_TTL_SECONDS))
 
 
 def remaining(budget: Budget, used_tokens: int, used_nano_usd: int) -> dict[str, float]:

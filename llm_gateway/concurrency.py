@@ -5,7 +5,7 @@ Each request in progress holds a lease: a member of the tenant's sorted set in R
 as the rate limits and budgets, `limits.ADMIT_SCRIPT`) drops expired leases and adds one only
 while fewer than the limit remain; the call after the answer (`limits.FINISH_SCRIPT`) removes
 it. While a request runs — a long stream included — its gateway worker pushes the expiry
-forward every third of `lease_seconds`; a gateway that dies stops doing so, and its leases
+forward every third of `lease_seconds` (a task on the worker's event loop); a gateway that dies stops doing so, and its leases
 lapse within `lease_seconds` (30 s by default), so a crash cannot hold a tenant's slots forever.
 
 Over the limit: 429 `concurrency_limit_exceeded` with Retry-After 1. Without Redis (no
@@ -15,8 +15,8 @@ is not enforced, like the rate limits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import uuid
 
 from llm_common.errors import Refusal
@@ -29,14 +29,12 @@ RETRY_AFTER_SECONDS = 1
 
 
 class ConcurrencyLeases:
-    """The leases this worker holds, refreshed by one daemon thread."""
+    """The leases this worker holds, refreshed by one task on its event loop."""
 
     def __init__(self, counters: SharedCounters):
         self.counters = counters
         self._held: dict[str, Lease] = {}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task | None = None
 
     def lease_for(self, tenant: TenantRoute) -> Lease | None:
         """A new lease to ask for with the request's admission (None: the tenant has no limit)."""
@@ -45,29 +43,31 @@ class ConcurrencyLeases:
         return Lease(self.counters.key("cc", tenant.name), uuid.uuid4().hex, tenant.max_concurrent_requests)
 
     def held(self, lease: Lease) -> None:
-        """Admission granted the lease: keep it alive until `released`."""
-        with self._lock:
-            self._held[lease.id] = lease
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._refresh_loop, name="lease-refresh", daemon=True)
-                self._thread.start()
+        """Admission granted the lease: keep it alive until `released` (called on the event loop)."""
+        self._held[lease.id] = lease
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="lease-refresh")
 
     def released(self, lease: Lease) -> None:
         """Stop refreshing the lease (it is removed from Redis with the request's counters)."""
-        with self._lock:
-            self._held.pop(lease.id, None)
+        self._held.pop(lease.id, None)
 
-    def _refresh_loop(self) -> None:
-        while not self._stopping.wait(self.counters.settings.lease_seconds / 3):
-            with self._lock:
-                leases = list(self._held.values())
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.counters.settings.lease_seconds / 3)
             try:
-                self.counters.refresh_leases(leases)
+                await self.counters.refresh_leases(list(self._held.values()))
             except LimiterUnavailable:
-                pass  # counted and logged by SharedCounters; leases lapse if Redis stays away
+                pass  # logged by SharedCounters; leases lapse if Redis stays away
 
-    def close(self) -> None:
-        self._stopping.set()
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
 
 
 def refusal(lease: Lease) -> Refusal:

@@ -17,6 +17,8 @@ from llm_gateway.pricing import ModelPrice
 CONFIG_PATH_ENV = "LLM_GATEWAY_CONFIG"
 LEDGER_URL_ENV = "LLM_LEDGER_URL"
 LEDGER_URL_FILE_ENV = "LLM_LEDGER_URL_FILE"
+CACHE_SALT_SECRET_ENV = "LLM_CACHE_SALT_SECRET"
+CACHE_SALT_SECRET_FILE_ENV = "LLM_CACHE_SALT_SECRET_FILE"
 METRICS_PORT_ENV = "METRICS_PORT"  # read by llm_common/gunicorn_conf.py too
 
 
@@ -47,6 +49,11 @@ class TenantRoute(_Config):
                                 "None: no limit.")
     allowed_request_extensions: list[str] = Field(
         default_factory=list, description="Backend extensions (request_contract.ALLOWABLE_EXTENSIONS) passed on.")
+    weight: float = Field(
+        1.0, gt=0, le=1000, description="Share of a full model pool against other tenants' (fair_queue.py).")
+    prefix_cache_group: str | None = Field(
+        None, min_length=1, max_length=63, description="Tenants naming the same group share vLLM's prefix cache "
+                                                      "(one cache_salt); None: the tenant's cache is its own.")
 
     @field_validator("key_sha256")
     @classmethod
@@ -87,6 +94,12 @@ class PoolConfig(_Config):
                                       "failures always eject); a pool of one is never emptied by 5xx answers.")
     connect_timeout_seconds: float = Field(2.0, gt=0)
     read_timeout_seconds: float = Field(300.0, gt=0)
+    capacity_per_member: int | None = Field(
+        None, ge=1, description="Sequences each member runs at once (vLLM's max_num_seqs); when every usable "
+                                "member is full, requests wait in per-tenant fair queues (fair_queue.py). "
+                                "None: no limit, no queue.")
+    max_queued_per_tenant: int = Field(100, ge=1, description="Requests of one tenant waiting at most (then 429).")
+    queue_timeout_seconds: float = Field(30.0, gt=0, description="Longest wait for a slot (then 503).")
 
     @field_validator("endpoints")
     @classmethod
@@ -115,7 +128,7 @@ class EmbeddingsConfig(_Config):
 
     One embedding model for the whole platform: a tenant's knowledge index is only
     searchable with vectors of the model that built it. Without this section the
-    request follows the tenant's chat routing (vLLM pool, OpenAI), as before.
+    request follows the tenant's chat routing (vLLM pool, OpenAI).
     """
 
     backend: Literal["pool", "openai"] = Field(
@@ -162,6 +175,10 @@ class GatewayConfig(_Config):
                                           description="USD per million tokens by model; adds to the built-in table.")
     limits: LimitsConfig | None = Field(None, description="Redis for rate limits and budgets; None: not enforced.")
     ledger: LedgerConfig | None = Field(None, description="The usage ledger; None: no record is written.")
+    cache_salt_secret: str | None = Field(
+        None, min_length=16, description="Keys the tenants' vLLM cache_salt (prefix_cache.py); the same on every "
+                                         "gateway (LLM_CACHE_SALT_SECRET or _FILE). None: salts still differ "
+                                         "per tenant, but anyone reaching vLLM could compute them.")
     metrics_multiprocess_dir: str | None = None
 
     @model_validator(mode="after")
@@ -199,6 +216,9 @@ def load_gateway_config(environ: Mapping[str, str] = os.environ) -> GatewayConfi
     ledger_url = _secret_from_environment(environ, LEDGER_URL_ENV, LEDGER_URL_FILE_ENV)
     if ledger_url:
         document["ledger"] = {**(document.get("ledger") or {}), "url": ledger_url}
+    cache_salt_secret = _secret_from_environment(environ, CACHE_SALT_SECRET_ENV, CACHE_SALT_SECRET_FILE_ENV)
+    if cache_salt_secret:
+        document["cache_salt_secret"] = cache_salt_secret
     document["metrics_multiprocess_dir"] = environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     if environ.get(METRICS_PORT_ENV):
         document["metrics_port"] = environ[METRICS_PORT_ENV]

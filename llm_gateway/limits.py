@@ -21,9 +21,12 @@ per request. Per-minute limits are about protecting the shared backends, for whi
 fixed window is the usual trade-off.
 
 Redis unreachable: `on_redis_error` decides (`allow`, the default, or `deny` with a 503);
-either way the event is counted in `llm_gateway_limiter_errors_total` and logged, at most
-once every 10 s per worker, and Redis is not tried again for `retry_after_error_seconds`,
-so an outage costs one timeout per worker, not one per request.
+either way each request decided without Redis is counted in
+`llm_gateway_limiter_unavailable_total` (by metering.py), the failure is logged at most once
+every 10 s per worker, and Redis is not tried again for `retry_after_error_seconds`, so an
+outage costs one timeout per worker, not one per request.
+
+The client is redis-py's asyncio client: every call is awaited on the gateway worker's event loop.
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Awaitable, Callable, Literal
 
 import redis
+import redis.asyncio
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_common.errors import Refusal
@@ -196,24 +199,22 @@ class Amount:
 class SharedCounters:
     """The Redis side: one atomic admission call before a request, one call after it."""
 
-    def __init__(self, settings: LimitsConfig, on_error: Callable[[str], None] = lambda reason: None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, settings: LimitsConfig, clock: Callable[[], float] = time.monotonic):
         self.settings = settings
-        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.socket_timeout_seconds,
-                                          socket_connect_timeout=settings.socket_timeout_seconds)
+        self.redis = redis.asyncio.Redis.from_url(
+            settings.redis_url, socket_timeout=settings.socket_timeout_seconds,
+            socket_connect_timeout=settings.socket_timeout_seconds)
         self._admit_script = self.redis.register_script(ADMIT_SCRIPT)
         self._finish_script = self.redis.register_script(FINISH_SCRIPT)
         self._seed_script = self.redis.register_script(SEED_SCRIPT)
-        self._on_error = on_error
         self._clock = clock
         self._skip_until = 0.0
         self._last_log = -math.inf
-        self._lock = threading.Lock()
 
     def key(self, *parts: object) -> str:
         return ":".join([self.settings.key_prefix, *(str(part) for part in parts)])
 
-    def admit(self, checks: list[Check], lease: Lease | None = None) -> Check | Lease | None:
+    async def admit(self, checks: list[Check], lease: Lease | None = None) -> Check | Lease | None:
         """Apply every check's increment and take the lease if all fit; else return what refused
         (the first check that did, or the lease)."""
         if not checks and lease is None:
@@ -225,14 +226,14 @@ class SharedCounters:
         if lease is not None:
             keys.append(lease.key)
             args += [lease.limit, lease.id, round(self.settings.lease_seconds * 1000)]
-        result = int(self._call(lambda: self._admit_script(keys=keys, args=args)))
+        result = int(await self._call(lambda: self._admit_script(keys=keys, args=args)))
         if result < 0:
             raise CounterMissing(checks[-result - 1])
         if result == len(checks) + 1:
             return lease
         return checks[result - 1] if result else None
 
-    def finish(self, amounts: list[Amount], release: Lease | None = None) -> list[int | None]:
+    async def finish(self, amounts: list[Amount], release: Lease | None = None) -> list[int | None]:
         """Add each amount (one round trip) and give the lease back; returns the new totals, None for a
         counter that must exist and was missing (reseed it from the ledger)."""
         if not amounts and release is None:
@@ -244,54 +245,52 @@ class SharedCounters:
         if release is not None:
             keys.append(release.key)
             args.append(release.id)
-        totals = self._call(lambda: self._finish_script(keys=keys, args=args))
+        totals = await self._call(lambda: self._finish_script(keys=keys, args=args))
         return [None if total < 0 else int(total) for total in totals]
 
-    def seed(self, key: str, value: int, ttl: int) -> int:
+    async def seed(self, key: str, value: int, ttl: int) -> int:
         """Raise a counter to at least `value` (never lower it); returns its value."""
-        return int(self._call(lambda: self._seed_script(keys=[key], args=[value, ttl])))
+        return int(await self._call(lambda: self._seed_script(keys=[key], args=[value, ttl])))
 
-    def refresh_leases(self, leases: list[Lease]) -> None:
+    async def refresh_leases(self, leases: list[Lease]) -> None:
         """Push the expiry of leases still held (one round trip)."""
         if not leases:
             return
         ttl_ms = round(self.settings.lease_seconds * 1000)
 
-        def run() -> None:
-            now_seconds, micros = self.redis.time()
+        async def run() -> None:
+            now_seconds, micros = await self.redis.time()
             expiry = now_seconds * 1000 + micros // 1000 + ttl_ms
             pipe = self.redis.pipeline(transaction=False)
             for lease in leases:
                 pipe.zadd(lease.key, {lease.id: expiry}, xx=True)
                 pipe.pexpire(lease.key, ttl_ms)
-            pipe.execute()
+            await pipe.execute()
 
-        self._call(run)
+        await self._call(run)
 
-    def _call(self, action: Callable):
+    async def _call(self, action: Callable[[], Awaitable]):
         if self._clock() < self._skip_until:
             raise LimiterUnavailable("skipped: Redis failed moments ago")
         try:
-            return action()
-        except redis.RedisError as error:
+            return await action()
+        except (redis.RedisError, OSError) as error:
             self._skip_until = self._clock() + self.settings.retry_after_error_seconds
-            self._on_error(type(error).__name__)
             self._log(error)
             raise LimiterUnavailable(str(error)) from None
 
     def _log(self, error: Exception) -> None:
-        with self._lock:
-            now = self._clock()
-            if now - self._last_log < 10:
-                return
-            self._last_log = now
+        now = self._clock()
+        if now - self._last_log < 10:
+            return
+        self._last_log = now
         log.error("Redis at %s failed (%s): limits and budgets are %s until it answers",
                   _without_password(self.settings.redis_url), error,
                   "NOT enforced (on_redis_error=allow)" if self.settings.on_redis_error == "allow"
                   else "refusing every request (on_redis_error=deny)")
 
-    def close(self) -> None:
-        self.redis.close()
+    async def aclose(self) -> None:
+        await self.redis.aclose()
 
 
 def window(seconds: int, now: float) -> tuple[int, int]:

@@ -3,10 +3,13 @@ budgets and the concurrency lease, one Redis call) before the backend is called,
 after it answers (the ledger row, the token and cost counters in Redis, the lease given back,
 the remaining-budget metric).
 
-    meter = services.metering.admit(tenant, estimated_prompt_tokens, request_id)  # a 429 Refusal, or a Meter
+    meter = await metering.admit(tenant, estimated_prompt_tokens, request_id)  # a 429 Refusal, or a Meter
     ... call the backend (meter.call) ...
-    meter.finish(backend, model, usage)      # the ledger row, before the answer's last byte
-    meter.settle()                           # Redis totals and the lease, once the answer is sent
+    await meter.finish(backend, model, usage)  # the ledger row, before the answer's last byte
+    await meter.settle()                       # Redis totals and the lease, once the answer is sent
+
+completions.py drives these steps for every request; all of them are awaited on the worker's
+event loop (Redis through its asyncio client, the ledger on its own threads).
 
 The ledger row is the record and is written before the answer completes (durability); the
 Redis totals are derived from it (reloaded from the ledger when missing, never recreated from
@@ -21,13 +24,13 @@ recorded: each part works without the other.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 from llm_common.errors import ApiError, Refusal
 from llm_common.tracing import new_request_id
@@ -36,7 +39,8 @@ from llm_gateway import budgets, concurrency, limits
 from llm_gateway.budgets import Budget
 from llm_gateway.concurrency import ConcurrencyLeases
 from llm_gateway.config import GatewayConfig, TenantRoute
-from llm_gateway.ledger import DuplicateRecord, Ledger, UsageRecord, open_ledger
+from llm_gateway.ledger import DuplicateRecord, UsageRecord, open_ledger
+from llm_gateway.ledger.asynchronous import AsyncLedger
 from llm_gateway.limits import Amount, CounterMissing, Lease, LimiterUnavailable, SharedCounters
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.pricing import PriceTable
@@ -61,17 +65,20 @@ class Metering:
         self.counters = SharedCounters(config.limits) if config.limits is not None else None
         # Opened in the background: a gateway starting before its database waits for it (see /readyz).
         self.leases = ConcurrencyLeases(self.counters) if self.counters is not None else None
-        self.ledger: Ledger | None = open_ledger(config.ledger.url, background=True) if config.ledger is not None else None
+        self.ledger: AsyncLedger | None = None
+        if config.ledger is not None:
+            self.ledger = AsyncLedger(open_ledger(config.ledger.url, background=True))
         self._clock = clock
 
-    def admit(self, tenant: TenantRoute, estimated_prompt_tokens: int, request_id: str | None = None) -> "Meter":
+    async def admit(self, tenant: TenantRoute, estimated_prompt_tokens: int,
+                    request_id: str | None = None) -> "Meter":
         """Admit one request of `tenant` or raise a Refusal (429, or 503 without Redis when set to deny)."""
         lease = None
         if self.counters is not None:
-            lease = self._admit(tenant, self._clock(), self.leases.lease_for(tenant))
+            lease = await self._admit(tenant, self._clock(), self.leases.lease_for(tenant))
         return Meter(self, tenant, estimated_prompt_tokens, request_id=request_id or new_request_id(), lease=lease)
 
-    def _admit(self, tenant: TenantRoute, now: float, lease: Lease | None) -> Lease | None:
+    async def _admit(self, tenant: TenantRoute, now: float, lease: Lease | None) -> Lease | None:
         """Run the admission call; returns the lease when one was taken."""
         month = budgets.month_of(datetime.fromtimestamp(now, timezone.utc))
         checks = limits.rate_limit_checks(self.counters, tenant.name, tenant.rate_limits, now) \
@@ -80,10 +87,10 @@ class Metering:
         try:
             for _ in range(3):  # a missing budget counter is seeded, then admission is asked again
                 try:
-                    refused = self.counters.admit(checks, lease)
+                    refused = await self.counters.admit(checks, lease)
                     break
                 except CounterMissing:
-                    budgets.seed_from_ledger(self.counters, self.ledger, tenant.name, month)
+                    await budgets.seed_from_ledger(self.counters, self.ledger, tenant.name, month)
             else:
                 refused, lease = None, None
         except LimiterUnavailable:
@@ -101,21 +108,21 @@ class Metering:
             raise concurrency.refusal(refused)
         raise limits.refusal(refused)
 
-    def record(self, tenant: TenantRoute, record: UsageRecord) -> None:
+    async def record(self, tenant: TenantRoute, record: UsageRecord) -> None:
         """Write the ledger row; returns once it is committed. A request id already in the ledger (a caller
         may send any well-formed X-Request-Id) is recorded under a suffixed id rather than lost."""
         if self.ledger is None:
             return
         try:
             try:
-                self.ledger.record(record)
+                await self.ledger.record(record)
             except DuplicateRecord:
-                self.ledger.record(record.with_request_id(f"{record.request_id}.{new_request_id()[:8]}"))
+                await self.ledger.record(record.with_request_id(f"{record.request_id}.{new_request_id()[:8]}"))
         except Exception:  # the answer is already produced: keep serving, but loudly
             self.metrics.ledger_errors.labels(tenant=tenant.name).inc()
             log.exception("usage record %s of tenant %s could not be written", record.request_id, tenant.name)
 
-    def settle(self, tenant: TenantRoute, record: UsageRecord | None, lease: Lease | None) -> None:
+    async def settle(self, tenant: TenantRoute, record: UsageRecord | None, lease: Lease | None) -> None:
         """After the answer: add the request's tokens and cost to the shared counters (tokens per minute,
         budgets) and give its lease back, in one round trip."""
         if self.counters is None:
@@ -126,9 +133,9 @@ class Metering:
         if not amounts and lease is None:
             return
         try:
-            totals = self.counters.finish(amounts, release=lease)
+            totals = await self.counters.finish(amounts, release=lease)
             if len(totals) == 3:  # the tenant has a budget: tokens per minute, month's tokens, month's cost
-                self._publish_remaining(tenant, totals[1], totals[2])
+                await self._publish_remaining(tenant, totals[1], totals[2])
         except LimiterUnavailable:
             return  # counted and logged by SharedCounters; the ledger has the record
 
@@ -143,13 +150,13 @@ class Metering:
                                round(record.cost_usd * budgets.NANO), budgets.MONTH_TTL_SECONDS, must_exist=True)]
         return amounts
 
-    def _publish_remaining(self, tenant: TenantRoute, tokens: int | None, nano_usd: int | None) -> None:
+    async def _publish_remaining(self, tenant: TenantRoute, tokens: int | None, nano_usd: int | None) -> None:
         """Export what is left of the budget; a month's counter that was missing (Redis lost it) is
         reloaded from the ledger, which already holds this request."""
         if tokens is None or nano_usd is None:
             month = budgets.month_of(datetime.fromtimestamp(self._clock(), timezone.utc))
             try:
-                tokens, nano_usd = budgets.seed_from_ledger(self.counters, self.ledger, tenant.name, month)
+                tokens, nano_usd = await budgets.seed_from_ledger(self.counters, self.ledger, tenant.name, month)
             except LimiterUnavailable:
                 return
             except Exception:  # the ledger is unreachable: the next admission reseeds
@@ -158,13 +165,13 @@ class Metering:
         for kind, value in budgets.remaining(budget_of(tenant), tokens, nano_usd).items():
             self.metrics.budget_remaining.labels(tenant=tenant.name, kind=kind).set(value)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         if self.leases is not None:
-            self.leases.close()
+            await self.leases.aclose()
         if self.counters is not None:
-            self.counters.close()
+            await self.counters.aclose()
         if self.ledger is not None:
-            self.ledger.close()
+            await asyncio.to_thread(self.ledger.close)
 
 
 @dataclass
@@ -181,19 +188,18 @@ class Meter:
     include_usage_requested: bool = False
     _content_chunks: int = 0
     _usage: dict | None = None
-    _finished: bool = False
+    finished: bool = False
     _settled: bool = False
     _record: UsageRecord | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def finish(self, backend: str, model: str, usage: object, status: str = "ok",
-               completion_text: str | None = None) -> UsageRecord | None:
-        """Record the request. Without a usage from the backend the tokens are estimated: the prompt
-        always (the backend read it), the completion from what was produced. Returns the record."""
-        with self._lock:
-            if self._finished:
-                return self._record
-            self._finished = True
+    async def finish(self, backend: str, model: str, usage: object, status: str = "ok",
+                     completion_text: str | None = None) -> UsageRecord | None:
+        """Record the request (once; a second call returns the first record). Without a usage from the
+        backend the tokens are estimated: the prompt always (the backend read it), the completion from
+        what was produced. Returns the record."""
+        if self.finished:
+            return self._record
+        self.finished = True
         tokens = dict(token_counts(usage))
         estimated = not tokens and backend != NO_BACKEND
         if estimated:
@@ -201,40 +207,38 @@ class Meter:
             tokens = {"prompt": self.estimated_prompt_tokens, "completion": completion}
         cost = self.metering.prices.cost_usd(model, tokens) or 0.0
         # Prometheus counts what the ledger records: streams without a backend usage count too.
-        self.metering.metrics.count_tokens(self.tenant.name, backend, model, tokens)
+        self.metering.metrics.count_tokens(self.tenant.name, backend, model, tokens, cost)
         self._record = UsageRecord(
             request_id=self.request_id, tenant=self.tenant.name, model=model, backend=backend,
             prompt_tokens=tokens.get("prompt", 0), completion_tokens=tokens.get("completion", 0), cost_usd=cost,
             latency_ms=round((time.perf_counter() - self.started) * 1000, 3), status=status, stream=self.stream,
             usage_estimated=estimated)
-        self.metering.record(self.tenant, self._record)
+        await self.metering.record(self.tenant, self._record)
         return self._record
 
-    def settle(self) -> None:
+    async def settle(self) -> None:
         """Once the answer is sent (or the request failed): counters and lease, once."""
-        with self._lock:
-            if self._settled:
-                return
-            self._settled = True
-            record = self._record
-        self.metering.settle(self.tenant, record, self.lease)
+        if self._settled:
+            return
+        self._settled = True
+        await self.metering.settle(self.tenant, self._record, self.lease)
 
-    def call(self, action: Callable[[], T]) -> T:
-        """Run the backend call; a failure (no backend answered) is recorded, then raised."""
+    async def call(self, action: Awaitable[T]) -> T:
+        """Await the backend call; a failure (no backend answered) is recorded, then raised."""
         try:
-            return action()
+            return await action
         except ApiError:
-            self.finish(NO_BACKEND, self.tenant.model, None, status="upstream_error")
+            await self.finish(NO_BACKEND, self.tenant.model, None, status="upstream_error")
             raise
 
-    def finish_json(self, backend: str, model: str, content: bytes) -> UsageRecord | None:
+    async def finish_json(self, backend: str, model: str, content: bytes) -> UsageRecord | None:
         """Record a non-streamed answer from its JSON body (usage, or the text to estimate from)."""
         try:
             answer = json.loads(content)
         except ValueError:
             answer = None
         answer = answer if isinstance(answer, dict) else {}
-        return self.finish(backend, model, answer.get("usage"), completion_text=_message_text(answer))
+        return await self.finish(backend, model, answer.get("usage"), completion_text=_message_text(answer))
 
     # --- streams -------------------------------------------------------------------------------
 
@@ -266,8 +270,8 @@ class Meter:
             return None
         return data
 
-    def finish_stream(self, backend: str, model: str, status: str) -> UsageRecord | None:
-        return self.finish(backend, model, self._usage, status)
+    async def finish_stream(self, backend: str, model: str, status: str) -> UsageRecord | None:
+        return await self.finish(backend, model, self._usage, status)
 
 
 def _message_text(completion: dict) -> str:

@@ -9,14 +9,12 @@ from llm_common.metrics_registry import LATENCY_BUCKETS, MetricsRegistry
 from llm_common.openai_client import FAILURE_REASONS
 from llm_common.usage import TOKEN_KINDS
 from llm_gateway.config import TenantRoute
-from llm_gateway.pricing import PriceTable
 
 UNAUTHENTICATED = "unauthenticated"
 
 
 class GatewayMetrics:
-    def __init__(self, registry: MetricsRegistry, prices: PriceTable | None = None):
-        self._prices = prices or PriceTable()
+    def __init__(self, registry: MetricsRegistry):
         r = registry.for_new_metrics
         self.requests = Counter(
             "llm_gateway_requests_total", "Requests answered, by route, tenant and HTTP status.",
@@ -58,6 +56,13 @@ class GatewayMetrics:
             "llm_gateway_pool_member_latency_seconds",
             "Time until a member answered (streams: until the stream opened).",
             ["backend", "member"], buckets=LATENCY_BUCKETS, registry=r)
+        # Fair sharing of a saturated pool (fair_queue.py)
+        self.queue_depth = Gauge(
+            "llm_gateway_pool_queue_depth", "Requests waiting for a slot of a full pool, by tenant.",
+            ["tenant", "backend"], multiprocess_mode="livesum", registry=r)
+        self.queue_wait = Histogram(
+            "llm_gateway_pool_queue_wait_seconds", "Time requests waited for a slot of a full pool (granted or not).",
+            ["tenant", "backend"], buckets=LATENCY_BUCKETS, registry=r)
         # Tenant controls (limits.py, budgets.py, ledger/); their refusals are counted in `refusals` above
         self.budget_remaining = Gauge(
             "llm_gateway_budget_remaining", "What is left of the tenant's monthly budget, by kind (tokens|usd).",
@@ -87,8 +92,8 @@ class GatewayMetrics:
         for reason in FAILURE_REASONS:
             self.upstream_errors.labels(backend=backend, reason=reason)
 
-    def count_tokens(self, tenant: str, backend: str, model: str, tokens: dict[str, int]) -> None:
-        """Add {"prompt": n, "completion": n} tokens, and their cost at the model's price, to the counters.
+    def count_tokens(self, tenant: str, backend: str, model: str, tokens: dict[str, int], cost_usd: float) -> None:
+        """Add {"prompt": n, "completion": n} tokens and their cost (priced once, by the caller) to the counters.
 
         `model` is the configured model name (bounded), not the one the backend echoes back.
         """
@@ -96,6 +101,5 @@ class GatewayMetrics:
             return
         for kind, count in tokens.items():
             self.tokens.labels(tenant=tenant, backend=backend, kind=kind).inc(count)
-        cost = self._prices.cost_usd(model, tokens)
-        if cost is not None:
-            self.cost.labels(tenant=tenant, backend=backend, model=model).inc(cost)
+        if cost_usd:
+            self.cost.labels(tenant=tenant, backend=backend, model=model).inc(cost_usd)

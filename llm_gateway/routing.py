@@ -9,6 +9,8 @@ a 4xx goes back to the caller (in the caller's terms; the backend's own text
 only to the log), and a 429 holds back only that tenant from that backend
 (`backoff.py`) while the backend keeps serving everyone else.
 
+Requests to the vLLM pool carry the tenant's `cache_salt` (prefix_cache.py).
+
 Embeddings go to the platform's one embedding model when the config names one
 (`EmbeddingRoute`), whatever the tenant's chat backend; otherwise they follow
 the tenant's chat routing.
@@ -19,13 +21,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 from llm_common.errors import ApiError
-from llm_gateway.backends import BackendPool, ChatStream, UpstreamRejected, UpstreamReply, UpstreamUnavailable
+from llm_gateway.backends import AsyncChatStream, BackendPool, UpstreamRejected, UpstreamReply, UpstreamUnavailable
 from llm_gateway.backoff import TenantBackoff
 from llm_gateway.config import TenantRoute
 from llm_gateway.metrics import GatewayMetrics
+from llm_gateway.prefix_cache import CacheSalts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,10 +54,12 @@ class EmbeddingRoute:
 
 class Router:
     def __init__(self, backends: dict[str, BackendPool], metrics: GatewayMetrics,
-                 embedding: EmbeddingRoute | None = None, backoff: TenantBackoff | None = None):
+                 embedding: EmbeddingRoute | None = None, backoff: TenantBackoff | None = None,
+                 cache_salts: CacheSalts | None = None):
         self.backends = backends
         self.embedding = embedding
         self.backoff = backoff or TenantBackoff()
+        self.cache_salts = cache_salts or CacheSalts(None)
         self._metrics = metrics
 
     def configured_for(self, tenant: TenantRoute) -> list[str]:
@@ -74,12 +79,18 @@ class Router:
         """The tenant's configured model on `backend` (by name)."""
         return tenant.openai_model if backend == "openai" else tenant.model
 
-    def _tenant_attempts(self, tenant: TenantRoute, payload: dict) -> list[tuple[BackendPool, dict]]:
-        return [(backend, {**payload, "model": self.model_for(tenant, backend.name)})
-                for backend in self.candidates(tenant)]
+    def _tenant_attempts(self, tenant: TenantRoute, payload: dict,
+                         salted: bool = True) -> list[tuple[BackendPool, dict]]:
+        """(backend, what it is sent) in preference order; completions carry the vLLM cache salt."""
+        attempts = [(backend, {**payload, "model": self.model_for(tenant, backend.name)})
+                    for backend in self.candidates(tenant)]
+        if salted:
+            attempts = [(backend, self.cache_salts.salted(tenant, backend.name, upstream))
+                        for backend, upstream in attempts]
+        return attempts
 
-    def _with_failover(self, tenant: TenantRoute, attempts: list[tuple[BackendPool, dict]],
-                       call: Callable[[BackendPool, dict], T]) -> tuple[str, T]:
+    async def _with_failover(self, tenant: TenantRoute, attempts: list[tuple[BackendPool, dict]],
+                             call: Callable[[BackendPool, dict], Awaitable[T]]) -> tuple[str, T]:
         failures: list[tuple[str, UpstreamUnavailable]] = []
         waits: list[float] = []
         for backend, upstream_payload in attempts:
@@ -88,7 +99,7 @@ class Router:
                 waits.append(wait)
                 continue
             try:
-                return backend.name, call(backend, upstream_payload)
+                return backend.name, await call(backend, upstream_payload)
             except UpstreamUnavailable as error:
                 log.warning("tenant %s: backend %s failed: %s", tenant.name, backend.name, error)
                 failures.append((backend.name, error))
@@ -103,26 +114,28 @@ class Router:
             raise _throttled(min(waits))
         raise _exhausted(failures)
 
-    def chat(self, tenant: TenantRoute, payload: dict, request_id: str | None = None) -> tuple[str, UpstreamReply]:
-        return self._with_failover(tenant, self._tenant_attempts(tenant, payload),
-                                   lambda backend, p: backend.chat(p, request_id))
+    async def chat(self, tenant: TenantRoute, payload: dict,
+                   request_id: str | None = None) -> tuple[str, UpstreamReply]:
+        return await self._with_failover(tenant, self._tenant_attempts(tenant, payload),
+                                   lambda backend, p: backend.chat(p, request_id, tenant))
 
-    def open_chat_stream(self, tenant: TenantRoute, payload: dict,
-                         request_id: str | None = None) -> tuple[str, ChatStream]:
-        return self._with_failover(tenant, self._tenant_attempts(tenant, payload),
-                                   lambda backend, p: backend.open_chat_stream(p, request_id))
+    async def open_chat_stream(self, tenant: TenantRoute, payload: dict,
+                               request_id: str | None = None) -> tuple[str, AsyncChatStream]:
+        return await self._with_failover(tenant, self._tenant_attempts(tenant, payload),
+                                   lambda backend, p: backend.open_chat_stream(p, request_id, tenant))
 
     def embedding_model_for(self, tenant: TenantRoute, backend: str) -> str:
         """The model that produced a tenant's embeddings on `backend` (for metrics and cost)."""
         return self.embedding.model if self.embedding is not None else self.model_for(tenant, backend)
 
-    def embeddings(self, tenant: TenantRoute, payload: dict,
-                   request_id: str | None = None) -> tuple[str, UpstreamReply]:
+    async def embeddings(self, tenant: TenantRoute, payload: dict,
+                         request_id: str | None = None) -> tuple[str, UpstreamReply]:
         if self.embedding is None:
-            attempts = self._tenant_attempts(tenant, payload)
+            attempts = self._tenant_attempts(tenant, payload, salted=False)
         else:
             attempts = [(self.embedding.backend, self.embedding.upstream_payload(payload))]
-        return self._with_failover(tenant, attempts, lambda backend, p: backend.embeddings(p, request_id))
+        return await self._with_failover(tenant, attempts,
+                                         lambda backend, p: backend.embeddings(p, request_id, tenant))
 
 
 # What a backend's 4xx means for the caller: the status we answer and what we say. The backend's own

@@ -1,4 +1,5 @@
-"""The gateway's long-lived objects, built once per worker by create_app."""
+"""The gateway's long-lived objects, built once per worker by create_app; `start` and `aclose`
+run on the worker's event loop (the app's lifespan)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llm_gateway.auth import TenantDirectory
-from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, SdkClient
+from llm_gateway.backends import AiohttpClient, AsyncSdkClient, BackendPool, PoolMember
 from llm_gateway.backends.outlier import OutlierPolicy
+from llm_gateway.completions import Completions
 from llm_gateway.config import EmbeddingsConfig, GatewayConfig, OpenAIConfig, PoolConfig
 from llm_gateway.metering import Metering
 from llm_gateway.metrics import GatewayMetrics
@@ -27,7 +29,25 @@ class GatewayServices:
     tenants: TenantDirectory
     router: Router
     metering: Metering
+    completions: Completions
     discovery: "TenantDiscovery | None" = None
+    pool_discoveries: tuple["PoolDiscovery", ...] = ()
+
+    def start(self) -> None:
+        """Start the background work: health checks (event loop), cluster readers (threads)."""
+        for pool_discovery in self.pool_discoveries:
+            pool_discovery.start()
+        for backend in self.router.backends.values():
+            backend.start_health_checks()
+        if self.discovery is not None:
+            self.discovery.start()
+
+    async def aclose(self) -> None:
+        for poller in (*self.pool_discoveries, *([self.discovery] if self.discovery else [])):
+            poller.stop()
+        for backend in self.router.backends.values():
+            await backend.aclose()
+        await self.metering.aclose()
 
 
 def build_backends(config: GatewayConfig, metrics: GatewayMetrics) -> dict[str, BackendPool]:
@@ -55,12 +75,13 @@ def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
                             max_ejection_percent=pool.max_ejection_percent)
     return BackendPool(name, [pool_member(pool, url) for url in pool.endpoints], metrics, outlier=outlier,
                        health_path=pool.health_path, health_interval=pool.health_interval_seconds,
-                       unhealthy_threshold=pool.unhealthy_threshold)
+                       unhealthy_threshold=pool.unhealthy_threshold, capacity_per_member=pool.capacity_per_member,
+                       max_queued_per_tenant=pool.max_queued_per_tenant, queue_timeout=pool.queue_timeout_seconds)
 
 
 def pool_member(pool: PoolConfig, url: str) -> PoolMember:
-    return PoolMember(url, HttpxClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
-                                       read_timeout=pool.read_timeout_seconds))
+    return PoolMember(url, AiohttpClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
+                                            read_timeout=pool.read_timeout_seconds))
 
 
 def pool_discoveries(config: GatewayConfig, backends: dict[str, BackendPool]) -> list["PoolDiscovery"]:
@@ -75,6 +96,6 @@ def pool_discoveries(config: GatewayConfig, backends: dict[str, BackendPool]) ->
 def _openai_backend(settings: OpenAIConfig, metrics: GatewayMetrics) -> BackendPool:
     """OpenAI as a pool of one: ejected only when it cannot be reached (never by 5xx or 429 answers),
     no active probing of a paid API."""
-    client = SdkClient(settings.base_url, settings.api_key, connect_timeout=settings.connect_timeout_seconds,
+    client = AsyncSdkClient(settings.base_url, settings.api_key, connect_timeout=settings.connect_timeout_seconds,
                        read_timeout=settings.read_timeout_seconds)
     return BackendPool("openai", [PoolMember(settings.base_url, client)], metrics, outlier=OutlierPolicy())

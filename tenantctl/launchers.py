@@ -84,10 +84,10 @@ def _llama_server(name: str, model_path: Path, alias: str, port: int, log_dir: P
 
 
 def _gunicorn(name: str, factory: str, port: int, log_dir: Path, env: dict[str, str], *,
-              host: str, workers: int, health_path: str) -> ManagedProcess:
+              host: str, workers: int, health_path: str, settings: str = "llm_common.gunicorn_conf") -> ManagedProcess:
     metrics_dir = log_dir / "metrics" / name
     argv = [
-        sys.executable, "-m", "gunicorn", "-c", "python:llm_common.gunicorn_conf",
+        sys.executable, "-m", "gunicorn", "-c", f"python:{settings}",
         "--bind", f"{host}:{port}", "--workers", str(workers), factory,
     ]
     return ManagedProcess(
@@ -107,7 +107,7 @@ def gateway(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1", 
     config_path = write_private_json(run_dir / "gateway.json", config)
     return _gunicorn("gateway", "llm_gateway:build_from_environment()", port, run_dir,
                      {"LLM_GATEWAY_CONFIG": str(config_path), **(extra_env or {})},
-                     host=host, workers=workers, health_path="/healthz")
+                     host=host, workers=workers, health_path="/healthz", settings="llm_gateway.gunicorn_conf")
 
 
 def tenant_proxy(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1",

@@ -103,7 +103,8 @@ def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict 
              "monthly_budget_usd": spec.monthly_budget_usd, "key_sha256": [hash_gateway_key(keys[spec.name])],
              "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
              "max_concurrent_requests": spec.max_concurrent_requests,
-             "allowed_request_extensions": spec.allowed_request_extensions}
+             "allowed_request_extensions": spec.allowed_request_extensions, "weight": spec.weight,
+             "prefix_cache_group": spec.prefix_cache_group}
             for spec in specs
         ],
         **(controls or {}),

@@ -139,6 +139,12 @@ class TenantSpec(_Strict):
     previous_gateway_key_sha256: list[str] = Field(
         default_factory=list, max_length=20,
         description="Earlier gateway key hashes still accepted during a key rotation.")
+    # Sharing the model pool (llm_gateway/fair_queue.py, llm_gateway/prefix_cache.py).
+    weight: float = Field(
+        1.0, gt=0, le=1000, description="The tenant's share of a full model pool against the others' weights.")
+    prefix_cache_group: str | None = Field(
+        None, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="Tenants naming the same group share vLLM's prefix cache; unset: the tenant's own.")
 
     @field_validator("name")
     @classmethod

@@ -22,9 +22,8 @@ from tenantctl.cluster import LocalControlPlane
 from tenantctl.node import LocalCluster
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
-from tests.helpers import (ClusterPlatform, ControlPlane, RunningPlatform, TenantDocuments, free_port,
-                           repository_copy, specs_on_free_ports, stub_backend)
-from tests.stub_upstream import StubUpstream
+from tests.helpers import (ClusterPlatform, ControlPlane, InProcessServer, RunningPlatform, TenantDocuments,
+                           free_port, repository_copy, specs_on_free_ports, stub_backend, stub_openai_app)
 from tests.traffic import ObservedPlatform, send_traffic
 
 
@@ -155,16 +154,6 @@ def postgres_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def stub_upstream() -> str:
-    """The same stub served in this process (tests/stub_upstream.py): the fast layer's upstream. Its URL."""
-    stub = StubUpstream().start()
-    try:
-        yield stub.url
-    finally:
-        stub.stop()
-
-
-@pytest.fixture(scope="session")
 def stub_url(tmp_path_factory) -> str:
     """The zero-latency OpenAI-compatible stub of bench/ (a backend that answers instantly)."""
     process = stub_backend(free_port(), tmp_path_factory.mktemp("stub"))
@@ -173,6 +162,17 @@ def stub_url(tmp_path_factory) -> str:
         yield process.health_url.removesuffix("/health")
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def stub_upstream() -> str:
+    """The same stub's app served by uvicorn on a thread of the test process: a real HTTP boundary for
+    factory-level tests of the proxy and the gateway, without starting a process (the fast layer). Its URL."""
+    server = InProcessServer(stub_openai_app())
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

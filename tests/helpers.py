@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import uvicorn
 from flask import Flask
 from kubernetes import client, config
 
@@ -69,10 +72,38 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
     return total
 
 
-def stub_backend(port: int, log_dir: Path) -> ManagedProcess:
-    """bench/stub_openai.py: answers instantly (usage in streams only when asked for)."""
-    return ManagedProcess("stub", [sys.executable, str(REPO_ROOT / "bench" / "stub_openai.py"), "--port", str(port)],
-                          f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
+def stub_backend(port: int, log_dir: Path, *options: str) -> ManagedProcess:
+    """bench/stub_openai.py: answers instantly (usage in streams only when asked for); `options` e.g.
+    `--stream-tokens 20 --token-interval 0.1` for streams of a slow model."""
+    return ManagedProcess("stub", [sys.executable, str(REPO_ROOT / "bench" / "stub_openai.py"), "--port", str(port),
+                                   *options], f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
+
+
+def stub_openai_app():
+    """bench/stub_openai.py's ASGI app (bench/ is not a package: loaded from its file)."""
+    spec = importlib.util.spec_from_file_location("stub_openai", REPO_ROOT / "bench" / "stub_openai.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+class InProcessServer:
+    """An ASGI app on uvicorn, on a daemon thread of this process, on a free loopback port."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, name="in-process-server", daemon=True)
+
+    def start(self) -> str:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=30, what="the in-process server to listen")
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
 
 
 def proxy_app(gateway_url: str, **settings: Any) -> Flask:

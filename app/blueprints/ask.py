@@ -27,10 +27,9 @@ from app.services import ProxyServices, current_services
 from llm_common.errors import ApiError, Refusal, error_body
 from llm_common.json_body import read_json_object, validate_model
 from llm_common.openai_client import ChatStream
-from llm_common.sse import DONE, encode_event
+from llm_common.sse import DONE, STREAM_HEADERS, encode_event
 from llm_common.usage import estimate_prompt_tokens
 
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 blueprint = Blueprint("ask", __name__)
 

@@ -23,7 +23,7 @@ from llm_common.errors import error_body
 from llm_common.json_body import contract_error, read_json_object
 from llm_common.openai_client import ChatStream
 from llm_common.request_contract import ChatPolicy, ContractViolation, apply_chat_contract
-from llm_common.sse import DONE, encode_event
+from llm_common.sse import STREAM_HEADERS, STREAM_MEDIA_TYPE, RelayHooks, relay_events
 from llm_common.tracing import RequestRecord, current_record
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ def chat_completions():
         stream = services.gateway.open_chat_stream(payload)
         backend = stream.headers.get(BACKEND_HEADER, "")
         _note_backend(record, backend)
-        response = Response(_relay(stream, services.metrics, record), mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache", "X-LLM-Backend": backend})
+        response = Response(_relay(stream, services.metrics, record), mimetype=STREAM_MEDIA_TYPE,
+                            headers={**STREAM_HEADERS, "X-LLM-Backend": backend})
         response.call_on_close(stream.close)
         return response
     reply = services.gateway.chat(payload)
@@ -71,19 +71,20 @@ def _usage_of(content: bytes) -> object:
 
 
 def _relay(stream: ChatStream, metrics: ProxyMetrics, record: RequestRecord | None) -> Iterator[bytes]:
-    try:
-        for data in stream:
-            if data == DONE:
-                break
-            if record is not None and '"usage":{' in data:
-                record.count_usage(_usage_of(data.encode()))
-            yield encode_event(data)
-        yield encode_event(DONE)
-    except Exception as error:
+    request_id = record.request_id if record is not None else None
+
+    def observe(data: str) -> str:
+        if record is not None and '"usage":{' in data:
+            record.count_usage(_usage_of(data.encode()))
+        return data
+
+    def broken(error: Exception) -> dict:
         metrics.count_gateway_error("stream_broken")
-        request_id = record.request_id if record is not None else None
         log.warning("[%s] the gateway stream broke: %s", request_id, error)
-        yield encode_event(error_body("upstream_error", "the gateway stream broke off before the answer was complete",
-                                      request_id=request_id))
+        return error_body("upstream_error", "the gateway stream broke off before the answer was complete",
+                          request_id=request_id)
+
+    try:
+        yield from relay_events(stream, RelayHooks(broken=broken, observe=observe))
     finally:
         stream.close()

@@ -1,33 +1,40 @@
 """A pool of OpenAI-compatible members with least-outstanding-requests routing.
 
-- Active health checks (optional): a daemon thread GETs each member's health
-  path every interval; a member failing `unhealthy_threshold` checks in a row is
+- Active health checks (optional): a task on the worker's event loop GETs each member's
+  health path every interval; a member failing `unhealthy_threshold` checks in a row is
   skipped until one passes again.
-  Without health checks (OpenAI) the thread only republishes each member's
+  Without health checks (OpenAI) the task only republishes each member's
   state, so `llm_gateway_pool_member_up` returns to 1 when an ejection ends.
 - Passive ejection (outlier detection, `outlier.py`): only on evidence of ill health
   (connect failures, consecutive 5xx/timeouts); a 4xx never marks a member.
 - A request that could not reach a member (connect failure) is retried on the next
   member; one that reached a member and failed there is not, so a request that
   crashes a server cannot go on to crash the others.
+- Capacity (optional, `capacity_per_member`): a pool whose usable members are all full queues
+  requests per tenant and hands freed slots out in weighted fair order (fair_queue.py); a slot is
+  held until the answer is read (a stream: until it closes).
 - Counts are per gateway worker process: each worker balances its own load.
-- Members may change while serving (`set_member_urls`, from pool_discovery.py): members that
-  stay keep their counts and ejections.
+- Members may change while serving (`set_member_urls`, from pool_discovery.py's thread): members
+  that stay keep their counts and ejections; a removed member's client is closed on the event
+  loop once its last stream has ended.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 import httpx
 
-from llm_common.openai_client import (ChatStream, OpenAICompatibleClient, UpstreamRejected, UpstreamReply,
-                                      UpstreamUnavailable)
+from llm_common.openai_client import UpstreamRejected, UpstreamReply, UpstreamUnavailable
+from llm_gateway.backends.clients import AsyncChatStream, AsyncOpenAICompatibleClient
 from llm_gateway.backends.outlier import OutlierDetector, OutlierPolicy
+from llm_gateway.config import TenantRoute
+from llm_gateway.fair_queue import FairQueue
 from llm_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -37,7 +44,7 @@ T = TypeVar("T")
 @dataclass
 class PoolMember:
     url: str
-    client: OpenAICompatibleClient
+    client: AsyncOpenAICompatibleClient
     outstanding: int = 0
     failed_checks: int = 0
     consecutive_failures: int = 0
@@ -59,7 +66,8 @@ class BackendPool:
     def __init__(self, name: str, members: list[PoolMember], metrics: GatewayMetrics, *,
                  outlier: OutlierPolicy = OutlierPolicy(), health_path: str | None = None,
                  health_interval: float = 5.0, unhealthy_threshold: int = 2,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, capacity_per_member: int | None = None,
+                 max_queued_per_tenant: int = 100, queue_timeout: float = 30.0):
         self.name = name
         self.members = members
         self._metrics = metrics
@@ -68,9 +76,14 @@ class BackendPool:
         self._health_interval = health_interval
         self._clock = clock
         self._unhealthy_threshold = unhealthy_threshold
-        self._lock = threading.Lock()
-        self._health_thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # pool discovery changes members from its thread
+        self._health_task: asyncio.Task | None = None
+        self._retired: list[PoolMember] = []  # removed members whose streams still run
+        self.capacity_per_member = capacity_per_member
+        self.queue: FairQueue | None = None
+        if capacity_per_member is not None:
+            self.queue = FairQueue(name, self.capacity, metrics, max_queued_per_tenant=max_queued_per_tenant,
+                                   queue_timeout=queue_timeout)
         metrics.publish_backend(name)
         for member in members:
             member.unhealthy_threshold = unhealthy_threshold
@@ -82,13 +95,39 @@ class BackendPool:
         now = self._clock()
         return any(member.usable(now) for member in self.members)
 
+    def capacity(self) -> int:
+        """Sequences the usable members run at once (with a capacity configured)."""
+        now = self._clock()
+        return sum(self.capacity_per_member or 0 for member in self.members if member.usable(now))
+
     def _members_to_try(self) -> list[PoolMember]:
         """Usable members, least outstanding first (ties keep configuration order)."""
         now = self._clock()
         with self._lock:
             return sorted((m for m in self.members if m.usable(now)), key=lambda m: m.outstanding)
 
-    def _call(self, attempt: Callable[[PoolMember], T], *, keep_outstanding: bool = False) -> T:
+    async def _call(self, attempt: Callable[[PoolMember], Awaitable[T]], tenant: TenantRoute | None, *,
+                    keep_outstanding: bool = False) -> T:
+        """Run `attempt` on the best member (with a capacity: once a slot is free, in fair order). With
+        `keep_outstanding` the member's count and the slot stay taken until the result's `on_close`."""
+        if not self.is_available():
+            raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
+        if self.queue is not None:
+            await self.queue.acquire(tenant.name if tenant else "", tenant.weight if tenant else 1.0)
+        try:
+            result = await self._call_members(attempt, keep_outstanding=keep_outstanding)
+        except BaseException:
+            self._give_slot()
+            raise
+        if not keep_outstanding:
+            self._give_slot()
+        return result
+
+    def _give_slot(self) -> None:
+        if self.queue is not None:
+            self.queue.release()
+
+    async def _call_members(self, attempt: Callable[[PoolMember], Awaitable[T]], *, keep_outstanding: bool) -> T:
         candidates = self._members_to_try()
         if not candidates:
             raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
@@ -99,7 +138,7 @@ class BackendPool:
             self._adjust_outstanding(member, +1)
             started = self._clock()
             try:
-                result = attempt(member)
+                result = await attempt(member)
             except UpstreamUnavailable as error:
                 self._adjust_outstanding(member, -1)
                 self._failed(member, error)
@@ -125,21 +164,25 @@ class BackendPool:
         raise UpstreamUnavailable(f"{self.name}: all {tried} member(s) failed; last: {last_error}",
                                   reason=last_error.reason, status=last_error.status)
 
-    def chat(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
-        return self._call(lambda member: member.client.chat(payload, request_id))
+    async def chat(self, payload: dict, request_id: str | None = None,
+                   tenant: TenantRoute | None = None) -> UpstreamReply:
+        return await self._call(lambda member: member.client.chat(payload, request_id), tenant)
 
-    def embeddings(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
-        return self._call(lambda member: member.client.embeddings(payload, request_id))
+    async def embeddings(self, payload: dict, request_id: str | None = None,
+                         tenant: TenantRoute | None = None) -> UpstreamReply:
+        return await self._call(lambda member: member.client.embeddings(payload, request_id), tenant)
 
-    def open_chat_stream(self, payload: dict, request_id: str | None = None) -> ChatStream:
-        """Open a stream on the least busy member; it stays 'outstanding' until the stream closes."""
+    async def open_chat_stream(self, payload: dict, request_id: str | None = None,
+                               tenant: TenantRoute | None = None) -> AsyncChatStream:
+        """Open a stream on the least busy member; it stays 'outstanding' (and holds its slot) until it closes."""
 
-        def attempt(member: PoolMember) -> ChatStream:
-            stream = member.client.open_chat_stream(payload, request_id)
+        async def attempt(member: PoolMember) -> AsyncChatStream:
+            stream = await member.client.open_chat_stream(payload, request_id)
             stream.on_close.append(lambda: self._adjust_outstanding(member, -1))
+            stream.on_close.append(self._give_slot)
             return stream
 
-        return self._call(attempt, keep_outstanding=True)
+        return await self._call(attempt, tenant, keep_outstanding=True)
 
     def set_member_urls(self, urls: list[str], make_member: Callable[[str], PoolMember]) -> None:
         """Make the members exactly `urls` (new ones from `make_member`); returns at once."""
@@ -156,8 +199,8 @@ class BackendPool:
             if url not in wanted:
                 log.info("%s: member %s removed", self.name, url)
                 self._metrics.member_up.labels(backend=self.name, member=url).set(0)
-                if member.outstanding == 0:  # else its streams still use the client; it goes with them
-                    member.client.close()
+                with self._lock:
+                    self._retired.append(member)
         for member in members:
             self._publish_member(member)
 
@@ -196,35 +239,53 @@ class BackendPool:
 
     # --- active health checks ------------------------------------------------
 
-    def check_health_once(self, http: httpx.Client) -> None:
+    async def check_health_once(self, http: httpx.AsyncClient) -> None:
         for member in list(self.members):
             try:
-                passed = http.get(member.url + self._health_path).status_code == 200
+                passed = (await http.get(member.url + self._health_path)).status_code == 200
             except httpx.HTTPError:
                 passed = False
             member.failed_checks = 0 if passed else member.failed_checks + 1
             self._publish_member(member)
 
     def start_health_checks(self) -> None:
-        """Start the checker thread (once, in the worker process that serves requests)."""
-        if self._health_thread is not None:
+        """Start the checks (once, on the event loop of the worker that serves requests)."""
+        if self._health_task is not None:
             return
-        self._health_thread = threading.Thread(
-            target=self._health_loop, name=f"{self.name}-health", daemon=True
-        )
-        self._health_thread.start()
+        self._health_task = asyncio.get_running_loop().create_task(self._health_loop(), name=f"{self.name}-health")
 
-    def _health_loop(self) -> None:
-        with httpx.Client(timeout=httpx.Timeout(2.0, connect=1.0)) as http:
-            while not self._stopping.is_set():
-                if self._health_path is None:
-                    for member in self.members:
-                        self._publish_member(member)
-                else:
-                    self.check_health_once(http)
-                self._stopping.wait(self._health_interval)
+    async def _health_loop(self) -> None:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as http:
+            while True:
+                try:
+                    if self._health_path is None:
+                        for member in self.members:
+                            self._publish_member(member)
+                    else:
+                        await self.check_health_once(http)
+                    await self._close_retired()
+                    if self.queue is not None:
+                        self.queue.dispatch()  # a member that came back brings its slots
+                except Exception:  # keep checking: a task that died would leave members' states frozen
+                    log.exception("%s: health check round failed", self.name)
+                await asyncio.sleep(self._health_interval)
 
-    def close(self) -> None:
-        self._stopping.set()
+    async def _close_retired(self, *, all_of_them: bool = False) -> None:
+        """Close the clients of removed members whose last stream has ended."""
+        with self._lock:
+            done = [m for m in self._retired if all_of_them or m.outstanding == 0]
+            self._retired = [m for m in self._retired if m not in done]
+        for member in done:
+            await member.client.aclose()
+
+    async def aclose(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            try:
+                await self._health_task
+            except asyncio.CancelledError:
+                pass
+            self._health_task = None
+        await self._close_retired(all_of_them=True)
         for member in self.members:
-            member.client.close()
+            await member.client.aclose()

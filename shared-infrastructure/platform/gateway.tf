@@ -113,7 +113,7 @@ resource "kubectl_manifest" "gateway_deployment" {
           containers = [{
             name    = "gateway"
             image   = var.platform_image
-            command = ["gunicorn", "-c", "python:llm_common.gunicorn_conf", "llm_gateway:build_from_environment()"]
+            command = ["gunicorn", "-c", "python:llm_gateway.gunicorn_conf", "llm_gateway:build_from_environment()"]
             ports   = [{ name = "http", containerPort = local.gateway_port }, { name = "metrics", containerPort = local.gateway_metrics }]
             env = concat(
               [

@@ -30,6 +30,8 @@ locals {
           monthly_token_budget    = { type = "integer", minimum = 1 }
           monthly_budget_usd      = { type = "number", exclusiveMinimum = true, minimum = 0 }
           max_concurrent_requests = { type = "integer", minimum = 1 }
+          weight                  = { type = "number", exclusiveMinimum = true, minimum = 0, maximum = 1000 }
+          prefix_cache_group      = { type = "string", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" }
           allowed_request_extensions = {
             type  = "array"
             items = { type = "string", minLength = 1 }

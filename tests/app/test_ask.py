@@ -1,7 +1,7 @@
 """`POST /ask`, in two layers.
 
 Fast: the proxy from its app factory (Flask's test client) in front of the stub upstream at the HTTP
-boundary (tests/stub_upstream.py): validation, the prompt sent upstream, errors, metrics.
+boundary (the `stub_upstream` fixture): validation, the prompt sent upstream, errors, metrics.
 End to end (`platform`): real proxies under gunicorn, the real gateway and the embedded model; only
 the first test reads the model's words, to prove each tenant's prompt is followed.
 """

@@ -3,6 +3,7 @@ when Redis cannot be reached (fail open by default, counted and logged; or deny)
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -17,14 +18,31 @@ from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway
 LIMITS = RateLimits(requests_per_minute=3, requests_per_hour=5, tokens_per_minute=100)
 
 
+class Counters:
+    """SharedCounters (asyncio Redis) driven from a test: each call awaited on the fixture's one event loop."""
+
+    def __init__(self, shared: SharedCounters, runner: asyncio.Runner):
+        self.shared, self.runner = shared, runner
+
+    def key(self, *parts: object) -> str:
+        return self.shared.key(*parts)
+
+    def admit(self, checks):
+        return self.runner.run(self.shared.admit(checks))
+
+    def finish(self, amounts):
+        return self.runner.run(self.shared.finish(amounts))
+
+
 @pytest.fixture
 def counters(redis_url):
-    shared = SharedCounters(LimitsConfig(redis_url=redis_url, key_prefix=f"test-{uuid.uuid4().hex}"))
-    yield shared
-    shared.close()
+    with asyncio.Runner() as runner:
+        shared = SharedCounters(LimitsConfig(redis_url=redis_url, key_prefix=f"test-{uuid.uuid4().hex}"))
+        yield Counters(shared, runner)
+        runner.run(shared.aclose())
 
 
-def admitted(counters: SharedCounters, now: float, limits: RateLimits = LIMITS) -> str | None:
+def admitted(counters: Counters, now: float, limits: RateLimits = LIMITS) -> str | None:
     refused = counters.admit(rate_limit_checks(counters, "t", limits, now))
     return None if refused is None else refused.reason
 

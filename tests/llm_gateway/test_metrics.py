@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from llm_gateway import create_app
 from llm_gateway.auth import hash_gateway_key
@@ -20,12 +21,8 @@ def test_known_tenants_have_their_series_at_zero_from_the_start():
                  TenantRoute(name="both", backend="auto", model="m2", key_sha256=[hash_gateway_key("b")])],
         pool=PoolConfig(endpoints=[dead], health_interval_seconds=60),
         openai=OpenAIConfig(api_key="sk-unused", base_url=dead + "/v1"))
-    app = create_app(config)
-    try:
-        text = app.test_client().get("/metrics").text
-    finally:
-        for backend in app.extensions["llm_gateway"].router.backends.values():
-            backend.close()
+    with TestClient(create_app(config)) as client:
+        text = client.get("/metrics").text
     assert 'llm_gateway_cost_usd_total{backend="vllm",model="m1",tenant="only-vllm"} 0.0' in text
     assert 'llm_gateway_cost_usd_total{backend="openai",model="gpt-4o-mini",tenant="both"} 0.0' in text
     assert 'llm_gateway_requests_total{route="/v1/chat/completions",status="200",tenant="both"} 0.0' in text

@@ -1,14 +1,16 @@
-"""Pool routing decisions on real pool objects (members point at closed ports; nothing is called)."""
+"""Pool routing decisions on real pool objects (members point at closed ports; nothing is called).
+The pool's calls are awaited, each test on an event loop of its own (`asyncio.run`)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import pytest
 
 from llm_common.metrics_registry import MetricsRegistry
-from llm_gateway.backends import BackendPool, HttpxClient, PoolMember, UpstreamUnavailable
+from llm_gateway.backends import AiohttpClient, BackendPool, PoolMember, UpstreamUnavailable
 from llm_gateway.backends.outlier import OutlierPolicy
 from llm_gateway.metrics import GatewayMetrics
 from tests.helpers import free_port
@@ -26,7 +28,7 @@ def make_pool(count: int, clock: FakeClock) -> BackendPool:
     members = []
     for _ in range(count):
         url = f"http://127.0.0.1:{free_port()}"
-        members.append(PoolMember(url, HttpxClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1)))
+        members.append(PoolMember(url, AiohttpClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1)))
     return BackendPool("vllm", members, GatewayMetrics(MetricsRegistry(None)), outlier=OutlierPolicy(eject_seconds=10),
                        health_path="/health", unhealthy_threshold=2, clock=clock)
 
@@ -42,8 +44,15 @@ def test_ejected_member_returns_after_the_cool_down():
     clock = FakeClock()
     pool = make_pool(2, clock)
     first, second = pool.members
+
+    async def both_fail() -> None:
+        try:
+            await pool.chat({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        finally:
+            await pool.aclose()
+
     with pytest.raises(UpstreamUnavailable, match=r"all 2 member\(s\) failed"):  # both are closed ports
-        pool.chat({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        asyncio.run(both_fail())
     assert pool._members_to_try() == []
     assert not pool.is_available()
     clock.now += 10.1
@@ -53,11 +62,15 @@ def test_ejected_member_returns_after_the_cool_down():
 def test_health_checks_need_consecutive_failures():
     pool = make_pool(1, FakeClock())
     member = pool.members[0]
-    with httpx.Client(timeout=0.5) as http:
-        pool.check_health_once(http)
-        assert member.healthy  # one failure is tolerated (a busy server may miss one check)
-        pool.check_health_once(http)
-        assert not member.healthy
+
+    async def check() -> None:
+        async with httpx.AsyncClient(timeout=0.5) as http:
+            await pool.check_health_once(http)
+            assert member.healthy  # one failure is tolerated (a busy server may miss one check)
+            await pool.check_health_once(http)
+            assert not member.healthy
+
+    asyncio.run(check())
 
 
 def test_member_up_returns_to_1_after_the_cool_down_without_health_checks():
@@ -65,21 +78,24 @@ def test_member_up_returns_to_1_after_the_cool_down_without_health_checks():
     clock = FakeClock()
     metrics = GatewayMetrics(MetricsRegistry(None))
     url = f"http://127.0.0.1:{free_port()}"
-    pool = BackendPool("openai", [PoolMember(url, HttpxClient(url, "x", connect_timeout=0.2, read_timeout=1))],
+    pool = BackendPool("openai", [PoolMember(url, AiohttpClient(url, "x", connect_timeout=0.2, read_timeout=1))],
                        metrics, outlier=OutlierPolicy(eject_seconds=10), health_interval=0.05, clock=clock)
 
     def member_up() -> float:
         return metrics.member_up.labels(backend="openai", member=url)._value.get()
 
-    with pytest.raises(UpstreamUnavailable):
-        pool.chat({"model": "m", "messages": [{"role": "user", "content": "x"}]})
-    assert member_up() == 0
-    pool.start_health_checks()
-    try:
-        clock.now += 10.1
-        deadline = time.monotonic() + 5
-        while member_up() != 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert member_up() == 1
-    finally:
-        pool.close()
+    async def scenario() -> None:
+        with pytest.raises(UpstreamUnavailable):
+            await pool.chat({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        assert member_up() == 0
+        pool.start_health_checks()
+        try:
+            clock.now += 10.1
+            deadline = time.monotonic() + 5
+            while member_up() != 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert member_up() == 1
+        finally:
+            await pool.aclose()
+
+    asyncio.run(scenario())

@@ -8,7 +8,7 @@ from __future__ import annotations
 from kubernetes import client
 
 from llm_common.metrics_registry import MetricsRegistry
-from llm_gateway.backends import BackendPool, HttpxClient, PoolMember
+from llm_gateway.backends import AiohttpClient, BackendPool, PoolMember
 from llm_gateway.backends.outlier import OutlierPolicy
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.pool_discovery import ready_member_urls
@@ -34,7 +34,7 @@ def test_only_ready_endpoints_on_the_named_port_are_members():
 
 
 def member(url: str) -> PoolMember:
-    return PoolMember(url, HttpxClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1))
+    return PoolMember(url, AiohttpClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1))
 
 
 def test_members_that_stay_keep_their_state_when_the_pods_change():

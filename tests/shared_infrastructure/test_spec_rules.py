@@ -49,6 +49,7 @@ GOOD = {
     "keys": {**MINIMAL, "end_user_key_sha256": [DIGEST] * 20, "admin_key_sha256": ["a" * 64]},
     "every extension": {**MINIMAL, "allowed_request_extensions": sorted(ALLOWABLE_EXTENSIONS)},
     "regex rule": {**MINIMAL, "guardrails": {"refusal_rules": [{"regex": "(?i)foo|bar", "reason": "no foo"}]}},
+    "pool sharing": {**MINIMAL, "weight": 2.5, "prefix_cache_group": "research-team"},
     "template characters in a prompt": {**MINIMAL, "system_prompt": "Answer with ${name} and %{ if } left as they are."},
 }
 
@@ -113,6 +114,9 @@ BAD = {
     "blank admin group": ({"admin_group": " "}, "admin_group"),
     "ingress namespace not a label": ({"ingress_namespace": "Ingress NGINX"}, "ingress_namespace"),
     "previous key not a hash": ({"previous_gateway_key_sha256": ["gk-123"]}, "previous_gateway_key_sha256"),
+    # Sharing the model pool
+    "zero weight": ({"weight": 0}, "weight"),
+    "cache group not a label": ({"prefix_cache_group": "Research Team"}, "prefix_cache_group"),
 }
 CASES = {**GOOD, **{label: {**BASE, **change} for label, (change, _) in BAD.items()}}
 

@@ -78,7 +78,7 @@ def test_prompt_key_and_gateway_route(cluster_platform, admin, tenant):
                              "max_tokens": spec.max_tokens, "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
                              "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
                              "monthly_budget_usd": spec.monthly_budget_usd,
-                             "allowed_request_extensions": spec.allowed_request_extensions,
+                             "allowed_request_extensions": spec.allowed_request_extensions, "weight": spec.weight,
                              **({"max_concurrent_requests": spec.max_concurrent_requests}
                                 if spec.max_concurrent_requests is not None else {})}
     assert key not in json.dumps(route)

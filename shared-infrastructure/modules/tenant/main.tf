@@ -86,6 +86,9 @@ locals {
     # The request path (llm_gateway/concurrency.py, llm_common/request_contract.py).
     max_concurrent_requests    = local.spec.max_concurrent_requests
     allowed_request_extensions = local.spec.allowed_request_extensions
+    # Sharing the model pool (llm_gateway/fair_queue.py, llm_gateway/prefix_cache.py).
+    weight             = local.spec.weight
+    prefix_cache_group = local.spec.prefix_cache_group
   } : field => value if value != null }
 
   # 2 x 122 random bits from uuid(); generated once, kept in state (see terraform_data.gateway_key).

@@ -101,7 +101,7 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
         run(reference(built_images, "redis"), ["--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
                                                "--appendonly", "no"], tmpfs=("/data",), user="999")
         gateway = run(reference(built_images, "platform"),
-                      ["gunicorn", "-c", "python:llm_common.gunicorn_conf", "llm_gateway:build_from_environment()"],
+                      ["gunicorn", "-c", "python:llm_gateway.gunicorn_conf", "llm_gateway:build_from_environment()"],
                       env={"LLM_GATEWAY_CONFIG": "/etc/llm-gateway/gateway.json",
                            "BIND": f"127.0.0.1:{ports['gateway']}", "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
                            "LLM_LEDGER_URL": f"postgresql://ledger:{LEDGER_PASSWORD}@127.0.0.1:{ports['postgres']}/ledger"},

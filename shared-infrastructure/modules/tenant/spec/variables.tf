@@ -34,6 +34,8 @@ variable "spec" {
     admin_key_sha256           = optional(list(string), [])
     allowed_request_extensions = optional(list(string), [])
     local_port                 = optional(number)
+    weight                     = optional(number, 1)
+    prefix_cache_group         = optional(string)
 
     # On a cluster only (local mode ignores them).
     proxy = optional(object({
@@ -116,6 +118,16 @@ variable "spec" {
   validation {
     condition     = var.spec.max_concurrent_requests == null || try(var.spec.max_concurrent_requests >= 1 && var.spec.max_concurrent_requests <= 10000 && floor(var.spec.max_concurrent_requests) == var.spec.max_concurrent_requests, false)
     error_message = "max_concurrent_requests: must be a whole number from 1 to 10000."
+  }
+
+  validation {
+    condition     = var.spec.weight > 0 && var.spec.weight <= 1000
+    error_message = "weight: must be a number above 0 and at most 1000."
+  }
+
+  validation {
+    condition     = var.spec.prefix_cache_group == null || can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.spec.prefix_cache_group))
+    error_message = "prefix_cache_group: must be a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters)."
   }
   validation {
     condition     = var.spec.local_port == null || try(var.spec.local_port >= 1024 && var.spec.local_port <= 65535 && floor(var.spec.local_port) == var.spec.local_port, false)

@@ -1,0 +1,360 @@
+"""The gateway's capacity side by side, in one run: direct to a stub model server, through our gateway
+(every tenant control on: Redis rate limits, budgets and concurrency lease, the SQLite ledger), and
+through the LiteLLM proxy (PyPI `litellm[proxy]`, pinned, in its own virtualenv, no database),
+both pointed at the same stubs.
+
+    (a) zero-latency stub, one request at a time: latency p50/p99 (wrk), the hop's added latency
+    (b) zero-latency stub, 64 connections: requests per second (wrk)
+    (c) 200 and 1,000 concurrent slow streams (20 tokens, 100 ms apart: 2 s an answer): time to first
+        token p50/p99, errors, and the gateway's memory (RSS of its processes) at the end
+        (one asyncio client, aiohttp, for every path)
+    (d) fairness on a saturated pool (our gateway only: one worker, the slow stub as one member of
+        `FAIR_CAPACITY` sequences): a light tenant's streams alone, then while a heavy tenant keeps ten
+        times as many streams going; the light tenant's TTFT p95 in both, and completed streams per second
+
+Everything listens on loopback; LiteLLM is told to use its bundled model-cost map and no telemetry,
+so nothing leaves the machine. LiteLLM is installed on first use into
+`~/.cache/llm-tenants/litellm-<version>/venv` (`--install-only` does just that, e.g. in a set-up step).
+
+    .venv/bin/python bench/gateway_capacity.py [--quick]
+
+Results: bench/results/gateway_capacity.{json,md}. The machine is shared and has 2 cores: the ratios of
+one run are the result, not the absolute numbers; the load generators run on the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from llm_gateway.auth import hash_gateway_key  # noqa: E402
+from tenantctl import launchers  # noqa: E402
+from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
+
+LITELLM_VERSION = "1.80.0"
+CACHE = Path(os.environ.get("LLM_TENANTS_CACHE", Path.home() / ".cache" / "llm-tenants"))
+LITELLM_VENV = CACHE / f"litellm-{LITELLM_VERSION}" / "venv"
+RESULTS = Path(__file__).resolve().parent / "results"
+STUB = Path(__file__).resolve().parent / "stub_openai.py"
+KEY = "gk-bench-capacity"
+MODEL = "stub-model"
+SLOW_TOKENS, TOKEN_INTERVAL = 20, 0.1
+FAIR_CAPACITY, LIGHT_STREAMS, HEAVY_STREAMS = 8, 2, 20  # pool slots; each tenant's streams kept going
+HEAVY_KEY = "gk-bench-heavy"
+# On a 2-core machine shared with the load generators, a burst of a thousand new connections keeps the
+# gateway's event loop from seeing a connect complete within the default 2 s (a connect failure ejects the
+# member) and Redis from answering within 0.25 s: give both the latitude LiteLLM's defaults give it.
+PATIENT_POOL = {"connect_timeout_seconds": 30.0}
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 32}
+
+
+# -- LiteLLM in its own virtualenv ----------------------------------------------------------------
+
+def litellm_python() -> Path:
+    """The virtualenv's python, installing litellm[proxy]==LITELLM_VERSION first when missing."""
+    python = LITELLM_VENV / "bin" / "python"
+    marker = LITELLM_VENV.parent / "installed"
+    if python.exists() and marker.exists():
+        return python
+    shutil.rmtree(LITELLM_VENV, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"litellm[proxy]=={LITELLM_VERSION}"], check=True)
+    marker.write_text(LITELLM_VERSION + "\n")
+    return python
+
+
+def litellm_proxy(run_dir: Path, port: int, models: dict[str, str], workers: int) -> ManagedProcess:
+    """The LiteLLM proxy serving `models` (name -> OpenAI-compatible base URL), no database, no key."""
+    config = {"model_list": [{"model_name": name, "litellm_params": {"model": f"openai/{MODEL}", "api_base": url,
+                                                                     "api_key": "unused"}}
+                             for name, url in models.items()],
+              "litellm_settings": {"telemetry": False, "drop_params": True}}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "litellm.json"
+    config_path.write_text(json.dumps(config))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITELLM_"))},
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR",
+           "NO_PROXY": "*"}
+    argv = [str(litellm_python()), "-c", "from litellm.proxy.proxy_cli import run_server; run_server()",
+            "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port), "--num_workers", str(workers)]
+    return ManagedProcess("litellm", argv, f"http://127.0.0.1:{port}/health/liveliness", run_dir / "litellm.log",
+                          env=env)
+
+
+# -- The processes ----------------------------------------------------------------------------------
+
+def stub(run_dir: Path, name: str, *extra: str) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    process = ManagedProcess(name, [sys.executable, str(STUB), "--port", str(port), "--no-seen", *extra],
+                             f"http://127.0.0.1:{port}/health", run_dir / f"{name}.log")
+    return process, f"http://127.0.0.1:{port}"
+
+
+def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int) -> tuple[ManagedProcess, str]:
+    """Our gateway with every tenant control on (limits far above the load: they are checked, never hit)."""
+    tenant = {"name": "bench", "backend": "vllm", "model": MODEL, "max_tokens": 64,
+              "key_sha256": [hash_gateway_key(KEY)], "monthly_budget_usd": 1e9, "max_concurrent_requests": 100_000,
+              "rate_limits": {"requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_minute": 10**9}}
+    config = {"tenants": [tenant], "pool": {"endpoints": [backend_url], "health_path": "/health", **PATIENT_POOL},
+              "limits": {"redis_url": redis_url, "key_prefix": f"bench-{secrets.token_hex(4)}",
+                         "socket_timeout_seconds": 2.0},
+              "ledger": {"url": f"sqlite:///{run_dir / 'ledger.sqlite3'}"},
+              "prices": {MODEL: {"prompt_usd_per_million_tokens": 1.0, "completion_usd_per_million_tokens": 2.0}}}
+    port = free_port()
+    directory = run_dir / f"gateway-{port}"
+    return launchers.gateway(config, port, directory, workers=workers), f"http://127.0.0.1:{port}"
+
+
+def fair_gateway(run_dir: Path, backend_url: str) -> tuple[ManagedProcess, str]:
+    """One worker (the queue is per worker), the slow stub as a member of FAIR_CAPACITY slots, two tenants."""
+    tenants = [{"name": name, "backend": "vllm", "model": MODEL, "max_tokens": 64, "key_sha256": [hash_gateway_key(key)]}
+               for name, key in (("light", KEY), ("heavy", HEAVY_KEY))]
+    config = {"tenants": tenants, "pool": {"endpoints": [backend_url], "capacity_per_member": FAIR_CAPACITY, **PATIENT_POOL,
+                                           "max_queued_per_tenant": 1000, "queue_timeout_seconds": 120}}
+    port = free_port()
+    return launchers.gateway(config, port, run_dir / f"gateway-{port}", workers=1), f"http://127.0.0.1:{port}"
+
+
+def started(process: ManagedProcess, everything: list[ManagedProcess], timeout: float = 180) -> None:
+    everything.append(process)
+    process.start()
+    process.wait_healthy(timeout)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants (gunicorn's master and workers)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending += [int(child) for child in children]
+        except (OSError, AttributeError):
+            continue
+    return round(total / 1024, 1)
+
+
+# -- wrk: (a) and (b) -------------------------------------------------------------------------------
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+"""
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
+    threads = 1 if connections == 1 else 2
+    output = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                             "-s", str(script), url + "/v1/chat/completions"],
+                            capture_output=True, text=True, check=True).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", output, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {"p50_ms": _ms(latency.get("50", "nan")), "p99_ms": _ms(latency.get("99", "nan")),
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "non_2xx": int(errors.group(1)) if errors else 0, "socket_errors": socket_errors.group(1) if socket_errors
+            else None}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit], 3)
+
+
+# -- (c) slow streams -------------------------------------------------------------------------------
+
+async def streams(url: str, count: int, timeout: float) -> dict:
+    """`count` streams at once; time to first content chunk of each, and how many failed."""
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as client:
+        start = asyncio.Event()
+
+        async def one() -> float | None:
+            await start.wait()
+            began = time.perf_counter()
+            first = None
+            try:
+                async with client.post(url + "/v1/chat/completions", json={**BODY, "stream": True},
+                                       headers={"Authorization": f"Bearer {KEY}"}) as response:
+                    if response.status != 200:
+                        return None
+                    async for line in response.content:
+                        if first is None and line.startswith(b"data: {") and b'"content"' in line:
+                            first = time.perf_counter() - began
+                        if line.startswith(b"data: [DONE]"):
+                            return first
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                return None
+            return None  # ended without [DONE]
+
+        tasks = [asyncio.create_task(one()) for _ in range(count)]
+        await asyncio.sleep(0.2)  # every task waiting at the start line
+        start.set()
+        results = await asyncio.gather(*tasks)
+    ttfts = sorted(value for value in results if value is not None)
+    return {"streams": count, "errors": count - len(ttfts), "ttft_p50_s": _percentile(ttfts, 0.5),
+            "ttft_p99_s": _percentile(ttfts, 0.99)}
+
+
+async def closed_loop(client: aiohttp.ClientSession, url: str, key: str, clients: int,
+                      seconds: float) -> list[float]:
+    """`clients` callers each sending one stream after the other for `seconds`; the TTFT of every stream
+    that started in that time."""
+    ttfts: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def caller() -> None:
+        while time.perf_counter() < deadline:
+            began, first = time.perf_counter(), None
+            async with client.post(url + "/v1/chat/completions", json={**BODY, "stream": True},
+                                   headers={"Authorization": f"Bearer {key}"}) as response:
+                async for line in response.content:
+                    if first is None and b'"content"' in line:
+                        first = time.perf_counter() - began
+            if first is not None:
+                ttfts.append(first)
+
+    await asyncio.gather(*(caller() for _ in range(clients)))
+    return ttfts
+
+
+async def fairness(url: str, seconds: float) -> dict:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=180)) as client:
+        alone = await closed_loop(client, url, KEY, LIGHT_STREAMS, seconds)
+        began = time.perf_counter()
+        light, heavy = await asyncio.gather(closed_loop(client, url, KEY, LIGHT_STREAMS, seconds),
+                                            closed_loop(client, url, HEAVY_KEY, HEAVY_STREAMS, seconds))
+        wall = time.perf_counter() - began
+    light_alone, light_shared = _percentile(sorted(alone), 0.95), _percentile(sorted(light), 0.95)
+    return {"capacity": FAIR_CAPACITY, "light_streams": LIGHT_STREAMS, "heavy_streams": HEAVY_STREAMS,
+            "light_ttft_p95_alone_s": light_alone, "light_ttft_p95_contended_s": light_shared,
+            "ratio": round(light_shared / light_alone, 2) if light_alone else None,
+            "heavy_ttft_p95_s": _percentile(sorted(heavy), 0.95),
+            "completed_per_s": round((len(light) + len(heavy)) / wall, 2),
+            "pool_limit_per_s": round(FAIR_CAPACITY / (SLOW_TOKENS * TOKEN_INTERVAL), 2),
+            "light_completed": len(light), "heavy_completed": len(heavy)}
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, int(fraction * len(values)))], 3)
+
+
+# -- The run ----------------------------------------------------------------------------------------
+
+def run(quick: bool, workers: int) -> dict:
+    run_dir = Path(tempfile.mkdtemp(prefix="gateway-capacity-"))
+    everything: list[ManagedProcess] = []
+    try:
+        fast, fast_url = stub(run_dir, "stub-fast")
+        slow, slow_url = stub(run_dir, "stub-slow", "--stream-tokens", str(SLOW_TOKENS), "--token-interval",
+                              str(TOKEN_INTERVAL))
+        redis_port, password = free_port(), secrets.token_urlsafe(16)
+        for process in (fast, slow, launchers.redis_server(redis_port, run_dir / "redis", password=password)):
+            started(process, everything)
+        redis_url = launchers.redis_url("127.0.0.1", redis_port, password)
+        gateway_fast, gateway_fast_url = our_gateway(run_dir, fast_url, redis_url, workers)
+        gateway_slow, gateway_slow_url = our_gateway(run_dir, slow_url, redis_url, workers)
+        gateway_fair, gateway_fair_url = fair_gateway(run_dir, slow_url)
+        litellm_fast_port, litellm_slow_port = free_port(), free_port()
+        litellm_fast = litellm_proxy(run_dir / "litellm-fast", litellm_fast_port, {MODEL: fast_url + "/v1"}, workers)
+        litellm_slow = litellm_proxy(run_dir / "litellm-slow", litellm_slow_port, {MODEL: slow_url + "/v1"}, workers)
+        for process in (gateway_fast, gateway_slow, gateway_fair, litellm_fast, litellm_slow):
+            started(process, everything, timeout=300)
+        paths = {"direct": (fast_url, slow_url, None),
+                 "gateway": (gateway_fast_url, gateway_slow_url, gateway_slow),
+                 "litellm": (f"http://127.0.0.1:{litellm_fast_port}", f"http://127.0.0.1:{litellm_slow_port}",
+                             litellm_slow)}
+        script = run_dir / "post.lua"
+        script.write_text(WRK_SCRIPT.format(body=json.dumps(BODY), key=KEY))
+        seconds = 3 if quick else 8
+        results: dict = {"latency_c1": {}, "throughput_c64": {}, "streams": {}}
+        for name, (url, _, _) in paths.items():
+            wrk(url, 1, 1, script)  # warm-up
+            results["latency_c1"][name] = wrk(url, 1, seconds, script)
+        for name, (url, _, _) in paths.items():
+            results["throughput_c64"][name] = wrk(url, 64, seconds, script)
+        for count in (200, 1000):
+            results["streams"][str(count)] = {}
+            for name, (_, url, process) in paths.items():
+                measured = asyncio.run(streams(url, count, timeout=120))
+                measured["memory_mib"] = rss_mib(process.pid) if process is not None else None
+                results["streams"][str(count)][name] = measured
+        results["fairness"] = asyncio.run(fairness(gateway_fair_url, 15 if quick else 40))
+        return results
+    finally:
+        for process in reversed(everything):
+            process.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def markdown(results: dict, settings: dict) -> str:
+    lines = [f"# Gateway capacity ({settings['date']}, {settings['workers']} workers each, LiteLLM "
+             f"{LITELLM_VERSION}; one run, side by side)", "",
+             "| path | (a) c=1 p50 / p99 ms | added p50 ms | (b) c=64 req/s | non-2xx |", "|---|---|---|---|---|"]
+    direct = results["latency_c1"]["direct"]["p50_ms"]
+    for name in ("direct", "gateway", "litellm"):
+        one, many = results["latency_c1"][name], results["throughput_c64"][name]
+        lines.append(f"| {name} | {one['p50_ms']} / {one['p99_ms']} | {round(one['p50_ms'] - direct, 3)} | "
+                     f"{many['rps']} | {one['non_2xx'] + many['non_2xx']} |")
+    lines += ["", "| concurrent slow streams | path | TTFT p50 / p99 s | errors | memory MiB |", "|---|---|---|---|---|"]
+    for count, by_path in results["streams"].items():
+        for name, row in by_path.items():
+            lines.append(f"| {count} | {name} | {row['ttft_p50_s']} / {row['ttft_p99_s']} | {row['errors']} | "
+                         f"{row['memory_mib'] if row['memory_mib'] is not None else '-'} |")
+    fair = results.get("fairness")
+    if fair:
+        lines += ["", f"Fairness: pool of {fair['capacity']} slots, light tenant {fair['light_streams']} streams at a "
+                      f"time, heavy {fair['heavy_streams']}.", "",
+                  "| light TTFT p95 alone s | light TTFT p95 with heavy s | ratio | heavy TTFT p95 s | "
+                  "completed streams/s (pool limit) |", "|---|---|---|---|---|",
+                  f"| {fair['light_ttft_p95_alone_s']} | {fair['light_ttft_p95_contended_s']} | {fair['ratio']} | "
+                  f"{fair['heavy_ttft_p95_s']} | {fair['completed_per_s']} ({fair['pool_limit_per_s']}) |"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 s wrk runs instead of 8 s")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of our gateway and of LiteLLM")
+    parser.add_argument("--install-only", action="store_true", help="install LiteLLM's virtualenv and stop")
+    args = parser.parse_args()
+    if args.install_only:
+        print(litellm_python())
+        return
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: run ./scripts/setup (it installs Debian's wrk)")
+    settings = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workers": args.workers,
+                "quick": args.quick, "slow_stream": f"{SLOW_TOKENS} tokens, {TOKEN_INTERVAL} s apart",
+                "cpus": os.cpu_count()}
+    results = run(args.quick, args.workers)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "gateway_capacity.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2))
+    text = markdown(results, settings)
+    (RESULTS / "gateway_capacity.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

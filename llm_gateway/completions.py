@@ -1,0 +1,146 @@
+"""The completion service: what happens to every admitted request, plain, streamed or embedding alike.
+
+    admit (limits, budgets, lease) -> route (router: backend, failover) -> record (ledger row,
+    token and cost counters) -> settle (Redis totals, lease back) once the answer is out
+
+Each step runs exactly once per request, whichever way it ends: answered, refused, failed before
+any backend answered, broken mid-stream, or left by its caller. The routes (routes.py) only read
+and check the request and hand it here; they never meter anything themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable
+
+import anyio
+
+from llm_common.errors import error_body
+from llm_common.sse import RelayHooks, relay_events_async
+from llm_common.tracing import RequestRecord
+from llm_common.usage import estimate_embedding_tokens, estimate_request_prompt_tokens
+from llm_gateway.backends import AsyncChatStream, UpstreamReply
+from llm_gateway.config import TenantRoute
+from llm_gateway.ledger import UsageRecord
+from llm_gateway.metering import Meter, Metering
+from llm_gateway.metrics import GatewayMetrics
+from llm_gateway.routing import Router
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JsonAnswer:
+    """A complete answer: its bytes, the backend that produced them, and what to run once it is sent."""
+
+    backend: str
+    content: bytes
+    settle: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class StreamedAnswer:
+    """An opened stream: the SSE bytes to send, and `close`, which must run once the response is over
+    (sent, broken, or the caller left; before or after the first event alike)."""
+
+    backend: str
+    events: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
+
+
+class Completions:
+    def __init__(self, metering: Metering, router: Router, metrics: GatewayMetrics):
+        self.metering, self.router, self.metrics = metering, router, metrics
+
+    async def chat(self, tenant: TenantRoute, payload: dict, request_id: str,
+                   record: RequestRecord | None) -> JsonAnswer:
+        meter = await self.metering.admit(tenant, estimate_request_prompt_tokens(payload), request_id)
+        return await self._json(meter, record, self.router.chat(tenant, payload, request_id),
+                                lambda backend: self.router.model_for(tenant, backend))
+
+    async def embeddings(self, tenant: TenantRoute, payload: dict, request_id: str,
+                         record: RequestRecord | None) -> JsonAnswer:
+        """Embeddings are admitted, limited, recorded and budgeted like completions (prompt tokens only)."""
+        meter = await self.metering.admit(tenant, estimate_embedding_tokens(payload["input"]), request_id)
+        return await self._json(meter, record, self.router.embeddings(tenant, payload, request_id),
+                                lambda backend: self.router.embedding_model_for(tenant, backend))
+
+    async def _json(self, meter: Meter, record: RequestRecord | None, call: Awaitable[tuple[str, UpstreamReply]],
+                    model_of: Callable[[str], str]) -> JsonAnswer:
+        try:
+            backend, reply = await meter.call(call)
+            self._count_backend(meter.tenant, backend)
+            _note(record, backend, await meter.finish_json(backend, model_of(backend), reply.content))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await meter.settle()
+            raise
+        return JsonAnswer(backend, reply.content, meter.settle)
+
+    async def stream(self, tenant: TenantRoute, payload: dict, request_id: str,
+                     record: RequestRecord | None) -> StreamedAnswer:
+        started = time.perf_counter()
+        meter = await self.metering.admit(tenant, estimate_request_prompt_tokens(payload), request_id)
+        try:
+            upstream_payload = meter.stream_payload(payload)  # asks the backend for usage in the last chunk
+            backend, stream = await meter.call(self.router.open_chat_stream(tenant, upstream_payload, request_id))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await meter.settle()
+            raise
+        self._count_backend(tenant, backend)
+        relay = _Relay(self.metrics, meter, stream, backend, self.router.model_for(tenant, backend), started, record)
+        return StreamedAnswer(backend, relay.events(), relay.close)
+
+    def _count_backend(self, tenant: TenantRoute, backend: str) -> None:
+        self.metrics.backend_requests.labels(tenant=tenant.name, backend=backend).inc()
+
+
+class _Relay:
+    """One stream from the backend to the caller: time to first token, usage from the chunks, the
+    ledger row before the final event (or at `close` when the caller left first), then settlement."""
+
+    def __init__(self, metrics: GatewayMetrics, meter: Meter, stream: AsyncChatStream, backend: str, model: str,
+                 started: float, record: RequestRecord | None):
+        self.metrics, self.meter, self.stream = metrics, meter, stream
+        self.backend, self.model, self.started, self.record = backend, model, started, record
+
+    def events(self) -> AsyncIterator[bytes]:
+        return relay_events_async(self.stream, RelayHooks(
+            broken=self._broken, observe=self.meter.observe_chunk, first=self._first, finished=self._finish))
+
+    def _first(self) -> None:
+        self.metrics.time_to_first_token.labels(tenant=self.meter.tenant.name, backend=self.backend) \
+            .observe(time.perf_counter() - self.started)
+
+    def _broken(self, error: Exception) -> dict:
+        self.metrics.upstream_errors.labels(backend=self.backend, reason="stream_broken").inc()
+        log.warning("[%s] tenant %s: the %s stream broke: %s", self.meter.request_id, self.meter.tenant.name,
+                    self.backend, error)
+        return error_body("upstream_error", f"the {self.backend} stream broke off before the answer was complete",
+                          request_id=self.meter.request_id)
+
+    async def _finish(self, status: str) -> None:
+        _note(self.record, self.backend, await self.meter.finish_stream(self.backend, self.model, status))
+
+    async def close(self) -> None:
+        """The response is over: free the upstream stream (and its pool slot), record a stream its caller
+        left before the end, settle. Shielded: it runs even while the request is being cancelled."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.stream.aclose()
+            finally:
+                if not self.meter.finished:
+                    await self._finish("client_closed")
+                await self.meter.settle()
+
+
+def _note(record: RequestRecord | None, backend: str, usage: UsageRecord | None) -> None:
+    """Put the backend and the recorded tokens on the request's log line."""
+    if record is None:
+        return
+    record.backend = backend
+    if usage is not None:
+        record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
