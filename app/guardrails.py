@@ -24,6 +24,7 @@ refused at validation, as Terraform (Go's regexp, the same syntax) refuses it.
 
 from __future__ import annotations
 
+import itertools
 from functools import cached_property
 from typing import Iterable, Iterator
 
@@ -120,11 +121,13 @@ class Guardrails(_Rule):
     refusal_rules: list[RefusalRule] = Field(default_factory=list, max_length=100)
     blocked_topics: list[BlockedTopic] = Field(default_factory=list, max_length=100)
 
-    def check(self, messages: list[dict], tools: object = None) -> None:
-        """Raise a Refusal if anything the caller sent breaks a rule (system messages are the tenant's own)."""
+    def check(self, messages: list[dict], tools: object = None, instructions: str | None = None) -> None:
+        """Raise a Refusal if anything the caller sent breaks a rule (system messages are the tenant's own;
+        the caller's `instructions`, which go in a system message below the tenant's, are checked)."""
         if not (self.sensitive_patterns or self.refusal_rules or self.blocked_topics):
             return
-        for text in caller_texts(messages, tools):
+        texts = caller_texts(messages, tools)
+        for text in texts if instructions is None else itertools.chain([instructions], texts):
             normalized = normalize_for_matching(text)
             self._check_text(normalized)
             if normalized != text:
