@@ -51,7 +51,7 @@ class ChatCompletion(BaseModel):
 
     id: str
     object: str
-    created: int
+    created: int = 0
     model: str
     choices: list[CompletionChoice]
     usage: Usage | None = None
@@ -61,7 +61,7 @@ class ModelCard(BaseModel):
     id: str
     object: str
     owned_by: str
-    created: int
+    created: int = 0
 
 
 class ModelList(BaseModel):
