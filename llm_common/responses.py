@@ -12,8 +12,8 @@ json_schema), `metadata` (echoed), `stream`. Responses are not stored: `previous
 `conversation` are refused (send the earlier turns in `input`), and so are tools, images, files,
 reasoning and background runs, each with a 400 naming the field.
 
-`instructions` become a system message at the top of the chat messages. The proxy puts the tenant's
-prompt above them (it stays first and cannot be replaced) and refuses system/developer messages in
+`instructions` become a system message at the top of the chat messages. The proxy puts them below the
+tenant's prompt (which stays first and cannot be replaced: app/prompt.py) and refuses system/developer messages in
 `input`, as on its chat route; the gateway accepts system/developer input messages only as the
 leading block, as on its chat route.
 """

@@ -80,3 +80,29 @@ class EmbeddingList(BaseModel):
 
     object: str
     data: list[dict]
+
+
+class ResponseOutputMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    id: str
+    role: str
+    status: str
+    content: list[dict]
+
+
+class ResponseObject(BaseModel):
+    """A Responses API `response` (`POST /v1/responses`; streamed: its events, the last one carrying it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: str
+    created_at: int
+    status: str
+    model: str
+    output: list[ResponseOutputMessage]
+    usage: dict | None = None
+    error: dict | None = None
+    incomplete_details: dict | None = None

@@ -3,7 +3,7 @@ and the OpenAI Agents SDK.
 
 Translated to a chat completion by llm_common/responses.py (shared with the gateway) and answered
 through the proxy's one way to a completion (app/completions.py): the tenant's prompt first, the
-caller's `instructions` in a system message below it, guardrails on everything the caller sent
+caller's `instructions` below it (app/prompt.py says how), guardrails on everything the caller sent
 (instructions included), `max_output_tokens` under the tenant's cap. System/developer messages in
 `input` are refused, as on `/v1/chat/completions`. Streams send the API's events (`response.created`,
 `response.output_text.delta`, ..., `response.completed` with the usage).

@@ -232,11 +232,12 @@ def test_langchain_openai(platform):
 # -- The OpenAI Agents SDK ----------------------------------------------------------------------------
 
 def test_openai_agents_sdk(platform):
-    from agents import Agent, OpenAIResponsesModel, RunConfig, Runner
+    from agents import Agent, ModelSettings, OpenAIResponsesModel, RunConfig, Runner
 
     client = openai.AsyncOpenAI(base_url=base_url(platform, "acme-corp"), api_key="unused", max_retries=0)
-    agent = Agent(name="Helper", instructions="Answer in one short sentence.",
-                  model=OpenAIResponsesModel(model="anything", openai_client=client))
+    agent = Agent(name="Helper", instructions="You are a helpful assistant. Answer in one short sentence.",
+                  model=OpenAIResponsesModel(model="anything", openai_client=client),
+                  model_settings=ModelSettings(temperature=0))
     result = Runner.run_sync(agent, QUESTION, run_config=RunConfig(tracing_disabled=True))
     assert COMPANY["acme-corp"] in result.final_output.lower()
     assert result.context_wrapper.usage.output_tokens > 0

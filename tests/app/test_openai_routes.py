@@ -11,6 +11,7 @@ from openai.types.chat import ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from app.prompt import CALLER_INSTRUCTIONS
 from tests.helpers import metric_value, proxy_app, stub_requests
 
 PROMPT = "You are the assistant of Globex."  # proxy_app's tenant prompt
@@ -91,8 +92,7 @@ def test_a_response_has_the_tenant_prompt_first_and_the_instructions_below(clien
     assert response.status == "completed" and response.metadata == {"k": "v"}
     assert (response.usage.input_tokens, response.usage.output_tokens) == (10, 7)
     sent = stub_requests(stub_url)[-1]
-    assert sent["messages"] == [{"role": "system", "content": PROMPT},
-                                {"role": "system", "content": "Answer in French."},
+    assert sent["messages"] == [{"role": "system", "content": f"{PROMPT}\n\n{CALLER_INSTRUCTIONS}\nAnswer in French."},
                                 {"role": "user", "content": "Hi"}]
     assert sent["max_tokens"] == 256  # the tenant's cap
 
