@@ -11,7 +11,8 @@ From the tenant spec's `guardrails`:
 Everything a caller sends is checked, never the tenant's own system prompt: every string of every
 caller message (text content and each text part, `name`, tool call names and arguments, tool
 results), the text parts of a message joined (a number split across parts is still one number),
-and the `tools` the caller defines (names, descriptions, parameter schemas). Each text is read
+the `tools` the caller defines (names, descriptions, parameter schemas), the Responses API's
+`instructions` and every embeddings input. Each text is read
 after `normalize_for_matching` (NFKC, invisible characters removed, digits and homoglyphs folded:
 app/normalization.py), and as sent when that differs. A refusal is a 400 whose `code` is the kind
 of rule (`sensitive_prompt`, `refusal_rule`, `blocked_topic`), counted by that reason in
