@@ -83,7 +83,7 @@ class RefusalPart(_Strict):
     refusal: StrictStr
 
 
-def _parts_of(*types: str):
+def content_parts_of(*types: str):
     """A clear error for content that is neither a string nor a list of parts of `types` (e.g. an image)."""
 
     def check(value: object) -> object:
@@ -100,9 +100,9 @@ def _parts_of(*types: str):
 
 
 TextContent = Annotated[Union[StrictStr, Annotated[list[TextPart], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]],
-                        _parts_of("text")]
+                        content_parts_of("text")]
 AssistantContent = Annotated[Union[StrictStr, Annotated[list[Annotated[Union[TextPart, RefusalPart], Field(
-    discriminator="type")]], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]], _parts_of("text", "refusal")]
+    discriminator="type")]], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]], content_parts_of("text", "refusal")]
 Name = Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
 
 

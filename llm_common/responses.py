@@ -25,11 +25,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from llm_common.request_contract import (MAX_CONTENT_PARTS, MAX_MESSAGES, NAME_PATTERN, ChatPolicy, ChatRequest,
-                                         ContractViolation, MaxTokens, Number, PrivilegedMessage, validated_request,
-                                         apply_chat_contract)
+                                         ContractViolation, MaxTokens, Number, PrivilegedMessage, apply_chat_contract,
+                                         content_parts_of, validated_request)
 
 MAX_METADATA_PAIRS = 16
 # Fields of the Responses API this platform does not serve, and why (a 400 naming the field).
@@ -72,20 +72,6 @@ class RefusalContent(_Strict):
     refusal: StrictStr
 
 
-def _parts_of(*types: str):
-    """A clear error for a content part of another type (an image, a file, audio)."""
-
-    def check(value: object) -> object:
-        if isinstance(value, list):
-            for index, part in enumerate(value):
-                kind = part.get("type") if isinstance(part, dict) else None
-                if kind not in types:
-                    raise ValueError(f"part {index} has type {kind!r}: only {', '.join(types)} parts are served")
-        return value
-
-    return BeforeValidator(check)
-
-
 def _parts(*members):
     return Annotated[list[Annotated[Union[members], Field(discriminator="type")]] if len(members) > 1
                      else list[members[0]], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]
@@ -99,7 +85,7 @@ class InputMessage(_Strict):
 
     type: Literal["message"] | None = None
     role: Literal["user", "system", "developer"]
-    content: Annotated[Union[StrictStr, _parts(InputText)], _parts_of("input_text")]
+    content: Annotated[Union[StrictStr, _parts(InputText)], content_parts_of("input_text")]
     id: StrictStr | None = Field(None, max_length=256)
     status: ItemStatus | None = None
 
@@ -110,7 +96,7 @@ class AssistantTurn(_Strict):
     type: Literal["message"] | None = None
     role: Literal["assistant"]
     content: Annotated[Union[StrictStr, _parts(OutputText, InputText, RefusalContent)],
-                       _parts_of("output_text", "input_text", "refusal")]
+                       content_parts_of("output_text", "input_text", "refusal")]
     id: StrictStr | None = Field(None, max_length=256)
     status: ItemStatus | None = None
     phase: Literal["commentary", "final_answer"] | None = None

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from app.services import current_services
 from llm_common.errors import ApiError
-from llm_common.schemas import ModelCard, ModelList
+from llm_common.schemas import ModelList
 
 blueprint = Blueprint("models", __name__)
 
