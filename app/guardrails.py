@@ -124,7 +124,7 @@ class Guardrails(_Rule):
 
     def check(self, messages: list[dict], tools: object = None, instructions: str | None = None) -> None:
         """Raise a Refusal if anything the caller sent breaks a rule (system messages are the tenant's own;
-        the caller's `instructions`, which go in a system message below the tenant's, are checked)."""
+        the caller's `instructions`, which go below the tenant's prompt, are checked)."""
         if not (self.sensitive_patterns or self.refusal_rules or self.blocked_topics):
             return
         texts = caller_texts(messages, tools)

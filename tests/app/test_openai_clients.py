@@ -195,7 +195,8 @@ def test_async_sdk(platform):
 # -- The official openai npm package, from Node.js --------------------------------------------------
 
 def test_node_sdk(platform):
-    assert (NODE_CLIENT.parent / "node_modules" / "openai").is_dir(), "run ./scripts/setup (npm ci in tests/clients/node)"
+    installed = NODE_CLIENT.parent / "node_modules" / "openai"
+    assert installed.is_dir(), "run ./scripts/setup (it runs npm ci in tests/clients/node)"
     run = subprocess.run(["node", str(NODE_CLIENT), base_url(platform, "closed-ai"), QUESTION],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

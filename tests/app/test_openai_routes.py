@@ -79,7 +79,8 @@ def test_chat_streams_carry_usage_when_asked_and_are_always_counted(client, stub
 
 def test_plain_chat_completions_are_counted(client):
     before = tokens(client)
-    assert client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}]}).status_code == 200
+    answer = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}]})
+    assert answer.status_code == 200
     assert tokens(client) == {"prompt": before["prompt"] + 10, "completion": before["completion"] + 7}
 
 

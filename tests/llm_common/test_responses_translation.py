@@ -168,6 +168,6 @@ def test_usage_is_translated_and_estimates_stay_marked():
     assert response_usage(None) is None
     usage = response_usage({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "estimated": True,
                             "prompt_tokens_details": {"cached_tokens": 4}})
-    assert usage == {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 0}, "output_tokens": 2,
-                     "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 7, "estimated": True}
+    assert usage == {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 0},
+                     "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 7, "estimated": True}
     assert response_usage({"prompt_tokens": -1, "completion_tokens": "2"})["total_tokens"] == 0

@@ -19,11 +19,11 @@ for await (const chunk of stream) {
   if (chunk.usage) chat.usage = chunk.usage;
 }
 
-const plain = await client.responses.create({ model: "anything", input: question, temperature: 0, max_output_tokens: 40 });
+const asked = { model: "anything", input: question, temperature: 0, max_output_tokens: 40 };
+const plain = await client.responses.create(asked);
 
 const streamed = { types: [], text: "", usage: null };
-const events = await client.responses.create({ model: "anything", input: question, temperature: 0, max_output_tokens: 40,
-                                               stream: true });
+const events = await client.responses.create({ ...asked, stream: true });
 for await (const event of events) {
   streamed.types.push(event.type);
   if (event.type === "response.output_text.delta") streamed.text += event.delta;
