@@ -12,7 +12,7 @@ from typing import Mapping
 
 from flask import Flask
 
-from app.blueprints import ask, chat_page, documents, health, openai_compat
+from app.blueprints import ask, chat_page, documents, embeddings, health, models, openai_compat, responses
 from app.config import ProxyConfig, load_proxy_config
 from app.cross_site import refuse_cross_site_requests
 from app.end_user_keys import require_end_user_keys
@@ -49,6 +49,9 @@ def create_app(config: ProxyConfig) -> Flask:
     require_end_user_keys(app, config.end_user_key_sha256, config.admin_key_sha256)
     app.register_blueprint(ask.blueprint)
     app.register_blueprint(openai_compat.blueprint)
+    app.register_blueprint(responses.blueprint)
+    app.register_blueprint(embeddings.blueprint)
+    app.register_blueprint(models.blueprint)
     app.register_blueprint(documents.blueprint)
     app.register_blueprint(chat_page.blueprint)
     app.register_blueprint(health.blueprint)

@@ -42,6 +42,14 @@ class GatewayClient:
     def open_chat_stream(self, payload: dict) -> ChatStream:
         return self._call(self._client.open_chat_stream, {"model": PLACEHOLDER_MODEL, **payload})
 
+    def embeddings(self, payload: dict) -> UpstreamReply:
+        """The gateway's `/v1/embeddings` answer as it sent it (the gateway sets the model)."""
+        return self._call(self._client.embeddings, {"model": PLACEHOLDER_MODEL, **payload})
+
+    def models(self) -> UpstreamReply:
+        """The gateway's `/v1/models`: the models this tenant's key can reach."""
+        return self._call(lambda _payload, request_id: self._client.models(request_id), {})
+
     def _call(self, method: Callable[[dict, str | None], T], payload: dict) -> T:
         try:
             return method(payload, current_request_id())

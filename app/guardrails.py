@@ -11,7 +11,8 @@ From the tenant spec's `guardrails`:
 Everything a caller sends is checked, never the tenant's own system prompt: every string of every
 caller message (text content and each text part, `name`, tool call names and arguments, tool
 results), the text parts of a message joined (a number split across parts is still one number),
-and the `tools` the caller defines (names, descriptions, parameter schemas). Each text is read
+the `tools` the caller defines (names, descriptions, parameter schemas), the Responses API's
+`instructions` and every embeddings input. Each text is read
 after `normalize_for_matching` (NFKC, invisible characters removed, digits and homoglyphs folded:
 app/normalization.py), and as sent when that differs. A refusal is a 400 whose `code` is the kind
 of rule (`sensitive_prompt`, `refusal_rule`, `blocked_topic`), counted by that reason in
@@ -24,6 +25,7 @@ refused at validation, as Terraform (Go's regexp, the same syntax) refuses it.
 
 from __future__ import annotations
 
+import itertools
 from functools import cached_property
 from typing import Iterable, Iterator
 
@@ -120,11 +122,13 @@ class Guardrails(_Rule):
     refusal_rules: list[RefusalRule] = Field(default_factory=list, max_length=100)
     blocked_topics: list[BlockedTopic] = Field(default_factory=list, max_length=100)
 
-    def check(self, messages: list[dict], tools: object = None) -> None:
-        """Raise a Refusal if anything the caller sent breaks a rule (system messages are the tenant's own)."""
+    def check(self, messages: list[dict], tools: object = None, instructions: str | None = None) -> None:
+        """Raise a Refusal if anything the caller sent breaks a rule (system messages are the tenant's own;
+        the caller's `instructions`, which go below the tenant's prompt, are checked)."""
         if not (self.sensitive_patterns or self.refusal_rules or self.blocked_topics):
             return
-        for text in caller_texts(messages, tools):
+        texts = caller_texts(messages, tools)
+        for text in texts if instructions is None else itertools.chain([instructions], texts):
             normalized = normalize_for_matching(text)
             self._check_text(normalized)
             if normalized != text:

@@ -82,7 +82,7 @@ class ChatStream:
 
 
 class OpenAICompatibleClient:
-    """chat / embeddings / streamed chat against one base URL (ending in /v1)."""
+    """chat / embeddings / streamed chat / models against one base URL (ending in /v1)."""
 
     base_url: str
 
@@ -94,11 +94,18 @@ class OpenAICompatibleClient:
     def embeddings(self, payload: dict, request_id: str | None = None) -> UpstreamReply:
         return self._post("/embeddings", payload, request_id)
 
+    def models(self, request_id: str | None = None) -> UpstreamReply:
+        """`GET /models`: the models this client's key can reach."""
+        return self._get("/models", request_id)
+
     def open_chat_stream(self, payload: dict, request_id: str | None = None) -> ChatStream:
         """Send the request and check its status; the body is read as it is iterated."""
         raise NotImplementedError
 
     def _post(self, path: str, payload: dict, request_id: str | None) -> UpstreamReply:
+        raise NotImplementedError
+
+    def _get(self, path: str, request_id: str | None) -> UpstreamReply:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -129,6 +136,12 @@ class HttpxClient(OpenAICompatibleClient):
     def _post(self, path: str, payload: dict, request_id: str | None) -> UpstreamReply:
         with self._http_errors():
             response = self._http.post(path, json=payload, headers=_headers(request_id))
+        self._raise_for_status(response)
+        return UpstreamReply(response.content, response.headers)
+
+    def _get(self, path: str, request_id: str | None) -> UpstreamReply:
+        with self._http_errors():
+            response = self._http.get(path, headers=_headers(request_id))
         self._raise_for_status(response)
         return UpstreamReply(response.content, response.headers)
 

@@ -8,6 +8,7 @@ pydantic models, streamed answers `text/event-stream`, and every error the OpenA
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from flask import Blueprint, jsonify
@@ -17,7 +18,9 @@ from pydantic.json_schema import models_json_schema
 from llm_common.schemas import ErrorResponse
 
 REF_TEMPLATE = "#/components/schemas/{model}"
-# One server-sent event: `data: <JSON chunk>` (and a last `data: [DONE]`).
+PATH_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # `/v1/models/{model}`: a path parameter
+# One server-sent event: `data: <JSON chunk>` (and a last `data: [DONE]`), or for the Responses API
+# `event: <type>` and `data: <JSON event>`.
 SSE_EVENT = {
     "type": "object",
     "description": "One server-sent event; `data` is a JSON chunk, or `[DONE]` at the end",
@@ -27,6 +30,7 @@ SSE_EVENT = {
 ERROR_STATUSES = {
     400: "Invalid request (the message names the field)",
     401: "Missing or unknown API key",
+    404: "No such model for this tenant",
     413: "Body or question too large",
     415: "Content-Type is not application/json",
     429: "Rate limit, monthly budget or concurrency limit reached, or the backend asked to slow down "
@@ -85,6 +89,10 @@ def _operation(op: Operation, ref: dict, bearer_auth: bool) -> dict:
     operation: dict = {"summary": op.summary, "operationId": _operation_id(op), "responses": responses}
     if op.tags:
         operation["tags"] = list(op.tags)
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+                  for name in PATH_PARAMETER.findall(op.path)]
+    if parameters:
+        operation["parameters"] = parameters
     if op.request is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref[op.request]}}}
     operation["security"] = [{"bearer": []}] if bearer_auth and op.authenticated else []
@@ -92,7 +100,8 @@ def _operation(op: Operation, ref: dict, bearer_auth: bool) -> dict:
 
 
 def _operation_id(op: Operation) -> str:
-    return op.method.lower() + "_" + op.path.strip("/").replace("/", "_").replace(".", "_")
+    path = PATH_PARAMETER.sub(r"\1", op.path)
+    return op.method.lower() + "_" + path.strip("/").replace("/", "_").replace(".", "_")
 
 
 def openapi_blueprint(document: dict) -> Blueprint:

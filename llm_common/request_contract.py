@@ -83,7 +83,7 @@ class RefusalPart(_Strict):
     refusal: StrictStr
 
 
-def _parts_of(*types: str):
+def content_parts_of(*types: str):
     """A clear error for content that is neither a string nor a list of parts of `types` (e.g. an image)."""
 
     def check(value: object) -> object:
@@ -100,9 +100,9 @@ def _parts_of(*types: str):
 
 
 TextContent = Annotated[Union[StrictStr, Annotated[list[TextPart], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]],
-                        _parts_of("text")]
+                        content_parts_of("text")]
 AssistantContent = Annotated[Union[StrictStr, Annotated[list[Annotated[Union[TextPart, RefusalPart], Field(
-    discriminator="type")]], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]], _parts_of("text", "refusal")]
+    discriminator="type")]], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]], content_parts_of("text", "refusal")]
 Name = Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
 
 
@@ -380,7 +380,7 @@ class ChatRequest:
 
 def apply_chat_contract(body: dict, policy: ChatPolicy) -> ChatRequest:
     """Validate `body` (a JSON object) and build the upstream payload, or raise ContractViolation."""
-    request = _validated(ChatCompletionRequest, body)
+    request = validated_request(ChatCompletionRequest, body)
     extras = request.model_extra or {}
     payload = {name: body[name] for name in request.model_fields_set
                if name not in MAX_TOKENS_ALIASES and name not in ("model", "n")}
@@ -397,12 +397,13 @@ def apply_chat_contract(body: dict, policy: ChatPolicy) -> ChatRequest:
 
 def apply_embedding_contract(body: dict) -> dict:
     """Validate an embeddings request; returns what may go upstream (no model: the route sets it)."""
-    request = _validated(EmbeddingRequest, body)
+    request = validated_request(EmbeddingRequest, body)
     _checked_extensions(request.model_extra or {}, frozenset())
     return {name: body[name] for name in request.model_fields_set if name != "model"}
 
 
-def _validated(model: type[BaseModel], body: dict) -> Any:
+def validated_request(model: type[BaseModel], body: dict) -> Any:
+    """`body` validated into `model`, or a ContractViolation naming the field as the caller wrote it."""
     try:
         return model.model_validate(body)
     except ValidationError as error:

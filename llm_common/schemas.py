@@ -51,7 +51,7 @@ class ChatCompletion(BaseModel):
 
     id: str
     object: str
-    created: int
+    created: int = 0
     model: str
     choices: list[CompletionChoice]
     usage: Usage | None = None
@@ -61,7 +61,7 @@ class ModelCard(BaseModel):
     id: str
     object: str
     owned_by: str
-    created: int
+    created: int = 0
 
 
 class ModelList(BaseModel):
@@ -80,3 +80,29 @@ class EmbeddingList(BaseModel):
 
     object: str
     data: list[dict]
+
+
+class ResponseOutputMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    id: str
+    role: str
+    status: str
+    content: list[dict]
+
+
+class ResponseObject(BaseModel):
+    """A Responses API `response` (`POST /v1/responses`; streamed: its events, the last one carrying it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: str
+    created_at: int
+    status: str
+    model: str
+    output: list[ResponseOutputMessage]
+    usage: dict | None = None
+    error: dict | None = None
+    incomplete_details: dict | None = None

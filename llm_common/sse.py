@@ -1,4 +1,5 @@
-"""Server-sent events as OpenAI streams them: `data: <json>\\n\\n`, ending in `data: [DONE]`.
+"""Server-sent events as OpenAI streams them: `data: <json>\\n\\n`, ending in `data: [DONE]` (chat completions),
+or `event: <type>` before each `data:` (the Responses API, which sends no `[DONE]`).
 
 Both services relay an upstream's stream to their caller the same way (`relay_events` for the
 tenant proxy's threads, `relay_events_async` for the gateway's event loop): each upstream data
@@ -23,6 +24,11 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def encode_event(payload: dict | str) -> bytes:
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     return f"data: {data}\n\n".encode()
+
+
+def encode_named_event(payload: dict) -> bytes:
+    """An event named by its payload's `type`, as the Responses API streams them: `event: <type>` + `data:`."""
+    return f"event: {payload['type']}\n".encode() + encode_event(payload)
 
 
 def iter_event_data(lines: Iterable[str]) -> Iterator[str]:

@@ -80,3 +80,37 @@ def message_texts(message: dict) -> list[str]:
         return [part["text"] for part in content
                 if isinstance(part, dict) and isinstance(part.get("text"), str)]
     return []
+
+
+class StreamUsage:
+    """The usage of one streamed chat completion: the one the backend reported in a chunk, or else the
+    gateway ledger's estimate (prompt estimated from the request, one completion token per content chunk),
+    marked `"estimated": true`. Chunks are observed as they pass."""
+
+    def __init__(self, estimated_prompt_tokens: int):
+        self.estimated_prompt_tokens = estimated_prompt_tokens
+        self.reported: dict | None = None
+        self.content_chunks = 0
+
+    def observe(self, chunk: object) -> None:
+        if not isinstance(chunk, dict):
+            return
+        if isinstance(chunk.get("usage"), dict):
+            self.reported = chunk["usage"]
+        choices = chunk.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            delta = choices[0].get("delta")
+            if isinstance(delta, dict) and delta.get("content"):
+                self.content_chunks += 1
+
+    def usage(self) -> dict:
+        if self.reported is not None:
+            return self.reported
+        prompt, completion = self.estimated_prompt_tokens, self.content_chunks
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                "estimated": True}
+
+
+def is_usage_only(chunk: object) -> bool:
+    """A stream's closing usage chunk (`choices` empty), which is sent only to callers who asked for it."""
+    return isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict) and not chunk.get("choices")

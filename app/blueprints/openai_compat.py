@@ -5,28 +5,26 @@ proxy's stricter rule for the prompt: callers may not send `system`/`developer` 
 all, the tenant's prompt goes first, max tokens are capped, and the model is the tenant's.
 Backend extensions are type-checked here and allowed or refused by the gateway, which holds
 the tenant's `allowed_request_extensions`.
+
+A stream carries its usage in a last chunk when the caller asks (`stream_options.include_usage`),
+estimated (and marked `"estimated": true`) when the backend reported none; either way the tokens
+are counted in the proxy's metrics (app/completions.py).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Iterator
 
 from flask import Blueprint, Response, request
 
-from app.gateway_client import BACKEND_HEADER
-from app.metrics import ProxyMetrics
-from app.prompt import with_tenant_prompt
+from app.completions import Completion, CountedStream, tenant_payload
 from app.services import current_services
 from llm_common.errors import error_body
 from llm_common.json_body import contract_error, read_json_object
-from llm_common.openai_client import ChatStream
 from llm_common.request_contract import ChatPolicy, ContractViolation, apply_chat_contract
-from llm_common.sse import STREAM_HEADERS, STREAM_MEDIA_TYPE, RelayHooks, relay_events
-from llm_common.tracing import RequestRecord, current_record
+from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_event
+from llm_common.usage import is_usage_only
 
-log = logging.getLogger(__name__)
 blueprint = Blueprint("openai_compat", __name__)
 
 
@@ -39,52 +37,45 @@ def chat_completions():
         chat = apply_chat_contract(body, ChatPolicy(config.max_tokens, allowed_extensions=None))
     except ContractViolation as violation:
         raise contract_error(violation) from None
-    payload = {**chat.payload, "messages": with_tenant_prompt(config.system_prompt, chat.payload["messages"])}
-    config.guardrails.check(payload["messages"], tools=payload.get("tools"))
-    record = current_record()
+    payload = tenant_payload(services, chat.payload)
     if chat.stream:
-        stream = services.gateway.open_chat_stream(payload)
-        backend = stream.headers.get(BACKEND_HEADER, "")
-        _note_backend(record, backend)
-        response = Response(_relay(stream, services.metrics, record), mimetype=STREAM_MEDIA_TYPE,
-                            headers={**STREAM_HEADERS, "X-LLM-Backend": backend})
+        stream = CountedStream(services, payload)
+        include_usage = (chat.payload.get("stream_options") or {}).get("include_usage") is True
+        response = Response(_relay(stream, include_usage), mimetype=STREAM_MEDIA_TYPE,
+                            headers={**STREAM_HEADERS, "X-LLM-Backend": stream.backend})
         response.call_on_close(stream.close)
         return response
-    reply = services.gateway.chat(payload)
-    backend = reply.headers.get(BACKEND_HEADER, "")
-    _note_backend(record, backend)
-    if record is not None:
-        record.count_usage(_usage_of(reply.content))
-    return Response(reply.content, mimetype="application/json", headers={"X-LLM-Backend": backend})
+    completion = Completion(services, payload)
+    return Response(completion.content, mimetype="application/json", headers={"X-LLM-Backend": completion.backend})
 
 
-def _note_backend(record: RequestRecord | None, backend: str) -> None:
-    if record is not None:
-        record.backend = backend or None
-
-
-def _usage_of(content: bytes) -> object:
+def _relay(stream: CountedStream, include_usage: bool) -> Iterator[bytes]:
+    """The gateway's chunks as they come; the usage chunk only for a caller who asked for it (made from the
+    estimate when the backend sent none)."""
+    last: dict = {}
     try:
-        return json.loads(content).get("usage")
-    except (ValueError, AttributeError):
-        return None
-
-
-def _relay(stream: ChatStream, metrics: ProxyMetrics, record: RequestRecord | None) -> Iterator[bytes]:
-    request_id = record.request_id if record is not None else None
-
-    def observe(data: str) -> str:
-        if record is not None and '"usage":{' in data:
-            record.count_usage(_usage_of(data.encode()))
-        return data
-
-    def broken(error: Exception) -> dict:
-        metrics.count_gateway_error("stream_broken")
-        log.warning("[%s] the gateway stream broke: %s", request_id, error)
-        return error_body("upstream_error", "the gateway stream broke off before the answer was complete",
-                          request_id=request_id)
-
-    try:
-        yield from relay_events(stream, RelayHooks(broken=broken, observe=observe))
+        for data, chunk in stream.chunks():
+            if chunk is not None and "error" in chunk:  # the gateway's upstream broke and said so in-band
+                stream.broke(chunk["error"])
+                yield encode_event(data)
+                return
+            if chunk is not None:
+                last = chunk
+                if is_usage_only(chunk) and not include_usage:
+                    continue
+            yield encode_event(data)
+        if include_usage and stream.usage.reported is None:
+            yield encode_event(_usage_chunk(last, stream.usage.usage()))
+        yield encode_event(DONE)
+    except Exception as error:
+        stream.broke(error)
+        yield encode_event(error_body("upstream_error", "the gateway stream broke off before the answer was complete",
+                                      request_id=stream.request_id))
     finally:
         stream.close()
+
+
+def _usage_chunk(last: dict, usage: dict) -> dict:
+    """A closing usage chunk as OpenAI sends one (`choices` empty), with the stream's id and model."""
+    return {"id": last.get("id", ""), "object": "chat.completion.chunk", "created": last.get("created", 0),
+            "model": last.get("model", ""), "choices": [], "usage": usage}

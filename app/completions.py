@@ -1,0 +1,121 @@
+"""The proxy's way to a completion for its OpenAI routes (`/v1/chat/completions`, `/v1/responses`).
+
+One path for both: the tenant's prompt goes first (the caller's Responses `instructions` below it), the
+tenant's guardrails see everything the caller sent, the gateway answers, and the answer's tokens are
+counted in `tenant_proxy_tokens_total` and on the request's log line, streams included.
+
+Streams always ask the gateway for their usage (`stream_options.include_usage`); a backend that reports
+none (llama.cpp's server) is estimated as the gateway's ledger estimates it (llm_common/usage.py), so
+the proxy counts what the ledger records, and a caller who asked for usage always gets it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Iterator
+
+from app.gateway_client import BACKEND_HEADER
+from app.prompt import with_tenant_prompt
+from app.services import ProxyServices
+from llm_common.errors import ApiError
+from llm_common.openai_client import ChatStream
+from llm_common.sse import DONE
+from llm_common.tracing import RequestRecord, current_record
+from llm_common.usage import StreamUsage, estimate_request_prompt_tokens
+
+log = logging.getLogger(__name__)
+
+
+def tenant_payload(services: ProxyServices, chat_payload: dict, instructions: str | None = None) -> dict:
+    """The upstream payload: the tenant's prompt first, after the guardrails passed everything the caller sent.
+
+    `chat_payload` kept the request contract and holds only the caller's messages.
+    """
+    config = services.config
+    config.guardrails.check(chat_payload["messages"], tools=chat_payload.get("tools"), instructions=instructions)
+    return {**chat_payload,
+            "messages": with_tenant_prompt(config.system_prompt, chat_payload["messages"], instructions)}
+
+
+class Completion:
+    """A non-streamed answer: the gateway's JSON as it sent it, parsed, its tokens counted."""
+
+    def __init__(self, services: ProxyServices, payload: dict):
+        reply = services.gateway.chat(payload)
+        self.content = reply.content
+        self.backend = reply.headers.get(BACKEND_HEADER, "")
+        try:
+            self.body = json.loads(reply.content)
+        except ValueError:
+            self.body = None
+        if not isinstance(self.body, dict):
+            raise ApiError(502, "the gateway's answer was not a JSON object", code="bad_gateway_answer")
+        usage = self.body.get("usage")
+        services.metrics.count_usage(usage if isinstance(usage, dict) else None)
+        _note(current_record(), self.backend, usage)
+
+
+class CountedStream:
+    """An opened gateway stream, read chunk by chunk; its usage is counted once, when it is closed.
+
+    Runs after the request context is gone (a streamed body), so it keeps the request's record.
+    """
+
+    def __init__(self, services: ProxyServices, payload: dict):
+        self.services = services
+        self.record = current_record()
+        self.started = time.perf_counter()
+        options = payload.get("stream_options") if isinstance(payload.get("stream_options"), dict) else {}
+        self.stream: ChatStream = services.gateway.open_chat_stream(
+            {**payload, "stream": True, "stream_options": {**options, "include_usage": True}})
+        self.backend = self.stream.headers.get(BACKEND_HEADER, "")
+        self.usage = StreamUsage(estimate_request_prompt_tokens(payload))
+        self._counted = False
+        _note(self.record, self.backend, None)
+
+    @property
+    def request_id(self) -> str | None:
+        return self.record.request_id if self.record is not None else None
+
+    def chunks(self) -> Iterator[tuple[str, dict | None]]:
+        """(data as sent, parsed chunk or None) for each event before `[DONE]`."""
+        first_text = True
+        for data in self.stream:
+            if data == DONE:
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                chunk = None
+            chunk = chunk if isinstance(chunk, dict) else None
+            before = self.usage.content_chunks
+            self.usage.observe(chunk)
+            if first_text and self.usage.content_chunks > before:
+                first_text = False
+                self.services.metrics.time_to_first_token.labels(tenant=self.services.config.tenant) \
+                    .observe(time.perf_counter() - self.started)
+            yield data, chunk
+
+    def broke(self, error: BaseException | str) -> None:
+        self.services.metrics.count_gateway_error("stream_broken")
+        log.warning("[%s] the gateway stream broke: %s", self.request_id, error)
+
+    def close(self) -> None:
+        """Close upstream and count the tokens (reported, or estimated from what was streamed), once."""
+        try:
+            self.stream.close()
+        finally:
+            if not self._counted:
+                self._counted = True
+                usage = self.usage.usage()
+                self.services.metrics.count_usage(usage)
+                _note(self.record, self.backend, usage)
+
+
+def _note(record: RequestRecord | None, backend: str, usage: object) -> None:
+    """Put the backend and the tokens on the request's log line."""
+    if record is not None:
+        record.backend = backend or None
+        record.count_usage(usage)
