@@ -47,6 +47,8 @@ class TenantRoute(_Config):
                                 "None: no limit.")
     allowed_request_extensions: list[str] = Field(
         default_factory=list, description="Backend extensions (request_contract.ALLOWABLE_EXTENSIONS) passed on.")
+    # Read by the alert router (llm_common/alert_routing.py), not by the gateway: accepted, never used here.
+    alerts: dict | None = None
 
     @field_validator("key_sha256")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.guardrails import Guardrails
+from llm_common.alert_routing import TenantAlerts
 from llm_common.keys import check_sha256_digests
 from llm_common.request_contract import check_allowed_extensions
 from llm_gateway.limits import RateLimits
@@ -104,6 +105,8 @@ class TenantSpec(_Strict):
     allowed_request_extensions: list[str] = Field(
         default_factory=list, max_length=50,
         description="Backend-specific request fields passed on (e.g. guided_json, top_k); empty: none.")
+    # Where the tenant's own alerts go (llm_common/alert_routing.py; README "Alerts"); unset: the platform's only.
+    alerts: TenantAlerts | None = None
 
     @field_validator("name")
     @classmethod
