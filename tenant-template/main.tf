@@ -62,5 +62,6 @@ module "tenant" {
     access_mode   = var.knowledge_storage_access_mode
   }
   monitoring_namespace = var.monitoring_namespace
+  alerts               = var.alerts
   dashboard_json       = replace(file("${path.module}/../../dashboards/generated/tenant-template.json"), "__TENANT__", var.name)
 }

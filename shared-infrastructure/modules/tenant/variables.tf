@@ -241,3 +241,25 @@ variable "labels" {
   description = "Extra labels added to every object."
   default     = {}
 }
+
+variable "alerts" {
+  type = object({
+    webhook_urls         = optional(list(string), [])
+    email                = optional(list(string), [])
+    webhook_token_secret = optional(string)
+    severity_min         = optional(string, "warning")
+  })
+  description = "Where the tenant's own alerts go (the spec's `alerts`; README \"Alerts\"): Alertmanager webhooks, e-mail addresses (through the platform's SMTP relay), the Secret in the tenant's namespace holding the webhooks' bearer token (key `token`), and the least severe alert sent (warning or critical). null: the platform's receivers only. Nothing here chooses which alerts: the route matches this tenant's name."
+  default     = null
+
+  validation {
+    condition = var.alerts == null || try(
+      length(var.alerts.webhook_urls) <= 10 && length(var.alerts.email) <= 10 &&
+      alltrue([for url in var.alerts.webhook_urls : can(regex("^https?://[^/@\\s]+(/\\S*)?$", url))]) &&
+      alltrue([for address in var.alerts.email : can(regex("^[^@\\s<>,]+@[^@\\s<>,]+\\.[^@\\s<>,]+$", address))]) &&
+      contains(["warning", "critical"], var.alerts.severity_min) &&
+      (var.alerts.webhook_token_secret == null || can(regex("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", var.alerts.webhook_token_secret))),
+    false)
+    error_message = "alerts: at most 10 webhook_urls (http/https, no credentials in the URL: use webhook_token_secret) and 10 plain e-mail addresses; severity_min warning or critical; webhook_token_secret a Secret name."
+  }
+}
