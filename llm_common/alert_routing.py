@@ -62,7 +62,7 @@ def check_webhook_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
     if parts.username is not None or parts.password is not None:
-        raise ValueError("must not hold credentials: put a bearer token in a Secret named by webhook_token_secret")
+        raise ValueError("must not hold credentials: name the bearer token instead (a spec's webhook_token_secret)")
     if parts.fragment:
         raise ValueError("must not have a #fragment")
     return url

@@ -56,6 +56,15 @@ def local_alertmanager_config(specs: list[TenantSpec], platform: PlatformAlerts,
         raise SpecError(str(error)) from None
 
 
+def platform_alerts(webhook_urls: list[str], option: str) -> PlatformAlerts:
+    """The platform's receivers given on the command line; a bad URL is an error naming the option."""
+    try:
+        return PlatformAlerts(webhook_urls=webhook_urls)
+    except ValueError as error:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+        raise RuntimeError(f"{option}: {problems}") from None
+
+
 def amtool_check(config: dict) -> str:
     """`amtool check-config` on a rendered config; its output, or RuntimeError with it when it fails."""
     amtool = shutil.which("amtool")
@@ -84,7 +93,7 @@ def register(subparsers) -> None:
 
 def command_config(args: argparse.Namespace) -> int:
     specs = discover_tenant_specs(args.tenants_dir)
-    platform = PlatformAlerts(webhook_urls=args.platform_webhook)
+    platform = platform_alerts(args.platform_webhook, "--platform-webhook")
     config = local_alertmanager_config(specs, platform, args.run_dir, args.tenants_dir)
     print(amtool_check(config), file=sys.stderr)
     print(yaml.safe_dump(config, sort_keys=False), end="")

@@ -29,7 +29,6 @@ import httpx
 from kubernetes.client.rest import ApiException
 
 from tenantctl.images import commands as images_commands
-from llm_common.alert_routing import PlatformAlerts
 from tenantctl import alerts, cluster, deploy, knowledge, observability, onboard, status, usage
 from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
@@ -113,13 +112,6 @@ def command_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def platform_alerts(webhook_urls: list[str]) -> PlatformAlerts:
-    try:
-        return PlatformAlerts(webhook_urls=webhook_urls)
-    except ValueError as error:
-        raise RuntimeError(f"--platform-alert-webhook: {error}") from None
-
-
 def command_up(args: argparse.Namespace) -> int:
     specs = discover_tenant_specs(args.tenants_dir)
     settings = LocalSettings(run_dir=args.run_dir, host=args.host, gateway_port=args.gateway_port,
@@ -130,7 +122,8 @@ def command_up(args: argparse.Namespace) -> int:
                              scrape_interval=args.scrape_interval, redis_port=args.redis_port,
                              ledger_url=args.ledger, metrics_port=args.metrics_port,
                              alertmanager_port=args.alertmanager_port if args.alertmanager else None,
-                             platform_alerts=platform_alerts(args.platform_alert_webhook))
+                             platform_alerts=alerts.platform_alerts(args.platform_alert_webhook,
+                                                                    "--platform-alert-webhook"))
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
     starting = True
