@@ -30,7 +30,8 @@ import yaml
 from kubernetes import client
 from pydantic import ValidationError
 
-from llm_common.alert_routing import AlertTenant, PlatformAlerts, TenantAlerts, render_alertmanager_config
+from llm_common.alert_routing import (AlertTenant, PlatformAlerts, TenantAlerts, render_alertmanager_config,
+                                      tenant_problem)
 from llm_gateway.cluster_polling import kubernetes_client
 from llm_gateway.tenant_discovery import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION, route_from_object
 
@@ -59,10 +60,19 @@ class AlertConfigSync:
             where = f"{self.namespace}/{item.get('metadata', {}).get('name')}"
             try:
                 route = route_from_object(item)
-                alerts = TenantAlerts.model_validate(route.alerts) if route.alerts is not None else None
-            except (ValueError, ValidationError) as error:
+            except ValueError as error:
                 log.warning("ignoring TenantRoute %s: %s", where, error)
                 continue
+            try:
+                alerts = TenantAlerts.model_validate(route.alerts) if route.alerts is not None else None
+                problem = tenant_problem(AlertTenant(route.name, route.backend, alerts), self.platform)
+            except ValidationError as error:
+                alerts, problem = None, f"invalid alerts: {error}"
+            if problem:
+                log.warning("TenantRoute %s: %s; its alerts go to the platform only", where, problem)
+                alerts = None
+                if tenant_problem(AlertTenant(route.name, route.backend), self.platform):  # no tenant name: left out
+                    continue
             tenants.append(AlertTenant(route.name, route.backend, alerts))
         return tenants
 

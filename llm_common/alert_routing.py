@@ -184,15 +184,23 @@ def render_alertmanager_config(platform: PlatformAlerts, tenants: Iterable[Alert
     return config
 
 
+def tenant_problem(tenant: AlertTenant, platform: PlatformAlerts) -> str | None:
+    """Why this tenant cannot be routed as it asks (None: it can)."""
+    if not TENANT_NAME.match(tenant.name):
+        return f"tenant '{tenant.name[:60]}': not a tenant name (a DNS label)"
+    if tenant.alerts is not None and tenant.alerts.email and platform.smtp is None:
+        return f"tenant '{tenant.name}': alerts.email needs the platform's SMTP relay (smtp)"
+    return None
+
+
 def _check_tenants(tenants: list[AlertTenant], platform: PlatformAlerts) -> None:
     names = [tenant.name for tenant in tenants]
     for tenant in tenants:
-        if not TENANT_NAME.match(tenant.name):
-            raise AlertRoutingError(f"tenant '{tenant.name[:60]}': not a tenant name (a DNS label)")
+        problem = tenant_problem(tenant, platform)
+        if problem:
+            raise AlertRoutingError(problem)
         if names.count(tenant.name) > 1:
             raise AlertRoutingError(f"tenant '{tenant.name}': listed twice")
-        if tenant.alerts is not None and tenant.alerts.email and platform.smtp is None:
-            raise AlertRoutingError(f"tenant '{tenant.name}': alerts.email needs the platform's SMTP relay (smtp)")
     if platform.email and platform.smtp is None:
         raise AlertRoutingError("platform alerts: email needs smtp")
 

@@ -128,3 +128,29 @@ def test_the_sync_reads_only_the_token_secret_a_tenant_granted(cluster_platform,
         with pytest.raises(client.ApiException) as refused:
             as_sync.read_namespaced_secret(name, namespace)
         assert refused.value.status == 403, (namespace, name)
+
+
+def test_a_route_the_sync_cannot_honour_costs_only_its_own_receivers(cluster_platform, admin, tmp_path):
+    """Routes written past Terraform's validation (by hand, as the cluster admin): one names a webhook
+    with credentials, one e-mail without an SMTP relay, one is named like no tenant. Each is logged; the
+    others' alerts are still routed, and the first two tenants' alerts still reach the platform."""
+    custom = client.CustomObjectsApi(cluster_platform.control_plane.api_client())
+    template = custom.get_namespaced_custom_object("llm-tenants.io", "v1alpha1", NAMESPACE, "tenantroutes", "acme-corp")
+    hostile = {"hand-cred": {"webhook_urls": ["https://u:p@hooks.example.com/"]},
+               "hand-mail": {"email": ["oncall@example.com"]},
+               "hand.dotted": {"webhook_urls": ["https://hooks.example.com/"]}}
+    for name, alerts in hostile.items():
+        custom.create_namespaced_custom_object("llm-tenants.io", "v1alpha1", NAMESPACE, "tenantroutes", {
+            "apiVersion": "llm-tenants.io/v1alpha1", "kind": "TenantRoute", "metadata": {"name": name},
+            "spec": {**template["spec"], "alerts": alerts}})
+    try:
+        syncer = sync_as_alertmanager(cluster_platform, admin, tmp_path)
+        syncer.sync()
+        config = yaml.safe_load((tmp_path / "alertmanager.yml").read_text())
+        assert "SUCCESS" in amtool_check(config)
+        assert not [r for r in config["receivers"] if r["name"].startswith("tenant-hand")]  # none of the three
+        inhibited = " ".join(rule["target_matchers"][1] for rule in config["inhibit_rules"])
+        assert "hand-cred" in inhibited and "hand-mail" in inhibited and "hand.dotted" not in inhibited
+    finally:
+        for name in hostile:
+            custom.delete_namespaced_custom_object("llm-tenants.io", "v1alpha1", NAMESPACE, "tenantroutes", name)
