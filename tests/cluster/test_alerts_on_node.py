@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from kubernetes import client
 
+from tenantctl.alerts import amtool_check
 from tests.cluster.in_cluster import Probe
 from tests.cluster.node_platform import NAMESPACE, prometheus_series
 from tests.helpers import wait_for
@@ -77,6 +79,7 @@ def test_a_tenant_onboarded_later_gets_its_route_without_a_platform_apply(node_p
 
         config = wait_for(loaded_config, timeout=300, what=f"Alertmanager routing {TENANT} (config sync + reload)")
         assert "alerted-token" not in config  # the token is a file Alertmanager reads, never in its config
+        assert "SUCCESS" in amtool_check(yaml.safe_load(config))
 
         # A tenant's Pods cannot reach Alertmanager (nor silence anyone's alerts); the platform's can.
         blocked = node_platform.pods().run(TENANT, Probe().connect("alertmanager", f"alertmanager.{NAMESPACE}.svc.cluster.local",

@@ -22,6 +22,7 @@ import yaml
 from dashboards import ALERT_RULES_FILE
 from llm_common.alert_routing import PlatformAlerts, TenantAlerts
 from llm_gateway.limits import RateLimits
+from tenantctl.alerts import amtool_check
 from tenantctl.local import LocalPlatform, LocalSettings
 from tests.helpers import free_port, prometheus_query, specs_on_free_ports, stub_backend, wait_for
 
@@ -155,6 +156,7 @@ def test_alerts_reach_their_tenant_only_and_a_backend_outage_reaches_the_platfor
     platform, stub = alerting_platform
     acme_url = next(e.url for e in platform.endpoints if e.name == "acme-corp")
     prometheus, alertmanager = platform.prometheus_url, platform.alertmanager_url
+    assert "SUCCESS" in amtool_check(yaml.safe_load((platform.settings.run_dir / "alertmanager.yml").read_text()))
 
     # acme-corp's answers go bad: its alert reaches its webhook (with its token) and the platform's.
     with Traffic(acme_url, "stub-fault:500") as bad:
