@@ -54,6 +54,8 @@ class TenantRoute(_Config):
     prefix_cache_group: str | None = Field(
         None, min_length=1, max_length=63, description="Tenants naming the same group share vLLM's prefix cache "
                                                       "(one cache_salt); None: the tenant's cache is its own.")
+    # Read by the alert router (llm_common/alert_routing.py), not by the gateway: accepted, never used here.
+    alerts: dict | None = None
 
     @field_validator("key_sha256")
     @classmethod

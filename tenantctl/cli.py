@@ -1,9 +1,10 @@
 """`tenantctl`: run the platform locally and talk to tenants.
 
-    tenantctl up                    start model server, gateway, one proxy per tenant and Prometheus
+    tenantctl up                    start model server, gateway, one proxy per tenant, Prometheus, Alertmanager
     tenantctl ask <tenant> "..."    ask a running tenant proxy a question
     tenantctl ingest <tenant> FILE… add documents to a tenant's knowledge base
     tenantctl validate              check every tenant spec
+    tenantctl alerts config         the Alertmanager config the specs make (alert routing), amtool-checked
     tenantctl dashboards [--check]  regenerate the Grafana dashboards (dashboards/generated/)
     tenantctl report <tenant>       a tenant's dashboard panels as a PNG, from Prometheus
     tenantctl cluster up|down       a local Kubernetes cluster: control plane and one node (Pods run)
@@ -28,7 +29,7 @@ import httpx
 from kubernetes.client.rest import ApiException
 
 from tenantctl.images import commands as images_commands
-from tenantctl import cluster, deploy, knowledge, observability, onboard, status, usage
+from tenantctl import alerts, cluster, deploy, knowledge, observability, onboard, status, usage
 from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
 from tenantctl.spec import SpecError, discover_tenant_specs
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ledger", metavar="URL", help="usage ledger: postgresql://... (default: SQLite in the run dir)")
     up.add_argument("--metrics-port", type=int, default=0,
                     help="port of tenantctl's own /metrics (child restarts), scraped by Prometheus (default: any free)")
+    up.add_argument("--alertmanager-port", type=int, default=9093, help="port of the local Alertmanager (default 9093)")
+    up.add_argument("--no-alertmanager", dest="alertmanager", action="store_false", help="do not start Alertmanager")
+    up.add_argument("--platform-alert-webhook", action="append", default=[], metavar="URL",
+                    help="a receiver of the platform's alerts (and every tenant's), e.g. the on-call's webhook (repeatable)")
     up.set_defaults(handler=command_up)
 
     ask = commands.add_parser("ask", help="ask a running tenant a question")
@@ -95,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(commands)  # status <name>
     observability.register(commands)  # dashboards, report <tenant>
     knowledge.register(commands)  # ingest <tenant> FILE…, documents, forget
+    alerts.register(commands)  # alerts config
     usage.register(commands)  # usage <name>
     return parser
 
@@ -114,7 +120,10 @@ def command_up(args: argparse.Namespace) -> int:
                              vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers,
                              prometheus_port=args.prometheus_port if args.prometheus else None,
                              scrape_interval=args.scrape_interval, redis_port=args.redis_port,
-                             ledger_url=args.ledger, metrics_port=args.metrics_port)
+                             ledger_url=args.ledger, metrics_port=args.metrics_port,
+                             alertmanager_port=args.alertmanager_port if args.alertmanager else None,
+                             platform_alerts=alerts.platform_alerts(args.platform_alert_webhook,
+                                                                    "--platform-alert-webhook"))
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
     starting = True
@@ -129,7 +138,7 @@ def command_up(args: argparse.Namespace) -> int:
     try:
         endpoints = platform.start(progress=lambda message: print(message, flush=True))
         starting = False
-        print_endpoints(platform.gateway_url, endpoints, platform.prometheus_url)
+        print_endpoints(platform.gateway_url, endpoints, platform.prometheus_url, platform.alertmanager_url)
         print(f"tenantctl metrics: {platform.metrics_url}/metrics  (child restarts)")
         if platform.admin_keys:
             print(f"admin keys (document uploads): {args.run_dir}/admin-keys/<tenant>.key")
@@ -146,12 +155,15 @@ def command_up(args: argparse.Namespace) -> int:
         print("stopped.", flush=True)
 
 
-def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint], prometheus_url: str | None = None) -> None:
+def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint], prometheus_url: str | None = None,
+                    alertmanager_url: str | None = None) -> None:
     rows = [("TENANT", "URL", "BACKEND", "MODEL")] + [(e.name, e.url, e.backend, e.model) for e in endpoints]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     print(f"\ngateway: {gateway_url}  (OpenAI API at {gateway_url}/v1)")
     if prometheus_url:
         print(f"prometheus: {prometheus_url}  (alerts at {prometheus_url}/alerts)")
+    if alertmanager_url:
+        print(f"alertmanager: {alertmanager_url}  (silence: amtool --alertmanager.url={alertmanager_url} silence add ...)")
     print()
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

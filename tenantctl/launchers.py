@@ -1,5 +1,5 @@
 """How each service of the platform is started as a process: model servers, gateway, proxy, Prometheus,
-Redis (and PostgreSQL for the ledger in tests and benchmarks).
+Alertmanager, Redis (and PostgreSQL for the ledger in tests and benchmarks).
 
 Local mode and the test fixtures both build their processes here, so what the
 tests start is exactly what `tenantctl up` starts.
@@ -220,4 +220,24 @@ def prometheus(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1
         "--web.enable-lifecycle",  # POST /-/reload after editing the rules
     ]
     return ManagedProcess(name="prometheus", argv=argv, log_path=run_dir / "prometheus.log",
+                          health_url=f"http://{host}:{port}/-/ready")
+
+
+def alertmanager_binary() -> str:
+    """Debian's prometheus-alertmanager (the binary is named so there; `alertmanager` elsewhere)."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        raise LauncherError("Alertmanager is not installed: run ./scripts/setup (Debian package prometheus-alertmanager)")
+    return binary
+
+
+def alertmanager(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1") -> ManagedProcess:
+    """Debian's Alertmanager with a rendered config (llm_common/alert_routing.py); its silences and
+    notification log live in the run directory. One instance: clustering (gossip) is off."""
+    config_path = write_private_text(run_dir / "alertmanager.yml", yaml.safe_dump(config, sort_keys=False))
+    argv = [
+        alertmanager_binary(), f"--config.file={config_path}", f"--storage.path={run_dir / 'alertmanager-data'}",
+        f"--web.listen-address={host}:{port}", "--cluster.listen-address=",
+    ]
+    return ManagedProcess(name="alertmanager", argv=argv, log_path=run_dir / "alertmanager.log",
                           health_url=f"http://{host}:{port}/-/ready")

@@ -2,8 +2,9 @@
 
 Starts (in order) Redis (the gateway's rate limit and budget counters), the
 embedded model server when no other backend is configured, the embedding model
-server, the shared gateway, one proxy per tenant, and Prometheus scraping them
-all with the alert rules loaded; waits until each is healthy; and stops them
+server, the shared gateway, one proxy per tenant, Alertmanager (routing each tenant's alerts
+to the receivers in its spec, tenantctl/alerts.py) and Prometheus scraping them all with the
+alert rules loaded and sending alerts to Alertmanager; waits until each is healthy; and stops them
 all, in reverse order, however we exit. The usage ledger is a SQLite file in the
 run directory unless `ledger_url` names another (e.g. PostgreSQL).
 Each tenant's knowledge index lives in `<run dir>/knowledge/<tenant>/` and
@@ -29,9 +30,12 @@ from typing import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from dashboards import ALERT_RULES_FILE
+from llm_common.alert_routing import PlatformAlerts
 from llm_common.keys import sha256_hex
 from llm_gateway.auth import generate_gateway_key, hash_gateway_key
 from tenantctl import embedding_model, launchers
+from tenantctl.alerts import local_alertmanager_config
 from tenantctl.processes import ManagedProcess, port_is_free, private_directory
 from tenantctl.prometheus import ScrapeTargets, prometheus_config
 from tenantctl.spec import TenantSpec
@@ -66,6 +70,9 @@ class LocalSettings:
     workers: int = 2
     startup_timeout: float = 180.0
     metrics_port: int = 0  # tenantctl's own /metrics (child restarts); 0: a free port
+    alertmanager_port: int | None = 9093  # None: no Alertmanager (also none without Prometheus)
+    platform_alerts: PlatformAlerts = field(default_factory=PlatformAlerts)  # the platform's receivers
+    alert_rules_file: Path = ALERT_RULES_FILE  # tests load copies with shorter timings
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,13 @@ class LocalPlatform:
         port = self.settings.prometheus_port
         return None if port is None else f"http://{self.settings.host}:{port}"
 
+    @property
+    def alertmanager_url(self) -> str | None:
+        port = self.settings.alertmanager_port
+        if port is None or self.settings.prometheus_port is None:
+            return None
+        return f"http://{self.settings.host}:{port}"
+
     def uses_embedded_model(self) -> bool:
         if self.settings.embedded_model is not None:
             return self.settings.embedded_model
@@ -239,17 +253,21 @@ class LocalPlatform:
             wanted["embedded model"] = s.model_port
         if s.prometheus_port is not None:
             wanted["prometheus"] = s.prometheus_port
+        if self.alertmanager_url is not None:
+            wanted["alertmanager"] = s.alertmanager_port
         taken = [f"{what} port {port}" for what, port in wanted.items() if not port_is_free(s.host, port)]
         if taken:
             raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? choose other ports "
-                            "with --gateway-port, --model-port, --prometheus-port, --redis-port or the spec's "
-                            "local_port)")
+                            "with --gateway-port, --model-port, --prometheus-port, --alertmanager-port, "
+                            "--redis-port or the spec's local_port)")
 
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
         ports = assign_ports(self.specs, s.first_tenant_port)
         self.check_ports_free(ports)
         private_directory(s.run_dir)
+        alertmanager_config = (local_alertmanager_config(self.specs, s.platform_alerts, s.run_dir)
+                               if self.alertmanager_url else None)  # a spec error before anything starts
         self.admin_keys = {spec.name: local_admin_key(s.run_dir, spec.name) for spec in self.specs
                            if not spec.admin_key_sha256}
         try:
@@ -276,9 +294,13 @@ class LocalPlatform:
                 self.endpoints.append(TenantEndpoint(spec.name, spec.display_name,
                                                      f"http://{s.host}:{ports[spec.name]}", spec.backend,
                                                      spec.model))
+            if alertmanager_config is not None:
+                self._launch(launchers.alertmanager(alertmanager_config, s.alertmanager_port, s.run_dir,
+                                                    host=s.host), progress)
             if s.prometheus_port is not None:
-                self._launch(launchers.prometheus(prometheus_config(self._scrape_targets(), s.scrape_interval),
-                                                  s.prometheus_port, s.run_dir, host=s.host), progress)
+                config = prometheus_config(self._scrape_targets(), s.scrape_interval, self.alertmanager_url,
+                                           s.alert_rules_file)
+                self._launch(launchers.prometheus(config, s.prometheus_port, s.run_dir, host=s.host), progress)
         except BaseException:
             self.stop()
             raise
@@ -323,6 +345,7 @@ class LocalPlatform:
 
     def _write_state(self) -> None:
         state = {"gateway_url": self.gateway_url, "prometheus_url": self.prometheus_url,
+                 "alertmanager_url": self.alertmanager_url,
                  "metrics_url": self.metrics_url, "ledger_url": self.ledger_url,
                  "tenants": [asdict(e) for e in self.endpoints]}
         launchers.write_private_json(self.settings.run_dir / STATE_FILE, state)  # the ledger URL may hold a password

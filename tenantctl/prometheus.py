@@ -1,4 +1,5 @@
-"""The local Prometheus's configuration: what it scrapes and which alert rules it evaluates.
+"""The local Prometheus's configuration: what it scrapes, which alert rules it evaluates and the
+Alertmanager it sends alerts to.
 
 Scrape jobs add no `tenant` label: every tenant series carries the `tenant` label its
 service sets, so dashboards and alert rules work the same on a cluster, where the jobs
@@ -8,6 +9,7 @@ are named differently.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from dashboards import ALERT_RULES_FILE
@@ -23,18 +25,24 @@ class ScrapeTargets:
     tenantctl: str | None = None  # local mode's own metrics (child restarts)
 
 
-def prometheus_config(targets: ScrapeTargets, scrape_interval: str = "15s") -> dict:
+def prometheus_config(targets: ScrapeTargets, scrape_interval: str = "15s", alertmanager: str | None = None,
+                      rule_file: Path = ALERT_RULES_FILE) -> dict:
+    """`alertmanager`: base URL of the Alertmanager to send alerts to (None: alerts stay in Prometheus)."""
     jobs = [
         *_jobs("llm-gateway", [targets.gateway]),
         *_jobs("tenant-proxy", targets.tenant_proxies),
         *_jobs("model-server", targets.model_servers),
         *_jobs("tenantctl", [targets.tenantctl] if targets.tenantctl else []),
     ]
-    return {
+    config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-        "rule_files": [str(ALERT_RULES_FILE)],
+        "rule_files": [str(rule_file)],
         "scrape_configs": jobs,
     }
+    if alertmanager is not None:
+        parts = urlsplit(alertmanager)
+        config["alerting"] = {"alertmanagers": [{"scheme": parts.scheme, "static_configs": [{"targets": [parts.netloc]}]}]}
+    return config
 
 
 def _jobs(name: str, urls: list[str]) -> list[dict]:

@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_validator)
 
 from app.guardrails import Guardrails
+from llm_common.alert_routing import TenantAlerts
 from llm_common.keys import check_sha256_digests
 from llm_common.pydantic_errors import problems
 from llm_common.request_contract import check_allowed_extensions
@@ -145,6 +146,8 @@ class TenantSpec(_Strict):
     prefix_cache_group: str | None = Field(
         None, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
         description="Tenants naming the same group share vLLM's prefix cache; unset: the tenant's own.")
+    # Where the tenant's own alerts go (llm_common/alert_routing.py; README "Alerts"); unset: the platform's only.
+    alerts: TenantAlerts | None = None
 
     @field_validator("name")
     @classmethod

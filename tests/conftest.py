@@ -54,7 +54,8 @@ def pytest_collection_modifyitems(items):
 def _local_platform(run_dir, scrape_interval: str = "15s") -> LocalPlatform:
     settings = LocalSettings(run_dir=run_dir, gateway_port=free_port(), model_port=free_port(),
                              embedding_port=free_port(), prometheus_port=free_port(), redis_port=free_port(),
-                             scrape_interval=scrape_interval, embedded_model=True, workers=2)
+                             alertmanager_port=free_port(), scrape_interval=scrape_interval, embedded_model=True,
+                             workers=2)
     return LocalPlatform(specs_on_free_ports(), settings, environ={})
 
 

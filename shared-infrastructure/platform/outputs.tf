@@ -23,3 +23,8 @@ output "grafana_admin_password" {
   value       = local.grafana_admin_password
   sensitive   = true
 }
+
+output "alertmanager_url" {
+  description = "In-cluster Alertmanager URL (kubectl -n <namespace> port-forward svc/alertmanager 9093; amtool --alertmanager.url=http://127.0.0.1:9093 silence add ...)."
+  value       = "http://${local.alertmanager_url}"
+}

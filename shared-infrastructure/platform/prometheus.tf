@@ -1,6 +1,6 @@
 # Prometheus: discovers every annotated Pod in every namespace (tenant proxies, the gateway, the
 # model pool and embedding servers, kube-state-metrics) and loads the platform's alert rules
-# (dashboards/alerts/).
+# (dashboards/alerts/), whose alerts it sends to Alertmanager (alertmanager.tf).
 #
 # Who a series belongs to is decided here, not by the Pod: outside the platform's namespace the
 # `tenant` label is the Pod's namespace, whatever label the Pod carries or its metrics publish (a
@@ -39,6 +39,8 @@ locals {
       evaluation_interval = var.prometheus.scrape_interval
     }
     rule_files = ["/etc/prometheus/rules/*.yml"]
+    # Firing and resolved alerts go to Alertmanager (alertmanager.tf), which routes them per tenant.
+    alerting = { alertmanagers = [{ static_configs = [{ targets = [local.alertmanager_url] }] }] }
     scrape_configs = concat([
       {
         job_name              = "platform-pods"

@@ -1,5 +1,6 @@
-# TenantRoute (llm-tenants.io/v1alpha1): what the gateway knows of a tenant. Each tenant apply
-# writes one into this namespace (shared-infrastructure/modules/tenant); the gateway lists them.
+# TenantRoute (llm-tenants.io/v1alpha1): what the gateway knows of a tenant, and where its alerts go.
+# Each tenant apply writes one into this namespace (shared-infrastructure/modules/tenant); the gateway
+# and Alertmanager's config sync (alertmanager.tf) list them.
 #
 # A kind of its own rather than labelled Secrets or ConfigMaps: RBAC cannot grant "the Secrets with
 # this label", so reading route Secrets meant reading every Secret of the namespace (the ledger's
@@ -35,6 +36,16 @@ locals {
           allowed_request_extensions = {
             type  = "array"
             items = { type = "string", minLength = 1 }
+          }
+          # Where the tenant's alerts go (alertmanager.tf; llm_common/alert_routing.py validates the rest).
+          alerts = {
+            type = "object"
+            properties = {
+              webhook_urls         = { type = "array", maxItems = 10, items = { type = "string", pattern = "^https?://" } }
+              email                = { type = "array", maxItems = 10, items = { type = "string", minLength = 3 } }
+              webhook_token_secret = { type = "string", minLength = 1 }
+              severity_min         = { type = "string", enum = ["warning", "critical"] }
+            }
           }
         }
       }

@@ -211,3 +211,49 @@ variable "ledger" {
     error_message = "ledger.dsn: must start with postgresql:// (or be empty for the in-cluster database)."
   }
 }
+
+variable "alertmanager" {
+  type = object({
+    image                 = optional(string, "prom/alertmanager:v0.25.0")
+    webhook_urls          = optional(list(string), [])
+    email                 = optional(list(string), [])
+    receive_tenant_alerts = optional(bool, true)
+    group_wait            = optional(string, "30s")
+    group_interval        = optional(string, "5m")
+    repeat_interval       = optional(string, "4h")
+    storage               = optional(string, "1Gi")
+    cpu_request           = optional(string, "25m")
+    memory_request        = optional(string, "64Mi")
+    smtp = optional(object({
+      smarthost     = string
+      from          = string
+      auth_username = optional(string)
+      require_tls   = optional(bool, true)
+    }))
+  })
+  description = "Alertmanager (README \"Alerts\"): its image; the platform's receivers (webhook_urls, email via smtp), which hear the platform's alerts and, with receive_tenant_alerts, every tenant's too; grouping and repeat intervals; the volume holding silences. Tenants' receivers come from their specs."
+  default     = {}
+
+  validation {
+    condition = alltrue([for url in var.alertmanager.webhook_urls : can(regex("^https?://[^/@\\s]+(/\\S*)?$", url))]) && alltrue([
+      for duration in [var.alertmanager.group_wait, var.alertmanager.group_interval, var.alertmanager.repeat_interval] :
+      can(regex("^[1-9][0-9]*(ms|s|m|h|d|w)$", duration))
+    ])
+    error_message = "alertmanager: webhook_urls must be http(s) URLs without credentials (tokens go in alert_receiver_secrets), and the intervals durations such as 30s, 5m, 4h."
+  }
+
+  validation {
+    condition     = length(var.alertmanager.email) == 0 || var.alertmanager.smtp != null
+    error_message = "alertmanager.email needs alertmanager.smtp (the relay mail goes through)."
+  }
+}
+
+variable "alert_receiver_secrets" {
+  type = object({
+    webhook_token = optional(string, "")
+    smtp_password = optional(string, "")
+  })
+  description = "The platform receivers' secrets: a bearer token sent to alertmanager.webhook_urls, the SMTP password. Kept in a Secret Alertmanager reads as files; never in its config."
+  default     = {}
+  sensitive   = true
+}

@@ -8,7 +8,7 @@ No registry can be reached on our machines, so nothing is pulled:
 | platform | the repository's `Dockerfile` on that base: the gateway and the tenant proxy |
 | model-server | `tenantctl/images/model-server.Dockerfile`: llama.cpp's OpenAI server (the cached llama-cpp-python wheel) with SmolLM2-135M-Instruct and all-MiniLM-L6-v2; the CPU stand-in for the vLLM pool and its embedding server |
 | prometheus | Prometheus built with Go (scripts/build-toolchain): Debian's package lacks Kubernetes service discovery |
-| redis, postgres | Debian's redis-server and postgresql on that base (apt), with the contract of the official images |
+| redis, postgres, alertmanager | Debian's redis-server, postgresql and prometheus-alertmanager on that base (apt), with the contract of the official images |
 
 Each image is keyed by a hash of everything it is made of (Dockerfile, build context,
 package lists, binaries, models). Its `docker save` archive is cached as
@@ -363,6 +363,10 @@ def postgres_context() -> BuildContext:
     return _service_context("postgres", "postgres-entrypoint.sh")
 
 
+def alertmanager_context() -> BuildContext:
+    return _service_context("alertmanager")
+
+
 def _build_service(context: Callable[[], BuildContext], name: str) -> Callable[[Builder, str], None]:
     def build(builder: Builder, reference: str) -> None:
         builder.docker_build(context(), reference, builder.hashes[name], {"BASE": RECIPES["base"].reference})
@@ -412,8 +416,11 @@ RECIPES: dict[str, ImageRecipe] = {recipe.name: recipe for recipe in (
                 lambda: [redis_context().digest()], _build_service(redis_context, "redis"), needs=("base",)),
     ImageRecipe("postgres", f"{LOCAL_REGISTRY}/postgres:15-{BASE_SUITE}", "Debian's PostgreSQL 15",
                 lambda: [postgres_context().digest()], _build_service(postgres_context, "postgres"), needs=("base",)),
+    ImageRecipe("alertmanager", f"{LOCAL_REGISTRY}/alertmanager:0.25-{BASE_SUITE}", "Debian's Alertmanager 0.25",
+                lambda: [alertmanager_context().digest()], _build_service(alertmanager_context, "alertmanager"),
+                needs=("base",)),
 )}
-DEPLOYED = ("platform", "model-server", "prometheus", "redis", "postgres")
+DEPLOYED = ("platform", "model-server", "prometheus", "redis", "postgres", "alertmanager")
 
 
 def content_hash(name: str, hashes: dict[str, str]) -> str:
@@ -523,6 +530,7 @@ def terraform_variables(images: dict[str, BuiltImage] | None = None) -> dict:
         "prometheus": {"image": images["prometheus"].reference},
         "redis": {"image": images["redis"].reference},
         "ledger": {"postgres_image": images["postgres"].reference},
+        "alertmanager": {"image": images["alertmanager"].reference},
         "grafana": {"enabled": False},
         "kube_state_metrics": {"enabled": False},
     }

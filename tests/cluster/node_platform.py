@@ -36,6 +36,7 @@ PLATFORM_SIZING = {
     "ledger": {"storage": VOLUME_SIZE, "cpu_request": "50m", "memory_request": "128Mi"},
     "cpu_model_server": {"threads": 2, "cpu_request": "200m", "memory_request": "256Mi"},
     "embeddings": {"cpu_request": "50m", "memory_request": "128Mi"},
+    "alertmanager": {"storage": VOLUME_SIZE, "cpu_request": "10m", "memory_request": "32Mi"},
 }
 TENANT_SIZING = {"cpu_request": "25m", "memory_request": "128Mi"}  # the spec's `proxy` requests
 
@@ -115,7 +116,7 @@ class NodePlatform:
         return Terraform(root, variables=variables)
 
     def apply_platform(self) -> None:
-        self.volumes.ensure_available(2)  # Prometheus, the ledger
+        self.volumes.ensure_available(3)  # Prometheus, the ledger, Alertmanager
         terraform = self.terraform(self.repo / "shared-infrastructure" / "platform", self.platform_variables())
         terraform.init()
         terraform.apply()

@@ -51,7 +51,7 @@ def test_every_deployment_and_statefulset_is_ready(node_platform):
     for namespace in (NAMESPACE, *TENANTS):
         node_platform.wait_all_ready(namespace)
     deployments = {d.metadata.name for d in apps.list_namespaced_deployment(NAMESPACE).items}
-    assert {"llm-gateway", "llm-model-pool", "llm-embeddings", "prometheus", "llm-redis"} <= deployments
+    assert {"llm-gateway", "llm-model-pool", "llm-embeddings", "prometheus", "alertmanager", "llm-redis"} <= deployments
     assert [s.metadata.name for s in apps.list_namespaced_stateful_set(NAMESPACE).items] == ["llm-ledger"]
 
 

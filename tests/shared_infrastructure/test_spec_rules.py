@@ -50,6 +50,8 @@ GOOD = {
     "every extension": {**MINIMAL, "allowed_request_extensions": sorted(ALLOWABLE_EXTENSIONS)},
     "regex rule": {**MINIMAL, "guardrails": {"refusal_rules": [{"regex": "(?i)foo|bar", "reason": "no foo"}]}},
     "pool sharing": {**MINIMAL, "weight": 2.5, "prefix_cache_group": "research-team"},
+    "alerts": {**MINIMAL, "alerts": {"webhook_urls": ["https://hooks.example.com/acme"], "severity_min": "critical",
+                                     "webhook_token_secret": "alert-token"}},
     "template characters in a prompt": {**MINIMAL, "system_prompt": "Answer with ${name} and %{ if } left as they are."},
 }
 
@@ -117,6 +119,9 @@ BAD = {
     # Sharing the model pool
     "zero weight": ({"weight": 0}, "weight"),
     "cache group not a label": ({"prefix_cache_group": "Research Team"}, "prefix_cache_group"),
+    # Alerts
+    "credentials in a webhook URL": ({"alerts": {"webhook_urls": ["https://user:pw@hooks.example.com/x"]}}, "alerts"),
+    "unknown severity": ({"alerts": {"severity_min": "info"}}, "alerts"),
 }
 CASES = {**GOOD, **{label: {**BASE, **change} for label, (change, _) in BAD.items()}}
 

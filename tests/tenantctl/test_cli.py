@@ -43,9 +43,11 @@ class Ports:
     embedding: int = field(default_factory=free_port)
     prometheus: int = field(default_factory=free_port)
     redis: int = field(default_factory=free_port)
+    alertmanager: int = field(default_factory=free_port)
 
     def every(self, tenant_ports: dict[str, int]) -> list[int]:
-        return [self.gateway, self.model, self.embedding, self.prometheus, self.redis, *tenant_ports.values()]
+        return [self.gateway, self.model, self.embedding, self.prometheus, self.redis, self.alertmanager,
+                *tenant_ports.values()]
 
 
 def start_tenantctl_up(tenants: Path, run_dir: Path, ports: Ports) -> subprocess.Popen:
@@ -53,7 +55,8 @@ def start_tenantctl_up(tenants: Path, run_dir: Path, ports: Ports) -> subprocess
         [sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up", "--run-dir", str(run_dir),
          "--gateway-port", str(ports.gateway), "--model-port", str(ports.model),
          "--embedding-port", str(ports.embedding), "--workers", "1",
-         "--prometheus-port", str(ports.prometheus), "--scrape-interval", "1s", "--redis-port", str(ports.redis)],
+         "--prometheus-port", str(ports.prometheus), "--scrape-interval", "1s", "--redis-port", str(ports.redis),
+         "--alertmanager-port", str(ports.alertmanager)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OPENAI_API_KEY": ""},
     )
 
@@ -100,6 +103,7 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
         for name, port in tenant_ports.items():
             assert f"http://127.0.0.1:{port}" in output and name in output
         assert f"prometheus: http://127.0.0.1:{ports.prometheus}" in output
+        assert f"alertmanager: http://127.0.0.1:{ports.alertmanager}" in output
         # the gateway, the model server, tenantctl itself (child restarts) and each proxy
         assert_prometheus_scrapes_everything(ports.prometheus, expected_targets=3 + len(tenant_ports))
         answer = httpx.post(f"http://127.0.0.1:{tenant_ports['closed-ai']}/ask", timeout=120,
@@ -210,17 +214,19 @@ def test_ask_without_a_running_platform(tmp_path):
     assert "tenantctl up" in result.stderr
 
 
-@pytest.mark.parametrize("service", ["gateway", "prometheus"])
+@pytest.mark.parametrize("service", ["gateway", "prometheus", "alertmanager"])
 def test_up_refuses_a_port_in_use(tmp_path, tenants_on_free_ports, service):
     tenants, _ = tenants_on_free_ports
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        ports = {"gateway": free_port(), "model": free_port(), "prometheus": free_port(), service: port}
+        ports = {"gateway": free_port(), "model": free_port(), "prometheus": free_port(), "alertmanager": free_port(),
+                 service: port}
         result = subprocess.run([sys.executable, "-m", "tenantctl.cli", "--tenants-dir", str(tenants), "up",
                                  "--gateway-port", str(ports["gateway"]), "--model-port", str(ports["model"]),
-                                 "--prometheus-port", str(ports["prometheus"]), "--run-dir", str(tmp_path / "run")],
+                                 "--prometheus-port", str(ports["prometheus"]),
+                                 "--alertmanager-port", str(ports["alertmanager"]), "--run-dir", str(tmp_path / "run")],
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert f"already in use: {service} port {port}" in result.stderr

@@ -89,7 +89,11 @@ locals {
     # Sharing the model pool (llm_gateway/fair_queue.py, llm_gateway/prefix_cache.py).
     weight             = local.spec.weight
     prefix_cache_group = local.spec.prefix_cache_group
+    # Where its alerts go: read by Alertmanager's config sync (platform root, alertmanager.tf).
+    alerts = local.spec.alerts == null ? null : { for field, value in local.spec.alerts : field => value if value != null }
   } : field => value if value != null }
+
+  alert_token_secret = try(local.spec.alerts.webhook_token_secret, null)
 
   # 2 x 122 random bits from uuid(); generated once, kept in state (see terraform_data.gateway_key).
   gateway_key = "gk-${replace(terraform_data.gateway_key.output, "-", "")}"
@@ -257,6 +261,34 @@ resource "kubectl_manifest" "gateway_route" {
     }
     spec = local.route_spec
   })
+}
+
+# The webhook token of the tenant's alerts: Alertmanager's config sync (the platform's `alertmanager`
+# ServiceAccount) may read this one Secret of the namespace, which the tenant's admins create
+# (`kubectl -n <tenant> create secret generic <name> --from-literal=token=...`), and nothing else.
+resource "kubectl_manifest" "alert_token_reader" {
+  count = local.alert_token_secret == null ? 0 : 1
+
+  yaml_body = yamlencode({
+    apiVersion = "rbac.authorization.k8s.io/v1"
+    kind       = "Role"
+    metadata   = { name = "alertmanager-token-reader", namespace = var.name, labels = local.common_labels }
+    rules      = [{ apiGroups = [""], resources = ["secrets"], resourceNames = [local.alert_token_secret], verbs = ["get"] }]
+  })
+  depends_on = [kubectl_manifest.namespace]
+}
+
+resource "kubectl_manifest" "alert_token_reader_binding" {
+  count = local.alert_token_secret == null ? 0 : 1
+
+  yaml_body = yamlencode({
+    apiVersion = "rbac.authorization.k8s.io/v1"
+    kind       = "RoleBinding"
+    metadata   = { name = "alertmanager-token-reader", namespace = var.name, labels = local.common_labels }
+    roleRef    = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = "alertmanager-token-reader" }
+    subjects   = [{ kind = "ServiceAccount", name = "alertmanager", namespace = var.monitoring_namespace }]
+  })
+  depends_on = [kubectl_manifest.alert_token_reader]
 }
 
 # Guardrails, end-user and admin key hashes, read by the proxy at start (PROXY_POLICY_FILE).

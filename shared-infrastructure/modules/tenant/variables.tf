@@ -43,3 +43,4 @@ variable "labels" {
   description = "Extra labels added to every object."
   default     = {}
 }
+

@@ -36,6 +36,14 @@ variable "spec" {
     local_port                 = optional(number)
     weight                     = optional(number, 1)
     prefix_cache_group         = optional(string)
+    # Where the tenant's own alerts go (README "Alerts"); null: the platform's receivers only. Nothing here
+    # chooses which alerts: the route matches this tenant's name.
+    alerts = optional(object({
+      webhook_urls         = optional(list(string), [])
+      email                = optional(list(string), [])
+      webhook_token_secret = optional(string)
+      severity_min         = optional(string, "warning")
+    }))
 
     # On a cluster only (local mode ignores them).
     proxy = optional(object({
@@ -128,6 +136,17 @@ variable "spec" {
   validation {
     condition     = var.spec.prefix_cache_group == null || can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.spec.prefix_cache_group))
     error_message = "prefix_cache_group: must be a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters)."
+  }
+
+  validation {
+    condition = var.spec.alerts == null || try(
+      length(var.spec.alerts.webhook_urls) <= 10 && length(var.spec.alerts.email) <= 10 &&
+      alltrue([for url in var.spec.alerts.webhook_urls : can(regex("^https?://[^/@\\s]+(/\\S*)?$", url))]) &&
+      alltrue([for address in var.spec.alerts.email : can(regex("^[^@\\s<>,]+@[^@\\s<>,]+\\.[^@\\s<>,]+$", address))]) &&
+      contains(["warning", "critical"], var.spec.alerts.severity_min) &&
+      (var.spec.alerts.webhook_token_secret == null || can(regex("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", var.spec.alerts.webhook_token_secret))),
+    false)
+    error_message = "alerts: at most 10 webhook_urls (http/https, no credentials in the URL: use webhook_token_secret) and 10 plain e-mail addresses; severity_min warning or critical; webhook_token_secret a Secret name."
   }
   validation {
     condition     = var.spec.local_port == null || try(var.spec.local_port >= 1024 && var.spec.local_port <= 65535 && floor(var.spec.local_port) == var.spec.local_port, false)

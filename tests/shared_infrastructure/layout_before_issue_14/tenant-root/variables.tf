@@ -214,6 +214,17 @@ variable "allowed_request_extensions" {
   default     = []
 }
 
+variable "alerts" {
+  type = object({
+    webhook_urls         = optional(list(string), [])
+    email                = optional(list(string), [])
+    webhook_token_secret = optional(string)
+    severity_min         = optional(string, "warning")
+  })
+  description = "Where this tenant's alerts go (README \"Alerts\"); null: the platform's receivers only. Validated by the module."
+  default     = null
+}
+
 variable "local_port" {
   type        = number
   description = "Port of the tenant proxy in local mode (`tenantctl up`); not used on a cluster."

@@ -1,0 +1,268 @@
+"""Where alerts go: each tenant's receivers (its spec's `alerts`) and the platform's, as one
+Alertmanager configuration.
+
+One renderer for both modes: local mode (`tenantctl up`) renders it from the tenant specs, the
+cluster's config-sync sidecar (llm_common/alert_config_sync.py) from the TenantRoutes each tenant
+apply writes, so a tenant onboarded later gets its route without a platform apply.
+
+Routing cannot cross tenants. A tenant's route matches `tenant="<name>"`, where the name is the
+route's own (its spec's `name`, the TenantRoute's object name, a DNS label): nothing in a tenant's
+`alerts` is a matcher, so no spec can claim another tenant's alerts. On a cluster the `tenant`
+label of a tenant's series is its namespace, set by Prometheus (shared-infrastructure/platform/
+prometheus.tf), never by the tenant's Pods. The platform's receivers hear every alert (or only
+the platform's own, with `receive_tenant_alerts: false`).
+
+Inhibition: while a gateway backend is down (`LLMGatewayBackendDown{backend}`), the error-ratio and
+latency alerts of the tenants routed to that backend (`auto` tenants: to either) are held back:
+the platform hears the cause, the tenants do not get the symptoms.
+
+Secrets are referenced, never written into the configuration: a webhook's bearer token is read by
+Alertmanager from a file (`credentials_file`), which the caller provides per tenant.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Literal, Mapping
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SEVERITIES = ("warning", "critical")  # the shipped rules' severities, least to most urgent
+TENANT_SYMPTOM_ALERTS = ("TenantHighErrorRatio", "TenantLatencySLOFastBurn", "TenantLatencySLOSlowBurn")
+BACKEND_DOWN_ALERT = "LLMGatewayBackendDown"
+# The gateway's chat backends (llm_gateway/services.py) and the tenant `backend` values routed to each.
+BACKEND_TENANTS = {"vllm": ("vllm", "auto"), "openai": ("openai", "auto")}
+PLATFORM_RECEIVER = "platform"
+TENANT_RECEIVER_PREFIX = "tenant-"
+# Kubernetes Secret names (DNS-1123 subdomain), also safe as a file name.
+SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# One address, no display name: nothing that could add a header or a second recipient.
+EMAIL_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?"
+                           r"(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$")
+DURATION = re.compile(r"^[1-9][0-9]*(ms|s|m|h|d|w)$")
+TENANT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+MAX_URL_LENGTH = 2048
+
+
+class AlertRoutingError(ValueError):
+    """Alert routing cannot be rendered as asked (e.g. a token a receiver needs is missing)."""
+
+
+def check_webhook_url(url: str) -> str:
+    """An http(s) URL with a host and no credentials in it (tokens are referenced, see module doc)."""
+    if len(url) > MAX_URL_LENGTH or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ValueError(f"must be a URL of at most {MAX_URL_LENGTH} characters without spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as error:
+        raise ValueError(f"is not a valid URL: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not hold credentials: name the bearer token instead (a spec's webhook_token_secret)")
+    if parts.fragment:
+        raise ValueError("must not have a #fragment")
+    return url
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Receivers(_Strict):
+    webhook_urls: list[str] = Field(
+        default_factory=list, max_length=10,
+        description="Alertmanager webhooks (http/https; the JSON body of Alertmanager's webhook receiver).")
+    email: list[str] = Field(default_factory=list, max_length=10,
+                             description="Addresses mailed through the platform's SMTP relay.")
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls(cls, values: list[str]) -> list[str]:
+        return [check_webhook_url(value) for value in values]
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if len(value) > 254 or not EMAIL_ADDRESS.match(value):
+                raise ValueError(f"'{value[:80]}' is not a plain e-mail address (name@example.com)")
+        return values
+
+
+class TenantAlerts(_Receivers):
+    """A tenant spec's `alerts`: where the tenant's own alerts go. It names receivers only, never
+    which alerts: the tenant's route always matches its own name."""
+
+    webhook_token_secret: str | None = Field(
+        None, description="Secret holding a bearer token sent to the webhooks (key `token`): on a cluster in "
+                          "the tenant's namespace, in local mode <run dir>/alert-secrets/<tenant>/<name>.")
+    severity_min: Literal["warning", "critical"] = Field(
+        "warning", description="The least severe alert sent to the tenant's receivers.")
+
+    @field_validator("webhook_token_secret")
+    @classmethod
+    def _secret_name(cls, value: str | None) -> str | None:
+        if value is not None and not SECRET_NAME.match(value):
+            raise ValueError("must be a Kubernetes Secret name (lower-case letters, digits, '-' and '.')")
+        return value
+
+    @property
+    def has_receivers(self) -> bool:
+        return bool(self.webhook_urls or self.email)
+
+
+class Smtp(_Strict):
+    smarthost: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", description="host:port of the SMTP relay.")
+    sender: str = Field(description="The From address.")
+    auth_username: str | None = None
+    auth_password_file: str | None = Field(None, description="File holding the SMTP password (a mounted Secret).")
+    require_tls: bool = True
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        if not EMAIL_ADDRESS.match(value):
+            raise ValueError("must be a plain e-mail address")
+        return value
+
+
+class PlatformAlerts(_Receivers):
+    """The platform's receivers and the routing's timings (platform root variable / local settings)."""
+
+    webhook_token_file: str | None = Field(None, description="File holding a bearer token for the platform webhooks.")
+    smtp: Smtp | None = None
+    receive_tenant_alerts: bool = Field(True, description="Whether the platform also hears every tenant's alerts.")
+    group_wait: str = Field("30s", pattern=DURATION.pattern)
+    group_interval: str = Field("5m", pattern=DURATION.pattern)
+    repeat_interval: str = Field("4h", pattern=DURATION.pattern)
+    resolve_timeout: str = Field("5m", pattern=DURATION.pattern)
+
+
+@dataclass(frozen=True)
+class AlertTenant:
+    """What routing needs of one tenant: its name, its backend (for inhibition) and its `alerts`."""
+
+    name: str
+    backend: str
+    alerts: TenantAlerts | None = None
+
+
+def tenant_receiver(name: str) -> str:
+    return TENANT_RECEIVER_PREFIX + name
+
+
+def render_alertmanager_config(platform: PlatformAlerts, tenants: Iterable[AlertTenant],
+                               token_files: Mapping[str, str] | None = None) -> dict:
+    """The alertmanager.yml document. `token_files`: tenant name -> file holding the bearer token its
+    `webhook_token_secret` names (required for every tenant that names one)."""
+    tenants = sorted(tenants, key=lambda tenant: tenant.name)
+    _check_tenants(tenants, platform)
+    token_files = token_files or {}
+    routed = [tenant for tenant in tenants if tenant.alerts is not None and tenant.alerts.has_receivers]
+    config: dict = {
+        "global": _global(platform),
+        "route": {
+            "receiver": PLATFORM_RECEIVER,
+            "group_by": ["tenant", "alertname"],
+            "group_wait": platform.group_wait,
+            "group_interval": platform.group_interval,
+            "repeat_interval": platform.repeat_interval,
+            "routes": [_platform_route(platform), *(_tenant_route(tenant) for tenant in routed)],
+        },
+        "inhibit_rules": _inhibit_rules(tenants),
+        "receivers": [
+            _receiver(PLATFORM_RECEIVER, platform, platform.webhook_token_file),
+            *(_receiver(tenant_receiver(t.name), t.alerts, _token_file(t, token_files)) for t in routed),
+        ],
+    }
+    if not config["inhibit_rules"]:
+        del config["inhibit_rules"]
+    return config
+
+
+def tenant_problem(tenant: AlertTenant, platform: PlatformAlerts) -> str | None:
+    """Why this tenant cannot be routed as it asks (None: it can)."""
+    if not TENANT_NAME.match(tenant.name):
+        return f"tenant '{tenant.name[:60]}': not a tenant name (a DNS label)"
+    if tenant.alerts is not None and tenant.alerts.email and platform.smtp is None:
+        return f"tenant '{tenant.name}': alerts.email needs the platform's SMTP relay (smtp)"
+    return None
+
+
+def _check_tenants(tenants: list[AlertTenant], platform: PlatformAlerts) -> None:
+    names = [tenant.name for tenant in tenants]
+    for tenant in tenants:
+        problem = tenant_problem(tenant, platform)
+        if problem:
+            raise AlertRoutingError(problem)
+        if names.count(tenant.name) > 1:
+            raise AlertRoutingError(f"tenant '{tenant.name}': listed twice")
+    if platform.email and platform.smtp is None:
+        raise AlertRoutingError("platform alerts: email needs smtp")
+
+
+def _global(platform: PlatformAlerts) -> dict:
+    settings: dict = {"resolve_timeout": platform.resolve_timeout}
+    if platform.smtp is not None:
+        smtp = platform.smtp
+        settings.update({"smtp_smarthost": smtp.smarthost, "smtp_from": smtp.sender,
+                         "smtp_require_tls": smtp.require_tls})
+        if smtp.auth_username:
+            settings["smtp_auth_username"] = smtp.auth_username
+        if smtp.auth_password_file:
+            settings["smtp_auth_password_file"] = smtp.auth_password_file
+    return settings
+
+
+def _platform_route(platform: PlatformAlerts) -> dict:
+    """First, and `continue`d past: the platform hears what it should, then the tenant routes are tried."""
+    route: dict = {"receiver": PLATFORM_RECEIVER, "continue": True}
+    if not platform.receive_tenant_alerts:
+        route["matchers"] = ['tenant=""']
+    return route
+
+
+def _tenant_route(tenant: AlertTenant) -> dict:
+    severities = SEVERITIES[SEVERITIES.index(tenant.alerts.severity_min):]
+    return {"receiver": tenant_receiver(tenant.name),
+            "matchers": [f'tenant="{tenant.name}"', f'severity=~"{"|".join(severities)}"']}
+
+
+def _receiver(name: str, receivers: _Receivers, token_file: str | None) -> dict:
+    receiver: dict = {"name": name}
+    if receivers.webhook_urls:
+        http_config = {"authorization": {"type": "Bearer", "credentials_file": token_file}} if token_file else {}
+        receiver["webhook_configs"] = [
+            {"url": url, "send_resolved": True, "max_alerts": 50, **({"http_config": http_config} if http_config else {})}
+            for url in receivers.webhook_urls]
+    if receivers.email:
+        receiver["email_configs"] = [{"to": address, "send_resolved": True} for address in receivers.email]
+    return receiver
+
+
+def _token_file(tenant: AlertTenant, token_files: Mapping[str, str]) -> str | None:
+    if tenant.alerts.webhook_token_secret is None:
+        return None
+    try:
+        return token_files[tenant.name]
+    except KeyError:
+        raise AlertRoutingError(f"tenant '{tenant.name}': the token of alerts.webhook_token_secret "
+                                f"'{tenant.alerts.webhook_token_secret}' is not available") from None
+
+
+def _inhibit_rules(tenants: list[AlertTenant]) -> list[dict]:
+    """A backend down silences the symptoms of the tenants routed to it (see module doc)."""
+    rules = []
+    for backend, tenant_backends in BACKEND_TENANTS.items():
+        affected = [tenant.name for tenant in tenants if tenant.backend in tenant_backends]
+        if affected:
+            rules.append({
+                "source_matchers": [f'alertname="{BACKEND_DOWN_ALERT}"', f'backend="{backend}"'],
+                "target_matchers": [f'alertname=~"{"|".join(TENANT_SYMPTOM_ALERTS)}"',
+                                    f'tenant=~"{"|".join(affected)}"'],
+            })
+    return rules

@@ -1,0 +1,100 @@
+"""Alert routing in local mode, and `tenantctl alerts config` (the rendered Alertmanager config, checked by amtool).
+
+The config comes from the one renderer both modes use (llm_common/alert_routing.py), here fed by the
+tenant specs. A spec's `alerts.webhook_token_secret` names a file in the run directory,
+`<run dir>/alert-secrets/<tenant>/<name>`, holding the bearer token: Alertmanager reads it from
+there (`credentials_file`), the token is never copied into the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from llm_common.alert_routing import AlertRoutingError, AlertTenant, PlatformAlerts, render_alertmanager_config
+from tenantctl.spec import SPEC_FILENAME, SpecError, TenantSpec, discover_tenant_specs
+
+ALERT_SECRETS_DIR = "alert-secrets"
+
+
+def alert_token_path(run_dir: Path, tenant: str, secret: str) -> Path:
+    return run_dir / ALERT_SECRETS_DIR / tenant / secret
+
+
+def alert_token_files(specs: list[TenantSpec], run_dir: Path, tenants_dir: Path | None = None) -> dict[str, str]:
+    """Each tenant's webhook token file (absolute path), for those whose spec names one; a missing
+    or empty file is a spec error naming the field and where the token belongs."""
+    files: dict[str, str] = {}
+    for spec in specs:
+        secret = spec.alerts.webhook_token_secret if spec.alerts else None
+        if secret is None:
+            continue
+        path = alert_token_path(run_dir, spec.name, secret).resolve()
+        if not path.is_file() or not path.read_text(encoding="utf-8").strip():
+            where = tenants_dir / spec.name / SPEC_FILENAME if tenants_dir else spec.name
+            raise SpecError(f"{where}: alerts.webhook_token_secret: put the token in {path} (mode 0600)")
+        files[spec.name] = str(path)
+    return files
+
+
+def alert_tenants(specs: list[TenantSpec]) -> list[AlertTenant]:
+    return [AlertTenant(spec.name, spec.backend, spec.alerts) for spec in specs]
+
+
+def local_alertmanager_config(specs: list[TenantSpec], platform: PlatformAlerts, run_dir: Path,
+                              tenants_dir: Path | None = None) -> dict:
+    try:
+        return render_alertmanager_config(platform, alert_tenants(specs),
+                                          alert_token_files(specs, run_dir, tenants_dir))
+    except AlertRoutingError as error:
+        raise SpecError(str(error)) from None
+
+
+def platform_alerts(webhook_urls: list[str], option: str) -> PlatformAlerts:
+    """The platform's receivers given on the command line; a bad URL is an error naming the option."""
+    try:
+        return PlatformAlerts(webhook_urls=webhook_urls)
+    except ValueError as error:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+        raise RuntimeError(f"{option}: {problems}") from None
+
+
+def amtool_check(config: dict) -> str:
+    """`amtool check-config` on a rendered config; its output, or RuntimeError with it when it fails."""
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        raise RuntimeError("amtool is not installed: run ./scripts/setup (Debian package prometheus-alertmanager)")
+    with tempfile.TemporaryDirectory(prefix="alertmanager-") as directory:
+        path = Path(directory) / "alertmanager.yml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        result = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        raise RuntimeError(f"amtool check-config failed:\n{output}")
+    return output
+
+
+def register(subparsers) -> None:
+    alerts = subparsers.add_parser("alerts", help="alert routing: the Alertmanager config the tenant specs make")
+    commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    config = commands.add_parser("config", help="print the rendered alertmanager.yml (checked with amtool)")
+    config.add_argument("--run-dir", type=Path, default=Path(".run/local"),
+                        help="where tenants' webhook token files are (<run dir>/alert-secrets/<tenant>/<name>)")
+    config.add_argument("--platform-webhook", action="append", default=[], metavar="URL",
+                        help="a platform receiver (repeatable)")
+    config.set_defaults(handler=command_config)
+
+
+def command_config(args: argparse.Namespace) -> int:
+    specs = discover_tenant_specs(args.tenants_dir)
+    platform = platform_alerts(args.platform_webhook, "--platform-webhook")
+    config = local_alertmanager_config(specs, platform, args.run_dir, args.tenants_dir)
+    print(amtool_check(config), file=sys.stderr)
+    print(yaml.safe_dump(config, sort_keys=False), end="")
+    return 0

@@ -1,0 +1,92 @@
+"""Alertmanager on the real node: the image `tenantctl images build` makes from Debian's package, its
+config rendered in the Pod by the config-sync sidecar from the TenantRoutes, Prometheus sending to it.
+
+Alertmanager's API is open to the platform's namespace only, so it is read from probe Pods there
+(tests/cluster/in_cluster.py); what Prometheus scrapes of it is read through Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tenantctl.alerts import amtool_check
+from tests.cluster.in_cluster import Probe
+from tests.cluster.node_platform import NAMESPACE, prometheus_series
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
+
+ALERTMANAGER = f"http://alertmanager.{NAMESPACE}.svc.cluster.local:9093"
+TENANT = "alerted-co"
+TOKEN_SECRET = "alerts-webhook"
+
+
+def alertmanager_get(node_platform, path: str) -> object:
+    """GET on Alertmanager's API from a probe Pod in the platform's namespace."""
+    result = node_platform.pods().run(NAMESPACE, Probe().request("get", "GET", ALERTMANAGER + path, timeout=30))["get"]
+    assert result.get("status") == 200, result
+    return json.loads(result["text"])
+
+
+def set_replicas(node_platform, deployment: str, replicas: int) -> None:
+    client.AppsV1Api(node_platform.api()).patch_namespaced_deployment_scale(
+        deployment, NAMESPACE, {"spec": {"replicas": replicas}})
+
+
+def test_prometheus_sends_its_alerts_to_alertmanager_which_routes_them(node_platform):
+    prometheus = node_platform.prometheus_url()
+    wait_for(lambda: prometheus_series(prometheus, "alertmanager_config_last_reload_successful == 1"), timeout=300,
+             what="Alertmanager up, with a config, scraped by Prometheus")
+    set_replicas(node_platform, "llm-embeddings", 0)  # a backend down: LLMGatewayBackendDown{backend="embeddings"}
+    try:
+        wait_for(lambda: prometheus_series(prometheus, 'ALERTS{alertname="LLMGatewayBackendDown",'
+                                                       'backend="embeddings",alertstate="firing"}'),
+                 timeout=300, what="LLMGatewayBackendDown firing in Prometheus")
+
+        def routed_group():
+            groups = alertmanager_get(node_platform, "/api/v2/alerts/groups")
+            return [group for group in groups for alert in group["alerts"]
+                    if alert["labels"].get("alertname") == "LLMGatewayBackendDown"]
+
+        group = wait_for(routed_group, timeout=300, what="the alert in Alertmanager")[0]
+        assert group["receiver"]["name"] == "platform"
+        assert group["alerts"][0]["labels"]["backend"] == "embeddings"
+    finally:
+        set_replicas(node_platform, "llm-embeddings", 1)
+        node_platform.wait_all_ready(NAMESPACE)
+        wait_for(lambda: prometheus_series(prometheus, 'max(llm_gateway_pool_member_up{backend="embeddings"}) == 1'),
+                 timeout=300, what="the gateway using the embedding server again")
+
+
+def test_a_tenant_onboarded_later_gets_its_route_without_a_platform_apply(node_platform):
+    spec = json.loads((node_platform.tenants_dir / "closed-ai" / "terraform.tfvars.json").read_text())
+    spec.update({"name": TENANT, "local_port": None,
+                 "alerts": {"webhook_urls": ["https://hooks.alerted.example/am"],
+                            "webhook_token_secret": TOKEN_SECRET}})
+    node_platform.onboard(TENANT, spec)
+    try:
+        node_platform.apply_tenant(TENANT)
+        node_platform.core.create_namespaced_secret(TENANT, client.V1Secret(
+            metadata=client.V1ObjectMeta(name=TOKEN_SECRET), string_data={"token": "alerted-token"}))
+
+        def loaded_config() -> str | None:
+            original = alertmanager_get(node_platform, "/api/v2/status")["config"]["original"]
+            return original if f'tenant="{TENANT}"' in original and f"tokens/{TENANT}" in original else None
+
+        applied = time.monotonic()
+        config = wait_for(loaded_config, timeout=300, what=f"Alertmanager routing {TENANT} (config sync + reload)")
+        print(f"{TENANT}: routed by Alertmanager {time.monotonic() - applied:.1f} s after its apply (probe Pods included)")
+        assert "alerted-token" not in config  # the token is a file Alertmanager reads, never in its config
+        assert "SUCCESS" in amtool_check(yaml.safe_load(config))
+
+        # A tenant's Pods cannot reach Alertmanager (nor silence anyone's alerts); the platform's can.
+        blocked = node_platform.pods().run(TENANT, Probe().connect("alertmanager", f"alertmanager.{NAMESPACE}.svc.cluster.local",
+                                                                    9093))
+        assert blocked["alertmanager"]["connected"] is False, blocked
+    finally:
+        node_platform.tenant_terraform(TENANT).destroy()
