@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from llm_common.openapi import Operation, openapi_document
 from llm_common.request_contract import ChatCompletionRequest, EmbeddingRequest
-from llm_common.schemas import ChatCompletion, EmbeddingList, Health, ModelList
+from llm_common.responses import ResponseRequest
+from llm_common.schemas import ChatCompletion, EmbeddingList, Health, ModelList, ResponseObject
 
 DESCRIPTION = (
     "The shared OpenAI-compatible LLM gateway. The tenant is the owner of the bearer key, never a header "
@@ -21,6 +22,9 @@ def gateway_openapi() -> dict:
         Operation("/v1/chat/completions", "POST", "Chat completion (JSON, or SSE with stream=true)",
                   request=ChatCompletionRequest, response=ChatCompletion, streams=True,
                   errors=(400, 401, 413, 415, 429, 502, 503, 504)),
+        Operation("/v1/responses", "POST", "OpenAI Responses API (text subset), translated to a chat completion: "
+                  "JSON, or its stream events with stream=true", request=ResponseRequest, response=ResponseObject,
+                  streams=True, errors=(400, 401, 413, 415, 429, 502, 503, 504)),
         Operation("/v1/embeddings", "POST", "Embeddings from the platform's embedding model",
                   request=EmbeddingRequest, response=EmbeddingList, errors=(400, 401, 413, 415, 429, 502, 503, 504)),
         Operation("/v1/models", "GET", "The models the caller's tenant can reach", response=ModelList,

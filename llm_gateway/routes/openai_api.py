@@ -1,4 +1,5 @@
-"""OpenAI-compatible routes: chat completions (plain and streamed), embeddings, models.
+"""OpenAI-compatible routes: chat completions (plain and streamed), the Responses API (translated to a chat
+completion by llm_common/responses.py, as the tenant proxy does), embeddings, models.
 
 Thin: each route authenticates the caller, reads the body and checks it against the request
 contract (llm_common/request_contract.py), then hands the request to the completion service
@@ -7,15 +8,22 @@ contract (llm_common/request_contract.py), then hands the request to the complet
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator, Iterable
+
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from llm_common.errors import ApiError
 from llm_common.json_body import contract_error, read_json_object_async
 from llm_common.request_contract import ChatPolicy, ContractViolation, apply_chat_contract, apply_embedding_contract
-from llm_common.sse import STREAM_HEADERS, STREAM_MEDIA_TYPE
+from llm_common.responses import (MalformedCompletion, ResponseEventStream, ResponseFrame, apply_responses_contract,
+                                  response_from_completion)
+from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_named_event
 from llm_common.tracing import current_record
+from llm_common.usage import StreamUsage, estimate_request_prompt_tokens
 from llm_gateway.completions import JsonAnswer
 from llm_gateway.config import TenantRoute
 from llm_gateway.observation import tenant_identified
@@ -49,6 +57,53 @@ async def chat_completions(request: Request) -> Response:
         return RelayResponse(answer.events, answer.close, headers={**STREAM_HEADERS, BACKEND_HEADER: answer.backend})
     answer = await services.completions.chat(tenant, chat.payload, record.request_id, record)
     return _json(answer)
+
+
+async def responses(request: Request) -> Response:
+    """`POST /v1/responses`: the Responses API's text subset as one chat completion of the same service."""
+    services = _services(request)
+    tenant = _authenticated_tenant(request)
+    body = await read_json_object_async(request, services.config.max_body_bytes)
+    policy = ChatPolicy(tenant.max_tokens, frozenset(tenant.allowed_request_extensions), caller_sends_system=True)
+    try:
+        translated = apply_responses_contract(body, policy, system_input=True)
+    except ContractViolation as violation:
+        raise contract_error(violation) from None
+    record, frame, payload = current_record(), ResponseFrame(translated.echo), translated.chat.payload
+    if translated.chat.stream:
+        answer = await services.completions.stream(tenant, payload, record.request_id, record)
+        events = _response_events(answer.events, ResponseEventStream(frame),
+                                  StreamUsage(estimate_request_prompt_tokens(payload)))
+        return RelayResponse(events, answer.close, headers={**STREAM_HEADERS, BACKEND_HEADER: answer.backend})
+    answer = await services.completions.chat(tenant, payload, record.request_id, record)
+    try:
+        content = json.dumps(response_from_completion(json.loads(answer.content), frame)).encode()
+    except (MalformedCompletion, ValueError):
+        with anyio.CancelScope(shield=True):
+            await answer.settle()
+        raise ApiError(502, "the backend's answer had no message", code="bad_backend_answer") from None
+    return SettledResponse(content, answer.settle, headers={BACKEND_HEADER: answer.backend})
+
+
+async def _response_events(relayed: AsyncIterator[bytes], events: ResponseEventStream,
+                           usage: StreamUsage) -> AsyncIterator[bytes]:
+    """The relayed chat chunks (`data:` events) as the Responses API's named events."""
+    def sent(batch: Iterable[dict]) -> bytes:
+        return b"".join(encode_named_event(event) for event in batch)
+
+    yield sent(events.opening())
+    async for event in relayed:
+        for line in event.decode().splitlines():
+            data = line.removeprefix("data: ") if line.startswith("data: ") else None
+            if data is None or data == DONE:
+                continue
+            chunk = json.loads(data)
+            if "error" in chunk:  # the backend broke off: the relay said so in-band
+                yield sent(events.failed("server_error", "the backend stream broke off before the answer was complete"))
+                return
+            usage.observe(chunk)
+            yield sent(events.chunk(chunk))
+    yield sent(events.completed(usage.usage()))
 
 
 async def embeddings(request: Request) -> Response:
@@ -117,6 +172,7 @@ class RelayResponse(_ThenFinish, StreamingResponse):
 
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/responses", responses, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", models, methods=["GET"]),
 ]
