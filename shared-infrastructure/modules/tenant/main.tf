@@ -272,7 +272,7 @@ resource "kubectl_manifest" "alert_token_reader" {
   yaml_body = yamlencode({
     apiVersion = "rbac.authorization.k8s.io/v1"
     kind       = "Role"
-    metadata   = { name = "alertmanager-token-reader", namespace = var.name, labels = local.common_labels }
+    metadata   = { name = "alertmanager-token-reader", namespace = local.spec.name, labels = local.common_labels }
     rules      = [{ apiGroups = [""], resources = ["secrets"], resourceNames = [local.alert_token_secret], verbs = ["get"] }]
   })
   depends_on = [kubectl_manifest.namespace]
@@ -284,7 +284,7 @@ resource "kubectl_manifest" "alert_token_reader_binding" {
   yaml_body = yamlencode({
     apiVersion = "rbac.authorization.k8s.io/v1"
     kind       = "RoleBinding"
-    metadata   = { name = "alertmanager-token-reader", namespace = var.name, labels = local.common_labels }
+    metadata   = { name = "alertmanager-token-reader", namespace = local.spec.name, labels = local.common_labels }
     roleRef    = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = "alertmanager-token-reader" }
     subjects   = [{ kind = "ServiceAccount", name = "alertmanager", namespace = var.monitoring_namespace }]
   })
