@@ -103,9 +103,11 @@ def test_at_the_limit_on_the_real_model_the_other_tenant_is_served(process_group
     once while closed's is answered."""
     (_, gateway), = gateways(process_group, tmp_path, model_url, redis_url, limit=1, count=1,
                              health_path=launchers.EMBEDDED_MODEL_HEALTH_PATH, api_key=model_api_key,
-                             model=launchers.EMBEDDED_MODEL_NAME, max_tokens=256)
-    body = {"messages": [{"role": "user", "content": "Count from 1 to 200, one number per line."}],
-            "stream": True, "max_tokens": 256}
+                             model=launchers.EMBEDDED_MODEL_NAME, max_tokens=1500)
+    # SmolLM2's end tokens (<|endoftext|> 0, <|im_end|> 2) banned: the answer runs to 1,500 tokens (seconds even
+    # on an idle machine), so the stream is still generating, holding the lease, when the next request comes.
+    body = {"messages": [{"role": "user", "content": "Count from 1 to 2000, one number per line."}],
+            "stream": True, "max_tokens": 1500, "logit_bias": {"0": -100, "2": -100}}
     with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=120,
                       headers={"Authorization": f"Bearer {BUSY}"}) as stream:
         assert stream.status_code == 200
