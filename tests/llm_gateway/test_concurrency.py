@@ -111,7 +111,10 @@ def test_at_the_limit_on_the_real_model_the_other_tenant_is_served(process_group
     with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=120,
                       headers={"Authorization": f"Bearer {BUSY}"}) as stream:
         assert stream.status_code == 200
-        next(line for line in stream.iter_lines() if line.startswith("data: "))  # generating
+        # Keep the line iterator referenced: a throwaway generator over it would be collected after next(),
+        # closing the response, and the gateway (rightly) ends a stream whose caller has gone.
+        lines = stream.iter_lines()
+        next(line for line in lines if line.startswith("data: "))  # generating
         refused = chat(gateway, BUSY)
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "concurrency_limit_exceeded"
         served = chat(gateway, CALM, timeout=120)
