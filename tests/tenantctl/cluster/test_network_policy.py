@@ -42,7 +42,8 @@ def test_default_deny_blocks_and_an_allow_rule_allows(node_cluster, namespace):
     image = node_cluster.busybox_image
     run_pod(core, ns, "friend", image, labels={"role": "friend"})
     run_pod(core, ns, "stranger", image, labels={"role": "stranger"})
-    assert can_fetch(core, ns, "friend", service_ip) and can_fetch(core, ns, "stranger", service_ip)
+    wait_for(lambda: can_fetch(core, ns, "friend", service_ip) and can_fetch(core, ns, "stranger", service_ip),
+             timeout=60, what="the Service reachable before the policy")
 
     apply_policy(core, policy(ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress"]}))
     wait_for(lambda: not can_fetch(core, ns, "friend", service_ip), timeout=60, what="default deny to be enforced")
@@ -60,7 +61,8 @@ def test_egress_limited_to_dns_like_a_tenant(node_cluster, namespace):
     """The tenant module's pattern: deny all egress but DNS to the kube-dns Pods in kube-system."""
     core, ns, service_ip = namespace
     run_pod(core, ns, "tenant", node_cluster.busybox_image, labels={"app": "tenant"})
-    assert can_fetch(core, ns, "tenant", service_ip)
+    wait_for(lambda: can_fetch(core, ns, "tenant", service_ip), timeout=60,
+             what="the Service reachable before the policy")
     apply_policy(core, policy(ns, "tenant-egress", {
         "podSelector": {"matchLabels": {"app": "tenant"}}, "policyTypes": ["Egress"],
         "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
