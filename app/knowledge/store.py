@@ -99,7 +99,10 @@ class KnowledgeStore:
     def __init__(self, directory: Path):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
-        directory.chmod(PRIVATE_DIRECTORY)
+        if directory.stat().st_uid == os.geteuid():
+            directory.chmod(PRIVATE_DIRECTORY)
+        # else a volume's root mounted for us (a Pod's PersistentVolume, group-owned by its fsGroup): its mode is
+        # the cluster's to set, and only its owner may change it; the files below are created 0600 either way.
         self._index_path = directory / INDEX_FILE
         self._catalogue_path = directory / CATALOGUE_FILE
         os.close(_create_private(self._catalogue_path))
