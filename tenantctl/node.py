@@ -72,6 +72,10 @@ NODE_RECORD = Path("/run/llm-tenants-node.json")  # which state dir the running 
 # A short link to <state>/containerd: unix socket paths are limited to ~104 bytes, state directories
 # (pytest's, for one) can be longer. One node per machine, so one fixed path.
 SOCKET_LINK = Path("/run/llm-tenants-node")
+# The kubelet makes its own sockets under its root directory (<state>/node/kubelet), first under a temporary
+# ten-digit name; the longest is <root>/device-plugins/kubelet.sock. Linux allows 107 bytes.
+LONGEST_KUBELET_SOCKET = ("device-plugins", "kubelet.sock")
+UNIX_SOCKET_PATH_MAX = 107
 CNI_BIN_DIR = Path("/usr/lib/cni")
 RUNC = Path("/usr/sbin/runc")
 EGRESS_CHAIN = "LLMT-EGRESS"
@@ -125,6 +129,7 @@ class LocalNode:
     def __init__(self, state_dir: Path, plane: LocalControlPlane, node_ip: str, log: Log | None = None,
                  lock_timeout: float = 0):
         self.state_dir = Path(state_dir).resolve()
+        _check_socket_room(self.state_dir / "kubelet")
         self.plane = plane
         self.node_ip = node_ip
         self.log = log or (lambda message: None)
@@ -583,6 +588,14 @@ def cleanup_crashed_node(log: Log, lock_timeout: float = 0) -> bool:
 
 
 # -- control plane + node ------------------------------------------------------------------------
+
+def _check_socket_room(kubelet_root: Path) -> None:
+    """Refuse a state directory so deep that the kubelet could not bind its sockets ("invalid argument")."""
+    longest = kubelet_root.joinpath(*LONGEST_KUBELET_SOCKET)
+    if len(str(longest).encode()) > UNIX_SOCKET_PATH_MAX:
+        raise NodeError(f"the state directory {kubelet_root.parent.parent} is too deep for the kubelet's unix "
+                        f"sockets ({longest} is over {UNIX_SOCKET_PATH_MAX} bytes); choose a shorter --state-dir")
+
 
 class LocalCluster:
     """The local control plane and one node, started and stopped together (see the module docstring)."""

@@ -40,3 +40,11 @@ def test_up_detached_status_and_down(tmp_path):
     assert "control plane stopped" in down.stdout
     assert processes_mentioning(str(state_dir)) == []
     assert tenantctl("status", "--state-dir", str(state_dir)).returncode == 1
+
+
+def test_up_refuses_a_state_dir_too_deep_for_the_kubelet_sockets(tmp_path):
+    state_dir = tmp_path / ("deep" * 20)
+    up = tenantctl("up", "--detach", "--state-dir", str(state_dir))
+    assert up.returncode == 1
+    assert "too deep for the kubelet's unix sockets" in up.stderr + up.stdout
+    assert processes_mentioning(str(state_dir)) == []

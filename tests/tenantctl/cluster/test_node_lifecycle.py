@@ -79,13 +79,18 @@ def _try_lock(lock) -> bool:
         return False
 
 
+@pytest.fixture
+def state_dir(tmp_path_factory) -> Path:
+    """Short on purpose: the kubelet's unix sockets live under it (see tenantctl.node.UNIX_SOCKET_PATH_MAX)."""
+    return tmp_path_factory.mktemp("n")
+
+
 def assert_nothing_left(state_dir: Path, before: dict) -> None:
     assert processes_mentioning(str(state_dir)) == []
     assert fingerprint_differences(before, quiet_fingerprint(state_dir)) == {}
 
 
-def test_up_status_and_down_leave_nothing_behind(tmp_path):
-    state_dir = tmp_path / "cluster"
+def test_up_status_and_down_leave_nothing_behind(state_dir):
     before = quiet_fingerprint(state_dir)
     try:
         state = up_detached(state_dir)
@@ -102,8 +107,7 @@ def test_up_status_and_down_leave_nothing_behind(tmp_path):
     assert_nothing_left(state_dir, before)
 
 
-def test_ctrl_c_while_starting_leaves_nothing_behind(tmp_path):
-    state_dir = tmp_path / "cluster"
+def test_ctrl_c_while_starting_leaves_nothing_behind(state_dir, tmp_path):
     before = quiet_fingerprint(state_dir)
     log_path = tmp_path / "up.log"
     with open(log_path, "w") as log:
@@ -121,9 +125,8 @@ def test_ctrl_c_while_starting_leaves_nothing_behind(tmp_path):
     assert_nothing_left(state_dir, before)
 
 
-def test_down_cleans_up_after_a_killed_cluster(tmp_path):
+def test_down_cleans_up_after_a_killed_cluster(state_dir):
     """kill -9 leaves containers (their shims outlive containerd), veths, mounts and rules: `down` removes them."""
-    state_dir = tmp_path / "cluster"
     before = quiet_fingerprint(state_dir)
     try:
         state = up_detached(state_dir)
