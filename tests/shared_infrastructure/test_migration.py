@@ -74,7 +74,9 @@ def test_a_tenant_of_the_previous_layout_migrates_without_any_change(cluster_pla
         new = cluster_platform.terraform(root)
         new.init()
         plan = new.plan()
-        assert plan.planned_changes == []  # not one Kubernetes object (or key) changed, moved or replaced
+        # Not one Kubernetes object (or key) moved or replaced; one changed in place: the gateway route gains
+        # the tenant's share of the model pool (`weight`, default 1), which the earlier layout did not have.
+        assert plan.planned_changes == [("update", "module.tenant.kubectl_manifest.gateway_route")]
         # The root's outputs are one object now (terraform output tenant): that is all the plan shows.
         assert changed_outputs(plan) == {"tenant": "create", **{name: "delete" for name in OLD_OUTPUTS}}
         assert set(new.run("state", "list", json_lines=False).stdout.split()) == addresses
