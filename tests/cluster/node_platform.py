@@ -8,6 +8,7 @@ directories are writable by the Pods' users) before anything claims one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -39,6 +40,8 @@ PLATFORM_SIZING = {
     "alertmanager": {"storage": VOLUME_SIZE, "cpu_request": "10m", "memory_request": "32Mi"},
 }
 TENANT_SIZING = {"cpu_request": "25m", "memory_request": "128Mi"}  # the spec's `proxy` requests
+ADMIN_KEY = "node-tests-tenant-admin-key"  # every tenant's admin key here (its SHA-256 goes in the spec)
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 class HostPathVolumes:
@@ -127,16 +130,18 @@ class NodePlatform:
 
     def apply_tenant(self, name: str) -> None:
         self.volumes.ensure_available(1)  # the tenant's documents
-        self._size_for_the_node(name)
+        self._prepare_spec_for_the_node(name)
         terraform = self.tenant_terraform(name)
         terraform.init()
         terraform.apply()
         self.outputs[name] = terraform.output()
 
-    def _size_for_the_node(self, name: str) -> None:
+    def _prepare_spec_for_the_node(self, name: str) -> None:
+        """Requests sized for the node, and ADMIN_KEY as the tenant's admin key (to add documents)."""
         spec_file = self.tenants_dir / name / SPEC_FILENAME
         spec = json.loads(spec_file.read_text())
         spec["proxy"] = {**TENANT_SIZING, **spec.get("proxy", {})}
+        spec["admin_key_sha256"] = [hashlib.sha256(ADMIN_KEY.encode()).hexdigest()]
         spec_file.write_text(json.dumps(spec, indent=2))
 
     def onboard(self, name: str, spec: dict) -> Path:

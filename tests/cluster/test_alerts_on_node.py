@@ -15,6 +15,7 @@ import yaml
 from kubernetes import client
 
 from tenantctl.alerts import amtool_check
+from tenantctl.spec import SPEC_FILENAME
 from tests.cluster.in_cluster import Probe
 from tests.cluster.node_platform import NAMESPACE, prometheus_series
 from tests.helpers import wait_for
@@ -64,7 +65,7 @@ def test_prometheus_sends_its_alerts_to_alertmanager_which_routes_them(node_plat
 
 
 def test_a_tenant_onboarded_later_gets_its_route_without_a_platform_apply(node_platform):
-    spec = json.loads((node_platform.tenants_dir / "closed-ai" / "terraform.tfvars.json").read_text())
+    spec = json.loads((node_platform.tenants_dir / "closed-ai" / SPEC_FILENAME).read_text())
     spec.update({"name": TENANT, "local_port": None,
                  "alerts": {"webhook_urls": ["https://hooks.alerted.example/am"],
                             "webhook_token_secret": TOKEN_SECRET}})

@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.cluster.in_cluster import Probe
-from tests.cluster.node_platform import NAMESPACE, prometheus_series
+from tests.cluster.node_platform import ADMIN_HEADERS, NAMESPACE, prometheus_series
 from tests.helpers import wait_for
 
 # The first test also waits for the node, the images' import and the platform's rollout.
@@ -68,7 +68,7 @@ def test_each_tenant_answers_through_its_service_with_its_own_prompt(node_platfo
 
 
 def test_documents_then_a_grounded_answer_with_a_citation(node_platform):
-    ingest = httpx.post(node_platform.tenant_url("acme-corp") + "/documents", timeout=180, json={
+    ingest = httpx.post(node_platform.tenant_url("acme-corp") + "/documents", timeout=180, headers=ADMIN_HEADERS, json={
         "title": "Vacation policy", "text": "Every employee of Acme Corp gets 28 days of paid vacation each year."})
     assert ingest.status_code == 201, ingest.text
     assert ingest.json()["embedding_model"] == "all-minilm-l6-v2"
@@ -86,7 +86,7 @@ def test_a_prompt_change_rolls_the_proxy_and_the_next_answer_follows_it(node_pla
     core = node_platform.core
     before = {pod.metadata.uid for pod in core.list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items}
     documents_url = node_platform.tenant_url(tenant) + "/documents"
-    ingest = httpx.post(documents_url, timeout=180, json={
+    ingest = httpx.post(documents_url, timeout=180, headers=ADMIN_HEADERS, json={
         "title": "Claims hotline", "text": "Closed AI Insurance claims are filed by calling 555-0100."})
     assert ingest.status_code == 201, ingest.text
     spec = json.loads(original)
@@ -247,8 +247,13 @@ def test_the_gateway_waits_for_its_database_instead_of_crash_looping(node_platfo
             return running[0] if running else None
 
         started = wait_for(new_gateway, timeout=180, what="a new gateway Pod running")
-        readiness = node_platform.pods().run(NAMESPACE, Probe().request(
-            "ready", "GET", f"http://{started.status.pod_ip}:8080/readyz", timeout=10))["ready"]
+
+        def readiness_answer():  # the container has started; its server listens a moment later
+            answer = node_platform.pods().run(NAMESPACE, Probe().request(
+                "ready", "GET", f"http://{started.status.pod_ip}:8080/readyz", timeout=10))["ready"]
+            return answer if "status" in answer else None
+
+        readiness = wait_for(readiness_answer, timeout=120, what="the new gateway answering /readyz")
         assert readiness["status"] == 503 and json.loads(readiness["text"])["ledger_connected"] is False
     finally:
         apps.patch_namespaced_stateful_set_scale("llm-ledger", NAMESPACE, {"spec": {"replicas": 1}})
