@@ -22,14 +22,18 @@ from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
-ALERTMANAGER = f"http://alertmanager.{NAMESPACE}.svc.cluster.local:9093"
+ALERTMANAGER_HOST, ALERTMANAGER_PORT = f"alertmanager.{NAMESPACE}.svc.cluster.local", 9093
+ALERTMANAGER = f"http://{ALERTMANAGER_HOST}:{ALERTMANAGER_PORT}"
+GATEWAY_HOST, GATEWAY_PORT = f"llm-gateway.{NAMESPACE}.svc.cluster.local", 8080
 TENANT = "alerted-co"
 TOKEN_SECRET = "alerts-webhook"
 
 
 def alertmanager_get(node_platform, path: str) -> object:
-    """GET on Alertmanager's API from a probe Pod in the platform's namespace."""
-    result = node_platform.pods().run(NAMESPACE, Probe().request("get", "GET", ALERTMANAGER + path, timeout=30))["get"]
+    """GET on Alertmanager's API from a probe Pod in the platform's namespace, once the NetworkPolicy
+    enforcer has admitted the new Pod (a moment after it starts; refused until then)."""
+    probe = Probe().connect("admitted", ALERTMANAGER_HOST, ALERTMANAGER_PORT, retry_seconds=60)
+    result = node_platform.pods().run(NAMESPACE, probe.request("get", "GET", ALERTMANAGER + path, timeout=30))["get"]
     assert result.get("status") == 200, result
     return json.loads(result["text"])
 
@@ -85,9 +89,15 @@ def test_a_tenant_onboarded_later_gets_its_route_without_a_platform_apply(node_p
         assert "alerted-token" not in config  # the token is a file Alertmanager reads, never in its config
         assert "SUCCESS" in amtool_check(yaml.safe_load(config))
 
-        # A tenant's Pods cannot reach Alertmanager (nor silence anyone's alerts); the platform's can.
-        blocked = node_platform.pods().run(TENANT, Probe().connect("alertmanager", f"alertmanager.{NAMESPACE}.svc.cluster.local",
-                                                                    9093))
+        # A tenant's Pods cannot reach Alertmanager (nor silence anyone's alerts); the platform's can. The probe
+        # carries the tenant proxy's labels (the tenant's most trusted Pod) and first reaches the gateway, which
+        # that proxy may: its own address is admitted by then.
+        proxy_labels = {"app.kubernetes.io/name": "tenant-proxy", "app.kubernetes.io/instance": TENANT}
+        blocked = node_platform.pods().run(TENANT, Probe()
+                                           .connect("gateway", GATEWAY_HOST, GATEWAY_PORT, retry_seconds=60)
+                                           .connect("alertmanager", ALERTMANAGER_HOST, ALERTMANAGER_PORT),
+                                           labels=proxy_labels)
+        assert blocked["gateway"]["connected"] is True, blocked
         assert blocked["alertmanager"]["connected"] is False, blocked
     finally:
         node_platform.tenant_terraform(TENANT).destroy()
