@@ -10,7 +10,9 @@ both pointed at the same stubs.
         (one asyncio client, aiohttp, for every path)
     (d) fairness on a saturated pool (our gateway only: one worker, the slow stub as one member of
         `FAIR_CAPACITY` sequences): a light tenant's streams alone, then while a heavy tenant keeps ten
-        times as many streams going; the light tenant's TTFT p95 in both, and completed streams per second
+        times as many streams going; the light tenant's TTFT p95 in both, and completed streams per second.
+        Twice: as configured by default (claims held `share_hold_seconds`), and with claims off
+        (`share_hold_seconds: 0`, fair order alone), to show what the claims do
 
 Everything listens on loopback; LiteLLM is told to use its bundled model-cost map and no telemetry,
 so nothing leaves the machine. LiteLLM is installed on first use into
@@ -119,12 +121,14 @@ def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int) -
     return launchers.gateway(config, port, directory, workers=workers), f"http://127.0.0.1:{port}"
 
 
-def fair_gateway(run_dir: Path, backend_url: str) -> tuple[ManagedProcess, str]:
-    """One worker (the queue is per worker), the slow stub as a member of FAIR_CAPACITY slots, two tenants."""
+def fair_gateway(run_dir: Path, backend_url: str, claims: bool) -> tuple[ManagedProcess, str]:
+    """One worker (the queue is per worker), the slow stub as a member of FAIR_CAPACITY slots, two tenants;
+    without `claims`, `share_hold_seconds: 0` (else the default)."""
     tenants = [{"name": name, "backend": "vllm", "model": MODEL, "max_tokens": 64, "key_sha256": [hash_gateway_key(key)]}
                for name, key in (("light", KEY), ("heavy", HEAVY_KEY))]
     config = {"tenants": tenants, "pool": {"endpoints": [backend_url], "capacity_per_member": FAIR_CAPACITY, **PATIENT_POOL,
-                                           "max_queued_per_tenant": 1000, "queue_timeout_seconds": 120}}
+                                           "max_queued_per_tenant": 1000, "queue_timeout_seconds": 120,
+                                           **({} if claims else {"share_hold_seconds": 0})}}
     port = free_port()
     return launchers.gateway(config, port, run_dir / f"gateway-{port}", workers=1), f"http://127.0.0.1:{port}"
 
@@ -276,11 +280,13 @@ def run(quick: bool, workers: int) -> dict:
         redis_url = launchers.redis_url("127.0.0.1", redis_port, password)
         gateway_fast, gateway_fast_url = our_gateway(run_dir, fast_url, redis_url, workers)
         gateway_slow, gateway_slow_url = our_gateway(run_dir, slow_url, redis_url, workers)
-        gateway_fair, gateway_fair_url = fair_gateway(run_dir, slow_url)
+        fair_gateways = {name: fair_gateway(run_dir, slow_url, claims=name == "claims")
+                         for name in ("claims", "no_claims")}
         litellm_fast_port, litellm_slow_port = free_port(), free_port()
         litellm_fast = litellm_proxy(run_dir / "litellm-fast", litellm_fast_port, {MODEL: fast_url + "/v1"}, workers)
         litellm_slow = litellm_proxy(run_dir / "litellm-slow", litellm_slow_port, {MODEL: slow_url + "/v1"}, workers)
-        for process in (gateway_fast, gateway_slow, gateway_fair, litellm_fast, litellm_slow):
+        fair_processes = [process for process, _ in fair_gateways.values()]
+        for process in (gateway_fast, gateway_slow, *fair_processes, litellm_fast, litellm_slow):
             started(process, everything, timeout=300)
         paths = {"direct": (fast_url, slow_url, None),
                  "gateway": (gateway_fast_url, gateway_slow_url, gateway_slow),
@@ -301,7 +307,8 @@ def run(quick: bool, workers: int) -> dict:
                 measured = asyncio.run(streams(url, count, timeout=120))
                 measured["memory_mib"] = rss_mib(process.pid) if process is not None else None
                 results["streams"][str(count)][name] = measured
-        results["fairness"] = asyncio.run(fairness(gateway_fair_url, 15 if quick else 40))
+        results["fairness"] = {name: asyncio.run(fairness(url, 15 if quick else 40))
+                               for name, (_, url) in fair_gateways.items()}
         return results
     finally:
         for process in reversed(everything):
@@ -323,14 +330,18 @@ def markdown(results: dict, settings: dict) -> str:
         for name, row in by_path.items():
             lines.append(f"| {count} | {name} | {row['ttft_p50_s']} / {row['ttft_p99_s']} | {row['errors']} | "
                          f"{row['memory_mib'] if row['memory_mib'] is not None else '-'} |")
-    fair = results.get("fairness")
-    if fair:
-        lines += ["", f"Fairness: pool of {fair['capacity']} slots, light tenant {fair['light_streams']} streams at a "
-                      f"time, heavy {fair['heavy_streams']}.", "",
-                  "| light TTFT p95 alone s | light TTFT p95 with heavy s | ratio | heavy TTFT p95 s | "
-                  "completed streams/s (pool limit) |", "|---|---|---|---|---|",
-                  f"| {fair['light_ttft_p95_alone_s']} | {fair['light_ttft_p95_contended_s']} | {fair['ratio']} | "
-                  f"{fair['heavy_ttft_p95_s']} | {fair['completed_per_s']} ({fair['pool_limit_per_s']}) |"]
+    fairness_runs = results.get("fairness")
+    if fairness_runs:
+        some = next(iter(fairness_runs.values()))
+        lines += ["", f"Fairness: pool of {some['capacity']} slots, light tenant {some['light_streams']} streams at a "
+                      f"time, heavy {some['heavy_streams']}.", "",
+                  "| queue | light TTFT p95 alone s | light TTFT p95 with heavy s | ratio | heavy TTFT p95 s | "
+                  "completed streams/s (pool limit) |", "|---|---|---|---|---|---|"]
+        labels = {"claims": "fair order + claims (default)", "no_claims": "fair order alone (share_hold_seconds: 0)"}
+        for name, fair in fairness_runs.items():
+            lines.append(f"| {labels[name]} | {fair['light_ttft_p95_alone_s']} | {fair['light_ttft_p95_contended_s']} "
+                         f"| {fair['ratio']} | {fair['heavy_ttft_p95_s']} | {fair['completed_per_s']} "
+                         f"({fair['pool_limit_per_s']}) |")
     return "\n".join(lines) + "\n"
 
 

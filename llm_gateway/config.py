@@ -102,6 +102,9 @@ class PoolConfig(_Config):
                                 "None: no limit, no queue.")
     max_queued_per_tenant: int = Field(100, ge=1, description="Requests of one tenant waiting at most (then 429).")
     queue_timeout_seconds: float = Field(30.0, gt=0, description="Longest wait for a slot (then 503).")
+    share_hold_seconds: float = Field(
+        1.0, ge=0, le=300, description="How long a tenant below its share keeps the slots it recently used free "
+                                       "for its next requests while others queue (fair_queue.py); 0: never.")
 
     @field_validator("endpoints")
     @classmethod

@@ -76,7 +76,8 @@ def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
     return BackendPool(name, [pool_member(pool, url) for url in pool.endpoints], metrics, outlier=outlier,
                        health_path=pool.health_path, health_interval=pool.health_interval_seconds,
                        unhealthy_threshold=pool.unhealthy_threshold, capacity_per_member=pool.capacity_per_member,
-                       max_queued_per_tenant=pool.max_queued_per_tenant, queue_timeout=pool.queue_timeout_seconds)
+                       max_queued_per_tenant=pool.max_queued_per_tenant, queue_timeout=pool.queue_timeout_seconds,
+                       share_hold=pool.share_hold_seconds)
 
 
 def pool_member(pool: PoolConfig, url: str) -> PoolMember:

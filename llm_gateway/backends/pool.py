@@ -67,7 +67,7 @@ class BackendPool:
                  outlier: OutlierPolicy = OutlierPolicy(), health_path: str | None = None,
                  health_interval: float = 5.0, unhealthy_threshold: int = 2,
                  clock: Callable[[], float] = time.monotonic, capacity_per_member: int | None = None,
-                 max_queued_per_tenant: int = 100, queue_timeout: float = 30.0):
+                 max_queued_per_tenant: int = 100, queue_timeout: float = 30.0, share_hold: float = 1.0):
         self.name = name
         self.members = members
         self._metrics = metrics
@@ -83,7 +83,7 @@ class BackendPool:
         self.queue: FairQueue | None = None
         if capacity_per_member is not None:
             self.queue = FairQueue(name, self.capacity, metrics, max_queued_per_tenant=max_queued_per_tenant,
-                                   queue_timeout=queue_timeout)
+                                   queue_timeout=queue_timeout, share_hold=share_hold)
         metrics.publish_backend(name)
         for member in members:
             member.unhealthy_threshold = unhealthy_threshold
@@ -112,20 +112,21 @@ class BackendPool:
         `keep_outstanding` the member's count and the slot stay taken until the result's `on_close`."""
         if not self.is_available():
             raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
+        tenant_name = tenant.name if tenant else ""
         if self.queue is not None:
-            await self.queue.acquire(tenant.name if tenant else "", tenant.weight if tenant else 1.0)
+            await self.queue.acquire(tenant_name, tenant.weight if tenant else 1.0)
         try:
             result = await self._call_members(attempt, keep_outstanding=keep_outstanding)
         except BaseException:
-            self._give_slot()
+            self._give_slot(tenant_name)
             raise
         if not keep_outstanding:
-            self._give_slot()
+            self._give_slot(tenant_name)
         return result
 
-    def _give_slot(self) -> None:
+    def _give_slot(self, tenant_name: str) -> None:
         if self.queue is not None:
-            self.queue.release()
+            self.queue.release(tenant_name)
 
     async def _call_members(self, attempt: Callable[[PoolMember], Awaitable[T]], *, keep_outstanding: bool) -> T:
         candidates = self._members_to_try()
@@ -179,7 +180,7 @@ class BackendPool:
         async def attempt(member: PoolMember) -> AsyncChatStream:
             stream = await member.client.open_chat_stream(payload, request_id)
             stream.on_close.append(lambda: self._adjust_outstanding(member, -1))
-            stream.on_close.append(self._give_slot)
+            stream.on_close.append(lambda: self._give_slot(tenant.name if tenant else ""))
             return stream
 
         return await self._call(attempt, tenant, keep_outstanding=True)

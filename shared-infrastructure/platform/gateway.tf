@@ -21,7 +21,7 @@ locals {
       # Rate limits and budgets (redis.tf); the ledger's DSN comes from a Secret (ledger.tf).
       limits = { redis_url = local.redis_url, on_redis_error = var.limits.on_redis_error }
     },
-    local.pool_enabled ? { pool = local.pool_discovery[local.pool_name] } : {},
+    local.pool_enabled ? { pool = merge(local.pool_discovery[local.pool_name], local.pool_queue) } : {},
     local.openai_enabled ? { openai = { base_url = nonsensitive(var.openai.base_url) } } : {},
     # Tenant knowledge: one embedding model for every tenant (app/knowledge, README "The embedding model").
     { embeddings = local.embeddings_config },
@@ -29,6 +29,11 @@ locals {
   embeddings_config = jsondecode(local.embeddings_in_pool ? jsonencode({
     backend = "pool", model = local.embeddings_model, pool = local.pool_discovery[local.embeddings_name]
   }) : jsonencode({ backend = "openai", model = nonsensitive(var.openai.embedding_model) }))
+  # A full pool is shared between tenants in fair queues (llm_gateway/fair_queue.py); each gateway process
+  # queues on its own, so it counts its part of each member's sequences.
+  pool_queue = var.model_pool.max_sequences == null ? {} : {
+    capacity_per_member = max(1, floor(var.model_pool.max_sequences / (var.gateway.replicas * var.gateway.workers)))
+  }
   # A pool's members: the ready Pods behind its headless Service, re-read every few seconds.
   pool_discovery = { for service in [local.pool_name, local.embeddings_name] : service => {
     discovery   = { namespace = var.namespace, service = service, port_name = "http", refresh_seconds = 5 }

@@ -48,6 +48,7 @@ locals {
     image = var.vllm.image
     args = concat(
       ["--model", var.vllm.model, "--served-model-name", var.model_pool.served_model, "--port", tostring(local.pool_port)],
+      var.model_pool.max_sequences == null ? [] : ["--max-num-seqs", tostring(var.model_pool.max_sequences)],
       var.vllm.extra_args,
     )
     resources = {

@@ -67,16 +67,22 @@ variable "openai" {
 
 variable "model_pool" {
   type = object({
-    server       = optional(string, "vllm")
-    replicas     = optional(number, 1)
-    served_model = optional(string, "smollm2-135m-instruct")
+    server        = optional(string, "vllm")
+    replicas      = optional(number, 1)
+    served_model  = optional(string, "smollm2-135m-instruct")
+    max_sequences = optional(number)
   })
-  description = "The self-hosted model pool the gateway balances over, one member per Pod: server `vllm` (GPU nodes, see var.vllm), `cpu` (the llama.cpp model server with SmolLM2-135M-Instruct, see var.cpu_model_server: for clusters without GPUs) or `none` (OpenAI only). served_model is the model name tenants ask for."
+  description = "The self-hosted model pool the gateway balances over, one member per Pod: server `vllm` (GPU nodes, see var.vllm), `cpu` (the llama.cpp model server with SmolLM2-135M-Instruct, see var.cpu_model_server: for clusters without GPUs) or `none` (OpenAI only). served_model is the model name tenants ask for. max_sequences: the sequences one member runs at once (passed to vLLM as --max-num-seqs); when set, the gateway shares a full pool between tenants in fair queues, each gateway process counting floor(max_sequences / (gateway.replicas x gateway.workers)) slots per member; null: no queue."
   default     = {}
 
   validation {
     condition     = contains(["vllm", "cpu", "none"], var.model_pool.server) && var.model_pool.replicas >= 0
     error_message = "model_pool.server must be vllm, cpu or none, and model_pool.replicas >= 0."
+  }
+  validation {
+    condition = var.model_pool.max_sequences == null || try(
+    var.model_pool.max_sequences >= 1 && floor(var.model_pool.max_sequences) == var.model_pool.max_sequences, false)
+    error_message = "model_pool.max_sequences must be a whole number >= 1 (or null: no fair queue)."
   }
 }
 

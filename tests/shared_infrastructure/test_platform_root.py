@@ -12,6 +12,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tenantctl.terraform import TerraformError
 from tests.helpers import REPO_ROOT
 
 NAMESPACE = "monitoring"
@@ -74,6 +75,30 @@ def test_vllm_pool_runs_on_gpu_nodes_behind_a_headless_service(api):
     for name in ("llm-model-pool", "llm-embeddings"):
         service = api["core"].read_namespaced_service(name, NAMESPACE)
         assert service.spec.cluster_ip == "None" and service.spec.ports[0].port == 8000
+
+
+def test_a_pool_of_max_sequences_is_shared_in_fair_queues_sized_per_gateway_process(api, cluster_platform):
+    """vLLM runs max_sequences at once; each of the 2 x 4 gateway processes queues for its eighth of them."""
+    def applied() -> tuple[dict, list[str]]:
+        config = json.loads(api["core"].read_namespaced_config_map("llm-gateway-config", NAMESPACE).data["gateway.json"])
+        vllm = container(api["apps"].read_namespaced_deployment("llm-model-pool", NAMESPACE))
+        return config["pool"], vllm.args
+
+    terraform = cluster_platform.terraform(cluster_platform.platform_dir)
+    try:
+        terraform.apply({"model_pool": {"max_sequences": 256}, "gateway": {"replicas": 2, "workers": 4}})
+        pool, vllm_args = applied()
+    finally:
+        terraform.apply()  # back to the defaults the other tests read
+    assert pool["capacity_per_member"] == 32
+    assert vllm_args[vllm_args.index("--max-num-seqs") + 1] == "256"
+    pool, vllm_args = applied()
+    assert "capacity_per_member" not in pool and "--max-num-seqs" not in vllm_args  # unset: no queue
+
+    for wrong in (0, 2.5):
+        with pytest.raises(TerraformError) as refused:
+            terraform.plan({"model_pool": {"max_sequences": wrong}})
+        assert "model_pool.max_sequences must be a whole number >= 1" in str(refused.value)
 
 
 def test_embedding_servers_run_the_cpu_model_server_image(api):
