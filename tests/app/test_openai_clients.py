@@ -94,10 +94,10 @@ def test_sdk_streamed_response_events_and_usage(platform, closed_ai):
     with closed_ai.responses.stream(model="gpt-5", input=[{"role": "user", "content": "Say hello."}],
                                     temperature=0, max_output_tokens=20) as stream:
         events = list(stream)
-        final = stream.get_final_response()
     types = [event.type for event in events]
     assert types[:2] == ["response.created", "response.in_progress"]
     assert "response.output_text.delta" in types and types[-1] in ("response.completed", "response.incomplete")
+    final = events[-1].response  # (the SDK's get_final_response() knows only response.completed)
     deltas = "".join(event.delta for event in events if event.type == "response.output_text.delta")
     assert deltas and deltas == final.output_text
     usage = final.usage
