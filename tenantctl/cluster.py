@@ -188,7 +188,9 @@ class LocalControlPlane:
             f"--cluster-signing-cert-file={pki.ca_cert}", f"--cluster-signing-key-file={pki.ca_key}",
             "--use-service-account-credentials=true", f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--controllers=*", "--leader-elect=false", "--secure-port=0", "--bind-address=127.0.0.1",
-            "--profiling=false", "--v=1"])
+            "--profiling=false", "--v=1",
+            # (its default, /usr/libexec/kubernetes/..., would be created on the host and left there)
+            f"--flex-volume-plugin-dir={self.state_dir / 'flex-volume-plugins'}"])
 
     # -- readiness ---------------------------------------------------------------------------
 

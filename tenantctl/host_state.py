@@ -50,6 +50,8 @@ CONTAINER_LOGS = Path("/var/log/containers")  # kubelet's symlinks to Pod logs (
 # Directories a kubelet, containerd or CNI may create outside the state directory.
 HOST_DIRECTORIES = ("/var/log/containers", "/var/log/pods", "/var/lib/cni", "/run/netns", "/etc/cni", "/opt/cni",
                     "/run/containerd", "/var/lib/kubelet", "/usr/libexec/kubernetes")
+# Files a kubelet leaves at fixed paths whatever its root directory (the device manager's socket).
+KUBELET_FIXED_FILES = ("/var/lib/kubelet/device-plugins/kubelet.sock",)
 MNT_DETACH = 2
 
 
@@ -340,11 +342,15 @@ def remove_shim_sockets(containerd_address: str, tasks: set[tuple[str, str]], lo
 
 
 def remove_created_directories(snapshot: HostSnapshot, log: Log) -> None:
-    """Directories that appeared since the snapshot, when they hold nothing but empty directories."""
+    """Directories that appeared since the snapshot, when they hold nothing but empty directories (and
+    the files our kubelet leaves at fixed paths)."""
     for directory in HOST_DIRECTORIES:
         path = Path(directory)
         if directory in snapshot.directories or not path.is_dir() or path.is_symlink():
             continue
+        for leftover in KUBELET_FIXED_FILES:
+            if leftover.startswith(directory + "/") and os.path.lexists(leftover):
+                os.unlink(leftover)
         if any(not p.is_dir() or p.is_symlink() for p in path.rglob("*")):
             log(f"leaving {directory}: something else put files there")
             continue

@@ -118,13 +118,23 @@ def _lines(argv: list[str]) -> list[str]:
     return subprocess.run(argv, capture_output=True, text=True).stdout.splitlines()
 
 
+BUILT_IN_CHAINS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+
 def _iptables(binary: str) -> list[str]:
-    """Rules and chains without counters; Docker's own rules left out (another daemon may change them)."""
-    lines = []
+    """Rules, chains and changed policies, without counters; Docker's own rules left out (another daemon may
+    change them). A table that holds nothing (built-in chains accepting, no rule) is the same as none: the
+    first iptables command on a fresh machine creates such tables, and they filter nothing."""
+    lines, table = [], ""
     for line in _lines([f"{binary}-save"]):
-        if line.startswith("#") or "DOCKER" in line or "docker" in line:
+        if line.startswith("*"):
+            table = line[1:]
+        if line.startswith(("#", "*")) or line == "COMMIT" or "DOCKER" in line or "docker" in line:
             continue
-        lines.append(line.split(" [")[0] if line.startswith(":") else line)
+        chain = line.split(" [")[0]
+        if line.startswith(":") and chain[1:] in (f"{name} ACCEPT" for name in BUILT_IN_CHAINS):
+            continue
+        lines.append(f"{table} {chain if line.startswith(':') else line}")
     return sorted(lines)
 
 
