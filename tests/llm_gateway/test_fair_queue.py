@@ -132,18 +132,25 @@ async def cancel(tasks: list[asyncio.Task]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def light_answer_ends_while_heavy_waits(queue: FairQueue) -> list[asyncio.Task]:
+    """Of a 4-slot pool the light tenant uses one and the heavy tenant three, with ten more waiting; then the
+    light tenant's answer ends. Returns the heavy tenant's waiting requests."""
+    await queue.acquire("light")
+    for _ in range(3):
+        await queue.acquire("heavy")
+    waiting = await backlog(queue, "heavy", 10)
+    queue.release("light")
+    await settle()
+    return waiting
+
+
 def test_a_light_tenants_next_request_takes_the_slot_its_last_answer_freed_though_others_wait():
     """The light tenant uses one slot of four; the heavy one fills the rest and queues more. When the light
     tenant's answer ends, its slot stays free for it: its next request, a moment later, takes it at once
     instead of waiting for the next answer to end (as long as a whole answer)."""
     async def scenario() -> tuple[int, int, int]:
         queue = fair_queue(capacity=4, clock=Clock())
-        await queue.acquire("light")
-        for _ in range(3):
-            await queue.acquire("heavy")
-        waiting = await backlog(queue, "heavy", 10)
-        queue.release("light")
-        await settle()
+        waiting = await light_answer_ends_while_heavy_waits(queue)
         free_after_release = 4 - queue.in_use
         await asyncio.wait_for(queue.acquire("light"), timeout=5)
         heavy_waiting = queue.waiting("heavy")
@@ -197,12 +204,7 @@ def test_a_claim_is_never_more_than_the_tenants_share():
 def test_without_share_hold_the_backlog_takes_every_freed_slot():
     async def scenario() -> tuple[int, int]:
         queue = fair_queue(capacity=4, share_hold=0)
-        await queue.acquire("light")
-        for _ in range(3):
-            await queue.acquire("heavy")
-        waiting = await backlog(queue, "heavy", 10)
-        queue.release("light")
-        await settle()
+        waiting = await light_answer_ends_while_heavy_waits(queue)
         in_use, heavy_waiting = queue.in_use, queue.waiting("heavy")
         await cancel(waiting)
         return in_use, heavy_waiting
