@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import pytest
@@ -28,6 +29,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 TENANTS = {"acme-corp": "acme", "closed-ai": "closed ai"}
 COMPANY_QUESTION = {"question": "Which company do you work for?", "temperature": 0, "seed": 7, "max_tokens": 48}
 PROXY_LABELS = {"app.kubernetes.io/name": "tenant-proxy", "app.kubernetes.io/instance": "acme-corp"}
+# The model Pod test's traffic: how long at most, and the pause after a refusal (it comes back at once).
+TRAFFIC_SECONDS, REFUSED_PACE_SECONDS = 600, 0.5
 
 
 def answer_of(reply: httpx.Response) -> dict:
@@ -201,10 +204,14 @@ def test_killing_the_model_pod_during_traffic(node_platform):
     stop = threading.Event()
 
     def traffic() -> None:
-        for _ in range(200):  # bounded: stops by itself
-            if stop.is_set():
-                return
-            replies.append(node_platform.ask("acme-corp", {"question": "Count to three.", "max_tokens": 12}, timeout=60))
+        """Until stopped, or for TRAFFIC_SECONDS at most. Bounded by time, not by a count: refusals during
+        the outage come back in milliseconds and would use up any count before the new model Pod is Ready."""
+        deadline = time.monotonic() + TRAFFIC_SECONDS
+        while not stop.is_set() and time.monotonic() < deadline:
+            reply = node_platform.ask("acme-corp", {"question": "Count to three.", "max_tokens": 12}, timeout=60)
+            replies.append(reply)
+            if reply.status_code != 200:
+                stop.wait(REFUSED_PACE_SECONDS)
 
     sender = threading.Thread(target=traffic)
     sender.start()
