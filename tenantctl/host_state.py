@@ -350,7 +350,10 @@ def remove_created_directories(snapshot: HostSnapshot, log: Log) -> None:
             continue
         for leftover in KUBELET_FIXED_FILES:
             if leftover.startswith(directory + "/") and os.path.lexists(leftover):
-                os.unlink(leftover)
+                try:
+                    os.unlink(leftover)
+                except OSError as error:
+                    log(f"rm {leftover}: {error}")
         if any(not p.is_dir() or p.is_symlink() for p in path.rglob("*")):
             log(f"leaving {directory}: something else put files there")
             continue
