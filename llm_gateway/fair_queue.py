@@ -114,12 +114,15 @@ class FairQueue:
     def dispatch(self) -> None:
         """Hand free slots to waiters (after a release, when the capacity grew — a member came back — or
         when a claim ended)."""
-        while self.in_use < self.capacity():
-            unclaimed = self._unclaimed()
+        while True:
+            capacity = self.capacity()
+            if self.in_use >= capacity:
+                return
+            unclaimed = self._unclaimed(capacity)
             eligible = [(state.virtual, name) for name, state in self._tenants.items()
-                        if state.waiting and self._free_for(name, unclaimed)]
+                        if state.waiting and self._free_for(name, capacity, unclaimed)]
             if not eligible:
-                self._wake_when_a_claim_ends()
+                self._wake_when_a_claim_ends(unclaimed)
                 return
             _, name = min(eligible)
             state = self._tenants[name]
@@ -133,18 +136,19 @@ class FairQueue:
     def _may_take_now(self, tenant: str) -> bool:
         """A request that just came: it takes a slot at once if nobody waits for one, or if the slot
         is one its tenant claims (others wait, but they are not owed that slot)."""
-        unclaimed = self._unclaimed()
-        if not self._free_for(tenant, unclaimed):
+        capacity = self.capacity()
+        unclaimed = self._unclaimed(capacity)
+        if not self._free_for(tenant, capacity, unclaimed):
             return False
         waiting = any(state.waiting for state in self._tenants.values())
         return not waiting or unclaimed.get(tenant, 0) > 0
 
-    def _free_for(self, tenant: str, unclaimed: dict[str, int]) -> bool:
+    def _free_for(self, tenant: str, capacity: int, unclaimed: dict[str, int]) -> bool:
         """Is a slot free that no *other* tenant's claim holds?"""
-        held_for_others = sum(count for name, count in unclaimed.items() if name != tenant)
-        return self.capacity() - self.in_use - held_for_others >= 1
+        held_for_others = sum(unclaimed.values()) - unclaimed.get(tenant, 0)
+        return capacity - self.in_use - held_for_others >= 1
 
-    def _unclaimed(self) -> dict[str, int]:
+    def _unclaimed(self, capacity: int) -> dict[str, int]:
         """Slots each tenant claims but does not use now, by tenant (claims capped at its share); ends
         the claims that are over."""
         now = self._clock()
@@ -152,7 +156,6 @@ class FairQueue:
             if now - state.claimed_at > self.share_hold:
                 state.claim, state.claimed_at = state.in_flight, now  # over: it claims what it uses
         present_weight = sum(state.weight for state in self._tenants.values() if state.busy() or state.claim)
-        capacity = self.capacity()
         held = {}
         for name, state in self._tenants.items():
             if state.claim > state.in_flight:
@@ -161,14 +164,13 @@ class FairQueue:
                     held[name] = min(state.claim, share) - state.in_flight
         return held
 
-    def _wake_when_a_claim_ends(self) -> None:
-        """Waiters remain while slots are held by claims: look again when the oldest claim may end."""
-        if self.share_hold <= 0 or self.in_use >= self.capacity() or self._claim_timer is not None:
+    def _wake_when_a_claim_ends(self, unclaimed: dict[str, int]) -> None:
+        """Waiters remain while free slots are held by claims: look again when the oldest of those claims
+        may end."""
+        if not unclaimed or self._claim_timer is not None:
             return
-        claimed = [state.claimed_at for state in self._tenants.values() if state.claim > state.in_flight]
-        if not claimed:
-            return
-        delay = max(0.0, min(claimed) + self.share_hold - self._clock()) + 0.001
+        oldest = min(self._tenants[name].claimed_at for name in unclaimed)
+        delay = max(0.0, oldest + self.share_hold - self._clock()) + 0.001
         self._claim_timer = asyncio.get_running_loop().call_later(delay, self._claim_ended)
 
     def _claim_ended(self) -> None:

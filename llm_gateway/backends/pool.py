@@ -60,6 +60,11 @@ class PoolMember:
         return self.healthy and now >= self.ejected_until
 
 
+def _queue_name(tenant: TenantRoute | None) -> str:
+    """The tenant whose fair-queue slot a call takes ("" for calls on no tenant's behalf)."""
+    return tenant.name if tenant else ""
+
+
 class BackendPool:
     """One backend ('vllm' or 'openai') made of one or more members."""
 
@@ -112,7 +117,7 @@ class BackendPool:
         `keep_outstanding` the member's count and the slot stay taken until the result's `on_close`."""
         if not self.is_available():
             raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
-        tenant_name = tenant.name if tenant else ""
+        tenant_name = _queue_name(tenant)
         if self.queue is not None:
             await self.queue.acquire(tenant_name, tenant.weight if tenant else 1.0)
         try:
@@ -180,7 +185,7 @@ class BackendPool:
         async def attempt(member: PoolMember) -> AsyncChatStream:
             stream = await member.client.open_chat_stream(payload, request_id)
             stream.on_close.append(lambda: self._adjust_outstanding(member, -1))
-            stream.on_close.append(lambda: self._give_slot(tenant.name if tenant else ""))
+            stream.on_close.append(lambda: self._give_slot(_queue_name(tenant)))
             return stream
 
         return await self._call(attempt, tenant, keep_outstanding=True)
