@@ -4,13 +4,15 @@ when Redis cannot be reached (fail open by default, counted and logged; or deny)
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 
 import httpx
 import pytest
 
-from llm_gateway.limits import (Amount, LimitsConfig, RateLimits, SharedCounters, rate_limit_checks, tokens_key,
-                                window)
+from llm_gateway.limits import (Amount, LimiterUnavailable, LimitsConfig, RateLimits, SharedCounters,
+                                rate_limit_checks, tokens_key, window)
 from tenantctl import launchers
 from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value,
                            tenant_route)
@@ -72,6 +74,32 @@ def test_tokens_per_minute_refuse_once_used_up(counters):
     counters.finish([Amount(tokens_key(counters, "t", start), 1, 120)])
     assert admitted(counters, start + 1, limits) == "rate_limit_tokens_per_minute"
     assert admitted(counters, start + 60, limits) is None
+
+
+def test_a_redis_that_stops_answering_is_unavailable_after_the_timeout(process_group, tmp_path):
+    """A Redis that accepts but never answers (stopped with SIGSTOP) is given up on after
+    `socket_timeout_seconds`, and the connection it held is not reused for the next call."""
+    port, password = free_port(), "redis-test-password"
+    server = process_group(launchers.redis_server(port, tmp_path / "redis", password=password))
+    settings = LimitsConfig(redis_url=launchers.redis_url("127.0.0.1", port, password), key_prefix="stopped",
+                            socket_timeout_seconds=0.2, retry_after_error_seconds=0)
+    with asyncio.Runner() as runner:
+        counters = Counters(SharedCounters(settings), runner)
+        start = 3600 * 4000.0
+        assert admitted(counters, start) is None
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(LimiterUnavailable):
+                admitted(counters, start)
+            with pytest.raises(LimiterUnavailable):
+                counters.finish([Amount(tokens_key(counters, "t", start), 5, 120)])
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        # Answering again, on a fresh connection. The admission given up on was still queued in Redis and
+        # ran when it resumed: it counts (as it did with redis-py's own socket timeout).
+        assert admitted(counters, start) is None
+        assert admitted(counters, start) == "rate_limit_requests_per_minute"
+        runner.run(counters.shared.aclose())
 
 
 def test_retry_after_is_the_time_left_in_the_window():
