@@ -5,8 +5,10 @@ both pointed at the same stubs.
 
     (a) zero-latency stub, one request at a time: latency p50/p99 (wrk), the hop's added latency
     (b) zero-latency stub, 64 connections: requests per second (wrk)
+        (a) and (b) also through our gateway with no tenant control, to tell the relay's cost from the controls'.
     (c) 200 and 1,000 concurrent slow streams (20 tokens, 100 ms apart: 2 s an answer): time to first
-        token p50/p99, errors, and the gateway's memory (RSS of its processes) at the end
+        token p50/p99, errors, the gateway's memory (RSS of its processes) at the end, and the CPU
+        seconds the client, the stub and the path between (gateway + its Redis, or LiteLLM) each used
         (one asyncio client, aiohttp, for every path)
     (d) fairness on a saturated pool (our gateway only: one worker, the slow stub as one member of
         `FAIR_CAPACITY` sequences): a light tenant's streams alone, then while a heavy tenant keeps ten
@@ -106,16 +108,19 @@ def stub(run_dir: Path, name: str, *extra: str) -> tuple[ManagedProcess, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int) -> tuple[ManagedProcess, str]:
-    """Our gateway with every tenant control on (limits far above the load: they are checked, never hit)."""
+def our_gateway(run_dir: Path, backend_url: str, redis_url: str | None, workers: int) -> tuple[ManagedProcess, str]:
+    """Our gateway with every tenant control on (limits far above the load: they are checked, never hit);
+    without `redis_url`, with none (no limits, budgets, lease or ledger): the relay alone."""
     tenant = {"name": "bench", "backend": "vllm", "model": MODEL, "max_tokens": 64,
-              "key_sha256": [hash_gateway_key(KEY)], "monthly_budget_usd": 1e9, "max_concurrent_requests": 100_000,
-              "rate_limits": {"requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_minute": 10**9}}
+              "key_sha256": [hash_gateway_key(KEY)]}
     config = {"tenants": [tenant], "pool": {"endpoints": [backend_url], "health_path": "/health", **PATIENT_POOL},
-              "limits": {"redis_url": redis_url, "key_prefix": f"bench-{secrets.token_hex(4)}",
-                         "socket_timeout_seconds": 2.0},
-              "ledger": {"url": f"sqlite:///{run_dir / 'ledger.sqlite3'}"},
               "prices": {MODEL: {"prompt_usd_per_million_tokens": 1.0, "completion_usd_per_million_tokens": 2.0}}}
+    if redis_url is not None:
+        tenant.update({"monthly_budget_usd": 1e9, "max_concurrent_requests": 100_000, "rate_limits": {
+            "requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_minute": 10**9}})
+        config.update({"limits": {"redis_url": redis_url, "key_prefix": f"bench-{secrets.token_hex(4)}",
+                                  "socket_timeout_seconds": 2.0},
+                       "ledger": {"url": f"sqlite:///{run_dir / 'ledger.sqlite3'}"}})
     port = free_port()
     directory = run_dir / f"gateway-{port}"
     return launchers.gateway(config, port, directory, workers=workers), f"http://127.0.0.1:{port}"
@@ -139,20 +144,41 @@ def started(process: ManagedProcess, everything: list[ManagedProcess], timeout: 
     process.wait_healthy(timeout)
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants (gunicorn's master and workers)."""
-    total, pending = 0, [pid]
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (gunicorn's master and workers)."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
             for task in Path(f"/proc/{current}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending += [int(child) for child in children]
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process tree."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{member}/status").read_text()).group(1))
         except (OSError, AttributeError):
             continue
     return round(total / 1024, 1)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the process trees of `pids` have used so far."""
+    ticks = 0
+    for member in (member for pid in pids for member in process_tree(pid)):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # -- wrk: (a) and (b) -------------------------------------------------------------------------------
@@ -275,18 +301,20 @@ def run(quick: bool, workers: int) -> dict:
         slow, slow_url = stub(run_dir, "stub-slow", "--stream-tokens", str(SLOW_TOKENS), "--token-interval",
                               str(TOKEN_INTERVAL))
         redis_port, password = free_port(), secrets.token_urlsafe(16)
-        for process in (fast, slow, launchers.redis_server(redis_port, run_dir / "redis", password=password)):
+        redis = launchers.redis_server(redis_port, run_dir / "redis", password=password)
+        for process in (fast, slow, redis):
             started(process, everything)
         redis_url = launchers.redis_url("127.0.0.1", redis_port, password)
         gateway_fast, gateway_fast_url = our_gateway(run_dir, fast_url, redis_url, workers)
         gateway_slow, gateway_slow_url = our_gateway(run_dir, slow_url, redis_url, workers)
+        bare_gateway, bare_gateway_url = our_gateway(run_dir, fast_url, None, workers)
         fair_gateways = {name: fair_gateway(run_dir, slow_url, claims=name == "claims")
                          for name in ("claims", "no_claims")}
         litellm_fast_port, litellm_slow_port = free_port(), free_port()
         litellm_fast = litellm_proxy(run_dir / "litellm-fast", litellm_fast_port, {MODEL: fast_url + "/v1"}, workers)
         litellm_slow = litellm_proxy(run_dir / "litellm-slow", litellm_slow_port, {MODEL: slow_url + "/v1"}, workers)
         fair_processes = [process for process, _ in fair_gateways.values()]
-        for process in (gateway_fast, gateway_slow, *fair_processes, litellm_fast, litellm_slow):
+        for process in (gateway_fast, gateway_slow, bare_gateway, *fair_processes, litellm_fast, litellm_slow):
             started(process, everything, timeout=300)
         paths = {"direct": (fast_url, slow_url, None),
                  "gateway": (gateway_fast_url, gateway_slow_url, gateway_slow),
@@ -296,15 +324,26 @@ def run(quick: bool, workers: int) -> dict:
         script.write_text(WRK_SCRIPT.format(body=json.dumps(BODY), key=KEY))
         seconds = 3 if quick else 8
         results: dict = {"latency_c1": {}, "throughput_c64": {}, "streams": {}}
-        for name, (url, _, _) in paths.items():
+        # (a) and (b) also through our gateway with no tenant control: what the relay costs, what the controls add.
+        fast_paths = {"direct": fast_url, "gateway": gateway_fast_url, "gateway_bare": bare_gateway_url,
+                      "litellm": paths["litellm"][0]}
+        for name, url in fast_paths.items():
             wrk(url, 1, 1, script)  # warm-up
             results["latency_c1"][name] = wrk(url, 1, seconds, script)
-        for name, (url, _, _) in paths.items():
+        for name, url in fast_paths.items():
             results["throughput_c64"][name] = wrk(url, 64, seconds, script)
         for count in (200, 1000):
             results["streams"][str(count)] = {}
             for name, (_, url, process) in paths.items():
+                # CPU each side spends on the run: this process (the client), the stub, and the path between
+                # (our gateway with its Redis, or LiteLLM); all of them share the machine's cores.
+                between = [process.pid] + ([redis.pid] if name == "gateway" else []) if process else []
+                client_before, stub_before, between_before = time.process_time(), cpu_seconds([slow.pid]), \
+                    cpu_seconds(between)
                 measured = asyncio.run(streams(url, count, timeout=120))
+                measured["cpu_s"] = {"client": round(time.process_time() - client_before, 2),
+                                     "stub": round(cpu_seconds([slow.pid]) - stub_before, 2),
+                                     "path": round(cpu_seconds(between) - between_before, 2) if between else None}
                 measured["memory_mib"] = rss_mib(process.pid) if process is not None else None
                 results["streams"][str(count)][name] = measured
         results["fairness"] = {name: asyncio.run(fairness(url, 15 if quick else 40))
@@ -321,15 +360,19 @@ def markdown(results: dict, settings: dict) -> str:
              f"{LITELLM_VERSION}; one run, side by side)", "",
              "| path | (a) c=1 p50 / p99 ms | added p50 ms | (b) c=64 req/s | non-2xx |", "|---|---|---|---|---|"]
     direct = results["latency_c1"]["direct"]["p50_ms"]
-    for name in ("direct", "gateway", "litellm"):
+    names = {"gateway": "gateway (every tenant control on)", "gateway_bare": "gateway (no tenant control)"}
+    for name in results["latency_c1"]:
         one, many = results["latency_c1"][name], results["throughput_c64"][name]
-        lines.append(f"| {name} | {one['p50_ms']} / {one['p99_ms']} | {round(one['p50_ms'] - direct, 3)} | "
-                     f"{many['rps']} | {one['non_2xx'] + many['non_2xx']} |")
-    lines += ["", "| concurrent slow streams | path | TTFT p50 / p99 s | errors | memory MiB |", "|---|---|---|---|---|"]
+        lines.append(f"| {names.get(name, name)} | {one['p50_ms']} / {one['p99_ms']} | "
+                     f"{round(one['p50_ms'] - direct, 3)} | {many['rps']} | {one['non_2xx'] + many['non_2xx']} |")
+    lines += ["", "| concurrent slow streams | path | TTFT p50 / p99 s | errors | memory MiB | "
+                  "CPU s: client / stub / path between |", "|---|---|---|---|---|---|"]
     for count, by_path in results["streams"].items():
         for name, row in by_path.items():
+            cpu = row["cpu_s"]
             lines.append(f"| {count} | {name} | {row['ttft_p50_s']} / {row['ttft_p99_s']} | {row['errors']} | "
-                         f"{row['memory_mib'] if row['memory_mib'] is not None else '-'} |")
+                         f"{row['memory_mib'] if row['memory_mib'] is not None else '-'} | "
+                         f"{cpu['client']} / {cpu['stub']} / {cpu['path'] if cpu['path'] is not None else '-'} |")
     fairness_runs = results.get("fairness")
     if fairness_runs:
         some = next(iter(fairness_runs.values()))
