@@ -21,6 +21,7 @@ so nothing leaves the machine. LiteLLM is installed on first use into
 `~/.cache/llm-tenants/litellm-<version>/venv` (`--install-only` does just that, e.g. in a set-up step).
 
     .venv/bin/python bench/gateway_capacity.py [--quick]
+    .venv/bin/python bench/gateway_capacity.py --hop [--quick]   # (a) only, each control switched off in turn
 
 Results: bench/results/gateway_capacity.{json,md}. The machine is shared and has 2 cores: the ratios of
 one run are the result, not the absolute numbers; the load generators run on the same cores.
@@ -39,13 +40,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
+from llm_gateway.ledger import UsageRecord  # noqa: E402
+from llm_gateway.ledger.asynchronous import AsyncLedger  # noqa: E402
+from llm_gateway.ledger.sqlite import SqliteLedger  # noqa: E402
 from tenantctl import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
@@ -108,19 +114,21 @@ def stub(run_dir: Path, name: str, *extra: str) -> tuple[ManagedProcess, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def our_gateway(run_dir: Path, backend_url: str, redis_url: str | None, workers: int) -> tuple[ManagedProcess, str]:
+def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int, *, limits: bool = True,
+                ledger: bool = True) -> tuple[ManagedProcess, str]:
     """Our gateway with every tenant control on (limits far above the load: they are checked, never hit);
-    without `redis_url`, with none (no limits, budgets, lease or ledger): the relay alone."""
+    `limits=False` drops rate limits, budgets and the concurrency lease (Redis), `ledger=False` the ledger."""
     tenant = {"name": "bench", "backend": "vllm", "model": MODEL, "max_tokens": 64,
               "key_sha256": [hash_gateway_key(KEY)]}
     config = {"tenants": [tenant], "pool": {"endpoints": [backend_url], "health_path": "/health", **PATIENT_POOL},
               "prices": {MODEL: {"prompt_usd_per_million_tokens": 1.0, "completion_usd_per_million_tokens": 2.0}}}
-    if redis_url is not None:
+    if limits:
         tenant.update({"monthly_budget_usd": 1e9, "max_concurrent_requests": 100_000, "rate_limits": {
             "requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_minute": 10**9}})
-        config.update({"limits": {"redis_url": redis_url, "key_prefix": f"bench-{secrets.token_hex(4)}",
-                                  "socket_timeout_seconds": 2.0},
-                       "ledger": {"url": f"sqlite:///{run_dir / 'ledger.sqlite3'}"}})
+        config["limits"] = {"redis_url": redis_url, "key_prefix": f"bench-{secrets.token_hex(4)}",
+                            "socket_timeout_seconds": 2.0}
+    if ledger:
+        config["ledger"] = {"url": f"sqlite:///{run_dir / f'ledger-{secrets.token_hex(4)}.sqlite3'}"}
     port = free_port()
     directory = run_dir / f"gateway-{port}"
     return launchers.gateway(config, port, directory, workers=workers), f"http://127.0.0.1:{port}"
@@ -307,7 +315,7 @@ def run(quick: bool, workers: int) -> dict:
         redis_url = launchers.redis_url("127.0.0.1", redis_port, password)
         gateway_fast, gateway_fast_url = our_gateway(run_dir, fast_url, redis_url, workers)
         gateway_slow, gateway_slow_url = our_gateway(run_dir, slow_url, redis_url, workers)
-        bare_gateway, bare_gateway_url = our_gateway(run_dir, fast_url, None, workers)
+        bare_gateway, bare_gateway_url = our_gateway(run_dir, fast_url, redis_url, workers, limits=False, ledger=False)
         fair_gateways = {name: fair_gateway(run_dir, slow_url, claims=name == "claims")
                          for name in ("claims", "no_claims")}
         litellm_fast_port, litellm_slow_port = free_port(), free_port()
@@ -355,6 +363,93 @@ def run(quick: bool, workers: int) -> dict:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+# -- --hop: where (a)'s time goes --------------------------------------------------------------------
+
+HOP_VARIANTS = {"every control": (True, True), "no ledger": (True, False), "no limits (Redis)": (False, True),
+                "no control": (False, False)}
+
+
+def hop_breakdown(rounds: int, seconds: int, workers: int) -> dict:
+    """(a) alone, through our gateway with each control switched off in turn, in interleaved rounds (the
+    median p50 of the rounds), and what the ledger's write costs outside the gateway."""
+    run_dir = Path(tempfile.mkdtemp(prefix="gateway-hop-"))
+    everything: list[ManagedProcess] = []
+    try:
+        fast, fast_url = stub(run_dir, "stub-fast")
+        redis_port, password = free_port(), secrets.token_urlsafe(16)
+        for process in (fast, launchers.redis_server(redis_port, run_dir / "redis", password=password)):
+            started(process, everything)
+        redis_url = launchers.redis_url("127.0.0.1", redis_port, password)
+        urls = {"direct": fast_url}
+        for name, (limits, ledger) in HOP_VARIANTS.items():
+            process, urls[name] = our_gateway(run_dir, fast_url, redis_url, workers, limits=limits, ledger=ledger)
+            started(process, everything)
+        script = run_dir / "post.lua"
+        script.write_text(WRK_SCRIPT.format(body=json.dumps(BODY), key=KEY))
+        p50s: dict[str, list[float]] = {name: [] for name in urls}
+        for url in urls.values():
+            wrk(url, 1, 1, script)  # warm-up
+        for _ in range(rounds):
+            for name, url in urls.items():
+                p50s[name].append(wrk(url, 1, seconds, script)["p50_ms"])
+    finally:
+        for process in reversed(everything):
+            process.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    medians = {name: sorted(values)[len(values) // 2] for name, values in p50s.items()}
+    return {"p50_ms": p50s, "median_p50_ms": medians,
+            "added_p50_ms": {name: round(value - medians["direct"], 3) for name, value in medians.items()},
+            "isolated_us": uvloop.run(isolated_costs_us())}
+
+
+async def isolated_costs_us(count: int = 1000) -> dict:
+    """Median µs, outside the gateway, of what its ledger write is made of: a handoff to another thread and
+    back to the event loop (back to back, and after the loop idled 1.5 ms), and a whole awaited ledger
+    record (AsyncLedger over SQLite, as the gateway writes one, 1.5 ms apart)."""
+    loop = asyncio.get_running_loop()
+    medians = {}
+    with ThreadPoolExecutor(1) as executor:
+        for name, idle in (("handoff_back_to_back", 0.0), ("handoff_after_1_5_ms_idle", 0.0015)):
+            medians[name] = await _median_us(lambda: loop.run_in_executor(executor, int), count, idle)
+    with tempfile.TemporaryDirectory(prefix="ledger-") as directory:
+        ledger = AsyncLedger(SqliteLedger(Path(directory) / "ledger.sqlite3"))
+        try:
+            medians["ledger_record_after_1_5_ms_idle"] = await _median_us(
+                lambda: ledger.record(UsageRecord(request_id=secrets.token_hex(8), tenant="bench", model=MODEL,
+                                                  backend="vllm", prompt_tokens=10, completion_tokens=7,
+                                                  cost_usd=0.00002, latency_ms=1.0, status="ok", stream=False,
+                                                  usage_estimated=False)), count, 0.0015)
+        finally:
+            ledger.close()
+    return medians
+
+
+async def _median_us(action, count: int, idle: float) -> float:
+    times = []
+    for _ in range(count):
+        if idle:
+            await asyncio.sleep(idle)
+        began = time.perf_counter()
+        await action()
+        times.append(time.perf_counter() - began)
+    return round(sorted(times)[count // 2] * 1e6, 1)
+
+
+def hop_markdown(results: dict, settings: dict) -> str:
+    lines = [f"# Gateway hop at c=1, broken down ({settings['date']}, {settings['workers']} workers, median p50 of "
+             f"{settings['rounds']} interleaved {settings['seconds']} s wrk runs)", "",
+             "| path | p50 ms (each round) | median p50 ms | added over direct ms |", "|---|---|---|---|"]
+    for name, values in results["p50_ms"].items():
+        label = name if name == "direct" else f"gateway, {name}"
+        lines.append(f"| {label} | {' / '.join(str(value) for value in values)} | {results['median_p50_ms'][name]} | "
+                     f"{results['added_p50_ms'][name]} |")
+    isolated = results["isolated_us"]
+    lines += ["", "Outside the gateway, medians: a handoff to another thread and back (run_in_executor on uvloop) "
+                  f"{isolated['handoff_back_to_back']} µs back to back, {isolated['handoff_after_1_5_ms_idle']} µs "
+                  f"after 1.5 ms idle; an awaited SQLite ledger record {isolated['ledger_record_after_1_5_ms_idle']} µs."]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(results: dict, settings: dict) -> str:
     lines = [f"# Gateway capacity ({settings['date']}, {settings['workers']} workers each, LiteLLM "
              f"{LITELLM_VERSION}; one run, side by side)", "",
@@ -393,6 +488,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s wrk runs instead of 8 s")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of our gateway and of LiteLLM")
     parser.add_argument("--install-only", action="store_true", help="install LiteLLM's virtualenv and stop")
+    parser.add_argument("--hop", action="store_true",
+                        help="only (a), with each tenant control switched off in turn (results: gateway_hop.*)")
     args = parser.parse_args()
     if args.install_only:
         print(litellm_python())
@@ -402,8 +499,16 @@ def main() -> None:
     settings = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workers": args.workers,
                 "quick": args.quick, "slow_stream": f"{SLOW_TOKENS} tokens, {TOKEN_INTERVAL} s apart",
                 "cpus": os.cpu_count()}
-    results = run(args.quick, args.workers)
     RESULTS.mkdir(exist_ok=True)
+    if args.hop:
+        settings.update(rounds=5, seconds=3 if args.quick else 8)
+        results = hop_breakdown(settings["rounds"], settings["seconds"], args.workers)
+        (RESULTS / "gateway_hop.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2))
+        text = hop_markdown(results, settings)
+        (RESULTS / "gateway_hop.md").write_text(text)
+        print(text)
+        return
+    results = run(args.quick, args.workers)
     (RESULTS / "gateway_capacity.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2))
     text = markdown(results, settings)
     (RESULTS / "gateway_capacity.md").write_text(text)
