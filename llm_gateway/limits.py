@@ -138,7 +138,9 @@ class LimitsConfig(BaseModel):
     redis_url: str = Field(min_length=1, description="e.g. redis://127.0.0.1:6380/0")
     on_redis_error: Literal["allow", "deny"] = Field(
         "allow", description="allow (fail open, the default) or deny (503) while Redis cannot be reached")
-    socket_timeout_seconds: float = Field(0.25, gt=0)
+    socket_timeout_seconds: float = Field(
+        0.25, gt=0, description="How long connecting, and each call (sent and answered), may take before Redis "
+                                "counts as unavailable.")
     retry_after_error_seconds: float = Field(2.0, ge=0, description="How long to skip Redis after it failed.")
     key_prefix: str = "llm-tenants"
     lease_seconds: float = Field(
