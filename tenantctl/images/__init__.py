@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -177,6 +178,16 @@ def platform_context() -> BuildContext:
     return context
 
 
+def installed_llama_wheel(venv: Path = Path(sys.prefix)) -> Path:
+    """The llama-cpp-python wheel ./scripts/setup built for this machine and installed (it names it in
+    the virtualenv), not whichever other build the shared cache holds."""
+    record = venv / "llama-cpp-wheel"
+    wheel = Path(record.read_text().strip()) if record.is_file() else None
+    if wheel is None or not wheel.is_file():
+        raise ImageBuildError(f"no llama-cpp-python wheel named in {record}: run ./scripts/setup first")
+    return wheel
+
+
 def model_server_context() -> BuildContext:
     from tenantctl import embedding_model, launchers
 
@@ -185,10 +196,8 @@ def model_server_context() -> BuildContext:
     context.add_tree(REPO_ROOT, "llm_common")
     context.add("tenantctl/__init__.py", REPO_ROOT / "tenantctl" / "__init__.py")
     context.add("tenantctl/model_server.py", REPO_ROOT / "tenantctl" / "model_server.py")
-    wheels = sorted(toolchain.cache_root().glob("wheels/llama-cpp-python-*/llama_cpp_python-*.whl"))
-    if not wheels:
-        raise ImageBuildError("no llama-cpp-python wheel in the cache: run ./scripts/setup first")
-    context.add(f"wheels/{wheels[-1].name}", wheels[-1])
+    wheel = installed_llama_wheel()
+    context.add(f"wheels/{wheel.name}", wheel)
     try:
         context.add("models/chat.gguf", launchers.embedded_model_path())
         context.add("models/embedding.gguf", embedding_model.ensure_gguf())

@@ -211,6 +211,26 @@ def test_prometheus_has_kubernetes_discovery_and_scrapes_the_gateway(stack):
     wait_for(gateway_up, timeout=120, what="the gateway scraped")
 
 
+def test_the_model_server_image_takes_the_wheel_setup_installed(tmp_path):
+    """Not the last build in the shared cache: a wheel built for another CPU, or with AMX (which a virtual
+    machine may not allow), would crash the model server in the image."""
+    cache = tmp_path / "wheels"
+    ours = cache / "llama-cpp-python-0.3.36-x86_64-aaaa-noamx" / "llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl"
+    other = cache / "llama-cpp-python-0.3.36-x86_64-aaaa" / "llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl"
+    for wheel in (ours, other):
+        wheel.parent.mkdir(parents=True)
+        wheel.write_bytes(b"wheel")
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    with pytest.raises(images.ImageBuildError, match="run ./scripts/setup"):
+        images.installed_llama_wheel(venv)
+    (venv / "llama-cpp-wheel").write_text(f"{ours}\n")
+    assert images.installed_llama_wheel(venv) == ours
+    ours.unlink()
+    with pytest.raises(images.ImageBuildError, match="run ./scripts/setup"):
+        images.installed_llama_wheel(venv)
+
+
 def test_images_are_cached_by_content(built_images):
     """A second build with nothing changed finds every archive: no daemon, no rebuild."""
     again = images.ensure_images(log=lambda message: pytest.fail(f"rebuilt although cached: {message}"))
