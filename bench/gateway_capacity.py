@@ -114,6 +114,13 @@ def stub(run_dir: Path, name: str, *extra: str) -> tuple[ManagedProcess, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
+def bench_redis(run_dir: Path) -> tuple[ManagedProcess, str]:
+    """A Redis of the run's own for the gateway's tenant controls (not started), and its URL."""
+    port, password = free_port(), secrets.token_urlsafe(16)
+    return (launchers.redis_server(port, run_dir / "redis", password=password),
+            launchers.redis_url("127.0.0.1", port, password))
+
+
 def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int, *, limits: bool = True,
                 ledger: bool = True) -> tuple[ManagedProcess, str]:
     """Our gateway with every tenant control on (limits far above the load: they are checked, never hit);
@@ -197,6 +204,13 @@ wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
 """
+
+
+def wrk_script(run_dir: Path) -> Path:
+    """The chat completion every wrk run posts, as a wrk Lua script."""
+    script = run_dir / "post.lua"
+    script.write_text(WRK_SCRIPT.format(body=json.dumps(BODY), key=KEY))
+    return script
 
 
 def wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
@@ -308,11 +322,9 @@ def run(quick: bool, workers: int) -> dict:
         fast, fast_url = stub(run_dir, "stub-fast")
         slow, slow_url = stub(run_dir, "stub-slow", "--stream-tokens", str(SLOW_TOKENS), "--token-interval",
                               str(TOKEN_INTERVAL))
-        redis_port, password = free_port(), secrets.token_urlsafe(16)
-        redis = launchers.redis_server(redis_port, run_dir / "redis", password=password)
+        redis, redis_url = bench_redis(run_dir)
         for process in (fast, slow, redis):
             started(process, everything)
-        redis_url = launchers.redis_url("127.0.0.1", redis_port, password)
         gateway_fast, gateway_fast_url = our_gateway(run_dir, fast_url, redis_url, workers)
         gateway_slow, gateway_slow_url = our_gateway(run_dir, slow_url, redis_url, workers)
         bare_gateway, bare_gateway_url = our_gateway(run_dir, fast_url, redis_url, workers, limits=False, ledger=False)
@@ -328,8 +340,7 @@ def run(quick: bool, workers: int) -> dict:
                  "gateway": (gateway_fast_url, gateway_slow_url, gateway_slow),
                  "litellm": (f"http://127.0.0.1:{litellm_fast_port}", f"http://127.0.0.1:{litellm_slow_port}",
                              litellm_slow)}
-        script = run_dir / "post.lua"
-        script.write_text(WRK_SCRIPT.format(body=json.dumps(BODY), key=KEY))
+        script = wrk_script(run_dir)
         seconds = 3 if quick else 8
         results: dict = {"latency_c1": {}, "throughput_c64": {}, "streams": {}}
         # (a) and (b) also through our gateway with no tenant control: what the relay costs, what the controls add.
@@ -376,16 +387,14 @@ def hop_breakdown(rounds: int, seconds: int, workers: int) -> dict:
     everything: list[ManagedProcess] = []
     try:
         fast, fast_url = stub(run_dir, "stub-fast")
-        redis_port, password = free_port(), secrets.token_urlsafe(16)
-        for process in (fast, launchers.redis_server(redis_port, run_dir / "redis", password=password)):
+        redis, redis_url = bench_redis(run_dir)
+        for process in (fast, redis):
             started(process, everything)
-        redis_url = launchers.redis_url("127.0.0.1", redis_port, password)
         urls = {"direct": fast_url}
         for name, (limits, ledger) in HOP_VARIANTS.items():
             process, urls[name] = our_gateway(run_dir, fast_url, redis_url, workers, limits=limits, ledger=ledger)
             started(process, everything)
-        script = run_dir / "post.lua"
-        script.write_text(WRK_SCRIPT.format(body=json.dumps(BODY), key=KEY))
+        script = wrk_script(run_dir)
         p50s: dict[str, list[float]] = {name: [] for name in urls}
         for url in urls.values():
             wrk(url, 1, 1, script)  # warm-up
