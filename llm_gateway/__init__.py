@@ -59,7 +59,7 @@ def create_app(config: GatewayConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        services.start()
+        await services.start()
         try:
             yield
         finally:

@@ -26,7 +26,8 @@ either way each request decided without Redis is counted in
 every 10 s per worker, and Redis is not tried again for `retry_after_error_seconds`, so an
 outage costs one timeout per worker, not one per request.
 
-The client is redis-py's asyncio client: every call is awaited on the gateway worker's event loop.
+The client is redis-py's asyncio client: every call is awaited on the gateway worker's event loop,
+and the worker connects and loads the scripts before its first request (`SharedCounters.connect`).
 """
 
 from __future__ import annotations
@@ -214,6 +215,24 @@ class SharedCounters:
         self._clock = clock
         self._skip_until = 0.0
         self._last_log = -math.inf
+
+    async def connect(self) -> None:
+        """Open a connection and load the scripts, before the worker takes requests (its lifespan).
+
+        Otherwise a worker's first admissions would each connect, authenticate, find the script missing
+        and load it inside their own deadline: several times the work of a call, enough on a busy machine
+        to overrun it and fail open. Best effort: a Redis that is not there yet is logged and tried again
+        by the first request.
+        """
+        try:
+            async with asyncio.timeout(2 * self.settings.socket_timeout_seconds):  # connecting, then the call
+                pipe = self.redis.pipeline(transaction=False)
+                for script in (ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT):
+                    pipe.script_load(script)
+                await pipe.execute()
+        except (redis.RedisError, OSError, TimeoutError) as error:
+            log.warning("Redis at %s does not answer yet (%s): the first request tries again",
+                        _without_password(self.settings.redis_url), error or type(error).__name__)
 
     def key(self, *parts: object) -> str:
         return ":".join([self.settings.key_prefix, *(str(part) for part in parts)])

@@ -165,6 +165,11 @@ class Metering:
         for kind, value in budgets.remaining(budget_of(tenant), tokens, nano_usd).items():
             self.metrics.budget_remaining.labels(tenant=tenant.name, kind=kind).set(value)
 
+    async def start(self) -> None:
+        """Connect to Redis before the first request (see SharedCounters.connect)."""
+        if self.counters is not None:
+            await self.counters.connect()
+
     async def aclose(self) -> None:
         if self.leases is not None:
             await self.leases.aclose()

@@ -33,8 +33,9 @@ class GatewayServices:
     discovery: "TenantDiscovery | None" = None
     pool_discoveries: tuple["PoolDiscovery", ...] = ()
 
-    def start(self) -> None:
-        """Start the background work: health checks (event loop), cluster readers (threads)."""
+    async def start(self) -> None:
+        """Connect to Redis, then start the background work: health checks (event loop), cluster readers (threads)."""
+        await self.metering.start()
         for pool_discovery in self.pool_discoveries:
             pool_discovery.start()
         for backend in self.router.backends.values():

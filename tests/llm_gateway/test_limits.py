@@ -4,15 +4,17 @@ when Redis cannot be reached (fail open by default, counted and logged; or deny)
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import uuid
 
 import httpx
 import pytest
+import redis
 
-from llm_gateway.limits import (Amount, LimiterUnavailable, LimitsConfig, RateLimits, SharedCounters,
-                                rate_limit_checks, tokens_key, window)
+from llm_gateway.limits import (ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT, Amount, LimiterUnavailable, LimitsConfig,
+                                RateLimits, SharedCounters, rate_limit_checks, tokens_key, window)
 from tenantctl import launchers
 from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value,
                            tenant_route)
@@ -131,13 +133,30 @@ def test_over_the_limit_is_a_429_with_retry_after(process_group, tmp_path, stub_
     assert refusals == 2
 
 
+def test_a_gateway_worker_loads_the_scripts_and_connects_before_its_first_request(process_group, tmp_path, stub_url):
+    """So that a worker's first admissions are one round trip each, not a connection, a missing script and
+    its loading inside the call's deadline (on a busy machine that could overrun it and fail open). The
+    connection that loaded them stays open in the worker's pool."""
+    port, password = free_port(), "redis-test-password"
+    process_group(launchers.redis_server(port, tmp_path / "redis", password=password))
+    url = launchers.redis_url("127.0.0.1", port, password)
+    direct = redis.Redis.from_url(url)
+    shas = [hashlib.sha1(script.encode()).hexdigest() for script in (ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT)]
+    assert direct.script_exists(*shas) == [False] * 3
+    gateway_with_limits(process_group, tmp_path, stub_url, url)  # one worker, answering: its lifespan has run
+    assert direct.script_exists(*shas) == [True] * 3
+    assert [client["cmd"] for client in direct.client_list() if client["cmd"] != "client|list"] == ["script|load"]
+
+
 def test_redis_down_fails_open_by_default_counted_and_logged(process_group, tmp_path, stub_url):
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
     gateway = gateway_with_limits(process_group, tmp_path, stub_url, nowhere)
+    # The worker could not connect at start; the first request tries again (and is counted with the rest).
     assert [chat(gateway, "k1").status_code for _ in range(5)] == [200] * 5  # more than the limit of 3
     metrics = httpx.get(gateway + "/metrics").text
     assert metric_value(metrics, "llm_gateway_limiter_unavailable_total", tenant="t1", decision="allowed") == 5
-    assert "limits and budgets are NOT enforced" in (tmp_path / "gateway.log").read_text()
+    log = (tmp_path / "gateway.log").read_text()
+    assert "does not answer yet" in log and "limits and budgets are NOT enforced" in log
 
 
 def test_redis_down_can_deny_instead(process_group, tmp_path, stub_url):
