@@ -35,9 +35,10 @@ IMAGE_FIXTURES = {"built_images", "docker_daemon"}
 
 
 def pytest_collection_modifyitems(items):
-    """Mark each test by the real processes its fixtures start, so either layer runs alone; tests that
+    """Mark each test by the real processes its fixtures start, so either layer runs alone. Tests that
     start a node of their own run first (once the session's shared node runs they could not: one node per
-    machine)."""
+    machine); the tests on the shared node run last, since it runs until the session ends and its Pods
+    (the model pool, Prometheus, the control plane) would load the machine under every test after them."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & CLUSTER_FIXTURES:
@@ -48,7 +49,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
         if "browser" in fixtures:
             item.add_marker(pytest.mark.browser)
-    items.sort(key=lambda item: item.get_closest_marker("node_lifecycle") is None)
+    items.sort(key=_run_order)
+
+
+def _run_order(item) -> int:
+    if item.get_closest_marker("node_lifecycle"):
+        return 0
+    return 2 if "node_cluster" in getattr(item, "fixturenames", ()) else 1
 
 
 def _local_platform(run_dir, scrape_interval: str = "15s") -> LocalPlatform:

@@ -18,30 +18,40 @@ from kubernetes.client.rest import ApiException
 from tests.helpers import wait_for
 
 # Runs inside the Pod: PROBES is a JSON list of {"id", "connect": "host:port"} or
-# {"id", "method", "url", "json"?, "headers"?, "stream"?}; prints one JSON document.
+# {"id", "method", "url", "json"?, "headers"?}, each with "retry_seconds" (how long a refused or timed-out
+# connection is tried again); prints one JSON document.
 PROBE_SCRIPT = r'''
 import json, os, socket, time
 import httpx
+
+def retried(attempt, probe, errors):
+    deadline = time.monotonic() + probe.get("retry_seconds", 0)
+    while True:
+        try:
+            return attempt()
+        except errors:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+def connect(probe):
+    host, port = probe["connect"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=probe.get("timeout", 3)):
+        return {"connected": True}
+
+def request(probe):
+    response = httpx.request(probe.get("method", "GET"), probe["url"], json=probe.get("json"),
+                             headers=probe.get("headers"), timeout=probe.get("timeout", 120))
+    return {"status": response.status_code, "text": response.text}
+
 results = {}
 for probe in json.loads(os.environ["PROBES"]):
     started = time.monotonic()
     try:
         if "connect" in probe:
-            host, port = probe["connect"].rsplit(":", 1)
-            deadline = time.monotonic() + probe.get("retry_seconds", 0)
-            while True:
-                try:
-                    with socket.create_connection((host, int(port)), timeout=probe.get("timeout", 3)):
-                        results[probe["id"]] = {"connected": True}
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+            results[probe["id"]] = retried(lambda: connect(probe), probe, OSError)
         else:
-            response = httpx.request(probe.get("method", "GET"), probe["url"], json=probe.get("json"),
-                                     headers=probe.get("headers"), timeout=probe.get("timeout", 120))
-            results[probe["id"]] = {"status": response.status_code, "text": response.text}
+            results[probe["id"]] = retried(lambda: request(probe), probe, (httpx.ConnectError, httpx.ConnectTimeout))
     except Exception as error:
         results[probe["id"]] = {"connected": False, "error": f"{type(error).__name__}: {error}"}
     results[probe["id"]]["seconds"] = round(time.monotonic() - started, 3)
@@ -56,14 +66,18 @@ class Probe:
     probes: list[dict] = field(default_factory=list)
 
     def connect(self, probe_id: str, host: str, port: int, timeout: float = 3, retry_seconds: float = 0) -> "Probe":
-        """A TCP connection attempt; `retry_seconds` for one that must succeed: a NetworkPolicy
-        enforcer admits a new Pod's address a moment after the Pod starts."""
+        """A TCP connection attempt; `retry_seconds` for one that must succeed: the NetworkPolicy
+        enforcer admits a new Pod's address a moment after the Pod starts (refusing it until then), and
+        on a busy node that moment can come after the Pod's first try."""
         self.probes.append({"id": probe_id, "connect": f"{host}:{port}", "timeout": timeout,
                             "retry_seconds": retry_seconds})
         return self
 
-    def request(self, probe_id: str, method: str, url: str, timeout: float = 120, **options) -> "Probe":
-        self.probes.append({"id": probe_id, "method": method, "url": url, "timeout": timeout, **options})
+    def request(self, probe_id: str, method: str, url: str, timeout: float = 120, retry_seconds: float = 60,
+                **options) -> "Probe":
+        """An HTTP request; its connection is tried again for `retry_seconds`, as for `connect`."""
+        self.probes.append({"id": probe_id, "method": method, "url": url, "timeout": timeout,
+                            "retry_seconds": retry_seconds, **options})
         return self
 
 

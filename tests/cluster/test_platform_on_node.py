@@ -255,13 +255,11 @@ def test_the_gateway_waits_for_its_database_instead_of_crash_looping(node_platfo
 
         started = wait_for(new_gateway, timeout=180, what="a new gateway Pod running")
 
-        def readiness_answer():  # the container has started; its server listens a moment later
-            answer = node_platform.pods().run(NAMESPACE, Probe().request(
-                "ready", "GET", f"http://{started.status.pod_ip}:8080/readyz", timeout=10))["ready"]
-            return answer if "status" in answer else None
-
-        readiness = wait_for(readiness_answer, timeout=120, what="the new gateway answering /readyz")
-        assert readiness["status"] == 503 and json.loads(readiness["text"])["ledger_connected"] is False
+        # The container has started; its server listens a moment later (the probe tries to connect for 60 s).
+        readiness = node_platform.pods().run(NAMESPACE, Probe().request(
+            "ready", "GET", f"http://{started.status.pod_ip}:8080/readyz", timeout=10))["ready"]
+        assert readiness.get("status") == 503, readiness
+        assert json.loads(readiness["text"])["ledger_connected"] is False
     finally:
         apps.patch_namespaced_stateful_set_scale("llm-ledger", NAMESPACE, {"spec": {"replicas": 1}})
     node_platform.wait_all_ready(NAMESPACE)
@@ -288,11 +286,17 @@ def test_destroying_a_tenant_removes_it_and_the_gateway_refuses_its_key(node_pla
         custom.get_namespaced_custom_object("llm-tenants.io", "v1alpha1", NAMESPACE, "tenantroutes", "initech")
     assert route_gone.value.status == 404
 
-    def refused() -> bool:
-        reply = node_platform.pods().run(NAMESPACE, Probe().request(
-            "chat", "POST", f"http://llm-gateway.{NAMESPACE}.svc.cluster.local:8080/v1/chat/completions",
-            json={"model": "any", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]},
-            headers={"Authorization": f"Bearer {key}"}, timeout=30))["chat"]
-        return reply.get("status") == 401
+    gateway = f"llm-gateway.{NAMESPACE}.svc.cluster.local"
+    replies = []
 
-    wait_for(refused, timeout=90, what="the destroyed tenant's key refused")
+    def refused() -> bool:
+        replies.append(node_platform.pods().run(NAMESPACE, Probe().request(
+            "chat", "POST", f"http://{gateway}:8080/v1/chat/completions",
+            json={"model": "any", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]},
+            headers={"Authorization": f"Bearer {key}"}, timeout=30))["chat"])
+        return replies[-1].get("status") == 401
+
+    try:
+        wait_for(refused, timeout=90, what="the destroyed tenant's key refused")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the last replies: {replies[-3:]}") from None
