@@ -14,6 +14,8 @@ Service at CLUSTER_DNS_IP (tenantctl/node_addons.py), so NetworkPolicies that al
 Pods cannot reach beyond this machine: no masquerading, and an iptables rule (mangle FORWARD,
 chain LLMT-EGRESS, ahead of every filter rule) drops anything from the Pod CIDR that is not
 addressed to a Pod or Service (Pod traffic to the host itself is not forwarded and stays local).
+The Service CIDR is routed onto the Pods' bridge, so a Service address kube-proxy has not (yet)
+rewritten stays on this machine too, whether the host or a Pod sent it.
 
 Usage (the API the tests and tools use):
 
@@ -168,6 +170,7 @@ class LocalNode:
             recover_crashed_node(self.log)
             objects = _Background(self._create_cluster_objects)  # meanwhile: the API calls take a few seconds
             for phase, step in (("prepared", self._prepare), ("egress_guard", self._install_egress_guard),
+                                ("service_route", self._keep_service_addresses_local),
                                 ("containerd_and_images", lambda: self._start_containerd(deadline)),
                                 ("node_ready", lambda: self._start_kubelet(deadline)),
                                 ("cluster_objects", objects.result),
@@ -371,6 +374,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         subprocess.run(["ip6tables", "-t", "mangle", "-A", EGRESS_CHAIN, "-j", "DROP"], check=True, capture_output=True)
         subprocess.run(["ip6tables", "-t", "mangle", "-I", "FORWARD", "1", "-i", host_state.BRIDGE, "-j",
                         EGRESS_CHAIN], check=True, capture_output=True)
+
+    def _keep_service_addresses_local(self) -> None:
+        """Route the Service CIDR onto the Pods' bridge (made here; the CNI plugin adopts it).
+
+        kube-proxy rewrites a Service address into a Pod's once it has synced that Service. Until then, and
+        for an address no Service has, a packet to it, from the host or forwarded from a Pod, would follow
+        the default route off this machine (a test's request to a brand-new Service once did, and got an
+        empty answer no Pod had sent). On the bridge nobody answers for it, and the packet stays here.
+        Deleting the bridge at stop removes the route.
+        """
+        if host_state.BRIDGE not in host_state.link_names():
+            subprocess.run(["ip", "link", "add", host_state.BRIDGE, "type", "bridge"], check=True, capture_output=True)
+        subprocess.run(["ip", "link", "set", host_state.BRIDGE, "up"], check=True, capture_output=True)
+        subprocess.run(["ip", "route", "replace", SERVICE_CIDR, "dev", host_state.BRIDGE], check=True,
+                       capture_output=True)
 
     # -- processes ---------------------------------------------------------------------------
 

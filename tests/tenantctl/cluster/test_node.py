@@ -4,13 +4,14 @@ anything beyond this machine."""
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 
 import httpx
 import pytest
 from kubernetes import client
 
-from tenantctl import toolchain
+from tenantctl import host_state, toolchain
 from tenantctl.node import EGRESS_CHAIN
 from tenantctl.oci_archive import ImageFile, ImageSpec, write_image
 from tests.helpers import wait_for
@@ -58,7 +59,13 @@ def test_a_pod_answers_from_its_pod_ip(node_cluster, web):
 
 
 def test_a_cluster_ip_answers_from_the_host_and_from_another_pod(web):
-    assert httpx.get(f"http://{web['cluster_ip']}:8080/", timeout=10).text.strip() == "web"
+    def from_the_host() -> str | None:  # kube-proxy writes the Service's rules a moment after its endpoint is ready
+        try:
+            return httpx.get(f"http://{web['cluster_ip']}:8080/", timeout=5).text.strip()
+        except httpx.TransportError:
+            return None
+
+    assert wait_for(from_the_host, timeout=60, what="the ClusterIP answering the host") == "web"
     code, body = http_get(web["core"], web["namespace"], "client", web["cluster_ip"])
     assert (code, body.strip()) == (0, "web")
 
@@ -93,6 +100,18 @@ def test_a_pod_cannot_reach_beyond_this_machine(node_cluster, web):
     code, output = pod_exec(web["core"], web["namespace"], "client", f"nc -w 3 {OUTSIDE_ADDRESS} 80 </dev/null")
     assert code != 0, output
     assert _guard_drops() > dropped_before  # dropped by the guard, not failing for another reason
+
+
+def test_a_service_address_kube_proxy_has_not_rewritten_stays_on_this_machine(node_cluster, web):
+    """Before kube-proxy has synced a Service (or for an address no Service has), the host's and the Pods'
+    packets to it are routed onto the Pods' bridge, not the default route (asked of the routing table: no
+    packet is sent)."""
+    unused = str(ipaddress.ip_network(node_cluster.service_cidr)[-2])
+    from_the_host = subprocess.run(["ip", "-o", "route", "get", unused], capture_output=True, text=True, check=True)
+    from_a_pod = subprocess.run(["ip", "-o", "route", "get", unused, "from", web["server"].status.pod_ip, "iif",
+                                 host_state.BRIDGE], capture_output=True, text=True, check=True)
+    for route in (from_the_host.stdout, from_a_pod.stdout):
+        assert f"dev {host_state.BRIDGE}" in route, route
 
 
 def _guard_drops() -> int:
