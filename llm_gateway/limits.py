@@ -47,6 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from llm_common.errors import Refusal
 
 log = logging.getLogger(__name__)
+# What a Redis call may raise when Redis is away: its own errors, the socket's, and our deadline (TimeoutError).
+REDIS_FAILURES = (redis.RedisError, OSError, TimeoutError)
 
 # KEYS: one counter per check, then the tenant's lease set when a concurrency lease is asked for.
 # ARGV: the number of checks n; 4 values per check: limit, amount an admitted request adds, TTL in
@@ -230,7 +232,7 @@ class SharedCounters:
                 for script in (ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT):
                     pipe.script_load(script)
                 await pipe.execute()
-        except (redis.RedisError, OSError, TimeoutError) as error:
+        except REDIS_FAILURES as error:
             log.warning("Redis at %s does not answer yet (%s): the first request tries again",
                         _without_password(self.settings.redis_url), error or type(error).__name__)
 
@@ -298,7 +300,7 @@ class SharedCounters:
         try:
             async with asyncio.timeout(self.settings.socket_timeout_seconds):
                 return await action()
-        except (redis.RedisError, OSError, TimeoutError) as error:
+        except REDIS_FAILURES as error:
             self._skip_until = self._clock() + self.settings.retry_after_error_seconds
             self._log(error)
             raise LimiterUnavailable(str(error)) from None

@@ -28,7 +28,7 @@ from tests.traffic import ObservedPlatform, send_traffic
 
 
 # Fixtures that start real processes: a test using one is end-to-end (`-m "not e2e"` runs the fast layer).
-E2E_FIXTURES = {"platform", "observed_platform", "process_group", "redis_url", "postgres_url", "stub_url",
+E2E_FIXTURES = {"platform", "observed_platform", "process_group", "redis_url", "own_redis", "postgres_url", "stub_url",
                 "model_url", "model_api_key", "documents"}
 CLUSTER_FIXTURES = {"control_plane", "cluster_platform", "node_cluster"}
 IMAGE_FIXTURES = {"built_images", "docker_daemon"}
@@ -136,8 +136,18 @@ def process_group():
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> str:
     """A Redis of our own (Debian's redis-server), as `tenantctl up` starts it: with a password (in the URL)."""
+    yield from _redis_server(tmp_path_factory.mktemp("redis"))
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> str:
+    """A Redis of this test's own, so flushing it (or what it starts with) touches no other test."""
+    yield from _redis_server(tmp_path / "redis")
+
+
+def _redis_server(run_dir: Path):
     port, password = free_port(), secrets.token_urlsafe(16)
-    process = launchers.redis_server(port, tmp_path_factory.mktemp("redis"), password=password)
+    process = launchers.redis_server(port, run_dir, password=password)
     start_process(process, timeout=30)
     try:
         yield launchers.redis_url("127.0.0.1", port, password)

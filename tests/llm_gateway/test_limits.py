@@ -133,17 +133,15 @@ def test_over_the_limit_is_a_429_with_retry_after(process_group, tmp_path, stub_
     assert refusals == 2
 
 
-def test_a_gateway_worker_loads_the_scripts_and_connects_before_its_first_request(process_group, tmp_path, stub_url):
+def test_a_gateway_worker_loads_the_scripts_and_connects_before_its_first_request(process_group, tmp_path, stub_url,
+                                                                                  own_redis):
     """So that a worker's first admissions are one round trip each, not a connection, a missing script and
     its loading inside the call's deadline (on a busy machine that could overrun it and fail open). The
     connection that loaded them stays open in the worker's pool."""
-    port, password = free_port(), "redis-test-password"
-    process_group(launchers.redis_server(port, tmp_path / "redis", password=password))
-    url = launchers.redis_url("127.0.0.1", port, password)
-    direct = redis.Redis.from_url(url)
+    direct = redis.Redis.from_url(own_redis)
     shas = [hashlib.sha1(script.encode()).hexdigest() for script in (ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT)]
     assert direct.script_exists(*shas) == [False] * 3
-    gateway_with_limits(process_group, tmp_path, stub_url, url)  # one worker, answering: its lifespan has run
+    gateway_with_limits(process_group, tmp_path, stub_url, own_redis)  # one worker, answering: its lifespan has run
     assert direct.script_exists(*shas) == [True] * 3
     assert [client["cmd"] for client in direct.client_list() if client["cmd"] != "client|list"] == ["script|load"]
 

@@ -6,7 +6,6 @@ lost its counters."""
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 
 import httpx
@@ -149,20 +148,6 @@ def test_tenantctl_usage_prints_totals_remaining_budget_and_rows(process_group, 
     assert tenantctl(["--tenants-dir", str(tmp_path / "tenants"), "usage", tenant, "--ledger", ledger_url,
                       "--since", "2999-01-01"]) == 0
     assert "requests 0" in capsys.readouterr().out
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A Redis of this test's own, so flushing it touches no other test's counters."""
-    port, password = free_port(), secrets.token_urlsafe(16)
-    (tmp_path / "redis").mkdir()
-    process = launchers.redis_server(port, tmp_path / "redis", password=password)
-    process.start()
-    try:
-        process.wait_healthy(30)
-        yield launchers.redis_url("127.0.0.1", port, password)
-    finally:
-        process.stop()
 
 
 def test_redis_flushed_mid_stream_never_lowers_the_months_total(process_group, tmp_path, stub_url, own_redis,
