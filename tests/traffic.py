@@ -59,6 +59,9 @@ def send_traffic(running: RunningPlatform) -> ObservedPlatform:
         _ask(observed, tenant, {200})
         _ask(observed, tenant, {200}, stream=True)
     _wait_until_scraped(observed)
+    # The restarted model server counts from zero, and its scrape is not the proxies': wait for the answers
+    # it gave since, or a query right after this could still read its first scrape's zeros.
+    wait_for(lambda: _model_server_requests(observed) > 0, 30, "the restarted model server's answers in Prometheus")
     observed.finished_at = time.time()
     return observed
 
@@ -109,6 +112,11 @@ def _wait_until_scraped(observed: ObservedPlatform) -> None:
 def _counted_by_prometheus(observed: ObservedPlatform) -> Counter:
     results = prometheus_query(observed.prometheus_url, "sum by (tenant, status) (tenant_proxy_requests_total)")
     return Counter({(r["metric"]["tenant"], r["metric"]["status"]): int(float(r["value"][1])) for r in results})
+
+
+def _model_server_requests(observed: ObservedPlatform) -> float:
+    results = prometheus_query(observed.prometheus_url, 'sum(model_server_requests_total{job="model-server"})')
+    return float(results[0]["value"][1]) if results else 0.0
 
 
 def _targets_up(observed: ObservedPlatform) -> int:
