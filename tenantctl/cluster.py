@@ -269,9 +269,10 @@ def _serve(state_dir: Path, with_node: bool, lock_timeout: float = 0) -> int:
     stop = threading.Event()
 
     def interrupt(*_) -> None:
-        if stop.is_set() or not started.is_set():
+        again, starting = stop.is_set(), not started.is_set()
+        stop.set()  # noted too, in case the exception below is swallowed (see after `running.start()`)
+        if again or starting:
             raise KeyboardInterrupt  # while starting: abort the start, which cleans up after itself
-        stop.set()
 
     started = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -286,6 +287,10 @@ def _serve(state_dir: Path, with_node: bool, lock_timeout: float = 0) -> int:
         running = plane = LocalControlPlane(state_dir, log=log)
     try:
         running.start()
+        if stop.is_set():
+            # Ctrl-C came during the start, but its KeyboardInterrupt was lost: raised inside a callback that
+            # ignores exceptions (seen: logging's at-fork hook while a child process was being started).
+            raise KeyboardInterrupt
         started.set()
         state = {"pid": os.getpid(), "api_url": plane.api_url, "kubeconfig": str(plane.kubeconfig),
                  "terraform_cli_config": str(toolchain.terraform_cli_config()), "node": with_node,
