@@ -5,7 +5,7 @@
 #
 #   docker build -t ghcr.io/llm-tenants/platform:0.1.0 .
 #
-# BASE is any Debian-like image with Python 3.11 and its venv module. `tenantctl images build`
+# BASE is any Debian-like image with Python 3.11 and its venv module (the lock is for Linux x86_64, glibc 2.36 or newer). `tenantctl images build`
 # passes a Debian bookworm base built locally with mmdebstrap (no registry needed). Only the
 # services and their run-time dependencies are installed: tenantctl and its dependencies
 # (Terraform, dashboards, reports; the `cli` extra) stay out. Behind a TLS-inspecting proxy, put its CA bundle in the build context as
@@ -15,17 +15,17 @@ ARG BASE=python:3.11-slim
 FROM ${BASE} AS build
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Dependencies first, from pyproject.toml alone: a code change does not reinstall them.
-COPY pyproject.toml build-ca.cr[t] ./
+# Dependencies first, exactly as locked (versions and hashes; scripts/lock): a code change does not reinstall them.
+COPY requirements-runtime.lock build-ca.cr[t] ./
 RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
  && python3 -m venv /opt/llm-tenants \
- && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
- && /opt/llm-tenants/bin/pip install -r requirements.txt
+ && /opt/llm-tenants/bin/python -m pip install --no-deps --require-hashes -r requirements-runtime.lock
+COPY pyproject.toml ./
 COPY app ./app
 COPY llm_common ./llm_common
 COPY llm_gateway ./llm_gateway
-RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
- && /opt/llm-tenants/bin/pip install --no-deps .
+# The package itself, built with the locked setuptools: nothing is resolved or downloaded here.
+RUN /opt/llm-tenants/bin/python -m pip install --no-deps --no-build-isolation --no-index .
 
 FROM ${BASE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/llm-tenants/bin:$PATH

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping, NamedTuple
 
 import httpx
-import openai
 
 from llm_common.sse import iter_event_data
 
@@ -174,7 +173,7 @@ def _transport_failure(base_url: str, error: BaseException) -> UpstreamUnavailab
     `timeout`: no answer in time; `disconnected`: the connection broke while the upstream had it."""
     if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
         reason = "connect"
-    elif isinstance(error, (httpx.TimeoutException, openai.APITimeoutError)):
+    elif isinstance(error, httpx.TimeoutException):
         reason = "timeout"
     else:
         reason = "disconnected"

@@ -25,6 +25,8 @@ from tenantctl.processes import ManagedProcess
 from tests.helpers import (ClusterPlatform, ControlPlane, InProcessServer, RunningPlatform, TenantDocuments,
                            free_port, repository_copy, specs_on_free_ports, stub_backend, stub_openai_app)
 from tests.traffic import ObservedPlatform, send_traffic
+# Hooks: every failure's report can be written (tests/failure_reports.py).
+from tests.failure_reports import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 
 
 # Fixtures that start real processes: a test using one is end-to-end (`-m "not e2e"` runs the fast layer).

@@ -17,11 +17,9 @@ from contextlib import contextmanager
 from typing import AsyncIterator, Callable, Iterator, Mapping
 
 import aiohttp
-import httpx
 import openai
 
-from llm_common.openai_client import (REQUEST_ID_HEADER, UpstreamReply, UpstreamUnavailable, _status_error,
-                                      _transport_failure)
+from llm_common.openai_client import REQUEST_ID_HEADER, UpstreamReply, UpstreamUnavailable, _status_error
 from llm_common.sse import aiter_event_data
 
 DEFAULT_MAX_CONNECTIONS = 4096
@@ -31,7 +29,7 @@ READ_BUFFER_BYTES = 1 << 20  # an SSE line (one chunk) may be up to twice this l
 class AsyncChatStream:
     """An opened upstream stream: the request is sent and the status checked; iterate for SSE data."""
 
-    def __init__(self, response: "httpx.Response | _AiohttpStream"):
+    def __init__(self, response: "_AiohttpStream | _SdkStream"):
         self._response = response
         self._closed = False
         self.headers: Mapping[str, str] = response.headers
@@ -157,31 +155,50 @@ class _AiohttpStream:
 
 
 class AsyncSdkClient(AsyncOpenAICompatibleClient):
+    """The SDK's low-level `post` (its auth, timeouts and error mapping, without `create()`'s per-call
+    re-validation of every message), asking for the SDK's own unparsed response, `openai.AsyncAPIResponse`.
+    Only plain values and the SDK's own types cross into it, whichever HTTP library it uses underneath."""
+
     def __init__(self, base_url: str, api_key: str, *, connect_timeout: float, read_timeout: float):
         self.base_url = base_url
-        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        timeout = openai.Timeout(read_timeout, connect=connect_timeout)
         self._sdk = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
 
     async def open_chat_stream(self, payload: dict, request_id: str | None = None) -> AsyncChatStream:
-        with _sdk_errors(self.base_url):
-            response = await self._sdk.post("/chat/completions", body={**payload, "stream": True},
-                                            cast_to=httpx.Response, stream=True, options=_sdk_options(request_id))
-            return AsyncChatStream(response)
+        # The SDK's `with_streaming_response` marks its requests with this header: the response comes
+        # back with its body not yet read.
+        headers = {"X-Stainless-Raw-Response": "stream"}
+        response = await self._send("/chat/completions", {**payload, "stream": True}, request_id, headers)
+        return AsyncChatStream(_SdkStream(response))
 
     async def _post(self, path: str, payload: dict, request_id: str | None) -> UpstreamReply:
-        # The SDK's low-level post: its auth, timeouts and error mapping, without `create()`'s
-        # per-call re-validation of every message.
+        response = await self._send(path, payload, request_id, {})  # the body is read inside the SDK
+        return UpstreamReply(await response.read(), response.headers)
+
+    async def _send(self, path: str, payload: dict, request_id: str | None,
+                    headers: dict[str, str]) -> openai.AsyncAPIResponse:
+        if request_id:
+            headers = {**headers, REQUEST_ID_HEADER: request_id}
         with _sdk_errors(self.base_url):
-            response = await self._sdk.post(path, body=payload, cast_to=httpx.Response,
-                                            options=_sdk_options(request_id))
-            return UpstreamReply(await response.aread(), response.headers)
+            return await self._sdk.post(path, body=payload, cast_to=openai.AsyncAPIResponse[bytes],
+                                        options={"headers": headers})
 
     async def aclose(self) -> None:
         await self._sdk.close()
 
 
-def _sdk_options(request_id: str | None) -> dict:
-    return {"headers": {REQUEST_ID_HEADER: request_id}} if request_id else {}
+class _SdkStream:
+    """An `openai.AsyncAPIResponse` in the shape AsyncChatStream reads (`headers`, `aiter_lines`, `aclose`)."""
+
+    def __init__(self, response: openai.AsyncAPIResponse):
+        self._response = response
+        self.headers = response.headers
+
+    def aiter_lines(self) -> AsyncIterator[str]:
+        return self._response.iter_lines()
+
+    async def aclose(self) -> None:
+        await self._response.close()
 
 
 @contextmanager
@@ -206,10 +223,22 @@ def _unavailable(base_url: str, reason: str, error: BaseException) -> UpstreamUn
 def _sdk_errors(base_url: str) -> Iterator[None]:
     try:
         yield
-    except openai.APITimeoutError as error:
-        raise _transport_failure(base_url, error.__cause__ or error) from None
-    except openai.APIConnectionError as error:
-        raise _transport_failure(base_url, error.__cause__ or error) from None
+    except openai.APIConnectionError as error:  # APITimeoutError included
+        raise _sdk_transport_failure(base_url, error) from None
     except openai.APIStatusError as error:
         raise _status_error(base_url, error.status_code, error.body, error.message,
                             error.response.headers.get("retry-after")) from None
+
+
+def _sdk_transport_failure(base_url: str, error: openai.APIConnectionError) -> UpstreamUnavailable:
+    """Sorted like the other clients' failures. The SDK has one error for "never connected" and "lost the
+    connection"; its cause, an exception of the SDK's HTTP library, tells them apart by its class's name."""
+    cause = error.__cause__ or error
+    causes = {cls.__name__ for cls in type(cause).__mro__}
+    if causes & {"ConnectError", "ConnectTimeout"}:
+        reason = "connect"
+    elif isinstance(error, openai.APITimeoutError):
+        reason = "timeout"
+    else:
+        reason = "disconnected"
+    return _unavailable(base_url, reason, cause)

@@ -174,7 +174,8 @@ class BuildContext:
 
 def platform_context() -> BuildContext:
     context = BuildContext()
-    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "app", "llm_common", "llm_gateway")
+    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "requirements-runtime.lock", "app", "llm_common",
+                     "llm_gateway")
     return context
 
 
@@ -193,6 +194,7 @@ def model_server_context() -> BuildContext:
 
     context = BuildContext()
     context.add("Dockerfile", IMAGES_DIR / "model-server.Dockerfile")
+    context.add("requirements-model-server.lock", REPO_ROOT / "requirements-model-server.lock")
     context.add_tree(REPO_ROOT, "llm_common")
     context.add("tenantctl/__init__.py", REPO_ROOT / "tenantctl" / "__init__.py")
     context.add("tenantctl/model_server.py", REPO_ROOT / "tenantctl" / "model_server.py")

@@ -3,19 +3,20 @@
 #   /models/chat.gguf       SmolLM2-135M-Instruct (the default command)
 #   /models/embedding.gguf  all-MiniLM-L6-v2, mean pooling, 384 dimensions (run with --embedding true)
 # Built by `tenantctl images build`, which puts the llama-cpp-python wheel scripts/setup compiled
-# into wheels/ and the models into models/. Without a wheel, pip compiles llama.cpp (needs cmake
-# and a C++ compiler in BASE). `build-ca.crt`, when present, is trusted by the build stage only.
+# into wheels/ and the models into models/; everything else comes from requirements-model-server.lock.
+# `build-ca.crt`, when present, is trusted by the build stage only.
 ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY wheels/ ./wheels/
-COPY build-ca.cr[t] ./
+COPY requirements-model-server.lock build-ca.cr[t] ./
+# Exactly as locked (versions and hashes; scripts/lock), then llama-cpp-python from the wheel setup built.
 RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
  && python3 -m venv /opt/model-server \
- && /opt/model-server/bin/pip install --find-links wheels "llama-cpp-python[server]==0.3.36" \
-      "prometheus-client>=0.20" "flask>=3.1"
+ && /opt/model-server/bin/python -m pip install --no-deps --require-hashes -r requirements-model-server.lock
+COPY wheels/ ./wheels/
+RUN /opt/model-server/bin/python -m pip install --no-deps --no-index wheels/llama_cpp_python-*.whl
 
 FROM ${BASE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/model-server/bin:$PATH PYTHONPATH=/srv/model-server

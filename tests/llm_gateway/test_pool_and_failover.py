@@ -76,6 +76,37 @@ def test_openai_backend_runs_the_real_sdk_path(process_group, tmp_path, model_ur
     assert "not configured" in vllm_only.json()["error"]["message"]
 
 
+def test_a_gateway_with_the_openai_backend_boots_and_answers_through_a_stub(process_group, tmp_path, stub_url):
+    """The gateway's worker builds the SDK client at start: what the SDK is handed must be its own kind of
+    value whichever HTTP library it runs on (a foreign timeout object once stopped every worker booting)."""
+    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS},
+                            env={"OPENAI_API_KEY": "sk-stub", "OPENAI_BASE_URL": stub_url + "/v1"})
+    plain = ask(gateway, KEY_OPENAI)
+    assert plain.status_code == 200, plain.text
+    assert plain.headers["X-LLM-Backend"] == "openai"
+    assert plain.json()["choices"][0]["message"]["content"]
+    request_id = plain.headers["X-Request-Id"]
+    assert request_id in {seen["request_id"] for seen in httpx.get(stub_url + "/seen").json()}
+
+    streamed = httpx.post(gateway + "/v1/chat/completions", timeout=30, headers={"Authorization": f"Bearer {KEY_OPENAI}"},
+                          json={"messages": [{"role": "user", "content": "Say OK."}], "stream": True})
+    assert streamed.status_code == 200, streamed.text
+    assert streamed.headers["X-LLM-Backend"] == "openai"
+    assert streamed.text.rstrip().endswith("data: [DONE]")
+
+    refused = ask(gateway, KEY_OPENAI, messages=[{"role": "user", "content": "stub-fault:429:7"}])
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "7"
+
+
+def test_an_unreachable_openai_is_counted_as_a_connect_failure(process_group, tmp_path):
+    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS},
+                            env={"OPENAI_API_KEY": "sk-stub", "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"})
+    response = ask(gateway, KEY_OPENAI)
+    assert response.status_code in (502, 503), response.text
+    metrics = httpx.get(gateway + "/metrics").text
+    assert metric_value(metrics, "llm_gateway_upstream_errors_total", backend="openai", reason="connect") == 1
+
+
 @pytest.fixture
 def doomed_model_server(process_group, tmp_path):
     port = free_port()
