@@ -5,7 +5,8 @@
 #
 #   docker build -t ghcr.io/llm-tenants/platform:0.1.0 .
 #
-# BASE is any Debian-like image with Python 3.11 and its venv module (the lock is for Linux x86_64, glibc 2.36 or newer). `tenantctl images build`
+# BASE is any Debian-like image with Python 3.11 and its venv module (the lock is for Linux x86_64 with
+# glibc 2.36 or newer). `tenantctl images build`
 # passes a Debian bookworm base built locally with mmdebstrap (no registry needed). Only the
 # services and their run-time dependencies are installed: tenantctl and its dependencies
 # (Terraform, dashboards, reports; the `cli` extra) stay out. Behind a TLS-inspecting proxy, put its CA bundle in the build context as
