@@ -37,11 +37,7 @@ def _serialized_parse(*args, **kwargs):
         return _unserialized_parse(*args, **kwargs)
 
 
-def serialize_ast_parsing() -> None:
-    ast.parse = _serialized_parse
-
-
-serialize_ast_parsing()
+ast.parse = _serialized_parse  # for the whole test process, from its import on
 
 
 @pytest.hookimpl(wrapper=True)
