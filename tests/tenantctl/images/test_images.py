@@ -200,9 +200,13 @@ def test_documents_are_embedded_by_the_embedding_server_and_cited(stack):
 def test_prometheus_has_kubernetes_discovery_and_scrapes_the_gateway(stack):
     prometheus = stack["prometheus_url"]
     wait_for(lambda: answers(prometheus + "/-/ready"), timeout=120, what="Prometheus ready")
-    jobs = {target["labels"]["job"] for target in
-            httpx.get(prometheus + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]}
-    assert "gateway" in jobs
+
+    def jobs() -> set[str]:
+        return {target["labels"]["job"] for target in
+                httpx.get(prometheus + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]}
+
+    # Ready is before its first service discovery: the gateway's target appears a moment later.
+    wait_for(lambda: "gateway" in jobs(), timeout=60, what="a gateway target discovered")
 
     def gateway_up() -> bool:
         result = httpx.get(prometheus + "/api/v1/query", params={"query": 'up{job="gateway"}'}, timeout=10).json()
