@@ -22,9 +22,11 @@ RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
  && python3 -m venv /opt/llm-tenants \
  && /opt/llm-tenants/bin/python -m pip install --no-deps --require-hashes -r requirements-runtime.lock
 COPY pyproject.toml ./
-COPY app ./app
+COPY tenant_spec ./tenant_spec
 COPY llm_common ./llm_common
+COPY app ./app
 COPY llm_gateway ./llm_gateway
+COPY alert_config_sync ./alert_config_sync
 # The package itself, built with the locked setuptools: nothing is resolved or downloaded here.
 RUN /opt/llm-tenants/bin/python -m pip install --no-deps --no-build-isolation --no-index .
 

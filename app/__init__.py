@@ -17,6 +17,7 @@ from app.config import ProxyConfig, load_proxy_config
 from app.cross_site import refuse_cross_site_requests
 from app.end_user_keys import require_end_user_keys
 from app.gateway_client import GatewayClient
+from app.guardrails import GuardrailCheck
 from app.knowledge.retrieval import KnowledgeBase
 from app.knowledge.store import KnowledgeStore
 from app.metrics import ProxyMetrics
@@ -39,6 +40,7 @@ def create_app(config: ProxyConfig) -> Flask:
                             read_timeout=config.read_timeout_seconds,
                             on_failure=metrics.count_gateway_error)
     app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway,
+                                                   guardrails=GuardrailCheck(config.guardrails),
                                                    knowledge=_knowledge_base(config, gateway))
     install_request_tracing(app, "proxy", lambda: config.tenant)
     register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(refusal.reason))

@@ -34,7 +34,7 @@ def tenant_payload(services: ProxyServices, chat_payload: dict, instructions: st
     `chat_payload` kept the request contract and holds only the caller's messages.
     """
     config = services.config
-    config.guardrails.check(chat_payload["messages"], tools=chat_payload.get("tools"), instructions=instructions)
+    services.guardrails.check(chat_payload["messages"], tools=chat_payload.get("tools"), instructions=instructions)
     return {**chat_payload,
             "messages": with_tenant_prompt(config.system_prompt, chat_payload["messages"], instructions)}
 

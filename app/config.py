@@ -14,11 +14,10 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from app.guardrails import Guardrails
-from llm_common.keys import check_sha256_digests
-from llm_common.pydantic_errors import problems
+from tenant_spec.problems import problems
+from tenant_spec.model import spec_fields
 
 CONFIG_PATH_ENV = "TENANT_PROXY_CONFIG"
 ENV_FIELDS = {
@@ -40,15 +39,15 @@ class ConfigError(ValueError):
     """The proxy configuration is missing or invalid."""
 
 
-class ProxyConfig(BaseModel):
+class _ProxySettings(BaseModel):
+    """What the proxy needs besides its tenant's spec fields (PROXY_SPEC_FIELDS)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant: str = Field(min_length=1, max_length=40)
     display_name: str = ""
-    system_prompt: str = Field(min_length=1)
     gateway_url: str = Field(description="Base URL of the gateway's OpenAI API, e.g. http://llm-gateway:8080/v1")
     gateway_key: str = Field(min_length=1)
-    max_tokens: int = Field(256, ge=1)
     max_question_bytes: int = Field(32 * 1024, ge=1)
     max_history_messages: int = Field(50, ge=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -64,17 +63,6 @@ class ProxyConfig(BaseModel):
     chunk_overlap_words: int = Field(20, ge=0)
     max_chunks_per_document: int = Field(
         10_000, ge=1, description="A document making more chunks is refused (413) before anything is embedded.")
-    guardrails: Guardrails = Field(default_factory=Guardrails)
-    end_user_key_sha256: list[str] = Field(
-        default_factory=list, description="SHA-256 of the end-user API keys accepted; empty: no key required.")
-    admin_key_sha256: list[str] = Field(
-        default_factory=list, description="SHA-256 of the tenant admin keys that may add and delete documents; "
-                                          "empty: nobody may.")
-
-    @field_validator("end_user_key_sha256", "admin_key_sha256")
-    @classmethod
-    def _hex_digests(cls, values: list[str]) -> list[str]:
-        return check_sha256_digests(values)
 
     @field_validator("gateway_url")
     @classmethod
@@ -84,17 +72,24 @@ class ProxyConfig(BaseModel):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _overlap_below_chunk(self) -> "ProxyConfig":
+    def _overlap_below_chunk(self) -> "_ProxySettings":
         if self.chunk_overlap_words >= self.chunk_words:
             raise ValueError("chunk_overlap_words must be smaller than chunk_words")
         return self
 
-    @field_validator("system_prompt", "gateway_key")
+    @field_validator("gateway_key")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+
+# What the proxy takes from its tenant's spec, with the spec's own types, checks and defaults: local
+# mode copies these fields from tenant.json, the tenant module passes them as the Deployment's files.
+PROXY_SPEC_FIELDS = ("system_prompt", "max_tokens", "guardrails", "end_user_key_sha256", "admin_key_sha256")
+ProxyConfig = create_model("ProxyConfig", __base__=_ProxySettings, __doc__="The proxy's whole configuration.",
+                           **spec_fields(*PROXY_SPEC_FIELDS))
 
 
 def load_proxy_config(environ: Mapping[str, str] = os.environ) -> ProxyConfig:

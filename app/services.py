@@ -8,6 +8,7 @@ from flask import current_app
 
 from app.config import ProxyConfig
 from app.gateway_client import GatewayClient
+from app.guardrails import GuardrailCheck
 from app.knowledge.retrieval import KnowledgeBase
 from app.metrics import ProxyMetrics
 
@@ -17,6 +18,7 @@ class ProxyServices:
     config: ProxyConfig
     metrics: ProxyMetrics
     gateway: GatewayClient
+    guardrails: GuardrailCheck
     knowledge: KnowledgeBase | None = None  # None when the tenant has no knowledge directory
 
 

@@ -48,6 +48,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import openai_stub  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from llm_gateway.ledger import UsageRecord  # noqa: E402
 from llm_gateway.ledger.asynchronous import AsyncLedger  # noqa: E402
@@ -59,7 +60,6 @@ LITELLM_VERSION = "1.80.0"
 CACHE = Path(os.environ.get("LLM_TENANTS_CACHE", Path.home() / ".cache" / "llm-tenants"))
 LITELLM_VENV = CACHE / f"litellm-{LITELLM_VERSION}" / "venv"
 RESULTS = Path(__file__).resolve().parent / "results"
-STUB = Path(__file__).resolve().parent / "stub_openai.py"
 KEY = "gk-bench-capacity"
 MODEL = "stub-model"
 SLOW_TOKENS, TOKEN_INTERVAL = 20, 0.1
@@ -109,7 +109,7 @@ def litellm_proxy(run_dir: Path, port: int, models: dict[str, str], workers: int
 
 def stub(run_dir: Path, name: str, *extra: str) -> tuple[ManagedProcess, str]:
     port = free_port()
-    process = ManagedProcess(name, [sys.executable, str(STUB), "--port", str(port), "--no-seen", *extra],
+    process = ManagedProcess(name, openai_stub.command(port, "--no-seen", *extra),
                              f"http://127.0.0.1:{port}/health", run_dir / f"{name}.log")
     return process, f"http://127.0.0.1:{port}"
 

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import baseline  # noqa: E402
+import openai_stub  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from tenantctl import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
@@ -224,8 +225,7 @@ def main() -> None:
     processes: list[ManagedProcess] = []
     try:
         stub_port = free_port()
-        stub = start(ManagedProcess("stub", [sys.executable, str(REPO / "bench" / "stub_openai.py"), "--port",
-                                             str(stub_port)], f"http://127.0.0.1:{stub_port}/health",
+        stub = start(ManagedProcess("stub", openai_stub.command(stub_port), f"http://127.0.0.1:{stub_port}/health",
                                     run_dir / "stub.log"))
         processes.append(stub)
         hops, gateway_url, proxy_url = start_hops(f"http://127.0.0.1:{stub_port}", "/health", "stub-model",

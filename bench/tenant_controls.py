@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import baseline  # noqa: E402
+import openai_stub  # noqa: E402
 from overhead import KEY, percentile, start, summarize  # noqa: E402
 
 from llm_common.json_body import parse_json_object  # noqa: E402
@@ -54,7 +55,7 @@ from llm_gateway.metrics import GatewayMetrics  # noqa: E402
 from llm_common.metrics_registry import MetricsRegistry  # noqa: E402
 from tenantctl import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
-from tenantctl.spec import load_tenant_spec  # noqa: E402
+from tenant_spec import load_tenant_spec  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 BODY = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
@@ -252,8 +253,7 @@ def main() -> None:
     processes: list[ManagedProcess] = []
     try:
         stub_port, redis_port = free_port(), free_port()
-        processes.append(start(ManagedProcess("stub", [sys.executable, str(REPO / "bench" / "stub_openai.py"),
-                                                       "--port", str(stub_port)],
+        processes.append(start(ManagedProcess("stub", openai_stub.command(stub_port),
                                               f"http://127.0.0.1:{stub_port}/health", run_dir / "stub.log")))
         redis_password = secrets.token_urlsafe(16)
         processes.append(start(launchers.redis_server(redis_port, run_dir, password=redis_password)))

@@ -24,6 +24,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import openai_stub  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,8 +69,7 @@ async def _loop(one, concurrency: int) -> int:
 def main() -> None:
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="upstream-clients-"))
-    stub = ManagedProcess("stub", [sys.executable, str(Path(__file__).parent / "stub_openai.py"), "--port", str(port),
-                                   "--no-seen"], f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
+    stub = ManagedProcess("stub", openai_stub.command(port, "--no-seen"), f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
     stub.start()
     rows = []
     try:

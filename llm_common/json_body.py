@@ -20,7 +20,7 @@ from flask import Request
 from pydantic import BaseModel, ValidationError
 
 from llm_common.errors import ApiError, Refusal
-from llm_common.pydantic_errors import problems
+from tenant_spec.problems import problems
 from llm_common.request_contract import ContractViolation, PrivilegedMessage
 
 MAX_DEPTH = 64

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256_hex(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def check_sha256_digests(values: list[str]) -> list[str]:
-    """For pydantic validators: every entry must be a lower-case hex SHA-256 digest."""
-    for value in values:
-        if not SHA256_HEX.match(value):
-            raise ValueError("each entry must be a lower-case hex SHA-256 digest (64 characters 0-9a-f)")
-    return values
 
 
 def bearer_token(request) -> str | None:

@@ -32,6 +32,8 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
+from tenant_spec.extensions import ALLOWABLE_EXTENSIONS, MAX_TOKEN_ID, NEVER_ACCEPTED, Number
+
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
                       TypeAdapter, ValidationError, field_validator, model_validator)
 
@@ -41,7 +43,6 @@ MAX_TOOLS = 128
 MAX_STOP_SEQUENCES = 4
 MAX_LOGIT_BIAS = 300
 MAX_EMBEDDING_INPUTS = 2048
-MAX_TOKEN_ID = 2**31 - 1
 
 ROLE_NAMES = frozenset({"system", "developer", "user", "assistant", "tool", "function", "ipython"})
 PRIVILEGED_ROLES = ("system", "developer")
@@ -51,7 +52,6 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # in the rendered prompt would read them as a new turn, e.g. a forged system message.
 CONTROL_SEQUENCE = re.compile(r"<\|[A-Za-z0-9_]{1,40}\|>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>")
 
-Number = StrictFloat  # accepts JSON integers too (the caller's value is forwarded as sent), not booleans
 
 
 class ContractViolation(ValueError):
@@ -291,65 +291,7 @@ class EmbeddingRequest(BaseModel):
     user: StrictStr | None = Field(None, max_length=256)
 
 
-# -- Backend extensions ---------------------------------------------------------------------------
-
-_Probability = Annotated[Number, Field(ge=0, le=1)]
-_Pattern = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
-_Grammar = Annotated[StrictStr, Field(min_length=1, max_length=65536)]
-
-# What a tenant may allow (`allowed_request_extensions`), with the type each must have. All are
-# sampling or decoding knobs of vLLM or llama.cpp's server; none changes how the prompt is rendered.
-ALLOWABLE_EXTENSIONS: dict[str, Any] = {
-    "top_k": Annotated[StrictInt, Field(ge=-1, le=10_000)],
-    "min_p": _Probability,
-    "typical_p": _Probability,
-    "repetition_penalty": Annotated[Number, Field(gt=0, le=2)],
-    "repeat_penalty": Annotated[Number, Field(gt=0, le=2)],
-    "length_penalty": Annotated[Number, Field(ge=-10, le=10)],
-    "min_tokens": Annotated[StrictInt, Field(ge=0, le=10**9)],
-    "ignore_eos": StrictBool,
-    "skip_special_tokens": StrictBool,
-    "spaces_between_special_tokens": StrictBool,
-    "include_stop_str_in_output": StrictBool,
-    "stop_token_ids": Annotated[list[Annotated[StrictInt, Field(ge=0, le=MAX_TOKEN_ID)]], Field(max_length=64)],
-    "guided_json": dict[str, Any] | _Grammar,
-    "guided_regex": _Pattern,
-    "guided_choice": Annotated[list[Annotated[StrictStr, Field(max_length=4096)]], Field(min_length=1,
-                                                                                         max_length=256)],
-    "guided_grammar": _Grammar,
-    "guided_decoding_backend": Annotated[StrictStr, Field(pattern=r"^[a-z0-9_:-]{1,64}$")],
-    "guided_whitespace_pattern": _Pattern,
-    "grammar": _Grammar,
-    "mirostat_mode": Literal[0, 1, 2],
-    "mirostat_tau": Annotated[Number, Field(ge=0, le=100)],
-    "mirostat_eta": Annotated[Number, Field(ge=0, le=1)],
-}
-# Known fields that are never forwarded, whatever a spec says, and why.
-NEVER_ACCEPTED: dict[str, str] = {
-    **{name: "can change or drop the tenant's system prompt, so it is never accepted"
-       for name in ("chat_template", "chat_template_kwargs", "add_generation_prompt", "continue_final_message",
-                    "add_special_tokens", "documents", "echo", "mm_processor_kwargs", "prompt")},
-    **{name: "multiplies the work of one request, so it is never accepted"
-       for name in ("best_of", "use_beam_search", "prompt_logprobs")},
-    "logits_processors": "runs code on the backend, so it is never accepted",
-    "functions": "deprecated by OpenAI: use tools",
-    "function_call": "deprecated by OpenAI: use tool_choice",
-    "dimensions": "the platform's embedding model has fixed dimensions",
-}
 _EXTENSION_ADAPTERS = {name: TypeAdapter(kind) for name, kind in ALLOWABLE_EXTENSIONS.items()}
-
-
-def check_allowed_extensions(names: list[str]) -> list[str]:
-    """For the tenant spec and the gateway's route: every name must be an allowable extension."""
-    for name in names:
-        if name in NEVER_ACCEPTED:
-            raise ValueError(f"'{name}' is never allowed: {NEVER_ACCEPTED[name]}")
-        if name not in ALLOWABLE_EXTENSIONS:
-            known = ", ".join(sorted(ALLOWABLE_EXTENSIONS))
-            raise ValueError(f"'{name}' is not a known backend extension; known: {known}")
-    if len(set(names)) != len(names):
-        raise ValueError("each extension may be listed once")
-    return names
 
 
 # -- Applying the contract ------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from llm_common.metrics_registry import MetricsRegistry
 from llm_common.request_metrics import create_series
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.completions import Completions
-from llm_gateway.config import GatewayConfig, TenantRoute, load_gateway_config
+from llm_gateway.config import GatewayConfig, load_gateway_config
+from tenant_spec.route import TenantRoute
 from llm_gateway.metering import Metering
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.observation import RequestObservation, current_tenant

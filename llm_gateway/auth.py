@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from llm_common.errors import ApiError
 from llm_common.keys import bearer_token, digest_matches, sha256_hex
-from llm_gateway.config import TenantRoute
+from tenant_spec.route import TenantRoute
 
 KEY_PREFIX = "gk-"
 

@@ -22,7 +22,7 @@ from llm_common.sse import RelayHooks, relay_events_async
 from llm_common.tracing import RequestRecord
 from llm_common.usage import estimate_embedding_tokens, estimate_request_prompt_tokens
 from llm_gateway.backends import AsyncChatStream, UpstreamReply
-from llm_gateway.config import TenantRoute
+from tenant_spec.route import TenantRoute
 from llm_gateway.ledger import UsageRecord
 from llm_gateway.metering import Meter, Metering
 from llm_gateway.metrics import GatewayMetrics

@@ -20,7 +20,7 @@ import logging
 import uuid
 
 from llm_common.errors import Refusal
-from llm_gateway.config import TenantRoute
+from tenant_spec.route import TenantRoute
 from llm_gateway.limits import Lease, LimiterUnavailable, SharedCounters
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,9 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from llm_common.keys import check_sha256_digests
-from llm_common.request_contract import check_allowed_extensions
-from llm_gateway.limits import LimitsConfig, RateLimits
+from llm_gateway.limits import LimitsConfig
 from llm_gateway.pricing import ModelPrice
+from tenant_spec.route import TenantRoute
 
 CONFIG_PATH_ENV = "LLM_GATEWAY_CONFIG"
 LEDGER_URL_ENV = "LLM_LEDGER_URL"
@@ -28,44 +27,6 @@ class ConfigError(ValueError):
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TenantRoute(_Config):
-    """What the gateway knows about a tenant: how to route it and which key hashes identify it."""
-
-    name: str = Field(min_length=1, max_length=40)
-    backend: Literal["openai", "vllm", "auto"] = "auto"
-    model: str = Field(min_length=1)
-    openai_model: str = Field("gpt-4o-mini", min_length=1)
-    max_tokens: int = Field(256, ge=1)
-    key_sha256: list[str] = Field(min_length=1, description="Hex SHA-256 of every gateway key valid for the tenant.")
-    monthly_budget_usd: float | None = Field(
-        None, gt=0, description="Enforced by the gateway (budgets.py) and exported as a metric for budget alerts.")
-    # Enforced by the gateway with monthly_budget_usd (limits.py, budgets.py); None: not limited.
-    rate_limits: RateLimits | None = None
-    monthly_token_budget: int | None = Field(None, ge=1)
-    max_concurrent_requests: int | None = Field(
-        None, ge=1, description="Requests in progress at once, across gateway replicas (concurrency.py); "
-                                "None: no limit.")
-    allowed_request_extensions: list[str] = Field(
-        default_factory=list, description="Backend extensions (request_contract.ALLOWABLE_EXTENSIONS) passed on.")
-    weight: float = Field(
-        1.0, gt=0, le=1000, description="Share of a full model pool against other tenants' (fair_queue.py).")
-    prefix_cache_group: str | None = Field(
-        None, min_length=1, max_length=63, description="Tenants naming the same group share vLLM's prefix cache "
-                                                      "(one cache_salt); None: the tenant's cache is its own.")
-    # Read by the alert router (llm_common/alert_routing.py), not by the gateway: accepted, never used here.
-    alerts: dict | None = None
-
-    @field_validator("key_sha256")
-    @classmethod
-    def _hex_digests(cls, values: list[str]) -> list[str]:
-        return check_sha256_digests(values)
-
-    @field_validator("allowed_request_extensions")
-    @classmethod
-    def _known_extensions(cls, values: list[str]) -> list[str]:
-        return check_allowed_extensions(values)
 
 
 class PoolDiscoveryConfig(_Config):

@@ -45,6 +45,7 @@ import redis.asyncio
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_common.errors import Refusal
+from tenant_spec.rate_limits import RateLimits
 
 log = logging.getLogger(__name__)
 # What a Redis call may raise when Redis is away: its own errors, the socket's, and our deadline (TimeoutError).
@@ -121,16 +122,6 @@ if current < value then
 end
 return current
 """
-
-
-class RateLimits(BaseModel):
-    """A tenant's limits (the spec's `rate_limits`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    requests_per_minute: int = Field(60, ge=1)
-    requests_per_hour: int = Field(1000, ge=1)
-    tokens_per_minute: int = Field(20000, ge=1)
 
 
 class LimitsConfig(BaseModel):

@@ -38,7 +38,8 @@ from llm_common.usage import estimate_text_tokens, token_counts
 from llm_gateway import budgets, concurrency, limits
 from llm_gateway.budgets import Budget
 from llm_gateway.concurrency import ConcurrencyLeases
-from llm_gateway.config import GatewayConfig, TenantRoute
+from llm_gateway.config import GatewayConfig
+from tenant_spec.route import TenantRoute
 from llm_gateway.ledger import DuplicateRecord, UsageRecord, open_ledger
 from llm_gateway.ledger.asynchronous import AsyncLedger
 from llm_gateway.limits import Amount, CounterMissing, Lease, LimiterUnavailable, SharedCounters

@@ -8,7 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from llm_common.metrics_registry import LATENCY_BUCKETS, MetricsRegistry
 from llm_common.openai_client import FAILURE_REASONS
 from llm_common.usage import TOKEN_KINDS
-from llm_gateway.config import TenantRoute
+from tenant_spec.route import TenantRoute
 
 UNAUTHENTICATED = "unauthenticated"
 

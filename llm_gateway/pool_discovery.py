@@ -19,7 +19,7 @@ from kubernetes import client
 
 from llm_gateway.backends import BackendPool, PoolMember
 from llm_gateway.config import PoolDiscoveryConfig
-from llm_gateway.cluster_polling import Poller, kubernetes_client
+from llm_common.kubernetes import Poller, kubernetes_client
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

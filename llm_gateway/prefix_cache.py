@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from llm_gateway.config import TenantRoute
+from tenant_spec.route import TenantRoute
 
 SALTED_BACKENDS = frozenset({"vllm"})
 

@@ -26,7 +26,7 @@ from typing import Awaitable, Callable, TypeVar
 from llm_common.errors import ApiError
 from llm_gateway.backends import AsyncChatStream, BackendPool, UpstreamRejected, UpstreamReply, UpstreamUnavailable
 from llm_gateway.backoff import TenantBackoff
-from llm_gateway.config import TenantRoute
+from tenant_spec.route import TenantRoute
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.prefix_cache import CacheSalts
 

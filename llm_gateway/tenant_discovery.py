@@ -15,27 +15,13 @@ import threading
 from typing import Callable
 
 from kubernetes import client
-from pydantic import ValidationError
 
 from llm_gateway.auth import TenantDirectory
-from llm_gateway.cluster_polling import Poller, kubernetes_client
-from llm_gateway.config import TenantDiscoveryConfig, TenantRoute
+from llm_common.kubernetes import Poller, kubernetes_client, read_tenant_routes
+from llm_gateway.config import TenantDiscoveryConfig
+from tenant_spec.route import TenantRoute
 
-ROUTE_GROUP = "llm-tenants.io"
-ROUTE_VERSION = "v1alpha1"
-ROUTE_PLURAL = "tenantroutes"
 log = logging.getLogger(__name__)
-
-
-def route_from_object(route: dict) -> TenantRoute:
-    """Validate one TenantRoute object (its name is the tenant's); ValueError says what is wrong with it."""
-    spec = route.get("spec")
-    if not isinstance(spec, dict):
-        raise ValueError("has no spec")
-    try:
-        return TenantRoute.model_validate({**spec, "name": route["metadata"]["name"]})
-    except ValidationError as error:
-        raise ValueError(f"invalid spec: {error}") from None
 
 
 class TenantDiscovery(Poller):
@@ -59,19 +45,12 @@ class TenantDiscovery(Poller):
 
     def refresh(self) -> list[TenantRoute]:
         """List the TenantRoutes once and swap the directory; returns the discovered routes."""
-        listing = self._api.list_namespaced_custom_object(ROUTE_GROUP, ROUTE_VERSION, self.settings.namespace,
-                                                          ROUTE_PLURAL, _request_timeout=10)
         static_names = {tenant.name for tenant in self.static_tenants}
         discovered = []
-        for item in listing.get("items", []):
-            where = f"{self.settings.namespace}/{item.get('metadata', {}).get('name')}"
-            try:
-                route = route_from_object(item)
-            except ValueError as error:
-                log.warning("ignoring TenantRoute %s: %s", where, error)
-                continue
+        for route in read_tenant_routes(self._api, self.settings.namespace):
             if route.name in static_names:
-                log.warning("ignoring TenantRoute %s: tenant '%s' is set in the config file", where, route.name)
+                log.warning("ignoring TenantRoute %s/%s: tenant '%s' is set in the config file",
+                            self.settings.namespace, route.name, route.name)
                 continue
             discovered.append(route)
         self.directory.replace(self.static_tenants + discovered)

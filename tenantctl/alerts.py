@@ -1,6 +1,6 @@
 """Alert routing in local mode, and `tenantctl alerts config` (the rendered Alertmanager config, checked by amtool).
 
-The config comes from the one renderer both modes use (llm_common/alert_routing.py), here fed by the
+The config comes from the one renderer both modes use (alert_config_sync/routing.py), here fed by the
 tenant specs. A spec's `alerts.webhook_token_secret` names a file in the run directory,
 `<run dir>/alert-secrets/<tenant>/<name>`, holding the bearer token: Alertmanager reads it from
 there (`credentials_file`), the token is never copied into the config.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from llm_common.alert_routing import AlertRoutingError, AlertTenant, PlatformAlerts, render_alertmanager_config
-from tenantctl.spec import SPEC_FILENAME, SpecError, TenantSpec, discover_tenant_specs
+from alert_config_sync.routing import AlertRoutingError, AlertTenant, PlatformAlerts, render_alertmanager_config
+from tenant_spec import SPEC_FILENAME, SpecError, TenantSpec, discover_tenant_specs
 
 ALERT_SECRETS_DIR = "alert-secrets"
 

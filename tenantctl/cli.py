@@ -32,7 +32,7 @@ from tenantctl.images import commands as images_commands
 from tenantctl import alerts, cluster, deploy, knowledge, observability, onboard, status, usage
 from tenantctl.local import DEFAULT_RUN_DIR, LocalPlatform, LocalSettings, TenantEndpoint, tenant_url
 from tenantctl.processes import ProcessFailed
-from tenantctl.spec import SpecError, discover_tenant_specs
+from tenant_spec import SpecError, discover_tenant_specs
 from tenantctl.terraform import TerraformError
 from tenantctl.toolchain import ToolchainError
 

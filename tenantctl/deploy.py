@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tenantctl import cluster
-from tenantctl.spec import SPEC_FILENAME, SpecError, load_tenant_spec
+from tenant_spec import SPEC_FILENAME, SpecError, load_tenant_spec
 from tenantctl.terraform import Terraform
 
 PLATFORM_ROOT = Path("shared-infrastructure") / "platform"

@@ -232,7 +232,7 @@ def alertmanager_binary() -> str:
 
 
 def alertmanager(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1") -> ManagedProcess:
-    """Debian's Alertmanager with a rendered config (llm_common/alert_routing.py); its silences and
+    """Debian's Alertmanager with a rendered config (alert_config_sync/routing.py); its silences and
     notification log live in the run directory. One instance: clustering (gossip) is off."""
     config_path = write_private_text(run_dir / "alertmanager.yml", yaml.safe_dump(config, sort_keys=False))
     argv = [

@@ -31,14 +31,16 @@ from typing import Callable, Mapping
 from prometheus_client import CollectorRegistry, start_http_server
 
 from dashboards import ALERT_RULES_FILE
-from llm_common.alert_routing import PlatformAlerts
+from alert_config_sync.routing import PlatformAlerts
+from app.config import PROXY_SPEC_FIELDS
 from llm_common.keys import sha256_hex
 from llm_gateway.auth import generate_gateway_key, hash_gateway_key
 from tenantctl import embedding_model, launchers
 from tenantctl.alerts import local_alertmanager_config
 from tenantctl.processes import ManagedProcess, port_is_free, private_directory
 from tenantctl.prometheus import ScrapeTargets, prometheus_config
-from tenantctl.spec import TenantSpec
+from tenant_spec import TenantSpec
+from tenant_spec.route import gateway_route
 from tenantctl.supervisor import ChildMetrics, RestartPolicy, Supervisor
 
 STATE_FILE = "state.json"
@@ -104,16 +106,7 @@ def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict 
                    embeddings: dict | None = None, controls: dict | None = None) -> dict:
     """`controls`: the `limits` and `ledger` sections (tenant_controls), when enforced."""
     config: dict = {
-        "tenants": [
-            {"name": spec.name, "backend": spec.backend, "model": spec.model,
-             "openai_model": spec.openai_model, "max_tokens": spec.max_tokens,
-             "monthly_budget_usd": spec.monthly_budget_usd, "key_sha256": [hash_gateway_key(keys[spec.name])],
-             "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
-             "max_concurrent_requests": spec.max_concurrent_requests,
-             "allowed_request_extensions": spec.allowed_request_extensions, "weight": spec.weight,
-             "prefix_cache_group": spec.prefix_cache_group}
-            for spec in specs
-        ],
+        "tenants": [gateway_route(spec, [hash_gateway_key(keys[spec.name])]) for spec in specs],
         **(controls or {}),
     }
     if pool is not None:
@@ -130,11 +123,10 @@ def tenant_controls(redis_url: str, ledger_url: str) -> dict:
 def proxy_config(spec: TenantSpec, key: str, gateway_url: str, knowledge_dir: Path | None = None,
                  admin_key: str | None = None) -> dict:
     """`admin_key`: a generated admin key accepted besides the spec's (local mode, when the spec has none)."""
-    config = {"tenant": spec.name, "display_name": spec.display_name, "system_prompt": spec.system_prompt,
-              "gateway_url": gateway_url, "gateway_key": key, "max_tokens": spec.max_tokens,
-              "guardrails": spec.guardrails.model_dump(exclude_none=True),
-              "end_user_key_sha256": spec.end_user_key_sha256,
-              "admin_key_sha256": [*spec.admin_key_sha256, *([sha256_hex(admin_key)] if admin_key else [])]}
+    spec_settings = spec.model_dump(mode="json", include=set(PROXY_SPEC_FIELDS), exclude_none=True)
+    admin_keys = [*spec.admin_key_sha256, *([sha256_hex(admin_key)] if admin_key else [])]
+    config = {**spec_settings, "tenant": spec.name, "display_name": spec.display_name, "gateway_url": gateway_url,
+              "gateway_key": key, "admin_key_sha256": admin_keys}
     if knowledge_dir is not None:
         config["knowledge_dir"] = str(knowledge_dir.resolve())
     return config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dashboards import generate
 from tenantctl.local import DEFAULT_RUN_DIR, read_state
-from tenantctl.spec import discover_tenant_specs
+from tenant_spec import discover_tenant_specs
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 

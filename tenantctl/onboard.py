@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tenantctl.spec import SPEC_FILENAME, TEMPLATE_DIRNAME, SpecError, TenantSpec, parse_tenant_spec
+from tenant_spec import SPEC_FILENAME, TEMPLATE_DIRNAME, SpecError, TenantSpec, parse_tenant_spec
 
 # What a template copy must never carry along (a user may have run terraform inside it).
 _NOT_COPIED = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.backup", ".terraform.lock.hcl")

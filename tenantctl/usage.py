@@ -14,7 +14,7 @@ from pathlib import Path
 from llm_gateway.budgets import month_of
 from llm_gateway.ledger import Ledger, UsageRecord, UsageTotals, open_ledger
 from tenantctl.local import DEFAULT_RUN_DIR, LEDGER_FILE, read_state
-from tenantctl.spec import SPEC_FILENAME, TenantSpec, load_tenant_spec
+from tenant_spec import SPEC_FILENAME, TenantSpec, load_tenant_spec
 
 RELATIVE = re.compile(r"^(\d+)([mhd])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
+import openai_stub
+
 from tenantctl import launchers, toolchain
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.node import LocalCluster
 from tenantctl.local import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
 from tests.helpers import (ClusterPlatform, ControlPlane, InProcessServer, RunningPlatform, TenantDocuments,
-                           free_port, repository_copy, specs_on_free_ports, stub_backend, stub_openai_app)
+                           free_port, repository_copy, specs_on_free_ports, stub_backend)
 from tests.traffic import ObservedPlatform, send_traffic
 # Hooks: every failure's report can be written (tests/failure_reports.py).
 from tests.failure_reports import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
@@ -188,7 +190,7 @@ def stub_url(tmp_path_factory) -> str:
 def stub_upstream() -> str:
     """The same stub's app served by uvicorn on a thread of the test process: a real HTTP boundary for
     factory-level tests of the proxy and the gateway, without starting a process (the fast layer). Its URL."""
-    server = InProcessServer(stub_openai_app())
+    server = InProcessServer(openai_stub.app)
     try:
         yield server.start()
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import shutil
@@ -20,14 +19,15 @@ import uvicorn
 from flask import Flask
 from kubernetes import client, config
 
+import openai_stub
 from app import create_app
 from app.config import ProxyConfig
 from llm_gateway.auth import hash_gateway_key
-from llm_gateway.limits import RateLimits
 from tenantctl.cluster import LocalControlPlane
 from tenantctl.local import LocalPlatform
 from tenantctl.processes import ManagedProcess, free_port
-from tenantctl.spec import SPEC_FILENAME, TenantSpec, discover_tenant_specs
+from tenant_spec import SPEC_FILENAME, TenantSpec, discover_tenant_specs
+from tenant_spec.rate_limits import RateLimits
 from tenantctl.terraform import Terraform
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,18 +73,10 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
 
 
 def stub_backend(port: int, log_dir: Path, *options: str) -> ManagedProcess:
-    """bench/stub_openai.py: answers instantly (usage in streams only when asked for); `options` e.g.
+    """The OpenAI stub (openai_stub/): answers instantly (usage in streams only when asked for); `options` e.g.
     `--stream-tokens 20 --token-interval 0.1` for streams of a slow model."""
-    return ManagedProcess("stub", [sys.executable, str(REPO_ROOT / "bench" / "stub_openai.py"), "--port", str(port),
-                                   *options], f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
-
-
-def stub_openai_app():
-    """bench/stub_openai.py's ASGI app (bench/ is not a package: loaded from its file)."""
-    spec = importlib.util.spec_from_file_location("stub_openai", REPO_ROOT / "bench" / "stub_openai.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
+    return ManagedProcess("stub", openai_stub.command(port, *options), f"http://127.0.0.1:{port}/health",
+                          log_dir / "stub.log")
 
 
 class InProcessServer:

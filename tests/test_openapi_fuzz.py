@@ -24,7 +24,7 @@ from llm_common.request_contract import (ALLOWABLE_EXTENSIONS, NEVER_ACCEPTED, C
                                          EmbeddingRequest)
 from tenantctl import launchers
 from tenantctl.local import proxy_config
-from tenantctl.spec import parse_tenant_spec
+from tenant_spec import parse_tenant_spec
 from tests.conftest import start_process
 from tests.helpers import TENANTS_DIR, controlled_gateway_config, free_port, tenant_route
 

@@ -44,7 +44,7 @@ def ask():
     if len(ask_request.history) > config.max_history_messages:
         raise Refusal(400, f"history: at most {config.max_history_messages} messages", reason="history_too_long")
     history = [message.model_dump() for message in ask_request.history]
-    config.guardrails.check([*history, {"role": "user", "content": ask_request.question}])
+    services.guardrails.check([*history, {"role": "user", "content": ask_request.question}])
     grounding = _grounding(services, ask_request)
     payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request, history, grounding)
     if ask_request.stream:

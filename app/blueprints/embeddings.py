@@ -29,7 +29,7 @@ def embeddings():
     except ContractViolation as violation:
         raise contract_error(violation) from None
     texts = [payload["input"]] if isinstance(payload["input"], str) else payload["input"]
-    services.config.guardrails.check([{"role": "user", "content": text} for text in texts])
+    services.guardrails.check([{"role": "user", "content": text} for text in texts])
     reply = services.gateway.embeddings(payload)
     usage = _usage_of(reply.content)
     services.metrics.count_usage(usage)

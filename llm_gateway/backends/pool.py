@@ -33,7 +33,7 @@ import httpx
 from llm_common.openai_client import UpstreamRejected, UpstreamReply, UpstreamUnavailable
 from llm_gateway.backends.clients import AsyncChatStream, AsyncOpenAICompatibleClient
 from llm_gateway.backends.outlier import OutlierDetector, OutlierPolicy
-from llm_gateway.config import TenantRoute
+from tenant_spec.route import TenantRoute
 from llm_gateway.fair_queue import FairQueue
 from llm_gateway.metrics import GatewayMetrics
 

@@ -25,7 +25,7 @@ from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_named
 from llm_common.tracing import current_record
 from llm_common.usage import StreamUsage, estimate_request_prompt_tokens
 from llm_gateway.completions import JsonAnswer
-from llm_gateway.config import TenantRoute
+from tenant_spec.route import TenantRoute
 from llm_gateway.observation import tenant_identified
 from llm_gateway.services import GatewayServices
 

@@ -1,7 +1,7 @@
 # Alertmanager: where Prometheus's alerts go, routed to each tenant's receivers (its spec's `alerts`)
 # and the platform's (var.alertmanager). Its config is rendered from every tenant's TenantRoute by a
-# sidecar (llm_common/alert_config_sync.py, the platform image) with the renderer local mode uses
-# (llm_common/alert_routing.py): a tenant onboarded later gets its route within seconds, without a
+# sidecar (alert_config_sync/, the platform image) with the renderer local mode uses
+# (alert_config_sync/routing.py): a tenant onboarded later gets its route within seconds, without a
 # platform apply. The init container renders the first config before Alertmanager starts.
 #
 # Only this namespace's Pods (Prometheus, Grafana, operators' tools) may reach Alertmanager's API:
@@ -19,7 +19,7 @@ locals {
   alert_webhook_token      = nonsensitive(var.alert_receiver_secrets.webhook_token != "")
   alert_smtp_password      = nonsensitive(var.alert_receiver_secrets.smtp_password != "")
 
-  # The platform's receivers and the routing's timings: llm_common.alert_routing.PlatformAlerts.
+  # The platform's receivers and the routing's timings: alert_config_sync.routing.PlatformAlerts.
   platform_alerts = merge(
     {
       webhook_urls          = var.alertmanager.webhook_urls
@@ -144,7 +144,7 @@ resource "kubectl_manifest" "alertmanager_deployment" {
           }
           initContainers = [merge(local.alert_config_sync_container, {
             name    = "render-config"
-            command = concat(["python", "-m", "llm_common.alert_config_sync", "--once"], local.alert_config_sync_args)
+            command = concat(["python", "-m", "alert_config_sync", "--once"], local.alert_config_sync_args)
           })]
           containers = [
             {
@@ -172,7 +172,7 @@ resource "kubectl_manifest" "alertmanager_deployment" {
             },
             merge(local.alert_config_sync_container, {
               name = "config-sync"
-              command = concat(["python", "-m", "llm_common.alert_config_sync"], local.alert_config_sync_args,
+              command = concat(["python", "-m", "alert_config_sync"], local.alert_config_sync_args,
               ["--reload-url", "http://127.0.0.1:${local.alertmanager_port}/-/reload"])
             }),
           ]

@@ -174,8 +174,8 @@ class BuildContext:
 
 def platform_context() -> BuildContext:
     context = BuildContext()
-    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "requirements-runtime.lock", "app", "llm_common",
-                     "llm_gateway")
+    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "requirements-runtime.lock", "tenant_spec",
+                     "llm_common", "app", "llm_gateway", "alert_config_sync")
     return context
 
 

@@ -9,16 +9,18 @@ import threading
 import httpx
 import pytest
 
-from app.guardrails import Guardrails
+from app.guardrails import GuardrailCheck
 from llm_common.errors import Refusal
+from tenant_spec.guardrails import Guardrails
 from tests.helpers import metric_value, proxy_app, stub_requests
 
-RULES = Guardrails.model_validate({
+SPEC_RULES = Guardrails.model_validate({
     "sensitive_patterns": [{"name": "payment card number", "pattern": r"\b(?:\d[ -]?){13,16}\b"}],
     "refusal_rules": [{"contains": "Ignore previous instructions", "reason": "no overriding the assistant"},
                       {"regex": r"(?i)\bguarantee(d)? payout\b", "reason": "claims are decided by an adjuster"}],
     "blocked_topics": [{"topic": "legal advice", "keywords": ["lawsuit", "sue"]}],
 })
+RULES = GuardrailCheck(SPEC_RULES)
 
 
 @pytest.mark.parametrize("text, reason, shown", [
@@ -132,7 +134,7 @@ def test_patterns_the_linear_time_engine_cannot_run_are_refused_at_load(rule):
 def test_a_catastrophic_backtracking_pattern_runs_in_linear_time():
     """`(a+)+$` against 'aaa…a!' takes 2^n steps on a backtracking engine (hours at n = 40); on RE2 it is
     linear. The check runs in a thread: it must finish, whatever the wait."""
-    rules = Guardrails.model_validate({"sensitive_patterns": [{"name": "a run", "pattern": r"^(a+)+$"}]})
+    rules = GuardrailCheck(Guardrails.model_validate({"sensitive_patterns": [{"name": "a run", "pattern": r"^(a+)+$"}]}))
     outcome: list[str | None] = []
     worker = threading.Thread(target=lambda: outcome.append(refusal_reason([user("a" * 40 + "!")])), daemon=True)
     worker.start()
@@ -181,7 +183,7 @@ def test_refused_requests_never_reach_the_gateway_and_are_counted(platform):
 
 def test_the_proxy_checks_tool_calls_and_hidden_text_before_the_gateway(stub_upstream):
     """Factory level: the proxy app in front of the stub gateway."""
-    client = proxy_app(stub_upstream, guardrails=RULES.model_dump(exclude_none=True)).test_client()
+    client = proxy_app(stub_upstream, guardrails=SPEC_RULES.model_dump(exclude_none=True)).test_client()
     before = len(stub_requests(stub_upstream))
     tool_call = {"messages": [user("pay this"), {"role": "assistant", "content": None, "tool_calls": [
         {"id": "call_1", "type": "function", "function": {"name": "pay", "arguments": f'{{"card": "{CARD}"}}'}}]},

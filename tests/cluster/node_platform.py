@@ -20,7 +20,7 @@ import httpx
 from kubernetes import client
 
 from tenantctl import images
-from tenantctl.spec import SPEC_FILENAME
+from tenant_spec import SPEC_FILENAME
 from tenantctl.terraform import Terraform
 from tests.cluster.in_cluster import IngressRelay, PodRunner
 from tests.helpers import wait_for

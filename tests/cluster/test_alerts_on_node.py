@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client
 
 from tenantctl.alerts import amtool_check
-from tenantctl.spec import SPEC_FILENAME
+from tenant_spec import SPEC_FILENAME
 from tests.cluster.in_cluster import Probe
 from tests.cluster.node_platform import NAMESPACE, prometheus_series
 from tests.helpers import wait_for

@@ -16,7 +16,7 @@ from dashboards.grafana import build, render
 from dashboards.panels import tenant_dashboard
 from dashboards.reading import dashboard_panels
 from tenantctl.report import unit_label
-from tenantctl.spec import TENANT_NAME_MAX_LENGTH, discover_tenant_specs
+from tenant_spec import TENANT_NAME_MAX_LENGTH, discover_tenant_specs
 from tests.helpers import REPO_ROOT, TENANTS_DIR
 
 TENANTS = [spec.name for spec in discover_tenant_specs(TENANTS_DIR)]

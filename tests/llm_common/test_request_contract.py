@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llm_common.request_contract import (ALLOWABLE_EXTENSIONS, NEVER_ACCEPTED, ChatPolicy, ContractViolation,
-                                         PrivilegedMessage, apply_chat_contract, apply_embedding_contract,
-                                         check_allowed_extensions)
+from llm_common.request_contract import (ChatPolicy, ContractViolation, PrivilegedMessage, apply_chat_contract,
+                                         apply_embedding_contract)
 from llm_common.usage import estimate_request_prompt_tokens
+from tenant_spec.extensions import ALLOWABLE_EXTENSIONS, NEVER_ACCEPTED, check_allowed_extensions
 
 USER = [{"role": "user", "content": "Hi"}]
 GATEWAY = ChatPolicy(max_tokens=64, allowed_extensions=frozenset(), caller_sends_system=True)

@@ -1,6 +1,6 @@
 """The gateway's request path at the factory level (the fast layer): the app from create_app, driven by
 Starlette's test client (lifespan included), in front of the zero-latency stub served on a thread of the
-test process (a real HTTP boundary, which also misbehaves on request: bench/stub_openai.py). Validation,
+test process (a real HTTP boundary, which also misbehaves on request: openai_stub/). Validation,
 auth, errors, request ids, metering, and what a backend's answer does to the routing and the pool."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Alertmanager in the platform root, on the test control plane: the objects Terraform writes, and the
-config sync (llm_common/alert_config_sync.py) run as the Pod's ServiceAccount (impersonated), so its
+config sync (alert_config_sync/sync.py) run as the Pod's ServiceAccount (impersonated), so its
 rights are the ones tested: TenantRoutes here, one token Secret per tenant that grants it, nothing else.
 
 Pods do not run on the control plane (no node): the same Deployment runs on the real node in
@@ -15,10 +15,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from llm_common.alert_config_sync import AlertConfigSync, load_platform
-from llm_common.alert_routing import PlatformAlerts
+from alert_config_sync.sync import AlertConfigSync, load_platform
+from alert_config_sync.routing import PlatformAlerts
 from tenantctl.alerts import amtool_check
-from tenantctl.spec import SPEC_FILENAME
+from tenant_spec import SPEC_FILENAME
 
 NAMESPACE = "monitoring"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:alertmanager"
@@ -71,7 +71,7 @@ def test_alertmanager_runs_beside_its_config_sync_and_prometheus_sends_to_it(adm
     assert [c.name for c in pod.init_containers] == ["render-config"]  # Alertmanager starts with a config
     alertmanager, sync = pod.containers
     assert "--cluster.listen-address=" in alertmanager.args
-    assert sync.command[:3] == ["python", "-m", "llm_common.alert_config_sync"]
+    assert sync.command[:3] == ["python", "-m", "alert_config_sync"]
     assert all(c.security_context.read_only_root_filesystem for c in [*pod.containers, *pod.init_containers])
     assert pod.security_context.run_as_user == 65534
 

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tenantctl.spec import load_tenant_spec
+from tenant_spec import load_tenant_spec
 from tenantctl.terraform import Terraform, TerraformError
 from tests.helpers import REPO_ROOT, TENANTS_DIR, repository_copy
 

@@ -1,4 +1,4 @@
-"""One set of rules for the tenant spec: tenantctl's model (tenantctl/spec.py, the reference) and the
+"""One set of rules for the tenant spec: the spec package's model (tenant_spec/model.py, the reference) and the
 Terraform tenant module (shared-infrastructure/modules/tenant/spec) give every spec of one corpus the
 same verdict, and a refusal names the field in both.
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_common.request_contract import ALLOWABLE_EXTENSIONS
-from tenantctl.spec import SpecError, parse_tenant_spec
+from tenant_spec.extensions import ALLOWABLE_EXTENSIONS
+from tenant_spec import SpecError, parse_tenant_spec
 from tenantctl.terraform import Terraform
 from tests.helpers import REPO_ROOT, TENANTS_DIR
 

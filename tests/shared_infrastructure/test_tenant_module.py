@@ -11,9 +11,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from app.guardrails import Guardrails
+from tenant_spec.guardrails import Guardrails
 from tenantctl.cli import main as tenantctl
-from tenantctl.spec import load_tenant_spec
+from tenant_spec import load_tenant_spec
 from tenantctl.terraform import TerraformError
 from tests.helpers import wait_for
 

@@ -8,11 +8,11 @@ import json
 import pytest
 import yaml
 
-from llm_common.alert_routing import PlatformAlerts
+from alert_config_sync.routing import PlatformAlerts
 from tenantctl.alerts import alert_token_path, local_alertmanager_config
 from tenantctl.cli import main as tenantctl
 from tenantctl.prometheus import ScrapeTargets, prometheus_config
-from tenantctl.spec import SPEC_FILENAME, SpecError, discover_tenant_specs, load_tenant_spec
+from tenant_spec import SPEC_FILENAME, SpecError, discover_tenant_specs, load_tenant_spec
 from tests.helpers import TENANTS_DIR
 
 

@@ -1,7 +1,7 @@
 """Alerts in local mode, end to end: the platform as `tenantctl up` starts it (Alertmanager from Debian's
 package, Prometheus sending to it), with webhook receivers this test runs on loopback.
 
-The model pool is the OpenAI stub (bench/stub_openai.py): it answers a question `stub-fault:500` with a
+The model pool is the OpenAI stub (openai_stub/): it answers a question `stub-fault:500` with a
 500, which is how one tenant's answers go bad while the other's do not; stopping it takes the backend
 down. The shipped rules are loaded with shorter windows and `for` durations (a copy, made here), so the
 alerts fire and resolve within seconds; everything else is what a user runs.
@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from dashboards import ALERT_RULES_FILE
-from llm_common.alert_routing import PlatformAlerts, TenantAlerts
-from llm_gateway.limits import RateLimits
+from alert_config_sync.routing import PlatformAlerts, TenantAlerts
+from tenant_spec.rate_limits import RateLimits
 from tenantctl.alerts import amtool_check
 from tenantctl.local import LocalPlatform, LocalSettings
 from tests.helpers import free_port, prometheus_query, specs_on_free_ports, stub_backend, wait_for

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tenantctl.spec import SPEC_FILENAME
+from tenant_spec import SPEC_FILENAME
 from tests.helpers import TENANTS_DIR, free_port, processes_mentioning, wait_for
 
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 import yaml
 
-from llm_common.alert_routing import AlertTenant, PlatformAlerts, TenantAlerts, render_alertmanager_config
+from alert_config_sync.routing import AlertTenant, PlatformAlerts, TenantAlerts, render_alertmanager_config
 from tests.helpers import free_port, wait_for
 
 pytestmark = [pytest.mark.images, pytest.mark.timeout(900)]

@@ -1,7 +1,7 @@
 # The tenant spec's types, defaults and rules (variables.tf), in one place for every tenant root.
 # No resources: the tenant module reads the checked spec from output "spec".
 #
-# tenantctl/spec.py (pydantic) checks the same file for local mode; tests/shared_infrastructure/
+# tenant_spec/model.py (pydantic) checks the same file for local mode; tests/shared_infrastructure/
 # test_spec_rules.py runs one corpus of good and bad specs through both and requires the same verdicts.
 
 locals {

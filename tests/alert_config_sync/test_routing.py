@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from llm_common.alert_routing import (AlertRoutingError, AlertTenant, PlatformAlerts, Smtp, TenantAlerts,
+from alert_config_sync.routing import (AlertRoutingError, AlertTenant, PlatformAlerts, Smtp, TenantAlerts,
                                       render_alertmanager_config)
 from tenantctl.alerts import amtool_check
 

@@ -1,6 +1,6 @@
-"""What the gateway's two readers of the cluster share (tenant_discovery.py: TenantRoutes;
-pool_discovery.py: pool members): the API client and a refresh every few seconds in a daemon
-thread, where a failed refresh is logged and the last known state kept."""
+"""Reading the cluster, for the services that do (the gateway: TenantRoutes and pool members; the alert
+config sync: TenantRoutes): the API client, one TenantRoute reader, and a refresh every few seconds in a
+daemon thread, where a failed refresh is logged and the last known state kept."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import threading
 from abc import ABC, abstractmethod
 
 from kubernetes import client, config as kube_config
+
+from tenant_spec.route import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION, TenantRoute, route_from_object
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,24 @@ def kubernetes_client(kubeconfig: str | None) -> client.ApiClient:
     configuration = client.Configuration()
     kube_config.load_incluster_config(client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+def read_tenant_routes(api: client.CustomObjectsApi, namespace: str) -> list[TenantRoute]:
+    """The valid TenantRoutes of `namespace`; an invalid one is logged and left out."""
+    listing = api.list_namespaced_custom_object(ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL,
+                                                _request_timeout=10)
+    routes = []
+    for item in listing.get("items", []):
+        try:
+            routes.append(route_from_object(item))
+        except ValueError as error:
+            log.warning("ignoring TenantRoute %s/%s: %s", namespace, _object_name(item), error)
+    return routes
+
+
+def _object_name(item: object) -> object:
+    metadata = item.get("metadata") if isinstance(item, dict) else None
+    return metadata.get("name") if isinstance(metadata, dict) else None
 
 
 class Poller(ABC):

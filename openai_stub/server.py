@@ -1,4 +1,4 @@
-"""A zero-latency OpenAI-compatible server (Starlette + uvicorn) for the overhead benchmark.
+"""A zero-latency OpenAI-compatible server (Starlette + uvicorn) for the benchmarks and the tests.
 
 It answers instantly with a fixed completion, so whatever latency a path adds
 on top of calling it directly is the cost of our proxy and gateway hops. Streams end
@@ -15,7 +15,7 @@ With `--stream-tokens N --token-interval S` every stream is N content chunks S s
 model generating at 1/S tokens per second (bench/gateway_capacity.py's slow streams); `--no-seen`
 keeps no requests (a long benchmark would fill memory).
 
-    python bench/stub_openai.py --port 9100
+    python -m openai_stub --port 9100      (or: python openai_stub/server.py --port 9100)
 """
 
 from __future__ import annotations
@@ -147,8 +147,8 @@ app = Starlette(routes=[
     Route("/health", health),
 ])
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A stub OpenAI-compatible upstream on 127.0.0.1.")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--stream-tokens", type=int, default=0)
     parser.add_argument("--token-interval", type=float, default=0.1)
@@ -157,3 +157,7 @@ if __name__ == "__main__":
     SLOW_STREAMS.update(tokens=args.stream_tokens, interval=args.token_interval)
     KEEP_SEEN["on"] = not args.no_seen
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

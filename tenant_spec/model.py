@@ -1,32 +1,23 @@
-"""The tenant spec: one `tenant.json` per tenant directory, and its rules.
+"""The tenant spec: the model of one `tenant.json`, and its rules.
 
 The same file is the input of local mode (`tenantctl up`) and of the Terraform tenant root
 (`jsondecode(file("tenant.json"))`, checked by shared-infrastructure/modules/tenant/spec).
 This model is the reference: tests/shared_infrastructure/test_spec_rules.py runs one corpus
-of good and bad specs through both and requires the same verdicts.
-Validation errors name the file and the field, e.g.
-``tenants/acme-corp/tenant.json: quota.cpu: must be ...``.
+of good and bad specs through both and requires the same verdicts. What the gateway's route and
+the proxy's settings carry is built from these fields (tenant_spec/route.py, app/config.py).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.guardrails import Guardrails
-from llm_common.alert_routing import TenantAlerts
-from llm_common.keys import check_sha256_digests
-from llm_common.pydantic_errors import problems
-from llm_common.request_contract import check_allowed_extensions
-from llm_gateway.limits import RateLimits
-
-SPEC_FILENAME = "tenant.json"
-TEMPLATE_DIRNAME = "tenant-template"
+from tenant_spec.alerts import TenantAlerts
+from tenant_spec.fields import NonBlankText, RequestExtensions, Sha256Digests
+from tenant_spec.guardrails import Guardrails
+from tenant_spec.rate_limits import RateLimits
 
 # DNS-1123 label, capped at 40 characters so the name also fits Prometheus label
 # values, Grafana dashboard uids (the tenant name itself; Grafana allows 40) and
@@ -39,10 +30,6 @@ RESERVED_TENANT_NAMES = frozenset({"default", "monitoring"})
 RESERVED_TENANT_PREFIX = "kube-"
 KUBERNETES_CPU_PATTERN = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
 KUBERNETES_MEMORY_PATTERN = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
-
-
-class SpecError(ValueError):
-    """A tenant spec is missing, unreadable or invalid; the message names file and field."""
 
 
 class _Strict(BaseModel):
@@ -95,13 +82,13 @@ class TenantSpec(_Strict):
     """Everything that describes one tenant, in local mode and on a cluster."""
 
     name: str = Field(description="DNS-1123 label; also the Kubernetes namespace.")
-    display_name: str = Field(min_length=1, max_length=100)
-    industry: str = Field(min_length=1, max_length=60)
-    system_prompt: str = Field(min_length=1, max_length=16384)
+    display_name: NonBlankText = Field(min_length=1, max_length=100)
+    industry: NonBlankText = Field(min_length=1, max_length=60)
+    system_prompt: NonBlankText = Field(min_length=1, max_length=16384)
     backend: Literal["openai", "vllm", "auto"] = "auto"
-    model: str = Field("smollm2-135m-instruct", min_length=1, max_length=200,
+    model: NonBlankText = Field("smollm2-135m-instruct", min_length=1, max_length=200,
                        description="Model name served by the vLLM pool.")
-    openai_model: str = Field("gpt-4o-mini", min_length=1, max_length=200,
+    openai_model: NonBlankText = Field("gpt-4o-mini", min_length=1, max_length=200,
                               description="Model used when the request goes to OpenAI.")
     max_tokens: int = Field(256, ge=1, le=32768)
     quota: Quota = Quota()
@@ -114,10 +101,10 @@ class TenantSpec(_Strict):
     monthly_token_budget: int | None = Field(
         None, ge=1, le=10**12, description="Prompt + completion tokens per calendar month (UTC); unset: no limit.")
     guardrails: Guardrails = Guardrails()
-    end_user_key_sha256: list[str] = Field(
+    end_user_key_sha256: Sha256Digests = Field(
         default_factory=list, max_length=20,
         description="SHA-256 of the API keys end users must send to the proxy; empty (default): no key needed.")
-    admin_key_sha256: list[str] = Field(
+    admin_key_sha256: Sha256Digests = Field(
         default_factory=list, max_length=20,
         description="SHA-256 of the tenant admin keys that may add and delete documents; empty: nobody can "
                     "(local mode then generates one).")
@@ -128,16 +115,16 @@ class TenantSpec(_Strict):
     # The request path (the gateway enforces both; see README "Tenant controls").
     max_concurrent_requests: int | None = Field(
         None, ge=1, le=10_000, description="Requests in progress at once across the gateways; unset: no limit.")
-    allowed_request_extensions: list[str] = Field(
+    allowed_request_extensions: RequestExtensions = Field(
         default_factory=list, max_length=50,
         description="Backend-specific request fields passed on (e.g. guided_json, top_k); empty: none.")
     # On a cluster only (the Terraform tenant module; local mode ignores them).
     proxy: ProxyDeployment = ProxyDeployment()
     knowledge_storage: KnowledgeStorage = KnowledgeStorage()
-    admin_group: str | None = Field(None, min_length=1, max_length=253,
+    admin_group: NonBlankText | None = Field(None, min_length=1, max_length=253,
                                     description="Group administering the namespace; unset: '<name>-admins'.")
     ingress_namespace: str = Field("ingress-nginx", description="The ingress controller's namespace (may reach the proxy).")
-    previous_gateway_key_sha256: list[str] = Field(
+    previous_gateway_key_sha256: Sha256Digests = Field(
         default_factory=list, max_length=20,
         description="Earlier gateway key hashes still accepted during a key rotation.")
     # Sharing the model pool (llm_gateway/fair_queue.py, llm_gateway/prefix_cache.py).
@@ -146,7 +133,7 @@ class TenantSpec(_Strict):
     prefix_cache_group: str | None = Field(
         None, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
         description="Tenants naming the same group share vLLM's prefix cache; unset: the tenant's own.")
-    # Where the tenant's own alerts go (llm_common/alert_routing.py; README "Alerts"); unset: the platform's only.
+    # Where the tenant's own alerts go (alert_config_sync/routing.py); unset: the platform's only.
     alerts: TenantAlerts | None = None
 
     @field_validator("name")
@@ -174,70 +161,13 @@ class TenantSpec(_Strict):
             raise ValueError("knowledge_storage.access_mode: more than one proxy replica needs ReadWriteMany storage")
         return self
 
-    @field_validator("end_user_key_sha256", "admin_key_sha256", "previous_gateway_key_sha256")
-    @classmethod
-    def _hex_digests(cls, values: list[str]) -> list[str]:
-        return check_sha256_digests(values)
-
-    @field_validator("allowed_request_extensions")
-    @classmethod
-    def _known_extensions(cls, values: list[str]) -> list[str]:
-        return check_allowed_extensions(values)
-
-    @field_validator("system_prompt", "display_name", "industry", "model", "openai_model", "admin_group")
-    @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be blank")
-        return value
-
 
 def _is_zero(quantity: str) -> bool:
     digits = re.sub(r"[^0-9.]", "", quantity)
     return float(digits or 0) == 0
 
 
-def parse_tenant_spec(document: object, source: str) -> TenantSpec:
-    """Validate an already-decoded spec document; `source` names it in errors."""
-    try:
-        return TenantSpec.model_validate(document)
-    except ValidationError as error:
-        raise SpecError(f"{source}: {'; '.join(problems(error))}") from None
-
-
-def load_tenant_spec(path: Path) -> TenantSpec:
-    """Read and validate one spec file; the directory name must equal `name`."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{path}: file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SpecError(f"{path}: not valid JSON: {error}") from None
-    spec = parse_tenant_spec(document, str(path))
-    if path.parent.name != spec.name:
-        raise SpecError(f"{path}: name: '{spec.name}' must equal the directory name '{path.parent.name}'")
-    return spec
-
-
-def discover_tenant_specs(tenants_dir: Path) -> list[TenantSpec]:
-    """Load every `tenants/<name>/tenant.json`, checking names and ports are unique."""
-    if not tenants_dir.is_dir():
-        raise SpecError(f"{tenants_dir}: tenants directory not found")
-    specs = [load_tenant_spec(spec_file) for spec_file in sorted(tenants_dir.glob(f"*/{SPEC_FILENAME}"))]
-    if not specs:
-        raise SpecError(f"{tenants_dir}: no tenant found (expected <name>/{SPEC_FILENAME})")
-    _check_unique_ports(specs, tenants_dir)
-    return specs
-
-
-def _check_unique_ports(specs: list[TenantSpec], tenants_dir: Path) -> None:
-    owners: dict[int, str] = {}
-    for spec in specs:
-        if spec.local_port is None:
-            continue
-        if spec.local_port in owners:
-            raise SpecError(
-                f"{tenants_dir / spec.name / SPEC_FILENAME}: local_port: {spec.local_port} "
-                f"is already used by tenant '{owners[spec.local_port]}'"
-            )
-        owners[spec.local_port] = spec.name
+def spec_fields(*names: str) -> dict[str, tuple]:
+    """The named TenantSpec fields (type, checks, default, description), for `pydantic.create_model`:
+    what is derived from the spec (the gateway's route, the proxy's settings) takes them from here."""
+    return {name: (TenantSpec.model_fields[name].annotation, TenantSpec.model_fields[name]) for name in names}

@@ -3,7 +3,7 @@ Pod (shared-infrastructure/platform/alertmanager.tf), the platform image.
 
 Every few seconds it lists the TenantRoutes (the objects the gateway discovers tenants from; a tenant
 apply writes one, so onboarding needs no platform apply), renders alertmanager.yml with the renderer
-local mode uses (llm_common/alert_routing.py), and when the file changes writes it and asks
+local mode uses (alert_config_sync/routing.py), and when the file changes writes it and asks
 Alertmanager to reload (`POST /-/reload`; Alertmanager keeps its last good config if a reload fails).
 `--once` renders once and exits: the init container, so Alertmanager starts with a config.
 
@@ -30,10 +30,9 @@ import yaml
 from kubernetes import client
 from pydantic import ValidationError
 
-from llm_common.alert_routing import (AlertTenant, PlatformAlerts, TenantAlerts, render_alertmanager_config,
-                                      tenant_problem)
-from llm_gateway.cluster_polling import kubernetes_client
-from llm_gateway.tenant_discovery import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION, route_from_object
+from alert_config_sync.routing import AlertTenant, PlatformAlerts, render_alertmanager_config, tenant_problem
+from llm_common.kubernetes import kubernetes_client, read_tenant_routes
+from tenant_spec.alerts import TenantAlerts
 
 TOKEN_KEY = "token"  # the key of a tenant's webhook token Secret
 log = logging.getLogger("alert-config-sync")
@@ -53,16 +52,9 @@ class AlertConfigSync:
 
     def tenants(self) -> list[AlertTenant]:
         """Every valid TenantRoute as routing needs it (invalid ones logged and left out)."""
-        listing = self.custom.list_namespaced_custom_object(ROUTE_GROUP, ROUTE_VERSION, self.namespace, ROUTE_PLURAL,
-                                                            _request_timeout=10)
         tenants = []
-        for item in listing.get("items", []):
-            where = f"{self.namespace}/{item.get('metadata', {}).get('name')}"
-            try:
-                route = route_from_object(item)
-            except ValueError as error:
-                log.warning("ignoring TenantRoute %s: %s", where, error)
-                continue
+        for route in read_tenant_routes(self.custom, self.namespace):
+            where = f"{self.namespace}/{route.name}"
             try:
                 alerts = TenantAlerts.model_validate(route.alerts) if route.alerts is not None else None
                 problem = tenant_problem(AlertTenant(route.name, route.backend, alerts), self.platform)
@@ -150,7 +142,7 @@ def load_platform(path: Path) -> PlatformAlerts:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llm_common.alert_config_sync", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m alert_config_sync", description=__doc__.split("\n\n")[0])
     parser.add_argument("--namespace", required=True, help="where the TenantRoutes are (the platform's namespace)")
     parser.add_argument("--platform", type=Path, required=True, help="the platform's receivers (PlatformAlerts JSON)")
     parser.add_argument("--output", type=Path, required=True, help="alertmanager.yml to write")
@@ -173,7 +165,3 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - the API server away: keep the last config, try again
             log.error("sync failed: %s", error)
         time.sleep(args.interval)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,3 @@
+from openai_stub.server import main
+
+main()
