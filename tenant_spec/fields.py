@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
-from tenant_spec.extensions import check_allowed_extensions
+from tenant_spec.extensions import ALLOWABLE_EXTENSIONS, check_allowed_extensions
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -31,5 +31,9 @@ def _not_blank(value: str | None) -> str | None:
 
 
 NonBlankText = Annotated[str, AfterValidator(_not_blank)]
-Sha256Digests = Annotated[list[str], AfterValidator(check_sha256_digests)]
-RequestExtensions = Annotated[list[str], AfterValidator(check_allowed_extensions)]
+# The item schemas say in JSON Schema (the TenantRoute CRD, the spec reference) what the checks enforce.
+Sha256Digests = Annotated[list[Annotated[str, WithJsonSchema({"type": "string", "pattern": SHA256_HEX.pattern})]],
+                          AfterValidator(check_sha256_digests)]
+RequestExtensions = Annotated[list[Annotated[str, WithJsonSchema({"type": "string",
+                                                                   "enum": sorted(ALLOWABLE_EXTENSIONS)})]],
+                              AfterValidator(check_allowed_extensions)]

@@ -38,8 +38,10 @@ def _compiled(pattern: str) -> str:
 
 
 class SensitivePattern(_Rule):
+    """Data that must not leave the tenant (card numbers, national ids, keys): a match refuses, naming it."""
+
     name: str = Field(description="Shown in the refusal, e.g. 'credit card number'.", min_length=1, max_length=100)
-    pattern: str = Field(min_length=1, max_length=1000)
+    pattern: str = Field(min_length=1, max_length=1000, description="An RE2 regular expression.")
 
     @field_validator("pattern")
     @classmethod
@@ -48,8 +50,10 @@ class SensitivePattern(_Rule):
 
 
 class RefusalRule(_Rule):
-    contains: str | None = Field(None, min_length=1, max_length=1000)
-    regex: str | None = Field(None, min_length=1, max_length=1000)
+    """A substring (`contains`) or a pattern (`regex`), exactly one, refused with `reason`."""
+
+    contains: str | None = Field(None, min_length=1, max_length=1000, description="A case-insensitive substring.")
+    regex: str | None = Field(None, min_length=1, max_length=1000, description="An RE2 regular expression.")
     reason: str = Field(min_length=1, max_length=500, description="Shown to the user when the rule refuses.")
 
     @field_validator("regex")
@@ -65,8 +69,10 @@ class RefusalRule(_Rule):
 
 
 class BlockedTopic(_Rule):
-    topic: str = Field(min_length=1, max_length=100)
-    keywords: list[str] = Field(min_length=1, max_length=100)
+    """A topic the assistant does not discuss, recognised by its keywords."""
+
+    topic: str = Field(min_length=1, max_length=100, description="Named in the refusal.")
+    keywords: list[str] = Field(min_length=1, max_length=100, description="Whole words, case-insensitive.")
 
     @field_validator("keywords")
     @classmethod
@@ -77,6 +83,11 @@ class BlockedTopic(_Rule):
 
 
 class Guardrails(_Rule):
-    sensitive_patterns: list[SensitivePattern] = Field(default_factory=list, max_length=100)
-    refusal_rules: list[RefusalRule] = Field(default_factory=list, max_length=100)
-    blocked_topics: list[BlockedTopic] = Field(default_factory=list, max_length=100)
+    """Checked by the proxy on everything a caller sends (never the tenant's own prompt); see app/guardrails.py."""
+
+    sensitive_patterns: list[SensitivePattern] = Field(
+        default_factory=list, max_length=100, description="Data that must not leave the tenant; a match refuses.")
+    refusal_rules: list[RefusalRule] = Field(
+        default_factory=list, max_length=100, description="Each refuses a match with its own reason.")
+    blocked_topics: list[BlockedTopic] = Field(
+        default_factory=list, max_length=100, description="Topics the assistant does not discuss.")

@@ -50,6 +50,8 @@ MemoryQuantity = Annotated[str, _kubernetes_quantity(KUBERNETES_MEMORY_PATTERN, 
 
 
 class Quota(_Strict):
+    """The namespace's ResourceQuota on a cluster (local mode ignores it)."""
+
     cpu: Annotated[str, _kubernetes_quantity(KUBERNETES_CPU_PATTERN, "CPU", "'2' or '500m'", positive=True)] = Field(
         "2", description="Namespace CPU limit, Kubernetes quantity (e.g. 2, 500m).")
     memory: Annotated[str, _kubernetes_quantity(KUBERNETES_MEMORY_PATTERN, "memory", "'4Gi' or '512Mi'",
@@ -63,16 +65,16 @@ class ProxyDeployment(_Strict):
 
     replicas: int = Field(1, ge=0, le=100, description="More than one needs ReadWriteMany knowledge storage.")
     workers: int = Field(2, ge=1, le=32, description="gunicorn workers per Pod.")
-    cpu_request: CpuQuantity = "100m"
-    memory_request: MemoryQuantity = "256Mi"
-    cpu_limit: CpuQuantity = "500m"
-    memory_limit: MemoryQuantity = "512Mi"
+    cpu_request: CpuQuantity = Field("100m", description="CPU each proxy Pod requests.")
+    memory_request: MemoryQuantity = Field("256Mi", description="Memory each proxy Pod requests.")
+    cpu_limit: CpuQuantity = Field("500m", description="CPU limit of each proxy Pod.")
+    memory_limit: MemoryQuantity = Field("512Mi", description="Memory limit of each proxy Pod.")
 
 
 class KnowledgeStorage(_Strict):
     """The PersistentVolumeClaim with the tenant's document index (on a cluster)."""
 
-    size: MemoryQuantity = "1Gi"
+    size: MemoryQuantity = Field("1Gi", description="Requested size, Kubernetes quantity.")
     storage_class: str | None = Field(None, description="unset: the cluster's default StorageClass")
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
         "ReadWriteOnce", description="fixed by the first apply: a claim's access mode cannot change")
@@ -82,17 +84,19 @@ class TenantSpec(_Strict):
     """Everything that describes one tenant, in local mode and on a cluster."""
 
     name: str = Field(description="DNS-1123 label; also the Kubernetes namespace.")
-    display_name: NonBlankText = Field(min_length=1, max_length=100)
-    industry: NonBlankText = Field(min_length=1, max_length=60)
-    system_prompt: NonBlankText = Field(min_length=1, max_length=16384)
-    backend: Literal["openai", "vllm", "auto"] = "auto"
+    display_name: NonBlankText = Field(min_length=1, max_length=100, description="Shown in answers, dashboards and the chat page.")
+    industry: NonBlankText = Field(min_length=1, max_length=60, description="The tenant's line of business (a label).")
+    system_prompt: NonBlankText = Field(
+        min_length=1, max_length=16384, description="The tenant's system prompt, put first in every request by its proxy.")
+    backend: Literal["openai", "vllm", "auto"] = Field(
+        "auto", description="Where the gateway sends the tenant's requests; auto: the vLLM pool, OpenAI when it fails.")
     model: NonBlankText = Field("smollm2-135m-instruct", min_length=1, max_length=200,
                        description="Model name served by the vLLM pool.")
     openai_model: NonBlankText = Field("gpt-4o-mini", min_length=1, max_length=200,
                               description="Model used when the request goes to OpenAI.")
-    max_tokens: int = Field(256, ge=1, le=32768)
-    quota: Quota = Quota()
-    rate_limits: RateLimits = RateLimits()
+    max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens an answer may have (a caller may ask fewer).")
+    quota: Quota = Field(Quota(), description="The namespace's ResourceQuota (on a cluster).")
+    rate_limits: RateLimits = Field(RateLimits(), description="Request and token rates the gateway allows.")
     monthly_budget_usd: float | None = Field(
         None, gt=0, le=10_000_000,
         description="Estimated spend per month in US dollars; the budget alert fires at 80 % of it.",
@@ -100,7 +104,7 @@ class TenantSpec(_Strict):
     # Tenant controls (the gateway refuses past a budget; the proxy applies the guardrails).
     monthly_token_budget: int | None = Field(
         None, ge=1, le=10**12, description="Prompt + completion tokens per calendar month (UTC); unset: no limit.")
-    guardrails: Guardrails = Guardrails()
+    guardrails: Guardrails = Field(Guardrails(), description="What the proxy refuses before anything reaches the gateway.")
     end_user_key_sha256: Sha256Digests = Field(
         default_factory=list, max_length=20,
         description="SHA-256 of the API keys end users must send to the proxy; empty (default): no key needed.")
@@ -119,8 +123,8 @@ class TenantSpec(_Strict):
         default_factory=list, max_length=50,
         description="Backend-specific request fields passed on (e.g. guided_json, top_k); empty: none.")
     # On a cluster only (the Terraform tenant module; local mode ignores them).
-    proxy: ProxyDeployment = ProxyDeployment()
-    knowledge_storage: KnowledgeStorage = KnowledgeStorage()
+    proxy: ProxyDeployment = Field(ProxyDeployment(), description="How a cluster runs the tenant's proxy.")
+    knowledge_storage: KnowledgeStorage = Field(KnowledgeStorage(), description="The volume of the tenant's documents.")
     admin_group: NonBlankText | None = Field(None, min_length=1, max_length=253,
                                     description="Group administering the namespace; unset: '<name>-admins'.")
     ingress_namespace: str = Field("ingress-nginx", description="The ingress controller's namespace (may reach the proxy).")
@@ -134,7 +138,7 @@ class TenantSpec(_Strict):
         None, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
         description="Tenants naming the same group share vLLM's prefix cache; unset: the tenant's own.")
     # Where the tenant's own alerts go (alert_config_sync/routing.py); unset: the platform's only.
-    alerts: TenantAlerts | None = None
+    alerts: TenantAlerts | None = Field(None, description="Where the tenant's own alerts go; unset: the platform's receivers only.")
 
     @field_validator("name")
     @classmethod

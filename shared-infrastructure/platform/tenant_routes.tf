@@ -7,50 +7,11 @@
 # DSN, the OpenAI key). The gateway's Role names only `tenantroutes`. A route holds nothing secret
 # (the SHA-256 of the tenant's keys, never a key), and the API server checks its shape on apply.
 
+# The schema is generated from the route model (tenant_spec/route.py) by `python -m tenant_spec.generate`:
+# a spec field the gateway reads is declared once, in the spec package. Fields it does not name are kept
+# (the gateway validates the whole route itself).
 locals {
-  tenant_route_schema = {
-    type     = "object"
-    required = ["spec"]
-    properties = {
-      spec = {
-        type     = "object"
-        required = ["backend", "model", "key_sha256"]
-        # Fields this schema does not name are kept: the gateway validates the whole route itself.
-        "x-kubernetes-preserve-unknown-fields" = true
-        properties = {
-          backend      = { type = "string", enum = ["openai", "vllm", "auto"] }
-          model        = { type = "string", minLength = 1 }
-          openai_model = { type = "string", minLength = 1 }
-          max_tokens   = { type = "integer", minimum = 1 }
-          key_sha256 = {
-            type     = "array"
-            minItems = 1
-            items    = { type = "string", pattern = "^[0-9a-f]{64}$" }
-          }
-          rate_limits             = { type = "object", "x-kubernetes-preserve-unknown-fields" = true }
-          monthly_token_budget    = { type = "integer", minimum = 1 }
-          monthly_budget_usd      = { type = "number", exclusiveMinimum = true, minimum = 0 }
-          max_concurrent_requests = { type = "integer", minimum = 1 }
-          weight                  = { type = "number", exclusiveMinimum = true, minimum = 0, maximum = 1000 }
-          prefix_cache_group      = { type = "string", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" }
-          allowed_request_extensions = {
-            type  = "array"
-            items = { type = "string", minLength = 1 }
-          }
-          # Where the tenant's alerts go (alertmanager.tf; llm_common/alert_routing.py validates the rest).
-          alerts = {
-            type = "object"
-            properties = {
-              webhook_urls         = { type = "array", maxItems = 10, items = { type = "string", pattern = "^https?://" } }
-              email                = { type = "array", maxItems = 10, items = { type = "string", minLength = 3 } }
-              webhook_token_secret = { type = "string", minLength = 1 }
-              severity_min         = { type = "string", enum = ["warning", "critical"] }
-            }
-          }
-        }
-      }
-    }
-  }
+  tenant_route_schema = jsondecode(file("${path.module}/tenant_route_schema.json"))
 }
 
 resource "kubectl_manifest" "tenant_route_crd" {
