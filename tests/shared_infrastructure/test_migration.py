@@ -1,8 +1,8 @@
-"""A tenant applied with the layout before issue 14 (a root of variables.tf + terraform.tfvars.json calling
-the module's old inputs) moves to the current one (tenant.json + main.tf) without replacing anything:
+"""A tenant applied with the tfvars layout (a root of variables.tf + terraform.tfvars.json calling the
+module's old inputs) moves to the current one (tenant.json + main.tf) without replacing anything:
 after the move, `terraform plan` proposes no change at all.
 
-layout_before_issue_14/ holds that layout's tenant root and tenant module exactly as they were.
+tfvars_layout/ holds that layout's tenant root and tenant module exactly as they were.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from kubernetes import client
 
 from tests.helpers import REPO_ROOT, TENANTS_DIR, repository_copy
 
-PREVIOUS = Path(__file__).parent / "layout_before_issue_14"
+PREVIOUS = Path(__file__).parent / "tfvars_layout"
 TENANT = "migrated-insurer"
 OLD_OUTPUTS = ("namespace", "proxy_url", "gateway_key_secret", "gateway_key_sha256", "admin_group")
 
