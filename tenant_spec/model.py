@@ -116,7 +116,7 @@ class TenantSpec(_Strict):
         None, ge=1024, le=65535,
         description="Port of the tenant proxy in local mode; unset means the next free one from 5002.",
     )
-    # The request path (the gateway enforces both; see README "Tenant controls").
+    # The request path (the gateway enforces both; docs/security.md, docs/architecture.md).
     max_concurrent_requests: int | None = Field(
         None, ge=1, le=10_000, description="Requests in progress at once across the gateways; unset: no limit.")
     allowed_request_extensions: RequestExtensions = Field(

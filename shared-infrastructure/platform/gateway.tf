@@ -23,7 +23,7 @@ locals {
     },
     local.pool_enabled ? { pool = merge(local.pool_discovery[local.pool_name], local.pool_queue) } : {},
     local.openai_enabled ? { openai = { base_url = nonsensitive(var.openai.base_url) } } : {},
-    # Tenant knowledge: one embedding model for every tenant (app/knowledge, README "The embedding model").
+    # Tenant knowledge: one embedding model for every tenant (app/knowledge, docs/architecture.md, "The embedding model").
     { embeddings = local.embeddings_config },
   )
   embeddings_config = jsondecode(local.embeddings_in_pool ? jsonencode({

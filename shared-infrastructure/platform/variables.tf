@@ -237,7 +237,7 @@ variable "alertmanager" {
       require_tls   = optional(bool, true)
     }))
   })
-  description = "Alertmanager (README \"Alerts\"): its image; the platform's receivers (webhook_urls, email via smtp), which hear the platform's alerts and, with receive_tenant_alerts, every tenant's too; grouping and repeat intervals; the volume holding silences. Tenants' receivers come from their specs."
+  description = "Alertmanager (docs/cluster-operations.md): its image; the platform's receivers (webhook_urls, email via smtp), which hear the platform's alerts and, with receive_tenant_alerts, every tenant's too; grouping and repeat intervals; the volume holding silences. Tenants' receivers come from their specs."
   default     = {}
 
   validation {

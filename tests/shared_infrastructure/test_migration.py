@@ -63,7 +63,7 @@ def test_a_tenant_of_the_previous_layout_migrates_without_any_change(cluster_pla
             "key": core.read_namespaced_secret("tenant-proxy-gateway-key", TENANT).metadata.uid}
     addresses = set(old.run("state", "list", json_lines=False).stdout.split())
     try:
-        # The migration, as the README describes it: the new module, the template's main.tf, the spec
+        # The migration, as docs/cluster-operations.md describes it: the new module, the template's main.tf, the spec
         # renamed to tenant.json (with the former variables moved into it).
         install(REPO_ROOT / "shared-infrastructure" / "modules" / "tenant", module)
         for name in ("variables.tf", "outputs.tf", "versions.tf", "terraform.tfvars.json"):

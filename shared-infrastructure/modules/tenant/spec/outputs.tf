@@ -4,10 +4,10 @@ output "spec" {
 
   precondition {
     condition     = length(local.unknown_fields) == 0
-    error_message = "${join(", ", local.unknown_fields)}: is not a known field (check the spelling; README \"Tenants\" lists the fields)."
+    error_message = "${join(", ", local.unknown_fields)}: is not a known field (check the spelling; docs/tenant-spec.md lists the fields)."
   }
   precondition {
     condition     = length(local.mistyped_fields) == 0
-    error_message = "${join(", ", local.mistyped_fields)}: has the wrong JSON type (a number in quotes, a name without them, null where a value is needed): nothing is converted; README \"Tenants\" gives each field's type."
+    error_message = "${join(", ", local.mistyped_fields)}: has the wrong JSON type (a number in quotes, a name without them, null where a value is needed): nothing is converted; docs/tenant-spec.md gives each field's type."
   }
 }

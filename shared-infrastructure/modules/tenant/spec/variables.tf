@@ -36,7 +36,7 @@ variable "spec" {
     local_port                 = optional(number)
     weight                     = optional(number, 1)
     prefix_cache_group         = optional(string)
-    # Where the tenant's own alerts go (README "Alerts"); null: the platform's receivers only. Nothing here
+    # Where the tenant's own alerts go (docs/cluster-operations.md, "Where alerts go"); null: the platform's receivers only. Nothing here
     # chooses which alerts: the route matches this tenant's name.
     alerts = optional(object({
       webhook_urls         = optional(list(string), [])
@@ -63,7 +63,7 @@ variable "spec" {
     ingress_namespace           = optional(string, "ingress-nginx")
     previous_gateway_key_sha256 = optional(list(string), [])
   })
-  description = "The tenant spec; README \"Tenants\" documents each field."
+  description = "The tenant spec; docs/tenant-spec.md documents each field."
 
   validation {
     condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$", var.spec.name))

@@ -2,7 +2,7 @@
 #
 # Objects are applied with the kubectl provider (gavinbunney/kubectl) from manifests built with
 # yamlencode: the hashicorp/kubernetes provider (and its kubernetes_*_v1 resource types) cannot
-# be built on our offline machines, see shared-infrastructure/README.md.
+# be built from the Go module proxy, see shared-infrastructure/README.md.
 
 locals {
   proxy_name = "tenant-proxy"
