@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Literal, Mapping
+from typing import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -171,7 +171,8 @@ def _receiver(name: str, receivers: AlertReceivers, token_file: str | None) -> d
     if receivers.webhook_urls:
         http_config = {"authorization": {"type": "Bearer", "credentials_file": token_file}} if token_file else {}
         receiver["webhook_configs"] = [
-            {"url": url, "send_resolved": True, "max_alerts": 50, **({"http_config": http_config} if http_config else {})}
+            {"url": url, "send_resolved": True, "max_alerts": 50,
+             **({"http_config": http_config} if http_config else {})}
             for url in receivers.webhook_urls]
     if receivers.email:
         receiver["email_configs"] = [{"to": address, "send_resolved": True} for address in receivers.email]

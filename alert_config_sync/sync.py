@@ -20,7 +20,6 @@ import argparse
 import base64
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path

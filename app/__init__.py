@@ -16,19 +16,19 @@ from app.blueprints import ask, chat_page, documents, embeddings, health, models
 from app.config import ProxyConfig, load_proxy_config
 from app.cross_site import refuse_cross_site_requests
 from app.end_user_keys import require_end_user_keys
+from app.errors import register_error_handlers
 from app.gateway_client import GatewayClient
 from app.guardrails import GuardrailCheck
 from app.knowledge.retrieval import KnowledgeBase
 from app.knowledge.store import KnowledgeStore
-from app.metrics import ProxyMetrics
-from app.openapi import proxy_openapi
+from app.metrics import ProxyMetrics, metrics_blueprint
+from app.openapi import openapi_blueprint, proxy_openapi
+from app.request_metrics import counted_routes, instrument_requests
 from app.services import ProxyServices
-from llm_common.errors import register_error_handlers
+from app.tracing import install_request_tracing
 from llm_common.logging_setup import configure_logging
-from llm_common.metrics_registry import MetricsRegistry, metrics_blueprint
-from llm_common.openapi import openapi_blueprint
-from llm_common.request_metrics import counted_routes, create_series, instrument_requests
-from llm_common.tracing import install_request_tracing
+from llm_common.metrics_registry import MetricsRegistry
+from llm_common.request_metrics import create_series
 
 
 def create_app(config: ProxyConfig) -> Flask:

@@ -3,7 +3,7 @@
 The spec's `admin_key_sha256` lists SHA-256 digests of the keys; a write needs
 `Authorization: Bearer <admin key>`. Reads, searches and `/ask` keep the end-user key rules
 (app/end_user_keys.py), which also accept an admin key. With no admin key configured nobody can
-write: local mode generates one per tenant (tenantctl/local.py); on a cluster the spec lists them.
+write: local mode generates one per tenant (tenantctl/local/state.py); on a cluster the spec lists them.
 A header a web page cannot set without the proxy's consent (a CORS preflight it never grants),
 so a page in a visitor's browser cannot plant a document, even where no end-user key is required.
 """

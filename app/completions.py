@@ -1,12 +1,12 @@
-"""The proxy's way to a completion for its OpenAI routes (`/v1/chat/completions`, `/v1/responses`).
+"""The proxy's one way to a completion, for every route that asks the model (`/ask`, `/v1/chat/completions`,
+`/v1/responses`): the gateway answers, plain (`Completion`) or streamed (`CountedStream`), and the answer's
+backend and usage go to `tenant_proxy_tokens_total` and to the request's log line.
 
-One path for both: the tenant's prompt goes first (the caller's Responses `instructions` below it), the
-tenant's guardrails see everything the caller sent, the gateway answers, and the answer's tokens are
-counted in `tenant_proxy_tokens_total` and on the request's log line, streams included.
-
-Streams always ask the gateway for their usage (`stream_options.include_usage`); a backend that reports
-none (llama.cpp's server) is estimated as the gateway's ledger estimates it (llm_common/usage.py), so
-the proxy counts what the ledger records, and a caller who asked for usage always gets it.
+The usage is the gateway's: the tokens it recorded in its ledger and counts in its budgets and metrics
+(marked `"estimated": true` when the backend reported none and the gateway counted them itself). Streams
+always ask the gateway for it (`stream_options.include_usage`), so their closing usage chunk always comes;
+the routes pass that chunk on only to callers who asked for it. The proxy estimates nothing itself: an
+answer without usage (from a gateway that sends none) adds no tokens and leaves the log line's tokens empty.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from llm_common.errors import ApiError
 from llm_common.openai_client import ChatStream
 from llm_common.sse import DONE
 from llm_common.tracing import RequestRecord, current_record
-from llm_common.usage import StreamUsage, estimate_request_prompt_tokens
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +52,9 @@ class Completion:
         if not isinstance(self.body, dict):
             raise ApiError(502, "the gateway's answer was not a JSON object", code="bad_gateway_answer")
         usage = self.body.get("usage")
-        services.metrics.count_usage(usage if isinstance(usage, dict) else None)
-        _note(current_record(), self.backend, usage)
+        self.usage = usage if isinstance(usage, dict) else None
+        services.metrics.count_usage(self.usage)
+        _note(current_record(), self.backend, self.usage)
 
 
 class CountedStream:
@@ -71,7 +71,7 @@ class CountedStream:
         self.stream: ChatStream = services.gateway.open_chat_stream(
             {**payload, "stream": True, "stream_options": {**options, "include_usage": True}})
         self.backend = self.stream.headers.get(BACKEND_HEADER, "")
-        self.usage = StreamUsage(estimate_request_prompt_tokens(payload))
+        self.usage: dict | None = None  # the gateway's, from its closing usage chunk
         self._counted = False
         _note(self.record, self.backend, None)
 
@@ -90,12 +90,13 @@ class CountedStream:
             except ValueError:
                 chunk = None
             chunk = chunk if isinstance(chunk, dict) else None
-            before = self.usage.content_chunks
-            self.usage.observe(chunk)
-            if first_text and self.usage.content_chunks > before:
-                first_text = False
-                self.services.metrics.time_to_first_token.labels(tenant=self.services.config.tenant) \
-                    .observe(time.perf_counter() - self.started)
+            if chunk is not None:
+                if isinstance(chunk.get("usage"), dict):
+                    self.usage = chunk["usage"]
+                if first_text and delta_text(chunk):
+                    first_text = False
+                    self.services.metrics.time_to_first_token.labels(tenant=self.services.config.tenant) \
+                        .observe(time.perf_counter() - self.started)
             yield data, chunk
 
     def broke(self, error: BaseException | str) -> None:
@@ -103,15 +104,24 @@ class CountedStream:
         log.warning("[%s] the gateway stream broke: %s", self.request_id, error)
 
     def close(self) -> None:
-        """Close upstream and count the tokens (reported, or estimated from what was streamed), once."""
+        """Close upstream and count the gateway's usage (when it came), once."""
         try:
             self.stream.close()
         finally:
             if not self._counted:
                 self._counted = True
-                usage = self.usage.usage()
-                self.services.metrics.count_usage(usage)
-                _note(self.record, self.backend, usage)
+                self.services.metrics.count_usage(self.usage)
+                _note(self.record, self.backend, self.usage)
+
+
+def delta_text(chunk: dict) -> str:
+    """The answer text a chat-completion chunk adds ("" for none)."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return ""
+    delta = choices[0].get("delta")
+    text = delta.get("content") if isinstance(delta, dict) else None
+    return text if isinstance(text, str) else ""
 
 
 def _note(record: RequestRecord | None, backend: str, usage: object) -> None:

@@ -120,7 +120,8 @@ def _read_policy_file(path: str) -> dict:
     except (OSError, ValueError) as error:
         raise ConfigError(f"{POLICY_FILE_ENV}={path}: {error}") from None
     if not isinstance(policy, dict) or set(policy) - POLICY_FIELDS:
-        raise ConfigError(f"{POLICY_FILE_ENV}={path}: must be an object with some of {', '.join(sorted(POLICY_FIELDS))}")
+        raise ConfigError(f"{POLICY_FILE_ENV}={path}: must be an object with some of "
+                          f"{', '.join(sorted(POLICY_FIELDS))}")
     return policy
 
 

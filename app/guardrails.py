@@ -38,7 +38,8 @@ class GuardrailCheck:
 
     def __init__(self, guardrails: Guardrails):
         self.sensitive = [(rule.name, compile_re2(rule.pattern)) for rule in guardrails.sensitive_patterns]
-        self.refusals = [(rule.reason, _refusal_matcher(rule.contains, rule.regex)) for rule in guardrails.refusal_rules]
+        self.refusals = [(rule.reason, _refusal_matcher(rule.contains, rule.regex))
+                         for rule in guardrails.refusal_rules]
         self.topics = [(topic.topic, _keyword_matcher(topic.keywords)) for topic in guardrails.blocked_topics]
 
     def check(self, messages: list[dict], tools: object = None, instructions: str | None = None) -> None:

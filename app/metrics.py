@@ -1,8 +1,9 @@
-"""Tenant proxy metrics; every series carries the proxy's own tenant name."""
+"""Tenant proxy metrics, served at `/metrics`; every series carries the proxy's own tenant name."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 from app.guardrails import GUARDRAIL_REASONS
 from llm_common.metrics_registry import LATENCY_BUCKETS, MetricsRegistry
@@ -61,3 +62,13 @@ class ProxyMetrics:
 
     def count_gateway_error(self, reason: str) -> None:
         self.gateway_errors.labels(tenant=self.tenant, reason=reason).inc()
+
+
+def metrics_blueprint(registry: MetricsRegistry) -> Blueprint:
+    blueprint = Blueprint("metrics", __name__)
+
+    @blueprint.get("/metrics")
+    def metrics() -> Response:
+        return Response(registry.render(), mimetype=CONTENT_TYPE_LATEST)
+
+    return blueprint

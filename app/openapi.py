@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import Blueprint, jsonify
+
 from app.schemas import AskRequest, AskResponse
 from llm_common.openapi import Operation, openapi_document
 from llm_common.request_contract import ChatCompletionRequest, EmbeddingRequest
@@ -37,3 +39,13 @@ def proxy_openapi(tenant: str, end_user_keys: bool) -> dict:
                   errors=(404, *reads)),
         Operation("/healthz", "GET", "Liveness", response=Health, errors=(), authenticated=False),
     ], bearer_auth=end_user_keys)
+
+
+def openapi_blueprint(document: dict) -> Blueprint:
+    blueprint = Blueprint("openapi", __name__)
+
+    @blueprint.get("/openapi.json")
+    def openapi():
+        return jsonify(document)
+
+    return blueprint

@@ -30,10 +30,10 @@ sys.path.insert(0, str(REPO))
 
 from kubernetes import client  # noqa: E402
 
-from tenantctl import images  # noqa: E402
-from tenantctl.node import LocalCluster  # noqa: E402
-from tests.cluster.node_platform import NAMESPACE, HostPathVolumes, NodePlatform  # noqa: E402
-from tests.helpers import repository_copy, wait_for  # noqa: E402
+from tenantctl.cluster.local_cluster import LocalCluster  # noqa: E402
+from tenantctl.cluster.platform import NAMESPACE, NodePlatform, platform_on_node  # noqa: E402
+from tenantctl.images.build import ensure_images  # noqa: E402
+from tenantctl.waiting import wait_for  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TARGET_SECONDS = 20.0
@@ -50,7 +50,8 @@ def proxy_memory(api: client.ApiClient) -> dict[str, int]:
     """Memory of each tenant proxy Pod (bytes, without the page cache), from its cgroup on this machine
     (the API server will not proxy to the node's address, so the kubelet's summary API is out of reach)."""
     usage = {}
-    for pod in client.CoreV1Api(api).list_pod_for_all_namespaces(label_selector="app.kubernetes.io/name=tenant-proxy").items:
+    proxies = client.CoreV1Api(api).list_pod_for_all_namespaces(label_selector="app.kubernetes.io/name=tenant-proxy")
+    for pod in proxies.items:
         for directory in Path("/sys/fs/cgroup/memory").glob(f"kubepods*/**/pod{pod.metadata.uid}"):
             stat = dict(line.split() for line in (directory / "memory.stat").read_text().splitlines())
             usage[pod.metadata.namespace] = int(stat["total_rss"]) + int(stat.get("total_mapped_file", 0))
@@ -78,41 +79,31 @@ def first_answer(platform: NodePlatform, tenant: str, timeout: float = 120) -> f
 
 
 def run(tenant_count: int) -> dict:
-    built = images.ensure_images(log=lambda message: print(f"[images] {message}", flush=True))
+    built = ensure_images(log=lambda message: print(f"[images] {message}", flush=True))
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         tmp_path = Path(tmp)
-        with LocalCluster(tmp_path / "cluster", log=print, lock_timeout=1800) as cluster:
-            for image in built.values():
-                cluster.import_image(image.archive)
-            volumes = HostPathVolumes(client.CoreV1Api(cluster.api_client()), tmp_path / "volumes")
-            platform = NodePlatform(kubeconfig=cluster.kubeconfig, repo=repository_copy(tmp_path / "repo"),
-                                    built=built, volumes=volumes)
-            try:
-                platform.start_relay()
+        with (LocalCluster(tmp_path / "cluster", log=print, lock_timeout=1800) as cluster,
+              platform_on_node(cluster, built, tmp_path) as platform):
+            started = time.monotonic()
+            platform.apply_platform()
+            platform.wait_all_ready(NAMESPACE)
+            platform_seconds = time.monotonic() - started
+            print(f"platform Ready in {platform_seconds:.1f}s", flush=True)
+            memory_before = mem_available_bytes()
+            rows = []
+            for index in range(1, tenant_count + 1):
+                name = f"bench-{index:02d}"
+                platform.onboard(name, tenant_spec(name))
                 started = time.monotonic()
-                platform.apply_platform()
-                platform.wait_all_ready(NAMESPACE)
-                platform_seconds = time.monotonic() - started
-                print(f"platform Ready in {platform_seconds:.1f}s", flush=True)
-                memory_before = mem_available_bytes()
-                rows = []
-                for index in range(1, tenant_count + 1):
-                    name = f"bench-{index:02d}"
-                    platform.onboard(name, tenant_spec(name))
-                    started = time.monotonic()
-                    platform.apply_tenant(name)
-                    applied = time.monotonic() - started
-                    answered_after = first_answer(platform, name)
-                    rows.append({"tenants": index, "apply_seconds": round(applied, 2),
-                                 "first_answer_seconds": round(applied + answered_after, 2)})
-                    print(f"{name}: applied in {applied:.1f}s, first answer after {applied + answered_after:.1f}s",
-                          flush=True)
-                memory_after = mem_available_bytes()
-                working_sets = proxy_memory(platform.api())
-            finally:
-                if platform.relay is not None:
-                    platform.relay.stop()
-                volumes.remove_all()
+                platform.apply_tenant(name)
+                applied = time.monotonic() - started
+                answered_after = first_answer(platform, name)
+                rows.append({"tenants": index, "apply_seconds": round(applied, 2),
+                             "first_answer_seconds": round(applied + answered_after, 2)})
+                print(f"{name}: applied in {applied:.1f}s, first answer after {applied + answered_after:.1f}s",
+                      flush=True)
+            memory_after = mem_available_bytes()
+            working_sets = proxy_memory(platform.api())
     return {"platform_ready_seconds": round(platform_seconds, 2), "tenants": rows,
             "proxy_memory_bytes": working_sets,
             "node_memory_used_per_tenant_bytes": round((memory_before - memory_after) / tenant_count),
@@ -127,12 +118,14 @@ def markdown(results: dict, report_at: list[int]) -> str:
              "|---:|---:|---:|"]
     for count in report_at:
         if count in rows:
-            lines.append(f"| {count} | {rows[count]['apply_seconds']:.1f} | {rows[count]['first_answer_seconds']:.1f} |")
+            row = rows[count]
+            lines.append(f"| {count} | {row['apply_seconds']:.1f} | {row['first_answer_seconds']:.1f} |")
     firsts = [row["first_answer_seconds"] for row in results["tenants"]]
     lines += ["", f"All {len(firsts)} onboardings: median {statistics.median(firsts):.1f} s, max {max(firsts):.1f} s "
               f"(target <= {results['target_seconds']:.0f} s)."]
     if sets:
-        lines.append(f"Memory per tenant: proxy Pod (RSS + mapped files) median {statistics.median(sets) / 2**20:.0f} MiB "
+        lines.append(f"Memory per tenant: proxy Pod (RSS + mapped files) median "
+                     f"{statistics.median(sets) / 2**20:.0f} MiB "
                      f"(max {max(sets) / 2**20:.0f} MiB); node MemAvailable fell by "
                      f"{results['node_memory_used_per_tenant_bytes'] / 2**20:.0f} MiB per tenant.")
     return "\n".join(lines) + "\n"

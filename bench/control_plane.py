@@ -2,7 +2,7 @@
 
 Reports, into bench/results/control_plane.json (and a markdown table beside it):
 - cold build seconds of each binary, as recorded by the build that produced the cached
-  binary (tenantctl.toolchain keeps build-times.json); `--cold` rebuilds every binary first,
+  binary (tenantctl.terraform.toolchain keeps build-times.json); `--cold` rebuilds every binary first,
   each with an empty GOCACHE, to measure them now (about half an hour on 2 cores);
 - warm set-up seconds: `scripts/build-toolchain` when everything is cached;
 - control-plane start-to-ready seconds (etcd, apiserver /readyz, controllers working),
@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tenantctl import toolchain  # noqa: E402
-from tenantctl.cluster import LocalControlPlane  # noqa: E402
+from tenantctl.terraform import toolchain  # noqa: E402
+from tenantctl.cluster.control_plane import LocalControlPlane  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TARGET_READY_SECONDS = 15.0
@@ -75,7 +75,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| cold build {name} {item.get('version', '')} | {item.get('seconds', 'n/a')} |")
     lines.append(f"| warm set-up (scripts/build-toolchain, all cached) | {report['warm_setup_seconds']} |")
     ready = report["start_to_ready_seconds"]
-    lines.append(f"| control plane start-to-ready, median of {len(ready['runs'])} (target <= {TARGET_READY_SECONDS:.0f}) "
+    lines.append(f"| control plane start-to-ready, median of {len(ready['runs'])} "
+                 f"(target <= {TARGET_READY_SECONDS:.0f}) "
                  f"| {ready['median']} |")
     return "\n".join(lines) + "\n"
 

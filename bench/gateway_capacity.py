@@ -53,7 +53,7 @@ from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from llm_gateway.ledger import UsageRecord  # noqa: E402
 from llm_gateway.ledger.asynchronous import AsyncLedger  # noqa: E402
 from llm_gateway.ledger.sqlite import SqliteLedger  # noqa: E402
-from tenantctl import launchers  # noqa: E402
+from tenantctl.local import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
 LITELLM_VERSION = "1.80.0"

@@ -41,7 +41,7 @@ from app.knowledge.chunking import split_into_chunks  # noqa: E402
 from app.knowledge.store import EmbeddingSpace, KnowledgeStore  # noqa: E402
 from llm_common.keys import sha256_hex  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
-from tenantctl import embedding_model, launchers  # noqa: E402
+from tenantctl.local import embedding_model, launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"

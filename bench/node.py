@@ -2,7 +2,7 @@
 
 Reports, into bench/results/node.json (and a markdown table beside it):
 - cold build seconds of the node's binaries, as recorded by the build that produced them
-  (tenantctl.toolchain keeps build-times.json);
+  (tenantctl.terraform.toolchain keeps build-times.json);
 - control plane alone, start to ready (etcd, apiserver, controllers), for comparison in the same run;
 - cold `cluster up`: a fresh state directory, so containerd imports the node's images first;
 - warm `cluster up`, several runs reusing that state directory (images already in containerd),
@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tenantctl import toolchain  # noqa: E402
-from tenantctl.cluster import LocalControlPlane  # noqa: E402
-from tenantctl.node import LocalCluster  # noqa: E402
+from tenantctl.terraform import toolchain  # noqa: E402
+from tenantctl.cluster.control_plane import LocalControlPlane  # noqa: E402
+from tenantctl.cluster.local_cluster import LocalCluster  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TARGET_NODE_READY_SECONDS = 30.0
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "cold_up": cold,
         "warm_up": {"runs": warm_runs, "node_ready_median": statistics.median(node_ready),
                     "everything_ready_median": statistics.median(r["everything_ready"] for r in warm_runs),
-                    "target_node_ready": TARGET_NODE_READY_SECONDS, "met": max(node_ready) <= TARGET_NODE_READY_SECONDS},
+                    "target_node_ready": TARGET_NODE_READY_SECONDS,
+                    "met": max(node_ready) <= TARGET_NODE_READY_SECONDS},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
     }

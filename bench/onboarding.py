@@ -24,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tenantctl.cluster import LocalControlPlane  # noqa: E402
-from tenantctl.onboard import onboard_tenant  # noqa: E402
-from tenantctl.terraform import Terraform  # noqa: E402
+from tenantctl.cluster.control_plane import LocalControlPlane  # noqa: E402
+from tenantctl.terraform.roots import onboard_tenant  # noqa: E402
+from tenantctl.terraform.runner import Terraform  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TARGET_SECONDS = 10.0
@@ -67,7 +67,8 @@ def run(existing_points: list[int], probes: int) -> dict:
             for index in range(max(existing_points) + probes):
                 timing = onboard_seconds(tenants_dir, f"tenant-{index:03d}", variables)
                 timings.append({"existing": index, **timing})
-                print(f"tenant {index + 1}: {timing['total']:.2f}s (init {timing['init']:.2f}s, apply {timing['apply']:.2f}s)",
+                print(f"tenant {index + 1}: {timing['total']:.2f}s "
+                      f"(init {timing['init']:.2f}s, apply {timing['apply']:.2f}s)",
                       flush=True)
     rows = []
     for existing in existing_points:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 import baseline  # noqa: E402
 import openai_stub  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
-from tenantctl import launchers  # noqa: E402
+from tenantctl.local import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"

@@ -4,7 +4,7 @@ sent), and the request path's checks (the request contract, bounded body reading
 the per-request log line).
 
 One run, side by side, the same requests to gateways in front of the zero-latency stub:
-  off              no limits, no ledger (as before issue 6)
+  off              no limits, no ledger (the relay alone)
   sqlite           Redis limits + token and cost budgets + a concurrency limit + the SQLite ledger
   postgresql       the same with the PostgreSQL ledger (cluster mode)
   sqlite@<rev>     with `--baseline <rev>`: that revision's gateway, configured like `sqlite`
@@ -53,7 +53,7 @@ from llm_gateway.config import GatewayConfig  # noqa: E402
 from llm_gateway.metering import Metering  # noqa: E402
 from llm_gateway.metrics import GatewayMetrics  # noqa: E402
 from llm_common.metrics_registry import MetricsRegistry  # noqa: E402
-from tenantctl import launchers  # noqa: E402
+from tenantctl.local import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 from tenant_spec import load_tenant_spec  # noqa: E402
 

@@ -1,26 +1,15 @@
 """OpenAI-shaped JSON errors: `{"error": {"type", "message", "code", "request_id"}}`.
 
-Both services raise `ApiError` for anything the caller should see and install the handlers
-(`register_error_handlers` in the Flask proxy, `asgi_error_handlers` in the ASGI gateway) so no
-request ever ends in an HTML page or a traceback. Messages
-speak in the caller's terms; what only an operator needs (backend URLs, backend messages,
-tracebacks) goes to the log under the request id the error carries.
+Both services raise `ApiError` for anything the caller should see and install handlers that answer
+every error with this body (app/errors.py in the Flask proxy, llm_gateway/errors.py in the ASGI
+gateway), so no request ever ends in an HTML page or a traceback. Messages speak in the caller's
+terms; what only an operator needs (backend URLs, backend messages, tracebacks) goes to the log
+under the request id the error carries.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Callable
-
-from flask import Flask, jsonify
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request as StarletteRequest
-from starlette.responses import JSONResponse
-from werkzeug.exceptions import HTTPException
-
 from llm_common.tracing import current_record
-
-log = logging.getLogger(__name__)
 
 _TYPES_BY_STATUS = {
     400: "invalid_request_error",
@@ -37,6 +26,11 @@ _TYPES_BY_STATUS = {
 }
 
 
+def error_type_of(status: int) -> str:
+    """The error `type` of an HTTP status."""
+    return _TYPES_BY_STATUS.get(status, "api_error")
+
+
 class ApiError(Exception):
     """An error answered to the caller with `status` and an OpenAI-shaped body."""
 
@@ -46,7 +40,7 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.code = code
-        self.error_type = error_type or _TYPES_BY_STATUS.get(status, "api_error")
+        self.error_type = error_type or error_type_of(status)
         self.headers = headers or {}
 
     def body(self) -> dict:
@@ -75,45 +69,6 @@ def error_body(error_type: str, message: str, code: str | None = None, request_i
     if request_id is not None:
         error["request_id"] = request_id
     return {"error": error}
-
-
-def register_error_handlers(app: Flask, on_refusal: Callable[[Refusal], None] | None = None) -> None:
-    """OpenAI-shaped JSON for every error; `on_refusal` is called for each Refusal (to count it)."""
-
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError):
-        if on_refusal is not None and isinstance(error, Refusal):
-            on_refusal(error)
-        return jsonify(error.body()), error.status, error.headers
-
-    @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):
-        status = error.code or 500
-        error_type = _TYPES_BY_STATUS.get(status, "api_error")
-        return jsonify(error_body(error_type, error.description or error.name)), status
-
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception):
-        log.exception("unhandled error")
-        return jsonify(internal_error_body()), 500
-
-
-def asgi_error_handlers(on_refusal: Callable[[Refusal], None] | None = None) -> dict:
-    """Starlette's `exception_handlers` for the same errors (an unexpected exception is answered by
-    the gateway's request observation, which also logs it)."""
-
-    async def api_error(request: StarletteRequest, error: Exception) -> JSONResponse:
-        assert isinstance(error, ApiError)
-        if on_refusal is not None and isinstance(error, Refusal):
-            on_refusal(error)
-        return JSONResponse(error.body(), error.status, headers=error.headers)
-
-    async def http_error(request: StarletteRequest, error: Exception) -> JSONResponse:
-        assert isinstance(error, StarletteHTTPException)
-        error_type = _TYPES_BY_STATUS.get(error.status_code, "api_error")
-        return JSONResponse(error_body(error_type, error.detail), error.status_code, headers=error.headers)
-
-    return {ApiError: api_error, StarletteHTTPException: http_error}
 
 
 def internal_error_body() -> dict:

@@ -1,8 +1,9 @@
-"""Reading a request's body with errors a caller can act on, and never more than the limit.
+"""A request's JSON body checked, with errors a caller can act on.
 
 Bad bytes are the caller's problem, answered with a 4xx, never a 500:
-- the body is read in chunks and reading stops as soon as it passes the limit (413), also for
-  chunked bodies that announce no Content-Length;
+- only `application/json` is read (415), and never more than the limit: the services' readers
+  (app/request_body.py, llm_gateway/request_body.py) stop as soon as a body passes it (413), also
+  for chunked bodies that announce no Content-Length;
 - invalid UTF-8 and invalid JSON (NaN and Infinity included, which Python's parser would take)
   are a 400;
 - JSON nested deeper than `MAX_DEPTH` is a 400 (Python's parser would raise RecursionError
@@ -16,64 +17,26 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Request
 from pydantic import BaseModel, ValidationError
 
 from llm_common.errors import ApiError, Refusal
-from tenant_spec.problems import problems
 from llm_common.request_contract import ContractViolation, PrivilegedMessage
+from tenant_spec.problems import problems
 
 MAX_DEPTH = 64
-READ_CHUNK_BYTES = 64 * 1024
 # A \uD800-\uDFFF escape; valid pairs are combined by the parser, so only then can a lone one remain.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body, or a 413 as soon as more than `max_bytes` arrived (Content-Length or not)."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise _too_large(max_bytes)
-    chunks, size = [], 0
-    stream = request.stream
-    while True:
-        chunk = stream.read(min(READ_CHUNK_BYTES, max_bytes + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-    return b"".join(chunks)
-
-
-async def read_body_async(request, max_bytes: int) -> bytes:
-    """`read_body` for a Starlette request (the gateway): the body, or a 413 as soon as it is too large."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > max_bytes:
-        raise _too_large(max_bytes)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-    return b"".join(chunks)
-
-
-async def read_json_object_async(request, max_bytes: int) -> dict:
-    """`read_json_object` for a Starlette request."""
-    mimetype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if mimetype != "application/json":
+def check_media_type(mimetype: str) -> None:
+    """A 415 unless the body is declared `application/json` (`mimetype` without parameters)."""
+    if mimetype.strip().lower() != "application/json":
         raise ApiError(415, "Content-Type must be application/json", code="unsupported_media_type")
-    return parse_json_object(await read_body_async(request, max_bytes))
 
 
-def read_json_object(request: Request, max_bytes: int) -> dict:
-    """Return the body as a dict or raise a 4xx ApiError (content type, size, syntax, shape, depth, Unicode)."""
-    if request.mimetype != "application/json":
-        raise ApiError(415, "Content-Type must be application/json", code="unsupported_media_type")
-    return parse_json_object(read_body(request, max_bytes))
+def body_too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, f"request body is larger than {max_bytes} bytes", code="request_too_large")
 
 
 def parse_json_object(raw: bytes) -> dict:
@@ -127,10 +90,6 @@ def validate_model(model: type[BaseModel], document: dict) -> BaseModel:
 def _not_json(constant: str) -> None:
     """NaN and Infinity: Python's parser takes them, JSON (and every backend) does not."""
     raise ValueError(f"{constant} is not JSON")
-
-
-def _too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, f"request body is larger than {max_bytes} bytes", code="request_too_large")
 
 
 def _invalid_unicode(where: str) -> ApiError:

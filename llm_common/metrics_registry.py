@@ -3,14 +3,13 @@
 With `PROMETHEUS_MULTIPROC_DIR` set (our gunicorn config always sets it),
 prometheus-client writes each worker's samples to files there and `/metrics`
 merges them; metrics are then created unregistered. Without it (a single
-process), metrics live in one private registry per app.
+process), metrics live in one private registry per app. Each service serves `render()`
+at `/metrics` (app/metrics.py, llm_gateway/routes/operations.py).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
 # Seconds, for request durations, time to first token and pool member latency alike;
 # 10 is a bucket boundary on purpose: the latency SLO alert counts answers within 10 s.
@@ -33,13 +32,3 @@ class MetricsRegistry:
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)
         return generate_latest(merged)
-
-
-def metrics_blueprint(registry: MetricsRegistry) -> Blueprint:
-    blueprint = Blueprint("metrics", __name__)
-
-    @blueprint.get("/metrics")
-    def metrics() -> Response:
-        return Response(registry.render(), mimetype=CONTENT_TYPE_LATEST)
-
-    return blueprint

@@ -1,5 +1,6 @@
-"""OpenAPI 3.1 documents served at `/openapi.json`, built from the same pydantic models the
-routes validate with, so the document cannot drift from what is enforced.
+"""OpenAPI 3.1 documents, built from the same pydantic models the routes validate with, so the
+document cannot drift from what is enforced (each service serves its own at `/openapi.json`:
+app/openapi.py, llm_gateway/openapi.py).
 
 Each service lists its operations (`Operation`); request bodies and JSON responses are
 pydantic models, streamed answers `text/event-stream`, and every error the OpenAI-shaped
@@ -11,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from flask import Blueprint, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -102,13 +102,3 @@ def _operation(op: Operation, ref: dict, bearer_auth: bool) -> dict:
 def _operation_id(op: Operation) -> str:
     path = PATH_PARAMETER.sub(r"\1", op.path)
     return op.method.lower() + "_" + path.strip("/").replace("/", "_").replace(".", "_")
-
-
-def openapi_blueprint(document: dict) -> Blueprint:
-    blueprint = Blueprint("openapi", __name__)
-
-    @blueprint.get("/openapi.json")
-    def openapi():
-        return jsonify(document)
-
-    return blueprint

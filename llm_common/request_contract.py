@@ -32,10 +32,10 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from tenant_spec.extensions import ALLOWABLE_EXTENSIONS, MAX_TOKEN_ID, NEVER_ACCEPTED, Number
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter,
+                      ValidationError, field_validator, model_validator)
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
-                      TypeAdapter, ValidationError, field_validator, model_validator)
+from tenant_spec.extensions import ALLOWABLE_EXTENSIONS, MAX_TOKEN_ID, NEVER_ACCEPTED, Number
 
 MAX_MESSAGES = 1000
 MAX_CONTENT_PARTS = 100

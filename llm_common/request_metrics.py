@@ -1,6 +1,6 @@
-"""Per-request metrics: count, duration (to the last byte), in-flight — the tenant proxy's Flask hooks
-(the gateway's ASGI counterpart is llm_gateway/observation.py, which shares the operational routes and
-`create_series`).
+"""Per-request metrics both services keep: count, duration (to the last byte), in-flight, by route and
+tenant (the proxy's Flask hooks are app/request_metrics.py, the gateway's ASGI middleware
+llm_gateway/observation.py).
 
 Operational endpoints (`/metrics`, `/healthz`, `/readyz`) are not counted: Prometheus
 scrapes and Kubernetes probes would otherwise dominate every tenant's request rate
@@ -12,48 +12,9 @@ a series' first sample, so without it a tenant's first requests would never show
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
-from flask import Flask, g, request
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 OPERATIONAL_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
-
-
-def instrument_requests(app: Flask, *, requests: Counter, duration: Histogram, in_flight: Gauge,
-                        tenant_label: Callable[[], str]) -> None:
-    """Record every request; streamed answers are timed until their last chunk or disconnect."""
-
-    @app.before_request
-    def _start() -> None:
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        if route in OPERATIONAL_ROUTES:
-            return
-        g.metrics_route = route
-        g.metrics_started = time.perf_counter()
-        g.metrics_in_flight = in_flight.labels(route=route, tenant=tenant_label())
-        g.metrics_in_flight.inc()
-
-    @app.after_request
-    def _finish(response):
-        if "metrics_route" not in g:
-            return response
-        route, started, tenant, gauge = g.metrics_route, g.metrics_started, tenant_label(), g.metrics_in_flight
-        requests.labels(route=route, tenant=tenant, status=str(response.status_code)).inc()
-
-        def record() -> None:
-            duration.labels(route=route, tenant=tenant).observe(time.perf_counter() - started)
-            gauge.dec()
-
-        response.call_on_close(record)
-        return response
-
-
-def counted_routes(app: Flask) -> list[str]:
-    """The routes whose requests are counted (every route but the operational ones)."""
-    return sorted({rule.rule for rule in app.url_map.iter_rules()
-                   if rule.rule not in OPERATIONAL_ROUTES and rule.endpoint != "static"})
 
 
 def create_series(requests: Counter, duration: Histogram, routes: list[str], tenant: str) -> None:

@@ -44,9 +44,6 @@ UNSUPPORTED: dict[str, str] = {
     "max_tool_calls": "tools are not served on the Responses route",
     "context_management": "responses are not stored on this platform",
 }
-# Fields accepted but without effect here (a value that would ask for an effect is refused above).
-IGNORED = ("model", "store", "include", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
-           "service_tier", "stream_options", "truncation", "parallel_tool_calls", "tool_choice")
 
 
 class _Strict(BaseModel):

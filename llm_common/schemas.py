@@ -5,7 +5,7 @@ The request schemas are the request contract's (llm_common/request_contract.py).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorDetail(BaseModel):
@@ -22,11 +22,15 @@ class ErrorResponse(BaseModel):
 
 
 class Usage(BaseModel):
+    """The tokens the gateway recorded for the answer (its usage ledger, budgets and metrics count the same)."""
+
     model_config = ConfigDict(extra="allow")
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int | None = None
+    estimated: bool | None = Field(None, description="true when the backend reported no usage and the gateway "
+                                                     "counted the tokens itself")
 
 
 class CompletionMessage(BaseModel):
@@ -45,7 +49,8 @@ class CompletionChoice(BaseModel):
 
 
 class ChatCompletion(BaseModel):
-    """A non-streamed chat completion as the backend sent it (fields beyond these pass through)."""
+    """A non-streamed chat completion as the backend sent it (fields beyond these pass through), with the
+    gateway's recorded `usage`."""
 
     model_config = ConfigDict(extra="allow")
 

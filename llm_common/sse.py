@@ -1,19 +1,15 @@
 """Server-sent events as OpenAI streams them: `data: <json>\\n\\n`, ending in `data: [DONE]` (chat completions),
 or `event: <type>` before each `data:` (the Responses API, which sends no `[DONE]`).
 
-Both services relay an upstream's stream to their caller the same way (`relay_events` for the
-tenant proxy's threads, `relay_events_async` for the gateway's event loop): each upstream data
-payload is passed on as it arrives (or dropped, when `observe` says so), the stream ends with
-`[DONE]`, and a stream that breaks after bytes were sent ends with an in-band error event, since
-the status line is long gone. Answers carry `STREAM_HEADERS`, so no proxy in between buffers them.
+Both services read an upstream's events with `iter_event_data` (the proxy's threads) or
+`aiter_event_data` (the gateway's event loop) and write their own with `encode_event`; streamed
+answers carry `STREAM_HEADERS`, so no proxy in between buffers them.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 DONE = "[DONE]"
 STREAM_MEDIA_TYPE = "text/event-stream"
@@ -43,66 +39,3 @@ async def aiter_event_data(lines: AsyncIterable[str]) -> AsyncIterator[str]:
     async for line in lines:
         if line.startswith("data:"):
             yield line[5:].strip()
-
-
-@dataclass
-class RelayHooks:
-    """What a relay does beside passing events on.
-
-    `observe(data)` sees each payload and returns it (or None to drop it); `first()` is called at the
-    first payload; `finished(status)` once, with `ok` or `stream_broken`, before the final event;
-    `broken(error)` returns the in-band error event's body when the upstream broke off. In the
-    asynchronous relay `finished` may be a coroutine function (the gateway writes its ledger row there).
-    """
-
-    broken: Callable[[Exception], dict]
-    observe: Callable[[str], str | None] = lambda data: data
-    first: Callable[[], None] = lambda: None
-    finished: Callable[[str], object] = lambda status: None
-
-
-def relay_events(upstream: Iterable[str], hooks: RelayHooks) -> Iterator[bytes]:
-    """Relay upstream data payloads as SSE bytes (see the module docstring)."""
-    first = True
-    try:
-        for data in upstream:
-            if first:
-                hooks.first()
-                first = False
-            if data == DONE:
-                break
-            passed = hooks.observe(data)
-            if passed is not None:
-                yield encode_event(passed)
-    except Exception as error:  # the upstream broke after bytes were sent: tell the caller in-band
-        hooks.finished("stream_broken")
-        yield encode_event(hooks.broken(error))
-        return
-    hooks.finished("ok")
-    yield encode_event(DONE)
-
-
-async def relay_events_async(upstream: AsyncIterable[str], hooks: RelayHooks) -> AsyncIterator[bytes]:
-    """`relay_events` for an asynchronous upstream (the gateway)."""
-    first = True
-    try:
-        async for data in upstream:
-            if first:
-                hooks.first()
-                first = False
-            if data == DONE:
-                break
-            passed = hooks.observe(data)
-            if passed is not None:
-                yield encode_event(passed)
-    except Exception as error:
-        await _maybe_await(hooks.finished("stream_broken"))
-        yield encode_event(hooks.broken(error))
-        return
-    await _maybe_await(hooks.finished("ok"))
-    yield encode_event(DONE)
-
-
-async def _maybe_await(result: object) -> None:
-    if inspect.isawaitable(result):
-        await result

@@ -12,6 +12,10 @@
 - Other log lines carry the request id of the request they were written for (`[<id>]`),
   so the details kept out of caller-facing errors (backend URLs and messages) can be found
   by the id the caller was given.
+
+Each service makes a request's `RequestRecord` current while it serves it (`use_record`): the
+proxy in its Flask hooks (app/tracing.py), the gateway in its ASGI middleware
+(llm_gateway/observation.py).
 """
 
 from __future__ import annotations
@@ -24,19 +28,14 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
-
-from flask import Flask, g, has_request_context, request
-
-from llm_common.openai_client import REQUEST_ID_HEADER
 
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 REQUEST_LOGGER = "llm_tenants.requests"
 UNLOGGED_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 
 request_log = logging.getLogger(REQUEST_LOGGER)
-# The record of the request being served, in an ASGI service (the gateway); Flask services keep it in `g`.
-_asgi_record: ContextVar["RequestRecord | None"] = ContextVar("request_record", default=None)
+# The record of the request being served (set by the service's request hooks).
+_current_record: ContextVar["RequestRecord | None"] = ContextVar("request_record", default=None)
 
 
 def new_request_id() -> str:
@@ -91,38 +90,13 @@ class RequestRecord:
         request_log.info(json.dumps(line, separators=(",", ":")))
 
 
-def install_request_tracing(app: Flask, service: str, tenant_label: Callable[[], str | None]) -> None:
-    """Give every request an id and a RequestRecord; answer with the id; log the record at the end."""
-
-    @app.before_request
-    def _start() -> None:
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        g.request_record = RequestRecord(service, accepted_request_id(request.headers.get(REQUEST_ID_HEADER)),
-                                         request.method, route)
-
-    @app.after_request
-    def _finish(response):
-        record = current_record()
-        if record is None:
-            return response
-        response.headers[REQUEST_ID_HEADER] = record.request_id
-        record.status = response.status_code
-        record.tenant = tenant_label()
-        if record.route not in UNLOGGED_ROUTES:
-            response.call_on_close(record.write)
-        return response
-
-
-def use_record(record: RequestRecord) -> None:
-    """Make `record` the current request's (an ASGI service, for the task serving the request)."""
-    _asgi_record.set(record)
+def use_record(record: RequestRecord | None) -> None:
+    """Make `record` the current request's, in the context serving it (None: no request is served)."""
+    _current_record.set(record)
 
 
 def current_record() -> RequestRecord | None:
-    record = _asgi_record.get()
-    if record is not None:
-        return record
-    return g.get("request_record") if has_request_context() else None
+    return _current_record.get()
 
 
 def current_request_id() -> str | None:

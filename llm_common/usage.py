@@ -18,6 +18,11 @@ def token_counts(usage: object) -> Iterator[tuple[str, int]]:
             yield kind, count
 
 
+def is_usage_only(chunk: object) -> bool:
+    """A stream's closing usage chunk (`choices` empty), which is sent only to callers who asked for it."""
+    return isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict) and not chunk.get("choices")
+
+
 # A backend that reports no usage (some do not in streams) is counted by the gateway itself:
 # completion tokens as the number of content chunks (vLLM, llama.cpp and OpenAI send about one
 # token per chunk), prompt tokens estimated from the text at about 4 characters per token
@@ -30,26 +35,15 @@ def estimate_text_tokens(text: str) -> int:
     return -(-len(text) // CHARS_PER_TOKEN)
 
 
-def estimate_prompt_tokens(messages: object) -> int:
-    """A rough token count of OpenAI chat `messages` (text parts only)."""
-    if not isinstance(messages, list):
-        return 0
-    total = 0
-    for message in messages:
-        if isinstance(message, dict):
-            total += TOKENS_PER_MESSAGE + sum(estimate_text_tokens(text) for text in message_texts(message))
-    return total
-
-
 def estimate_request_prompt_tokens(payload: dict) -> int:
     """A rough token count of everything a chat request puts in the prompt: each message's text,
     name, tool calls (function name and arguments), and the tool definitions (as JSON)."""
-    total = estimate_prompt_tokens(payload.get("messages"))
-    for message in payload.get("messages") or []:
-        if not isinstance(message, dict):
-            continue
-        for text in _message_extras(message):
-            total += estimate_text_tokens(text)
+    messages = payload.get("messages")
+    total = 0
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, dict):
+            texts = [*_message_texts(message), *_message_extras(message)]
+            total += TOKENS_PER_MESSAGE + sum(estimate_text_tokens(text) for text in texts)
     tools = payload.get("tools")
     if tools:
         total += estimate_text_tokens(json.dumps(tools, separators=(",", ":")))
@@ -62,16 +56,7 @@ def estimate_embedding_tokens(inputs: object) -> int:
     return sum(estimate_text_tokens(text) for text in texts if isinstance(text, str))
 
 
-def _message_extras(message: dict) -> list[str]:
-    texts = [message[key] for key in ("name", "refusal") if isinstance(message.get(key), str)]
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            texts += [value for value in (function.get("name"), function.get("arguments")) if isinstance(value, str)]
-    return texts
-
-
-def message_texts(message: dict) -> list[str]:
+def _message_texts(message: dict) -> list[str]:
     """The text of one chat message: its string content, or the text parts of a multi-part content."""
     content = message.get("content")
     if isinstance(content, str):
@@ -82,35 +67,10 @@ def message_texts(message: dict) -> list[str]:
     return []
 
 
-class StreamUsage:
-    """The usage of one streamed chat completion: the one the backend reported in a chunk, or else the
-    gateway ledger's estimate (prompt estimated from the request, one completion token per content chunk),
-    marked `"estimated": true`. Chunks are observed as they pass."""
-
-    def __init__(self, estimated_prompt_tokens: int):
-        self.estimated_prompt_tokens = estimated_prompt_tokens
-        self.reported: dict | None = None
-        self.content_chunks = 0
-
-    def observe(self, chunk: object) -> None:
-        if not isinstance(chunk, dict):
-            return
-        if isinstance(chunk.get("usage"), dict):
-            self.reported = chunk["usage"]
-        choices = chunk.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            delta = choices[0].get("delta")
-            if isinstance(delta, dict) and delta.get("content"):
-                self.content_chunks += 1
-
-    def usage(self) -> dict:
-        if self.reported is not None:
-            return self.reported
-        prompt, completion = self.estimated_prompt_tokens, self.content_chunks
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                "estimated": True}
-
-
-def is_usage_only(chunk: object) -> bool:
-    """A stream's closing usage chunk (`choices` empty), which is sent only to callers who asked for it."""
-    return isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict) and not chunk.get("choices")
+def _message_extras(message: dict) -> list[str]:
+    texts = [message[key] for key in ("name", "refusal") if isinstance(message.get(key), str)]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            texts += [value for value in (function.get("name"), function.get("arguments")) if isinstance(value, str)]
+    return texts

@@ -16,14 +16,14 @@ from typing import Mapping
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from llm_common.errors import Refusal, asgi_error_handlers
+from llm_common.errors import Refusal
 from llm_common.logging_setup import configure_logging
 from llm_common.metrics_registry import MetricsRegistry
 from llm_common.request_metrics import create_series
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.completions import Completions
 from llm_gateway.config import GatewayConfig, load_gateway_config
-from tenant_spec.route import TenantRoute
+from llm_gateway.errors import exception_handlers
 from llm_gateway.metering import Metering
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.observation import RequestObservation, current_tenant
@@ -35,6 +35,7 @@ from llm_gateway.routes.operations import operation_routes
 from llm_gateway.routing import Router
 from llm_gateway.services import GatewayServices, build_backends, embedding_route, pool_discoveries
 from llm_gateway.tenant_discovery import TenantDiscovery
+from tenant_spec.route import TenantRoute
 
 log = logging.getLogger(__name__)
 COUNTED_ROUTES = sorted(route.path for route in OPENAI_ROUTES)
@@ -71,7 +72,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                              requests=metrics.requests, duration=metrics.request_duration,
                              in_flight=metrics.in_flight, metrics_port=config.metrics_port)
     app = Starlette(routes=routes, middleware=[observation], lifespan=lifespan,
-                    exception_handlers=asgi_error_handlers(on_refusal=lambda refusal: _count_refusal(metrics, refusal)))
+                    exception_handlers=exception_handlers(on_refusal=lambda refusal: _count_refusal(metrics, refusal)))
     app.state.services = services
     _publish_tenants(metrics, router, config.tenants)
     return app

@@ -5,8 +5,9 @@ Each request in progress holds a lease: a member of the tenant's sorted set in R
 as the rate limits and budgets, `limits.ADMIT_SCRIPT`) drops expired leases and adds one only
 while fewer than the limit remain; the call after the answer (`limits.FINISH_SCRIPT`) removes
 it. While a request runs — a long stream included — its gateway worker pushes the expiry
-forward every third of `lease_seconds` (a task on the worker's event loop); a gateway that dies stops doing so, and its leases
-lapse within `lease_seconds` (30 s by default), so a crash cannot hold a tenant's slots forever.
+forward every third of `lease_seconds` (a task on the worker's event loop); a gateway that dies stops
+doing so, and its leases lapse within `lease_seconds` (30 s by default), so a crash cannot hold a
+tenant's slots forever.
 
 Over the limit: 429 `concurrency_limit_exceeded` with Retry-After 1. Without Redis (no
 `limits` in the gateway config, or Redis unreachable with `on_redis_error: allow`) the limit

@@ -36,7 +36,8 @@ class PoolDiscoveryConfig(_Config):
     service: str = Field(min_length=1)
     port_name: str = "http"
     refresh_seconds: float = Field(5.0, gt=0)
-    kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; in a Pod: None (its ServiceAccount).")
+    kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; "
+                                                     "in a Pod: None (its ServiceAccount).")
 
 
 class PoolConfig(_Config):
@@ -48,7 +49,8 @@ class PoolConfig(_Config):
     api_key: str = "EMPTY"
     health_path: str = "/health"
     health_interval_seconds: float = Field(5.0, gt=0)
-    unhealthy_threshold: int = Field(2, ge=1, description="Consecutive failed health checks before a member is skipped.")
+    unhealthy_threshold: int = Field(2, ge=1,
+                                     description="Consecutive failed health checks before a member is skipped.")
     eject_cooldown_seconds: float = Field(10.0, gt=0, description="How long an ejected member is skipped.")
     consecutive_failures: int = Field(
         5, ge=1, description="5xx answers, timeouts or lost connections in a row before a member is ejected.")
@@ -116,7 +118,8 @@ class TenantDiscoveryConfig(_Config):
 
     namespace: str = Field(min_length=1)
     refresh_seconds: float = Field(10.0, gt=0)
-    kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; in a Pod: None (its ServiceAccount).")
+    kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; "
+                                                     "in a Pod: None (its ServiceAccount).")
 
 
 class LedgerConfig(_Config):

@@ -5,8 +5,9 @@ the remaining-budget metric).
 
     meter = await metering.admit(tenant, estimated_prompt_tokens, request_id)  # a 429 Refusal, or a Meter
     ... call the backend (meter.call) ...
-    await meter.finish(backend, model, usage)  # the ledger row, before the answer's last byte
-    await meter.settle()                       # Redis totals and the lease, once the answer is sent
+    record = await meter.finish(backend, model, usage)  # the ledger row, before the answer's last byte
+    ... answer with answered_usage(record, ...)         # the caller gets the usage that was recorded
+    await meter.settle()                                # Redis totals and the lease, once the answer is sent
 
 completions.py drives these steps for every request; all of them are awaited on the worker's
 event loop (Redis through its asyncio client, the ledger on its own threads).
@@ -34,17 +35,17 @@ from typing import Awaitable, Callable, TypeVar
 
 from llm_common.errors import ApiError, Refusal
 from llm_common.tracing import new_request_id
-from llm_common.usage import estimate_text_tokens, token_counts
+from llm_common.usage import estimate_text_tokens, is_usage_only, token_counts
 from llm_gateway import budgets, concurrency, limits
 from llm_gateway.budgets import Budget
 from llm_gateway.concurrency import ConcurrencyLeases
 from llm_gateway.config import GatewayConfig
-from tenant_spec.route import TenantRoute
 from llm_gateway.ledger import DuplicateRecord, UsageRecord, open_ledger
 from llm_gateway.ledger.asynchronous import AsyncLedger
 from llm_gateway.limits import Amount, CounterMissing, Lease, LimiterUnavailable, SharedCounters
 from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.pricing import PriceTable
+from tenant_spec.route import TenantRoute
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +54,20 @@ NO_BACKEND = "none"  # the ledger's backend of a request no backend answered
 
 def budget_of(tenant: TenantRoute) -> Budget:
     return Budget(tokens=tenant.monthly_token_budget, usd=tenant.monthly_budget_usd)
+
+
+def answered_usage(record: UsageRecord, reported: object, *, completion_tokens: bool = True) -> dict:
+    """The `usage` the caller gets: the numbers the gateway recorded (its ledger row, budgets and token
+    metrics), inside the backend's usage object when the backend reported one (its other fields, such as
+    token details, kept), marked `"estimated": true` when the gateway counted the tokens itself.
+    `completion_tokens=False` for embeddings, whose usage has none unless the backend sent them."""
+    counts = {"prompt_tokens": record.prompt_tokens}
+    if completion_tokens or (isinstance(reported, dict) and "completion_tokens" in reported):
+        counts["completion_tokens"] = record.completion_tokens
+    counts["total_tokens"] = record.total_tokens
+    if record.usage_estimated:
+        return {**counts, "estimated": True}
+    return {**reported, **counts} if isinstance(reported, dict) else counts
 
 
 class Metering:
@@ -194,6 +209,8 @@ class Meter:
     include_usage_requested: bool = False
     _content_chunks: int = 0
     _usage: dict | None = None
+    _first_chunk: dict | None = None
+    _usage_chunk: dict | None = None
     finished: bool = False
     _settled: bool = False
     _record: UsageRecord | None = None
@@ -237,13 +254,8 @@ class Meter:
             await self.finish(NO_BACKEND, self.tenant.model, None, status="upstream_error")
             raise
 
-    async def finish_json(self, backend: str, model: str, content: bytes) -> UsageRecord | None:
+    async def finish_json(self, backend: str, model: str, answer: dict) -> UsageRecord | None:
         """Record a non-streamed answer from its JSON body (usage, or the text to estimate from)."""
-        try:
-            answer = json.loads(content)
-        except ValueError:
-            answer = None
-        answer = answer if isinstance(answer, dict) else {}
         return await self.finish(backend, model, answer.get("usage"), completion_text=_message_text(answer))
 
     # --- streams -------------------------------------------------------------------------------
@@ -257,27 +269,40 @@ class Meter:
         return {**payload, "stream_options": {**options, "include_usage": True}}
 
     def observe_chunk(self, data: str) -> str | None:
-        """Count one SSE data payload of the answer; returns it, or None to drop it (a usage-only
-        chunk the caller did not ask for)."""
+        """Count one SSE data payload of the answer; returns it, or None to hold it back: the backend's
+        closing usage chunk, which `usage_chunk` replaces with the usage that was recorded."""
         try:
             chunk = json.loads(data)
         except ValueError:
             return data
         if not isinstance(chunk, dict):
             return data
+        if self._first_chunk is None:
+            self._first_chunk = chunk
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
+        if is_usage_only(chunk):
+            self._usage_chunk = chunk
+            return None
         choices = chunk.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             delta = choices[0].get("delta")
             if isinstance(delta, dict) and delta.get("content"):
                 self._content_chunks += 1
-        elif self._usage is chunk.get("usage") and not self.include_usage_requested:
-            return None
         return data
 
     async def finish_stream(self, backend: str, model: str, status: str) -> UsageRecord | None:
         return await self.finish(backend, model, self._usage, status)
+
+    def usage_chunk(self, record: UsageRecord) -> dict:
+        """The stream's closing usage chunk as OpenAI sends it (`choices` empty), carrying the recorded usage:
+        the backend's own closing chunk with its usage replaced, or one made like it when it sent none."""
+        usage = answered_usage(record, self._usage)
+        if self._usage_chunk is not None:
+            return {**self._usage_chunk, "usage": usage}
+        frame = self._first_chunk or {}
+        return {"id": frame.get("id", ""), "object": "chat.completion.chunk", "created": frame.get("created", 0),
+                "model": frame.get("model", ""), "choices": [], "usage": usage}
 
 
 def _message_text(completion: dict) -> str:

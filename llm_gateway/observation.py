@@ -1,5 +1,5 @@
 """Every gateway request observed, as one ASGI middleware around the app (the counterpart of the
-tenant proxy's Flask hooks in llm_common/tracing.py and llm_common/request_metrics.py):
+tenant proxy's Flask hooks in app/tracing.py and app/request_metrics.py):
 
 - a request id (the caller's well-formed `X-Request-Id`, else a new one), answered in the
   `X-Request-Id` header, and a RequestRecord written as the request's JSON log line once the

@@ -54,7 +54,8 @@ class PoolDiscovery(Poller):
 
     def refresh(self) -> list[str]:
         slices = self._api.list_namespaced_endpoint_slice(
-            self.settings.namespace, label_selector=f"{SERVICE_NAME_LABEL}={self.settings.service}", _request_timeout=10)
+            self.settings.namespace, label_selector=f"{SERVICE_NAME_LABEL}={self.settings.service}",
+            _request_timeout=10)
         urls = ready_member_urls(slices.items, self.settings.port_name)
         self.pool.set_member_urls(urls, self._make_member)
         return urls

@@ -6,14 +6,19 @@ leaves no orphan behind. The death signal follows the *thread* that started the
 child: start (and restart) children from the main thread only.
 
 Children start with umask 077 and their log is created 0600: whatever they write
-(ledger, knowledge indexes, metrics files, Prometheus data) is readable by the owner only.
+(ledger, knowledge indexes, metrics files, Prometheus data) is readable by the owner only, and
+the configs written for them (`write_private_text`, `write_private_json`) too.
 The node's components are the exception (`umask=HOST_UMASK`): containerd and the kubelet
 create the files containers read as other users (image layers, /etc/hosts, volumes).
+
+Shared by local mode (tenantctl/local/), the local cluster (tenantctl/cluster/) and the image
+builder's Docker daemon (tenantctl/images/docker_daemon.py).
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -72,6 +77,19 @@ def private_directory(path: Path) -> Path:
     return path
 
 
+def write_private_text(path: Path, text: str) -> Path:
+    """Write a file only its owner can read (a key, a config holding one), in a directory only its owner can enter."""
+    private_directory(path.parent)
+    with open_private(path) as handle:
+        handle.write(text.encode("utf-8"))
+    return path
+
+
+def write_private_json(path: Path, document: dict) -> Path:
+    """Write a config that may hold keys: readable by the owner only."""
+    return write_private_text(path, json.dumps(document, indent=2))
+
+
 @dataclass
 class ManagedProcess:
     name: str
@@ -114,7 +132,8 @@ class ManagedProcess:
                 if on_wait:
                     on_wait(time.monotonic() - started)
                 time.sleep(0.2)
-        raise ProcessFailed(f"{self.name} was not healthy at {self.health_url} after {timeout:.0f}s:\n{self.log_tail()}")
+        raise ProcessFailed(f"{self.name} was not healthy at {self.health_url} after {timeout:.0f}s:\n"
+                            f"{self.log_tail()}")
 
     def is_healthy(self, timeout: float = 1.0) -> bool:
         """One health check, now."""

@@ -19,13 +19,15 @@ import pytest
 
 import openai_stub
 
-from tenantctl import launchers, toolchain
-from tenantctl.cluster import LocalControlPlane
-from tenantctl.node import LocalCluster
-from tenantctl.local import LocalPlatform, LocalSettings
+from tenantctl.local import launchers
+from tenantctl.terraform import toolchain
+from tenantctl.cluster.control_plane import LocalControlPlane
+from tenantctl.cluster.local_cluster import LocalCluster
+from tenantctl.local.platform import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
+from tenantctl.terraform.roots import repository_copy
 from tests.helpers import (ClusterPlatform, ControlPlane, InProcessServer, RunningPlatform, TenantDocuments,
-                           free_port, repository_copy, specs_on_free_ports, stub_backend)
+                           free_port, specs_on_free_ports, stub_backend)
 from tests.traffic import ObservedPlatform, send_traffic
 # Hooks: every failure's report can be written (tests/failure_reports.py).
 from tests.failure_reports import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
@@ -234,7 +236,7 @@ NODE_LOCK_WAIT_SECONDS = 540
 @pytest.fixture(scope="session")
 def node_cluster(tmp_path_factory) -> LocalCluster:
     """Control plane + a real node (kubelet on containerd, kube-proxy, kube-scheduler, CoreDNS, kube-router),
-    shared by the session and always torn down, leaving nothing on the host (tenantctl/node.py documents
+    shared by the session and always torn down, leaving nothing on the host (tenantctl/cluster/local_cluster.py:
     the API: kubeconfig, node_ip, pod_cidr, import_image(), images(), busybox_image, ...).
 
     Its log is `node-cluster*/cluster.log` under the session's temporary directory; each component's

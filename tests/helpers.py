@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -23,12 +21,13 @@ import openai_stub
 from app import create_app
 from app.config import ProxyConfig
 from llm_gateway.auth import hash_gateway_key
-from tenantctl.cluster import LocalControlPlane
-from tenantctl.local import LocalPlatform
+from tenantctl.cluster.control_plane import LocalControlPlane
+from tenantctl.local.platform import LocalPlatform
 from tenantctl.processes import ManagedProcess, free_port
 from tenant_spec import SPEC_FILENAME, TenantSpec, discover_tenant_specs
 from tenant_spec.rate_limits import RateLimits
-from tenantctl.terraform import Terraform
+from tenantctl.terraform.runner import Terraform
+from tenantctl.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANTS_DIR = REPO_ROOT / "tenants"
@@ -47,17 +46,6 @@ def processes_mentioning(text: str) -> list[int]:
         if text in cmdline and int(entry.name) != os.getpid():
             pids.append(int(entry.name))
     return pids
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition", interval: float = 0.2):
-    """Poll every `interval` s until `predicate()` is truthy and return its value; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def metric_value(metrics_text: str, name: str, **labels: str) -> float:
@@ -190,18 +178,6 @@ def prometheus_query(prometheus_url: str, expr: str, at: float | None = None) ->
 
 
 # -- Kubernetes and Terraform ---------------------------------------------------------------------
-
-# What a tenant root needs beside itself: it refers to ../../shared-infrastructure and ../../dashboards.
-REPOSITORY_PARTS = ("tenant-template", "tenants", "shared-infrastructure", "dashboards")
-_NOT_COPIED = shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl", "__pycache__")
-
-
-def repository_copy(target: Path) -> Path:
-    """The Terraform-relevant part of the repository, copied to `target` (returned)."""
-    for part in REPOSITORY_PARTS:
-        shutil.copytree(REPO_ROOT / part, target / part, ignore=_NOT_COPIED)
-    return target
-
 
 @dataclass
 class ControlPlane:

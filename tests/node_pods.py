@@ -1,4 +1,4 @@
-"""Helpers for tests on the real local node (tenantctl/node.py): Pods from the local busybox image,
+"""Helpers for tests on the real local node (tenantctl/cluster/): Pods from the local busybox image,
 commands in them, Services, and a fingerprint of the host to prove the node leaves nothing behind."""
 
 from __future__ import annotations

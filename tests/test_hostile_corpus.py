@@ -1,6 +1,6 @@
 """A hostile corpus against the running platform (the real model server, the embedding server, Redis,
-the SQLite ledger): everything an attacker tried in issue 12, sent to both tenant proxies and to the
-gateway. Each answer is a 4xx in the caller's terms (or, where the model itself fails, a 502 without
+the SQLite ledger): oversized, malformed, smuggled and injected input of every kind, sent to both tenant
+proxies and to the gateway. Each answer is a 4xx in the caller's terms (or, where the model itself fails, a 502 without
 internal detail), and at the end both tenants still answer and every shared process is still up."""
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 
 from llm_common.request_contract import (ALLOWABLE_EXTENSIONS, NEVER_ACCEPTED, ChatCompletionRequest,
                                          EmbeddingRequest)
-from tenantctl import launchers
-from tenantctl.local import proxy_config
+from tenantctl.local import launchers
+from tenantctl.local.configs import proxy_config
 from tenant_spec import parse_tenant_spec
 from tests.conftest import start_process
 from tests.helpers import TENANTS_DIR, controlled_gateway_config, free_port, tenant_route

@@ -1,4 +1,4 @@
-"""Fuzzing a tenant proxy's OpenAI routes of issue 15 (`/v1/responses`, `/v1/embeddings`, `/v1/models`) from its
+"""Fuzzing a tenant proxy's further OpenAI routes (`/v1/responses`, `/v1/embeddings`, `/v1/models`) from its
 served OpenAPI document, with the same services and checks as tests/test_openapi_fuzz.py: no 5xx, no hang, every
 answer as documented, and no body with a field the Responses API does not know is ever answered 200."""
 

@@ -5,31 +5,27 @@ the question and retrieve the tenant's most similar chunks, which go into the ca
 delimited context (never the system message: app/knowledge/grounding.py) and come back as
 `citations` (JSON: in the answer; SSE: in the `done` event). A refused question is never embedded.
 
-Streamed answers ask the gateway for their usage (`stream_options.include_usage`); when the
-backend reports none (llama.cpp's server), the proxy estimates it as the gateway's ledger does
-(llm_common/usage.py) and marks it `"estimated": true`. Either way it is counted in
-`tenant_proxy_tokens_total`.
+The answer comes through the proxy's one way to a completion (app/completions.py), like the OpenAI
+routes': its `usage` is the gateway's (the tokens it recorded, marked `"estimated": true` when the
+backend reported none), counted in `tenant_proxy_tokens_total` and put on the request's log line
+with the backend.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.gateway_client import BACKEND_HEADER
+from app.completions import Completion, CountedStream, delta_text
 from app.knowledge.grounding import Grounding, ground
 from app.prompt import ask_messages
+from app.request_body import read_json_object
 from app.schemas import AskRequest
 from app.services import ProxyServices, current_services
 from llm_common.errors import ApiError, Refusal, error_body
-from llm_common.json_body import read_json_object, validate_model
-from llm_common.openai_client import ChatStream
-from llm_common.sse import DONE, STREAM_HEADERS, encode_event
-from llm_common.usage import estimate_prompt_tokens
-
+from llm_common.json_body import validate_model
+from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_event
 
 blueprint = Blueprint("ask", __name__)
 
@@ -48,21 +44,18 @@ def ask():
     grounding = _grounding(services, ask_request)
     payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request, history, grounding)
     if ask_request.stream:
-        started = time.perf_counter()
-        stream = services.gateway.open_chat_stream(
-            {**payload, "stream": True, "stream_options": {"include_usage": True}})
-        return Response(_answer_events(stream, services, started, grounding.citations,
-                                       estimate_prompt_tokens(payload["messages"])),
-                        mimetype="text/event-stream", headers=STREAM_HEADERS)
-    reply = services.gateway.chat(payload)
-    completion = _completion_of(reply.content)
-    services.metrics.count_usage(completion.get("usage"))
+        stream = CountedStream(services, payload)
+        response = Response(_answer_events(stream, config.tenant, grounding.citations), mimetype=STREAM_MEDIA_TYPE,
+                            headers=STREAM_HEADERS)
+        response.call_on_close(stream.close)
+        return response
+    completion = Completion(services, payload)
     return jsonify({
-        "answer": _first_message_text(completion),
+        "answer": _first_message_text(completion.body),
         "tenant": config.tenant,
-        "model": completion.get("model"),
-        "backend": reply.headers.get(BACKEND_HEADER),
-        "usage": completion.get("usage"),
+        "model": completion.body.get("model"),
+        "backend": completion.backend or None,
+        "usage": completion.usage,
         "citations": grounding.citations,
     })
 
@@ -86,16 +79,6 @@ def _chat_payload(system_prompt: str, tenant_max_tokens: int, ask_request: AskRe
     return payload
 
 
-def _completion_of(content: bytes) -> dict:
-    try:
-        completion = json.loads(content)
-    except ValueError:
-        completion = None
-    if not isinstance(completion, dict):
-        raise ApiError(502, "the gateway's answer was not a JSON object", code="bad_gateway_answer")
-    return completion
-
-
 def _first_message_text(completion: dict) -> str:
     try:
         return completion["choices"][0]["message"]["content"] or ""
@@ -103,54 +86,32 @@ def _first_message_text(completion: dict) -> str:
         raise ApiError(502, "the gateway's answer had no message", code="bad_gateway_answer") from None
 
 
-def _answer_events(stream: ChatStream, services: ProxyServices, started: float,
-                   citations: list[dict], estimated_prompt_tokens: int) -> Iterator[bytes]:
+def _answer_events(stream: CountedStream, tenant: str, citations: list[dict]) -> Iterator[bytes]:
     """Re-emit the gateway's stream as `delta` events, then one `done` event with the summary.
 
-    Runs after the request context has ended, so it receives `services` (and `started`,
-    when the request began, for time-to-first-token).
+    Runs after the request context has ended: what it needs, it is given.
     """
-    tenant = services.config.tenant
     parts: list[str] = []
-    model, usage = None, None
+    model = None
     try:
-        for data in stream:
-            if data == DONE:
-                break
-            chunk = json.loads(data)
+        for _data, chunk in stream.chunks():
+            if chunk is None:
+                raise ValueError("an event of the gateway's stream is not a JSON object")
             if "error" in chunk:  # the gateway's upstream broke mid-stream and said so in-band
-                services.metrics.count_gateway_error("stream_broken")
+                stream.broke(chunk["error"])
                 yield encode_event({"type": "error", **chunk})
                 return
             model = chunk.get("model") or model
-            usage = chunk.get("usage") or usage
-            text = _delta_text(chunk)
+            text = delta_text(chunk)
             if text:
-                if not parts:
-                    services.metrics.time_to_first_token.labels(tenant=tenant).observe(time.perf_counter() - started)
                 parts.append(text)
                 yield encode_event({"type": "delta", "content": text})
-        usage = usage or _estimated_usage(estimated_prompt_tokens, len(parts))
-        services.metrics.count_usage(usage)
         yield encode_event({"type": "done", "answer": "".join(parts), "tenant": tenant, "model": model,
-                            "backend": stream.headers.get(BACKEND_HEADER), "usage": usage,
-                            "citations": citations})
+                            "backend": stream.backend or None, "usage": stream.usage, "citations": citations})
         yield encode_event(DONE)
     except Exception as error:  # the gateway broke mid-stream: say so in-band, the status is already sent
-        services.metrics.count_gateway_error("stream_broken")
-        yield encode_event({"type": "error", **error_body("upstream_error", f"gateway stream broke: {error}")})
+        stream.broke(error)
+        yield encode_event({"type": "error", **error_body("upstream_error", f"gateway stream broke: {error}",
+                                                           request_id=stream.request_id)})
     finally:
         stream.close()
-
-
-def _estimated_usage(prompt_tokens: int, content_chunks: int) -> dict:
-    """The gateway's ledger estimate for a stream without usage: about one token per content chunk."""
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": content_chunks,
-            "total_tokens": prompt_tokens + content_chunks, "estimated": True}
-
-
-def _delta_text(chunk: dict) -> str:
-    choices = chunk.get("choices") or []
-    if not choices:
-        return ""
-    return (choices[0].get("delta") or {}).get("content") or ""

@@ -14,10 +14,11 @@ from app.knowledge.grounding import citation
 from app.knowledge.retrieval import KnowledgeBase
 from app.knowledge.store import Document
 from app.knowledge.upload import read_document
+from app.request_body import read_json_object
 from app.schemas import SearchRequest
 from app.services import current_services
 from llm_common.errors import ApiError
-from llm_common.json_body import read_json_object, validate_model
+from llm_common.json_body import validate_model
 
 blueprint = Blueprint("documents", __name__)
 

@@ -12,8 +12,9 @@ import json
 from flask import Blueprint, Response, request
 
 from app.gateway_client import BACKEND_HEADER
+from app.request_body import read_json_object
 from app.services import current_services
-from llm_common.json_body import contract_error, read_json_object
+from llm_common.json_body import contract_error
 from llm_common.request_contract import ContractViolation, apply_embedding_contract
 from llm_common.tracing import current_record
 

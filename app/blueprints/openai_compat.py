@@ -6,9 +6,9 @@ all, the tenant's prompt goes first, max tokens are capped, and the model is the
 Backend extensions are type-checked here and allowed or refused by the gateway, which holds
 the tenant's `allowed_request_extensions`.
 
-A stream carries its usage in a last chunk when the caller asks (`stream_options.include_usage`),
-estimated (and marked `"estimated": true`) when the backend reported none; either way the tokens
-are counted in the proxy's metrics (app/completions.py).
+A stream carries its usage in a last chunk when the caller asks (`stream_options.include_usage`): the
+gateway's, the tokens it recorded (marked `"estimated": true` when the backend reported none); either
+way the tokens are counted in the proxy's metrics (app/completions.py).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Iterator
 from flask import Blueprint, Response, request
 
 from app.completions import Completion, CountedStream, tenant_payload
+from app.request_body import read_json_object
 from app.services import current_services
 from llm_common.errors import error_body
-from llm_common.json_body import contract_error, read_json_object
+from llm_common.json_body import contract_error
 from llm_common.request_contract import ChatPolicy, ContractViolation, apply_chat_contract
 from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_event
 from llm_common.usage import is_usage_only
@@ -50,22 +51,16 @@ def chat_completions():
 
 
 def _relay(stream: CountedStream, include_usage: bool) -> Iterator[bytes]:
-    """The gateway's chunks as they come; the usage chunk only for a caller who asked for it (made from the
-    estimate when the backend sent none)."""
-    last: dict = {}
+    """The gateway's chunks as they come; its closing usage chunk only for a caller who asked for it."""
     try:
         for data, chunk in stream.chunks():
             if chunk is not None and "error" in chunk:  # the gateway's upstream broke and said so in-band
                 stream.broke(chunk["error"])
                 yield encode_event(data)
                 return
-            if chunk is not None:
-                last = chunk
-                if is_usage_only(chunk) and not include_usage:
-                    continue
+            if is_usage_only(chunk) and not include_usage:
+                continue
             yield encode_event(data)
-        if include_usage and stream.usage.reported is None:
-            yield encode_event(_usage_chunk(last, stream.usage.usage()))
         yield encode_event(DONE)
     except Exception as error:
         stream.broke(error)
@@ -73,9 +68,3 @@ def _relay(stream: CountedStream, include_usage: bool) -> Iterator[bytes]:
                                       request_id=stream.request_id))
     finally:
         stream.close()
-
-
-def _usage_chunk(last: dict, usage: dict) -> dict:
-    """A closing usage chunk as OpenAI sends one (`choices` empty), with the stream's id and model."""
-    return {"id": last.get("id", ""), "object": "chat.completion.chunk", "created": last.get("created", 0),
-            "model": last.get("model", ""), "choices": [], "usage": usage}

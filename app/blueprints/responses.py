@@ -6,7 +6,7 @@ through the proxy's one way to a completion (app/completions.py): the tenant's p
 caller's `instructions` below it (app/prompt.py says how), guardrails on everything the caller sent
 (instructions included), `max_output_tokens` under the tenant's cap. System/developer messages in
 `input` are refused, as on `/v1/chat/completions`. Streams send the API's events (`response.created`,
-`response.output_text.delta`, ..., `response.completed` with the usage).
+`response.output_text.delta`, ..., `response.completed` with the gateway's usage).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Iterable, Iterator
 from flask import Blueprint, Response, jsonify, request
 
 from app.completions import Completion, CountedStream, tenant_payload
+from app.request_body import read_json_object
 from app.services import current_services
 from llm_common.errors import ApiError
-from llm_common.json_body import contract_error, read_json_object
+from llm_common.json_body import contract_error
 from llm_common.request_contract import ChatPolicy, ContractViolation
 from llm_common.responses import (MalformedCompletion, ResponseEventStream, ResponseFrame,
                                   apply_responses_contract, response_from_completion)
@@ -68,7 +69,7 @@ def _events(stream: CountedStream, events: ResponseEventStream) -> Iterator[byte
                 return
             if chunk is not None:
                 yield from sent(events.chunk(chunk))
-        yield from sent(events.completed(stream.usage.usage()))
+        yield from sent(events.completed(stream.usage))
     except Exception as error:
         stream.broke(error)
         yield from sent(events.failed("server_error", "the gateway stream broke off before the answer was complete"))

@@ -36,8 +36,8 @@ class Grounding:
 def ground(hits: list[Hit]) -> Grounding:
     if not hits:
         return Grounding()
-    excerpts = "\n".join(f'<document number="{number}">\nTitle: {_defused(hit.title)}\n{_defused(hit.text)}\n</document>'
-                         for number, hit in enumerate(hits, start=1))
+    excerpts = "\n".join(f'<document number="{number}">\nTitle: {_defused(hit.title)}\n'
+                         f'{_defused(hit.text)}\n</document>' for number, hit in enumerate(hits, start=1))
     return Grounding(f"{CONTEXT_PREAMBLE}\n\n<documents>\n{excerpts}\n</documents>", [citation(hit) for hit in hits])
 
 

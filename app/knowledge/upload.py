@@ -10,8 +10,9 @@ from __future__ import annotations
 from flask import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from app.request_body import read_json_object
 from llm_common.errors import ApiError
-from llm_common.json_body import read_json_object, validate_model
+from llm_common.json_body import validate_model
 
 RAW_TYPES = ("text/plain", "text/markdown")
 MAX_TITLE_CHARACTERS = 200

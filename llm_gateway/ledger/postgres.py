@@ -21,8 +21,8 @@ from datetime import datetime
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from llm_gateway.ledger import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, DuplicateRecord, Ledger, LedgerError,
-                                UsageRecord, UsageTotals, totals_from_row)
+from llm_gateway.ledger.records import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, DuplicateRecord, Ledger,
+                                        LedgerError, UsageRecord, UsageTotals, totals_from_row)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_records (

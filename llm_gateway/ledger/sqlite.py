@@ -13,8 +13,8 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from llm_gateway.ledger import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, DuplicateRecord, Ledger, LedgerError,
-                                UsageRecord, UsageTotals, totals_from_row)
+from llm_gateway.ledger.records import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, DuplicateRecord, Ledger,
+                                        LedgerError, UsageRecord, UsageTotals, totals_from_row)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_records (

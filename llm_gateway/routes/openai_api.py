@@ -17,17 +17,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llm_common.errors import ApiError
-from llm_common.json_body import contract_error, read_json_object_async
+from llm_common.json_body import contract_error
 from llm_common.request_contract import ChatPolicy, ContractViolation, apply_chat_contract, apply_embedding_contract
 from llm_common.responses import (MalformedCompletion, ResponseEventStream, ResponseFrame, apply_responses_contract,
                                   response_from_completion)
 from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_named_event
 from llm_common.tracing import current_record
-from llm_common.usage import StreamUsage, estimate_request_prompt_tokens
 from llm_gateway.completions import JsonAnswer
-from tenant_spec.route import TenantRoute
 from llm_gateway.observation import tenant_identified
+from llm_gateway.request_body import read_json_object
 from llm_gateway.services import GatewayServices
+from tenant_spec.route import TenantRoute
 
 BACKEND_HEADER = "X-LLM-Backend"
 
@@ -45,7 +45,7 @@ def _authenticated_tenant(request: Request) -> TenantRoute:
 async def chat_completions(request: Request) -> Response:
     services = _services(request)
     tenant = _authenticated_tenant(request)
-    body = await read_json_object_async(request, services.config.max_body_bytes)
+    body = await read_json_object(request, services.config.max_body_bytes)
     policy = ChatPolicy(tenant.max_tokens, frozenset(tenant.allowed_request_extensions), caller_sends_system=True)
     try:
         chat = apply_chat_contract(body, policy)
@@ -63,7 +63,7 @@ async def responses(request: Request) -> Response:
     """`POST /v1/responses`: the Responses API's text subset as one chat completion of the same service."""
     services = _services(request)
     tenant = _authenticated_tenant(request)
-    body = await read_json_object_async(request, services.config.max_body_bytes)
+    body = await read_json_object(request, services.config.max_body_bytes)
     policy = ChatPolicy(tenant.max_tokens, frozenset(tenant.allowed_request_extensions), caller_sends_system=True)
     try:
         translated = apply_responses_contract(body, policy, system_input=True)
@@ -72,8 +72,7 @@ async def responses(request: Request) -> Response:
     record, frame, payload = current_record(), ResponseFrame(translated.echo), translated.chat.payload
     if translated.chat.stream:
         answer = await services.completions.stream(tenant, payload, record.request_id, record)
-        events = _response_events(answer.events, ResponseEventStream(frame),
-                                  StreamUsage(estimate_request_prompt_tokens(payload)))
+        events = _response_events(answer.events, ResponseEventStream(frame))
         return RelayResponse(events, answer.close, headers={**STREAM_HEADERS, BACKEND_HEADER: answer.backend})
     answer = await services.completions.chat(tenant, payload, record.request_id, record)
     try:
@@ -85,12 +84,13 @@ async def responses(request: Request) -> Response:
     return SettledResponse(content, answer.settle, headers={BACKEND_HEADER: answer.backend})
 
 
-async def _response_events(relayed: AsyncIterator[bytes], events: ResponseEventStream,
-                           usage: StreamUsage) -> AsyncIterator[bytes]:
-    """The relayed chat chunks (`data:` events) as the Responses API's named events."""
+async def _response_events(relayed: AsyncIterator[bytes], events: ResponseEventStream) -> AsyncIterator[bytes]:
+    """The relayed chat chunks (`data:` events) as the Responses API's named events; `response.completed`
+    carries the recorded usage (the translated request asks for the relay's closing usage chunk)."""
     def sent(batch: Iterable[dict]) -> bytes:
         return b"".join(encode_named_event(event) for event in batch)
 
+    usage = None
     yield sent(events.opening())
     async for event in relayed:
         for line in event.decode().splitlines():
@@ -101,15 +101,16 @@ async def _response_events(relayed: AsyncIterator[bytes], events: ResponseEventS
             if "error" in chunk:  # the backend broke off: the relay said so in-band
                 yield sent(events.failed("server_error", "the backend stream broke off before the answer was complete"))
                 return
-            usage.observe(chunk)
+            if isinstance(chunk.get("usage"), dict):
+                usage = chunk["usage"]
             yield sent(events.chunk(chunk))
-    yield sent(events.completed(usage.usage()))
+    yield sent(events.completed(usage))
 
 
 async def embeddings(request: Request) -> Response:
     services = _services(request)
     tenant = _authenticated_tenant(request)
-    body = await read_json_object_async(request, services.config.max_body_bytes)
+    body = await read_json_object(request, services.config.max_body_bytes)
     try:
         payload = apply_embedding_contract(body)
     except ContractViolation as violation:
@@ -129,7 +130,8 @@ async def models(request: Request) -> Response:
 
 
 def _json(answer: JsonAnswer) -> Response:
-    """The backend's JSON as it came; the request is settled once it is sent (or the caller left)."""
+    """The JSON answer (the backend's, with the recorded usage); the request is settled once it is sent (or the
+    caller left)."""
     return SettledResponse(answer.content, answer.settle, headers={BACKEND_HEADER: answer.backend})
 
 

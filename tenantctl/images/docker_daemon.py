@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from tenantctl.processes import ManagedProcess, ProcessFailed
-from tenantctl.toolchain import cache_root
+from tenantctl.paths import cache_root
+from tenantctl.processes import ManagedProcess
 
 API_VERSION = "1.41"  # Debian bookworm's docker.io 20.10
 CGROUP_PARENT = "llm-tenants-docker"
@@ -194,6 +194,3 @@ def _unmount_below(directory: Path) -> None:
     mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
     for mount_point in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
         subprocess.run(["umount", "-l", mount_point], capture_output=True)
-
-
-__all__ = ["API_VERSION", "DockerDaemon", "DockerUnavailable", "ProcessFailed"]

@@ -1,5 +1,5 @@
 # The CPU model server: llama-cpp-python's OpenAI-compatible server plus /metrics
-# (tenantctl/model_server.py) with two models, the stand-in for the vLLM pool where there is no GPU:
+# (tenantctl/local/model_server.py) with two models, the stand-in for the vLLM pool where there is no GPU:
 #   /models/chat.gguf       SmolLM2-135M-Instruct (the default command)
 #   /models/embedding.gguf  all-MiniLM-L6-v2, mean pooling, 384 dimensions (run with --embedding true)
 # Built by `tenantctl images build`, which puts the llama-cpp-python wheel scripts/setup compiled
@@ -23,10 +23,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/model-server/bin:$PAT
 COPY --from=build /opt/model-server /opt/model-server
 COPY models/ /models/
 COPY llm_common /srv/model-server/llm_common
-COPY tenantctl/__init__.py tenantctl/model_server.py /srv/model-server/tenantctl/
+COPY tenantctl/__init__.py /srv/model-server/tenantctl/
+COPY tenantctl/local/__init__.py tenantctl/local/model_server.py /srv/model-server/tenantctl/local/
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin llm
 USER 10001
 EXPOSE 8000
-ENTRYPOINT ["python3", "-m", "tenantctl.model_server"]
+ENTRYPOINT ["python3", "-m", "tenantctl.local.model_server"]
 CMD ["--model", "/models/chat.gguf", "--model_alias", "smollm2-135m-instruct", "--host", "0.0.0.0", "--port", "8000", \
      "--interrupt_requests", "false", "--n_ctx", "2048"]

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from alert_config_sync.routing import (AlertRoutingError, AlertTenant, PlatformAlerts, Smtp, TenantAlerts,
                                       render_alertmanager_config)
-from tenantctl.alerts import amtool_check
+from tenantctl.local.alertmanager import amtool_check
 
 AMTOOL = shutil.which("amtool")
 PLATFORM = PlatformAlerts(webhook_urls=["https://oncall.example.com/alertmanager"])

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import away_from_a_minute_boundary, controlled_gateway_config, free_port, tenant_route
 
 

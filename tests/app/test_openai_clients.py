@@ -17,8 +17,8 @@ import openai
 import pytest
 
 from llm_common.keys import sha256_hex
-from tenantctl import launchers
-from tenantctl.local import proxy_config
+from tenantctl.local import launchers
+from tenantctl.local.configs import proxy_config
 from tests.helpers import controlled_gateway_config, free_port, metric_value, tenant_route
 
 QUESTION = "Which company do you work for?"

@@ -2,7 +2,7 @@
 config rendered in the Pod by the config-sync sidecar from the TenantRoutes, Prometheus sending to it.
 
 Alertmanager's API is open to the platform's namespace only, so it is read from probe Pods there
-(tests/cluster/in_cluster.py); what Prometheus scrapes of it is read through Prometheus.
+(tenantctl/cluster/in_cluster.py); what Prometheus scrapes of it is read through Prometheus.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tenantctl.alerts import amtool_check
+from tenantctl.local.alertmanager import amtool_check
 from tenant_spec import SPEC_FILENAME
-from tests.cluster.in_cluster import Probe
-from tests.cluster.node_platform import NAMESPACE, prometheus_series
-from tests.helpers import wait_for
+from tenantctl.cluster.in_cluster import Probe
+from tenantctl.cluster.platform import NAMESPACE
+from tests.helpers import prometheus_query, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
@@ -45,11 +45,11 @@ def set_replicas(node_platform, deployment: str, replicas: int) -> None:
 
 def test_prometheus_sends_its_alerts_to_alertmanager_which_routes_them(node_platform):
     prometheus = node_platform.prometheus_url()
-    wait_for(lambda: prometheus_series(prometheus, "alertmanager_config_last_reload_successful == 1"), timeout=300,
+    wait_for(lambda: prometheus_query(prometheus, "alertmanager_config_last_reload_successful == 1"), timeout=300,
              what="Alertmanager up, with a config, scraped by Prometheus")
     set_replicas(node_platform, "llm-embeddings", 0)  # a backend down: LLMGatewayBackendDown{backend="embeddings"}
     try:
-        wait_for(lambda: prometheus_series(prometheus, 'ALERTS{alertname="LLMGatewayBackendDown",'
+        wait_for(lambda: prometheus_query(prometheus, 'ALERTS{alertname="LLMGatewayBackendDown",'
                                                        'backend="embeddings",alertstate="firing"}'),
                  timeout=300, what="LLMGatewayBackendDown firing in Prometheus")
 
@@ -64,7 +64,7 @@ def test_prometheus_sends_its_alerts_to_alertmanager_which_routes_them(node_plat
     finally:
         set_replicas(node_platform, "llm-embeddings", 1)
         node_platform.wait_all_ready(NAMESPACE)
-        wait_for(lambda: prometheus_series(prometheus, 'max(llm_gateway_pool_member_up{backend="embeddings"}) == 1'),
+        wait_for(lambda: prometheus_query(prometheus, 'max(llm_gateway_pool_member_up{backend="embeddings"}) == 1'),
                  timeout=300, what="the gateway using the embedding server again")
 
 
@@ -85,7 +85,8 @@ def test_a_tenant_onboarded_later_gets_its_route_without_a_platform_apply(node_p
 
         applied = time.monotonic()
         config = wait_for(loaded_config, timeout=300, what=f"Alertmanager routing {TENANT} (config sync + reload)")
-        print(f"{TENANT}: routed by Alertmanager {time.monotonic() - applied:.1f} s after its apply (probe Pods included)")
+        print(f"{TENANT}: routed by Alertmanager {time.monotonic() - applied:.1f} s after its apply "
+              "(probe Pods included)")
         assert "alerted-token" not in config  # the token is a file Alertmanager reads, never in its config
         assert "SUCCESS" in amtool_check(yaml.safe_load(config))
 

@@ -4,7 +4,7 @@ Everything here runs for real: the images `tenantctl images build` made, importe
 containerd; Pods scheduled by kube-scheduler and run by the kubelet; Services through kube-proxy;
 names through CoreDNS; NetworkPolicies enforced. `/ask` goes the ingress path: from the host to a
 relay Pod in the ingress controller's namespace, then through the tenant's Service. What a Pod may
-reach is tried from probe Pods (tests/cluster/in_cluster.py) in the namespace, and with the labels,
+reach is tried from probe Pods (tenantctl/cluster/in_cluster.py) in the namespace, and with the labels,
 whose rights are tested.
 """
 
@@ -19,9 +19,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.cluster.in_cluster import Probe
-from tests.cluster.node_platform import ADMIN_HEADERS, NAMESPACE, prometheus_series
-from tests.helpers import wait_for
+from tenantctl.cluster.in_cluster import Probe
+from tenantctl.cluster.platform import NAMESPACE
+from tests.helpers import prometheus_query, wait_for
 
 # The first test also waits for the node, the images' import and the platform's rollout.
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
@@ -71,7 +71,8 @@ def test_each_tenant_answers_through_its_service_with_its_own_prompt(node_platfo
 
 
 def test_documents_then_a_grounded_answer_with_a_citation(node_platform):
-    ingest = httpx.post(node_platform.tenant_url("acme-corp") + "/documents", timeout=180, headers=ADMIN_HEADERS, json={
+    ingest = httpx.post(node_platform.tenant_url("acme-corp") + "/documents", timeout=180,
+                        headers=node_platform.admin_headers, json={
         "title": "Vacation policy", "text": "Every employee of Acme Corp gets 28 days of paid vacation each year."})
     assert ingest.status_code == 201, ingest.text
     assert ingest.json()["embedding_model"] == "all-minilm-l6-v2"
@@ -87,9 +88,10 @@ def test_a_prompt_change_rolls_the_proxy_and_the_next_answer_follows_it(node_pla
     spec_file = node_platform.tenants_dir / tenant / "tenant.json"
     original = spec_file.read_text()
     core = node_platform.core
-    before = {pod.metadata.uid for pod in core.list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items}
+    proxies = "app.kubernetes.io/name=tenant-proxy"
+    before = {pod.metadata.uid for pod in core.list_namespaced_pod(tenant, label_selector=proxies).items}
     documents_url = node_platform.tenant_url(tenant) + "/documents"
-    ingest = httpx.post(documents_url, timeout=180, headers=ADMIN_HEADERS, json={
+    ingest = httpx.post(documents_url, timeout=180, headers=node_platform.admin_headers, json={
         "title": "Claims hotline", "text": "Closed AI Insurance claims are filed by calling 555-0100."})
     assert ingest.status_code == 201, ingest.text
     spec = json.loads(original)
@@ -100,9 +102,10 @@ def test_a_prompt_change_rolls_the_proxy_and_the_next_answer_follows_it(node_pla
         node_platform.apply_tenant(tenant)
 
         def rolled() -> bool:
-            pods = core.list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items
+            pods = core.list_namespaced_pod(tenant, label_selector=proxies).items
             return bool(pods) and all(pod.metadata.uid not in before and pod.metadata.deletion_timestamp is None
-                                      and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+                                      and any(c.type == "Ready" and c.status == "True"
+                                              for c in pod.status.conditions or [])
                                       for pod in pods)
 
         wait_for(rolled, timeout=300, what="the proxy rolled to new Pods")  # Recreate: old Pod gone first
@@ -151,12 +154,12 @@ def test_network_policies_are_enforced(node_platform):
 def test_prometheus_discovers_everything_and_labels_tenants_by_namespace(node_platform):
     prometheus = node_platform.prometheus_url()
     wait_for(lambda: {(s["metric"].get("namespace"), s["metric"].get("app"))
-                      for s in prometheus_series(prometheus, "up == 1")} >= {
+                      for s in prometheus_query(prometheus, "up == 1")} >= {
         ("acme-corp", "tenant-proxy"), ("closed-ai", "tenant-proxy"), (NAMESPACE, "llm-gateway"),
         (NAMESPACE, "llm-model-pool"), (NAMESPACE, "llm-embeddings")}, timeout=120, what="every target up")
     for tenant in TENANTS:
         answer_of(node_platform.ask(tenant, {"question": "Hello", "max_tokens": 8}))
-    wait_for(lambda: {s["metric"]["tenant"] for s in prometheus_series(
+    wait_for(lambda: {s["metric"]["tenant"] for s in prometheus_query(
         prometheus, 'sum by (tenant) (tenant_proxy_requests_total{route="/ask", status="200"}) > 0')} == set(TENANTS),
         timeout=60, what="per-tenant request counts")
 
@@ -170,7 +173,8 @@ def test_a_pod_cannot_publish_series_in_another_tenants_name(node_platform):
     exporter = ("import http.server\n"
                 "class H(http.server.BaseHTTPRequestHandler):\n"
                 "    def do_GET(self):\n"
-                "        body = b'tenant_proxy_requests_total{route=\"/ask\",status=\"200\",tenant=\"closed-ai\"} 1000\\n'\n"
+                "        body = (b'tenant_proxy_requests_total{route=\"/ask\",status=\"200\",'\n"
+                "                b'tenant=\"closed-ai\"} 1000\\n')\n"
                 "        self.send_response(200 if self.path == '/metrics' else 404); self.end_headers()\n"
                 "        self.wfile.write(body)\n"
                 "http.server.HTTPServer(('', 8080), H).serve_forever()\n")
@@ -184,12 +188,12 @@ def test_a_pod_cannot_publish_series_in_another_tenants_name(node_platform):
         http_get=client.V1HTTPGetAction(path="/never-ready", port=8080), period_seconds=30)
     core.create_namespaced_pod("acme-corp", pod)
     try:
-        wait_for(lambda: prometheus_series(prometheus, f'tenant_proxy_requests_total{{pod="{name}"}}'),
+        wait_for(lambda: prometheus_query(prometheus, f'tenant_proxy_requests_total{{pod="{name}"}}'),
                  timeout=120, what="the impostor scraped")
-        series = prometheus_series(prometheus, f'tenant_proxy_requests_total{{pod="{name}"}}')
+        series = prometheus_query(prometheus, f'tenant_proxy_requests_total{{pod="{name}"}}')
         assert {s["metric"]["tenant"] for s in series} == {"acme-corp"}
         assert all("exported_tenant" not in s["metric"] for s in series)
-        assert prometheus_series(prometheus, f'tenant_proxy_requests_total{{tenant="closed-ai", pod="{name}"}}') == []
+        assert prometheus_query(prometheus, f'tenant_proxy_requests_total{{tenant="closed-ai", pod="{name}"}}') == []
     finally:
         core.delete_namespaced_pod(name, "acme-corp", grace_period_seconds=0)
 
@@ -198,8 +202,9 @@ def test_killing_the_model_pod_during_traffic(node_platform):
     """Each request is answered or refused with a clear 503; the gateway stays Ready (its readiness
     is not a backend's health) and serves again once the new model Pod is Ready, without a restart."""
     core = node_platform.core
+    gateways = "app.kubernetes.io/name=llm-gateway"
     gateway_before = {(p.metadata.uid, p.status.container_statuses[0].restart_count)
-                      for p in core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-gateway").items}
+                      for p in core.list_namespaced_pod(NAMESPACE, label_selector=gateways).items}
     replies: list[httpx.Response] = []
     unanswered: list[str] = []  # requests that got no HTTP answer at all (kept, so the thread never dies of one)
     stop = threading.Event()
@@ -236,12 +241,13 @@ def test_killing_the_model_pod_during_traffic(node_platform):
         print(f"{len(replies)} replies; requests with no answer: {unanswered}")  # shown if the test fails
 
     assert unanswered == []  # every request answered, or refused with a clear error, never left hanging
-    assert {reply.status_code for reply in replies} <= {200, 502, 503}, [r.text for r in replies if r.status_code != 200]
+    refused = [r.text for r in replies if r.status_code != 200]
+    assert {reply.status_code for reply in replies} <= {200, 502, 503}, refused
     for reply in replies:
         if reply.status_code != 200:
             assert reply.json()["error"]["message"], reply.text  # OpenAI-shaped, saying what failed
     gateway_after = {(p.metadata.uid, p.status.container_statuses[0].restart_count)
-                     for p in core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-gateway").items}
+                     for p in core.list_namespaced_pod(NAMESPACE, label_selector=gateways).items}
     assert gateway_after == gateway_before  # same Pods, no restart
 
 
@@ -250,7 +256,8 @@ def test_the_gateway_waits_for_its_database_instead_of_crash_looping(node_platfo
     apps = client.AppsV1Api(node_platform.api())
     apps.patch_namespaced_stateful_set_scale("llm-ledger", NAMESPACE, {"spec": {"replicas": 0}})
     try:
-        wait_for(lambda: not core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-ledger").items,
+        wait_for(lambda: not core.list_namespaced_pod(NAMESPACE,
+                                                      label_selector="app.kubernetes.io/name=llm-ledger").items,
                  timeout=120, what="PostgreSQL gone")
         for pod in core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-gateway").items:
             core.delete_namespaced_pod(pod.metadata.name, NAMESPACE, grace_period_seconds=0)

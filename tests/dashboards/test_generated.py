@@ -15,7 +15,7 @@ from dashboards.generate import TEMPLATE_FILE, differences, rendered_files, tena
 from dashboards.grafana import build, render
 from dashboards.panels import tenant_dashboard
 from dashboards.reading import dashboard_panels
-from tenantctl.report import unit_label
+from tenantctl.local.report import unit_label
 from tenant_spec import TENANT_NAME_MAX_LENGTH, discover_tenant_specs
 from tests.helpers import REPO_ROOT, TENANTS_DIR
 
@@ -42,7 +42,7 @@ def test_check_command_fails_on_stale_json_and_regenerating_fixes_it(tmp_path):
 
 
 def test_cli_check_passes_on_the_committed_json():
-    result = subprocess.run([sys.executable, "-m", "tenantctl.cli", "dashboards", "--check"], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "tenantctl", "dashboards", "--check"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
@@ -60,7 +60,7 @@ def test_tenant_dashboard_is_the_template_with_the_name_substituted(tenant):
 
 
 def test_cli_prints_a_tenants_dashboard():
-    result = subprocess.run([sys.executable, "-m", "tenantctl.cli", "dashboards", "--tenant", "closed-ai"],
+    result = subprocess.run([sys.executable, "-m", "tenantctl", "dashboards", "--tenant", "closed-ai"],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["uid"] == "closed-ai"

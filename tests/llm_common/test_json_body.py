@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.conftest import start_process
 from tests.helpers import controlled_gateway_config, free_port, tenant_route
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.conftest import start_process
 from tests.helpers import controlled_gateway_config, free_port, tenant_route, wait_for
 

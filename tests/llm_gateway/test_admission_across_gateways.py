@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value,
                            tenant_route)
 

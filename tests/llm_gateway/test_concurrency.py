@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import chat, controlled_gateway_config, free_port, tenant_route, wait_for
 
 pytestmark = pytest.mark.e2e

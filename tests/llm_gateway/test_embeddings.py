@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from llm_gateway.auth import hash_gateway_key
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import free_port
 
 KEY = "gk-test-embeddings"

@@ -15,7 +15,7 @@ from llm_common.errors import Refusal
 from llm_common.metrics_registry import MetricsRegistry
 from llm_gateway.fair_queue import FairQueue
 from llm_gateway.metrics import GatewayMetrics
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import free_port, metric_value, stub_backend, tenant_route, wait_for
 
 

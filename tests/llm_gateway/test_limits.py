@@ -15,7 +15,7 @@ import redis
 
 from llm_gateway.limits import (ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT, Amount, LimiterUnavailable, LimitsConfig,
                                 RateLimits, SharedCounters, rate_limit_checks, tokens_key, window)
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value,
                            tenant_route)
 

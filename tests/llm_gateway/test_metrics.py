@@ -10,7 +10,7 @@ from llm_gateway import create_app
 from llm_gateway.auth import hash_gateway_key
 from llm_gateway.config import GatewayConfig, OpenAIConfig, PoolConfig
 from tenant_spec.route import TenantRoute
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import chat, controlled_gateway_config, free_port, metric_value, tenant_route
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from llm_gateway.auth import hash_gateway_key
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import free_port, metric_value
 
 KEY_AUTO, KEY_VLLM, KEY_OPENAI = "gk-test-auto", "gk-test-vllm", "gk-test-openai"

@@ -10,7 +10,7 @@ import aiohttp
 import httpx
 
 from llm_gateway.ledger import open_ledger
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import free_port, metric_value, stub_backend, tenant_route, wait_for
 
 TOKENS, INTERVAL = 20, 0.25  # the stub's streams: 20 tokens 0.25 s apart, 5 s an answer

@@ -16,8 +16,8 @@ import pytest
 from kubernetes import client, config as kube_config
 from kubernetes.client.rest import ApiException
 
-from tenantctl import launchers
-from tenantctl.cluster import SERVICE_ACCOUNT_ISSUER
+from tenantctl.local import launchers
+from tenantctl.cluster.network import SERVICE_ACCOUNT_ISSUER
 from tests.helpers import free_port, wait_for
 
 NAMESPACE = "monitoring"

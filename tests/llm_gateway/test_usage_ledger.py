@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from llm_gateway.ledger import open_ledger
-from tenantctl import launchers
-from tenantctl.cli import main as tenantctl
+from tenantctl.local import launchers
+from tenantctl.commands.main import main as tenantctl
 from tests.helpers import (chat, controlled_gateway_config, free_port, metric_value, streamed_chunks, tenant_route,
                            wait_for)
 

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from alert_config_sync.sync import AlertConfigSync, load_platform
 from alert_config_sync.routing import PlatformAlerts
-from tenantctl.alerts import amtool_check
+from tenantctl.local.alertmanager import amtool_check
 from tenant_spec import SPEC_FILENAME
 
 NAMESPACE = "monitoring"

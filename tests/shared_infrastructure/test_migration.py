@@ -13,7 +13,8 @@ from pathlib import Path
 
 from kubernetes import client
 
-from tests.helpers import REPO_ROOT, TENANTS_DIR, repository_copy
+from tenantctl.terraform.roots import repository_copy
+from tests.helpers import REPO_ROOT, TENANTS_DIR
 
 PREVIOUS = Path(__file__).parent / "tfvars_layout"
 TENANT = "migrated-insurer"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tenantctl.terraform import TerraformError
+from tenantctl.terraform.runner import TerraformError
 from tests.helpers import REPO_ROOT
 
 NAMESPACE = "monitoring"

@@ -12,8 +12,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tenant_spec import load_tenant_spec
-from tenantctl.terraform import Terraform, TerraformError
-from tests.helpers import REPO_ROOT, TENANTS_DIR, repository_copy
+from tenantctl.terraform.runner import Terraform, TerraformError
+from tenantctl.terraform.roots import repository_copy
+from tests.helpers import REPO_ROOT, TENANTS_DIR
 
 SHARED = REPO_ROOT / "shared-infrastructure"
 TEMPLATE = REPO_ROOT / "tenant-template"

@@ -16,7 +16,7 @@ import pytest
 
 from tenant_spec.extensions import ALLOWABLE_EXTENSIONS
 from tenant_spec import SpecError, parse_tenant_spec
-from tenantctl.terraform import Terraform
+from tenantctl.terraform.runner import Terraform
 from tests.helpers import REPO_ROOT, TENANTS_DIR
 
 SPEC_MODULE = REPO_ROOT / "shared-infrastructure" / "modules" / "tenant" / "spec"

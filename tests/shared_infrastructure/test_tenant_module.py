@@ -12,9 +12,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tenant_spec.guardrails import Guardrails
-from tenantctl.cli import main as tenantctl
+from tenantctl.commands.main import main as tenantctl
 from tenant_spec import load_tenant_spec
-from tenantctl.terraform import TerraformError
+from tenantctl.terraform.runner import TerraformError
 from tests.helpers import wait_for
 
 TENANTS = ("acme-corp", "closed-ai")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tenantctl.local import assign_ports
+from tenantctl.local.configs import assign_ports
 from tenant_spec import SPEC_FILENAME, SpecError, discover_tenant_specs, load_tenant_spec
 from tests.helpers import TENANTS_DIR
 

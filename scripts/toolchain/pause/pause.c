@@ -3,7 +3,7 @@
  *
  * It does what Kubernetes' own pause image does: it is PID 1 of every Pod, holds the Pod's
  * namespaces open, reaps the zombies of processes that get re-parented to it, and exits
- * cleanly on SIGINT/SIGTERM. Built with `gcc -static` (tenantctl/node_images.py), so the image
+ * cleanly on SIGINT/SIGTERM. Built with `gcc -static` (tenantctl/cluster/node_images.py), so the image
  * needs nothing but this binary. `pause -v` prints the version the build stamped in.
  */
 #include <signal.h>

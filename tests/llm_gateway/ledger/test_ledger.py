@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from llm_gateway.ledger import LedgerError, UsageRecord, UsageTotals, open_ledger
-from tenantctl import launchers
+from tenantctl.local import launchers
 from tests.helpers import free_port, wait_for
 
 

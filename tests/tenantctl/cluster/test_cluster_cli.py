@@ -14,7 +14,7 @@ from tests.helpers import processes_mentioning
 
 
 def tenantctl(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tenantctl.cli", "cluster", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tenantctl", "cluster", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

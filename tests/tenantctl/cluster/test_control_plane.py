@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tenantctl import toolchain
+from tenantctl.terraform import toolchain
 from tests.helpers import wait_for
 
 
@@ -101,7 +101,8 @@ def test_deployments_get_replica_sets_and_pending_pods(control_plane):
                                          metadata=client.V1ObjectMeta(labels=labels),
                                          spec=client.V1PodSpec(containers=[client.V1Container(
                                              name="web", image="example.invalid/web:1")])))))
-    pods = wait_for(lambda: len(core.list_namespaced_pod(namespace).items) == 2 and core.list_namespaced_pod(namespace).items,
+    pods = wait_for(lambda: len(core.list_namespaced_pod(namespace).items) == 2
+                    and core.list_namespaced_pod(namespace).items,
                     what="two pods")
     assert {p.status.phase for p in pods} == {"Pending"}
     assert apps.list_namespaced_replica_set(namespace).items

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from kubernetes import client
 
-from tenantctl import host_state, toolchain
-from tenantctl.node import EGRESS_CHAIN
-from tenantctl.oci_archive import ImageFile, ImageSpec, write_image
+from tenantctl.cluster.network import BRIDGE, EGRESS_CHAIN
+from tenantctl.images.oci_archive import ImageFile, ImageSpec, write_image
+from tenantctl.terraform import toolchain
 from tests.helpers import wait_for
 from tests.node_pods import WEB_SERVER, create_namespace, delete_namespace, expose, http_get, pod_exec, run_pod
 
@@ -109,9 +109,9 @@ def test_a_service_address_kube_proxy_has_not_rewritten_stays_on_this_machine(no
     unused = str(ipaddress.ip_network(node_cluster.service_cidr)[-2])
     from_the_host = subprocess.run(["ip", "-o", "route", "get", unused], capture_output=True, text=True, check=True)
     from_a_pod = subprocess.run(["ip", "-o", "route", "get", unused, "from", web["server"].status.pod_ip, "iif",
-                                 host_state.BRIDGE], capture_output=True, text=True, check=True)
+                                 BRIDGE], capture_output=True, text=True, check=True)
     for route in (from_the_host.stdout, from_a_pod.stdout):
-        assert f"dev {host_state.BRIDGE}" in route, route
+        assert f"dev {BRIDGE}" in route, route
 
 
 def _guard_drops() -> int:

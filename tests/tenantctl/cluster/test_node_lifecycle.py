@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tenantctl.node import NODE_LOCK
+from tenantctl.cluster.machine import NODE_LOCK
 from tests.helpers import processes_mentioning, wait_for
 from tests.node_pods import (WEB_SERVER, create_namespace, expose, fingerprint_differences, host_fingerprint,
                              run_pod)
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.node_lifecycle, pytest.mark.timeo
 
 
 def tenantctl(*args: str, timeout: float = 2400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tenantctl.cli", "cluster", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tenantctl", "cluster", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -81,7 +81,7 @@ def _try_lock(lock) -> bool:
 
 @pytest.fixture
 def state_dir(tmp_path_factory) -> Path:
-    """Short on purpose: the kubelet's unix sockets live under it (see tenantctl.node.UNIX_SOCKET_PATH_MAX)."""
+    """Short on purpose: the kubelet's unix sockets live under it (see tenantctl.cluster.node.UNIX_SOCKET_PATH_MAX)."""
     return tmp_path_factory.mktemp("n")
 
 
@@ -111,7 +111,7 @@ def test_ctrl_c_while_starting_leaves_nothing_behind(state_dir, tmp_path):
     before = quiet_fingerprint(state_dir)
     log_path = tmp_path / "up.log"
     with open(log_path, "w") as log:
-        up = subprocess.Popen([sys.executable, "-m", "tenantctl.cli", "cluster", "up", "--lock-timeout", LOCK_WAIT,
+        up = subprocess.Popen([sys.executable, "-m", "tenantctl", "cluster", "up", "--lock-timeout", LOCK_WAIT,
                                "--state-dir", str(state_dir)], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: "starting kubelet" in log_path.read_text(), timeout=1800, what="the kubelet to start")

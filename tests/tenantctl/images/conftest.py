@@ -12,16 +12,18 @@ import os
 
 import pytest
 
-from tenantctl import images
+from tenantctl.images.build import ensure_images
+from tenantctl.images.builder import load_images
+from tenantctl.images.cache import BuiltImage
 from tenantctl.images.docker_daemon import DockerDaemon
 
 os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
 
 
 @pytest.fixture(scope="session")
-def built_images() -> dict[str, images.BuiltImage]:
+def built_images() -> dict[str, BuiltImage]:
     """Every deployed image; built only if its content changed since the cached archive."""
-    return images.ensure_images(log=lambda message: print(f"[images] {message}", flush=True))
+    return ensure_images(log=lambda message: print(f"[images] {message}", flush=True))
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +32,7 @@ def docker_daemon(built_images) -> DockerDaemon:
     previous_host = os.environ.get("DOCKER_HOST")
     try:
         daemon.start()
-        images.load_images(daemon.client, built_images.values())
+        load_images(daemon.client, built_images.values())
         os.environ["DOCKER_HOST"] = daemon.base_url  # testcontainers' client reads it
         yield daemon
     finally:

@@ -51,7 +51,8 @@ def test_the_alertmanager_image_serves_a_rendered_config(built_images, docker_da
         status = httpx.get(url + "/api/v2/status", timeout=10).json()
         assert status["versionInfo"]["version"].startswith("0.25")  # Debian's, as in local mode
         assert 'tenant="acme-corp"' in status["config"]["original"]
-        check = container.get_wrapped_container().exec_run(["amtool", "check-config", "/etc/alertmanager/alertmanager.yml"])
+        check = container.get_wrapped_container().exec_run(
+            ["amtool", "check-config", "/etc/alertmanager/alertmanager.yml"])
         assert check.exit_code == 0 and b"SUCCESS" in check.output, check.output
     finally:
         container.stop()

@@ -13,7 +13,8 @@ import json
 import httpx
 import pytest
 
-from tenantctl import images
+from tenantctl.images.build import ensure_images
+from tenantctl.images.context import ImageBuildError, installed_llama_wheel
 from tests.helpers import free_port, streamed_chunks, wait_for
 
 # The first test also waits for the stack's containers (model servers on a busy machine).
@@ -98,9 +99,9 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
         model_server = reference(built_images, "model-server")
         run(model_server, model_server_command(ports["chat"], "--model", "/models/chat.gguf", "--model_alias",
                                                "smollm2-135m-instruct", "--n_ctx", "2048"))
-        run(model_server, model_server_command(ports["embeddings"], "--model", "/models/embedding.gguf", "--model_alias",
-                                               "all-minilm-l6-v2", "--embedding", "true", "--n_ctx", "512",
-                                               "--n_batch", "512"))
+        run(model_server, model_server_command(ports["embeddings"], "--model", "/models/embedding.gguf",
+                                               "--model_alias", "all-minilm-l6-v2", "--embedding", "true",
+                                               "--n_ctx", "512", "--n_batch", "512"))
         run(reference(built_images, "redis"), ["--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
                                                "--appendonly", "no"], tmpfs=("/data",), user="999")
         gateway = run(reference(built_images, "platform"),
@@ -177,7 +178,8 @@ def test_the_proxy_answers_with_the_tenants_prompt_plain_and_streamed(stack):
     assert response.status_code == 200, response.text
     assert "acme" in response.json()["answer"].lower()
 
-    with httpx.stream("POST", proxy_url + "/ask", json={"question": "Say hello.", "stream": True}, timeout=120) as reply:
+    question = {"question": "Say hello.", "stream": True}
+    with httpx.stream("POST", proxy_url + "/ask", json=question, timeout=120) as reply:
         reply.read()
     events = [chunk for chunk in streamed_chunks(reply) if isinstance(chunk, dict)]
     assert events[-1]["type"] == "done" and any(event["type"] == "delta" for event in events)
@@ -226,17 +228,17 @@ def test_the_model_server_image_takes_the_wheel_setup_installed(tmp_path):
         wheel.write_bytes(b"wheel")
     venv = tmp_path / "venv"
     venv.mkdir()
-    with pytest.raises(images.ImageBuildError, match="run ./scripts/setup"):
-        images.installed_llama_wheel(venv)
+    with pytest.raises(ImageBuildError, match="run ./scripts/setup"):
+        installed_llama_wheel(venv)
     (venv / "llama-cpp-wheel").write_text(f"{ours}\n")
-    assert images.installed_llama_wheel(venv) == ours
+    assert installed_llama_wheel(venv) == ours
     ours.unlink()
-    with pytest.raises(images.ImageBuildError, match="run ./scripts/setup"):
-        images.installed_llama_wheel(venv)
+    with pytest.raises(ImageBuildError, match="run ./scripts/setup"):
+        installed_llama_wheel(venv)
 
 
 def test_images_are_cached_by_content(built_images):
     """A second build with nothing changed finds every archive: no daemon, no rebuild."""
-    again = images.ensure_images(log=lambda message: pytest.fail(f"rebuilt although cached: {message}"))
+    again = ensure_images(log=lambda message: pytest.fail(f"rebuilt although cached: {message}"))
     assert {name: image.archive for name, image in again.items()} == \
         {name: image.archive for name, image in built_images.items()}

@@ -1,0 +1,112 @@
+"""The CPU model server (local mode, and the model-server image on a cluster): llama-cpp-python's
+OpenAI-compatible server plus `/metrics` and `/health`.
+
+llama-cpp-python's server has no Prometheus endpoint and no health route (vLLM has both), so this
+wraps its FastAPI app with request metrics and a `/health` that answers 200 once the model is
+loaded (the server only listens then), like vLLM's: probes and the gateway's health checks use the
+same path for both servers. Same arguments as `python -m llama_cpp.server`:
+
+    python -m tenantctl.local.model_server --model model.gguf --port 8000 ...
+
+plus `--api_key_file FILE`: the OpenAI routes then need `Authorization: Bearer <the key in FILE>`
+(llama-cpp-python's own `api_key`, read from a file so it is not on the command line). The
+OpenAPI document (the liveness check) and `/metrics` stay open, as upstream's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Response
+from llama_cpp.server.app import create_app
+from llama_cpp.server.cli import add_args_from_model, parse_model_from_args
+from llama_cpp.server.settings import ModelSettings, ServerSettings, Settings
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from llm_common.metrics_registry import LATENCY_BUCKETS
+
+# The model endpoints; anything else (health, docs, /metrics) is not counted.
+COUNTED_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+
+
+class ModelServerMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.requests = Counter(
+            "model_server_requests_total", "Model requests answered, by route and HTTP status.",
+            ["route", "status"], registry=registry)
+        self.duration = Histogram(
+            "model_server_request_duration_seconds", "Time to the full answer (streams: to the last byte).",
+            ["route"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.in_flight = Gauge(
+            "model_server_in_flight_requests", "Requests being generated or waiting for the model.",
+            ["route"], registry=registry)
+        for route in COUNTED_ROUTES:  # at zero, so the first requests show in rate()
+            self.requests.labels(route=route, status="200")
+            self.duration.labels(route=route)
+            self.in_flight.labels(route=route)
+
+
+class RequestMetricsMiddleware:
+    """Plain ASGI middleware, so a streamed answer is timed until its last byte is sent."""
+
+    def __init__(self, app, metrics: ModelServerMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        route = scope.get("path") if scope["type"] == "http" else None
+        if route not in COUNTED_ROUTES:
+            await self.app(scope, receive, send)
+            return
+        status = "500"  # unless the app starts a response
+
+        async def send_and_note_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = str(message["status"])
+            await send(message)
+
+        started = time.perf_counter()
+        self.metrics.in_flight.labels(route=route).inc()
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            self.metrics.in_flight.labels(route=route).dec()
+            self.metrics.requests.labels(route=route, status=status).inc()
+            self.metrics.duration.labels(route=route).observe(time.perf_counter() - started)
+
+
+def with_metrics(app: FastAPI) -> FastAPI:
+    registry = CollectorRegistry(auto_describe=True)
+    app.add_middleware(RequestMetricsMiddleware, metrics=ModelServerMetrics(registry))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> Response:
+        return Response(status_code=200)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tenantctl.local.model_server",
+                                     description="llama-cpp-python's server with Prometheus metrics")
+    add_args_from_model(parser, Settings)
+    parser.add_argument("--api_key_file", help="require the API key in this file (kept off the command line)")
+    args = parser.parse_args(argv)
+    server_settings = parse_model_from_args(ServerSettings, args)
+    if args.api_key_file:
+        server_settings.api_key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+    app = with_metrics(create_app(server_settings=server_settings,
+                                  model_settings=[parse_model_from_args(ModelSettings, args)]))
+    uvicorn.run(app, host=server_settings.host, port=server_settings.port)
+
+
+if __name__ == "__main__":
+    main()
