@@ -23,8 +23,8 @@ Alertmanager from a file (`credentials_file`), which the caller provides per ten
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -89,8 +89,9 @@ def tenant_receiver(name: str) -> str:
     return TENANT_RECEIVER_PREFIX + name
 
 
-def render_alertmanager_config(platform: PlatformAlerts, tenants: Iterable[AlertTenant],
-                               token_files: Mapping[str, str] | None = None) -> dict:
+def render_alertmanager_config(
+    platform: PlatformAlerts, tenants: Iterable[AlertTenant], token_files: Mapping[str, str] | None = None
+) -> dict:
     """The alertmanager.yml document. `token_files`: tenant name -> file holding the bearer token its
     `webhook_token_secret` names (required for every tenant that names one)."""
     tenants = sorted(tenants, key=lambda tenant: tenant.name)
@@ -143,8 +144,9 @@ def _global(platform: PlatformAlerts) -> dict:
     settings: dict = {"resolve_timeout": platform.resolve_timeout}
     if platform.smtp is not None:
         smtp = platform.smtp
-        settings.update({"smtp_smarthost": smtp.smarthost, "smtp_from": smtp.sender,
-                         "smtp_require_tls": smtp.require_tls})
+        settings.update(
+            {"smtp_smarthost": smtp.smarthost, "smtp_from": smtp.sender, "smtp_require_tls": smtp.require_tls}
+        )
         if smtp.auth_username:
             settings["smtp_auth_username"] = smtp.auth_username
         if smtp.auth_password_file:
@@ -161,9 +163,11 @@ def _platform_route(platform: PlatformAlerts) -> dict:
 
 
 def _tenant_route(tenant: AlertTenant) -> dict:
-    severities = SEVERITIES[SEVERITIES.index(tenant.alerts.severity_min):]
-    return {"receiver": tenant_receiver(tenant.name),
-            "matchers": [f'tenant="{tenant.name}"', f'severity=~"{"|".join(severities)}"']}
+    severities = SEVERITIES[SEVERITIES.index(tenant.alerts.severity_min) :]
+    return {
+        "receiver": tenant_receiver(tenant.name),
+        "matchers": [f'tenant="{tenant.name}"', f'severity=~"{"|".join(severities)}"'],
+    }
 
 
 def _receiver(name: str, receivers: AlertReceivers, token_file: str | None) -> dict:
@@ -171,9 +175,14 @@ def _receiver(name: str, receivers: AlertReceivers, token_file: str | None) -> d
     if receivers.webhook_urls:
         http_config = {"authorization": {"type": "Bearer", "credentials_file": token_file}} if token_file else {}
         receiver["webhook_configs"] = [
-            {"url": url, "send_resolved": True, "max_alerts": 50,
-             **({"http_config": http_config} if http_config else {})}
-            for url in receivers.webhook_urls]
+            {
+                "url": url,
+                "send_resolved": True,
+                "max_alerts": 50,
+                **({"http_config": http_config} if http_config else {}),
+            }
+            for url in receivers.webhook_urls
+        ]
     if receivers.email:
         receiver["email_configs"] = [{"to": address, "send_resolved": True} for address in receivers.email]
     return receiver
@@ -185,8 +194,10 @@ def _token_file(tenant: AlertTenant, token_files: Mapping[str, str]) -> str | No
     try:
         return token_files[tenant.name]
     except KeyError:
-        raise AlertRoutingError(f"tenant '{tenant.name}': the token of alerts.webhook_token_secret "
-                                f"'{tenant.alerts.webhook_token_secret}' is not available") from None
+        raise AlertRoutingError(
+            f"tenant '{tenant.name}': the token of alerts.webhook_token_secret "
+            f"'{tenant.alerts.webhook_token_secret}' is not available"
+        ) from None
 
 
 def _inhibit_rules(tenants: list[AlertTenant]) -> list[dict]:
@@ -195,9 +206,13 @@ def _inhibit_rules(tenants: list[AlertTenant]) -> list[dict]:
     for backend, tenant_backends in BACKEND_TENANTS.items():
         affected = [tenant.name for tenant in tenants if tenant.backend in tenant_backends]
         if affected:
-            rules.append({
-                "source_matchers": [f'alertname="{BACKEND_DOWN_ALERT}"', f'backend="{backend}"'],
-                "target_matchers": [f'alertname=~"{"|".join(TENANT_SYMPTOM_ALERTS)}"',
-                                    f'tenant=~"{"|".join(affected)}"'],
-            })
+            rules.append(
+                {
+                    "source_matchers": [f'alertname="{BACKEND_DOWN_ALERT}"', f'backend="{backend}"'],
+                    "target_matchers": [
+                        f'alertname=~"{"|".join(TENANT_SYMPTOM_ALERTS)}"',
+                        f'tenant=~"{"|".join(affected)}"',
+                    ],
+                }
+            )
     return rules

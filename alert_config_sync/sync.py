@@ -38,8 +38,15 @@ log = logging.getLogger("alert-config-sync")
 
 
 class AlertConfigSync:
-    def __init__(self, namespace: str, platform: PlatformAlerts, output: Path, tokens_dir: Path,
-                 api: client.ApiClient, reload_url: str | None = None):
+    def __init__(
+        self,
+        namespace: str,
+        platform: PlatformAlerts,
+        output: Path,
+        tokens_dir: Path,
+        api: client.ApiClient,
+        reload_url: str | None = None,
+    ):
         self.namespace = namespace
         self.platform = platform
         self.output = output
@@ -80,8 +87,14 @@ class AlertConfigSync:
                     token = self._read_token(tenant.name, secret)
                 except (client.ApiException, KeyError, ValueError) as error:
                     reason = getattr(error, "reason", None) or repr(error)
-                    log.warning("tenant %s: cannot read Secret %s/%s (key %s): %s; its alerts go to the platform "
-                                "only", tenant.name, tenant.name, secret, TOKEN_KEY, reason)
+                    log.warning(
+                        "tenant %s: cannot read Secret %s/%s (key %s): %s; its alerts go to the platform only",
+                        tenant.name,
+                        tenant.name,
+                        secret,
+                        TOKEN_KEY,
+                        reason,
+                    )
                     tenant = AlertTenant(tenant.name, tenant.backend, None)
                 else:
                     files[tenant.name] = str(_write_private(self.tokens_dir / tenant.name, token))
@@ -153,8 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    syncer = AlertConfigSync(args.namespace, load_platform(args.platform), args.output, args.tokens_dir,
-                             kubernetes_client(args.kubeconfig), None if args.once else args.reload_url)
+    syncer = AlertConfigSync(
+        args.namespace,
+        load_platform(args.platform),
+        args.output,
+        args.tokens_dir,
+        kubernetes_client(args.kubeconfig),
+        None if args.once else args.reload_url,
+    )
     if args.once:
         syncer.sync()
         return 0

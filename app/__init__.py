@@ -7,8 +7,8 @@ Run under gunicorn with the application factory:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from flask import Flask
 
@@ -35,17 +35,29 @@ def create_app(config: ProxyConfig) -> Flask:
     app = Flask(__name__)
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
     metrics = ProxyMetrics(registry, config.tenant)
-    gateway = GatewayClient(config.gateway_url, config.gateway_key,
-                            connect_timeout=config.connect_timeout_seconds,
-                            read_timeout=config.read_timeout_seconds,
-                            on_failure=metrics.count_gateway_error)
-    app.extensions["tenant_proxy"] = ProxyServices(config=config, metrics=metrics, gateway=gateway,
-                                                   guardrails=GuardrailCheck(config.guardrails),
-                                                   knowledge=_knowledge_base(config, gateway))
+    gateway = GatewayClient(
+        config.gateway_url,
+        config.gateway_key,
+        connect_timeout=config.connect_timeout_seconds,
+        read_timeout=config.read_timeout_seconds,
+        on_failure=metrics.count_gateway_error,
+    )
+    app.extensions["tenant_proxy"] = ProxyServices(
+        config=config,
+        metrics=metrics,
+        gateway=gateway,
+        guardrails=GuardrailCheck(config.guardrails),
+        knowledge=_knowledge_base(config, gateway),
+    )
     install_request_tracing(app, "proxy", lambda: config.tenant)
     register_error_handlers(app, on_refusal=lambda refusal: metrics.count_refusal(refusal.reason))
-    instrument_requests(app, requests=metrics.requests, duration=metrics.request_duration,
-                        in_flight=metrics.in_flight, tenant_label=lambda: config.tenant)
+    instrument_requests(
+        app,
+        requests=metrics.requests,
+        duration=metrics.request_duration,
+        in_flight=metrics.in_flight,
+        tenant_label=lambda: config.tenant,
+    )
     # After the metrics hooks, so refused requests are counted.
     refuse_cross_site_requests(app)
     require_end_user_keys(app, config.end_user_key_sha256, config.admin_key_sha256)
@@ -66,10 +78,15 @@ def create_app(config: ProxyConfig) -> Flask:
 def _knowledge_base(config: ProxyConfig, gateway: GatewayClient) -> KnowledgeBase | None:
     if config.knowledge_dir is None:
         return None
-    return KnowledgeBase(KnowledgeStore(Path(config.knowledge_dir)), gateway.embed,
-                         top_k=config.knowledge_top_k, min_score=config.knowledge_min_score,
-                         chunk_words=config.chunk_words, overlap_words=config.chunk_overlap_words,
-                         max_chunks=config.max_chunks_per_document)
+    return KnowledgeBase(
+        KnowledgeStore(Path(config.knowledge_dir)),
+        gateway.embed,
+        top_k=config.knowledge_top_k,
+        min_score=config.knowledge_min_score,
+        chunk_words=config.chunk_words,
+        overlap_words=config.chunk_overlap_words,
+        max_chunks=config.max_chunks_per_document,
+    )
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Flask:

@@ -19,12 +19,19 @@ from llm_common.keys import bearer_token, digest_matches
 def require_admin_key(digests: list[str]) -> None:
     """Raise a 401/403 unless the request carries one of the admin keys hashed in `digests`."""
     if not digests:
-        raise ApiError(403, "this tenant has no admin key (admin_key_sha256 in its spec), so its documents "
-                            "cannot be changed", code="admin_key_not_configured")
+        raise ApiError(
+            403,
+            "this tenant has no admin key (admin_key_sha256 in its spec), so its documents cannot be changed",
+            code="admin_key_not_configured",
+        )
     key = bearer_token(request)
     if key is None:
-        raise ApiError(401, "changing documents needs the tenant admin key: send 'Authorization: Bearer <admin key>'",
-                       code="missing_admin_key")
+        raise ApiError(
+            401,
+            "changing documents needs the tenant admin key: send 'Authorization: Bearer <admin key>'",
+            code="missing_admin_key",
+        )
     if not digest_matches(key, digests):
-        raise ApiError(403, "this key may not change documents: a tenant admin key is needed",
-                       code="admin_key_required")
+        raise ApiError(
+            403, "this key may not change documents: a tenant admin key is needed", code="admin_key_required"
+        )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from app.gateway_client import BACKEND_HEADER
 from app.prompt import with_tenant_prompt
@@ -34,8 +34,10 @@ def tenant_payload(services: ProxyServices, chat_payload: dict, instructions: st
     """
     config = services.config
     services.guardrails.check(chat_payload["messages"], tools=chat_payload.get("tools"), instructions=instructions)
-    return {**chat_payload,
-            "messages": with_tenant_prompt(config.system_prompt, chat_payload["messages"], instructions)}
+    return {
+        **chat_payload,
+        "messages": with_tenant_prompt(config.system_prompt, chat_payload["messages"], instructions),
+    }
 
 
 class Completion:
@@ -69,7 +71,8 @@ class CountedStream:
         self.started = time.perf_counter()
         options = payload.get("stream_options") if isinstance(payload.get("stream_options"), dict) else {}
         self.stream: ChatStream = services.gateway.open_chat_stream(
-            {**payload, "stream": True, "stream_options": {**options, "include_usage": True}})
+            {**payload, "stream": True, "stream_options": {**options, "include_usage": True}}
+        )
         self.backend = self.stream.headers.get(BACKEND_HEADER, "")
         self.usage: dict | None = None  # the gateway's, from its closing usage chunk
         self._counted = False
@@ -95,8 +98,9 @@ class CountedStream:
                     self.usage = chunk["usage"]
                 if first_text and delta_text(chunk):
                     first_text = False
-                    self.services.metrics.time_to_first_token.labels(tenant=self.services.config.tenant) \
-                        .observe(time.perf_counter() - self.started)
+                    self.services.metrics.time_to_first_token.labels(tenant=self.services.config.tenant).observe(
+                        time.perf_counter() - self.started
+                    )
             yield data, chunk
 
     def broke(self, error: BaseException | str) -> None:

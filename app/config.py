@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from tenant_spec.problems import problems
 from tenant_spec.model import spec_fields
+from tenant_spec.problems import problems
 
 CONFIG_PATH_ENV = "TENANT_PROXY_CONFIG"
 ENV_FIELDS = {
@@ -57,12 +57,14 @@ class _ProxySettings(BaseModel):
     knowledge_dir: str | None = Field(None, description="The tenant's FAISS index and document store; None: off.")
     knowledge_top_k: int = Field(3, ge=1, le=20, description="Chunks added to a grounded answer, at most.")
     knowledge_min_score: float = Field(
-        0.3, ge=-1, le=1, description="Cosine similarity below which a chunk is neither used nor cited.")
+        0.3, ge=-1, le=1, description="Cosine similarity below which a chunk is neither used nor cited."
+    )
     max_document_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     chunk_words: int = Field(120, ge=16, le=400, description="Words per chunk (all-MiniLM-L6-v2 reads 256 tokens).")
     chunk_overlap_words: int = Field(20, ge=0)
     max_chunks_per_document: int = Field(
-        10_000, ge=1, description="A document making more chunks is refused (413) before anything is embedded.")
+        10_000, ge=1, description="A document making more chunks is refused (413) before anything is embedded."
+    )
 
     @field_validator("gateway_url")
     @classmethod
@@ -72,7 +74,7 @@ class _ProxySettings(BaseModel):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _overlap_below_chunk(self) -> "_ProxySettings":
+    def _overlap_below_chunk(self) -> _ProxySettings:
         if self.chunk_overlap_words >= self.chunk_words:
             raise ValueError("chunk_overlap_words must be smaller than chunk_words")
         return self
@@ -88,8 +90,12 @@ class _ProxySettings(BaseModel):
 # What the proxy takes from its tenant's spec, with the spec's own types, checks and defaults: local
 # mode copies these fields from tenant.json, the tenant module passes them as the Deployment's files.
 PROXY_SPEC_FIELDS = ("system_prompt", "max_tokens", "guardrails", "end_user_key_sha256", "admin_key_sha256")
-ProxyConfig = create_model("ProxyConfig", __base__=_ProxySettings, __doc__="The proxy's whole configuration.",
-                           **spec_fields(*PROXY_SPEC_FIELDS))
+ProxyConfig = create_model(
+    "ProxyConfig",
+    __base__=_ProxySettings,
+    __doc__="The proxy's whole configuration.",
+    **spec_fields(*PROXY_SPEC_FIELDS),
+)
 
 
 def load_proxy_config(environ: Mapping[str, str] = os.environ) -> ProxyConfig:
@@ -120,8 +126,9 @@ def _read_policy_file(path: str) -> dict:
     except (OSError, ValueError) as error:
         raise ConfigError(f"{POLICY_FILE_ENV}={path}: {error}") from None
     if not isinstance(policy, dict) or set(policy) - POLICY_FIELDS:
-        raise ConfigError(f"{POLICY_FILE_ENV}={path}: must be an object with some of "
-                          f"{', '.join(sorted(POLICY_FIELDS))}")
+        raise ConfigError(
+            f"{POLICY_FILE_ENV}={path}: must be an object with some of {', '.join(sorted(POLICY_FIELDS))}"
+        )
     return policy
 
 

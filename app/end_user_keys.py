@@ -28,7 +28,8 @@ def require_end_user_keys(app: Flask, digests: list[str], admin_digests: list[st
             return
         key = bearer_token(request)
         if key is None:
-            raise ApiError(401, "this assistant needs an API key: send 'Authorization: Bearer <key>'",
-                           code="missing_api_key")
+            raise ApiError(
+                401, "this assistant needs an API key: send 'Authorization: Bearer <key>'", code="missing_api_key"
+            )
         if not digest_matches(key, accepted):
             raise ApiError(401, "unknown API key", code="invalid_api_key")

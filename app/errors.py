@@ -4,7 +4,7 @@ is answered with the OpenAI-shaped body of llm_common/errors.py."""
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from llm_common.errors import ApiError
 from llm_common.openai_client import (
@@ -31,8 +32,15 @@ log = logging.getLogger(__name__)
 class GatewayClient:
     """`on_failure(reason)` is told of every failed call (not of requests the gateway rejected)."""
 
-    def __init__(self, base_url: str, key: str, *, connect_timeout: float, read_timeout: float,
-                 on_failure: Callable[[str], None] = lambda reason: None):
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        on_failure: Callable[[str], None] = lambda reason: None,
+    ):
         self._client = HttpxClient(base_url, key, connect_timeout=connect_timeout, read_timeout=read_timeout)
         self._on_failure = on_failure
 
@@ -75,8 +83,11 @@ def _as_api_error(error: UpstreamUnavailable | UpstreamRejected) -> ApiError:
     could not be reached, or answered without an error body, is a 502 whose details go to the log."""
     log.warning("gateway call failed: %s", error)
     if error.status in (401, 403):  # the gateway refused this proxy's key: the platform's to fix, not the caller's
-        return ApiError(502, "the LLM gateway refused this assistant's credentials; tell the platform operator this "
-                             "request id", code="gateway_key_refused")
+        return ApiError(
+            502,
+            "the LLM gateway refused this assistant's credentials; tell the platform operator this request id",
+            code="gateway_key_refused",
+        )
     refused = error.upstream_error
     if error.status is not None and refused and isinstance(refused.get("message"), str):
         code = refused.get("code") if isinstance(refused.get("code"), str) else None
@@ -84,6 +95,10 @@ def _as_api_error(error: UpstreamUnavailable | UpstreamRejected) -> ApiError:
         headers = {"Retry-After": error.retry_after} if error.retry_after else None
         return ApiError(error.status, refused["message"], code=code, error_type=error_type, headers=headers)
     if error.status is not None:
-        return ApiError(502, f"the LLM gateway failed (HTTP {error.status}); retry, and if it persists tell the "
-                             "platform operator this request id", code="gateway_error")
+        return ApiError(
+            502,
+            f"the LLM gateway failed (HTTP {error.status}); retry, and if it persists tell the "
+            "platform operator this request id",
+            code="gateway_error",
+        )
     return ApiError(502, "the LLM gateway cannot be reached right now; retry shortly", code="gateway_unreachable")

@@ -18,7 +18,7 @@ worker backtrack for ever.
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import re2
 
@@ -38,8 +38,9 @@ class GuardrailCheck:
 
     def __init__(self, guardrails: Guardrails):
         self.sensitive = [(rule.name, compile_re2(rule.pattern)) for rule in guardrails.sensitive_patterns]
-        self.refusals = [(rule.reason, _refusal_matcher(rule.contains, rule.regex))
-                         for rule in guardrails.refusal_rules]
+        self.refusals = [
+            (rule.reason, _refusal_matcher(rule.contains, rule.regex)) for rule in guardrails.refusal_rules
+        ]
         self.topics = [(topic.topic, _keyword_matcher(topic.keywords)) for topic in guardrails.blocked_topics]
 
     def check(self, messages: list[dict], tools: object = None, instructions: str | None = None) -> None:
@@ -57,8 +58,11 @@ class GuardrailCheck:
     def _check_text(self, text: str) -> None:
         for name, pattern in self.sensitive:
             if pattern.search(text):
-                raise Refusal(400, f"refused: the message contains sensitive data ({name}); "
-                                   "remove it and ask again", reason="sensitive_prompt")
+                raise Refusal(
+                    400,
+                    f"refused: the message contains sensitive data ({name}); remove it and ask again",
+                    reason="sensitive_prompt",
+                )
         for reason, pattern in self.refusals:
             if pattern.search(text):
                 raise Refusal(400, f"refused: {reason}", reason="refusal_rule")

@@ -19,27 +19,50 @@ class ProxyMetrics:
         self.tenant = tenant
         r = registry.for_new_metrics
         self.requests = Counter(
-            "tenant_proxy_requests_total", "Requests answered, by route, tenant and HTTP status.",
-            ["route", "tenant", "status"], registry=r)
+            "tenant_proxy_requests_total",
+            "Requests answered, by route, tenant and HTTP status.",
+            ["route", "tenant", "status"],
+            registry=r,
+        )
         self.request_duration = Histogram(
-            "tenant_proxy_request_duration_seconds", "Time to the full answer (streams: to the last byte).",
-            ["route", "tenant"], buckets=LATENCY_BUCKETS, registry=r)
+            "tenant_proxy_request_duration_seconds",
+            "Time to the full answer (streams: to the last byte).",
+            ["route", "tenant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge(
-            "tenant_proxy_in_flight_requests", "Requests being answered now.",
-            ["route", "tenant"], multiprocess_mode="livesum", registry=r)
+            "tenant_proxy_in_flight_requests",
+            "Requests being answered now.",
+            ["route", "tenant"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.time_to_first_token = Histogram(
-            "tenant_proxy_time_to_first_token_seconds", "Streams: time until the first answer text is sent.",
-            ["tenant"], buckets=LATENCY_BUCKETS, registry=r)
+            "tenant_proxy_time_to_first_token_seconds",
+            "Streams: time until the first answer text is sent.",
+            ["tenant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.tokens = Counter(
-            "tenant_proxy_tokens_total", "Tokens used by this tenant, by kind (prompt|completion).",
-            ["tenant", "kind"], registry=r)
+            "tenant_proxy_tokens_total",
+            "Tokens used by this tenant, by kind (prompt|completion).",
+            ["tenant", "kind"],
+            registry=r,
+        )
         self.refusals = Counter(
-            "tenant_proxy_refusals_total", "Requests refused by the proxy's policies (guardrails, limits), by reason.",
-            ["tenant", "reason"], registry=r)
+            "tenant_proxy_refusals_total",
+            "Requests refused by the proxy's policies (guardrails, limits), by reason.",
+            ["tenant", "reason"],
+            registry=r,
+        )
         self.gateway_errors = Counter(
             "tenant_proxy_gateway_errors_total",
             "Calls to the gateway that failed (unreachable, 5xx, broken stream), by reason.",
-            ["tenant", "reason"], registry=r)
+            ["tenant", "reason"],
+            registry=r,
+        )
         self._create_series()
 
     def _create_series(self) -> None:

@@ -72,7 +72,11 @@ def _homoglyphs() -> dict[str, str]:
     for ascii_character in string.ascii_letters + string.digits:
         for entry in confusables.get(ascii_character, []):
             glyph = entry["c"]
-            if (len(glyph) == 1 and not glyph.isascii() and not unicodedata.name(glyph, "LATIN").startswith("LATIN")
-                    and not unicodedata.normalize("NFKC", glyph).isascii()):
+            if (
+                len(glyph) == 1
+                and not glyph.isascii()
+                and not unicodedata.name(glyph, "LATIN").startswith("LATIN")
+                and not unicodedata.normalize("NFKC", glyph).isascii()
+            ):
                 folded.setdefault(glyph, "I" if ascii_character == "l" and glyph.isupper() else ascii_character)
     return folded

@@ -24,21 +24,55 @@ DESCRIPTION = (
 def proxy_openapi(tenant: str, end_user_keys: bool) -> dict:
     errors = (400, 401, 413, 415, 429, 502, 503, 504) if end_user_keys else (400, 413, 415, 429, 502, 503, 504)
     reads = (401, 502, 503, 504) if end_user_keys else (502, 503, 504)
-    return openapi_document(f"Tenant assistant: {tenant}", "1.0.0", DESCRIPTION, [
-        Operation("/ask", "POST", "Ask the tenant's assistant (JSON, or SSE events with stream=true)",
-                  request=AskRequest, response=AskResponse, streams=True, errors=errors),
-        Operation("/v1/chat/completions", "POST", "OpenAI-compatible chat completion with the tenant's prompt",
-                  request=ChatCompletionRequest, response=ChatCompletion, streams=True, errors=errors),
-        Operation("/v1/responses", "POST", "OpenAI Responses API (text subset) with the tenant's prompt: JSON, or "
-                  "its stream events with stream=true", request=ResponseRequest, response=ResponseObject,
-                  streams=True, errors=errors),
-        Operation("/v1/embeddings", "POST", "Embeddings from the platform's embedding model, through the gateway",
-                  request=EmbeddingRequest, response=EmbeddingList, errors=errors),
-        Operation("/v1/models", "GET", "The models this tenant can reach", response=ModelList, errors=reads),
-        Operation("/v1/models/{model}", "GET", "One model this tenant can reach", response=ModelCard,
-                  errors=(404, *reads)),
-        Operation("/healthz", "GET", "Liveness", response=Health, errors=(), authenticated=False),
-    ], bearer_auth=end_user_keys)
+    return openapi_document(
+        f"Tenant assistant: {tenant}",
+        "1.0.0",
+        DESCRIPTION,
+        [
+            Operation(
+                "/ask",
+                "POST",
+                "Ask the tenant's assistant (JSON, or SSE events with stream=true)",
+                request=AskRequest,
+                response=AskResponse,
+                streams=True,
+                errors=errors,
+            ),
+            Operation(
+                "/v1/chat/completions",
+                "POST",
+                "OpenAI-compatible chat completion with the tenant's prompt",
+                request=ChatCompletionRequest,
+                response=ChatCompletion,
+                streams=True,
+                errors=errors,
+            ),
+            Operation(
+                "/v1/responses",
+                "POST",
+                "OpenAI Responses API (text subset) with the tenant's prompt: JSON, or "
+                "its stream events with stream=true",
+                request=ResponseRequest,
+                response=ResponseObject,
+                streams=True,
+                errors=errors,
+            ),
+            Operation(
+                "/v1/embeddings",
+                "POST",
+                "Embeddings from the platform's embedding model, through the gateway",
+                request=EmbeddingRequest,
+                response=EmbeddingList,
+                errors=errors,
+            ),
+            Operation("/v1/models", "GET", "The models this tenant can reach", response=ModelList, errors=reads),
+            Operation(
+                "/v1/models/{model}", "GET", "One model this tenant can reach", response=ModelCard, errors=(404, *reads)
+            ),
+            Operation("/healthz", "GET", "Liveness", response=Health, errors=(), authenticated=False),
+        ],
+        bearer_auth=end_user_keys,
+    )
 
 
 def openapi_blueprint(document: dict) -> Blueprint:

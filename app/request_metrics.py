@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask, g, request
 from prometheus_client import Counter, Gauge, Histogram
@@ -12,8 +12,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from llm_common.request_metrics import OPERATIONAL_ROUTES
 
 
-def instrument_requests(app: Flask, *, requests: Counter, duration: Histogram, in_flight: Gauge,
-                        tenant_label: Callable[[], str]) -> None:
+def instrument_requests(
+    app: Flask, *, requests: Counter, duration: Histogram, in_flight: Gauge, tenant_label: Callable[[], str]
+) -> None:
     """Record every request; streamed answers are timed until their last chunk or disconnect."""
 
     @app.before_request
@@ -43,5 +44,10 @@ def instrument_requests(app: Flask, *, requests: Counter, duration: Histogram, i
 
 def counted_routes(app: Flask) -> list[str]:
     """The routes whose requests are counted (every route but the operational ones)."""
-    return sorted({rule.rule for rule in app.url_map.iter_rules()
-                   if rule.rule not in OPERATIONAL_ROUTES and rule.endpoint != "static"})
+    return sorted(
+        {
+            rule.rule
+            for rule in app.url_map.iter_rules()
+            if rule.rule not in OPERATIONAL_ROUTES and rule.endpoint != "static"
+        }
+    )

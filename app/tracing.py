@@ -4,7 +4,7 @@ the record is logged once the answer's last byte is sent."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask, request
 
@@ -18,8 +18,9 @@ def install_request_tracing(app: Flask, service: str, tenant_label: Callable[[],
     @app.before_request
     def _start() -> None:
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        use_record(RequestRecord(service, accepted_request_id(request.headers.get(REQUEST_ID_HEADER)),
-                                 request.method, route))
+        use_record(
+            RequestRecord(service, accepted_request_id(request.headers.get(REQUEST_ID_HEADER)), request.method, route)
+        )
 
     @app.after_request
     def _finish(response):

@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def extract(rev: str, target: Path) -> Path:
     """The tree of `rev` in `target` (created); returns it."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev], capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev], capture_output=True, check=True
+    ).stdout
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(target, filter="data")
@@ -37,5 +38,6 @@ def from_tree(process: ManagedProcess, tree: Path) -> ManagedProcess:
 
 
 def short(rev: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", rev], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()

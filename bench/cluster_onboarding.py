@@ -60,8 +60,13 @@ def proxy_memory(api: client.ApiClient) -> dict[str, int]:
 
 def tenant_spec(name: str) -> dict:
     template = json.loads((REPO / "tenants" / "acme-corp" / "tenant.json").read_text())
-    return {**template, "name": name, "display_name": name.title(), "local_port": None,
-            "system_prompt": f"You are the assistant of {name.title()}. You work for {name.title()}."}
+    return {
+        **template,
+        "name": name,
+        "display_name": name.title(),
+        "local_port": None,
+        "system_prompt": f"You are the assistant of {name.title()}. You work for {name.title()}.",
+    }
 
 
 def first_answer(platform: NodePlatform, tenant: str, timeout: float = 120) -> float:
@@ -82,8 +87,10 @@ def run(tenant_count: int) -> dict:
     built = ensure_images(log=lambda message: print(f"[images] {message}", flush=True))
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         tmp_path = Path(tmp)
-        with (LocalCluster(tmp_path / "cluster", log=print, lock_timeout=1800) as cluster,
-              platform_on_node(cluster, built, tmp_path) as platform):
+        with (
+            LocalCluster(tmp_path / "cluster", log=print, lock_timeout=1800) as cluster,
+            platform_on_node(cluster, built, tmp_path) as platform,
+        ):
             started = time.monotonic()
             platform.apply_platform()
             platform.wait_all_ready(NAMESPACE)
@@ -98,36 +105,53 @@ def run(tenant_count: int) -> dict:
                 platform.apply_tenant(name)
                 applied = time.monotonic() - started
                 answered_after = first_answer(platform, name)
-                rows.append({"tenants": index, "apply_seconds": round(applied, 2),
-                             "first_answer_seconds": round(applied + answered_after, 2)})
-                print(f"{name}: applied in {applied:.1f}s, first answer after {applied + answered_after:.1f}s",
-                      flush=True)
+                rows.append(
+                    {
+                        "tenants": index,
+                        "apply_seconds": round(applied, 2),
+                        "first_answer_seconds": round(applied + answered_after, 2),
+                    }
+                )
+                print(
+                    f"{name}: applied in {applied:.1f}s, first answer after {applied + answered_after:.1f}s", flush=True
+                )
             memory_after = mem_available_bytes()
             working_sets = proxy_memory(platform.api())
-    return {"platform_ready_seconds": round(platform_seconds, 2), "tenants": rows,
-            "proxy_memory_bytes": working_sets,
-            "node_memory_used_per_tenant_bytes": round((memory_before - memory_after) / tenant_count),
-            "target_seconds": TARGET_SECONDS}
+    return {
+        "platform_ready_seconds": round(platform_seconds, 2),
+        "tenants": rows,
+        "proxy_memory_bytes": working_sets,
+        "node_memory_used_per_tenant_bytes": round((memory_before - memory_after) / tenant_count),
+        "target_seconds": TARGET_SECONDS,
+    }
 
 
 def markdown(results: dict, report_at: list[int]) -> str:
     rows = {row["tenants"]: row for row in results["tenants"]}
     sets = list(results["proxy_memory_bytes"].values())
-    lines = [f"Platform apply to every Pod Ready: {results['platform_ready_seconds']:.1f} s", "",
-             "| tenants on the node | tenant apply (s) | apply to first `/ask` answered (s) |",
-             "|---:|---:|---:|"]
+    lines = [
+        f"Platform apply to every Pod Ready: {results['platform_ready_seconds']:.1f} s",
+        "",
+        "| tenants on the node | tenant apply (s) | apply to first `/ask` answered (s) |",
+        "|---:|---:|---:|",
+    ]
     for count in report_at:
         if count in rows:
             row = rows[count]
             lines.append(f"| {count} | {row['apply_seconds']:.1f} | {row['first_answer_seconds']:.1f} |")
     firsts = [row["first_answer_seconds"] for row in results["tenants"]]
-    lines += ["", f"All {len(firsts)} onboardings: median {statistics.median(firsts):.1f} s, max {max(firsts):.1f} s "
-              f"(target <= {results['target_seconds']:.0f} s)."]
+    lines += [
+        "",
+        f"All {len(firsts)} onboardings: median {statistics.median(firsts):.1f} s, max {max(firsts):.1f} s "
+        f"(target <= {results['target_seconds']:.0f} s).",
+    ]
     if sets:
-        lines.append(f"Memory per tenant: proxy Pod (RSS + mapped files) median "
-                     f"{statistics.median(sets) / 2**20:.0f} MiB "
-                     f"(max {max(sets) / 2**20:.0f} MiB); node MemAvailable fell by "
-                     f"{results['node_memory_used_per_tenant_bytes'] / 2**20:.0f} MiB per tenant.")
+        lines.append(
+            f"Memory per tenant: proxy Pod (RSS + mapped files) median "
+            f"{statistics.median(sets) / 2**20:.0f} MiB "
+            f"(max {max(sets) / 2**20:.0f} MiB); node MemAvailable fell by "
+            f"{results['node_memory_used_per_tenant_bytes'] / 2**20:.0f} MiB per tenant."
+        )
     return "\n".join(lines) + "\n"
 
 

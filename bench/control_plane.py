@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tenantctl.terraform import toolchain  # noqa: E402
 from tenantctl.cluster.control_plane import LocalControlPlane  # noqa: E402
+from tenantctl.terraform import toolchain  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TARGET_READY_SECONDS = 15.0
@@ -51,8 +51,12 @@ def cold_build(log) -> None:
 
 def warm_setup_seconds() -> float:
     started = time.monotonic()
-    subprocess.run([str(REPO / "scripts" / "build-toolchain")], check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "PYTHON": sys.executable})
+    subprocess.run(
+        [str(REPO / "scripts" / "build-toolchain")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     return time.monotonic() - started
 
 
@@ -75,9 +79,11 @@ def markdown(report: dict) -> str:
         lines.append(f"| cold build {name} {item.get('version', '')} | {item.get('seconds', 'n/a')} |")
     lines.append(f"| warm set-up (scripts/build-toolchain, all cached) | {report['warm_setup_seconds']} |")
     ready = report["start_to_ready_seconds"]
-    lines.append(f"| control plane start-to-ready, median of {len(ready['runs'])} "
-                 f"(target <= {TARGET_READY_SECONDS:.0f}) "
-                 f"| {ready['median']} |")
+    lines.append(
+        f"| control plane start-to-ready, median of {len(ready['runs'])} "
+        f"(target <= {TARGET_READY_SECONDS:.0f}) "
+        f"| {ready['median']} |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -92,12 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     warm = round(warm_setup_seconds(), 2)
     runs = start_to_ready(args.runs)
     report = {
-        "kubernetes": toolchain.KUBERNETES_VERSION, "etcd": toolchain.ETCD_VERSION,
+        "kubernetes": toolchain.KUBERNETES_VERSION,
+        "etcd": toolchain.ETCD_VERSION,
         "provider": f"{toolchain.KUBECTL_PROVIDER_SOURCE} {toolchain.KUBECTL_PROVIDER_VERSION}",
         "cold_build_seconds": toolchain.recorded_build_times(),
         "warm_setup_seconds": warm,
-        "start_to_ready_seconds": {"runs": runs, "median": statistics.median(runs), "max": max(runs),
-                                   "target": TARGET_READY_SECONDS, "met": max(runs) <= TARGET_READY_SECONDS},
+        "start_to_ready_seconds": {
+            "runs": runs,
+            "median": statistics.median(runs),
+            "max": max(runs),
+            "target": TARGET_READY_SECONDS,
+            "met": max(runs) <= TARGET_READY_SECONDS,
+        },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{os.cpu_count()} cores",
     }

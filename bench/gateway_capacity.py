@@ -74,6 +74,7 @@ BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_to
 
 # -- LiteLLM in its own virtualenv ----------------------------------------------------------------
 
+
 def litellm_python() -> Path:
     """The virtualenv's python, installing litellm[proxy]==LITELLM_VERSION first when missing."""
     python = LITELLM_VENV / "bin" / "python"
@@ -89,51 +90,91 @@ def litellm_python() -> Path:
 
 def litellm_proxy(run_dir: Path, port: int, models: dict[str, str], workers: int) -> ManagedProcess:
     """The LiteLLM proxy serving `models` (name -> OpenAI-compatible base URL), no database, no key."""
-    config = {"model_list": [{"model_name": name, "litellm_params": {"model": f"openai/{MODEL}", "api_base": url,
-                                                                     "api_key": "unused"}}
-                             for name, url in models.items()],
-              "litellm_settings": {"telemetry": False, "drop_params": True}}
+    config = {
+        "model_list": [
+            {"model_name": name, "litellm_params": {"model": f"openai/{MODEL}", "api_base": url, "api_key": "unused"}}
+            for name, url in models.items()
+        ],
+        "litellm_settings": {"telemetry": False, "drop_params": True},
+    }
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "litellm.json"
     config_path.write_text(json.dumps(config))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITELLM_"))},
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR",
-           "NO_PROXY": "*"}
-    argv = [str(litellm_python()), "-c", "from litellm.proxy.proxy_cli import run_server; run_server()",
-            "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port), "--num_workers", str(workers)]
-    return ManagedProcess("litellm", argv, f"http://127.0.0.1:{port}/health/liveliness", run_dir / "litellm.log",
-                          env=env)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITELLM_"))},
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_LOG": "ERROR",
+        "NO_PROXY": "*",
+    }
+    argv = [
+        str(litellm_python()),
+        "-c",
+        "from litellm.proxy.proxy_cli import run_server; run_server()",
+        "--config",
+        str(config_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        str(workers),
+    ]
+    return ManagedProcess(
+        "litellm", argv, f"http://127.0.0.1:{port}/health/liveliness", run_dir / "litellm.log", env=env
+    )
 
 
 # -- The processes ----------------------------------------------------------------------------------
 
+
 def stub(run_dir: Path, name: str, *extra: str) -> tuple[ManagedProcess, str]:
     port = free_port()
-    process = ManagedProcess(name, openai_stub.command(port, "--no-seen", *extra),
-                             f"http://127.0.0.1:{port}/health", run_dir / f"{name}.log")
+    process = ManagedProcess(
+        name, openai_stub.command(port, "--no-seen", *extra), f"http://127.0.0.1:{port}/health", run_dir / f"{name}.log"
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
 def bench_redis(run_dir: Path) -> tuple[ManagedProcess, str]:
     """A Redis of the run's own for the gateway's tenant controls (not started), and its URL."""
     port, password = free_port(), secrets.token_urlsafe(16)
-    return (launchers.redis_server(port, run_dir / "redis", password=password),
-            launchers.redis_url("127.0.0.1", port, password))
+    return (
+        launchers.redis_server(port, run_dir / "redis", password=password),
+        launchers.redis_url("127.0.0.1", port, password),
+    )
 
 
-def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int, *, limits: bool = True,
-                ledger: bool = True) -> tuple[ManagedProcess, str]:
+def our_gateway(
+    run_dir: Path, backend_url: str, redis_url: str, workers: int, *, limits: bool = True, ledger: bool = True
+) -> tuple[ManagedProcess, str]:
     """Our gateway with every tenant control on (limits far above the load: they are checked, never hit);
     `limits=False` drops rate limits, budgets and the concurrency lease (Redis), `ledger=False` the ledger."""
-    tenant = {"name": "bench", "backend": "vllm", "model": MODEL, "max_tokens": 64,
-              "key_sha256": [hash_gateway_key(KEY)]}
-    config = {"tenants": [tenant], "pool": {"endpoints": [backend_url], "health_path": "/health", **PATIENT_POOL},
-              "prices": {MODEL: {"prompt_usd_per_million_tokens": 1.0, "completion_usd_per_million_tokens": 2.0}}}
+    tenant = {
+        "name": "bench",
+        "backend": "vllm",
+        "model": MODEL,
+        "max_tokens": 64,
+        "key_sha256": [hash_gateway_key(KEY)],
+    }
+    config = {
+        "tenants": [tenant],
+        "pool": {"endpoints": [backend_url], "health_path": "/health", **PATIENT_POOL},
+        "prices": {MODEL: {"prompt_usd_per_million_tokens": 1.0, "completion_usd_per_million_tokens": 2.0}},
+    }
     if limits:
-        tenant.update({"monthly_budget_usd": 1e9, "max_concurrent_requests": 100_000, "rate_limits": {
-            "requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_minute": 10**9}})
-        config["limits"] = {"redis_url": redis_url, "key_prefix": f"bench-{secrets.token_hex(4)}",
-                            "socket_timeout_seconds": 2.0}
+        tenant.update(
+            {
+                "monthly_budget_usd": 1e9,
+                "max_concurrent_requests": 100_000,
+                "rate_limits": {"requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_minute": 10**9},
+            }
+        )
+        config["limits"] = {
+            "redis_url": redis_url,
+            "key_prefix": f"bench-{secrets.token_hex(4)}",
+            "socket_timeout_seconds": 2.0,
+        }
     if ledger:
         config["ledger"] = {"url": f"sqlite:///{run_dir / f'ledger-{secrets.token_hex(4)}.sqlite3'}"}
     port = free_port()
@@ -144,11 +185,21 @@ def our_gateway(run_dir: Path, backend_url: str, redis_url: str, workers: int, *
 def fair_gateway(run_dir: Path, backend_url: str, claims: bool) -> tuple[ManagedProcess, str]:
     """One worker (the queue is per worker), the slow stub as a member of FAIR_CAPACITY slots, two tenants;
     without `claims`, `share_hold_seconds: 0` (else the default)."""
-    tenants = [{"name": name, "backend": "vllm", "model": MODEL, "max_tokens": 64, "key_sha256": [hash_gateway_key(key)]}
-               for name, key in (("light", KEY), ("heavy", HEAVY_KEY))]
-    config = {"tenants": tenants, "pool": {"endpoints": [backend_url], "capacity_per_member": FAIR_CAPACITY, **PATIENT_POOL,
-                                           "max_queued_per_tenant": 1000, "queue_timeout_seconds": 120,
-                                           **({} if claims else {"share_hold_seconds": 0})}}
+    tenants = [
+        {"name": name, "backend": "vllm", "model": MODEL, "max_tokens": 64, "key_sha256": [hash_gateway_key(key)]}
+        for name, key in (("light", KEY), ("heavy", HEAVY_KEY))
+    ]
+    config = {
+        "tenants": tenants,
+        "pool": {
+            "endpoints": [backend_url],
+            "capacity_per_member": FAIR_CAPACITY,
+            **PATIENT_POOL,
+            "max_queued_per_tenant": 1000,
+            "queue_timeout_seconds": 120,
+            **({} if claims else {"share_hold_seconds": 0}),
+        },
+    }
     port = free_port()
     return launchers.gateway(config, port, run_dir / f"gateway-{port}", workers=1), f"http://127.0.0.1:{port}"
 
@@ -215,16 +266,34 @@ def wrk_script(run_dir: Path) -> Path:
 
 def wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
     threads = 1 if connections == 1 else 2
-    output = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                             "-s", str(script), url + "/v1/chat/completions"],
-                            capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url + "/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", output, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
-    return {"p50_ms": _ms(latency.get("50", "nan")), "p99_ms": _ms(latency.get("99", "nan")),
-            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-            "non_2xx": int(errors.group(1)) if errors else 0, "socket_errors": socket_errors.group(1) if socket_errors
-            else None}
+    return {
+        "p50_ms": _ms(latency.get("50", "nan")),
+        "p99_ms": _ms(latency.get("99", "nan")),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else None,
+    }
 
 
 def _ms(text: str) -> float:
@@ -233,6 +302,7 @@ def _ms(text: str) -> float:
 
 
 # -- (c) slow streams -------------------------------------------------------------------------------
+
 
 async def streams(url: str, count: int, timeout: float) -> dict:
     """`count` streams at once; time to first content chunk of each, and how many failed."""
@@ -245,8 +315,11 @@ async def streams(url: str, count: int, timeout: float) -> dict:
             began = time.perf_counter()
             first = None
             try:
-                async with client.post(url + "/v1/chat/completions", json={**BODY, "stream": True},
-                                       headers={"Authorization": f"Bearer {KEY}"}) as response:
+                async with client.post(
+                    url + "/v1/chat/completions",
+                    json={**BODY, "stream": True},
+                    headers={"Authorization": f"Bearer {KEY}"},
+                ) as response:
                     if response.status != 200:
                         return None
                     async for line in response.content:
@@ -254,7 +327,7 @@ async def streams(url: str, count: int, timeout: float) -> dict:
                             first = time.perf_counter() - began
                         if line.startswith(b"data: [DONE]"):
                             return first
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 return None
             return None  # ended without [DONE]
 
@@ -263,12 +336,15 @@ async def streams(url: str, count: int, timeout: float) -> dict:
         start.set()
         results = await asyncio.gather(*tasks)
     ttfts = sorted(value for value in results if value is not None)
-    return {"streams": count, "errors": count - len(ttfts), "ttft_p50_s": _percentile(ttfts, 0.5),
-            "ttft_p99_s": _percentile(ttfts, 0.99)}
+    return {
+        "streams": count,
+        "errors": count - len(ttfts),
+        "ttft_p50_s": _percentile(ttfts, 0.5),
+        "ttft_p99_s": _percentile(ttfts, 0.99),
+    }
 
 
-async def closed_loop(client: aiohttp.ClientSession, url: str, key: str, clients: int,
-                      seconds: float) -> list[float]:
+async def closed_loop(client: aiohttp.ClientSession, url: str, key: str, clients: int, seconds: float) -> list[float]:
     """`clients` callers each sending one stream after the other for `seconds`; the TTFT of every stream
     that started in that time."""
     ttfts: list[float] = []
@@ -277,8 +353,9 @@ async def closed_loop(client: aiohttp.ClientSession, url: str, key: str, clients
     async def caller() -> None:
         while time.perf_counter() < deadline:
             began, first = time.perf_counter(), None
-            async with client.post(url + "/v1/chat/completions", json={**BODY, "stream": True},
-                                   headers={"Authorization": f"Bearer {key}"}) as response:
+            async with client.post(
+                url + "/v1/chat/completions", json={**BODY, "stream": True}, headers={"Authorization": f"Bearer {key}"}
+            ) as response:
                 async for line in response.content:
                     if first is None and b'"content"' in line:
                         first = time.perf_counter() - began
@@ -290,21 +367,30 @@ async def closed_loop(client: aiohttp.ClientSession, url: str, key: str, clients
 
 
 async def fairness(url: str, seconds: float) -> dict:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                     timeout=aiohttp.ClientTimeout(total=180)) as client:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=180)
+    ) as client:
         alone = await closed_loop(client, url, KEY, LIGHT_STREAMS, seconds)
         began = time.perf_counter()
-        light, heavy = await asyncio.gather(closed_loop(client, url, KEY, LIGHT_STREAMS, seconds),
-                                            closed_loop(client, url, HEAVY_KEY, HEAVY_STREAMS, seconds))
+        light, heavy = await asyncio.gather(
+            closed_loop(client, url, KEY, LIGHT_STREAMS, seconds),
+            closed_loop(client, url, HEAVY_KEY, HEAVY_STREAMS, seconds),
+        )
         wall = time.perf_counter() - began
     light_alone, light_shared = _percentile(sorted(alone), 0.95), _percentile(sorted(light), 0.95)
-    return {"capacity": FAIR_CAPACITY, "light_streams": LIGHT_STREAMS, "heavy_streams": HEAVY_STREAMS,
-            "light_ttft_p95_alone_s": light_alone, "light_ttft_p95_contended_s": light_shared,
-            "ratio": round(light_shared / light_alone, 2) if light_alone else None,
-            "heavy_ttft_p95_s": _percentile(sorted(heavy), 0.95),
-            "completed_per_s": round((len(light) + len(heavy)) / wall, 2),
-            "pool_limit_per_s": round(FAIR_CAPACITY / (SLOW_TOKENS * TOKEN_INTERVAL), 2),
-            "light_completed": len(light), "heavy_completed": len(heavy)}
+    return {
+        "capacity": FAIR_CAPACITY,
+        "light_streams": LIGHT_STREAMS,
+        "heavy_streams": HEAVY_STREAMS,
+        "light_ttft_p95_alone_s": light_alone,
+        "light_ttft_p95_contended_s": light_shared,
+        "ratio": round(light_shared / light_alone, 2) if light_alone else None,
+        "heavy_ttft_p95_s": _percentile(sorted(heavy), 0.95),
+        "completed_per_s": round((len(light) + len(heavy)) / wall, 2),
+        "pool_limit_per_s": round(FAIR_CAPACITY / (SLOW_TOKENS * TOKEN_INTERVAL), 2),
+        "light_completed": len(light),
+        "heavy_completed": len(heavy),
+    }
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -315,37 +401,45 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 
 # -- The run ----------------------------------------------------------------------------------------
 
+
 def run(quick: bool, workers: int) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="gateway-capacity-"))
     everything: list[ManagedProcess] = []
     try:
         fast, fast_url = stub(run_dir, "stub-fast")
-        slow, slow_url = stub(run_dir, "stub-slow", "--stream-tokens", str(SLOW_TOKENS), "--token-interval",
-                              str(TOKEN_INTERVAL))
+        slow, slow_url = stub(
+            run_dir, "stub-slow", "--stream-tokens", str(SLOW_TOKENS), "--token-interval", str(TOKEN_INTERVAL)
+        )
         redis, redis_url = bench_redis(run_dir)
         for process in (fast, slow, redis):
             started(process, everything)
         gateway_fast, gateway_fast_url = our_gateway(run_dir, fast_url, redis_url, workers)
         gateway_slow, gateway_slow_url = our_gateway(run_dir, slow_url, redis_url, workers)
         bare_gateway, bare_gateway_url = our_gateway(run_dir, fast_url, redis_url, workers, limits=False, ledger=False)
-        fair_gateways = {name: fair_gateway(run_dir, slow_url, claims=name == "claims")
-                         for name in ("claims", "no_claims")}
+        fair_gateways = {
+            name: fair_gateway(run_dir, slow_url, claims=name == "claims") for name in ("claims", "no_claims")
+        }
         litellm_fast_port, litellm_slow_port = free_port(), free_port()
         litellm_fast = litellm_proxy(run_dir / "litellm-fast", litellm_fast_port, {MODEL: fast_url + "/v1"}, workers)
         litellm_slow = litellm_proxy(run_dir / "litellm-slow", litellm_slow_port, {MODEL: slow_url + "/v1"}, workers)
         fair_processes = [process for process, _ in fair_gateways.values()]
         for process in (gateway_fast, gateway_slow, bare_gateway, *fair_processes, litellm_fast, litellm_slow):
             started(process, everything, timeout=300)
-        paths = {"direct": (fast_url, slow_url, None),
-                 "gateway": (gateway_fast_url, gateway_slow_url, gateway_slow),
-                 "litellm": (f"http://127.0.0.1:{litellm_fast_port}", f"http://127.0.0.1:{litellm_slow_port}",
-                             litellm_slow)}
+        paths = {
+            "direct": (fast_url, slow_url, None),
+            "gateway": (gateway_fast_url, gateway_slow_url, gateway_slow),
+            "litellm": (f"http://127.0.0.1:{litellm_fast_port}", f"http://127.0.0.1:{litellm_slow_port}", litellm_slow),
+        }
         script = wrk_script(run_dir)
         seconds = 3 if quick else 8
         results: dict = {"latency_c1": {}, "throughput_c64": {}, "streams": {}}
         # (a) and (b) also through our gateway with no tenant control: what the relay costs, what the controls add.
-        fast_paths = {"direct": fast_url, "gateway": gateway_fast_url, "gateway_bare": bare_gateway_url,
-                      "litellm": paths["litellm"][0]}
+        fast_paths = {
+            "direct": fast_url,
+            "gateway": gateway_fast_url,
+            "gateway_bare": bare_gateway_url,
+            "litellm": paths["litellm"][0],
+        }
         for name, url in fast_paths.items():
             wrk(url, 1, 1, script)  # warm-up
             results["latency_c1"][name] = wrk(url, 1, seconds, script)
@@ -357,16 +451,22 @@ def run(quick: bool, workers: int) -> dict:
                 # CPU each side spends on the run: this process (the client), the stub, and the path between
                 # (our gateway with its Redis, or LiteLLM); all of them share the machine's cores.
                 between = [process.pid] + ([redis.pid] if name == "gateway" else []) if process else []
-                client_before, stub_before, between_before = time.process_time(), cpu_seconds([slow.pid]), \
-                    cpu_seconds(between)
+                client_before, stub_before, between_before = (
+                    time.process_time(),
+                    cpu_seconds([slow.pid]),
+                    cpu_seconds(between),
+                )
                 measured = asyncio.run(streams(url, count, timeout=120))
-                measured["cpu_s"] = {"client": round(time.process_time() - client_before, 2),
-                                     "stub": round(cpu_seconds([slow.pid]) - stub_before, 2),
-                                     "path": round(cpu_seconds(between) - between_before, 2) if between else None}
+                measured["cpu_s"] = {
+                    "client": round(time.process_time() - client_before, 2),
+                    "stub": round(cpu_seconds([slow.pid]) - stub_before, 2),
+                    "path": round(cpu_seconds(between) - between_before, 2) if between else None,
+                }
                 measured["memory_mib"] = rss_mib(process.pid) if process is not None else None
                 results["streams"][str(count)][name] = measured
-        results["fairness"] = {name: asyncio.run(fairness(url, 15 if quick else 40))
-                               for name, (_, url) in fair_gateways.items()}
+        results["fairness"] = {
+            name: asyncio.run(fairness(url, 15 if quick else 40)) for name, (_, url) in fair_gateways.items()
+        }
         return results
     finally:
         for process in reversed(everything):
@@ -376,8 +476,12 @@ def run(quick: bool, workers: int) -> dict:
 
 # -- --hop: where (a)'s time goes --------------------------------------------------------------------
 
-HOP_VARIANTS = {"every control": (True, True), "no ledger": (True, False), "no limits (Redis)": (False, True),
-                "no control": (False, False)}
+HOP_VARIANTS = {
+    "every control": (True, True),
+    "no ledger": (True, False),
+    "no limits (Redis)": (False, True),
+    "no control": (False, False),
+}
 
 
 def hop_breakdown(rounds: int, seconds: int, workers: int) -> dict:
@@ -406,9 +510,12 @@ def hop_breakdown(rounds: int, seconds: int, workers: int) -> dict:
             process.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
     medians = {name: sorted(values)[len(values) // 2] for name, values in p50s.items()}
-    return {"p50_ms": p50s, "median_p50_ms": medians,
-            "added_p50_ms": {name: round(value - medians["direct"], 3) for name, value in medians.items()},
-            "isolated_us": uvloop.run(isolated_costs_us())}
+    return {
+        "p50_ms": p50s,
+        "median_p50_ms": medians,
+        "added_p50_ms": {name: round(value - medians["direct"], 3) for name, value in medians.items()},
+        "isolated_us": uvloop.run(isolated_costs_us()),
+    }
 
 
 async def isolated_costs_us(count: int = 1000) -> dict:
@@ -424,10 +531,24 @@ async def isolated_costs_us(count: int = 1000) -> dict:
         ledger = AsyncLedger(SqliteLedger(Path(directory) / "ledger.sqlite3"))
         try:
             medians["ledger_record_after_1_5_ms_idle"] = await _median_us(
-                lambda: ledger.record(UsageRecord(request_id=secrets.token_hex(8), tenant="bench", model=MODEL,
-                                                  backend="vllm", prompt_tokens=10, completion_tokens=7,
-                                                  cost_usd=0.00002, latency_ms=1.0, status="ok", stream=False,
-                                                  usage_estimated=False)), count, 0.0015)
+                lambda: ledger.record(
+                    UsageRecord(
+                        request_id=secrets.token_hex(8),
+                        tenant="bench",
+                        model=MODEL,
+                        backend="vllm",
+                        prompt_tokens=10,
+                        completion_tokens=7,
+                        cost_usd=0.00002,
+                        latency_ms=1.0,
+                        status="ok",
+                        stream=False,
+                        usage_estimated=False,
+                    )
+                ),
+                count,
+                0.0015,
+            )
         finally:
             ledger.close()
     return medians
@@ -445,50 +566,78 @@ async def _median_us(action, count: int, idle: float) -> float:
 
 
 def hop_markdown(results: dict, settings: dict) -> str:
-    lines = [f"# Gateway hop at c=1, broken down ({settings['date']}, {settings['workers']} workers, median p50 of "
-             f"{settings['rounds']} interleaved {settings['seconds']} s wrk runs)", "",
-             "| path | p50 ms (each round) | median p50 ms | added over direct ms |", "|---|---|---|---|"]
+    lines = [
+        f"# Gateway hop at c=1, broken down ({settings['date']}, {settings['workers']} workers, median p50 of "
+        f"{settings['rounds']} interleaved {settings['seconds']} s wrk runs)",
+        "",
+        "| path | p50 ms (each round) | median p50 ms | added over direct ms |",
+        "|---|---|---|---|",
+    ]
     for name, values in results["p50_ms"].items():
         label = name if name == "direct" else f"gateway, {name}"
-        lines.append(f"| {label} | {' / '.join(str(value) for value in values)} | {results['median_p50_ms'][name]} | "
-                     f"{results['added_p50_ms'][name]} |")
+        lines.append(
+            f"| {label} | {' / '.join(str(value) for value in values)} | {results['median_p50_ms'][name]} | "
+            f"{results['added_p50_ms'][name]} |"
+        )
     isolated = results["isolated_us"]
-    lines += ["", "Outside the gateway, medians: a handoff to another thread and back (run_in_executor on uvloop) "
-                  f"{isolated['handoff_back_to_back']} µs back to back, {isolated['handoff_after_1_5_ms_idle']} µs "
-                  f"after 1.5 ms idle; an awaited SQLite ledger record {isolated['ledger_record_after_1_5_ms_idle']} µs."]
+    lines += [
+        "",
+        "Outside the gateway, medians: a handoff to another thread and back (run_in_executor on uvloop) "
+        f"{isolated['handoff_back_to_back']} µs back to back, {isolated['handoff_after_1_5_ms_idle']} µs "
+        f"after 1.5 ms idle; an awaited SQLite ledger record {isolated['ledger_record_after_1_5_ms_idle']} µs.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def markdown(results: dict, settings: dict) -> str:
-    lines = [f"# Gateway capacity ({settings['date']}, {settings['workers']} workers each, LiteLLM "
-             f"{LITELLM_VERSION}; one run, side by side)", "",
-             "| path | (a) c=1 p50 / p99 ms | added p50 ms | (b) c=64 req/s | non-2xx |", "|---|---|---|---|---|"]
+    lines = [
+        f"# Gateway capacity ({settings['date']}, {settings['workers']} workers each, LiteLLM "
+        f"{LITELLM_VERSION}; one run, side by side)",
+        "",
+        "| path | (a) c=1 p50 / p99 ms | added p50 ms | (b) c=64 req/s | non-2xx |",
+        "|---|---|---|---|---|",
+    ]
     direct = results["latency_c1"]["direct"]["p50_ms"]
     names = {"gateway": "gateway (every tenant control on)", "gateway_bare": "gateway (no tenant control)"}
     for name in results["latency_c1"]:
         one, many = results["latency_c1"][name], results["throughput_c64"][name]
-        lines.append(f"| {names.get(name, name)} | {one['p50_ms']} / {one['p99_ms']} | "
-                     f"{round(one['p50_ms'] - direct, 3)} | {many['rps']} | {one['non_2xx'] + many['non_2xx']} |")
-    lines += ["", "| concurrent slow streams | path | TTFT p50 / p99 s | errors | memory MiB | "
-                  "CPU s: client / stub / path between |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {names.get(name, name)} | {one['p50_ms']} / {one['p99_ms']} | "
+            f"{round(one['p50_ms'] - direct, 3)} | {many['rps']} | {one['non_2xx'] + many['non_2xx']} |"
+        )
+    lines += [
+        "",
+        "| concurrent slow streams | path | TTFT p50 / p99 s | errors | memory MiB | "
+        "CPU s: client / stub / path between |",
+        "|---|---|---|---|---|---|",
+    ]
     for count, by_path in results["streams"].items():
         for name, row in by_path.items():
             cpu = row["cpu_s"]
-            lines.append(f"| {count} | {name} | {row['ttft_p50_s']} / {row['ttft_p99_s']} | {row['errors']} | "
-                         f"{row['memory_mib'] if row['memory_mib'] is not None else '-'} | "
-                         f"{cpu['client']} / {cpu['stub']} / {cpu['path'] if cpu['path'] is not None else '-'} |")
+            lines.append(
+                f"| {count} | {name} | {row['ttft_p50_s']} / {row['ttft_p99_s']} | {row['errors']} | "
+                f"{row['memory_mib'] if row['memory_mib'] is not None else '-'} | "
+                f"{cpu['client']} / {cpu['stub']} / {cpu['path'] if cpu['path'] is not None else '-'} |"
+            )
     fairness_runs = results.get("fairness")
     if fairness_runs:
         some = next(iter(fairness_runs.values()))
-        lines += ["", f"Fairness: pool of {some['capacity']} slots, light tenant {some['light_streams']} streams at a "
-                      f"time, heavy {some['heavy_streams']}.", "",
-                  "| queue | light TTFT p95 alone s | light TTFT p95 with heavy s | ratio | heavy TTFT p95 s | "
-                  "completed streams/s (pool limit) |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Fairness: pool of {some['capacity']} slots, light tenant {some['light_streams']} streams at a "
+            f"time, heavy {some['heavy_streams']}.",
+            "",
+            "| queue | light TTFT p95 alone s | light TTFT p95 with heavy s | ratio | heavy TTFT p95 s | "
+            "completed streams/s (pool limit) |",
+            "|---|---|---|---|---|---|",
+        ]
         labels = {"claims": "fair order + claims (default)", "no_claims": "fair order alone (share_hold_seconds: 0)"}
         for name, fair in fairness_runs.items():
-            lines.append(f"| {labels[name]} | {fair['light_ttft_p95_alone_s']} | {fair['light_ttft_p95_contended_s']} "
-                         f"| {fair['ratio']} | {fair['heavy_ttft_p95_s']} | {fair['completed_per_s']} "
-                         f"({fair['pool_limit_per_s']}) |")
+            lines.append(
+                f"| {labels[name]} | {fair['light_ttft_p95_alone_s']} | {fair['light_ttft_p95_contended_s']} "
+                f"| {fair['ratio']} | {fair['heavy_ttft_p95_s']} | {fair['completed_per_s']} "
+                f"({fair['pool_limit_per_s']}) |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -497,17 +646,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s wrk runs instead of 8 s")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of our gateway and of LiteLLM")
     parser.add_argument("--install-only", action="store_true", help="install LiteLLM's virtualenv and stop")
-    parser.add_argument("--hop", action="store_true",
-                        help="only (a), with each tenant control switched off in turn (results: gateway_hop.*)")
+    parser.add_argument(
+        "--hop",
+        action="store_true",
+        help="only (a), with each tenant control switched off in turn (results: gateway_hop.*)",
+    )
     args = parser.parse_args()
     if args.install_only:
         print(litellm_python())
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: run ./scripts/setup (it installs Debian's wrk)")
-    settings = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workers": args.workers,
-                "quick": args.quick, "slow_stream": f"{SLOW_TOKENS} tokens, {TOKEN_INTERVAL} s apart",
-                "cpus": os.cpu_count()}
+    settings = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "workers": args.workers,
+        "quick": args.quick,
+        "slow_stream": f"{SLOW_TOKENS} tokens, {TOKEN_INTERVAL} s apart",
+        "cpus": os.cpu_count(),
+    }
     RESULTS.mkdir(exist_ok=True)
     if args.hop:
         settings.update(rounds=5, seconds=3 if args.quick else 8)

@@ -58,9 +58,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def latency_summary(seconds: list[float]) -> dict:
-    return {"n": len(seconds), "p50_ms": round(percentile(seconds, 0.5) * 1000, 2),
-            "p99_ms": round(percentile(seconds, 0.99) * 1000, 2),
-            "mean_ms": round(statistics.fmean(seconds) * 1000, 2)}
+    return {
+        "n": len(seconds),
+        "p50_ms": round(percentile(seconds, 0.5) * 1000, 2),
+        "p99_ms": round(percentile(seconds, 0.99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(seconds) * 1000, 2),
+    }
 
 
 def start(process: ManagedProcess) -> ManagedProcess:
@@ -74,6 +77,7 @@ def start(process: ManagedProcess) -> ManagedProcess:
 
 
 # --- workload ---------------------------------------------------------------------------------
+
 
 def sentences() -> list[str]:
     text = " ".join(path.read_text() for path in sorted(RETRIEVAL_SET.glob("*.md")))
@@ -119,6 +123,7 @@ def synthetic_store(directory: Path, chunks: int, per_document: int = 10_000) ->
 
 # --- measurements -----------------------------------------------------------------------------
 
+
 def ingest_side_by_side(proxy_url: str, embedding_url: str, documents: list[tuple[str, str]]) -> dict:
     """Per document, interleaved so load drift on this shared machine falls on both paths alike:
     the embedding server alone on exactly the inputs the proxy will send (its chunks, title
@@ -132,14 +137,19 @@ def ingest_side_by_side(proxy_url: str, embedding_url: str, documents: list[tupl
             http.post(embedding_url + "/v1/embeddings", json={"input": inputs}).raise_for_status()
             alone += time.perf_counter() - started
             started = time.perf_counter()
-            response = http.post(proxy_url + "/documents", json={"title": title, "text": text},
-                                 headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            response = http.post(
+                proxy_url + "/documents",
+                json={"title": title, "text": text},
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            )
             response.raise_for_status()
             through_proxy += time.perf_counter() - started
             assert response.json()["chunks"] == len(inputs)
             chunks += len(inputs)
-    return {"through_proxy": _throughput(chunks, through_proxy, documents=len(documents)),
-            "embedding_server_alone": _throughput(chunks, alone)}
+    return {
+        "through_proxy": _throughput(chunks, through_proxy, documents=len(documents)),
+        "embedding_server_alone": _throughput(chunks, alone),
+    }
 
 
 def _throughput(chunks: int, seconds: float, **extra) -> dict:
@@ -152,8 +162,9 @@ def store_add_only(directory: Path, chunks: int) -> dict:
     rng = np.random.default_rng(3)
     started = time.perf_counter()
     for start_at in range(0, chunks, 20):
-        store.add_document(f"d{start_at}", 1000, [f"chunk {start_at + i}" for i in range(20)],
-                           unit_vectors(20, rng), SPACE)
+        store.add_document(
+            f"d{start_at}", 1000, [f"chunk {start_at + i}" for i in range(20)], unit_vectors(20, rng), SPACE
+        )
     return _throughput(chunks, time.perf_counter() - started)
 
 
@@ -191,6 +202,7 @@ def add_one_document(store: KnowledgeStore) -> float:
 
 # --- the run ----------------------------------------------------------------------------------
 
+
 def start_services(run_dir: Path, knowledge_dirs: dict[str, Path]) -> tuple[list[ManagedProcess], str, dict]:
     """Embedding server, gateway and one proxy per knowledge directory (one tenant each)."""
     embedding_port, gateway_port = free_port(), free_port()
@@ -198,8 +210,7 @@ def start_services(run_dir: Path, knowledge_dirs: dict[str, Path]) -> tuple[list
     processes = [start(launchers.embedding_server(embedding_port, run_dir))]
     embeddings_pool = {"endpoints": [embedding_url], "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH}
     config = {
-        "tenants": [{"name": name, "model": "unused", "key_sha256": [hash_gateway_key(KEY)]}
-                    for name in ["bench"]],
+        "tenants": [{"name": name, "model": "unused", "key_sha256": [hash_gateway_key(KEY)]} for name in ["bench"]],
         # Chat is never called here; the gateway just needs a chat backend configured.
         "pool": embeddings_pool,
         "embeddings": {"backend": "pool", "model": SPACE.model, "pool": embeddings_pool},
@@ -208,9 +219,14 @@ def start_services(run_dir: Path, knowledge_dirs: dict[str, Path]) -> tuple[list
     proxies = {}
     for name, directory in knowledge_dirs.items():
         port = free_port()
-        proxy = {"tenant": f"bench-{name}", "system_prompt": "unused", "gateway_key": KEY,
-                 "gateway_url": f"http://127.0.0.1:{gateway_port}/v1", "knowledge_dir": str(directory),
-                 "admin_key_sha256": [sha256_hex(ADMIN_KEY)]}
+        proxy = {
+            "tenant": f"bench-{name}",
+            "system_prompt": "unused",
+            "gateway_key": KEY,
+            "gateway_url": f"http://127.0.0.1:{gateway_port}/v1",
+            "knowledge_dir": str(directory),
+            "admin_key_sha256": [sha256_hex(ADMIN_KEY)],
+        }
         processes.append(start(launchers.tenant_proxy(proxy, port, run_dir, workers=2)))
         proxies[name] = f"http://127.0.0.1:{port}"
     return processes, embedding_url, proxies
@@ -235,26 +251,42 @@ def run(args: argparse.Namespace) -> dict:
         print("retrieval …", flush=True)
         small_store = KnowledgeStore(small_dir)
         retrieval = {
-            "1k": {"chunks": small_store.chunk_count(), "vectors": "real (all-MiniLM-L6-v2)",
-                   "end_to_end": search_end_to_end(proxies["small"], queries, args.queries),
-                   "store_only": search_store_only(small_store, args.queries)},
-            "100k": {"chunks": large_store.chunk_count(), "vectors": "synthetic (random unit vectors)",
-                     "end_to_end": search_end_to_end(proxies["large"], queries, args.queries),
-                     "store_only": search_store_only(large_store, args.queries)},
+            "1k": {
+                "chunks": small_store.chunk_count(),
+                "vectors": "real (all-MiniLM-L6-v2)",
+                "end_to_end": search_end_to_end(proxies["small"], queries, args.queries),
+                "store_only": search_store_only(small_store, args.queries),
+            },
+            "100k": {
+                "chunks": large_store.chunk_count(),
+                "vectors": "synthetic (random unit vectors)",
+                "end_to_end": search_end_to_end(proxies["large"], queries, args.queries),
+                "store_only": search_store_only(large_store, args.queries),
+            },
         }
         growth = {"1k": add_one_document(small_store), "100k": add_one_document(large_store)}
     finally:
         for process in reversed(processes):
             process.stop()
-    return {"settings": {"chunks_small": args.chunks_small, "chunks_large": args.chunks_large,
-                         "queries": args.queries, "chunk_words": CHUNK_WORDS, "top_k": 3,
-                         "embedding_model": SPACE.model, "dimensions": SPACE.dimensions,
-                         "index": "faiss IndexIDMap2(IndexFlatIP), exact", "proxy_workers": 2,
-                         "synthetic_100k_build_seconds": round(build_seconds, 1),
-                         "cpus": os.cpu_count(), "load_average_1m_before_after": [
-                             round(load_before, 2), round(os.getloadavg()[0], 2)]},
-            "ingest": {**ingested, "store_alone": store_only},
-            "retrieval": retrieval, "add_20_chunk_document_seconds": growth}
+    return {
+        "settings": {
+            "chunks_small": args.chunks_small,
+            "chunks_large": args.chunks_large,
+            "queries": args.queries,
+            "chunk_words": CHUNK_WORDS,
+            "top_k": 3,
+            "embedding_model": SPACE.model,
+            "dimensions": SPACE.dimensions,
+            "index": "faiss IndexIDMap2(IndexFlatIP), exact",
+            "proxy_workers": 2,
+            "synthetic_100k_build_seconds": round(build_seconds, 1),
+            "cpus": os.cpu_count(),
+            "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        },
+        "ingest": {**ingested, "store_alone": store_only},
+        "retrieval": retrieval,
+        "add_20_chunk_document_seconds": growth,
+    }
 
 
 def write_results(results: dict) -> None:
@@ -265,19 +297,26 @@ def write_results(results: dict) -> None:
     lines = [
         "| ingest path (real text, 1k chunks) | chunks | seconds | chunks/s |",
         "|---|---|---|---|",
-        *(f"| {label} | {ingest_rows[key]['chunks']} | {ingest_rows[key]['seconds']} | "
-          f"{ingest_rows[key]['chunks_per_second']} |"
-          for key, label in (("through_proxy", "`POST /documents` (chunk + embed via gateway + store)"),
-                             ("embedding_server_alone", "embedding server alone (same inputs, interleaved)"),
-                             ("store_alone", "store alone (FAISS + SQLite, 20-chunk documents)"))),
+        *(
+            f"| {label} | {ingest_rows[key]['chunks']} | {ingest_rows[key]['seconds']} | "
+            f"{ingest_rows[key]['chunks_per_second']} |"
+            for key, label in (
+                ("through_proxy", "`POST /documents` (chunk + embed via gateway + store)"),
+                ("embedding_server_alone", "embedding server alone (same inputs, interleaved)"),
+                ("store_alone", "store alone (FAISS + SQLite, 20-chunk documents)"),
+            )
+        ),
         "",
         "| chunks in the tenant's index | vectors | search end to end p50 / p99 (ms) | store alone p50 / p99 (ms) "
         "| add one 20-chunk document (s) |",
         "|---|---|---|---|---|",
-        *(f"| {retrieval[size]['chunks']} | {retrieval[size]['vectors']} | "
-          f"{retrieval[size]['end_to_end']['p50_ms']} / {retrieval[size]['end_to_end']['p99_ms']} | "
-          f"{retrieval[size]['store_only']['p50_ms']} / {retrieval[size]['store_only']['p99_ms']} | "
-          f"{results['add_20_chunk_document_seconds'][size]} |" for size in ("1k", "100k")),
+        *(
+            f"| {retrieval[size]['chunks']} | {retrieval[size]['vectors']} | "
+            f"{retrieval[size]['end_to_end']['p50_ms']} / {retrieval[size]['end_to_end']['p99_ms']} | "
+            f"{retrieval[size]['store_only']['p50_ms']} / {retrieval[size]['store_only']['p99_ms']} | "
+            f"{results['add_20_chunk_document_seconds'][size]} |"
+            for size in ("1k", "100k")
+        ),
     ]
     (RESULTS / "knowledge.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

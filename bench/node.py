@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tenantctl.terraform import toolchain  # noqa: E402
 from tenantctl.cluster.control_plane import LocalControlPlane  # noqa: E402
 from tenantctl.cluster.local_cluster import LocalCluster  # noqa: E402
+from tenantctl.terraform import toolchain  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TARGET_NODE_READY_SECONDS = 30.0
@@ -50,10 +50,12 @@ def cluster_up(state_dir: Path) -> dict:
         cluster.start()  # its start_seconds leave out any wait for that node
         total = cluster.start_seconds
         plane = cluster.control_plane.start_seconds
-        return {"control_plane_ready": round(plane, 2),
-                "node_ready": round(plane + cluster.node.timings["node_ready"], 2),
-                "everything_ready": round(total, 2),
-                "phases_after_control_plane": cluster.node.timings}
+        return {
+            "control_plane_ready": round(plane, 2),
+            "node_ready": round(plane + cluster.node.timings["node_ready"], 2),
+            "everything_ready": round(total, 2),
+            "phases_after_control_plane": cluster.node.timings,
+        }
     finally:
         cluster.stop()
 
@@ -65,13 +67,19 @@ def markdown(report: dict) -> str:
         lines.append(f"| cold build {name} {item.get('version', '')} | {item.get('seconds', 'n/a')} |")
     lines.append(f"| control plane alone, start to ready | {report['control_plane_alone_seconds']} |")
     cold = report["cold_up"]
-    lines.append(f"| cold `cluster up` (fresh state, images imported): node Ready / everything ready "
-                 f"| {cold['node_ready']} / {cold['everything_ready']} |")
+    lines.append(
+        f"| cold `cluster up` (fresh state, images imported): node Ready / everything ready "
+        f"| {cold['node_ready']} / {cold['everything_ready']} |"
+    )
     warm = report["warm_up"]
-    lines.append(f"| warm `cluster up`, median of {len(warm['runs'])}: node Ready (target <= "
-                 f"{TARGET_NODE_READY_SECONDS:.0f}) | {warm['node_ready_median']} |")
-    lines.append(f"| warm `cluster up`, median of {len(warm['runs'])}: everything ready (CoreDNS Ready) "
-                 f"| {warm['everything_ready_median']} |")
+    lines.append(
+        f"| warm `cluster up`, median of {len(warm['runs'])}: node Ready (target <= "
+        f"{TARGET_NODE_READY_SECONDS:.0f}) | {warm['node_ready_median']} |"
+    )
+    lines.append(
+        f"| warm `cluster up`, median of {len(warm['runs'])}: everything ready (CoreDNS Ready) "
+        f"| {warm['everything_ready_median']} |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -86,14 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         warm_runs = [cluster_up(work_dir / "cluster") for _ in range(args.runs)]
     node_ready = [run["node_ready"] for run in warm_runs]
     report = {
-        "kubernetes": toolchain.KUBERNETES_VERSION, "containerd": "Debian 1.6",
+        "kubernetes": toolchain.KUBERNETES_VERSION,
+        "containerd": "Debian 1.6",
         "cold_build_seconds": toolchain.recorded_build_times(),
         "control_plane_alone_seconds": plane_alone,
         "cold_up": cold,
-        "warm_up": {"runs": warm_runs, "node_ready_median": statistics.median(node_ready),
-                    "everything_ready_median": statistics.median(r["everything_ready"] for r in warm_runs),
-                    "target_node_ready": TARGET_NODE_READY_SECONDS,
-                    "met": max(node_ready) <= TARGET_NODE_READY_SECONDS},
+        "warm_up": {
+            "runs": warm_runs,
+            "node_ready_median": statistics.median(node_ready),
+            "everything_ready_median": statistics.median(r["everything_ready"] for r in warm_runs),
+            "target_node_ready": TARGET_NODE_READY_SECONDS,
+            "met": max(node_ready) <= TARGET_NODE_READY_SECONDS,
+        },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
     }

@@ -67,26 +67,39 @@ def run(existing_points: list[int], probes: int) -> dict:
             for index in range(max(existing_points) + probes):
                 timing = onboard_seconds(tenants_dir, f"tenant-{index:03d}", variables)
                 timings.append({"existing": index, **timing})
-                print(f"tenant {index + 1}: {timing['total']:.2f}s "
-                      f"(init {timing['init']:.2f}s, apply {timing['apply']:.2f}s)",
-                      flush=True)
+                print(
+                    f"tenant {index + 1}: {timing['total']:.2f}s "
+                    f"(init {timing['init']:.2f}s, apply {timing['apply']:.2f}s)",
+                    flush=True,
+                )
     rows = []
     for existing in existing_points:
         sample = [t for t in timings if existing <= t["existing"] < existing + probes]
-        rows.append({"existing_tenants": existing, "samples": len(sample),
-                     "median_total_seconds": round(statistics.median(t["total"] for t in sample), 2),
-                     "median_apply_seconds": round(statistics.median(t["apply"] for t in sample), 2),
-                     "median_init_seconds": round(statistics.median(t["init"] for t in sample), 2),
-                     "max_total_seconds": round(max(t["total"] for t in sample), 2)})
-    return {"target_seconds": TARGET_SECONDS, "rows": rows,
-            "all_onboardings": [{k: round(v, 3) if isinstance(v, float) else v for k, v in t.items()} for t in timings]}
+        rows.append(
+            {
+                "existing_tenants": existing,
+                "samples": len(sample),
+                "median_total_seconds": round(statistics.median(t["total"] for t in sample), 2),
+                "median_apply_seconds": round(statistics.median(t["apply"] for t in sample), 2),
+                "median_init_seconds": round(statistics.median(t["init"] for t in sample), 2),
+                "max_total_seconds": round(max(t["total"] for t in sample), 2),
+            }
+        )
+    return {
+        "target_seconds": TARGET_SECONDS,
+        "rows": rows,
+        "all_onboardings": [{k: round(v, 3) if isinstance(v, float) else v for k, v in t.items()} for t in timings],
+    }
 
 
 def _platform_copy(tmp_path: Path) -> Path:
     """shared-infrastructure/platform refers to ../../dashboards: copy it into a linked tree."""
     root = tmp_path / "platform-repo"
-    shutil.copytree(REPO / "shared-infrastructure", root / "shared-infrastructure",
-                    ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
+    shutil.copytree(
+        REPO / "shared-infrastructure",
+        root / "shared-infrastructure",
+        ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"),
+    )
     (root / "dashboards").symlink_to(REPO / "dashboards")
     return root / "shared-infrastructure" / "platform"
 
@@ -94,11 +107,15 @@ def _platform_copy(tmp_path: Path) -> Path:
 def write_results(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "onboarding.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["| tenants already applied | onboardings timed | median init + apply (s) | median apply (s) | max (s) |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| tenants already applied | onboardings timed | median init + apply (s) | median apply (s) | max (s) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for row in results["rows"]:
-        lines.append(f"| {row['existing_tenants']} | {row['samples']} | {row['median_total_seconds']} | "
-                     f"{row['median_apply_seconds']} | {row['max_total_seconds']} |")
+        lines.append(
+            f"| {row['existing_tenants']} | {row['samples']} | {row['median_total_seconds']} | "
+            f"{row['median_apply_seconds']} | {row['max_total_seconds']} |"
+        )
     lines.append(f"\nTarget: <= {results['target_seconds']} s per tenant.")
     (RESULTS / "onboarding.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import baseline  # noqa: E402
+
 import openai_stub  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from tenantctl.local import launchers  # noqa: E402
@@ -68,8 +69,9 @@ async def one_request(client: httpx.AsyncClient, url: str, headers: dict, body: 
     return first_content
 
 
-async def measure(url: str, headers: dict, body: dict, *, concurrency: int, requests: int,
-                  stream: bool) -> tuple[list[float], float]:
+async def measure(
+    url: str, headers: dict, body: dict, *, concurrency: int, requests: int, stream: bool
+) -> tuple[list[float], float]:
     """Latencies of `requests` requests sent by `concurrency` workers, and the wall time."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
@@ -89,9 +91,13 @@ async def measure(url: str, headers: dict, body: dict, *, concurrency: int, requ
 
 
 def summarize(latencies: list[float], wall: float) -> dict:
-    return {"p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
-            "mean_ms": statistics.fmean(latencies) * 1000, "requests": len(latencies),
-            "throughput_rps": len(latencies) / wall}
+    return {
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000,
+        "requests": len(latencies),
+        "throughput_rps": len(latencies) / wall,
+    }
 
 
 def start(process: ManagedProcess) -> ManagedProcess:
@@ -101,28 +107,56 @@ def start(process: ManagedProcess) -> ManagedProcess:
 
 
 def bench_tenant(model: str) -> dict:
-    return {"name": "bench", "backend": "vllm", "model": model, "max_tokens": 64,
-            "key_sha256": [hash_gateway_key(KEY)]}
+    return {"name": "bench", "backend": "vllm", "model": model, "max_tokens": 64, "key_sha256": [hash_gateway_key(KEY)]}
 
 
-def start_hops(backend_url: str, health_path: str, model: str, run_dir: Path, workers: int,
-               tree: Path | None = None) -> tuple[list, str, str]:
+def start_hops(
+    backend_url: str, health_path: str, model: str, run_dir: Path, workers: int, tree: Path | None = None
+) -> tuple[list, str, str]:
     """Gateway and proxy in front of `backend_url`; from `tree` (another revision) when given."""
     in_tree = (lambda process: baseline.from_tree(process, tree)) if tree else (lambda process: process)
     gateway_port, proxy_port = free_port(), free_port()
-    gateway = start(in_tree(launchers.gateway(
-        {"tenants": [bench_tenant(model)], "pool": {"endpoints": [backend_url], "health_path": health_path}},
-        gateway_port, run_dir, workers=workers)))
-    proxy = start(in_tree(launchers.tenant_proxy(
-        {"tenant": "bench", "system_prompt": SYSTEM_PROMPT, "max_tokens": 64,
-         "gateway_url": f"http://127.0.0.1:{gateway_port}/v1", "gateway_key": KEY},
-        proxy_port, run_dir, workers=workers)))
+    gateway = start(
+        in_tree(
+            launchers.gateway(
+                {"tenants": [bench_tenant(model)], "pool": {"endpoints": [backend_url], "health_path": health_path}},
+                gateway_port,
+                run_dir,
+                workers=workers,
+            )
+        )
+    )
+    proxy = start(
+        in_tree(
+            launchers.tenant_proxy(
+                {
+                    "tenant": "bench",
+                    "system_prompt": SYSTEM_PROMPT,
+                    "max_tokens": 64,
+                    "gateway_url": f"http://127.0.0.1:{gateway_port}/v1",
+                    "gateway_key": KEY,
+                },
+                proxy_port,
+                run_dir,
+                workers=workers,
+            )
+        )
+    )
     return [proxy, gateway], f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{proxy_port}"
 
 
-def run_paths(backend_url: str, gateway_url: str, proxy_url: str, model: str, *, concurrencies: list[int],
-              requests: int, label: str, rounds: int, baseline_urls: dict[str, tuple[str, str]] | None = None
-              ) -> list[dict]:
+def run_paths(
+    backend_url: str,
+    gateway_url: str,
+    proxy_url: str,
+    model: str,
+    *,
+    concurrencies: list[int],
+    requests: int,
+    label: str,
+    rounds: int,
+    baseline_urls: dict[str, tuple[str, str]] | None = None,
+) -> list[dict]:
     """Each path is measured in `rounds` interleaved slices, so drift in machine load
     (this is a shared 2-core VM) falls on every path alike. `baseline_urls`: {rev: (gateway, proxy)}."""
     body = {"model": model, "messages": MESSAGES, "max_tokens": 16, "temperature": 0}
@@ -141,15 +175,31 @@ def run_paths(backend_url: str, gateway_url: str, proxy_url: str, model: str, *,
             samples: dict[str, tuple[list[float], float]] = {path: ([], 0.0) for path in paths}
             for _ in range(rounds):
                 for path, (url, headers, payload) in paths.items():
-                    latencies, wall = asyncio.run(measure(url, headers, payload, concurrency=concurrency,
-                                                          requests=max(1, requests // rounds), stream=stream))
+                    latencies, wall = asyncio.run(
+                        measure(
+                            url,
+                            headers,
+                            payload,
+                            concurrency=concurrency,
+                            requests=max(1, requests // rounds),
+                            stream=stream,
+                        )
+                    )
                     samples[path] = (samples[path][0] + latencies, samples[path][1] + wall)
             for path, (latencies, wall) in samples.items():
-                row = {"backend": label, "mode": "ttft" if stream else "full", "concurrency": concurrency,
-                       "path": path, **summarize(latencies, wall)}
+                row = {
+                    "backend": label,
+                    "mode": "ttft" if stream else "full",
+                    "concurrency": concurrency,
+                    "path": path,
+                    **summarize(latencies, wall),
+                }
                 rows.append(row)
-                print(f"{label:>5} {row['mode']:>4} c={concurrency:<3} {path:<14} p50={row['p50_ms']:7.2f} ms "
-                      f"p99={row['p99_ms']:7.2f} ms  {row['throughput_rps']:7.1f} req/s", flush=True)
+                print(
+                    f"{label:>5} {row['mode']:>4} c={concurrency:<3} {path:<14} p50={row['p50_ms']:7.2f} ms "
+                    f"p99={row['p99_ms']:7.2f} ms  {row['throughput_rps']:7.1f} req/s",
+                    flush=True,
+                )
     return rows
 
 
@@ -162,10 +212,16 @@ def overheads(rows: list[dict]) -> list[dict]:
             continue
         full = keyed[(backend, mode, concurrency, "proxy+gateway")]
         gateway = keyed[(backend, mode, concurrency, "gateway")]
-        table.append({"backend": backend, "mode": mode, "concurrency": concurrency,
-                      "both_hops_p50_ms": full["p50_ms"] - row["p50_ms"],
-                      "both_hops_p99_ms": full["p99_ms"] - row["p99_ms"],
-                      "gateway_hop_p50_ms": gateway["p50_ms"] - row["p50_ms"]})
+        table.append(
+            {
+                "backend": backend,
+                "mode": mode,
+                "concurrency": concurrency,
+                "both_hops_p50_ms": full["p50_ms"] - row["p50_ms"],
+                "both_hops_p99_ms": full["p99_ms"] - row["p99_ms"],
+                "gateway_hop_p50_ms": gateway["p50_ms"] - row["p50_ms"],
+            }
+        )
     return table
 
 
@@ -177,34 +233,54 @@ def against_baseline(rows: list[dict]) -> list[dict]:
         if "@" not in path:
             continue
         current = keyed[(backend, mode, concurrency, path.split("@")[0])]
-        table.append({"backend": backend, "mode": mode, "concurrency": concurrency, "path": path,
-                      "baseline_p50_ms": row["p50_ms"], "now_p50_ms": current["p50_ms"],
-                      "added_p50_ms": current["p50_ms"] - row["p50_ms"],
-                      "baseline_p99_ms": row["p99_ms"], "now_p99_ms": current["p99_ms"]})
+        table.append(
+            {
+                "backend": backend,
+                "mode": mode,
+                "concurrency": concurrency,
+                "path": path,
+                "baseline_p50_ms": row["p50_ms"],
+                "now_p50_ms": current["p50_ms"],
+                "added_p50_ms": current["p50_ms"] - row["p50_ms"],
+                "baseline_p99_ms": row["p99_ms"],
+                "now_p99_ms": current["p99_ms"],
+            }
+        )
     return table
 
 
 def write_results(rows: list[dict], summary: list[dict], settings: dict, name: str = "overhead") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     compared = against_baseline(rows)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"settings": settings, "runs": rows, "overhead": summary,
-                                                       "against_baseline": compared}, indent=2))
-    lines = ["| backend | mode | concurrency | direct p50 / p99 (ms) | proxy+gateway p50 / p99 (ms) "
-             "| added p50 / p99 (ms) |", "|---|---|---|---|---|---|"]
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"settings": settings, "runs": rows, "overhead": summary, "against_baseline": compared}, indent=2)
+    )
+    lines = [
+        "| backend | mode | concurrency | direct p50 / p99 (ms) | proxy+gateway p50 / p99 (ms) "
+        "| added p50 / p99 (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
     keyed = {(r["backend"], r["mode"], r["concurrency"], r["path"]): r for r in rows}
     for item in summary:
         key = (item["backend"], item["mode"], item["concurrency"])
         direct, full = keyed[(*key, "direct")], keyed[(*key, "proxy+gateway")]
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {direct['p50_ms']:.2f} / {direct['p99_ms']:.2f} "
-                     f"| {full['p50_ms']:.2f} / {full['p99_ms']:.2f} "
-                     f"| {item['both_hops_p50_ms']:.2f} / {item['both_hops_p99_ms']:.2f} |")
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {direct['p50_ms']:.2f} / {direct['p99_ms']:.2f} "
+            f"| {full['p50_ms']:.2f} / {full['p99_ms']:.2f} "
+            f"| {item['both_hops_p50_ms']:.2f} / {item['both_hops_p99_ms']:.2f} |"
+        )
     if compared:
-        lines += ["", "| path (stub) | mode | concurrency | baseline p50 / p99 (ms) | now p50 / p99 (ms) "
-                  "| added p50 (ms) |", "|---|---|---|---|---|---|"]
-        lines += [f"| {item['path']} | {item['mode']} | {item['concurrency']} "
-                  f"| {item['baseline_p50_ms']:.2f} / {item['baseline_p99_ms']:.2f} "
-                  f"| {item['now_p50_ms']:.2f} / {item['now_p99_ms']:.2f} | {item['added_p50_ms']:.2f} |"
-                  for item in compared]
+        lines += [
+            "",
+            "| path (stub) | mode | concurrency | baseline p50 / p99 (ms) | now p50 / p99 (ms) | added p50 (ms) |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {item['path']} | {item['mode']} | {item['concurrency']} "
+            f"| {item['baseline_p50_ms']:.2f} / {item['baseline_p99_ms']:.2f} "
+            f"| {item['now_p50_ms']:.2f} / {item['now_p99_ms']:.2f} | {item['added_p50_ms']:.2f} |"
+            for item in compared
+        ]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -225,39 +301,73 @@ def main() -> None:
     processes: list[ManagedProcess] = []
     try:
         stub_port = free_port()
-        stub = start(ManagedProcess("stub", openai_stub.command(stub_port), f"http://127.0.0.1:{stub_port}/health",
-                                    run_dir / "stub.log"))
+        stub = start(
+            ManagedProcess(
+                "stub", openai_stub.command(stub_port), f"http://127.0.0.1:{stub_port}/health", run_dir / "stub.log"
+            )
+        )
         processes.append(stub)
-        hops, gateway_url, proxy_url = start_hops(f"http://127.0.0.1:{stub_port}", "/health", "stub-model",
-                                                  run_dir / "stub-hops", args.workers)
+        hops, gateway_url, proxy_url = start_hops(
+            f"http://127.0.0.1:{stub_port}", "/health", "stub-model", run_dir / "stub-hops", args.workers
+        )
         processes += hops
         baseline_urls = {}
         if args.baseline:
             tree = baseline.extract(args.baseline, run_dir / "baseline")
-            old_hops, old_gateway, old_proxy = start_hops(f"http://127.0.0.1:{stub_port}", "/health", "stub-model",
-                                                          run_dir / "baseline-hops", args.workers, tree)
+            old_hops, old_gateway, old_proxy = start_hops(
+                f"http://127.0.0.1:{stub_port}", "/health", "stub-model", run_dir / "baseline-hops", args.workers, tree
+            )
             processes += old_hops
             baseline_urls[baseline.short(args.baseline)] = (old_gateway, old_proxy)
-        rows += run_paths(f"http://127.0.0.1:{stub_port}", gateway_url, proxy_url, "stub-model",
-                          concurrencies=args.concurrency, requests=args.requests, label="stub", rounds=args.rounds,
-                          baseline_urls=baseline_urls)
+        rows += run_paths(
+            f"http://127.0.0.1:{stub_port}",
+            gateway_url,
+            proxy_url,
+            "stub-model",
+            concurrencies=args.concurrency,
+            requests=args.requests,
+            label="stub",
+            rounds=args.rounds,
+            baseline_urls=baseline_urls,
+        )
         if not args.skip_model:
             model_port = free_port()
             processes.append(start(launchers.model_server(model_port, run_dir)))
             model_url = f"http://127.0.0.1:{model_port}"
-            hops, gateway_url, proxy_url = start_hops(model_url, launchers.EMBEDDED_MODEL_HEALTH_PATH,
-                                                      launchers.EMBEDDED_MODEL_NAME, run_dir / "model-hops",
-                                                      args.workers)
+            hops, gateway_url, proxy_url = start_hops(
+                model_url,
+                launchers.EMBEDDED_MODEL_HEALTH_PATH,
+                launchers.EMBEDDED_MODEL_NAME,
+                run_dir / "model-hops",
+                args.workers,
+            )
             processes += hops
-            rows += run_paths(model_url, gateway_url, proxy_url, launchers.EMBEDDED_MODEL_NAME,
-                              concurrencies=[1], requests=args.model_requests, label="model", rounds=2)
+            rows += run_paths(
+                model_url,
+                gateway_url,
+                proxy_url,
+                launchers.EMBEDDED_MODEL_NAME,
+                concurrencies=[1],
+                requests=args.model_requests,
+                label="model",
+                rounds=2,
+            )
     finally:
         for process in reversed(processes):
             process.stop()
-    write_results(rows, overheads(rows), {"workers": args.workers, "requests": args.requests,
-                                          "model_requests": args.model_requests, "rounds": args.rounds,
-                                          "baseline": args.baseline, "concurrency": args.concurrency},
-                  args.name)
+    write_results(
+        rows,
+        overheads(rows),
+        {
+            "workers": args.workers,
+            "requests": args.requests,
+            "model_requests": args.model_requests,
+            "rounds": args.rounds,
+            "baseline": args.baseline,
+            "concurrency": args.concurrency,
+        },
+        args.name,
+    )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import baseline  # noqa: E402
-import openai_stub  # noqa: E402
 from overhead import KEY, percentile, start, summarize  # noqa: E402
 
+import openai_stub  # noqa: E402
 from llm_common.json_body import parse_json_object  # noqa: E402
+from llm_common.metrics_registry import MetricsRegistry  # noqa: E402
 from llm_common.request_contract import ChatPolicy, apply_chat_contract  # noqa: E402
 from llm_common.tracing import RequestRecord, accepted_request_id, request_log  # noqa: E402
 from llm_common.usage import estimate_request_prompt_tokens  # noqa: E402
@@ -52,10 +53,9 @@ from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from llm_gateway.config import GatewayConfig  # noqa: E402
 from llm_gateway.metering import Metering  # noqa: E402
 from llm_gateway.metrics import GatewayMetrics  # noqa: E402
-from llm_common.metrics_registry import MetricsRegistry  # noqa: E402
+from tenant_spec import load_tenant_spec  # noqa: E402
 from tenantctl.local import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
-from tenant_spec import load_tenant_spec  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 BODY = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
@@ -72,8 +72,11 @@ def tenant(controls: bool, lease: bool = True) -> dict:
 
 
 def gateway_config(stub_url: str, redis_url: str | None, ledger_url: str | None, lease: bool = True) -> dict:
-    config = {"tenants": [tenant(redis_url is not None, lease)], "pool": {"endpoints": [stub_url]},
-              "prices": {"stub-model": {"prompt_usd_per_million_tokens": 1, "completion_usd_per_million_tokens": 2}}}
+    config = {
+        "tenants": [tenant(redis_url is not None, lease)],
+        "pool": {"endpoints": [stub_url]},
+        "prices": {"stub-model": {"prompt_usd_per_million_tokens": 1, "completion_usd_per_million_tokens": 2}},
+    }
     if redis_url:
         config["limits"] = {"redis_url": redis_url, "key_prefix": f"bench-{uuid.uuid4().hex}"}
     if ledger_url:
@@ -84,8 +87,9 @@ def gateway_config(stub_url: str, redis_url: str | None, ledger_url: str | None,
 async def one(client: httpx.AsyncClient, url: str, stream: bool) -> float:
     """Seconds to the last byte of the answer."""
     started = time.perf_counter()
-    async with client.stream("POST", url, json={**BODY, "stream": stream},
-                             headers={"Authorization": f"Bearer {KEY}"}) as response:
+    async with client.stream(
+        "POST", url, json={**BODY, "stream": stream}, headers={"Authorization": f"Bearer {KEY}"}
+    ) as response:
         await response.aread()
         response.raise_for_status()
     return time.perf_counter() - started
@@ -116,15 +120,23 @@ def run_paths(gateways: dict[str, str], requests: int, rounds: int) -> list[dict
             samples: dict[str, tuple[list[float], float]] = {name: ([], 0.0) for name in gateways}
             for _ in range(rounds):
                 for name, url in gateways.items():
-                    latencies, wall = asyncio.run(measure(url + "/v1/chat/completions", concurrency,
-                                                          requests // rounds, stream))
+                    latencies, wall = asyncio.run(
+                        measure(url + "/v1/chat/completions", concurrency, requests // rounds, stream)
+                    )
                     samples[name] = (samples[name][0] + latencies, samples[name][1] + wall)
             for name, (latencies, wall) in samples.items():
-                row = {"mode": "stream" if stream else "full", "concurrency": concurrency, "path": name,
-                       **summarize(latencies, wall)}
+                row = {
+                    "mode": "stream" if stream else "full",
+                    "concurrency": concurrency,
+                    "path": name,
+                    **summarize(latencies, wall),
+                }
                 rows.append(row)
-                print(f"{row['mode']:>6} c={concurrency} {name:<11} p50={row['p50_ms']:6.2f} ms "
-                      f"p99={row['p99_ms']:6.2f} ms {row['throughput_rps']:7.1f} req/s", flush=True)
+                print(
+                    f"{row['mode']:>6} c={concurrency} {name:<11} p50={row['p50_ms']:6.2f} ms "
+                    f"p99={row['p99_ms']:6.2f} ms {row['throughput_rps']:7.1f} req/s",
+                    flush=True,
+                )
     return rows
 
 
@@ -149,11 +161,18 @@ def in_process(redis_url: str, ledger_url: str, iterations: int, lease: bool = T
 def request_checks(iterations: int) -> dict:
     """The request path's own checks on a typical body: bounded parse (depth, Unicode), the request
     contract, the prompt estimate — the CPU the gateway spends on a request before calling anyone."""
-    raw = json.dumps({**BODY, "messages": [{"role": "system", "content": "You are a helpful assistant. " * 8},
-                                           *BODY["messages"]], "temperature": 0.2, "stream": False}).encode()
+    raw = json.dumps(
+        {
+            **BODY,
+            "messages": [{"role": "system", "content": "You are a helpful assistant. " * 8}, *BODY["messages"]],
+            "temperature": 0.2,
+            "stream": False,
+        }
+    ).encode()
     policy = ChatPolicy(256, frozenset(), caller_sends_system=True)
-    return timed(lambda: estimate_request_prompt_tokens(apply_chat_contract(parse_json_object(raw), policy).payload),
-                 iterations)
+    return timed(
+        lambda: estimate_request_prompt_tokens(apply_chat_contract(parse_json_object(raw), policy).payload), iterations
+    )
 
 
 def proxy_guardrails(iterations: int) -> dict:
@@ -170,9 +189,17 @@ def request_log_line(iterations: int) -> dict:
     request_log.addHandler(handler)
     request_log.propagate, request_log.level = False, logging.INFO
     try:
+
         def one() -> None:
-            record = RequestRecord("gateway", accepted_request_id(None), "POST", "/v1/chat/completions", tenant="bench",
-                                   status=200, backend="vllm")
+            record = RequestRecord(
+                "gateway",
+                accepted_request_id(None),
+                "POST",
+                "/v1/chat/completions",
+                tenant="bench",
+                status=200,
+                backend="vllm",
+            )
             record.count_usage({"prompt_tokens": 10, "completion_tokens": 7})
             record.write()
 
@@ -189,8 +216,11 @@ def timed(action, iterations: int) -> dict:
         action()
         if index >= 50:  # warm-up excluded
             timings.append(time.perf_counter() - started)
-    return {"p50_ms": percentile(timings, 0.5) * 1000, "p99_ms": percentile(timings, 0.99) * 1000,
-            "iterations": iterations}
+    return {
+        "p50_ms": percentile(timings, 0.5) * 1000,
+        "p99_ms": percentile(timings, 0.99) * 1000,
+        "iterations": iterations,
+    }
 
 
 def redis_ping(url: str, iterations: int) -> dict:
@@ -201,8 +231,11 @@ def redis_ping(url: str, iterations: int) -> dict:
         client.ping()
         timings.append(time.perf_counter() - started)
     client.close()
-    return {"p50_ms": percentile(timings, 0.5) * 1000, "p99_ms": percentile(timings, 0.99) * 1000,
-            "iterations": iterations}
+    return {
+        "p50_ms": percentile(timings, 0.5) * 1000,
+        "p99_ms": percentile(timings, 0.99) * 1000,
+        "iterations": iterations,
+    }
 
 
 def added(rows: list[dict]) -> list[dict]:
@@ -216,24 +249,39 @@ def added(rows: list[dict]) -> list[dict]:
             row, off, path = keyed[(mode, concurrency, path.split("@")[0])], row, f"{path.split('@')[0]} vs {path}"
         else:
             off = keyed[(mode, concurrency, "off")]
-        table.append({"mode": mode, "concurrency": concurrency, "path": path,
-                      "off_p50_ms": off["p50_ms"], "off_p99_ms": off["p99_ms"],
-                      "on_p50_ms": row["p50_ms"], "on_p99_ms": row["p99_ms"],
-                      "added_p50_ms": row["p50_ms"] - off["p50_ms"], "added_p99_ms": row["p99_ms"] - off["p99_ms"]})
+        table.append(
+            {
+                "mode": mode,
+                "concurrency": concurrency,
+                "path": path,
+                "off_p50_ms": off["p50_ms"],
+                "off_p99_ms": off["p99_ms"],
+                "on_p50_ms": row["p50_ms"],
+                "on_p99_ms": row["p99_ms"],
+                "added_p50_ms": row["p50_ms"] - off["p50_ms"],
+                "added_p99_ms": row["p99_ms"] - off["p99_ms"],
+            }
+        )
     return table
 
 
 def write_results(rows: list[dict], table: list[dict], alone: dict, settings: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "tenant_controls.json").write_text(json.dumps(
-        {"settings": settings, "runs": rows, "added": table, "in_process": alone}, indent=2))
-    lines = ["| answer | concurrency | controls on (against off), or this tree against a baseline "
-             "| before p50 / p99 (ms) | after p50 / p99 (ms) | added p50 / p99 (ms) |", "|---|---|---|---|---|---|"]
+    (RESULTS / "tenant_controls.json").write_text(
+        json.dumps({"settings": settings, "runs": rows, "added": table, "in_process": alone}, indent=2)
+    )
+    lines = [
+        "| answer | concurrency | controls on (against off), or this tree against a baseline "
+        "| before p50 / p99 (ms) | after p50 / p99 (ms) | added p50 / p99 (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
     for item in table:
-        lines.append(f"| {item['mode']} | {item['concurrency']} | {item['path']} "
-                     f"| {item['off_p50_ms']:.2f} / {item['off_p99_ms']:.2f} "
-                     f"| {item['on_p50_ms']:.2f} / {item['on_p99_ms']:.2f} "
-                     f"| {item['added_p50_ms']:.2f} / {item['added_p99_ms']:.2f} |")
+        lines.append(
+            f"| {item['mode']} | {item['concurrency']} | {item['path']} "
+            f"| {item['off_p50_ms']:.2f} / {item['off_p99_ms']:.2f} "
+            f"| {item['on_p50_ms']:.2f} / {item['on_p99_ms']:.2f} "
+            f"| {item['added_p50_ms']:.2f} / {item['added_p99_ms']:.2f} |"
+        )
     lines += ["", "| alone, in process | p50 (ms) | p99 (ms) |", "|---|---|---|"]
     lines += [f"| {name} | {value['p50_ms']:.3f} | {value['p99_ms']:.3f} |" for name, value in alone.items()]
     (RESULTS / "tenant_controls.md").write_text("\n".join(lines) + "\n")
@@ -253,36 +301,61 @@ def main() -> None:
     processes: list[ManagedProcess] = []
     try:
         stub_port, redis_port = free_port(), free_port()
-        processes.append(start(ManagedProcess("stub", openai_stub.command(stub_port),
-                                              f"http://127.0.0.1:{stub_port}/health", run_dir / "stub.log")))
+        processes.append(
+            start(
+                ManagedProcess(
+                    "stub", openai_stub.command(stub_port), f"http://127.0.0.1:{stub_port}/health", run_dir / "stub.log"
+                )
+            )
+        )
         redis_password = secrets.token_urlsafe(16)
         processes.append(start(launchers.redis_server(redis_port, run_dir, password=redis_password)))
         processes.append(start(launchers.postgres_server(free_port(), postgres_dir)))
-        stub_url, redis_url, postgres_url = (f"http://127.0.0.1:{stub_port}",
-                                             launchers.redis_url("127.0.0.1", redis_port, redis_password),
-                                             processes[2].health_url)
-        ledgers = {"off": (None, None), "sqlite": (redis_url, f"sqlite:///{run_dir / 'ledger.sqlite3'}"),
-                   "postgresql": (redis_url, postgres_url)}
+        stub_url, redis_url, postgres_url = (
+            f"http://127.0.0.1:{stub_port}",
+            launchers.redis_url("127.0.0.1", redis_port, redis_password),
+            processes[2].health_url,
+        )
+        ledgers = {
+            "off": (None, None),
+            "sqlite": (redis_url, f"sqlite:///{run_dir / 'ledger.sqlite3'}"),
+            "postgresql": (redis_url, postgres_url),
+        }
         gateways = {}
         for name, (redis, ledger) in ledgers.items():
             port = free_port()
-            processes.append(start(launchers.gateway(gateway_config(stub_url, redis, ledger), port,
-                                                     run_dir / name, workers=args.workers)))
+            processes.append(
+                start(
+                    launchers.gateway(
+                        gateway_config(stub_url, redis, ledger), port, run_dir / name, workers=args.workers
+                    )
+                )
+            )
             gateways[name] = f"http://127.0.0.1:{port}"
         if args.baseline:
             tree = baseline.extract(args.baseline, run_dir / "baseline")
             port = free_port()
             ledger_url = f"sqlite:///{run_dir / 'ledger-baseline.sqlite3'}"
             config = gateway_config(stub_url, redis_url, ledger_url, lease=False)
-            processes.append(start(baseline.from_tree(launchers.gateway(config, port, run_dir / "baseline-gateway",
-                                                                        workers=args.workers), tree)))
+            processes.append(
+                start(
+                    baseline.from_tree(
+                        launchers.gateway(config, port, run_dir / "baseline-gateway", workers=args.workers), tree
+                    )
+                )
+            )
             gateways[f"sqlite@{baseline.short(args.baseline)}"] = f"http://127.0.0.1:{port}"
         rows = run_paths(gateways, args.requests, args.rounds)
-        alone = {f"controls, {name} (admit + ledger row + counters, with a lease)": in_process(redis, ledger,
-                                                                                               args.iterations)
-                 for name, (redis, ledger) in ledgers.items() if redis}
-        alone["controls, sqlite, without a concurrency limit"] = in_process(*ledgers["sqlite"], args.iterations,
-                                                                            lease=False)
+        alone = {
+            f"controls, {name} (admit + ledger row + counters, with a lease)": in_process(
+                redis, ledger, args.iterations
+            )
+            for name, (redis, ledger) in ledgers.items()
+            if redis
+        }
+        alone["controls, sqlite, without a concurrency limit"] = in_process(
+            *ledgers["sqlite"], args.iterations, lease=False
+        )
         alone["request checks (parse, contract, prompt estimate)"] = request_checks(args.iterations)
         alone["request id and JSON log line"] = request_log_line(args.iterations)
         alone["proxy guardrails (normalization + RE2 rules, closed-ai's spec)"] = proxy_guardrails(args.iterations)
@@ -293,9 +366,18 @@ def main() -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.rmtree(postgres_dir, ignore_errors=True)
         Path(f"{postgres_dir}-postgres.log").unlink(missing_ok=True)
-    write_results(rows, added(rows), alone, {"requests": args.requests, "rounds": args.rounds,
-                                             "workers": args.workers, "iterations": args.iterations,
-                                             "baseline": args.baseline})
+    write_results(
+        rows,
+        added(rows),
+        alone,
+        {
+            "requests": args.requests,
+            "rounds": args.rounds,
+            "workers": args.workers,
+            "iterations": args.iterations,
+            "baseline": args.baseline,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ SECONDS = 4
 async def with_httpx(url: str, concurrency: int) -> int:
     limits = httpx.Limits(max_connections=4096, max_keepalive_connections=4096)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
         async def one() -> None:
             (await client.post(url, json=BODY)).raise_for_status()
 
@@ -43,9 +44,11 @@ async def with_httpx(url: str, concurrency: int) -> int:
 
 async def with_aiohttp(url: str, concurrency: int) -> int:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4096)) as client:
+
         async def one() -> None:
-            async with client.post(url, data=json.dumps(BODY).encode(),
-                                   headers={"Content-Type": "application/json"}) as response:
+            async with client.post(
+                url, data=json.dumps(BODY).encode(), headers={"Content-Type": "application/json"}
+            ) as response:
                 response.raise_for_status()
                 await response.read()
 
@@ -69,7 +72,9 @@ async def _loop(one, concurrency: int) -> int:
 def main() -> None:
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="upstream-clients-"))
-    stub = ManagedProcess("stub", openai_stub.command(port, "--no-seen"), f"http://127.0.0.1:{port}/health", log_dir / "stub.log")
+    stub = ManagedProcess(
+        "stub", openai_stub.command(port, "--no-seen"), f"http://127.0.0.1:{port}/health", log_dir / "stub.log"
+    )
     stub.start()
     rows = []
     try:
@@ -80,8 +85,14 @@ def main() -> None:
                 cpu = time.process_time()
                 requests = uvloop.run(run(url, concurrency))
                 cpu = time.process_time() - cpu
-                rows.append({"client": name, "concurrency": concurrency, "rps": round(requests / SECONDS, 1),
-                             "cpu_ms_per_request": round(cpu / requests * 1000, 3)})
+                rows.append(
+                    {
+                        "client": name,
+                        "concurrency": concurrency,
+                        "rps": round(requests / SECONDS, 1),
+                        "cpu_ms_per_request": round(cpu / requests * 1000, 3),
+                    }
+                )
                 print(rows[-1], flush=True)
     finally:
         stub.stop()

@@ -91,9 +91,14 @@ def run(check: bool, tenant: str | None = None, directory: Path = GENERATED_DIR)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     choice = parser.add_mutually_exclusive_group()
-    choice.add_argument("--check", action="store_true",
-                        help="change nothing; fail when the committed JSON is not what the code generates")
-    choice.add_argument("--tenant", metavar="NAME", help="print this tenant's dashboard JSON (e.g. to import in Grafana)")
+    choice.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; fail when the committed JSON is not what the code generates",
+    )
+    choice.add_argument(
+        "--tenant", metavar="NAME", help="print this tenant's dashboard JSON (e.g. to import in Grafana)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

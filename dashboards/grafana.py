@@ -34,8 +34,13 @@ def build(dashboard: catalogue.Dashboard) -> dict:
         .time(*TIME_RANGE)
         .tooltip(DashboardCursorSync.CROSSHAIR)
         .with_variable(grafana.DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
-        .link(grafana.DashboardLink("LLM dashboards").type(DashboardLinkType.DASHBOARDS)
-              .tags(["llm-tenants"]).as_dropdown(True).keep_time(True))
+        .link(
+            grafana.DashboardLink("LLM dashboards")
+            .type(DashboardLinkType.DASHBOARDS)
+            .tags(["llm-tenants"])
+            .as_dropdown(True)
+            .keep_time(True)
+        )
     )
     panel_id = 0
     for row in dashboard.rows:
@@ -58,19 +63,41 @@ def build(dashboard: catalogue.Dashboard) -> dict:
 
 def _panel(panel: catalogue.Panel, panel_id: int):
     if panel.kind == "stat":
-        builder = (stat.Panel().reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
-                   .graph_mode(common.BigValueGraphMode.AREA))
+        builder = (
+            stat.Panel()
+            .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+            .graph_mode(common.BigValueGraphMode.AREA)
+        )
     else:
-        builder = (timeseries.Panel()
-                   .legend(common_builders.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)
-                           .placement(common.LegendPlacement.BOTTOM).show_legend(True))
-                   .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI))
-                   .fill_opacity(10))
-    builder = (builder.id(panel_id).title(panel.title).description(panel.description).unit(panel.unit)
-               .datasource(DATASOURCE).height(PANEL_HEIGHT).span(PANEL_WIDTH).min(0))
+        builder = (
+            timeseries.Panel()
+            .legend(
+                common_builders.VizLegendOptions()
+                .display_mode(common.LegendDisplayMode.LIST)
+                .placement(common.LegendPlacement.BOTTOM)
+                .show_legend(True)
+            )
+            .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI))
+            .fill_opacity(10)
+        )
+    builder = (
+        builder.id(panel_id)
+        .title(panel.title)
+        .description(panel.description)
+        .unit(panel.unit)
+        .datasource(DATASOURCE)
+        .height(PANEL_HEIGHT)
+        .span(PANEL_WIDTH)
+        .min(0)
+    )
     for index, target in enumerate(panel.targets):
-        builder.with_target(prometheus.Dataquery().expr(target.expr).legend_format(target.legend)
-                            .ref_id(chr(ord("A") + index)).datasource(DATASOURCE))
+        builder.with_target(
+            prometheus.Dataquery()
+            .expr(target.expr)
+            .legend_format(target.legend)
+            .ref_id(chr(ord("A") + index))
+            .datasource(DATASOURCE)
+        )
     return builder
 
 

@@ -6,8 +6,8 @@ that produced it, so what they check is exactly what an operator sees.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from dashboards.panels import CLUSTER_ONLY_ROW
 from dashboards.promql import RATE_INTERVAL
@@ -30,7 +30,9 @@ def dashboard_panels(dashboard: dict) -> list[PanelQueries]:
     """Every panel with queries, in order, including those inside collapsed rows."""
     return [
         PanelQueries(
-            title=panel["title"], unit=panel["fieldConfig"]["defaults"].get("unit", ""), row=row,
+            title=panel["title"],
+            unit=panel["fieldConfig"]["defaults"].get("unit", ""),
+            row=row,
             targets=tuple((target["expr"], target.get("legendFormat", "")) for target in panel["targets"]),
         )
         for row, panel in _walk(dashboard["panels"])
@@ -57,5 +59,5 @@ def legend(legend_format: str, labels: dict[str, str]) -> str:
     while "{{" in text and "}}" in text:
         start = text.index("{{")
         end = text.index("}}", start)
-        text = text[:start] + labels.get(text[start + 2:end].strip(), "") + text[end + 2:]
+        text = text[:start] + labels.get(text[start + 2 : end].strip(), "") + text[end + 2 :]
     return text.strip() or "value"

@@ -34,8 +34,15 @@ def error_type_of(status: int) -> str:
 class ApiError(Exception):
     """An error answered to the caller with `status` and an OpenAI-shaped body."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 error_type: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message

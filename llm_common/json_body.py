@@ -43,8 +43,9 @@ def parse_json_object(raw: bytes) -> dict:
     try:
         text = raw.decode("utf-8")  # JSON on the wire is UTF-8 (RFC 8259); json.loads would guess UTF-16/32 too
     except UnicodeDecodeError as error:
-        raise ApiError(400, f"request body is not valid UTF-8 (at byte {error.start})",
-                       code="invalid_encoding") from None
+        raise ApiError(
+            400, f"request body is not valid UTF-8 (at byte {error.start})", code="invalid_encoding"
+        ) from None
     try:
         document = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):

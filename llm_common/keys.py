@@ -6,7 +6,6 @@ import hashlib
 import hmac
 
 
-
 def sha256_hex(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 

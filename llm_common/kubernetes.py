@@ -8,7 +8,8 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 
-from kubernetes import client, config as kube_config
+from kubernetes import client
+from kubernetes import config as kube_config
 
 from tenant_spec.route import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION, TenantRoute, route_from_object
 
@@ -26,8 +27,9 @@ def kubernetes_client(kubeconfig: str | None) -> client.ApiClient:
 
 def read_tenant_routes(api: client.CustomObjectsApi, namespace: str) -> list[TenantRoute]:
     """The valid TenantRoutes of `namespace`; an invalid one is logged and left out."""
-    listing = api.list_namespaced_custom_object(ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL,
-                                                _request_timeout=10)
+    listing = api.list_namespaced_custom_object(
+        ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, _request_timeout=10
+    )
     routes = []
     for item in listing.get("items", []):
         try:

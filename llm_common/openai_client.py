@@ -9,8 +9,9 @@ UpstreamUnavailable (try elsewhere) and UpstreamRejected (tell the caller).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, NamedTuple
+from typing import NamedTuple
 
 import httpx
 
@@ -26,8 +27,15 @@ class UpstreamUnavailable(Exception):
     """The upstream failed before sending any answer byte (no connection, timeout, 5xx): it may be
     unwell, and another backend may be tried. The message is for logs (it names the URL)."""
 
-    def __init__(self, message: str, *, reason: str, status: int | None = None,
-                 upstream_error: dict | None = None, retry_after: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        status: int | None = None,
+        upstream_error: dict | None = None,
+        retry_after: str | None = None,
+    ):
         super().__init__(message)
         self.reason = reason
         self.status = status
@@ -39,8 +47,9 @@ class UpstreamRejected(Exception):
     """The upstream refused this request (a 4xx): the caller's to fix, or (429) to retry later. It says
     nothing about the upstream's health. The message is for logs (it is the upstream's own text)."""
 
-    def __init__(self, status: int, message: str, *, upstream_error: dict | None = None,
-                 retry_after: str | None = None):
+    def __init__(
+        self, status: int, message: str, *, upstream_error: dict | None = None, retry_after: str | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -112,18 +121,21 @@ class OpenAICompatibleClient:
 
 
 class HttpxClient(OpenAICompatibleClient):
-    def __init__(self, base_url: str, api_key: str, *, connect_timeout: float, read_timeout: float,
-                 max_connections: int = 256):
+    def __init__(
+        self, base_url: str, api_key: str, *, connect_timeout: float, read_timeout: float, max_connections: int = 256
+    ):
         self.base_url = base_url
         self._http = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {api_key}"},
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     def open_chat_stream(self, payload: dict, request_id: str | None = None) -> ChatStream:
-        request = self._http.build_request("POST", "/chat/completions", json={**payload, "stream": True},
-                                           headers=_headers(request_id))
+        request = self._http.build_request(
+            "POST", "/chat/completions", json={**payload, "stream": True}, headers=_headers(request_id)
+        )
         with self._http_errors():
             response = self._http.send(request, stream=True)
         if response.status_code >= 400:
@@ -147,8 +159,13 @@ class HttpxClient(OpenAICompatibleClient):
     def _raise_for_status(self, response: httpx.Response) -> None:
         """An error status becomes Unavailable or Rejected (the body must have been read)."""
         if response.status_code >= 400:
-            raise _status_error(self.base_url, response.status_code, _json_or_none(response), response.text,
-                                response.headers.get("retry-after"))
+            raise _status_error(
+                self.base_url,
+                response.status_code,
+                _json_or_none(response),
+                response.text,
+                response.headers.get("retry-after"),
+            )
 
     @contextmanager
     def _http_errors(self) -> Iterator[None]:
@@ -184,17 +201,22 @@ def _headers(request_id: str | None) -> dict[str, str] | None:
     return {REQUEST_ID_HEADER: request_id} if request_id else None
 
 
-def _status_error(base_url: str, status: int, body: object, fallback: str,
-                  retry_after: str | None = None) -> Exception:
+def _status_error(base_url: str, status: int, body: object, fallback: str, retry_after: str | None = None) -> Exception:
     """A 5xx may be the upstream's ill health (try elsewhere); a 4xx is about this request only."""
     message = _upstream_message(body) or fallback[:500]
     inner = body.get("error") if isinstance(body, dict) else None
     inner = inner if isinstance(inner, dict) else None
     if status >= 500:
-        return UpstreamUnavailable(f"{base_url}: HTTP {status}: {message}", reason=f"http_{status}", status=status,
-                                   upstream_error=inner, retry_after=retry_after)
-    return UpstreamRejected(status, f"{base_url}: HTTP {status}: {message}", upstream_error=inner,
-                            retry_after=retry_after)
+        return UpstreamUnavailable(
+            f"{base_url}: HTTP {status}: {message}",
+            reason=f"http_{status}",
+            status=status,
+            upstream_error=inner,
+            retry_after=retry_after,
+        )
+    return UpstreamRejected(
+        status, f"{base_url}: HTTP {status}: {message}", upstream_error=inner, retry_after=retry_after
+    )
 
 
 def _upstream_message(body: object) -> str | None:

@@ -33,8 +33,7 @@ ERROR_STATUSES = {
     404: "No such model for this tenant",
     413: "Body or question too large",
     415: "Content-Type is not application/json",
-    429: "Rate limit, monthly budget or concurrency limit reached, or the backend asked to slow down "
-         "(see Retry-After)",
+    429: "Rate limit, monthly budget or concurrency limit reached, or the backend asked to slow down (see Retry-After)",
     502: "The backend failed",
     503: "No backend available",
     504: "The backend timed out",
@@ -54,8 +53,9 @@ class Operation:
     tags: tuple[str, ...] = field(default_factory=tuple)
 
 
-def openapi_document(title: str, version: str, description: str, operations: list[Operation],
-                     bearer_auth: bool) -> dict:
+def openapi_document(
+    title: str, version: str, description: str, operations: list[Operation], bearer_auth: bool
+) -> dict:
     models = {op.request for op in operations if op.request} | {op.response for op in operations if op.response}
     models.add(ErrorResponse)
     ordered = sorted(models, key=lambda model: model.__name__)
@@ -89,8 +89,10 @@ def _operation(op: Operation, ref: dict, bearer_auth: bool) -> dict:
     operation: dict = {"summary": op.summary, "operationId": _operation_id(op), "responses": responses}
     if op.tags:
         operation["tags"] = list(op.tags)
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-                  for name in PATH_PARAMETER.findall(op.path)]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in PATH_PARAMETER.findall(op.path)
+    ]
     if parameters:
         operation["parameters"] = parameters
     if op.request is not None:

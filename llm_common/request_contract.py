@@ -30,10 +30,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter,
-                      ValidationError, field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tenant_spec.extensions import ALLOWABLE_EXTENSIONS, MAX_TOKEN_ID, NEVER_ACCEPTED, Number
 
@@ -53,7 +64,6 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CONTROL_SEQUENCE = re.compile(r"<\|[A-Za-z0-9_]{1,40}\|>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>")
 
 
-
 class ContractViolation(ValueError):
     """The request breaks the contract: `field` names where, `code` says what kind (for the 400)."""
 
@@ -68,6 +78,7 @@ class PrivilegedMessage(ContractViolation):
 
 
 # -- Messages ---------------------------------------------------------------------------------------
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -99,10 +110,17 @@ def content_parts_of(*types: str):
     return BeforeValidator(check)
 
 
-TextContent = Annotated[Union[StrictStr, Annotated[list[TextPart], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]],
-                        content_parts_of("text")]
-AssistantContent = Annotated[Union[StrictStr, Annotated[list[Annotated[Union[TextPart, RefusalPart], Field(
-    discriminator="type")]], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]], content_parts_of("text", "refusal")]
+TextContent = Annotated[
+    StrictStr | Annotated[list[TextPart], Field(min_length=1, max_length=MAX_CONTENT_PARTS)], content_parts_of("text")
+]
+AssistantContent = Annotated[
+    StrictStr
+    | Annotated[
+        list[Annotated[TextPart | RefusalPart, Field(discriminator="type")]],
+        Field(min_length=1, max_length=MAX_CONTENT_PARTS),
+    ],
+    content_parts_of("text", "refusal"),
+]
 Name = Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
 
 
@@ -156,11 +174,13 @@ class ToolMessage(_Strict):
     tool_call_id: StrictStr = Field(min_length=1, max_length=256)
 
 
-Message = Annotated[Union[SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage],
-                    Field(discriminator="role")]
+Message = Annotated[
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
+]
 
 
 # -- Other chat parameters ------------------------------------------------------------------------
+
 
 class StreamOptions(_Strict):
     include_usage: StrictBool = False
@@ -186,8 +206,7 @@ class JsonSchemaResponseFormat(_Strict):
     json_schema: JsonSchemaFormat
 
 
-ResponseFormat = Annotated[Union[TextFormat, JsonObjectFormat, JsonSchemaResponseFormat],
-                           Field(discriminator="type")]
+ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaResponseFormat, Field(discriminator="type")]
 
 
 class FunctionDefinition(_Strict):
@@ -242,8 +261,9 @@ class ChatCompletionRequest(BaseModel):
     stop: StrictStr | Annotated[list[StrictStr], Field(min_length=1, max_length=MAX_STOP_SEQUENCES)] | None = None
     presence_penalty: Number | None = Field(None, ge=-2, le=2)
     frequency_penalty: Number | None = Field(None, ge=-2, le=2)
-    logit_bias: dict[Annotated[str, Field(pattern=r"^[0-9]{1,10}$")],
-                     Annotated[Number, Field(ge=-100, le=100)]] | None = Field(None, max_length=MAX_LOGIT_BIAS)
+    logit_bias: (
+        dict[Annotated[str, Field(pattern=r"^[0-9]{1,10}$")], Annotated[Number, Field(ge=-100, le=100)]] | None
+    ) = Field(None, max_length=MAX_LOGIT_BIAS)
     logprobs: StrictBool | None = None
     top_logprobs: StrictInt | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
@@ -267,7 +287,7 @@ class ChatCompletionRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ChatCompletionRequest":
+    def _consistent(self) -> ChatCompletionRequest:
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options: only allowed when stream is true")
         if self.top_logprobs is not None and not self.logprobs:
@@ -284,8 +304,12 @@ class EmbeddingRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    input: Annotated[StrictStr, Field(min_length=1)] | Annotated[
-        list[Annotated[StrictStr, Field(min_length=1)]], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)]
+    input: (
+        Annotated[StrictStr, Field(min_length=1)]
+        | Annotated[
+            list[Annotated[StrictStr, Field(min_length=1)]], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)
+        ]
+    )
     model: StrictStr | None = Field(None, max_length=256, description="Ignored: the platform's embedding model.")
     encoding_format: Literal["float", "base64"] | None = None
     user: StrictStr | None = Field(None, max_length=256)
@@ -295,6 +319,7 @@ _EXTENSION_ADAPTERS = {name: TypeAdapter(kind) for name, kind in ALLOWABLE_EXTEN
 
 
 # -- Applying the contract ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ChatPolicy:
@@ -324,8 +349,11 @@ def apply_chat_contract(body: dict, policy: ChatPolicy) -> ChatRequest:
     """Validate `body` (a JSON object) and build the upstream payload, or raise ContractViolation."""
     request = validated_request(ChatCompletionRequest, body)
     extras = request.model_extra or {}
-    payload = {name: body[name] for name in request.model_fields_set
-               if name not in MAX_TOKENS_ALIASES and name not in ("model", "n")}
+    payload = {
+        name: body[name]
+        for name in request.model_fields_set
+        if name not in MAX_TOKENS_ALIASES and name not in ("model", "n")
+    }
     payload.update(_checked_extensions(extras, policy.allowed_extensions))
     _check_messages(request.messages, body["messages"], policy.caller_sends_system)
     _check_control_sequences(body)
@@ -389,9 +417,12 @@ def _checked_extensions(extras: dict, allowed: frozenset[str] | None) -> dict:
         if name not in ALLOWABLE_EXTENSIONS:
             raise ContractViolation(name, "unknown parameter", code="unsupported_parameter")
         if allowed is not None and name not in allowed:
-            raise ContractViolation(name, "a backend-specific extension this tenant does not allow "
-                                          "(the tenant spec's allowed_request_extensions)",
-                                    code="unsupported_parameter")
+            raise ContractViolation(
+                name,
+                "a backend-specific extension this tenant does not allow "
+                "(the tenant spec's allowed_request_extensions)",
+                code="unsupported_parameter",
+            )
         try:
             _EXTENSION_ADAPTERS[name].validate_python(extras[name], strict=True)
         except ValidationError as error:
@@ -407,13 +438,17 @@ def _check_messages(messages: list, raw: list[dict], caller_sends_system: bool) 
     for index, message in enumerate(messages):
         privileged = message.role in PRIVILEGED_ROLES
         if privileged and not caller_sends_system:
-            raise PrivilegedMessage(f"messages.{index}.role",
-                                    f"'{message.role}' messages are not accepted; this tenant's system prompt "
-                                    "is fixed by the platform", code="system_prompt_locked")
+            raise PrivilegedMessage(
+                f"messages.{index}.role",
+                f"'{message.role}' messages are not accepted; this tenant's system prompt is fixed by the platform",
+                code="system_prompt_locked",
+            )
         if privileged and not leading:
-            raise PrivilegedMessage(f"messages.{index}.role",
-                                    f"'{message.role}' messages are accepted only before every other message",
-                                    code="system_message_position")
+            raise PrivilegedMessage(
+                f"messages.{index}.role",
+                f"'{message.role}' messages are accepted only before every other message",
+                code="system_message_position",
+            )
         leading = leading and privileged
 
 
@@ -422,8 +457,11 @@ def _check_control_sequences(body: dict) -> None:
     for field, text in _model_visible_texts(body):
         found = CONTROL_SEQUENCE.search(text)
         if found:
-            raise ContractViolation(field, f"contains '{found.group()}', a chat-template control sequence; "
-                                           "these are not accepted", code="control_sequence")
+            raise ContractViolation(
+                field,
+                f"contains '{found.group()}', a chat-template control sequence; these are not accepted",
+                code="control_sequence",
+            )
 
 
 def _model_visible_texts(body: dict):

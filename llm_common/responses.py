@@ -27,9 +27,20 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from llm_common.request_contract import (MAX_CONTENT_PARTS, MAX_MESSAGES, NAME_PATTERN, ChatPolicy, ChatRequest,
-                                         ContractViolation, MaxTokens, Number, PrivilegedMessage, apply_chat_contract,
-                                         content_parts_of, validated_request)
+from llm_common.request_contract import (
+    MAX_CONTENT_PARTS,
+    MAX_MESSAGES,
+    NAME_PATTERN,
+    ChatPolicy,
+    ChatRequest,
+    ContractViolation,
+    MaxTokens,
+    Number,
+    PrivilegedMessage,
+    apply_chat_contract,
+    content_parts_of,
+    validated_request,
+)
 
 MAX_METADATA_PAIRS = 16
 # Fields of the Responses API this platform does not serve, and why (a 400 naming the field).
@@ -52,6 +63,7 @@ class _Strict(BaseModel):
 
 # -- The request ----------------------------------------------------------------------------------
 
+
 class InputText(_Strict):
     type: Literal["input_text"]
     text: StrictStr
@@ -70,8 +82,11 @@ class RefusalContent(_Strict):
 
 
 def _parts(*members):
-    return Annotated[list[Annotated[Union[members], Field(discriminator="type")]] if len(members) > 1
-                     else list[members[0]], Field(min_length=1, max_length=MAX_CONTENT_PARTS)]
+    one_of = Union[members]  # noqa: UP007 - a union of a tuple of types built at run time has no `|` spelling
+    return Annotated[
+        list[Annotated[one_of, Field(discriminator="type")]] if len(members) > 1 else list[members[0]],
+        Field(min_length=1, max_length=MAX_CONTENT_PARTS),
+    ]
 
 
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
@@ -82,7 +97,7 @@ class InputMessage(_Strict):
 
     type: Literal["message"] | None = None
     role: Literal["user", "system", "developer"]
-    content: Annotated[Union[StrictStr, _parts(InputText)], content_parts_of("input_text")]
+    content: Annotated[StrictStr | _parts(InputText), content_parts_of("input_text")]
     id: StrictStr | None = Field(None, max_length=256)
     status: ItemStatus | None = None
 
@@ -92,14 +107,16 @@ class AssistantTurn(_Strict):
 
     type: Literal["message"] | None = None
     role: Literal["assistant"]
-    content: Annotated[Union[StrictStr, _parts(OutputText, InputText, RefusalContent)],
-                       content_parts_of("output_text", "input_text", "refusal")]
+    content: Annotated[
+        StrictStr | _parts(OutputText, InputText, RefusalContent),
+        content_parts_of("output_text", "input_text", "refusal"),
+    ]
     id: StrictStr | None = Field(None, max_length=256)
     status: ItemStatus | None = None
     phase: Literal["commentary", "final_answer"] | None = None
 
 
-InputItem = Annotated[Union[InputMessage, AssistantTurn], Field(discriminator="role")]
+InputItem = Annotated[InputMessage | AssistantTurn, Field(discriminator="role")]
 
 
 class TextFormatText(_Strict):
@@ -119,8 +136,9 @@ class TextFormatJsonSchema(_Strict):
 
 
 class TextConfig(_Strict):
-    format: Annotated[Union[TextFormatText, TextFormatJsonObject, TextFormatJsonSchema],
-                      Field(discriminator="type")] | None = None
+    format: (
+        Annotated[TextFormatText | TextFormatJsonObject | TextFormatJsonSchema, Field(discriminator="type")] | None
+    ) = None
     verbosity: Literal["low", "medium", "high"] | None = None
 
 
@@ -129,8 +147,10 @@ class ResponseRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    input: Annotated[StrictStr, Field(min_length=1)] | Annotated[list[InputItem], Field(min_length=1,
-                                                                                         max_length=MAX_MESSAGES)]
+    input: (
+        Annotated[StrictStr, Field(min_length=1)]
+        | Annotated[list[InputItem], Field(min_length=1, max_length=MAX_MESSAGES)]
+    )
     instructions: StrictStr | None = Field(None, description="Placed below the tenant's system prompt (proxy).")
     model: StrictStr | None = Field(None, max_length=256, description="Ignored: the tenant's model is used.")
     max_output_tokens: MaxTokens | None = Field(None, description="Capped by the tenant's max_tokens.")
@@ -139,8 +159,9 @@ class ResponseRequest(BaseModel):
     stream: StrictBool = False
     stream_options: dict[Literal["include_obfuscation"], StrictBool] | None = None
     text: TextConfig | None = None
-    metadata: dict[Annotated[str, Field(max_length=64)], Annotated[StrictStr, Field(max_length=512)]] | None = \
-        Field(None, max_length=MAX_METADATA_PAIRS)
+    metadata: dict[Annotated[str, Field(max_length=64)], Annotated[StrictStr, Field(max_length=512)]] | None = Field(
+        None, max_length=MAX_METADATA_PAIRS
+    )
     store: StrictBool | None = Field(None, description="Accepted; responses are never stored.")
     include: Annotated[list[Annotated[StrictStr, Field(max_length=128)]], Field(max_length=16)] | None = None
     user: StrictStr | None = Field(None, max_length=256)
@@ -154,6 +175,7 @@ class ResponseRequest(BaseModel):
 
 
 # -- Translating the request ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ResponsesChat:
@@ -174,21 +196,27 @@ def apply_responses_contract(body: dict, policy: ChatPolicy, *, system_input: bo
     for name, reason in UNSUPPORTED.items():
         if body.get(name) not in (None, [], False) and not (name == "reasoning" and body[name] == {}):
             raise ContractViolation(name, reason, code="unsupported_parameter")
-    clean = {name: value for name, value in body.items() if not (name in UNSUPPORTED and value in (None, [], False,
-                                                                                                   {}))}
+    clean = {
+        name: value for name, value in body.items() if not (name in UNSUPPORTED and value in (None, [], False, {}))
+    }
     _check_item_types(clean.get("input"))
     request: ResponseRequest = validated_request(ResponseRequest, clean)
     messages = _chat_messages(request, clean["input"])
     if not system_input:
-        for index, message in enumerate(messages[1 if request.instructions is not None else 0:]):
+        for index, message in enumerate(messages[1 if request.instructions is not None else 0 :]):
             if message["role"] in ("system", "developer"):
-                raise PrivilegedMessage(f"input.{index}.role", f"'{message['role']}' messages are not accepted; "
-                                        "this tenant's system prompt is fixed by the platform (send `instructions`: "
-                                        "they are placed below it)", code="system_prompt_locked")
+                raise PrivilegedMessage(
+                    f"input.{index}.role",
+                    f"'{message['role']}' messages are not accepted; "
+                    "this tenant's system prompt is fixed by the platform (send `instructions`: "
+                    "they are placed below it)",
+                    code="system_prompt_locked",
+                )
     chat_body = _chat_body(request, clean, messages)
     try:
-        chat = apply_chat_contract(chat_body, ChatPolicy(policy.max_tokens, policy.allowed_extensions,
-                                                         caller_sends_system=True))
+        chat = apply_chat_contract(
+            chat_body, ChatPolicy(policy.max_tokens, policy.allowed_extensions, caller_sends_system=True)
+        )
     except ContractViolation as violation:
         raise _in_responses_terms(violation, request) from None
     return ResponsesChat(chat, {**_echo(request), "max_output_tokens": chat.max_tokens}, request.instructions)
@@ -201,20 +229,27 @@ def _check_item_types(items: object) -> None:
     for index, item in enumerate(items):
         kind = item.get("type") if isinstance(item, dict) else None
         if kind not in (None, "message"):
-            raise ContractViolation(f"input.{index}.type", f"'{kind}' items are not served: this route serves "
-                                    "the text subset of the Responses API (messages with text parts)",
-                                    code="unsupported_parameter")
+            raise ContractViolation(
+                f"input.{index}.type",
+                f"'{kind}' items are not served: this route serves "
+                "the text subset of the Responses API (messages with text parts)",
+                code="unsupported_parameter",
+            )
 
 
 def _chat_messages(request: ResponseRequest, raw_input: object) -> list[dict]:
     messages = [{"role": "system", "content": request.instructions}] if request.instructions is not None else []
     if isinstance(request.input, str):
         return [*messages, {"role": "user", "content": request.input}]
-    for item, raw in zip(request.input, raw_input):
+    for item, raw in zip(request.input, raw_input, strict=True):
         content = raw["content"]
         if isinstance(content, list):
-            content = [{"type": "refusal", "refusal": part["refusal"]} if part["type"] == "refusal"
-                       else {"type": "text", "text": part["text"]} for part in content]
+            content = [
+                {"type": "refusal", "refusal": part["refusal"]}
+                if part["type"] == "refusal"
+                else {"type": "text", "text": part["text"]}
+                for part in content
+            ]
         messages.append({"role": item.role, "content": content})
     return messages
 
@@ -229,8 +264,13 @@ def _chat_body(request: ResponseRequest, raw: dict, messages: list[dict]) -> dic
     text_format = request.text.format if request.text is not None else None
     if isinstance(text_format, TextFormatJsonSchema):
         schema = {"name": text_format.name, "schema": text_format.schema_}
-        schema.update({key: getattr(text_format, key) for key in ("description", "strict")
-                       if getattr(text_format, key) is not None})
+        schema.update(
+            {
+                key: getattr(text_format, key)
+                for key in ("description", "strict")
+                if getattr(text_format, key) is not None
+            }
+        )
         chat["response_format"] = {"type": "json_schema", "json_schema": schema}
     elif text_format is not None:
         chat["response_format"] = {"type": text_format.type}
@@ -262,8 +302,11 @@ def _in_responses_terms(violation: ContractViolation, request: ResponseRequest) 
 
 def _echo(request: ResponseRequest) -> dict:
     """The request's settings as a `response` object repeats them."""
-    text_format = request.text.format.model_dump(by_alias=True, exclude_none=True) \
-        if request.text is not None and request.text.format is not None else {"type": "text"}
+    text_format = (
+        request.text.format.model_dump(by_alias=True, exclude_none=True)
+        if request.text is not None and request.text.format is not None
+        else {"type": "text"}
+    )
     return {
         "instructions": request.instructions,
         "temperature": request.temperature,
@@ -285,6 +328,7 @@ def _echo(request: ResponseRequest) -> dict:
 
 # -- The response ---------------------------------------------------------------------------------
 
+
 class MalformedCompletion(ValueError):
     """The upstream's chat completion cannot be read as one (no message, not an object)."""
 
@@ -298,20 +342,41 @@ class ResponseFrame:
     message_id: str = field(default_factory=lambda: f"msg_{uuid.uuid4().hex}")
     created_at: int = field(default_factory=lambda: int(time.time()))
 
-    def response(self, status: str, model: str, output: list[dict], usage: dict | None,
-                 incomplete_reason: str | None = None, error: dict | None = None) -> dict:
+    def response(
+        self,
+        status: str,
+        model: str,
+        output: list[dict],
+        usage: dict | None,
+        incomplete_reason: str | None = None,
+        error: dict | None = None,
+    ) -> dict:
         return {
-            "id": self.id, "object": "response", "created_at": self.created_at, "status": status,
-            "model": model, "output": output, "usage": usage, "error": error,
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "model": model,
+            "output": output,
+            "usage": usage,
+            "error": error,
             "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
             **self.echo,
         }
 
     def message(self, text: str, status: str, refusal: str | None = None) -> dict:
-        content = [{"type": "refusal", "refusal": refusal}] if refusal else \
-            [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
-        return {"type": "message", "id": self.message_id, "status": status, "role": "assistant",
-                "content": content if (text or refusal or status != "in_progress") else []}
+        content = (
+            [{"type": "refusal", "refusal": refusal}]
+            if refusal
+            else [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+        )
+        return {
+            "type": "message",
+            "id": self.message_id,
+            "status": status,
+            "role": "assistant",
+            "content": content if (text or refusal or status != "in_progress") else [],
+        }
 
 
 def response_usage(usage: object) -> dict | None:
@@ -321,9 +386,13 @@ def response_usage(usage: object) -> dict | None:
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
     details = usage.get("prompt_tokens_details")
     cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
-    converted = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
-                 "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
-                 "total_tokens": _count(usage.get("total_tokens")) or prompt + completion}
+    converted = {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": _count(usage.get("total_tokens")) or prompt + completion,
+    }
     if usage.get("estimated") is True:
         converted["estimated"] = True
     return converted
@@ -349,8 +418,13 @@ def response_from_completion(completion: object, frame: ResponseFrame) -> dict:
         raise MalformedCompletion("the chat completion has no message") from None
     incomplete = INCOMPLETE_REASONS.get(choice.get("finish_reason"))
     status = "incomplete" if incomplete else "completed"
-    return frame.response(status, completion.get("model") or "", [frame.message(text, status, refusal)],
-                          response_usage(completion.get("usage")), incomplete_reason=incomplete)
+    return frame.response(
+        status,
+        completion.get("model") or "",
+        [frame.message(text, status, refusal)],
+        response_usage(completion.get("usage")),
+        incomplete_reason=incomplete,
+    )
 
 
 class ResponseEventStream:
@@ -374,8 +448,10 @@ class ResponseEventStream:
 
     def opening(self) -> list[dict]:
         in_progress = self.frame.response("in_progress", self.model, [], None)
-        return [self._event("response.created", response=in_progress),
-                self._event("response.in_progress", response=in_progress)]
+        return [
+            self._event("response.created", response=in_progress),
+            self._event("response.in_progress", response=in_progress),
+        ]
 
     def chunk(self, chunk: dict) -> list[dict]:
         """The events of one chat-completion chunk (none for a role-only or usage-only chunk)."""
@@ -393,8 +469,16 @@ class ResponseEventStream:
             return []
         events = self._open_item()
         self.text.append(text)
-        events.append(self._event("response.output_text.delta", item_id=self.frame.message_id, output_index=0,
-                                  content_index=0, delta=text, logprobs=[]))
+        events.append(
+            self._event(
+                "response.output_text.delta",
+                item_id=self.frame.message_id,
+                output_index=0,
+                content_index=0,
+                delta=text,
+                logprobs=[],
+            )
+        )
         return events
 
     def completed(self, usage: object) -> list[dict]:
@@ -406,9 +490,11 @@ class ResponseEventStream:
         part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
         item = self.frame.message(text, status)
         ids = {"item_id": self.frame.message_id, "output_index": 0, "content_index": 0}
-        events += [self._event("response.output_text.done", **ids, text=text, logprobs=[]),
-                   self._event("response.content_part.done", **ids, part=part),
-                   self._event("response.output_item.done", output_index=0, item=item)]
+        events += [
+            self._event("response.output_text.done", **ids, text=text, logprobs=[]),
+            self._event("response.content_part.done", **ids, part=part),
+            self._event("response.output_item.done", output_index=0, item=item),
+        ]
         response = self.frame.response(status, self.model, [item], response_usage(usage), incomplete_reason=incomplete)
         events.append(self._event(f"response.{status}", response=response))
         return events
@@ -418,18 +504,24 @@ class ResponseEventStream:
         error = {"code": code, "message": message}
         output = [self.frame.message("".join(self.text), "incomplete")] if self._item_open else []
         response = self.frame.response("failed", self.model, output, None, error=error)
-        return [self._event("error", code=code, message=message, param=None),
-                self._event("response.failed", response=response)]
+        return [
+            self._event("error", code=code, message=message, param=None),
+            self._event("response.failed", response=response),
+        ]
 
     def _open_item(self) -> list[dict]:
         if self._item_open:
             return []
         self._item_open = True
         ids = {"item_id": self.frame.message_id, "output_index": 0, "content_index": 0}
-        return [self._event("response.output_item.added", output_index=0,
-                            item=self.frame.message("", "in_progress")),
-                self._event("response.content_part.added", **ids,
-                            part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})]
+        return [
+            self._event("response.output_item.added", output_index=0, item=self.frame.message("", "in_progress")),
+            self._event(
+                "response.content_part.added",
+                **ids,
+                part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+            ),
+        ]
 
     def _event(self, event_type: str, **fields: Any) -> dict:
         event = {"type": event_type, "sequence_number": self._sequence, **fields}

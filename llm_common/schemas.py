@@ -29,8 +29,9 @@ class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int | None = None
-    estimated: bool | None = Field(None, description="true when the backend reported no usage and the gateway "
-                                                     "counted the tokens itself")
+    estimated: bool | None = Field(
+        None, description="true when the backend reported no usage and the gateway counted the tokens itself"
+    )
 
 
 class CompletionMessage(BaseModel):

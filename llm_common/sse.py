@@ -9,7 +9,7 @@ answers carry `STREAM_HEADERS`, so no proxy in between buffers them.
 from __future__ import annotations
 
 import json
-from typing import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 DONE = "[DONE]"
 STREAM_MEDIA_TYPE = "text/event-stream"

@@ -27,7 +27,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 REQUEST_LOGGER = "llm_tenants.requests"
@@ -35,7 +35,7 @@ UNLOGGED_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 
 request_log = logging.getLogger(REQUEST_LOGGER)
 # The record of the request being served (set by the service's request hooks).
-_current_record: ContextVar["RequestRecord | None"] = ContextVar("request_record", default=None)
+_current_record: ContextVar[RequestRecord | None] = ContextVar("request_record", default=None)
 
 
 def new_request_id() -> str:
@@ -80,11 +80,17 @@ class RequestRecord:
             return
         self._written = True
         line = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "service": self.service, "request_id": self.request_id, "method": self.method, "route": self.route,
-            "status": self.status, "tenant": self.tenant, "backend": self.backend,
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "service": self.service,
+            "request_id": self.request_id,
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "tenant": self.tenant,
+            "backend": self.backend,
             "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
-            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
             "error_code": self.error_code,
         }
         request_log.info(json.dumps(line, separators=(",", ":")))

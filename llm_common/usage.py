@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 TOKEN_KINDS = ("prompt", "completion")
 
@@ -62,8 +62,7 @@ def _message_texts(message: dict) -> list[str]:
     if isinstance(content, str):
         return [content]
     if isinstance(content, list):
-        return [part["text"] for part in content
-                if isinstance(part, dict) and isinstance(part.get("text"), str)]
+        return [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
     return []
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -46,18 +46,33 @@ def create_app(config: GatewayConfig) -> Starlette:
     prices = PriceTable(config.prices)
     metrics = GatewayMetrics(registry)
     backends = build_backends(config, metrics)
-    router = Router(backends, metrics, embedding_route(config.embeddings, backends),
-                    cache_salts=CacheSalts(config.cache_salt_secret))
+    router = Router(
+        backends,
+        metrics,
+        embedding_route(config.embeddings, backends),
+        cache_salts=CacheSalts(config.cache_salt_secret),
+    )
     _warn_about_unpriced_models(config.tenants, router, prices)
     tenants = TenantDirectory(config.tenants)
     discovery = None
     if config.tenant_discovery is not None:
-        discovery = TenantDiscovery(config.tenant_discovery, tenants, config.tenants,
-                                    on_refresh=lambda known: _publish_tenants(metrics, router, known))
+        discovery = TenantDiscovery(
+            config.tenant_discovery,
+            tenants,
+            config.tenants,
+            on_refresh=lambda known: _publish_tenants(metrics, router, known),
+        )
     metering = Metering(config, metrics, prices=prices)
-    services = GatewayServices(config=config, metrics=metrics, tenants=tenants, router=router, metering=metering,
-                               completions=Completions(metering, router, metrics), discovery=discovery,
-                               pool_discoveries=tuple(pool_discoveries(config, backends)))
+    services = GatewayServices(
+        config=config,
+        metrics=metrics,
+        tenants=tenants,
+        router=router,
+        metering=metering,
+        completions=Completions(metering, router, metrics),
+        discovery=discovery,
+        pool_discoveries=tuple(pool_discoveries(config, backends)),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -68,11 +83,21 @@ def create_app(config: GatewayConfig) -> Starlette:
             await services.aclose()
 
     routes = [*OPENAI_ROUTES, *operation_routes(registry, gateway_openapi())]
-    observation = Middleware(RequestObservation, service="gateway", routes={route.path for route in routes},
-                             requests=metrics.requests, duration=metrics.request_duration,
-                             in_flight=metrics.in_flight, metrics_port=config.metrics_port)
-    app = Starlette(routes=routes, middleware=[observation], lifespan=lifespan,
-                    exception_handlers=exception_handlers(on_refusal=lambda refusal: _count_refusal(metrics, refusal)))
+    observation = Middleware(
+        RequestObservation,
+        service="gateway",
+        routes={route.path for route in routes},
+        requests=metrics.requests,
+        duration=metrics.request_duration,
+        in_flight=metrics.in_flight,
+        metrics_port=config.metrics_port,
+    )
+    app = Starlette(
+        routes=routes,
+        middleware=[observation],
+        lifespan=lifespan,
+        exception_handlers=exception_handlers(on_refusal=lambda refusal: _count_refusal(metrics, refusal)),
+    )
     app.state.services = services
     _publish_tenants(metrics, router, config.tenants)
     return app
@@ -94,8 +119,13 @@ def _warn_about_unpriced_models(tenants: list[TenantRoute], router: Router, pric
         for backend in router.configured_for(tenant):
             model = router.model_for(tenant, backend)
             if not prices.has(model):
-                log.warning("no price for model %s (tenant %s, backend %s): its cost is not counted; "
-                            "add it to the gateway config's 'prices'", model, tenant.name, backend)
+                log.warning(
+                    "no price for model %s (tenant %s, backend %s): its cost is not counted; "
+                    "add it to the gateway config's 'prices'",
+                    model,
+                    tenant.name,
+                    backend,
+                )
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Starlette:

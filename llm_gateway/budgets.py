@@ -16,7 +16,7 @@ when the budget runs out may take it past the limit, by at most their own tokens
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from llm_gateway.ledger.asynchronous import AsyncLedger
 from llm_gateway.limits import Check, SharedCounters
@@ -33,11 +33,11 @@ class Month:
 
     @property
     def seconds_left(self) -> int:
-        return max(1, int((self.next_start - datetime.now(timezone.utc)).total_seconds()))
+        return max(1, int((self.next_start - datetime.now(UTC)).total_seconds()))
 
 
 def month_of(moment: datetime) -> Month:
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     if start.month == 12:
         next_start = start.replace(year=start.year + 1, month=1)
@@ -71,27 +71,48 @@ def budget_checks(counters: SharedCounters, tenant: str, budget: Budget, month: 
     resets = f"it resets on {month.next_start:%Y-%m-%d} (UTC)"
     checks = []
     if budget.tokens is not None:
-        checks.append(Check(tokens_key(counters, tenant, month), budget.tokens, 0, MONTH_TTL_SECONDS,
-                            "monthly_token_budget",
-                            f"the monthly token budget of {budget.tokens} tokens is used up; {resets}",
-                            month.seconds_left, error_type="insufficient_quota", must_exist=True))
+        checks.append(
+            Check(
+                tokens_key(counters, tenant, month),
+                budget.tokens,
+                0,
+                MONTH_TTL_SECONDS,
+                "monthly_token_budget",
+                f"the monthly token budget of {budget.tokens} tokens is used up; {resets}",
+                month.seconds_left,
+                error_type="insufficient_quota",
+                must_exist=True,
+            )
+        )
     if budget.usd is not None:
-        checks.append(Check(cost_key(counters, tenant, month), round(budget.usd * NANO), 0, MONTH_TTL_SECONDS,
-                            "monthly_cost_budget",
-                            f"the monthly budget of {budget.usd:g} USD (estimated cost) is used up; {resets}",
-                            month.seconds_left, error_type="insufficient_quota", must_exist=True))
+        checks.append(
+            Check(
+                cost_key(counters, tenant, month),
+                round(budget.usd * NANO),
+                0,
+                MONTH_TTL_SECONDS,
+                "monthly_cost_budget",
+                f"the monthly budget of {budget.usd:g} USD (estimated cost) is used up; {resets}",
+                month.seconds_left,
+                error_type="insufficient_quota",
+                must_exist=True,
+            )
+        )
     return checks
 
 
-async def seed_from_ledger(counters: SharedCounters, ledger: AsyncLedger | None, tenant: str,
-                           month: Month) -> tuple[int, int]:
+async def seed_from_ledger(
+    counters: SharedCounters, ledger: AsyncLedger | None, tenant: str, month: Month
+) -> tuple[int, int]:
     """Raise this month's counters in Redis to the ledger's totals (never lowering them: another
     worker may have seeded and added since); returns (tokens, nano-dollars) now counted."""
     totals = await ledger.totals(tenant, since=month.start) if ledger is not None else None
     tokens = totals.total_tokens if totals else 0
     nano_usd = round(totals.cost_usd * NANO) if totals else 0
-    return (await counters.seed(tokens_key(counters, tenant, month), tokens, MONTH_TTL_SECONDS),
-            await counters.seed(cost_key(counters, tenant, month), nano_usd, MONTH_TTL_SECONDS))
+    return (
+        await counters.seed(tokens_key(counters, tenant, month), tokens, MONTH_TTL_SECONDS),
+        await counters.seed(cost_key(counters, tenant, month), nano_usd, MONTH_TTL_SECONDS),
+    )
 
 
 def remaining(budget: Budget, used_tokens: int, used_nano_usd: int) -> dict[str, float]:

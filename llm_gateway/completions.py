@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable
 
 import anyio
 
@@ -61,21 +61,38 @@ class Completions:
     def __init__(self, metering: Metering, router: Router, metrics: GatewayMetrics):
         self.metering, self.router, self.metrics = metering, router, metrics
 
-    async def chat(self, tenant: TenantRoute, payload: dict, request_id: str,
-                   record: RequestRecord | None) -> JsonAnswer:
+    async def chat(
+        self, tenant: TenantRoute, payload: dict, request_id: str, record: RequestRecord | None
+    ) -> JsonAnswer:
         meter = await self.metering.admit(tenant, estimate_request_prompt_tokens(payload), request_id)
-        return await self._json(meter, record, self.router.chat(tenant, payload, request_id),
-                                lambda backend: self.router.model_for(tenant, backend))
+        return await self._json(
+            meter,
+            record,
+            self.router.chat(tenant, payload, request_id),
+            lambda backend: self.router.model_for(tenant, backend),
+        )
 
-    async def embeddings(self, tenant: TenantRoute, payload: dict, request_id: str,
-                         record: RequestRecord | None) -> JsonAnswer:
+    async def embeddings(
+        self, tenant: TenantRoute, payload: dict, request_id: str, record: RequestRecord | None
+    ) -> JsonAnswer:
         """Embeddings are admitted, limited, recorded and budgeted like completions (prompt tokens only)."""
         meter = await self.metering.admit(tenant, estimate_embedding_tokens(payload["input"]), request_id)
-        return await self._json(meter, record, self.router.embeddings(tenant, payload, request_id),
-                                lambda backend: self.router.embedding_model_for(tenant, backend), embeddings=True)
+        return await self._json(
+            meter,
+            record,
+            self.router.embeddings(tenant, payload, request_id),
+            lambda backend: self.router.embedding_model_for(tenant, backend),
+            embeddings=True,
+        )
 
-    async def _json(self, meter: Meter, record: RequestRecord | None, call: Awaitable[tuple[str, UpstreamReply]],
-                    model_of: Callable[[str], str], embeddings: bool = False) -> JsonAnswer:
+    async def _json(
+        self,
+        meter: Meter,
+        record: RequestRecord | None,
+        call: Awaitable[tuple[str, UpstreamReply]],
+        model_of: Callable[[str], str],
+        embeddings: bool = False,
+    ) -> JsonAnswer:
         try:
             backend, reply = await meter.call(call)
             self._count_backend(meter.tenant, backend)
@@ -92,8 +109,9 @@ class Completions:
             content = _json_bytes(answer)
         return JsonAnswer(backend, content, meter.settle)
 
-    async def stream(self, tenant: TenantRoute, payload: dict, request_id: str,
-                     record: RequestRecord | None) -> StreamedAnswer:
+    async def stream(
+        self, tenant: TenantRoute, payload: dict, request_id: str, record: RequestRecord | None
+    ) -> StreamedAnswer:
         started = time.perf_counter()
         meter = await self.metering.admit(tenant, estimate_request_prompt_tokens(payload), request_id)
         try:
@@ -120,8 +138,16 @@ class _Relay:
     stream that breaks after bytes were sent ends with an in-band error event, since the status line is
     long gone."""
 
-    def __init__(self, metrics: GatewayMetrics, meter: Meter, stream: AsyncChatStream, backend: str, model: str,
-                 started: float, record: RequestRecord | None):
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        meter: Meter,
+        stream: AsyncChatStream,
+        backend: str,
+        model: str,
+        started: float,
+        record: RequestRecord | None,
+    ):
         self.metrics, self.meter, self.stream = metrics, meter, stream
         self.backend, self.model, self.started, self.record = backend, model, started, record
 
@@ -147,15 +173,24 @@ class _Relay:
         yield encode_event(DONE)
 
     def _first(self) -> None:
-        self.metrics.time_to_first_token.labels(tenant=self.meter.tenant.name, backend=self.backend) \
-            .observe(time.perf_counter() - self.started)
+        self.metrics.time_to_first_token.labels(tenant=self.meter.tenant.name, backend=self.backend).observe(
+            time.perf_counter() - self.started
+        )
 
     def _broken(self, error: Exception) -> dict:
         self.metrics.upstream_errors.labels(backend=self.backend, reason="stream_broken").inc()
-        log.warning("[%s] tenant %s: the %s stream broke: %s", self.meter.request_id, self.meter.tenant.name,
-                    self.backend, error)
-        return error_body("upstream_error", f"the {self.backend} stream broke off before the answer was complete",
-                          request_id=self.meter.request_id)
+        log.warning(
+            "[%s] tenant %s: the %s stream broke: %s",
+            self.meter.request_id,
+            self.meter.tenant.name,
+            self.backend,
+            error,
+        )
+        return error_body(
+            "upstream_error",
+            f"the {self.backend} stream broke off before the answer was complete",
+            request_id=self.meter.request_id,
+        )
 
     async def _finish(self, status: str) -> UsageRecord | None:
         usage = await self.meter.finish_stream(self.backend, self.model, status)

@@ -21,8 +21,8 @@ import logging
 import uuid
 
 from llm_common.errors import Refusal
-from tenant_spec.route import TenantRoute
 from llm_gateway.limits import Lease, LimiterUnavailable, SharedCounters
+from tenant_spec.route import TenantRoute
 
 log = logging.getLogger(__name__)
 REASON = "concurrency_limit_exceeded"
@@ -72,6 +72,10 @@ class ConcurrencyLeases:
 
 
 def refusal(lease: Lease) -> Refusal:
-    return Refusal(429, f"this tenant already has {lease.limit} requests in progress (its max_concurrent_requests); "
-                        "retry when one has finished", reason=REASON,
-                   headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return Refusal(
+        429,
+        f"this tenant already has {lease.limit} requests in progress (its max_concurrent_requests); "
+        "retry when one has finished",
+        reason=REASON,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

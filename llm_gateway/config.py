@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -36,8 +37,9 @@ class PoolDiscoveryConfig(_Config):
     service: str = Field(min_length=1)
     port_name: str = "http"
     refresh_seconds: float = Field(5.0, gt=0)
-    kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; "
-                                                     "in a Pod: None (its ServiceAccount).")
+    kubeconfig: str | None = Field(
+        None, description="Outside a cluster: kubeconfig to use; in a Pod: None (its ServiceAccount)."
+    )
 
 
 class PoolConfig(_Config):
@@ -49,25 +51,38 @@ class PoolConfig(_Config):
     api_key: str = "EMPTY"
     health_path: str = "/health"
     health_interval_seconds: float = Field(5.0, gt=0)
-    unhealthy_threshold: int = Field(2, ge=1,
-                                     description="Consecutive failed health checks before a member is skipped.")
+    unhealthy_threshold: int = Field(
+        2, ge=1, description="Consecutive failed health checks before a member is skipped."
+    )
     eject_cooldown_seconds: float = Field(10.0, gt=0, description="How long an ejected member is skipped.")
     consecutive_failures: int = Field(
-        5, ge=1, description="5xx answers, timeouts or lost connections in a row before a member is ejected.")
+        5, ge=1, description="5xx answers, timeouts or lost connections in a row before a member is ejected."
+    )
     max_ejection_percent: int = Field(
-        50, ge=0, le=100, description="At most this share of members ejected for failures at once (connect "
-                                      "failures always eject); a pool of one is never emptied by 5xx answers.")
+        50,
+        ge=0,
+        le=100,
+        description="At most this share of members ejected for failures at once (connect "
+        "failures always eject); a pool of one is never emptied by 5xx answers.",
+    )
     connect_timeout_seconds: float = Field(2.0, gt=0)
     read_timeout_seconds: float = Field(300.0, gt=0)
     capacity_per_member: int | None = Field(
-        None, ge=1, description="Sequences each member runs at once (vLLM's max_num_seqs); when every usable "
-                                "member is full, requests wait in per-tenant fair queues (fair_queue.py). "
-                                "None: no limit, no queue.")
+        None,
+        ge=1,
+        description="Sequences each member runs at once (vLLM's max_num_seqs); when every usable "
+        "member is full, requests wait in per-tenant fair queues (fair_queue.py). "
+        "None: no limit, no queue.",
+    )
     max_queued_per_tenant: int = Field(100, ge=1, description="Requests of one tenant waiting at most (then 429).")
     queue_timeout_seconds: float = Field(30.0, gt=0, description="Longest wait for a slot (then 503).")
     share_hold_seconds: float = Field(
-        1.0, ge=0, le=300, description="How long a tenant below its share keeps the slots it recently used free "
-                                       "for its next requests while others queue (fair_queue.py); 0: never.")
+        1.0,
+        ge=0,
+        le=300,
+        description="How long a tenant below its share keeps the slots it recently used free "
+        "for its next requests while others queue (fair_queue.py); 0: never.",
+    )
 
     @field_validator("endpoints")
     @classmethod
@@ -78,7 +93,7 @@ class PoolConfig(_Config):
         return [value.rstrip("/") for value in values]
 
     @model_validator(mode="after")
-    def _members_known(self) -> "PoolConfig":
+    def _members_known(self) -> PoolConfig:
         if bool(self.endpoints) == (self.discovery is not None):
             raise ValueError("set either 'endpoints' (at least one URL) or 'discovery' (a Service's Pods)")
         return self
@@ -101,13 +116,14 @@ class EmbeddingsConfig(_Config):
 
     backend: Literal["pool", "openai"] = Field(
         description="'pool': our own OpenAI-compatible embedding servers (local mode: llama.cpp with "
-                    "all-MiniLM-L6-v2); 'openai': OpenAI's embedding API with the gateway's OpenAI key.")
+        "all-MiniLM-L6-v2); 'openai': OpenAI's embedding API with the gateway's OpenAI key."
+    )
     model: str = Field(min_length=1, description="Model name sent upstream, e.g. text-embedding-3-small.")
     dimensions: int | None = Field(None, ge=1, description="Sent upstream when set (OpenAI text-embedding-3-*).")
     pool: PoolConfig | None = Field(None, description="The embedding servers, for backend 'pool'.")
 
     @model_validator(mode="after")
-    def _pool_for_pool_backend(self) -> "EmbeddingsConfig":
+    def _pool_for_pool_backend(self) -> EmbeddingsConfig:
         if self.backend == "pool" and self.pool is None:
             raise ValueError("backend 'pool' needs 'pool' (the embedding servers' endpoints)")
         return self
@@ -118,8 +134,9 @@ class TenantDiscoveryConfig(_Config):
 
     namespace: str = Field(min_length=1)
     refresh_seconds: float = Field(10.0, gt=0)
-    kubeconfig: str | None = Field(None, description="Outside a cluster: kubeconfig to use; "
-                                                     "in a Pod: None (its ServiceAccount).")
+    kubeconfig: str | None = Field(
+        None, description="Outside a cluster: kubeconfig to use; in a Pod: None (its ServiceAccount)."
+    )
 
 
 class LedgerConfig(_Config):
@@ -137,21 +154,29 @@ class GatewayConfig(_Config):
     embeddings: EmbeddingsConfig | None = None
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     metrics_port: int | None = Field(
-        None, ge=1, le=65535, description="Serve /metrics only on this port (METRICS_PORT; gunicorn also listens "
-                                          "there), so a NetworkPolicy can let only Prometheus reach it. None: "
-                                          "/metrics on the API port.")
-    prices: dict[str, ModelPrice] = Field(default_factory=dict,
-                                          description="USD per million tokens by model; adds to the built-in table.")
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics only on this port (METRICS_PORT; gunicorn also listens "
+        "there), so a NetworkPolicy can let only Prometheus reach it. None: "
+        "/metrics on the API port.",
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="USD per million tokens by model; adds to the built-in table."
+    )
     limits: LimitsConfig | None = Field(None, description="Redis for rate limits and budgets; None: not enforced.")
     ledger: LedgerConfig | None = Field(None, description="The usage ledger; None: no record is written.")
     cache_salt_secret: str | None = Field(
-        None, min_length=16, description="Keys the tenants' vLLM cache_salt (prefix_cache.py); the same on every "
-                                         "gateway (LLM_CACHE_SALT_SECRET or _FILE). None: salts still differ "
-                                         "per tenant, but anyone reaching vLLM could compute them.")
+        None,
+        min_length=16,
+        description="Keys the tenants' vLLM cache_salt (prefix_cache.py); the same on every "
+        "gateway (LLM_CACHE_SALT_SECRET or _FILE). None: salts still differ "
+        "per tenant, but anyone reaching vLLM could compute them.",
+    )
     metrics_multiprocess_dir: str | None = None
 
     @model_validator(mode="after")
-    def _some_backend(self) -> "GatewayConfig":
+    def _some_backend(self) -> GatewayConfig:
         if self.pool is None and self.openai is None:
             raise ValueError("configure at least one backend: 'pool' (vLLM endpoints) or 'openai' (an API key)")
         if not self.tenants and self.tenant_discovery is None:

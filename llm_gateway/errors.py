@@ -4,7 +4,7 @@ request observation (observation.py), which also logs it."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,7 +24,8 @@ def exception_handlers(on_refusal: Callable[[Refusal], None] | None = None) -> d
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
-        return JSONResponse(error_body(error_type_of(error.status_code), error.detail), error.status_code,
-                            headers=error.headers)
+        return JSONResponse(
+            error_body(error_type_of(error.status_code), error.detail), error.status_code, headers=error.headers
+        )
 
     return {ApiError: api_error, HTTPException: http_error}

@@ -29,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from llm_common.errors import Refusal
 from llm_gateway.metrics import GatewayMetrics
@@ -55,9 +55,17 @@ class FairQueue:
     """Slots of one pool, shared between tenants. `capacity()` is read at each decision (members come
     and go); `acquire` returns once the caller holds a slot, which `release` gives back."""
 
-    def __init__(self, backend: str, capacity: Callable[[], int], metrics: GatewayMetrics, *,
-                 max_queued_per_tenant: int, queue_timeout: float, share_hold: float,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        backend: str,
+        capacity: Callable[[], int],
+        metrics: GatewayMetrics,
+        *,
+        max_queued_per_tenant: int,
+        queue_timeout: float,
+        share_hold: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.backend = backend
         self.capacity = capacity
         self.metrics = metrics
@@ -80,9 +88,13 @@ class FairQueue:
             self._grant(state)
             return
         if len(state.waiting) >= self.max_queued_per_tenant:
-            raise Refusal(429, f"the model pool is full and this tenant already has {self.max_queued_per_tenant} "
-                               "requests waiting for it; retry shortly", reason="pool_queue_full",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            raise Refusal(
+                429,
+                f"the model pool is full and this tenant already has {self.max_queued_per_tenant} "
+                "requests waiting for it; retry shortly",
+                reason="pool_queue_full",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         if not state.waiting:
             state.virtual = max(state.virtual, self._virtual_now)  # no credit for idle time
         waiter = asyncio.get_running_loop().create_future()
@@ -92,10 +104,14 @@ class FairQueue:
         queued = time.perf_counter()
         try:
             await asyncio.wait_for(asyncio.shield(waiter), self.queue_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._leave(tenant, state, waiter)
-            raise Refusal(503, f"the model pool stayed full for {self.queue_timeout:g} s; retry shortly",
-                          reason="pool_queue_timeout", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+            raise Refusal(
+                503,
+                f"the model pool stayed full for {self.queue_timeout:g} s; retry shortly",
+                reason="pool_queue_timeout",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
         except BaseException:  # cancelled (the caller left) while waiting, or just granted
             self._leave(tenant, state, waiter)
             raise
@@ -119,8 +135,11 @@ class FairQueue:
             if self.in_use >= capacity:
                 return
             unclaimed = self._unclaimed(capacity)
-            eligible = [(state.virtual, name) for name, state in self._tenants.items()
-                        if state.waiting and self._free_for(name, capacity, unclaimed)]
+            eligible = [
+                (state.virtual, name)
+                for name, state in self._tenants.items()
+                if state.waiting and self._free_for(name, capacity, unclaimed)
+            ]
             if not eligible:
                 self._wake_when_a_claim_ends(unclaimed)
                 return

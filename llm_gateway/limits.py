@@ -37,8 +37,9 @@ import logging
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Literal
+from typing import Literal
 
 import redis
 import redis.asyncio
@@ -131,14 +132,19 @@ class LimitsConfig(BaseModel):
 
     redis_url: str = Field(min_length=1, description="e.g. redis://127.0.0.1:6380/0")
     on_redis_error: Literal["allow", "deny"] = Field(
-        "allow", description="allow (fail open, the default) or deny (503) while Redis cannot be reached")
+        "allow", description="allow (fail open, the default) or deny (503) while Redis cannot be reached"
+    )
     socket_timeout_seconds: float = Field(
-        0.25, gt=0, description="How long connecting, and each call (sent and answered), may take before Redis "
-                                "counts as unavailable.")
+        0.25,
+        gt=0,
+        description="How long connecting, and each call (sent and answered), may take before Redis "
+        "counts as unavailable.",
+    )
     retry_after_error_seconds: float = Field(2.0, ge=0, description="How long to skip Redis after it failed.")
     key_prefix: str = "llm-tenants"
     lease_seconds: float = Field(
-        30.0, ge=1, description="Concurrency leases expire this long after their gateway stopped refreshing them.")
+        30.0, ge=1, description="Concurrency leases expire this long after their gateway stopped refreshing them."
+    )
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,8 @@ class SharedCounters:
         # The call's deadline is one asyncio.timeout in `_call`, not redis-py's socket_timeout: on Python 3.11
         # that wraps every send in asyncio.wait_for, a task per write (0.1 ms of the gateway hop at c=1).
         self.redis = redis.asyncio.Redis.from_url(
-            settings.redis_url, socket_timeout=None, socket_connect_timeout=settings.socket_timeout_seconds)
+            settings.redis_url, socket_timeout=None, socket_connect_timeout=settings.socket_timeout_seconds
+        )
         self._admit_script = self.redis.register_script(ADMIT_SCRIPT)
         self._finish_script = self.redis.register_script(FINISH_SCRIPT)
         self._seed_script = self.redis.register_script(SEED_SCRIPT)
@@ -224,8 +231,11 @@ class SharedCounters:
                     pipe.script_load(script)
                 await pipe.execute()
         except REDIS_FAILURES as error:
-            log.warning("Redis at %s does not answer yet (%s): the first request tries again",
-                        _without_password(self.settings.redis_url), error or type(error).__name__)
+            log.warning(
+                "Redis at %s does not answer yet (%s): the first request tries again",
+                _without_password(self.settings.redis_url),
+                error or type(error).__name__,
+            )
 
     def key(self, *parts: object) -> str:
         return ":".join([self.settings.key_prefix, *(str(part) for part in parts)])
@@ -301,10 +311,14 @@ class SharedCounters:
         if now - self._last_log < 10:
             return
         self._last_log = now
-        log.error("Redis at %s failed (%s): limits and budgets are %s until it answers",
-                  _without_password(self.settings.redis_url), error,
-                  "NOT enforced (on_redis_error=allow)" if self.settings.on_redis_error == "allow"
-                  else "refusing every request (on_redis_error=deny)")
+        log.error(
+            "Redis at %s failed (%s): limits and budgets are %s until it answers",
+            _without_password(self.settings.redis_url),
+            error,
+            "NOT enforced (on_redis_error=allow)"
+            if self.settings.on_redis_error == "allow"
+            else "refusing every request (on_redis_error=deny)",
+        )
 
     async def aclose(self) -> None:
         await self.redis.aclose()
@@ -321,18 +335,33 @@ def rate_limit_checks(counters: SharedCounters, tenant: str, limits: RateLimits,
     minute, minute_left = window(60, now)
     hour, hour_left = window(3600, now)
     return [
-        Check(counters.key("rl", tenant, "rpm", minute), limits.requests_per_minute, 1, 120,
-              "rate_limit_requests_per_minute",
-              f"rate limit of {limits.requests_per_minute} requests per minute reached; retry in {minute_left} s",
-              minute_left),
-        Check(counters.key("rl", tenant, "rph", hour), limits.requests_per_hour, 1, 7200,
-              "rate_limit_requests_per_hour",
-              f"rate limit of {limits.requests_per_hour} requests per hour reached; retry in {hour_left} s",
-              hour_left),
-        Check(tokens_key(counters, tenant, now), limits.tokens_per_minute, 0, 120,
-              "rate_limit_tokens_per_minute",
-              f"rate limit of {limits.tokens_per_minute} tokens per minute reached; retry in {minute_left} s",
-              minute_left),
+        Check(
+            counters.key("rl", tenant, "rpm", minute),
+            limits.requests_per_minute,
+            1,
+            120,
+            "rate_limit_requests_per_minute",
+            f"rate limit of {limits.requests_per_minute} requests per minute reached; retry in {minute_left} s",
+            minute_left,
+        ),
+        Check(
+            counters.key("rl", tenant, "rph", hour),
+            limits.requests_per_hour,
+            1,
+            7200,
+            "rate_limit_requests_per_hour",
+            f"rate limit of {limits.requests_per_hour} requests per hour reached; retry in {hour_left} s",
+            hour_left,
+        ),
+        Check(
+            tokens_key(counters, tenant, now),
+            limits.tokens_per_minute,
+            0,
+            120,
+            "rate_limit_tokens_per_minute",
+            f"rate limit of {limits.tokens_per_minute} tokens per minute reached; retry in {minute_left} s",
+            minute_left,
+        ),
     ]
 
 

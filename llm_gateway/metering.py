@@ -29,9 +29,10 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Awaitable, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from llm_common.errors import ApiError, Refusal
 from llm_common.tracing import new_request_id
@@ -73,8 +74,14 @@ def answered_usage(record: UsageRecord, reported: object, *, completion_tokens: 
 class Metering:
     """Built once per gateway worker: the shared counters (Redis), the leases, the ledger and the prices."""
 
-    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics, *, prices: PriceTable | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        config: GatewayConfig,
+        metrics: GatewayMetrics,
+        *,
+        prices: PriceTable | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.metrics = metrics
         self.prices = prices or PriceTable(config.prices)
         self.deny_without_redis = config.limits is not None and config.limits.on_redis_error == "deny"
@@ -86,8 +93,7 @@ class Metering:
             self.ledger = AsyncLedger(open_ledger(config.ledger.url, background=True))
         self._clock = clock
 
-    async def admit(self, tenant: TenantRoute, estimated_prompt_tokens: int,
-                    request_id: str | None = None) -> "Meter":
+    async def admit(self, tenant: TenantRoute, estimated_prompt_tokens: int, request_id: str | None = None) -> Meter:
         """Admit one request of `tenant` or raise a Refusal (429, or 503 without Redis when set to deny)."""
         lease = None
         if self.counters is not None:
@@ -96,9 +102,12 @@ class Metering:
 
     async def _admit(self, tenant: TenantRoute, now: float, lease: Lease | None) -> Lease | None:
         """Run the admission call; returns the lease when one was taken."""
-        month = budgets.month_of(datetime.fromtimestamp(now, timezone.utc))
-        checks = limits.rate_limit_checks(self.counters, tenant.name, tenant.rate_limits, now) \
-            if tenant.rate_limits is not None else []
+        month = budgets.month_of(datetime.fromtimestamp(now, UTC))
+        checks = (
+            limits.rate_limit_checks(self.counters, tenant.name, tenant.rate_limits, now)
+            if tenant.rate_limits is not None
+            else []
+        )
         checks += budgets.budget_checks(self.counters, tenant.name, budget_of(tenant), month)
         try:
             for _ in range(3):  # a missing budget counter is seeded, then admission is asked again
@@ -113,8 +122,12 @@ class Metering:
             decision = "denied" if self.deny_without_redis else "allowed"
             self.metrics.limiter_unavailable.labels(tenant=tenant.name, decision=decision).inc()
             if self.deny_without_redis:
-                raise Refusal(503, "rate limits cannot be checked right now (their store is unreachable); retry soon",
-                              reason="limiter_unavailable", headers={"Retry-After": "5"}) from None
+                raise Refusal(
+                    503,
+                    "rate limits cannot be checked right now (their store is unreachable); retry soon",
+                    reason="limiter_unavailable",
+                    headers={"Retry-After": "5"},
+                ) from None
             return None
         if refused is None:
             if lease is not None:
@@ -159,18 +172,28 @@ class Metering:
         now = self._clock()
         amounts = [Amount(limits.tokens_key(self.counters, tenant.name, now), record.total_tokens, 120)]
         if budget_of(tenant).enabled:
-            month = budgets.month_of(datetime.fromtimestamp(now, timezone.utc))
-            amounts += [Amount(budgets.tokens_key(self.counters, tenant.name, month), record.total_tokens,
-                               budgets.MONTH_TTL_SECONDS, must_exist=True),
-                        Amount(budgets.cost_key(self.counters, tenant.name, month),
-                               round(record.cost_usd * budgets.NANO), budgets.MONTH_TTL_SECONDS, must_exist=True)]
+            month = budgets.month_of(datetime.fromtimestamp(now, UTC))
+            amounts += [
+                Amount(
+                    budgets.tokens_key(self.counters, tenant.name, month),
+                    record.total_tokens,
+                    budgets.MONTH_TTL_SECONDS,
+                    must_exist=True,
+                ),
+                Amount(
+                    budgets.cost_key(self.counters, tenant.name, month),
+                    round(record.cost_usd * budgets.NANO),
+                    budgets.MONTH_TTL_SECONDS,
+                    must_exist=True,
+                ),
+            ]
         return amounts
 
     async def _publish_remaining(self, tenant: TenantRoute, tokens: int | None, nano_usd: int | None) -> None:
         """Export what is left of the budget; a month's counter that was missing (Redis lost it) is
         reloaded from the ledger, which already holds this request."""
         if tokens is None or nano_usd is None:
-            month = budgets.month_of(datetime.fromtimestamp(self._clock(), timezone.utc))
+            month = budgets.month_of(datetime.fromtimestamp(self._clock(), UTC))
             try:
                 tokens, nano_usd = await budgets.seed_from_ledger(self.counters, self.ledger, tenant.name, month)
             except LimiterUnavailable:
@@ -215,8 +238,9 @@ class Meter:
     _settled: bool = False
     _record: UsageRecord | None = None
 
-    async def finish(self, backend: str, model: str, usage: object, status: str = "ok",
-                     completion_text: str | None = None) -> UsageRecord | None:
+    async def finish(
+        self, backend: str, model: str, usage: object, status: str = "ok", completion_text: str | None = None
+    ) -> UsageRecord | None:
         """Record the request (once; a second call returns the first record). Without a usage from the
         backend the tokens are estimated: the prompt always (the backend read it), the completion from
         what was produced. Returns the record."""
@@ -232,10 +256,18 @@ class Meter:
         # Prometheus counts what the ledger records: streams without a backend usage count too.
         self.metering.metrics.count_tokens(self.tenant.name, backend, model, tokens, cost)
         self._record = UsageRecord(
-            request_id=self.request_id, tenant=self.tenant.name, model=model, backend=backend,
-            prompt_tokens=tokens.get("prompt", 0), completion_tokens=tokens.get("completion", 0), cost_usd=cost,
-            latency_ms=round((time.perf_counter() - self.started) * 1000, 3), status=status, stream=self.stream,
-            usage_estimated=estimated)
+            request_id=self.request_id,
+            tenant=self.tenant.name,
+            model=model,
+            backend=backend,
+            prompt_tokens=tokens.get("prompt", 0),
+            completion_tokens=tokens.get("completion", 0),
+            cost_usd=cost,
+            latency_ms=round((time.perf_counter() - self.started) * 1000, 3),
+            status=status,
+            stream=self.stream,
+            usage_estimated=estimated,
+        )
         await self.metering.record(self.tenant, self._record)
         return self._record
 
@@ -301,8 +333,14 @@ class Meter:
         if self._usage_chunk is not None:
             return {**self._usage_chunk, "usage": usage}
         frame = self._first_chunk or {}
-        return {"id": frame.get("id", ""), "object": "chat.completion.chunk", "created": frame.get("created", 0),
-                "model": frame.get("model", ""), "choices": [], "usage": usage}
+        return {
+            "id": frame.get("id", ""),
+            "object": "chat.completion.chunk",
+            "created": frame.get("created", 0),
+            "model": frame.get("model", ""),
+            "choices": [],
+            "usage": usage,
+        }
 
 
 def _message_text(completion: dict) -> str:

@@ -17,63 +17,125 @@ class GatewayMetrics:
     def __init__(self, registry: MetricsRegistry):
         r = registry.for_new_metrics
         self.requests = Counter(
-            "llm_gateway_requests_total", "Requests answered, by route, tenant and HTTP status.",
-            ["route", "tenant", "status"], registry=r)
+            "llm_gateway_requests_total",
+            "Requests answered, by route, tenant and HTTP status.",
+            ["route", "tenant", "status"],
+            registry=r,
+        )
         self.request_duration = Histogram(
-            "llm_gateway_request_duration_seconds", "Time to the full answer (streams: to the last byte).",
-            ["route", "tenant"], buckets=LATENCY_BUCKETS, registry=r)
+            "llm_gateway_request_duration_seconds",
+            "Time to the full answer (streams: to the last byte).",
+            ["route", "tenant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.time_to_first_token = Histogram(
-            "llm_gateway_time_to_first_token_seconds", "Streams: time until the first chunk is sent.",
-            ["tenant", "backend"], buckets=LATENCY_BUCKETS, registry=r)
+            "llm_gateway_time_to_first_token_seconds",
+            "Streams: time until the first chunk is sent.",
+            ["tenant", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.tokens = Counter(
-            "llm_gateway_tokens_total", "Tokens reported by the backend, by kind (prompt|completion).",
-            ["tenant", "backend", "kind"], registry=r)
+            "llm_gateway_tokens_total",
+            "Tokens reported by the backend, by kind (prompt|completion).",
+            ["tenant", "backend", "kind"],
+            registry=r,
+        )
         self.cost = Counter(
-            "llm_gateway_cost_usd_total", "Estimated cost of the tokens used, in US dollars, from the price table.",
-            ["tenant", "backend", "model"], registry=r)
+            "llm_gateway_cost_usd_total",
+            "Estimated cost of the tokens used, in US dollars, from the price table.",
+            ["tenant", "backend", "model"],
+            registry=r,
+        )
         self.monthly_budget = Gauge(
-            "llm_gateway_tenant_monthly_budget_usd", "The tenant's monthly budget in US dollars, from its spec.",
-            ["tenant"], multiprocess_mode="livemax", registry=r)
+            "llm_gateway_tenant_monthly_budget_usd",
+            "The tenant's monthly budget in US dollars, from its spec.",
+            ["tenant"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self.refusals = Counter(
-            "llm_gateway_refusals_total", "Requests refused by policy (rate limit, budget), by reason.",
-            ["tenant", "reason"], registry=r)
+            "llm_gateway_refusals_total",
+            "Requests refused by policy (rate limit, budget), by reason.",
+            ["tenant", "reason"],
+            registry=r,
+        )
         self.backend_requests = Counter(
-            "llm_gateway_backend_requests_total", "Requests served, by the backend that served them.",
-            ["tenant", "backend"], registry=r)
+            "llm_gateway_backend_requests_total",
+            "Requests served, by the backend that served them.",
+            ["tenant", "backend"],
+            registry=r,
+        )
         self.upstream_errors = Counter(
-            "llm_gateway_upstream_errors_total", "Failed calls to a backend, by reason.",
-            ["backend", "reason"], registry=r)
+            "llm_gateway_upstream_errors_total",
+            "Failed calls to a backend, by reason.",
+            ["backend", "reason"],
+            registry=r,
+        )
         self.in_flight = Gauge(
-            "llm_gateway_in_flight_requests", "Requests being answered now.",
-            ["route", "tenant"], multiprocess_mode="livesum", registry=r)
+            "llm_gateway_in_flight_requests",
+            "Requests being answered now.",
+            ["route", "tenant"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.member_up = Gauge(
-            "llm_gateway_pool_member_up", "1 when a pool member is healthy and not ejected.",
-            ["backend", "member"], multiprocess_mode="livemin", registry=r)
+            "llm_gateway_pool_member_up",
+            "1 when a pool member is healthy and not ejected.",
+            ["backend", "member"],
+            multiprocess_mode="livemin",
+            registry=r,
+        )
         self.member_in_flight = Gauge(
-            "llm_gateway_pool_member_in_flight_requests", "Outstanding requests per pool member.",
-            ["backend", "member"], multiprocess_mode="livesum", registry=r)
+            "llm_gateway_pool_member_in_flight_requests",
+            "Outstanding requests per pool member.",
+            ["backend", "member"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.member_latency = Histogram(
             "llm_gateway_pool_member_latency_seconds",
             "Time until a member answered (streams: until the stream opened).",
-            ["backend", "member"], buckets=LATENCY_BUCKETS, registry=r)
+            ["backend", "member"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         # Fair sharing of a saturated pool (fair_queue.py)
         self.queue_depth = Gauge(
-            "llm_gateway_pool_queue_depth", "Requests waiting for a slot of a full pool, by tenant.",
-            ["tenant", "backend"], multiprocess_mode="livesum", registry=r)
+            "llm_gateway_pool_queue_depth",
+            "Requests waiting for a slot of a full pool, by tenant.",
+            ["tenant", "backend"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.queue_wait = Histogram(
-            "llm_gateway_pool_queue_wait_seconds", "Time requests waited for a slot of a full pool (granted or not).",
-            ["tenant", "backend"], buckets=LATENCY_BUCKETS, registry=r)
+            "llm_gateway_pool_queue_wait_seconds",
+            "Time requests waited for a slot of a full pool (granted or not).",
+            ["tenant", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         # Tenant controls (limits.py, budgets.py, ledger/); their refusals are counted in `refusals` above
         self.budget_remaining = Gauge(
-            "llm_gateway_budget_remaining", "What is left of the tenant's monthly budget, by kind (tokens|usd).",
-            ["tenant", "kind"], multiprocess_mode="mostrecent", registry=r)
+            "llm_gateway_budget_remaining",
+            "What is left of the tenant's monthly budget, by kind (tokens|usd).",
+            ["tenant", "kind"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         self.limiter_unavailable = Counter(
             "llm_gateway_limiter_unavailable_total",
             "Requests decided without Redis (unreachable): allowed unchecked or denied, per on_redis_error.",
-            ["tenant", "decision"], registry=r)
+            ["tenant", "decision"],
+            registry=r,
+        )
         self.ledger_errors = Counter(
-            "llm_gateway_ledger_errors_total", "Usage records that could not be written to the ledger.",
-            ["tenant"], registry=r)
+            "llm_gateway_ledger_errors_total",
+            "Usage records that could not be written to the ledger.",
+            ["tenant"],
+            registry=r,
+        )
 
     def publish_tenant(self, tenant: TenantRoute, models: dict[str, str]) -> None:
         """Export the tenant's budget, and create its series at zero for each backend it may use

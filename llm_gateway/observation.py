@@ -73,8 +73,17 @@ def tenant_identified(tenant: str) -> None:
 class RequestObservation:
     """The ASGI middleware; `routes` are the app's paths (anything else is `unmatched`)."""
 
-    def __init__(self, app, *, service: str, routes: set[str], requests: Counter, duration: Histogram,
-                 in_flight: Gauge, metrics_port: int | None = None):
+    def __init__(
+        self,
+        app,
+        *,
+        service: str,
+        routes: set[str],
+        requests: Counter,
+        duration: Histogram,
+        in_flight: Gauge,
+        metrics_port: int | None = None,
+    ):
         self.app, self.service, self.routes = app, service, routes
         self.requests, self.duration, self.in_flight = requests, duration, in_flight
         self.metrics_port = metrics_port
@@ -88,8 +97,9 @@ class RequestObservation:
         if self.metrics_port is not None and not self._on_its_port(scope, path):
             await _send_json(send, 404, error_body("not_found_error", "Not Found"), None)
             return
-        record = RequestRecord(self.service, accepted_request_id(_header(scope, _REQUEST_ID_HEADER)),
-                               scope["method"], route)
+        record = RequestRecord(
+            self.service, accepted_request_id(_header(scope, _REQUEST_ID_HEADER)), scope["method"], route
+        )
         use_record(record)
         counted = route not in OPERATIONAL_ROUTES
         observed = Observed(route, record, self.in_flight)
@@ -125,7 +135,8 @@ class RequestObservation:
         status = observed.record.status or 500
         self.requests.labels(route=observed.route, tenant=observed.tenant, status=str(status)).inc()
         self.duration.labels(route=observed.route, tenant=observed.tenant).observe(
-            time.perf_counter() - observed.record.started)
+            time.perf_counter() - observed.record.started
+        )
         observed.gauge.dec()
 
 

@@ -18,18 +18,50 @@ DESCRIPTION = (
 
 
 def gateway_openapi() -> dict:
-    return openapi_document("LLM gateway", "1.0.0", DESCRIPTION, [
-        Operation("/v1/chat/completions", "POST", "Chat completion (JSON, or SSE with stream=true)",
-                  request=ChatCompletionRequest, response=ChatCompletion, streams=True,
-                  errors=(400, 401, 413, 415, 429, 502, 503, 504)),
-        Operation("/v1/responses", "POST", "OpenAI Responses API (text subset), translated to a chat completion: "
-                  "JSON, or its stream events with stream=true", request=ResponseRequest, response=ResponseObject,
-                  streams=True, errors=(400, 401, 413, 415, 429, 502, 503, 504)),
-        Operation("/v1/embeddings", "POST", "Embeddings from the platform's embedding model",
-                  request=EmbeddingRequest, response=EmbeddingList, errors=(400, 401, 413, 415, 429, 502, 503, 504)),
-        Operation("/v1/models", "GET", "The models the caller's tenant can reach", response=ModelList,
-                  errors=(401, 503)),
-        Operation("/healthz", "GET", "Liveness", response=Health, errors=(), authenticated=False),
-        Operation("/readyz", "GET", "Readiness: a backend is usable and tenants are known", response=Health,
-                  errors=(503,), authenticated=False),
-    ], bearer_auth=True)
+    return openapi_document(
+        "LLM gateway",
+        "1.0.0",
+        DESCRIPTION,
+        [
+            Operation(
+                "/v1/chat/completions",
+                "POST",
+                "Chat completion (JSON, or SSE with stream=true)",
+                request=ChatCompletionRequest,
+                response=ChatCompletion,
+                streams=True,
+                errors=(400, 401, 413, 415, 429, 502, 503, 504),
+            ),
+            Operation(
+                "/v1/responses",
+                "POST",
+                "OpenAI Responses API (text subset), translated to a chat completion: "
+                "JSON, or its stream events with stream=true",
+                request=ResponseRequest,
+                response=ResponseObject,
+                streams=True,
+                errors=(400, 401, 413, 415, 429, 502, 503, 504),
+            ),
+            Operation(
+                "/v1/embeddings",
+                "POST",
+                "Embeddings from the platform's embedding model",
+                request=EmbeddingRequest,
+                response=EmbeddingList,
+                errors=(400, 401, 413, 415, 429, 502, 503, 504),
+            ),
+            Operation(
+                "/v1/models", "GET", "The models the caller's tenant can reach", response=ModelList, errors=(401, 503)
+            ),
+            Operation("/healthz", "GET", "Liveness", response=Health, errors=(), authenticated=False),
+            Operation(
+                "/readyz",
+                "GET",
+                "Readiness: a backend is usable and tenants are known",
+                response=Health,
+                errors=(503,),
+                authenticated=False,
+            ),
+        ],
+        bearer_auth=True,
+    )

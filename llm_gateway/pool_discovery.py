@@ -13,13 +13,13 @@ caches expire. The gateway's Role allows reading EndpointSlices in its own names
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from kubernetes import client
 
+from llm_common.kubernetes import Poller, kubernetes_client
 from llm_gateway.backends import BackendPool, PoolMember
 from llm_gateway.config import PoolDiscoveryConfig
-from llm_common.kubernetes import Poller, kubernetes_client
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -44,8 +44,13 @@ def ready_member_urls(slices: list[client.V1EndpointSlice], port_name: str) -> l
 class PoolDiscovery(Poller):
     """Keeps a BackendPool's members equal to the ready Pods of one Service."""
 
-    def __init__(self, settings: PoolDiscoveryConfig, pool: BackendPool, make_member: Callable[[str], PoolMember],
-                 api: client.DiscoveryV1Api | None = None):
+    def __init__(
+        self,
+        settings: PoolDiscoveryConfig,
+        pool: BackendPool,
+        make_member: Callable[[str], PoolMember],
+        api: client.DiscoveryV1Api | None = None,
+    ):
         super().__init__(f"{pool.name}-discovery", settings.refresh_seconds)
         self.settings = settings
         self.pool = pool
@@ -54,8 +59,8 @@ class PoolDiscovery(Poller):
 
     def refresh(self) -> list[str]:
         slices = self._api.list_namespaced_endpoint_slice(
-            self.settings.namespace, label_selector=f"{SERVICE_NAME_LABEL}={self.settings.service}",
-            _request_timeout=10)
+            self.settings.namespace, label_selector=f"{SERVICE_NAME_LABEL}={self.settings.service}", _request_timeout=10
+        )
         urls = ready_member_urls(slices.items, self.settings.port_name)
         self.pool.set_member_urls(urls, self._make_member)
         return urls

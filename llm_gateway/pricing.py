@@ -38,5 +38,7 @@ class PriceTable:
         price = self._prices.get(model)
         if price is None:
             return None
-        return (tokens.get("prompt", 0) * price.prompt_usd_per_million_tokens
-                + tokens.get("completion", 0) * price.completion_usd_per_million_tokens) / 1_000_000
+        return (
+            tokens.get("prompt", 0) * price.prompt_usd_per_million_tokens
+            + tokens.get("completion", 0) * price.completion_usd_per_million_tokens
+        ) / 1_000_000

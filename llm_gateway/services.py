@@ -30,8 +30,8 @@ class GatewayServices:
     router: Router
     metering: Metering
     completions: Completions
-    discovery: "TenantDiscovery | None" = None
-    pool_discoveries: tuple["PoolDiscovery", ...] = ()
+    discovery: TenantDiscovery | None = None
+    pool_discoveries: tuple[PoolDiscovery, ...] = ()
 
     async def start(self) -> None:
         """Connect to Redis, then start the background work: health checks (event loop), cluster readers (threads)."""
@@ -72,32 +72,57 @@ def embedding_route(embeddings: EmbeddingsConfig | None, backends: dict[str, Bac
 
 def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
     """A pool of the configured endpoints (with `discovery`: none until pool_discoveries() finds them)."""
-    outlier = OutlierPolicy(consecutive_failures=pool.consecutive_failures, eject_seconds=pool.eject_cooldown_seconds,
-                            max_ejection_percent=pool.max_ejection_percent)
-    return BackendPool(name, [pool_member(pool, url) for url in pool.endpoints], metrics, outlier=outlier,
-                       health_path=pool.health_path, health_interval=pool.health_interval_seconds,
-                       unhealthy_threshold=pool.unhealthy_threshold, capacity_per_member=pool.capacity_per_member,
-                       max_queued_per_tenant=pool.max_queued_per_tenant, queue_timeout=pool.queue_timeout_seconds,
-                       share_hold=pool.share_hold_seconds)
+    outlier = OutlierPolicy(
+        consecutive_failures=pool.consecutive_failures,
+        eject_seconds=pool.eject_cooldown_seconds,
+        max_ejection_percent=pool.max_ejection_percent,
+    )
+    return BackendPool(
+        name,
+        [pool_member(pool, url) for url in pool.endpoints],
+        metrics,
+        outlier=outlier,
+        health_path=pool.health_path,
+        health_interval=pool.health_interval_seconds,
+        unhealthy_threshold=pool.unhealthy_threshold,
+        capacity_per_member=pool.capacity_per_member,
+        max_queued_per_tenant=pool.max_queued_per_tenant,
+        queue_timeout=pool.queue_timeout_seconds,
+        share_hold=pool.share_hold_seconds,
+    )
 
 
 def pool_member(pool: PoolConfig, url: str) -> PoolMember:
-    return PoolMember(url, AiohttpClient(url + "/v1", pool.api_key, connect_timeout=pool.connect_timeout_seconds,
-                                            read_timeout=pool.read_timeout_seconds))
+    return PoolMember(
+        url,
+        AiohttpClient(
+            url + "/v1",
+            pool.api_key,
+            connect_timeout=pool.connect_timeout_seconds,
+            read_timeout=pool.read_timeout_seconds,
+        ),
+    )
 
 
-def pool_discoveries(config: GatewayConfig, backends: dict[str, BackendPool]) -> list["PoolDiscovery"]:
+def pool_discoveries(config: GatewayConfig, backends: dict[str, BackendPool]) -> list[PoolDiscovery]:
     """One PoolDiscovery per pool configured with `discovery` (members = a Service's ready Pods)."""
     from llm_gateway.pool_discovery import PoolDiscovery
 
     pools = {"vllm": config.pool, EMBEDDINGS_BACKEND: config.embeddings.pool if config.embeddings else None}
-    return [PoolDiscovery(pool.discovery, backends[name], lambda url, pool=pool: pool_member(pool, url))
-            for name, pool in pools.items() if pool is not None and pool.discovery is not None and name in backends]
+    return [
+        PoolDiscovery(pool.discovery, backends[name], lambda url, pool=pool: pool_member(pool, url))
+        for name, pool in pools.items()
+        if pool is not None and pool.discovery is not None and name in backends
+    ]
 
 
 def _openai_backend(settings: OpenAIConfig, metrics: GatewayMetrics) -> BackendPool:
     """OpenAI as a pool of one: ejected only when it cannot be reached (never by 5xx or 429 answers),
     no active probing of a paid API."""
-    client = AsyncSdkClient(settings.base_url, settings.api_key, connect_timeout=settings.connect_timeout_seconds,
-                       read_timeout=settings.read_timeout_seconds)
+    client = AsyncSdkClient(
+        settings.base_url,
+        settings.api_key,
+        connect_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds,
+    )
     return BackendPool("openai", [PoolMember(settings.base_url, client)], metrics, outlier=OutlierPolicy())

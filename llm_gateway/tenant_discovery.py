@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from kubernetes import client
 
-from llm_gateway.auth import TenantDirectory
 from llm_common.kubernetes import Poller, kubernetes_client, read_tenant_routes
+from llm_gateway.auth import TenantDirectory
 from llm_gateway.config import TenantDiscoveryConfig
 from tenant_spec.route import TenantRoute
 
@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 class TenantDiscovery(Poller):
     """Keeps a TenantDirectory equal to the config's tenants plus the cluster's TenantRoutes."""
 
-    def __init__(self, settings: TenantDiscoveryConfig, directory: TenantDirectory,
-                 static_tenants: list[TenantRoute], api: client.CustomObjectsApi | None = None,
-                 on_refresh: Callable[[list[TenantRoute]], None] = lambda tenants: None):
+    def __init__(
+        self,
+        settings: TenantDiscoveryConfig,
+        directory: TenantDirectory,
+        static_tenants: list[TenantRoute],
+        api: client.CustomObjectsApi | None = None,
+        on_refresh: Callable[[list[TenantRoute]], None] = lambda tenants: None,
+    ):
         super().__init__("tenant-discovery", settings.refresh_seconds)
         self.settings = settings
         self.directory = directory
@@ -49,8 +54,12 @@ class TenantDiscovery(Poller):
         discovered = []
         for route in read_tenant_routes(self._api, self.settings.namespace):
             if route.name in static_names:
-                log.warning("ignoring TenantRoute %s/%s: tenant '%s' is set in the config file",
-                            self.settings.namespace, route.name, route.name)
+                log.warning(
+                    "ignoring TenantRoute %s/%s: tenant '%s' is set in the config file",
+                    self.settings.namespace,
+                    route.name,
+                    route.name,
+                )
                 continue
             discovered.append(route)
         self.directory.replace(self.static_tenants + discovered)

@@ -45,17 +45,24 @@ EMBEDDING_DIMENSIONS = 384
 
 def completion() -> dict:
     return {
-        "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": MODEL,
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "".join(WORDS)}}],
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": 0,
+        "model": MODEL,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "".join(WORDS)}}],
         "usage": {"prompt_tokens": 10, "completion_tokens": len(WORDS), "total_tokens": 10 + len(WORDS)},
     }
 
 
 def chunk(content: str | None, finish: str | None = None) -> bytes:
     delta = {"content": content} if content is not None else {}
-    body = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    body = {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
@@ -64,7 +71,7 @@ def fault_of(body: dict) -> list[str] | None:
     messages = body.get("messages") or []
     content = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
     if isinstance(content, str) and content.startswith(FAULT):
-        return content[len(FAULT):].split(":")
+        return content[len(FAULT) :].split(":")
     return None
 
 
@@ -81,8 +88,11 @@ async def chat_completions(request: Request):
     hold = float(fault[1]) if fault and fault[0] == "hold" else 0.0
     if fault and not hold:
         headers = {"Retry-After": fault[1]} if len(fault) > 1 else {}
-        return JSONResponse({"error": {"type": "BadRequestError", "message": INTERNAL_DETAIL, "code": int(fault[0])}},
-                            status_code=int(fault[0]), headers=headers)
+        return JSONResponse(
+            {"error": {"type": "BadRequestError", "message": INTERNAL_DETAIL, "code": int(fault[0])}},
+            status_code=int(fault[0]),
+            headers=headers,
+        )
     if not body.get("stream"):
         await asyncio.sleep(hold)
         return JSONResponse(completion())
@@ -101,8 +111,14 @@ async def chat_completions(request: Request):
                 await asyncio.sleep(hold)
         yield chunk(None, "stop")
         if include_usage:
-            usage = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
-                     "choices": [], "usage": completion()["usage"]}
+            usage = {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": MODEL,
+                "choices": [],
+                "usage": completion()["usage"],
+            }
             yield f"data: {json.dumps(usage)}\n\n".encode()
         yield b"data: [DONE]\n\n"
 
@@ -121,10 +137,17 @@ def embedding(text: str) -> list[float]:
 async def embeddings(request: Request):
     body = await seen(request)
     inputs = body["input"] if isinstance(body.get("input"), list) else [body.get("input")]
-    data = [{"object": "embedding", "index": index, "embedding": embedding(str(text))}
-            for index, text in enumerate(inputs)]
-    return JSONResponse({"object": "list", "model": "stub-embedding", "data": data,
-                         "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}})
+    data = [
+        {"object": "embedding", "index": index, "embedding": embedding(str(text))} for index, text in enumerate(inputs)
+    ]
+    return JSONResponse(
+        {
+            "object": "list",
+            "model": "stub-embedding",
+            "data": data,
+            "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)},
+        }
+    )
 
 
 async def seen_requests(_: Request):
@@ -139,13 +162,16 @@ async def models(_: Request):
     return JSONResponse({"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "stub"}]})
 
 
-app = Starlette(routes=[
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/seen", seen_requests),
-    Route("/v1/models", models),
-    Route("/health", health),
-])
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/seen", seen_requests),
+        Route("/v1/models", models),
+        Route("/health", health),
+    ]
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="A stub OpenAI-compatible upstream on 127.0.0.1.")

@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # Kubernetes Secret names (DNS-1123 subdomain), also safe as a file name.
 SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # One address, no display name: nothing that could add a header or a second recipient.
-EMAIL_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?"
-                           r"(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$")
+EMAIL_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$"
+)
 MAX_URL_LENGTH = 2048
 
 
@@ -43,10 +45,13 @@ class AlertReceivers(_Strict):
     """Where alerts go: a tenant's own (`TenantAlerts`) or the platform's."""
 
     webhook_urls: list[str] = Field(
-        default_factory=list, max_length=10,
-        description="Alertmanager webhooks (http/https; the JSON body of Alertmanager's webhook receiver).")
-    email: list[str] = Field(default_factory=list, max_length=10,
-                             description="Addresses mailed through the platform's SMTP relay.")
+        default_factory=list,
+        max_length=10,
+        description="Alertmanager webhooks (http/https; the JSON body of Alertmanager's webhook receiver).",
+    )
+    email: list[str] = Field(
+        default_factory=list, max_length=10, description="Addresses mailed through the platform's SMTP relay."
+    )
 
     @field_validator("webhook_urls")
     @classmethod
@@ -67,10 +72,13 @@ class TenantAlerts(AlertReceivers):
     which alerts: the tenant's route always matches its own name."""
 
     webhook_token_secret: str | None = Field(
-        None, description="Secret holding a bearer token sent to the webhooks (key `token`): on a cluster in "
-                          "the tenant's namespace, in local mode <run dir>/alert-secrets/<tenant>/<name>.")
+        None,
+        description="Secret holding a bearer token sent to the webhooks (key `token`): on a cluster in "
+        "the tenant's namespace, in local mode <run dir>/alert-secrets/<tenant>/<name>.",
+    )
     severity_min: Literal["warning", "critical"] = Field(
-        "warning", description="The least severe alert sent to the tenant's receivers.")
+        "warning", description="The least severe alert sent to the tenant's receivers."
+    )
 
     @field_validator("webhook_token_secret")
     @classmethod

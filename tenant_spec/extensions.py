@@ -34,8 +34,7 @@ ALLOWABLE_EXTENSIONS: dict[str, Any] = {
     "stop_token_ids": Annotated[list[Annotated[StrictInt, Field(ge=0, le=MAX_TOKEN_ID)]], Field(max_length=64)],
     "guided_json": dict[str, Any] | _Grammar,
     "guided_regex": _Pattern,
-    "guided_choice": Annotated[list[Annotated[StrictStr, Field(max_length=4096)]], Field(min_length=1,
-                                                                                         max_length=256)],
+    "guided_choice": Annotated[list[Annotated[StrictStr, Field(max_length=4096)]], Field(min_length=1, max_length=256)],
     "guided_grammar": _Grammar,
     "guided_decoding_backend": Annotated[StrictStr, Field(pattern=r"^[a-z0-9_:-]{1,64}$")],
     "guided_whitespace_pattern": _Pattern,
@@ -46,16 +45,31 @@ ALLOWABLE_EXTENSIONS: dict[str, Any] = {
 }
 # Known fields that are never forwarded, whatever a spec says, and why.
 NEVER_ACCEPTED: dict[str, str] = {
-    **{name: "can change or drop the tenant's system prompt, so it is never accepted"
-       for name in ("chat_template", "chat_template_kwargs", "add_generation_prompt", "continue_final_message",
-                    "add_special_tokens", "documents", "echo", "mm_processor_kwargs", "prompt")},
-    **{name: "multiplies the work of one request, so it is never accepted"
-       for name in ("best_of", "use_beam_search", "prompt_logprobs")},
+    **{
+        name: "can change or drop the tenant's system prompt, so it is never accepted"
+        for name in (
+            "chat_template",
+            "chat_template_kwargs",
+            "add_generation_prompt",
+            "continue_final_message",
+            "add_special_tokens",
+            "documents",
+            "echo",
+            "mm_processor_kwargs",
+            "prompt",
+        )
+    },
+    **{
+        name: "multiplies the work of one request, so it is never accepted"
+        for name in ("best_of", "use_beam_search", "prompt_logprobs")
+    },
     "logits_processors": "runs code on the backend, so it is never accepted",
     "functions": "deprecated by OpenAI: use tools",
     "function_call": "deprecated by OpenAI: use tool_choice",
     "dimensions": "the platform's embedding model has fixed dimensions",
 }
+
+
 def check_allowed_extensions(names: list[str]) -> list[str]:
     """Every name must be an allowable extension, listed once."""
     for name in names:

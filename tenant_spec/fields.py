@@ -32,8 +32,11 @@ def _not_blank(value: str | None) -> str | None:
 
 NonBlankText = Annotated[str, AfterValidator(_not_blank)]
 # The item schemas say in JSON Schema (the TenantRoute CRD, the spec reference) what the checks enforce.
-Sha256Digests = Annotated[list[Annotated[str, WithJsonSchema({"type": "string", "pattern": SHA256_HEX.pattern})]],
-                          AfterValidator(check_sha256_digests)]
-RequestExtensions = Annotated[list[Annotated[str, WithJsonSchema({"type": "string",
-                                                                   "enum": sorted(ALLOWABLE_EXTENSIONS)})]],
-                              AfterValidator(check_allowed_extensions)]
+Sha256Digests = Annotated[
+    list[Annotated[str, WithJsonSchema({"type": "string", "pattern": SHA256_HEX.pattern})]],
+    AfterValidator(check_sha256_digests),
+]
+RequestExtensions = Annotated[
+    list[Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(ALLOWABLE_EXTENSIONS)})]],
+    AfterValidator(check_allowed_extensions),
+]

@@ -1,7 +1,7 @@
 """Write what is generated from the spec package: the TenantRoute CRD's schema and the spec reference.
 
-    python -m tenant_spec.generate          # rewrite both files
-    python -m tenant_spec.generate --check  # exit 1 if either differs (tests/tenant_spec/test_generated.py)
+python -m tenant_spec.generate          # rewrite both files
+python -m tenant_spec.generate --check  # exit 1 if either differs (tests/tenant_spec/test_generated.py)
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tenant_spec.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report files that are not up to date")
     args = parser.parse_args(argv)
-    stale = [path for path, text in generated_files().items()
-             if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    stale = [
+        path
+        for path, text in generated_files().items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
+    ]
     if args.check:
         for path in stale:
             print(f"{path.relative_to(REPO_ROOT)} is not up to date: run python -m tenant_spec.generate")

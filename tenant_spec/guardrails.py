@@ -32,8 +32,10 @@ def _compiled(pattern: str) -> str:
         compile_re2(pattern)
     except re2.error as error:
         detail = error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else str(error)
-        raise ValueError(f"not a valid RE2 regular expression ({detail}); guardrail patterns run on a "
-                         "linear-time engine: no back-references, no look-arounds") from None
+        raise ValueError(
+            f"not a valid RE2 regular expression ({detail}); guardrail patterns run on a "
+            "linear-time engine: no back-references, no look-arounds"
+        ) from None
     return pattern
 
 
@@ -62,7 +64,7 @@ class RefusalRule(_Rule):
         return value if value is None else _compiled(value)
 
     @model_validator(mode="after")
-    def _one_matcher(self) -> "RefusalRule":
+    def _one_matcher(self) -> RefusalRule:
         if (self.contains is None) == (self.regex is None):
             raise ValueError("set exactly one of 'contains' and 'regex'")
         return self
@@ -86,8 +88,11 @@ class Guardrails(_Rule):
     """Checked by the proxy on everything a caller sends (never the tenant's own prompt); see app/guardrails.py."""
 
     sensitive_patterns: list[SensitivePattern] = Field(
-        default_factory=list, max_length=100, description="Data that must not leave the tenant; a match refuses.")
+        default_factory=list, max_length=100, description="Data that must not leave the tenant; a match refuses."
+    )
     refusal_rules: list[RefusalRule] = Field(
-        default_factory=list, max_length=100, description="Each refuses a match with its own reason.")
+        default_factory=list, max_length=100, description="Each refuses a match with its own reason."
+    )
     blocked_topics: list[BlockedTopic] = Field(
-        default_factory=list, max_length=100, description="Topics the assistant does not discuss.")
+        default_factory=list, max_length=100, description="Topics the assistant does not discuss."
+    )

@@ -39,7 +39,9 @@ class _Strict(BaseModel):
 def _kubernetes_quantity(pattern: re.Pattern, kind: str, examples: str, positive: bool = False) -> AfterValidator:
     def check(value: str) -> str:
         if not pattern.match(value) or (positive and _is_zero(value)):
-            raise ValueError(f"must be a {'positive ' if positive else ''}Kubernetes {kind} quantity such as {examples}")
+            raise ValueError(
+                f"must be a {'positive ' if positive else ''}Kubernetes {kind} quantity such as {examples}"
+            )
         return value
 
     return AfterValidator(check)
@@ -53,10 +55,11 @@ class Quota(_Strict):
     """The namespace's ResourceQuota on a cluster (local mode ignores it)."""
 
     cpu: Annotated[str, _kubernetes_quantity(KUBERNETES_CPU_PATTERN, "CPU", "'2' or '500m'", positive=True)] = Field(
-        "2", description="Namespace CPU limit, Kubernetes quantity (e.g. 2, 500m).")
-    memory: Annotated[str, _kubernetes_quantity(KUBERNETES_MEMORY_PATTERN, "memory", "'4Gi' or '512Mi'",
-                                                positive=True)] = Field(
-        "4Gi", description="Namespace memory limit, Kubernetes quantity (e.g. 4Gi).")
+        "2", description="Namespace CPU limit, Kubernetes quantity (e.g. 2, 500m)."
+    )
+    memory: Annotated[
+        str, _kubernetes_quantity(KUBERNETES_MEMORY_PATTERN, "memory", "'4Gi' or '512Mi'", positive=True)
+    ] = Field("4Gi", description="Namespace memory limit, Kubernetes quantity (e.g. 4Gi).")
     pods: int = Field(10, ge=1, le=1000, description="Maximum number of pods in the namespace.")
 
 
@@ -77,68 +80,101 @@ class KnowledgeStorage(_Strict):
     size: MemoryQuantity = Field("1Gi", description="Requested size, Kubernetes quantity.")
     storage_class: str | None = Field(None, description="unset: the cluster's default StorageClass")
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
-        "ReadWriteOnce", description="fixed by the first apply: a claim's access mode cannot change")
+        "ReadWriteOnce", description="fixed by the first apply: a claim's access mode cannot change"
+    )
 
 
 class TenantSpec(_Strict):
     """Everything that describes one tenant, in local mode and on a cluster."""
 
     name: str = Field(description="DNS-1123 label; also the Kubernetes namespace.")
-    display_name: NonBlankText = Field(min_length=1, max_length=100, description="Shown in answers, dashboards and the chat page.")
+    display_name: NonBlankText = Field(
+        min_length=1, max_length=100, description="Shown in answers, dashboards and the chat page."
+    )
     industry: NonBlankText = Field(min_length=1, max_length=60, description="The tenant's line of business (a label).")
     system_prompt: NonBlankText = Field(
-        min_length=1, max_length=16384, description="The tenant's system prompt, put first in every request by its proxy.")
+        min_length=1,
+        max_length=16384,
+        description="The tenant's system prompt, put first in every request by its proxy.",
+    )
     backend: Literal["openai", "vllm", "auto"] = Field(
-        "auto", description="Where the gateway sends the tenant's requests; auto: the vLLM pool, OpenAI when it fails.")
-    model: NonBlankText = Field("smollm2-135m-instruct", min_length=1, max_length=200,
-                       description="Model name served by the vLLM pool.")
-    openai_model: NonBlankText = Field("gpt-4o-mini", min_length=1, max_length=200,
-                              description="Model used when the request goes to OpenAI.")
+        "auto", description="Where the gateway sends the tenant's requests; auto: the vLLM pool, OpenAI when it fails."
+    )
+    model: NonBlankText = Field(
+        "smollm2-135m-instruct", min_length=1, max_length=200, description="Model name served by the vLLM pool."
+    )
+    openai_model: NonBlankText = Field(
+        "gpt-4o-mini", min_length=1, max_length=200, description="Model used when the request goes to OpenAI."
+    )
     max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens an answer may have (a caller may ask fewer).")
     quota: Quota = Field(Quota(), description="The namespace's ResourceQuota (on a cluster).")
     rate_limits: RateLimits = Field(RateLimits(), description="Request and token rates the gateway allows.")
     monthly_budget_usd: float | None = Field(
-        None, gt=0, le=10_000_000,
+        None,
+        gt=0,
+        le=10_000_000,
         description="Estimated spend per month in US dollars; the budget alert fires at 80 % of it.",
     )
     # Tenant controls (the gateway refuses past a budget; the proxy applies the guardrails).
     monthly_token_budget: int | None = Field(
-        None, ge=1, le=10**12, description="Prompt + completion tokens per calendar month (UTC); unset: no limit.")
-    guardrails: Guardrails = Field(Guardrails(), description="What the proxy refuses before anything reaches the gateway.")
+        None, ge=1, le=10**12, description="Prompt + completion tokens per calendar month (UTC); unset: no limit."
+    )
+    guardrails: Guardrails = Field(
+        Guardrails(), description="What the proxy refuses before anything reaches the gateway."
+    )
     end_user_key_sha256: Sha256Digests = Field(
-        default_factory=list, max_length=20,
-        description="SHA-256 of the API keys end users must send to the proxy; empty (default): no key needed.")
+        default_factory=list,
+        max_length=20,
+        description="SHA-256 of the API keys end users must send to the proxy; empty (default): no key needed.",
+    )
     admin_key_sha256: Sha256Digests = Field(
-        default_factory=list, max_length=20,
+        default_factory=list,
+        max_length=20,
         description="SHA-256 of the tenant admin keys that may add and delete documents; empty: nobody can "
-                    "(local mode then generates one).")
+        "(local mode then generates one).",
+    )
     local_port: int | None = Field(
-        None, ge=1024, le=65535,
+        None,
+        ge=1024,
+        le=65535,
         description="Port of the tenant proxy in local mode; unset means the next free one from 5002.",
     )
     # The request path (the gateway enforces both; docs/security.md, docs/architecture.md).
     max_concurrent_requests: int | None = Field(
-        None, ge=1, le=10_000, description="Requests in progress at once across the gateways; unset: no limit.")
+        None, ge=1, le=10_000, description="Requests in progress at once across the gateways; unset: no limit."
+    )
     allowed_request_extensions: RequestExtensions = Field(
-        default_factory=list, max_length=50,
-        description="Backend-specific request fields passed on (e.g. guided_json, top_k); empty: none.")
+        default_factory=list,
+        max_length=50,
+        description="Backend-specific request fields passed on (e.g. guided_json, top_k); empty: none.",
+    )
     # On a cluster only (the Terraform tenant module; local mode ignores them).
     proxy: ProxyDeployment = Field(ProxyDeployment(), description="How a cluster runs the tenant's proxy.")
     knowledge_storage: KnowledgeStorage = Field(KnowledgeStorage(), description="The volume of the tenant's documents.")
-    admin_group: NonBlankText | None = Field(None, min_length=1, max_length=253,
-                                    description="Group administering the namespace; unset: '<name>-admins'.")
-    ingress_namespace: str = Field("ingress-nginx", description="The ingress controller's namespace (may reach the proxy).")
+    admin_group: NonBlankText | None = Field(
+        None, min_length=1, max_length=253, description="Group administering the namespace; unset: '<name>-admins'."
+    )
+    ingress_namespace: str = Field(
+        "ingress-nginx", description="The ingress controller's namespace (may reach the proxy)."
+    )
     previous_gateway_key_sha256: Sha256Digests = Field(
-        default_factory=list, max_length=20,
-        description="Earlier gateway key hashes still accepted during a key rotation.")
+        default_factory=list,
+        max_length=20,
+        description="Earlier gateway key hashes still accepted during a key rotation.",
+    )
     # Sharing the model pool (llm_gateway/fair_queue.py, llm_gateway/prefix_cache.py).
     weight: float = Field(
-        1.0, gt=0, le=1000, description="The tenant's share of a full model pool against the others' weights.")
+        1.0, gt=0, le=1000, description="The tenant's share of a full model pool against the others' weights."
+    )
     prefix_cache_group: str | None = Field(
-        None, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
-        description="Tenants naming the same group share vLLM's prefix cache; unset: the tenant's own.")
+        None,
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="Tenants naming the same group share vLLM's prefix cache; unset: the tenant's own.",
+    )
     # Where the tenant's own alerts go (alert_config_sync/routing.py); unset: the platform's only.
-    alerts: TenantAlerts | None = Field(None, description="Where the tenant's own alerts go; unset: the platform's receivers only.")
+    alerts: TenantAlerts | None = Field(
+        None, description="Where the tenant's own alerts go; unset: the platform's receivers only."
+    )
 
     @field_validator("name")
     @classmethod
@@ -160,7 +196,7 @@ class TenantSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _shared_storage_for_replicas(self) -> "TenantSpec":
+    def _shared_storage_for_replicas(self) -> TenantSpec:
         if self.proxy.replicas > 1 and self.knowledge_storage.access_mode != "ReadWriteMany":
             raise ValueError("knowledge_storage.access_mode: more than one proxy replica needs ReadWriteMany storage")
         return self

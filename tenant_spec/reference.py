@@ -79,10 +79,14 @@ def _section(title: str, schema: dict, model: type[BaseModel]) -> str:
     lines += ["| Field | Type | Default | Rules | Description |", "|---|---|---|---|---|"]
     required = set(schema.get("required", []))
     for name, field in schema.get("properties", {}).items():
-        default = "required" if name in required else _default(model.model_fields[name].get_default(
-            call_default_factory=True))
-        lines.append(f"| `{name}` | {_type(field)} | {default} | {_rules(field)} | "
-                     f"{_cell(field.get('description', ''))} |")
+        default = (
+            "required"
+            if name in required
+            else _default(model.model_fields[name].get_default(call_default_factory=True))
+        )
+        lines.append(
+            f"| `{name}` | {_type(field)} | {default} | {_rules(field)} | {_cell(field.get('description', ''))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -110,9 +114,16 @@ def _default(value: object) -> str:
     return f"`{json.dumps(value)}`"
 
 
-RULES = (("minLength", "at least {} character(s)"), ("maxLength", "at most {} characters"),
-         ("minimum", "≥ {}"), ("exclusiveMinimum", "> {}"), ("maximum", "≤ {}"),
-         ("minItems", "at least {} entries"), ("maxItems", "at most {} entries"), ("pattern", "matches `{}`"))
+RULES = (
+    ("minLength", "at least {} character(s)"),
+    ("maxLength", "at most {} characters"),
+    ("minimum", "≥ {}"),
+    ("exclusiveMinimum", "> {}"),
+    ("maximum", "≤ {}"),
+    ("minItems", "at least {} entries"),
+    ("maxItems", "at most {} entries"),
+    ("pattern", "matches `{}`"),
+)
 
 
 def _rules(field: dict) -> str:

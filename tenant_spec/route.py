@@ -19,29 +19,53 @@ from tenant_spec.rate_limits import RateLimits
 ROUTE_GROUP = "llm-tenants.io"
 ROUTE_VERSION = "v1alpha1"
 ROUTE_PLURAL = "tenantroutes"
-ROUTE_FIELDS = ("backend", "model", "openai_model", "max_tokens", "monthly_budget_usd", "monthly_token_budget",
-                "max_concurrent_requests", "allowed_request_extensions", "weight", "prefix_cache_group")
+ROUTE_FIELDS = (
+    "backend",
+    "model",
+    "openai_model",
+    "max_tokens",
+    "monthly_budget_usd",
+    "monthly_token_budget",
+    "max_concurrent_requests",
+    "allowed_request_extensions",
+    "weight",
+    "prefix_cache_group",
+)
 
 
 class _RouteIdentity(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=40, description="The tenant's name (the TenantRoute object's).")
-    key_sha256: Sha256Digests = Field(min_length=1, description="Hex SHA-256 of every gateway key valid for the "
-                                                                "tenant (the current one and those being rotated out).")
+    key_sha256: Sha256Digests = Field(
+        min_length=1,
+        description="Hex SHA-256 of every gateway key valid for the "
+        "tenant (the current one and those being rotated out).",
+    )
     rate_limits: RateLimits | None = Field(None, description="The spec's rate_limits; None: not limited.")
-    alerts: dict | None = Field(None, description="The spec's alerts, read by the alert config sync (which "
-                                                  "validates them itself), never by the gateway.")
+    alerts: dict | None = Field(
+        None,
+        description="The spec's alerts, read by the alert config sync (which "
+        "validates them itself), never by the gateway.",
+    )
 
 
-TenantRoute = create_model("TenantRoute", __base__=_RouteIdentity, __doc__="What the gateway knows about a tenant.",
-                           **spec_fields(*ROUTE_FIELDS))
+TenantRoute = create_model(
+    "TenantRoute",
+    __base__=_RouteIdentity,
+    __doc__="What the gateway knows about a tenant.",
+    **spec_fields(*ROUTE_FIELDS),
+)
 
 
 def gateway_route(spec: TenantSpec, key_sha256: list[str]) -> dict:
     """The route of a tenant, as local mode writes it into the gateway's config (and the module to a cluster)."""
-    return {"name": spec.name, "key_sha256": key_sha256, "rate_limits": spec.rate_limits.model_dump(),
-            **spec.model_dump(include=set(ROUTE_FIELDS))}
+    return {
+        "name": spec.name,
+        "key_sha256": key_sha256,
+        "rate_limits": spec.rate_limits.model_dump(),
+        **spec.model_dump(include=set(ROUTE_FIELDS)),
+    }
 
 
 def route_from_object(route: dict) -> TenantRoute:

@@ -24,9 +24,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -107,8 +107,14 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open_private(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND) as log:
             self.popen = subprocess.Popen(
-                self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=lambda: _prepare_child(self.umask),
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: _prepare_child(self.umask),
                 user=self.user,  # applied before preexec_fn: the death signal survives the user change
             )
 
@@ -132,8 +138,9 @@ class ManagedProcess:
                 if on_wait:
                     on_wait(time.monotonic() - started)
                 time.sleep(0.2)
-        raise ProcessFailed(f"{self.name} was not healthy at {self.health_url} after {timeout:.0f}s:\n"
-                            f"{self.log_tail()}")
+        raise ProcessFailed(
+            f"{self.name} was not healthy at {self.health_url} after {timeout:.0f}s:\n{self.log_tail()}"
+        )
 
     def is_healthy(self, timeout: float = 1.0) -> bool:
         """One health check, now."""

@@ -18,24 +18,41 @@ from pathlib import Path
 import pytest
 
 import openai_stub
-
-from tenantctl.local import launchers
-from tenantctl.terraform import toolchain
 from tenantctl.cluster.control_plane import LocalControlPlane
 from tenantctl.cluster.local_cluster import LocalCluster
+from tenantctl.local import launchers
 from tenantctl.local.platform import LocalPlatform, LocalSettings
 from tenantctl.processes import ManagedProcess
+from tenantctl.terraform import toolchain
 from tenantctl.terraform.roots import repository_copy
-from tests.helpers import (ClusterPlatform, ControlPlane, InProcessServer, RunningPlatform, TenantDocuments,
-                           free_port, specs_on_free_ports, stub_backend)
-from tests.traffic import ObservedPlatform, send_traffic
+
 # Hooks: every failure's report can be written (tests/failure_reports.py).
 from tests.failure_reports import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
-
+from tests.helpers import (
+    ClusterPlatform,
+    ControlPlane,
+    InProcessServer,
+    RunningPlatform,
+    TenantDocuments,
+    free_port,
+    specs_on_free_ports,
+    stub_backend,
+)
+from tests.traffic import ObservedPlatform, send_traffic
 
 # Fixtures that start real processes: a test using one is end-to-end (`-m "not e2e"` runs the fast layer).
-E2E_FIXTURES = {"platform", "observed_platform", "process_group", "redis_url", "own_redis", "postgres_url", "stub_url",
-                "model_url", "model_api_key", "documents"}
+E2E_FIXTURES = {
+    "platform",
+    "observed_platform",
+    "process_group",
+    "redis_url",
+    "own_redis",
+    "postgres_url",
+    "stub_url",
+    "model_url",
+    "model_api_key",
+    "documents",
+}
 CLUSTER_FIXTURES = {"control_plane", "cluster_platform", "node_cluster"}
 IMAGE_FIXTURES = {"built_images", "docker_daemon"}
 
@@ -65,10 +82,18 @@ def _run_order(item) -> int:
 
 
 def _local_platform(run_dir, scrape_interval: str = "15s") -> LocalPlatform:
-    settings = LocalSettings(run_dir=run_dir, gateway_port=free_port(), model_port=free_port(),
-                             embedding_port=free_port(), prometheus_port=free_port(), redis_port=free_port(),
-                             alertmanager_port=free_port(), scrape_interval=scrape_interval, embedded_model=True,
-                             workers=2)
+    settings = LocalSettings(
+        run_dir=run_dir,
+        gateway_port=free_port(),
+        model_port=free_port(),
+        embedding_port=free_port(),
+        prometheus_port=free_port(),
+        redis_port=free_port(),
+        alertmanager_port=free_port(),
+        scrape_interval=scrape_interval,
+        embedded_model=True,
+        workers=2,
+    )
     return LocalPlatform(specs_on_free_ports(), settings, environ={})
 
 
@@ -247,8 +272,9 @@ def node_cluster(tmp_path_factory) -> LocalCluster:
         pytest.fail("\n".join(missing), pytrace=False)
     state_dir = tmp_path_factory.mktemp("node-cluster")
     log_file = open(state_dir / "cluster.log", "a", buffering=1)
-    cluster = LocalCluster(state_dir, log=lambda message: print(message, file=log_file),
-                           lock_timeout=NODE_LOCK_WAIT_SECONDS)
+    cluster = LocalCluster(
+        state_dir, log=lambda message: print(message, file=log_file), lock_timeout=NODE_LOCK_WAIT_SECONDS
+    )
     try:
         cluster.start()
         yield cluster

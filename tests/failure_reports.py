@@ -53,8 +53,12 @@ def pytest_make_collect_report(collector: pytest.Collector) -> CollectReport:
     try:
         return (yield)
     except Exception as error:  # collecting failed, and so did writing why
-        return CollectReport(collector.nodeid, "failed", f"(pytest could not format why collecting "
-                             f"{collector.nodeid} failed: {type(error).__name__}: {error})", [])
+        return CollectReport(
+            collector.nodeid,
+            "failed",
+            f"(pytest could not format why collecting {collector.nodeid} failed: {type(error).__name__}: {error})",
+            [],
+        )
 
 
 def _plain_report(item: pytest.Item, call: pytest.CallInfo, error: Exception) -> TestReport:
@@ -63,9 +67,19 @@ def _plain_report(item: pytest.Item, call: pytest.CallInfo, error: Exception) ->
     text = plain_traceback(excinfo.tb, excinfo.value) if excinfo else ""
     note = f"(pytest could not format this report: {type(error).__name__}: {error}; a plain traceback follows)"
     sections = [(f"Captured {key} {when}", content) for when, key, content in item._report_sections]
-    return TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", f"{note}\n{text}",
-                      call.when, sections=sections, duration=call.duration, start=call.start, stop=call.stop,
-                      user_properties=item.user_properties)
+    return TestReport(
+        item.nodeid,
+        item.location,
+        dict.fromkeys(item.keywords, 1),
+        "failed",
+        f"{note}\n{text}",
+        call.when,
+        sections=sections,
+        duration=call.duration,
+        start=call.start,
+        stop=call.stop,
+        user_properties=item.user_properties,
+    )
 
 
 _RUNNER_DIRECTORIES = tuple(str(Path(module.__file__).parent) for module in (_pytest, pluggy))
@@ -77,7 +91,7 @@ def plain_traceback(tb, value: BaseException) -> str:
     frames = traceback.extract_tb(tb)
     ours = [i for i, frame in enumerate(frames) if not frame.filename.startswith(_RUNNER_DIRECTORIES)]
     lines = []
-    for frame in frames[ours[0] if ours else 0:]:
+    for frame in frames[ours[0] if ours else 0 :]:
         lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}')
         if frame.line:
             lines.append(f"    {frame.line.strip()}")

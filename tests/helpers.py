@@ -7,10 +7,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import uvicorn
@@ -21,11 +22,11 @@ import openai_stub
 from app import create_app
 from app.config import ProxyConfig
 from llm_gateway.auth import hash_gateway_key
+from tenant_spec import SPEC_FILENAME, TenantSpec, discover_tenant_specs
+from tenant_spec.rate_limits import RateLimits
 from tenantctl.cluster.control_plane import LocalControlPlane
 from tenantctl.local.platform import LocalPlatform
 from tenantctl.processes import ManagedProcess, free_port
-from tenant_spec import SPEC_FILENAME, TenantSpec, discover_tenant_specs
-from tenant_spec.rate_limits import RateLimits
 from tenantctl.terraform.runner import Terraform
 from tenantctl.waiting import wait_for
 
@@ -63,8 +64,9 @@ def metric_value(metrics_text: str, name: str, **labels: str) -> float:
 def stub_backend(port: int, log_dir: Path, *options: str) -> ManagedProcess:
     """The OpenAI stub (openai_stub/): answers instantly (usage in streams only when asked for); `options` e.g.
     `--stream-tokens 20 --token-interval 0.1` for streams of a slow model."""
-    return ManagedProcess("stub", openai_stub.command(port, *options), f"http://127.0.0.1:{port}/health",
-                          log_dir / "stub.log")
+    return ManagedProcess(
+        "stub", openai_stub.command(port, *options), f"http://127.0.0.1:{port}/health", log_dir / "stub.log"
+    )
 
 
 class InProcessServer:
@@ -72,8 +74,9 @@ class InProcessServer:
 
     def __init__(self, app):
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="off"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off")
+        )
         self.thread = threading.Thread(target=self.server.run, name="in-process-server", daemon=True)
 
     def start(self) -> str:
@@ -88,8 +91,13 @@ class InProcessServer:
 
 def proxy_app(gateway_url: str, **settings: Any) -> Flask:
     """The tenant proxy from its app factory (the fast layer), in front of `gateway_url` (e.g. the stub)."""
-    config = {"tenant": "globex", "system_prompt": "You are the assistant of Globex.",
-              "gateway_url": gateway_url + "/v1", "gateway_key": "gk-test", **settings}
+    config = {
+        "tenant": "globex",
+        "system_prompt": "You are the assistant of Globex.",
+        "gateway_url": gateway_url + "/v1",
+        "gateway_key": "gk-test",
+        **settings,
+    }
     return create_app(ProxyConfig.model_validate(config))
 
 
@@ -103,8 +111,9 @@ def tenant_route(name: str, key: str, **fields: Any) -> dict:
     return {"name": name, "model": "stub-model", "key_sha256": [hash_gateway_key(key)], **fields}
 
 
-def controlled_gateway_config(tenants: list[dict], backend_url: str, redis_url: str | None = None,
-                              ledger_url: str | None = None, **extra: Any) -> dict:
+def controlled_gateway_config(
+    tenants: list[dict], backend_url: str, redis_url: str | None = None, ledger_url: str | None = None, **extra: Any
+) -> dict:
     """A gateway config with rate limits in `redis_url` and the ledger at `ledger_url` (when given)."""
     config: dict = {"tenants": tenants, "pool": {"endpoints": [backend_url]}, **extra}
     if redis_url:
@@ -114,19 +123,24 @@ def controlled_gateway_config(tenants: list[dict], backend_url: str, redis_url: 
     return config
 
 
-def chat(gateway_url: str, key: str | None, timeout: float = 60, headers: dict | None = None,
-         **body: Any) -> httpx.Response:
+def chat(
+    gateway_url: str, key: str | None, timeout: float = 60, headers: dict | None = None, **body: Any
+) -> httpx.Response:
     body.setdefault("messages", [{"role": "user", "content": "Hi"}])
     body.setdefault("max_tokens", 5)
     auth = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.post(gateway_url + "/v1/chat/completions", json=body, headers={**auth, **(headers or {})},
-                      timeout=timeout)
+    return httpx.post(
+        gateway_url + "/v1/chat/completions", json=body, headers={**auth, **(headers or {})}, timeout=timeout
+    )
 
 
 def streamed_chunks(response: httpx.Response) -> list[dict | str]:
     """The SSE data payloads of a streamed answer (JSON decoded, except `[DONE]`)."""
-    return [line[6:] if line == "data: [DONE]" else json.loads(line[6:])
-            for line in response.text.splitlines() if line.startswith("data: ")]
+    return [
+        line[6:] if line == "data: [DONE]" else json.loads(line[6:])
+        for line in response.text.splitlines()
+        if line.startswith("data: ")
+    ]
 
 
 def away_from_a_minute_boundary(margin: float = 8.0) -> None:
@@ -144,10 +158,18 @@ TEST_RATE_LIMITS = RateLimits(requests_per_minute=100_000, requests_per_hour=1_0
 
 
 def specs_on_free_ports() -> list[TenantSpec]:
-    return [spec.model_copy(update={"local_port": free_port(), "monthly_budget_usd": TEST_BUDGETS_USD[spec.name],
-                                    "rate_limits": TEST_RATE_LIMITS, "monthly_token_budget": None,
-                                    "max_concurrent_requests": None})
-            for spec in discover_tenant_specs(TENANTS_DIR)]
+    return [
+        spec.model_copy(
+            update={
+                "local_port": free_port(),
+                "monthly_budget_usd": TEST_BUDGETS_USD[spec.name],
+                "rate_limits": TEST_RATE_LIMITS,
+                "monthly_token_budget": None,
+                "max_concurrent_requests": None,
+            }
+        )
+        for spec in discover_tenant_specs(TENANTS_DIR)
+    ]
 
 
 class RunningPlatform:
@@ -178,6 +200,7 @@ def prometheus_query(prometheus_url: str, expr: str, at: float | None = None) ->
 
 
 # -- Kubernetes and Terraform ---------------------------------------------------------------------
+
 
 @dataclass
 class ControlPlane:
@@ -261,22 +284,30 @@ class TenantDocuments:
         self.added: list[tuple[str, str]] = []  # (tenant, document id)
 
     def add(self, tenant: str, title: str, text: str) -> dict:
-        response = httpx.post(self.platform.tenant_urls[tenant] + "/documents", json={"title": title, "text": text},
-                              headers=self.platform.admin_headers(tenant), timeout=300)
+        response = httpx.post(
+            self.platform.tenant_urls[tenant] + "/documents",
+            json={"title": title, "text": text},
+            headers=self.platform.admin_headers(tenant),
+            timeout=300,
+        )
         assert response.status_code == 201, response.text
         document = response.json()
         self.added.append((tenant, document["id"]))
         return document
 
     def search(self, tenant: str, query: str, top_k: int = 3) -> list[dict]:
-        response = httpx.post(self.platform.tenant_urls[tenant] + "/documents/search",
-                              json={"query": query, "top_k": top_k}, timeout=60)
+        response = httpx.post(
+            self.platform.tenant_urls[tenant] + "/documents/search", json={"query": query, "top_k": top_k}, timeout=60
+        )
         assert response.status_code == 200, response.text
         return response.json()["data"]
 
     def delete(self, tenant: str, document_id: str) -> httpx.Response:
-        return httpx.delete(f"{self.platform.tenant_urls[tenant]}/documents/{document_id}",
-                            headers=self.platform.admin_headers(tenant), timeout=60)
+        return httpx.delete(
+            f"{self.platform.tenant_urls[tenant]}/documents/{document_id}",
+            headers=self.platform.admin_headers(tenant),
+            timeout=60,
+        )
 
     def delete_all(self) -> None:
         for tenant, document_id in self.added:

@@ -30,17 +30,33 @@ def create_namespace(core: client.CoreV1Api, prefix: str) -> str:
     return name
 
 
-def run_pod(core: client.CoreV1Api, namespace: str, name: str, image: str, command: str = "exec sleep 3600",
-            labels: dict[str, str] | None = None, timeout: float = 120) -> client.V1Pod:
+def run_pod(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    image: str,
+    command: str = "exec sleep 3600",
+    labels: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> client.V1Pod:
     """Start a busybox-like Pod running `sh -c command` and wait until it runs; returns it (with its IP)."""
     container = client.V1Container(
-        name="main", image=image, image_pull_policy="Never", command=["sh", "-c", command],
+        name="main",
+        image=image,
+        image_pull_policy="Never",
+        command=["sh", "-c", command],
         ports=[client.V1ContainerPort(container_port=8080)],
-        security_context=client.V1SecurityContext(allow_privilege_escalation=False, run_as_user=65534,
-                                                  capabilities=client.V1Capabilities(drop=["ALL"])))
-    core.create_namespaced_pod(namespace, client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, labels=labels or {"app": name}),
-        spec=client.V1PodSpec(containers=[container], termination_grace_period_seconds=0)))
+        security_context=client.V1SecurityContext(
+            allow_privilege_escalation=False, run_as_user=65534, capabilities=client.V1Capabilities(drop=["ALL"])
+        ),
+    )
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name, labels=labels or {"app": name}),
+            spec=client.V1PodSpec(containers=[container], termination_grace_period_seconds=0),
+        ),
+    )
 
     def running() -> client.V1Pod | None:
         pod = core.read_namespaced_pod(name, namespace)
@@ -51,20 +67,40 @@ def run_pod(core: client.CoreV1Api, namespace: str, name: str, image: str, comma
 
 def expose(core: client.CoreV1Api, namespace: str, name: str, selector: dict[str, str], port: int = 8080) -> str:
     """A ClusterIP Service for `selector` on `port`; returns its ClusterIP once it has an endpoint."""
-    service = core.create_namespaced_service(namespace, client.V1Service(
-        metadata=client.V1ObjectMeta(name=name),
-        spec=client.V1ServiceSpec(selector=selector, ports=[client.V1ServicePort(port=port, target_port=port)])))
+    service = core.create_namespaced_service(
+        namespace,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1ServiceSpec(selector=selector, ports=[client.V1ServicePort(port=port, target_port=port)]),
+        ),
+    )
     discovery = client.DiscoveryV1Api(core.api_client)
-    wait_for(lambda: any(e.conditions.ready for s in discovery.list_namespaced_endpoint_slice(
-        namespace, label_selector=f"kubernetes.io/service-name={name}").items for e in s.endpoints or []),
-        what=f"a ready endpoint for Service {namespace}/{name}")
+    wait_for(
+        lambda: any(
+            e.conditions.ready
+            for s in discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector=f"kubernetes.io/service-name={name}"
+            ).items
+            for e in s.endpoints or []
+        ),
+        what=f"a ready endpoint for Service {namespace}/{name}",
+    )
     return service.spec.cluster_ip
 
 
 def pod_exec(core: client.CoreV1Api, namespace: str, pod: str, command: str, timeout: float = 30) -> tuple[int, str]:
     """Run `sh -c command` in the Pod (through the API server and the kubelet); (exit code, stdout+stderr)."""
-    response = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=["sh", "-c", command],
-                      stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    response = stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        namespace,
+        command=["sh", "-c", command],
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+        _preload_content=False,
+    )
     response.run_forever(timeout=timeout)
     output = (response.read_stdout() or "") + (response.read_stderr() or "")
     code = response.returncode
@@ -72,8 +108,9 @@ def pod_exec(core: client.CoreV1Api, namespace: str, pod: str, command: str, tim
     return (code if code is not None else -1), output
 
 
-def http_get(core: client.CoreV1Api, namespace: str, pod: str, host: str, port: int = 8080,
-             timeout: int = 5) -> tuple[int, str]:
+def http_get(
+    core: client.CoreV1Api, namespace: str, pod: str, host: str, port: int = 8080, timeout: int = 5
+) -> tuple[int, str]:
     """GET / on host:port from inside the Pod (busybox nc); (nc's exit code, the response body)."""
     request = f"printf 'GET / HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' | nc -w {timeout} {host} {port}"
     code, output = pod_exec(core, namespace, pod, request, timeout=timeout + 25)
@@ -93,9 +130,19 @@ def delete_namespace(core: client.CoreV1Api, namespace: str) -> None:
 # -- what the node may change on the host --------------------------------------------------------------
 
 SYSCTL_DIRS = ("kernel", "vm", "net/ipv4", "net/ipv6/conf/all", "net/bridge")
-VOLATILE_SYSCTLS = ("kernel/random/", "kernel/ns_last_pid", "kernel/pty/nr", "kernel/tainted", "net/ipv4/neigh/",
-                    "net/ipv4/conf/", "net/ipv4/route/", "vm/stat_refresh", "kernel/sched_domain",
-                    "net/ipv4/tcp_fastopen_key", "kernel/perf_event_max")
+VOLATILE_SYSCTLS = (
+    "kernel/random/",
+    "kernel/ns_last_pid",
+    "kernel/pty/nr",
+    "kernel/tainted",
+    "net/ipv4/neigh/",
+    "net/ipv4/conf/",
+    "net/ipv4/route/",
+    "vm/stat_refresh",
+    "kernel/sched_domain",
+    "net/ipv4/tcp_fastopen_key",
+    "kernel/perf_event_max",
+)
 INTERFACE_SYSCTLS = ("net/ipv4/conf/all/", "net/ipv4/conf/default/")
 
 
@@ -149,8 +196,11 @@ def host_fingerprint(state_dir: Path) -> dict:
     """Everything the node could leave behind, as comparable data (take it before and after)."""
     prefix = str(state_dir.resolve())
     return {
-        "mounts": sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-                         if prefix in line or "/run/netns" in line.split()[4]),
+        "mounts": sorted(
+            line.split()[4]
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if prefix in line or "/run/netns" in line.split()[4]
+        ),
         "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
         "links": sorted(line.split(":")[1].strip().split("@")[0] for line in _lines(["ip", "-o", "link", "show"])),
         "iptables": _iptables("iptables"),
@@ -158,9 +208,20 @@ def host_fingerprint(state_dir: Path) -> dict:
         "ipsets": sorted(_lines(["ipset", "list", "-n"])),
         "cgroups": sorted(glob.glob("/sys/fs/cgroup/*/kubepods")),
         "container_logs": sorted(os.listdir("/var/log/containers")) if os.path.isdir("/var/log/containers") else None,
-        "host_dirs": [d for d in ("/var/lib/cni", "/var/log/pods", "/etc/cni", "/opt/cni", "/var/lib/kubelet",
-                                  "/usr/libexec/kubernetes", "/run/llm-tenants-node", "/run/llm-tenants-node.json")
-                      if os.path.lexists(d)],
+        "host_dirs": [
+            d
+            for d in (
+                "/var/lib/cni",
+                "/var/log/pods",
+                "/etc/cni",
+                "/opt/cni",
+                "/var/lib/kubelet",
+                "/usr/libexec/kubernetes",
+                "/run/llm-tenants-node",
+                "/run/llm-tenants-node.json",
+            )
+            if os.path.lexists(d)
+        ],
         "stale_shim_sockets": _stale_shim_sockets(),
         "sysctls": _sysctls(),
     }
@@ -170,8 +231,11 @@ def fingerprint_differences(before: dict, after: dict) -> dict:
     differences = {}
     for key in before:
         if key == "sysctls":
-            changed = {k: (before[key].get(k), after[key].get(k)) for k in set(before[key]) | set(after[key])
-                       if before[key].get(k) != after[key].get(k)}
+            changed = {
+                k: (before[key].get(k), after[key].get(k))
+                for k in set(before[key]) | set(after[key])
+                if before[key].get(k) != after[key].get(k)
+            }
             if changed:
                 differences[key] = changed
         elif before[key] != after[key]:

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 # them: on CPython 3.11 before python/cpython#106905 was fixed, a few seconds of this raise
 # "SystemError: AST constructor recursion depth mismatch" in some threads, and in pytest's own if it is
 # writing a report at that moment.
-RACING_THREADS = '''
+RACING_THREADS = """
 import ast, difflib, gc, pathlib, random, threading
 
 import pytest
@@ -52,10 +52,10 @@ def nested(depth):
 @pytest.mark.parametrize("attempt", range(40))
 def test_fails_while_threads_parse(attempt):
     nested(5)
-'''
+"""
 
 # What the fault did to pytest, made certain: each parse pytest makes to write a report fails.
-PARSING_FAILS = '''
+PARSING_FAILS = """
 import ast
 import sys
 
@@ -67,22 +67,27 @@ def parse_failing_for_reports(*args, **kwargs):
     return parse(*args, **kwargs)
 
 ast.parse = parse_failing_for_reports
-'''
+"""
 
-FAILING_TEST = '''
+FAILING_TEST = """
 def test_adds_up():
     total = 1 + 1
     assert total == 3, "one and one"
 
 def test_passes():
     assert True
-'''
+"""
 
 
 def run_pytest(directory: Path, *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf", *arguments],
-                          cwd=directory, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf", *arguments],
+        cwd=directory,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def write(directory: Path, name: str, text: str) -> None:

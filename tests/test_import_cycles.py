@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import grimp
 
-PACKAGES = ("tenant_spec", "llm_common", "app", "llm_gateway", "alert_config_sync", "dashboards", "openai_stub",
-            "tenantctl")
+PACKAGES = (
+    "tenant_spec",
+    "llm_common",
+    "app",
+    "llm_gateway",
+    "alert_config_sync",
+    "dashboards",
+    "openai_stub",
+    "tenantctl",
+)
 
 
 def import_graph() -> dict[str, set[str]]:

@@ -19,8 +19,11 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 
 
 def pins(lock: str) -> dict[str, str]:
-    return {canonicalize_name(match[1]): match[2]
-            for match in map(PIN.match, (REPO / lock).read_text().splitlines()) if match}
+    return {
+        canonicalize_name(match[1]): match[2]
+        for match in map(PIN.match, (REPO / lock).read_text().splitlines())
+        if match
+    }
 
 
 def hashed_entries(lock: str) -> list[str]:
@@ -30,8 +33,12 @@ def hashed_entries(lock: str) -> list[str]:
 
 
 def installed() -> dict[str, str]:
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    frozen = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     versions = {}
     for line in frozen:
         name = re.split(r"==| @ ", line)[0]
@@ -69,9 +76,12 @@ def test_the_image_locks_agree_with_the_environment_lock():
 def test_every_requirement_in_pyproject_is_met_by_the_lock():
     """A range edited in pyproject.toml without `scripts/lock` shows here, not on a fresh machine."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    requirements = (project["project"]["dependencies"] + project["build-system"]["requires"]
-                    + [r for extra in project["project"]["optional-dependencies"].values() for r in extra]
-                    + project["dependency-groups"]["setup"])
+    requirements = (
+        project["project"]["dependencies"]
+        + project["build-system"]["requires"]
+        + [r for extra in project["project"]["optional-dependencies"].values() for r in extra]
+        + project["dependency-groups"]["setup"]
+    )
     locked = pins("requirements.lock")
     unmet = []
     for requirement in map(Requirement, requirements):

@@ -11,16 +11,22 @@ import schemathesis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llm_common.responses import ResponseRequest, UNSUPPORTED
+from llm_common.responses import UNSUPPORTED, ResponseRequest
 from tests.test_openapi_fuzz import FUZZ, JSON_VALUES, TIMEOUT, fuzz, fuzzed_services  # noqa: F401 (a fixture)
 
 RESPONSES_FIELDS = {*ResponseRequest.model_fields, *UNSUPPORTED, "role", "content", "type", "text", "id", "status"}
-UNKNOWN_FIELDS = st.dictionaries(st.text(min_size=1, max_size=24).filter(lambda key: key not in RESPONSES_FIELDS),
-                                 JSON_VALUES, min_size=1, max_size=3)
+UNKNOWN_FIELDS = st.dictionaries(
+    st.text(min_size=1, max_size=24).filter(lambda key: key not in RESPONSES_FIELDS),
+    JSON_VALUES,
+    min_size=1,
+    max_size=3,
+)
 
 
-@pytest.mark.parametrize("path, method", [("/v1/responses", "POST"), ("/v1/embeddings", "POST"),
-                                          ("/v1/models", "GET"), ("/v1/models/{model}", "GET")])
+@pytest.mark.parametrize(
+    "path, method",
+    [("/v1/responses", "POST"), ("/v1/embeddings", "POST"), ("/v1/models", "GET"), ("/v1/models/{model}", "GET")],
+)
 def test_proxy_openai_routes(fuzzed_services, path, method):
     fuzz(fuzzed_services["proxy"] + "/openapi.json", path, method)
 

@@ -13,7 +13,7 @@ with the backend.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -45,19 +45,24 @@ def ask():
     payload = _chat_payload(config.system_prompt, config.max_tokens, ask_request, history, grounding)
     if ask_request.stream:
         stream = CountedStream(services, payload)
-        response = Response(_answer_events(stream, config.tenant, grounding.citations), mimetype=STREAM_MEDIA_TYPE,
-                            headers=STREAM_HEADERS)
+        response = Response(
+            _answer_events(stream, config.tenant, grounding.citations),
+            mimetype=STREAM_MEDIA_TYPE,
+            headers=STREAM_HEADERS,
+        )
         response.call_on_close(stream.close)
         return response
     completion = Completion(services, payload)
-    return jsonify({
-        "answer": _first_message_text(completion.body),
-        "tenant": config.tenant,
-        "model": completion.body.get("model"),
-        "backend": completion.backend or None,
-        "usage": completion.usage,
-        "citations": grounding.citations,
-    })
+    return jsonify(
+        {
+            "answer": _first_message_text(completion.body),
+            "tenant": config.tenant,
+            "model": completion.body.get("model"),
+            "backend": completion.backend or None,
+            "usage": completion.usage,
+            "citations": grounding.citations,
+        }
+    )
 
 
 def _grounding(services: ProxyServices, ask_request: AskRequest) -> Grounding:
@@ -66,8 +71,9 @@ def _grounding(services: ProxyServices, ask_request: AskRequest) -> Grounding:
     return ground(services.knowledge.retrieve(ask_request.question))
 
 
-def _chat_payload(system_prompt: str, tenant_max_tokens: int, ask_request: AskRequest, history: list[dict],
-                  grounding: Grounding) -> dict:
+def _chat_payload(
+    system_prompt: str, tenant_max_tokens: int, ask_request: AskRequest, history: list[dict], grounding: Grounding
+) -> dict:
     payload = {
         "messages": ask_messages(system_prompt, grounding.question(ask_request.question), history),
         "max_tokens": min(ask_request.max_tokens or tenant_max_tokens, tenant_max_tokens),
@@ -106,12 +112,25 @@ def _answer_events(stream: CountedStream, tenant: str, citations: list[dict]) ->
             if text:
                 parts.append(text)
                 yield encode_event({"type": "delta", "content": text})
-        yield encode_event({"type": "done", "answer": "".join(parts), "tenant": tenant, "model": model,
-                            "backend": stream.backend or None, "usage": stream.usage, "citations": citations})
+        yield encode_event(
+            {
+                "type": "done",
+                "answer": "".join(parts),
+                "tenant": tenant,
+                "model": model,
+                "backend": stream.backend or None,
+                "usage": stream.usage,
+                "citations": citations,
+            }
+        )
         yield encode_event(DONE)
     except Exception as error:  # the gateway broke mid-stream: say so in-band, the status is already sent
         stream.broke(error)
-        yield encode_event({"type": "error", **error_body("upstream_error", f"gateway stream broke: {error}",
-                                                           request_id=stream.request_id)})
+        yield encode_event(
+            {
+                "type": "error",
+                **error_body("upstream_error", f"gateway stream broke: {error}", request_id=stream.request_id),
+            }
+        )
     finally:
         stream.close()

@@ -68,8 +68,9 @@ def search_documents():
 def _knowledge() -> KnowledgeBase:
     knowledge = current_services().knowledge
     if knowledge is None:
-        raise ApiError(404, "this tenant has no knowledge base (the proxy runs without KNOWLEDGE_DIR)",
-                       code="knowledge_disabled")
+        raise ApiError(
+            404, "this tenant has no knowledge base (the proxy runs without KNOWLEDGE_DIR)", code="knowledge_disabled"
+        )
     return knowledge
 
 
@@ -83,6 +84,12 @@ def _model(knowledge: KnowledgeBase) -> str | None:
 
 
 def _document_json(document: Document, embedding_model: str | None) -> dict:
-    return {"id": document.id, "object": "document", "title": document.title, "bytes": document.bytes,
-            "chunks": document.chunk_count, "created_at": int(document.created_at),
-            "embedding_model": embedding_model}
+    return {
+        "id": document.id,
+        "object": "document",
+        "title": document.title,
+        "bytes": document.bytes,
+        "chunks": document.chunk_count,
+        "created_at": int(document.created_at),
+        "embedding_model": embedding_model,
+    }

@@ -38,8 +38,9 @@ def embeddings():
     if record is not None:
         record.backend = reply.headers.get(BACKEND_HEADER) or None
         record.count_usage(usage)
-    return Response(reply.content, mimetype="application/json",
-                    headers={"X-LLM-Backend": reply.headers.get(BACKEND_HEADER, "")})
+    return Response(
+        reply.content, mimetype="application/json", headers={"X-LLM-Backend": reply.headers.get(BACKEND_HEADER, "")}
+    )
 
 
 def _usage_of(content: bytes) -> dict | None:

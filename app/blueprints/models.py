@@ -29,8 +29,11 @@ def retrieve_model(model: str):
     for card in _tenant_models().data:
         if card.id == model:
             return jsonify(card.model_dump())
-    raise ApiError(404, f"model '{model}' is not available to this tenant; GET /v1/models lists the ones that are",
-                   code="model_not_found")
+    raise ApiError(
+        404,
+        f"model '{model}' is not available to this tenant; GET /v1/models lists the ones that are",
+        code="model_not_found",
+    )
 
 
 def _tenant_models() -> ModelList:

@@ -13,7 +13,7 @@ way the tokens are counted in the proxy's metrics (app/completions.py).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
 
@@ -42,8 +42,11 @@ def chat_completions():
     if chat.stream:
         stream = CountedStream(services, payload)
         include_usage = (chat.payload.get("stream_options") or {}).get("include_usage") is True
-        response = Response(_relay(stream, include_usage), mimetype=STREAM_MEDIA_TYPE,
-                            headers={**STREAM_HEADERS, "X-LLM-Backend": stream.backend})
+        response = Response(
+            _relay(stream, include_usage),
+            mimetype=STREAM_MEDIA_TYPE,
+            headers={**STREAM_HEADERS, "X-LLM-Backend": stream.backend},
+        )
         response.call_on_close(stream.close)
         return response
     completion = Completion(services, payload)
@@ -64,7 +67,12 @@ def _relay(stream: CountedStream, include_usage: bool) -> Iterator[bytes]:
         yield encode_event(DONE)
     except Exception as error:
         stream.broke(error)
-        yield encode_event(error_body("upstream_error", "the gateway stream broke off before the answer was complete",
-                                      request_id=stream.request_id))
+        yield encode_event(
+            error_body(
+                "upstream_error",
+                "the gateway stream broke off before the answer was complete",
+                request_id=stream.request_id,
+            )
+        )
     finally:
         stream.close()

@@ -11,7 +11,7 @@ caller's `instructions` below it (app/prompt.py says how), guardrails on everyth
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -21,8 +21,13 @@ from app.services import current_services
 from llm_common.errors import ApiError
 from llm_common.json_body import contract_error
 from llm_common.request_contract import ChatPolicy, ContractViolation
-from llm_common.responses import (MalformedCompletion, ResponseEventStream, ResponseFrame,
-                                  apply_responses_contract, response_from_completion)
+from llm_common.responses import (
+    MalformedCompletion,
+    ResponseEventStream,
+    ResponseFrame,
+    apply_responses_contract,
+    response_from_completion,
+)
 from llm_common.sse import STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_named_event
 
 blueprint = Blueprint("responses", __name__)
@@ -34,18 +39,23 @@ def create_response():
     config = services.config
     body = read_json_object(request, config.max_body_bytes)
     try:
-        translated = apply_responses_contract(body, ChatPolicy(config.max_tokens, allowed_extensions=None),
-                                              system_input=False)
+        translated = apply_responses_contract(
+            body, ChatPolicy(config.max_tokens, allowed_extensions=None), system_input=False
+        )
     except ContractViolation as violation:
         raise contract_error(violation) from None
-    caller_messages = translated.chat.payload["messages"][0 if translated.instructions is None else 1:]
-    payload = tenant_payload(services, {**translated.chat.payload, "messages": caller_messages},
-                             translated.instructions)
+    caller_messages = translated.chat.payload["messages"][0 if translated.instructions is None else 1 :]
+    payload = tenant_payload(
+        services, {**translated.chat.payload, "messages": caller_messages}, translated.instructions
+    )
     frame = ResponseFrame(translated.echo)
     if translated.chat.stream:
         stream = CountedStream(services, payload)
-        response = Response(_events(stream, ResponseEventStream(frame)), mimetype=STREAM_MEDIA_TYPE,
-                            headers={**STREAM_HEADERS, "X-LLM-Backend": stream.backend})
+        response = Response(
+            _events(stream, ResponseEventStream(frame)),
+            mimetype=STREAM_MEDIA_TYPE,
+            headers={**STREAM_HEADERS, "X-LLM-Backend": stream.backend},
+        )
         response.call_on_close(stream.close)
         return response
     completion = Completion(services, payload)

@@ -18,8 +18,8 @@ can stop (and refuse the document) once there are too many.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from itertools import islice
-from typing import Iterator
 
 HEADING_WORDS = 12
 MAX_WORD_CHARACTERS = 64
@@ -84,7 +84,7 @@ class _Packer:
         self.paragraph_start = False
         if self.fresh and len(self.window) + len(lookahead) > self.budget:
             yield self._chunk(self.window)
-            self.window = self.window[len(self.window) - self.overlap:] if self.overlap else []
+            self.window = self.window[len(self.window) - self.overlap :] if self.overlap else []
             self.fresh = 0
         for word in lookahead:
             yield from self.add(word)
@@ -93,8 +93,8 @@ class _Packer:
         self.window.append(word)
         self.fresh += 1
         if len(self.window) > self.budget:
-            yield self._chunk(self.window[:self.budget])
-            self.window = self.window[self.budget - self.overlap:]
+            yield self._chunk(self.window[: self.budget])
+            self.window = self.window[self.budget - self.overlap :]
             self.fresh = min(self.fresh, len(self.window) - self.overlap) if self.overlap else len(self.window)
 
     def finish(self) -> Iterator[str]:
@@ -121,7 +121,7 @@ class _Pushback:
         self._items = items
         self._returned: list = []
 
-    def __iter__(self) -> "_Pushback":
+    def __iter__(self) -> _Pushback:
         return self
 
     def __next__(self):
@@ -141,7 +141,7 @@ def _tokens(text: str) -> Iterator[str | _Heading | object]:
             if len(token) <= MAX_WORD_CHARACTERS:
                 yield token
             else:
-                yield from (token[i:i + MAX_WORD_CHARACTERS] for i in range(0, len(token), MAX_WORD_CHARACTERS))
+                yield from (token[i : i + MAX_WORD_CHARACTERS] for i in range(0, len(token), MAX_WORD_CHARACTERS))
         elif match.lastgroup == "blank":
             yield PARAGRAPH_BREAK
         else:
@@ -156,7 +156,7 @@ def _words(text: str, start: int, end: int) -> Iterator[str]:
         if len(word) <= MAX_WORD_CHARACTERS:
             yield word
         else:
-            yield from (word[i:i + MAX_WORD_CHARACTERS] for i in range(0, len(word), MAX_WORD_CHARACTERS))
+            yield from (word[i : i + MAX_WORD_CHARACTERS] for i in range(0, len(word), MAX_WORD_CHARACTERS))
 
 
 def _heading_at(text: str, start: int, end: int) -> str | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import islice
-from typing import Callable
 
 import numpy as np
 
@@ -16,8 +16,17 @@ Embed = Callable[[list[str]], tuple[str, list[list[float]]]]  # texts -> (model,
 
 
 class KnowledgeBase:
-    def __init__(self, store: KnowledgeStore, embed: Embed, *, top_k: int, min_score: float,
-                 chunk_words: int, overlap_words: int, max_chunks: int):
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        embed: Embed,
+        *,
+        top_k: int,
+        min_score: float,
+        chunk_words: int,
+        overlap_words: int,
+        max_chunks: int,
+    ):
         self.store = store
         self._embed = embed
         self._top_k = top_k
@@ -32,8 +41,12 @@ class KnowledgeBase:
         if not chunks:
             raise ApiError(400, "document: has no text to index (only headings or whitespace)", code="empty_document")
         if len(chunks) > self._max_chunks:
-            raise ApiError(413, f"document: makes more than {self._max_chunks} chunks (max_chunks_per_document); "
-                                "split it into several documents", code="document_too_many_chunks")
+            raise ApiError(
+                413,
+                f"document: makes more than {self._max_chunks} chunks (max_chunks_per_document); "
+                "split it into several documents",
+                code="document_too_many_chunks",
+            )
         # The title travels with every chunk into the model: a question often names the subject.
         space, vectors = self._vectors(chunks, prefix=f"{title}\n")
         try:
@@ -56,8 +69,9 @@ class KnowledgeBase:
                 raise EmbeddingMismatch(f"index built with {stored.model}, query embedded with {space.model}")
             return self.store.search(vectors[0], top_k)
         except EmbeddingMismatch as error:
-            raise ApiError(409, f"knowledge: {error}; ingest the documents again", code="embedding_model_changed") \
-                from None
+            raise ApiError(
+                409, f"knowledge: {error}; ingest the documents again", code="embedding_model_changed"
+            ) from None
 
     def _vectors(self, texts: list[str], prefix: str = "") -> tuple[EmbeddingSpace, np.ndarray]:
         """Unit vectors for `prefix + text` of each text, asked from the gateway in batches. Each batch
@@ -65,17 +79,22 @@ class KnowledgeBase:
         (24 bytes a number), and no second copy of the texts."""
         model, vectors = "", None
         for start in range(0, len(texts), EMBEDDING_BATCH):
-            model, rows = self._embed([prefix + text for text in texts[start:start + EMBEDDING_BATCH]])
+            model, rows = self._embed([prefix + text for text in texts[start : start + EMBEDDING_BATCH]])
             try:
                 batch = np.asarray(rows, dtype=np.float32)
             except (ValueError, TypeError):
                 batch = None
-            if batch is None or batch.ndim != 2 or len(batch) != min(EMBEDDING_BATCH, len(texts) - start) \
-                    or batch.shape[1] == 0 or (vectors is not None and batch.shape[1] != vectors.shape[1]):
+            if (
+                batch is None
+                or batch.ndim != 2
+                or len(batch) != min(EMBEDDING_BATCH, len(texts) - start)
+                or batch.shape[1] == 0
+                or (vectors is not None and batch.shape[1] != vectors.shape[1])
+            ):
                 raise ApiError(502, "the gateway's embeddings did not match the inputs", code="bad_gateway_answer")
             if vectors is None:
                 vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
-            vectors[start:start + len(batch)] = batch
+            vectors[start : start + len(batch)] = batch
         if vectors is None:
             raise ApiError(502, "the gateway's embeddings did not match the inputs", code="bad_gateway_answer")
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -33,10 +33,10 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import faiss
 import numpy as np
@@ -138,21 +138,25 @@ class KnowledgeStore:
             raise EmbeddingMismatch(f"the question's vector has {vector.shape[-1]} dimensions, the index {index.d}")
         # A few extra candidates make up for vectors whose rows are gone (see the module docstring).
         scores, ids = index.search(vector.reshape(1, -1).astype(np.float32), min(index.ntotal, k + 8))
-        found = [(int(chunk_id), float(score)) for chunk_id, score in zip(ids[0], scores[0]) if chunk_id >= 0]
+        found = [
+            (int(chunk_id), float(score)) for chunk_id, score in zip(ids[0], scores[0], strict=True) if chunk_id >= 0
+        ]
         rows = self._chunk_rows([chunk_id for chunk_id, _ in found])
         hits = [Hit(chunk_id, *rows[chunk_id], score=score) for chunk_id, score in found if chunk_id in rows]
         return hits[:k]
 
     def document(self, document_id: str) -> Document | None:
         with self._connect() as connection:
-            row = connection.execute("SELECT id, title, bytes, chunk_count, created_at FROM documents WHERE id = ?",
-                                     (document_id,)).fetchone()
+            row = connection.execute(
+                "SELECT id, title, bytes, chunk_count, created_at FROM documents WHERE id = ?", (document_id,)
+            ).fetchone()
         return Document(*row) if row else None
 
     def documents(self) -> list[Document]:
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT id, title, bytes, chunk_count, created_at FROM documents ORDER BY created_at, id").fetchall()
+                "SELECT id, title, bytes, chunk_count, created_at FROM documents ORDER BY created_at, id"
+            ).fetchall()
         return [Document(*row) for row in rows]
 
     def _chunk_rows(self, chunk_ids: list[int]) -> dict[int, tuple[str, str, int, str]]:
@@ -162,13 +166,16 @@ class KnowledgeStore:
         with self._connect() as connection:
             rows = connection.execute(
                 f"SELECT c.id, c.document_id, d.title, c.position, c.text FROM chunks c "
-                f"JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})", chunk_ids).fetchall()
+                f"JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
+                chunk_ids,
+            ).fetchall()
         return {row[0]: row[1:] for row in rows}
 
     # --- writing ---------------------------------------------------------------------------
 
-    def add_document(self, title: str, byte_count: int, chunks: list[str], vectors: np.ndarray,
-                     space: EmbeddingSpace) -> Document:
+    def add_document(
+        self, title: str, byte_count: int, chunks: list[str], vectors: np.ndarray, space: EmbeddingSpace
+    ) -> Document:
         """Store a document's chunks and their unit vectors (one row per chunk, in order)."""
         if len(chunks) != len(vectors) or not chunks:
             raise ValueError("one vector per chunk, and at least one chunk")
@@ -178,11 +185,17 @@ class KnowledgeStore:
             index = self._writable_index(connection, space.dimensions)
             connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                                   (document.id, title, byte_count, len(chunks), document.created_at))
-                ids = [connection.execute("INSERT INTO chunks (document_id, position, text) VALUES (?, ?, ?)",
-                                          (document.id, position, text)).lastrowid
-                       for position, text in enumerate(chunks)]
+                connection.execute(
+                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                    (document.id, title, byte_count, len(chunks), document.created_at),
+                )
+                ids = [
+                    connection.execute(
+                        "INSERT INTO chunks (document_id, position, text) VALUES (?, ?, ?)",
+                        (document.id, position, text),
+                    ).lastrowid
+                    for position, text in enumerate(chunks)
+                ]
                 index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.array(ids, dtype=np.int64))
                 self._persist(index)
                 connection.execute("COMMIT")
@@ -209,13 +222,15 @@ class KnowledgeStore:
         """The first document fixes the embedding model; later ones must use the same."""
         current = self.space()
         if current is None:
-            connection.executemany("INSERT INTO settings VALUES (?, ?)",
-                                   [("model", space.model), ("dimensions", str(space.dimensions))])
+            connection.executemany(
+                "INSERT INTO settings VALUES (?, ?)", [("model", space.model), ("dimensions", str(space.dimensions))]
+            )
         elif current != space:
             raise EmbeddingMismatch(
                 f"this knowledge base was built with {current.model} ({current.dimensions} dimensions), "
                 f"the gateway now embeds with {space.model} ({space.dimensions}); "
-                "delete the knowledge directory and ingest the documents again")
+                "delete the knowledge directory and ingest the documents again"
+            )
 
     def _writable_index(self, connection: sqlite3.Connection, dimensions: int) -> faiss.Index:
         """A private copy of the newest index, without vectors whose catalogue rows are gone."""

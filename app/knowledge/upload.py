@@ -42,16 +42,19 @@ def read_document(request: Request, max_bytes: int) -> DocumentUpload:
         charset = request.mimetype_params.get("charset", "utf-8").lower()
         if charset not in ("utf-8", "utf8"):
             raise ApiError(415, f"charset '{charset}' is not supported: send UTF-8 text", code="unsupported_charset")
-        upload = validate_model(DocumentUpload, {"title": request.args.get("title", ""),
-                                                 "text": _decode(_read_limited(request, max_bytes))})
+        upload = validate_model(
+            DocumentUpload, {"title": request.args.get("title", ""), "text": _decode(_read_limited(request, max_bytes))}
+        )
     else:
-        raise ApiError(415, "Content-Type must be application/json, text/plain or text/markdown",
-                       code="unsupported_media_type")
+        raise ApiError(
+            415, "Content-Type must be application/json, text/plain or text/markdown", code="unsupported_media_type"
+        )
     if not upload.text.strip():
         raise ApiError(400, "document: is empty", code="empty_document")
     if "\x00" in upload.text:
-        raise ApiError(400, "document: contains NUL characters; send text or markdown, not a binary file",
-                       code="binary_document")
+        raise ApiError(
+            400, "document: contains NUL characters; send text or markdown, not a binary file", code="binary_document"
+        )
     return upload
 
 
@@ -68,8 +71,11 @@ def _decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ApiError(400, f"document: is not UTF-8 text (invalid byte 0x{raw[error.start]:02x} "
-                            f"at offset {error.start})", code="invalid_encoding") from None
+        raise ApiError(
+            400,
+            f"document: is not UTF-8 text (invalid byte 0x{raw[error.start]:02x} at offset {error.start})",
+            code="invalid_encoding",
+        ) from None
 
 
 def _too_large(max_bytes: int) -> ApiError:

@@ -5,8 +5,7 @@ checks; the vLLM backend is a pool of N members (plain HTTP, aiohttp) with healt
 """
 
 from llm_common.openai_client import UpstreamRejected, UpstreamReply, UpstreamUnavailable
-from llm_gateway.backends.clients import (AiohttpClient, AsyncChatStream, AsyncOpenAICompatibleClient,
-                                          AsyncSdkClient)
+from llm_gateway.backends.clients import AiohttpClient, AsyncChatStream, AsyncOpenAICompatibleClient, AsyncSdkClient
 from llm_gateway.backends.pool import BackendPool, PoolMember
 
 __all__ = [

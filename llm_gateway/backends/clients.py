@@ -11,10 +11,9 @@ upstream bytes passed through unparsed.
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import AsyncIterator, Callable, Iterator, Mapping
 
 import aiohttp
 import openai
@@ -29,7 +28,7 @@ READ_BUFFER_BYTES = 1 << 20  # an SSE line (one chunk) may be up to twice this l
 class AsyncChatStream:
     """An opened upstream stream: the request is sent and the status checked; iterate for SSE data."""
 
-    def __init__(self, response: "_AiohttpStream | _SdkStream"):
+    def __init__(self, response: _AiohttpStream | _SdkStream):
         self._response = response
         self._closed = False
         self.headers: Mapping[str, str] = response.headers
@@ -76,8 +75,15 @@ class AiohttpClient(AsyncOpenAICompatibleClient):
     """Plain HTTP with aiohttp. Measured against httpx's AsyncClient on this path (bench/upstream_clients.py),
     aiohttp costs a tenth of the CPU per request; the session is opened on first use, on the worker's loop."""
 
-    def __init__(self, base_url: str, api_key: str, *, connect_timeout: float, read_timeout: float,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ):
         self.base_url = base_url
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
@@ -87,9 +93,12 @@ class AiohttpClient(AsyncOpenAICompatibleClient):
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=self._timeout, read_bufsize=READ_BUFFER_BYTES,
+                headers=self._headers,
+                timeout=self._timeout,
+                read_bufsize=READ_BUFFER_BYTES,
                 connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
-                skip_auto_headers=("User-Agent",))
+                skip_auto_headers=("User-Agent",),
+            )
         return self._session
 
     async def _send(self, path: str, payload: dict, request_id: str | None) -> aiohttp.ClientResponse:
@@ -175,13 +184,15 @@ class AsyncSdkClient(AsyncOpenAICompatibleClient):
         response = await self._send(path, payload, request_id, {})  # the body is read inside the SDK
         return UpstreamReply(await response.read(), response.headers)
 
-    async def _send(self, path: str, payload: dict, request_id: str | None,
-                    headers: dict[str, str]) -> openai.AsyncAPIResponse:
+    async def _send(
+        self, path: str, payload: dict, request_id: str | None, headers: dict[str, str]
+    ) -> openai.AsyncAPIResponse:
         if request_id:
             headers = {**headers, REQUEST_ID_HEADER: request_id}
         with _sdk_errors(self.base_url):
-            return await self._sdk.post(path, body=payload, cast_to=openai.AsyncAPIResponse[bytes],
-                                        options={"headers": headers})
+            return await self._sdk.post(
+                path, body=payload, cast_to=openai.AsyncAPIResponse[bytes], options={"headers": headers}
+            )
 
     async def aclose(self) -> None:
         await self._sdk.close()
@@ -209,7 +220,7 @@ def _aiohttp_errors(base_url: str) -> Iterator[None]:
         yield
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
         raise _unavailable(base_url, "connect", error) from None
-    except (aiohttp.SocketTimeoutError, asyncio.TimeoutError) as error:
+    except (TimeoutError, aiohttp.SocketTimeoutError) as error:
         raise _unavailable(base_url, "timeout", error) from None
     except (aiohttp.ClientError, ValueError) as error:  # ValueError: a line longer than the read buffer
         raise _unavailable(base_url, "disconnected", error) from None
@@ -226,8 +237,9 @@ def _sdk_errors(base_url: str) -> Iterator[None]:
     except openai.APIConnectionError as error:  # APITimeoutError included
         raise _sdk_transport_failure(base_url, error) from None
     except openai.APIStatusError as error:
-        raise _status_error(base_url, error.status_code, error.body, error.message,
-                            error.response.headers.get("retry-after")) from None
+        raise _status_error(
+            base_url, error.status_code, error.body, error.message, error.response.headers.get("retry-after")
+        ) from None
 
 
 def _sdk_transport_failure(base_url: str, error: openai.APIConnectionError) -> UpstreamUnavailable:

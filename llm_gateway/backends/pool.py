@@ -25,17 +25,18 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
 
 import httpx
 
 from llm_common.openai_client import UpstreamRejected, UpstreamReply, UpstreamUnavailable
 from llm_gateway.backends.clients import AsyncChatStream, AsyncOpenAICompatibleClient
 from llm_gateway.backends.outlier import OutlierDetector, OutlierPolicy
-from tenant_spec.route import TenantRoute
 from llm_gateway.fair_queue import FairQueue
 from llm_gateway.metrics import GatewayMetrics
+from tenant_spec.route import TenantRoute
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,11 +69,22 @@ def _queue_name(tenant: TenantRoute | None) -> str:
 class BackendPool:
     """One backend ('vllm' or 'openai') made of one or more members."""
 
-    def __init__(self, name: str, members: list[PoolMember], metrics: GatewayMetrics, *,
-                 outlier: OutlierPolicy = OutlierPolicy(), health_path: str | None = None,
-                 health_interval: float = 5.0, unhealthy_threshold: int = 2,
-                 clock: Callable[[], float] = time.monotonic, capacity_per_member: int | None = None,
-                 max_queued_per_tenant: int = 100, queue_timeout: float = 30.0, share_hold: float = 1.0):
+    def __init__(
+        self,
+        name: str,
+        members: list[PoolMember],
+        metrics: GatewayMetrics,
+        *,
+        outlier: OutlierPolicy = OutlierPolicy(),
+        health_path: str | None = None,
+        health_interval: float = 5.0,
+        unhealthy_threshold: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        capacity_per_member: int | None = None,
+        max_queued_per_tenant: int = 100,
+        queue_timeout: float = 30.0,
+        share_hold: float = 1.0,
+    ):
         self.name = name
         self.members = members
         self._metrics = metrics
@@ -87,8 +99,14 @@ class BackendPool:
         self.capacity_per_member = capacity_per_member
         self.queue: FairQueue | None = None
         if capacity_per_member is not None:
-            self.queue = FairQueue(name, self.capacity, metrics, max_queued_per_tenant=max_queued_per_tenant,
-                                   queue_timeout=queue_timeout, share_hold=share_hold)
+            self.queue = FairQueue(
+                name,
+                self.capacity,
+                metrics,
+                max_queued_per_tenant=max_queued_per_tenant,
+                queue_timeout=queue_timeout,
+                share_hold=share_hold,
+            )
         metrics.publish_backend(name)
         for member in members:
             member.unhealthy_threshold = unhealthy_threshold
@@ -111,8 +129,13 @@ class BackendPool:
         with self._lock:
             return sorted((m for m in self.members if m.usable(now)), key=lambda m: m.outstanding)
 
-    async def _call(self, attempt: Callable[[PoolMember], Awaitable[T]], tenant: TenantRoute | None, *,
-                    keep_outstanding: bool = False) -> T:
+    async def _call(
+        self,
+        attempt: Callable[[PoolMember], Awaitable[T]],
+        tenant: TenantRoute | None,
+        *,
+        keep_outstanding: bool = False,
+    ) -> T:
         """Run `attempt` on the best member (with a capacity: once a slot is free, in fair order). With
         `keep_outstanding` the member's count and the slot stay taken until the result's `on_close`."""
         if not self.is_available():
@@ -160,26 +183,30 @@ class BackendPool:
                 self._adjust_outstanding(member, -1)
                 raise
             self._answered(member)
-            self._metrics.member_latency.labels(backend=self.name, member=member.url).observe(
-                self._clock() - started
-            )
+            self._metrics.member_latency.labels(backend=self.name, member=member.url).observe(self._clock() - started)
             if not keep_outstanding:
                 self._adjust_outstanding(member, -1)
             return result
         assert last_error is not None
-        raise UpstreamUnavailable(f"{self.name}: all {tried} member(s) failed; last: {last_error}",
-                                  reason=last_error.reason, status=last_error.status)
+        raise UpstreamUnavailable(
+            f"{self.name}: all {tried} member(s) failed; last: {last_error}",
+            reason=last_error.reason,
+            status=last_error.status,
+        )
 
-    async def chat(self, payload: dict, request_id: str | None = None,
-                   tenant: TenantRoute | None = None) -> UpstreamReply:
+    async def chat(
+        self, payload: dict, request_id: str | None = None, tenant: TenantRoute | None = None
+    ) -> UpstreamReply:
         return await self._call(lambda member: member.client.chat(payload, request_id), tenant)
 
-    async def embeddings(self, payload: dict, request_id: str | None = None,
-                         tenant: TenantRoute | None = None) -> UpstreamReply:
+    async def embeddings(
+        self, payload: dict, request_id: str | None = None, tenant: TenantRoute | None = None
+    ) -> UpstreamReply:
         return await self._call(lambda member: member.client.embeddings(payload, request_id), tenant)
 
-    async def open_chat_stream(self, payload: dict, request_id: str | None = None,
-                               tenant: TenantRoute | None = None) -> AsyncChatStream:
+    async def open_chat_stream(
+        self, payload: dict, request_id: str | None = None, tenant: TenantRoute | None = None
+    ) -> AsyncChatStream:
         """Open a stream on the least busy member; it stays 'outstanding' (and holds its slot) until it closes."""
 
         async def attempt(member: PoolMember) -> AsyncChatStream:
@@ -232,11 +259,13 @@ class BackendPool:
                 ejected = self._outliers.on_failure(member, self.members, now)
         if ejected:
             self._publish_member(member)
-            log.warning("ejected %s member %s for %.0fs: %s", self.name, member.url,
-                        self._outliers.policy.eject_seconds, error)
+            log.warning(
+                "ejected %s member %s for %.0fs: %s", self.name, member.url, self._outliers.policy.eject_seconds, error
+            )
         else:
-            log.warning("%s member %s failed (%d in a row): %s", self.name, member.url,
-                        member.consecutive_failures, error)
+            log.warning(
+                "%s member %s failed (%d in a row): %s", self.name, member.url, member.consecutive_failures, error
+            )
 
     def _publish_member(self, member: PoolMember) -> None:
         self._metrics.member_up.labels(backend=self.name, member=member.url).set(

@@ -21,8 +21,18 @@ from datetime import datetime
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from llm_gateway.ledger.records import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, DuplicateRecord, Ledger,
-                                        LedgerError, UsageRecord, UsageTotals, totals_from_row)
+from llm_gateway.ledger.records import (
+    COLUMNS,
+    EPOCH,
+    RECENT_SQL,
+    TOTALS_SQL,
+    DuplicateRecord,
+    Ledger,
+    LedgerError,
+    UsageRecord,
+    UsageTotals,
+    totals_from_row,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_records (
@@ -69,8 +79,15 @@ class PostgresLedger(Ledger):
                 connection.execute(SCHEMA)
         except psycopg.Error as error:
             raise LedgerError(f"PostgreSQL ledger: {error}".strip()) from None
-        self._pool = ConnectionPool(self._url, min_size=1, max_size=self._max_connections, open=True, timeout=10,
-                                    kwargs={"autocommit": True, "connect_timeout": 5}, name="usage-ledger")
+        self._pool = ConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=self._max_connections,
+            open=True,
+            timeout=10,
+            kwargs={"autocommit": True, "connect_timeout": 5},
+            name="usage-ledger",
+        )
 
     def _connect_with_retries(self) -> None:
         delay = RETRY_FIRST_SECONDS
@@ -109,7 +126,7 @@ class PostgresLedger(Ledger):
     def recent(self, tenant: str, limit: int = 10, since: datetime | None = None) -> list[UsageRecord]:
         with self._connection() as connection:
             rows = connection.execute(RECENT_SQL.format(p="%s"), (tenant, since or EPOCH, limit)).fetchall()
-        return [UsageRecord(**dict(zip(COLUMNS, row))) for row in rows]
+        return [UsageRecord(**dict(zip(COLUMNS, row, strict=True))) for row in rows]
 
     def close(self) -> None:
         self._closed.set()

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-COLUMNS = ("request_id", "created_at", "tenant", "model", "backend", "prompt_tokens", "completion_tokens",
-           "cost_usd", "latency_ms", "status", "stream", "usage_estimated")
+COLUMNS = (
+    "request_id",
+    "created_at",
+    "tenant",
+    "model",
+    "backend",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "status",
+    "stream",
+    "usage_estimated",
+)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,7 @@ class UsageRecord:
     def values(self) -> tuple:
         return tuple(getattr(self, column) for column in COLUMNS)
 
-    def with_request_id(self, request_id: str) -> "UsageRecord":
+    def with_request_id(self, request_id: str) -> UsageRecord:
         return replace(self, request_id=request_id)
 
 
@@ -81,19 +93,22 @@ class Ledger(ABC):
         """The tenant's newest records, newest first."""
 
     @abstractmethod
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
     def is_ready(self) -> bool:
         """Whether records can be written now (False while a ledger opened in the background connects)."""
         return True
 
 
-TOTALS_SQL = ("SELECT count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "
-              "coalesce(sum(cost_usd), 0) FROM usage_records WHERE tenant = {p} AND created_at >= {p}")
-RECENT_SQL = (f"SELECT {', '.join(COLUMNS)} FROM usage_records WHERE tenant = {{p}} AND created_at >= {{p}} "
-              "ORDER BY created_at DESC, request_id DESC LIMIT {p}")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+TOTALS_SQL = (
+    "SELECT count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "
+    "coalesce(sum(cost_usd), 0) FROM usage_records WHERE tenant = {p} AND created_at >= {p}"
+)
+RECENT_SQL = (
+    f"SELECT {', '.join(COLUMNS)} FROM usage_records WHERE tenant = {{p}} AND created_at >= {{p}} "
+    "ORDER BY created_at DESC, request_id DESC LIMIT {p}"
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def totals_from_row(row: tuple) -> UsageTotals:

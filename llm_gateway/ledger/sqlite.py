@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from llm_gateway.ledger.records import (COLUMNS, EPOCH, RECENT_SQL, TOTALS_SQL, DuplicateRecord, Ledger,
-                                        LedgerError, UsageRecord, UsageTotals, totals_from_row)
+from llm_gateway.ledger.records import (
+    COLUMNS,
+    EPOCH,
+    RECENT_SQL,
+    TOTALS_SQL,
+    DuplicateRecord,
+    Ledger,
+    LedgerError,
+    UsageRecord,
+    UsageTotals,
+    totals_from_row,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_records (
@@ -37,7 +47,7 @@ CREATE INDEX IF NOT EXISTS usage_records_tenant_time ON usage_records (tenant, c
 
 def _timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds: sorts as text in time order."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SqliteLedger(Ledger):
@@ -73,7 +83,8 @@ class SqliteLedger(Ledger):
         values[1] = _timestamp(record.created_at)
         try:
             self._connection.execute(
-                f"INSERT INTO usage_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", values)
+                f"INSERT INTO usage_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", values
+            )
         except sqlite3.IntegrityError:
             raise DuplicateRecord(record.request_id) from None
 
@@ -93,8 +104,8 @@ class SqliteLedger(Ledger):
 
 
 def _record(row: tuple) -> UsageRecord:
-    values = dict(zip(COLUMNS, row))
-    values["created_at"] = datetime.strptime(values["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    values = dict(zip(COLUMNS, row, strict=True))
+    values["created_at"] = datetime.strptime(values["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     values["stream"] = bool(values["stream"])
     values["usage_estimated"] = bool(values["usage_estimated"])
     return UsageRecord(**values)

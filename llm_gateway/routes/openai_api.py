@@ -19,8 +19,13 @@ from starlette.routing import Route
 from llm_common.errors import ApiError
 from llm_common.json_body import contract_error
 from llm_common.request_contract import ChatPolicy, ContractViolation, apply_chat_contract, apply_embedding_contract
-from llm_common.responses import (MalformedCompletion, ResponseEventStream, ResponseFrame, apply_responses_contract,
-                                  response_from_completion)
+from llm_common.responses import (
+    MalformedCompletion,
+    ResponseEventStream,
+    ResponseFrame,
+    apply_responses_contract,
+    response_from_completion,
+)
 from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_named_event
 from llm_common.tracing import current_record
 from llm_gateway.completions import JsonAnswer
@@ -87,6 +92,7 @@ async def responses(request: Request) -> Response:
 async def _response_events(relayed: AsyncIterator[bytes], events: ResponseEventStream) -> AsyncIterator[bytes]:
     """The relayed chat chunks (`data:` events) as the Responses API's named events; `response.completed`
     carries the recorded usage (the translated request asks for the relay's closing usage chunk)."""
+
     def sent(batch: Iterable[dict]) -> bytes:
         return b"".join(encode_named_event(event) for event in batch)
 
@@ -124,9 +130,14 @@ async def models(request: Request) -> Response:
     router = _services(request).router
     tenant = _authenticated_tenant(request)
     names = {router.model_for(tenant, backend.name): backend.name for backend in router.candidates(tenant)}
-    return JSONResponse({"object": "list", "data": [
-        {"id": name, "object": "model", "owned_by": backend, "created": 0} for name, backend in names.items()
-    ]})
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "owned_by": backend, "created": 0} for name, backend in names.items()
+            ],
+        }
+    )
 
 
 def _json(answer: JsonAnswer) -> Response:

@@ -27,8 +27,12 @@ async def readyz(request: Request) -> Response:
     ledger = services.metering.ledger
     ledger_ready = ledger is None or ledger.is_ready()
     ready = tenants_synced and ledger_ready
-    body = {"status": "ready" if ready else "unavailable", "backends": states, "tenants_synced": tenants_synced,
-            "ledger_connected": ledger_ready}
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "backends": states,
+        "tenants_synced": tenants_synced,
+        "ledger_connected": ledger_ready,
+    }
     return JSONResponse(body, 200 if ready else 503)
 
 
@@ -39,5 +43,9 @@ def operation_routes(registry: MetricsRegistry, openapi_document: dict) -> list[
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document)
 
-    return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi, methods=["GET"])]
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]

@@ -15,9 +15,9 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 from kubernetes import client, config, utils
@@ -29,10 +29,23 @@ from tenantctl.cluster.containerd import CTR, Containerd
 from tenantctl.cluster.control_plane import LocalControlPlane
 from tenantctl.cluster.machine import link_socket, write_record
 from tenantctl.cluster.network import BRIDGE, KUBE_ROUTER_USER, SERVICE_CIDR
-from tenantctl.cluster.rendering import (CNI_BIN_DIR, CONTAINERD, RESOLV_CONF, RUNC, NodeFiles, cni_config,
-                                         containerd_args, containerd_config, egress_guard_rules, kube_proxy_args,
-                                         kube_proxy_config, kube_router_args, kube_scheduler_args, kubelet_args,
-                                         kubelet_config)
+from tenantctl.cluster.rendering import (
+    CNI_BIN_DIR,
+    CONTAINERD,
+    RESOLV_CONF,
+    RUNC,
+    NodeFiles,
+    cni_config,
+    containerd_args,
+    containerd_config,
+    egress_guard_rules,
+    kube_proxy_args,
+    kube_proxy_config,
+    kube_router_args,
+    kube_scheduler_args,
+    kubelet_args,
+    kubelet_config,
+)
 from tenantctl.processes import HOST_UMASK, ManagedProcess, ProcessFailed, free_port, wait_ready
 from tenantctl.terraform import toolchain
 
@@ -71,10 +84,18 @@ class NodeContext:
     processes: list[ManagedProcess] = field(default_factory=list)
     snapshot: host_state.HostSnapshot | None = None
 
-    def launch(self, name: str, argv: list[str], health_url: str = "",
-               ready: Callable[[], bool] | None = None) -> ManagedProcess:
-        process = ManagedProcess(name=name, argv=argv, health_url=health_url, ready=ready,
-                                 log_path=self.files.log(name), cwd=self.files.state_dir, umask=HOST_UMASK)
+    def launch(
+        self, name: str, argv: list[str], health_url: str = "", ready: Callable[[], bool] | None = None
+    ) -> ManagedProcess:
+        process = ManagedProcess(
+            name=name,
+            argv=argv,
+            health_url=health_url,
+            ready=ready,
+            log_path=self.files.log(name),
+            cwd=self.files.state_dir,
+            umask=HOST_UMASK,
+        )
         self.log(f"starting {name}")
         self.processes.append(process)
         process.start()
@@ -113,15 +134,33 @@ def run_actions(actions: list[Action], context: NodeContext, timings: dict[str, 
 
 def node_actions() -> list[Action]:
     """The node's start-up, in order."""
-    return [CheckHost(), RecordHost(), WriteConfiguration(), EnableBridgeFiltering(), InstallEgressGuard(),
-            RouteServiceAddresses(), StartContainerd(), StartKubelet(), CreateClusterObjects(),
-            StartNetworkAndScheduler(), WaitForCoreDNS()]
+    return [
+        CheckHost(),
+        RecordHost(),
+        WriteConfiguration(),
+        EnableBridgeFiltering(),
+        InstallEgressGuard(),
+        RouteServiceAddresses(),
+        StartContainerd(),
+        StartKubelet(),
+        CreateClusterObjects(),
+        StartNetworkAndScheduler(),
+        WaitForCoreDNS(),
+    ]
 
 
 # -- preparing the host ----------------------------------------------------------------------------
 
-HOST_PROGRAMS = (CONTAINERD, CTR, RUNC, CNI_BIN_DIR / "bridge", CNI_BIN_DIR / "firewall",
-                 Path("/usr/sbin/iptables"), Path("/usr/sbin/ipset"), Path("/usr/sbin/conntrack"))
+HOST_PROGRAMS = (
+    CONTAINERD,
+    CTR,
+    RUNC,
+    CNI_BIN_DIR / "bridge",
+    CNI_BIN_DIR / "firewall",
+    Path("/usr/sbin/iptables"),
+    Path("/usr/sbin/ipset"),
+    Path("/usr/sbin/conntrack"),
+)
 
 
 class CheckHost(Action):
@@ -162,17 +201,37 @@ class WriteConfiguration(Action):
         files.containerd_dir.mkdir(parents=True, exist_ok=True)
         link_socket(files.containerd_dir)
         self._write_certificates(context)
-        _write(files.containerd_config, containerd_config(files, context.containerd.socket,
-                                                          node_images.PAUSE.reference))
+        _write(
+            files.containerd_config, containerd_config(files, context.containerd.socket, node_images.PAUSE.reference)
+        )
         _write(files.cni_conflist, json.dumps(cni_config(files), indent=2))
         _write(files.resolv_conf, RESOLV_CONF)
-        _write(files.kubelet_config, json.dumps(kubelet_config(
-            files, address=context.kubelet_address, port=context.ports.kubelet,
-            healthz_port=context.ports.kubelet_healthz, client_ca=context.plane.ca_cert,
-            containerd_socket=context.containerd.socket), indent=2))
-        _write(files.kube_proxy_config, json.dumps(kube_proxy_config(
-            files, node_name=context.node_name, healthz_port=context.ports.kube_proxy_healthz,
-            metrics_port=context.ports.kube_proxy_metrics), indent=2))
+        _write(
+            files.kubelet_config,
+            json.dumps(
+                kubelet_config(
+                    files,
+                    address=context.kubelet_address,
+                    port=context.ports.kubelet,
+                    healthz_port=context.ports.kubelet_healthz,
+                    client_ca=context.plane.ca_cert,
+                    containerd_socket=context.containerd.socket,
+                ),
+                indent=2,
+            ),
+        )
+        _write(
+            files.kube_proxy_config,
+            json.dumps(
+                kube_proxy_config(
+                    files,
+                    node_name=context.node_name,
+                    healthz_port=context.ports.kube_proxy_healthz,
+                    metrics_port=context.ports.kube_proxy_metrics,
+                ),
+                indent=2,
+            ),
+        )
 
     @staticmethod
     def _write_certificates(context: NodeContext) -> None:
@@ -182,8 +241,9 @@ class WriteConfiguration(Action):
         pki.client_kubeconfig(files.kubeconfig("kube-proxy"), server, "system:kube-proxy")
         pki.client_kubeconfig(files.kubeconfig("kube-scheduler"), server, "system:kube-scheduler")
         pki.client_kubeconfig(files.kubeconfig("kube-router"), server, KUBE_ROUTER_USER)
-        pki.server_certificate(files.pki_dir / "kubelet", "kubelet", (context.node_name, "localhost"),
-                               ("127.0.0.1", context.node_ip))
+        pki.server_certificate(
+            files.pki_dir / "kubelet", "kubelet", (context.node_name, "localhost"), ("127.0.0.1", context.node_ip)
+        )
 
 
 class EnableBridgeFiltering(Action):
@@ -227,6 +287,7 @@ class RouteServiceAddresses(Action):
 
 # -- the node's processes ------------------------------------------------------------------------
 
+
 class StartContainerd(Action):
     name = "containerd_and_images"
     title = "starting containerd and importing the node's images (pause, CoreDNS, busybox)"
@@ -243,8 +304,10 @@ class StartKubelet(Action):
     title = "starting the kubelet, until the node is Ready"
 
     def execute(self, context: NodeContext) -> None:
-        process = context.launch("kubelet", kubelet_args(toolchain.binary(toolchain.KUBELET), context.files,
-                                                         context.node_ip, context.node_name))
+        process = context.launch(
+            "kubelet",
+            kubelet_args(toolchain.binary(toolchain.KUBELET), context.files, context.node_ip, context.node_name),
+        )
         healthz = f"http://127.0.0.1:{context.ports.kubelet_healthz}/healthz"
         wait_ready(process, lambda: httpx.get(healthz, timeout=2).status_code == 200, context.deadline)
         wait_ready(process, lambda: _node_ready(context), context.deadline)
@@ -303,18 +366,27 @@ class StartNetworkAndScheduler(Action):
 
     def execute(self, context: NodeContext) -> None:
         files, ports = context.files, context.ports
-        proxy = context.launch("kube-proxy", kube_proxy_args(toolchain.binary(toolchain.KUBE_PROXY), files),
-                               health_url=f"http://127.0.0.1:{ports.kube_proxy_healthz}/healthz")
-        router = context.launch("kube-router-netpol", kube_router_args(
-            toolchain.binary(toolchain.KUBE_ROUTER_NETPOL), files, context.node_name, ports.kube_router_health),
-            health_url=f"http://127.0.0.1:{ports.kube_router_health}/healthz")
+        proxy = context.launch(
+            "kube-proxy",
+            kube_proxy_args(toolchain.binary(toolchain.KUBE_PROXY), files),
+            health_url=f"http://127.0.0.1:{ports.kube_proxy_healthz}/healthz",
+        )
+        router = context.launch(
+            "kube-router-netpol",
+            kube_router_args(
+                toolchain.binary(toolchain.KUBE_ROUTER_NETPOL), files, context.node_name, ports.kube_router_health
+            ),
+            health_url=f"http://127.0.0.1:{ports.kube_router_health}/healthz",
+        )
         scheduler = context.launch(
-            "kube-scheduler", kube_scheduler_args(toolchain.binary(toolchain.KUBE_SCHEDULER), files,
-                                                  ports.kube_scheduler),
-            ready=lambda: _https_ok(f"https://127.0.0.1:{ports.kube_scheduler}/healthz"))
+            "kube-scheduler",
+            kube_scheduler_args(toolchain.binary(toolchain.KUBE_SCHEDULER), files, ports.kube_scheduler),
+            ready=lambda: _https_ok(f"https://127.0.0.1:{ports.kube_scheduler}/healthz"),
+        )
         for process in (proxy, router):
-            wait_ready(process, lambda p=process: httpx.get(p.health_url, timeout=2).status_code == 200,
-                       context.deadline)
+            wait_ready(
+                process, lambda p=process: httpx.get(p.health_url, timeout=2).status_code == 200, context.deadline
+            )
         wait_ready(scheduler, scheduler.ready, context.deadline)
 
 
@@ -339,7 +411,9 @@ class WaitForCoreDNS(Action):
             wait_ready(context.process("kubelet"), coredns_ready, context.deadline)
         except ProcessFailed as error:
             pods = client.CoreV1Api(api).list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns")
-            raise ProcessFailed(f"CoreDNS did not become ready: {[p.status.to_dict() for p in pods.items]}\n{error}")
+            raise ProcessFailed(
+                f"CoreDNS did not become ready: {[p.status.to_dict() for p in pods.items]}\n{error}"
+            ) from error
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> Path:

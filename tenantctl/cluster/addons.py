@@ -16,25 +16,54 @@ def cluster_objects(coredns_image: str) -> list[dict]:
     labels = {"k8s-app": "kube-dns", "app.kubernetes.io/name": "coredns", "app.kubernetes.io/part-of": "llm-tenants"}
     read = ["get", "list", "watch"]
     return [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": KUBE_ROUTER_USER},
-         "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": read},
-                   {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": read}]},
-        _cluster_role_binding(KUBE_ROUTER_USER, {"kind": "User", "name": KUBE_ROUTER_USER,
-                                                 "apiGroup": "rbac.authorization.k8s.io"}),
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:coredns"},
-         "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
-                    "verbs": ["list", "watch"]},
-                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}]},
-        _cluster_role_binding("system:coredns",
-                              {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": KUBE_ROUTER_USER},
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": read},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": read},
+            ],
+        },
+        _cluster_role_binding(
+            KUBE_ROUTER_USER, {"kind": "User", "name": KUBE_ROUTER_USER, "apiGroup": "rbac.authorization.k8s.io"}
+        ),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:coredns"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            ],
+        },
+        _cluster_role_binding(
+            "system:coredns", {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}
+        ),
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns", "namespace": "kube-system"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": "kube-system"},
-         "data": {"Corefile": COREFILE}},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
-         "spec": {"selector": {"k8s-app": "kube-dns"}, "clusterIP": CLUSTER_DNS_IP,
-                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "coredns", "namespace": "kube-system"},
+            "data": {"Corefile": COREFILE},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
+            "spec": {
+                "selector": {"k8s-app": "kube-dns"},
+                "clusterIP": CLUSTER_DNS_IP,
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                ],
+            },
+        },
         coredns_deployment(coredns_image),
     ]
 
@@ -58,33 +87,53 @@ COREFILE = f"""\
 
 
 def _cluster_role_binding(name: str, subject: dict) -> dict:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [subject]}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [subject],
+    }
 
 
 def coredns_deployment(image: str) -> dict:
     labels = {"k8s-app": "kube-dns"}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
-        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
-            "metadata": {"labels": labels},
-            "spec": {
-                "serviceAccountName": "coredns", "priorityClassName": "system-cluster-critical",
-                "dnsPolicy": "Default",
-                "containers": [{
-                    "name": "coredns", "image": image, "imagePullPolicy": "Never",
-                    "args": ["-conf", "/etc/coredns/Corefile"],
-                    "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
-                              {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
-                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
-                    "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10},
-                    "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                        "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}},
-                    "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
-                }],
-                "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
-            }}}}
-
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": "coredns",
+                    "priorityClassName": "system-cluster-critical",
+                    "dnsPolicy": "Default",
+                    "containers": [
+                        {
+                            "name": "coredns",
+                            "image": image,
+                            "imagePullPolicy": "Never",
+                            "args": ["-conf", "/etc/coredns/Corefile"],
+                            "ports": [
+                                {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                            ],
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
+                            "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10},
+                            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+                            },
+                            "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
+                },
+            },
+        },
+    }

@@ -18,8 +18,12 @@ class Containerd:
         self.socket = Path(socket)
 
     def ctr(self, *args: str, timeout: float | None = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([str(CTR), "--address", str(self.socket), "--namespace", NAMESPACE, *args],
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [str(CTR), "--address", str(self.socket), "--namespace", NAMESPACE, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def ready(self) -> bool:
         return self.socket.exists() and self.ctr("version", timeout=10).returncode == 0
@@ -30,8 +34,9 @@ class Containerd:
         result = self.ctr("images", "import", str(archive))
         if result.returncode != 0:
             raise ContainerdError(f"importing {archive} failed: {result.stderr.strip()}")
-        return sorted(set(self.images()) - before) or [line.split()[1] for line in result.stdout.splitlines()
-                                                       if line.startswith("unpacking ")]
+        return sorted(set(self.images()) - before) or [
+            line.split()[1] for line in result.stdout.splitlines() if line.startswith("unpacking ")
+        ]
 
     def images(self) -> list[str]:
         """Name:tag references of the images (digest references left out)."""

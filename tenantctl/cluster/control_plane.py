@@ -22,9 +22,9 @@ import json
 import shutil
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -49,8 +49,14 @@ class LocalControlPlane:
     and always leaves no process behind.
     """
 
-    def __init__(self, state_dir: Path | str, ports: Ports | None = None, log: Callable[[str], None] | None = None,
-                 node_ip: str | None = None, kubelet_address_types: str = "Hostname,InternalIP"):
+    def __init__(
+        self,
+        state_dir: Path | str,
+        ports: Ports | None = None,
+        log: Callable[[str], None] | None = None,
+        node_ip: str | None = None,
+        kubelet_address_types: str = "Hostname,InternalIP",
+    ):
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports or Ports()
         # With a node (node.py): the API server also listens on, and advertises, the node's IP, so
@@ -80,7 +86,7 @@ class LocalControlPlane:
         """Prefix of the client certificate the API server shows the kubelet (with a node)."""
         return self.state_dir / "pki" / "apiserver-kubelet-client"
 
-    def start(self, timeout: float = 120) -> "LocalControlPlane":
+    def start(self, timeout: float = 120) -> LocalControlPlane:
         """Start everything and wait until the API is ready and the controllers work."""
         binaries = {c.name: binary(c) for c in (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER)}
         started = time.monotonic()
@@ -106,7 +112,7 @@ class LocalControlPlane:
             process = self.processes.pop()
             process.stop(timeout=10)
 
-    def __enter__(self) -> "LocalControlPlane":
+    def __enter__(self) -> LocalControlPlane:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -122,8 +128,9 @@ class LocalControlPlane:
         if self.node_ip:
             self.pki.client_certificate(self._kubelet_client_cert, "kube-apiserver-kubelet-client", "system:masters")
         self.pki.client_kubeconfig(self.kubeconfig, self.api_url, "admin", "system:masters")
-        self.pki.client_kubeconfig(self.state_dir / "controller-manager.kubeconfig", self.api_url,
-                                   "system:kube-controller-manager")
+        self.pki.client_kubeconfig(
+            self.state_dir / "controller-manager.kubeconfig", self.api_url, "system:kube-controller-manager"
+        )
 
     def _launch(self, process: ManagedProcess) -> None:
         self.log(f"starting {process.name}")
@@ -131,23 +138,39 @@ class LocalControlPlane:
         process.start()
 
     def _process(self, name: str, argv: list[str]) -> ManagedProcess:
-        return ManagedProcess(name=name, argv=argv, health_url="", log_path=self.state_dir / "logs" / f"{name}.log",
-                              cwd=self.state_dir)
+        return ManagedProcess(
+            name=name, argv=argv, health_url="", log_path=self.state_dir / "logs" / f"{name}.log", cwd=self.state_dir
+        )
 
     def _etcd(self, binary_path: Path) -> ManagedProcess:
-        return self._process("etcd", etcd_args(binary_path, self.state_dir / "etcd", self.ports.etcd_client,
-                                               self.ports.etcd_peer))
+        return self._process(
+            "etcd", etcd_args(binary_path, self.state_dir / "etcd", self.ports.etcd_client, self.ports.etcd_peer)
+        )
 
     def _apiserver(self, binary_path: Path) -> ManagedProcess:
-        return self._process("kube-apiserver", apiserver_args(
-            binary_path, self.pki, etcd_port=self.ports.etcd_client, secure_port=self.ports.apiserver,
-            node_ip=self.node_ip, kubelet_client_cert=self._kubelet_client_cert,
-            kubelet_address_types=self.kubelet_address_types))
+        return self._process(
+            "kube-apiserver",
+            apiserver_args(
+                binary_path,
+                self.pki,
+                etcd_port=self.ports.etcd_client,
+                secure_port=self.ports.apiserver,
+                node_ip=self.node_ip,
+                kubelet_client_cert=self._kubelet_client_cert,
+                kubelet_address_types=self.kubelet_address_types,
+            ),
+        )
 
     def _controller_manager(self, binary_path: Path) -> ManagedProcess:
-        return self._process("kube-controller-manager", controller_manager_args(
-            binary_path, self.pki, self.state_dir / "controller-manager.kubeconfig",
-            self.state_dir / "flex-volume-plugins"))
+        return self._process(
+            "kube-controller-manager",
+            controller_manager_args(
+                binary_path,
+                self.pki,
+                self.state_dir / "controller-manager.kubeconfig",
+                self.state_dir / "flex-volume-plugins",
+            ),
+        )
 
     # -- readiness ---------------------------------------------------------------------------
 

@@ -23,20 +23,30 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tenantctl.cluster.network import BRIDGE, CNI_NETWORK
 
 Log = Callable[[str], None]
 
 # Kernel settings the node's components change (kubelet's kernel tunables; the bridge plugin's forwarding).
-SYSCTLS = ("kernel.panic", "kernel.panic_on_oops", "vm.overcommit_memory", "vm.panic_on_oom",
-           "kernel.keys.root_maxkeys", "kernel.keys.root_maxbytes", "net.ipv4.ip_forward",
-           "net.ipv4.conf.all.forwarding", "net.ipv4.conf.default.forwarding", "net.ipv6.conf.all.forwarding",
-           "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables",
-           "net.ipv4.conf.all.route_localnet")
+SYSCTLS = (
+    "kernel.panic",
+    "kernel.panic_on_oops",
+    "vm.overcommit_memory",
+    "vm.panic_on_oom",
+    "kernel.keys.root_maxkeys",
+    "kernel.keys.root_maxbytes",
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.all.forwarding",
+    "net.ipv4.conf.default.forwarding",
+    "net.ipv6.conf.all.forwarding",
+    "net.bridge.bridge-nf-call-iptables",
+    "net.bridge.bridge-nf-call-ip6tables",
+    "net.ipv4.conf.all.route_localnet",
+)
 IPTABLES = ("iptables", "ip6tables")
 TABLES = ("filter", "nat", "mangle", "raw")
 CHAIN_PREFIXES = ("KUBE-", "CNI-", "LLMT-")  # kubelet, kube-proxy, kube-router; CNI plugins; ours
@@ -48,8 +58,17 @@ KUBEPODS = "kubepods"
 NETNS_DIR = Path("/run/netns")
 CONTAINER_LOGS = Path("/var/log/containers")  # kubelet's symlinks to Pod logs (a fixed path)
 # Directories a kubelet, containerd or CNI may create outside the state directory.
-HOST_DIRECTORIES = ("/var/log/containers", "/var/log/pods", "/var/lib/cni", "/run/netns", "/etc/cni", "/opt/cni",
-                    "/run/containerd", "/var/lib/kubelet", "/usr/libexec/kubernetes")
+HOST_DIRECTORIES = (
+    "/var/log/containers",
+    "/var/log/pods",
+    "/var/lib/cni",
+    "/run/netns",
+    "/etc/cni",
+    "/opt/cni",
+    "/run/containerd",
+    "/var/lib/kubelet",
+    "/usr/libexec/kubernetes",
+)
 # Files a kubelet leaves at fixed paths whatever its root directory (the device manager's socket).
 KUBELET_FIXED_FILES = ("/var/lib/kubelet/device-plugins/kubelet.sock",)
 MNT_DETACH = 2
@@ -128,10 +147,15 @@ class HostSnapshot:
     directories: list[str] = field(default_factory=list)  # which of HOST_DIRECTORIES existed
 
     @classmethod
-    def take(cls) -> "HostSnapshot":
-        snapshot = cls(sysctls=read_sysctls(), ipsets=sorted(ipset_names()), links=sorted(link_names()),
-                       netns=sorted(netns_names()), cgroups=sorted(kubepods_cgroups()),
-                       directories=[d for d in HOST_DIRECTORIES if os.path.lexists(d)])
+    def take(cls) -> HostSnapshot:
+        snapshot = cls(
+            sysctls=read_sysctls(),
+            ipsets=sorted(ipset_names()),
+            links=sorted(link_names()),
+            netns=sorted(netns_names()),
+            cgroups=sorted(kubepods_cgroups()),
+            directories=[d for d in HOST_DIRECTORIES if os.path.lexists(d)],
+        )
         for binary in IPTABLES:
             for table in TABLES:
                 chains, rules = chains_and_rules(iptables_save(binary, table))
@@ -143,7 +167,7 @@ class HostSnapshot:
         path.write_text(json.dumps(asdict(self), indent=1))
 
     @classmethod
-    def load(cls, path: Path) -> "HostSnapshot | None":
+    def load(cls, path: Path) -> HostSnapshot | None:
         try:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
@@ -152,27 +176,36 @@ class HostSnapshot:
 
 # -- restoring ---------------------------------------------------------------------------------
 
-def restore(snapshot: HostSnapshot, state_dir: Path, markers: tuple[str, ...], log: Log,
-            process_markers: tuple[str, ...] = (), containerd_address: str = "") -> None:
+
+def restore(
+    snapshot: HostSnapshot,
+    state_dir: Path,
+    markers: tuple[str, ...],
+    log: Log,
+    process_markers: tuple[str, ...] = (),
+    containerd_address: str = "",
+) -> None:
     """Undo what appeared since `snapshot`. `markers` are strings (Pod CIDR, bridge) that identify
     the node's iptables rules in built-in chains; a process whose command line holds one of
     `process_markers` (default: the state directory) is the node's; `containerd_address` is the
     node's containerd socket (its shims' sockets are named after it)."""
     tasks = containerd_tasks(state_dir)
     container_ids = {container_id for _, container_id in tasks}
-    for step in (lambda: kill_processes_mentioning(process_markers or (str(state_dir),), log),
-                 lambda: kill_kubepods(snapshot, log),
-                 lambda: unmount_all(state_dir, log),
-                 lambda: delete_netns(snapshot, log),
-                 lambda: delete_links(snapshot, log),
-                 lambda: remove_iptables(snapshot, markers, log),
-                 lambda: destroy_ipsets(snapshot, log),
-                 lambda: remove_cgroups(snapshot, log),
-                 lambda: remove_container_log_links(state_dir, log),
-                 lambda: remove_cni_cache(container_ids, log),
-                 lambda: remove_shim_sockets(containerd_address, tasks, log),
-                 lambda: remove_created_directories(snapshot, log),
-                 lambda: restore_sysctls(snapshot, log)):
+    for step in (
+        lambda: kill_processes_mentioning(process_markers or (str(state_dir),), log),
+        lambda: kill_kubepods(snapshot, log),
+        lambda: unmount_all(state_dir, log),
+        lambda: delete_netns(snapshot, log),
+        lambda: delete_links(snapshot, log),
+        lambda: remove_iptables(snapshot, markers, log),
+        lambda: destroy_ipsets(snapshot, log),
+        lambda: remove_cgroups(snapshot, log),
+        lambda: remove_container_log_links(state_dir, log),
+        lambda: remove_cni_cache(container_ids, log),
+        lambda: remove_shim_sockets(containerd_address, tasks, log),
+        lambda: remove_created_directories(snapshot, log),
+        lambda: restore_sysctls(snapshot, log),
+    ):
         try:
             step()
         except Exception as error:  # keep going: the next step may still clean up something
@@ -203,8 +236,9 @@ def kill_processes_mentioning(texts: tuple[str, ...], log: Log, programs: tuple[
 
 def _cgroup_tree(root: Path) -> list[Path]:
     """All cgroup directories under `root`, deepest first."""
-    return sorted((path for path in [root, *root.rglob("*")] if path.is_dir()), key=lambda p: len(p.parts),
-                  reverse=True)
+    return sorted(
+        (path for path in [root, *root.rglob("*")] if path.is_dir()), key=lambda p: len(p.parts), reverse=True
+    )
 
 
 def kill_kubepods(snapshot: HostSnapshot, log: Log) -> None:
@@ -276,8 +310,14 @@ def remove_iptables(snapshot: HostSnapshot, markers: tuple[str, ...], log: Log) 
                     deletions.append("-D" + rule[2:])
             if not ours and not deletions:
                 continue
-            script = [f"*{table}", *deletions, *(f"-F {c}" for c in sorted(ours)), *(f"-X {c}" for c in sorted(ours)),
-                      "COMMIT", ""]
+            script = [
+                f"*{table}",
+                *deletions,
+                *(f"-F {c}" for c in sorted(ours)),
+                *(f"-X {c}" for c in sorted(ours)),
+                "COMMIT",
+                "",
+            ]
             result = _run([f"{binary}-restore", "--noflush"], "\n".join(script))
             if result.returncode != 0:  # e.g. a rule changed meanwhile: one command at a time
                 log(f"{binary}-restore ({table}) failed, removing one by one: {result.stderr.strip()[:300]}")

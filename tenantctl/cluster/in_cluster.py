@@ -20,7 +20,7 @@ from tenantctl.waiting import wait_for
 # Runs inside the Pod: PROBES is a JSON list of {"id", "connect": "host:port"} or
 # {"id", "method", "url", "json"?, "headers"?}, each with "retry_seconds" (how long a refused or timed-out
 # connection is tried again); prints one JSON document.
-PROBE_SCRIPT = r'''
+PROBE_SCRIPT = r"""
 import json, os, socket, time
 import httpx
 
@@ -56,7 +56,7 @@ for probe in json.loads(os.environ["PROBES"]):
         results[probe["id"]] = {"connected": False, "error": f"{type(error).__name__}: {error}"}
     results[probe["id"]]["seconds"] = round(time.monotonic() - started, 3)
 print("PROBE-RESULTS " + json.dumps(results))
-'''
+"""
 
 
 @dataclass
@@ -65,19 +65,29 @@ class Probe:
 
     probes: list[dict] = field(default_factory=list)
 
-    def connect(self, probe_id: str, host: str, port: int, timeout: float = 3, retry_seconds: float = 0) -> "Probe":
+    def connect(self, probe_id: str, host: str, port: int, timeout: float = 3, retry_seconds: float = 0) -> Probe:
         """A TCP connection attempt; `retry_seconds` for one that must succeed: the NetworkPolicy
         enforcer admits a new Pod's address a moment after the Pod starts (refusing it until then), and
         on a busy node that moment can come after the Pod's first try."""
-        self.probes.append({"id": probe_id, "connect": f"{host}:{port}", "timeout": timeout,
-                            "retry_seconds": retry_seconds})
+        self.probes.append(
+            {"id": probe_id, "connect": f"{host}:{port}", "timeout": timeout, "retry_seconds": retry_seconds}
+        )
         return self
 
-    def request(self, probe_id: str, method: str, url: str, timeout: float = 120, retry_seconds: float = 60,
-                **options) -> "Probe":
+    def request(
+        self, probe_id: str, method: str, url: str, timeout: float = 120, retry_seconds: float = 60, **options
+    ) -> Probe:
         """An HTTP request; its connection is tried again for `retry_seconds`, as for `connect`."""
-        self.probes.append({"id": probe_id, "method": method, "url": url, "timeout": timeout,
-                            "retry_seconds": retry_seconds, **options})
+        self.probes.append(
+            {
+                "id": probe_id,
+                "method": method,
+                "url": url,
+                "timeout": timeout,
+                "retry_seconds": retry_seconds,
+                **options,
+            }
+        )
         return self
 
 
@@ -88,8 +98,14 @@ class PodRunner:
         self.core = client.CoreV1Api(api)
         self.image = image
 
-    def run(self, namespace: str, probe: Probe, labels: dict[str, str] | None = None,
-            annotations: dict[str, str] | None = None, timeout: float = 300) -> dict[str, dict]:
+    def run(
+        self,
+        namespace: str,
+        probe: Probe,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> dict[str, dict]:
         name = f"probe-{uuid.uuid4().hex[:8]}"
         self.core.create_namespaced_pod(namespace, self.pod(name, probe, labels, annotations))
         try:
@@ -104,31 +120,48 @@ class PodRunner:
         assert line is not None, f"probe Pod {namespace}/{name} printed no results:\n{log[-3000:]}"
         return json.loads(line.removeprefix("PROBE-RESULTS "))
 
-    def pod(self, name: str, probe: Probe, labels: dict[str, str] | None,
-            annotations: dict[str, str] | None) -> client.V1Pod:
+    def pod(
+        self, name: str, probe: Probe, labels: dict[str, str] | None, annotations: dict[str, str] | None
+    ) -> client.V1Pod:
         return client.V1Pod(
             metadata=client.V1ObjectMeta(name=name, labels=labels or {}, annotations=annotations or {}),
             spec=client.V1PodSpec(
-                restart_policy="Never", automount_service_account_token=False,
+                restart_policy="Never",
+                automount_service_account_token=False,
                 security_context=client.V1PodSecurityContext(
-                    run_as_non_root=True, run_as_user=10001,
-                    seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")),
-                containers=[client.V1Container(
-                    name="probe", image=self.image, command=["python3", "-c", PROBE_SCRIPT],
-                    env=[client.V1EnvVar(name="PROBES", value=json.dumps(probe.probes))],
-                    security_context=client.V1SecurityContext(
-                        allow_privilege_escalation=False, read_only_root_filesystem=True,
-                        capabilities=client.V1Capabilities(drop=["ALL"])),
-                    resources=client.V1ResourceRequirements(requests={"cpu": "10m", "memory": "64Mi"},
-                                                            limits={"cpu": "500m", "memory": "256Mi"}))]))
+                    run_as_non_root=True,
+                    run_as_user=10001,
+                    seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+                ),
+                containers=[
+                    client.V1Container(
+                        name="probe",
+                        image=self.image,
+                        command=["python3", "-c", PROBE_SCRIPT],
+                        env=[client.V1EnvVar(name="PROBES", value=json.dumps(probe.probes))],
+                        security_context=client.V1SecurityContext(
+                            allow_privilege_escalation=False,
+                            read_only_root_filesystem=True,
+                            capabilities=client.V1Capabilities(drop=["ALL"]),
+                        ),
+                        resources=client.V1ResourceRequirements(
+                            requests={"cpu": "10m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "256Mi"}
+                        ),
+                    )
+                ],
+            ),
+        )
 
     def _wait_finished(self, namespace: str, name: str, timeout: float) -> None:
-        wait_for(lambda: self.core.read_namespaced_pod(name, namespace).status.phase in ("Succeeded", "Failed"),
-                 timeout=timeout, what=f"probe Pod {namespace}/{name} to finish")
+        wait_for(
+            lambda: self.core.read_namespaced_pod(name, namespace).status.phase in ("Succeeded", "Failed"),
+            timeout=timeout,
+            what=f"probe Pod {namespace}/{name} to finish",
+        )
 
 
 # A stand-in for an ingress controller: forwards /<tenant>/<path> to that tenant's proxy Service.
-RELAY_SCRIPT = r'''
+RELAY_SCRIPT = r"""
 import http.server, socketserver
 import httpx
 HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "host"}
@@ -152,7 +185,7 @@ class Relay(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 Server(("", 8080), Relay).serve_forever()
-'''
+"""
 
 
 class IngressRelay:
@@ -165,12 +198,13 @@ class IngressRelay:
         self.name = f"ingress-relay-{uuid.uuid4().hex[:6]}"
         self.url: str | None = None
 
-    def start(self, timeout: float = 120) -> "IngressRelay":
+    def start(self, timeout: float = 120) -> IngressRelay:
         pod = self.runner.pod(self.name, Probe(), {"app.kubernetes.io/name": "ingress-relay"}, None)
         pod.spec.restart_policy = "Always"
         pod.spec.containers[0].command = ["python3", "-c", RELAY_SCRIPT]
         pod.spec.containers[0].readiness_probe = client.V1Probe(
-            tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=1)
+            tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=1
+        )
         self.runner.core.create_namespaced_pod(self.namespace, pod)
 
         def ready_ip() -> str | None:

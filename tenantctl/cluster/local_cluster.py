@@ -49,8 +49,8 @@ and the Debian packages `scripts/setup` installs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from kubernetes import client, config
 
@@ -65,16 +65,24 @@ Log = Callable[[str], None]
 class LocalCluster:
     """The local control plane and one node, started and stopped together (see the module docstring)."""
 
-    def __init__(self, state_dir: Path | str, log: Log | None = None, node_ip: str | None = None,
-                 lock_timeout: float = 0, ports: Ports | None = None):
+    def __init__(
+        self,
+        state_dir: Path | str,
+        log: Log | None = None,
+        node_ip: str | None = None,
+        lock_timeout: float = 0,
+        ports: Ports | None = None,
+    ):
         self.state_dir = Path(state_dir).resolve()
         self.log = log or (lambda message: None)
         self.node_ip = node_ip or detect_node_ip()
         address_types = "Hostname,InternalIP" if kubelet_on_loopback(node_name()) else "InternalIP,Hostname"
-        self.control_plane = LocalControlPlane(self.state_dir, ports=ports, log=self.log, node_ip=self.node_ip,
-                                               kubelet_address_types=address_types)
-        self.node = LocalNode(self.state_dir / "node", self.control_plane, self.node_ip, log=self.log,
-                              lock_timeout=lock_timeout)
+        self.control_plane = LocalControlPlane(
+            self.state_dir, ports=ports, log=self.log, node_ip=self.node_ip, kubelet_address_types=address_types
+        )
+        self.node = LocalNode(
+            self.state_dir / "node", self.control_plane, self.node_ip, log=self.log, lock_timeout=lock_timeout
+        )
         self.pod_cidr, self.service_cidr, self.cluster_dns_ip = POD_CIDR, SERVICE_CIDR, CLUSTER_DNS_IP
         self.start_seconds: float | None = None
 
@@ -103,7 +111,7 @@ class LocalCluster:
     def images(self) -> list[str]:
         return self.node.images()
 
-    def start(self, timeout: float = 300) -> "LocalCluster":
+    def start(self, timeout: float = 300) -> LocalCluster:
         self.node.lock.acquire()  # before anything starts: waiting for another node is not start-up time
         started = time.monotonic()
         try:
@@ -120,7 +128,7 @@ class LocalCluster:
         self.node.stop()
         self.control_plane.stop()
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -12,8 +12,8 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tenantctl.cluster import host_state
 from tenantctl.cluster.network import BRIDGE, POD_CIDR
@@ -60,8 +60,10 @@ class NodeLock:
                 if time.monotonic() >= deadline:
                     self._file.close()
                     self._file = None
-                    raise NodeLockTimeout(f"another local node is running on this machine (state {holder}); "
-                                          "stop it first (`tenantctl cluster down`)") from None
+                    raise NodeLockTimeout(
+                        f"another local node is running on this machine (state {holder}); "
+                        "stop it first (`tenantctl cluster down`)"
+                    ) from None
                 if not announced:
                     self.log(f"waiting up to {self.timeout:.0f}s for the node of {holder} to stop")
                     announced = True
@@ -93,9 +95,14 @@ def link_socket(containerd_dir: Path) -> None:
 def restore_host(snapshot: host_state.HostSnapshot, state_dir: Path, log: Log) -> None:
     """Undo the node's host changes since `snapshot`, and forget it (its record, its snapshot, its socket link)."""
     # containerd shims name the socket by its short path: they are found by that too
-    host_state.restore(snapshot, state_dir, (POD_CIDR, BRIDGE), log,
-                       process_markers=(str(state_dir), str(SOCKET_LINK) + "/"),
-                       containerd_address=str(CONTAINERD_SOCKET))
+    host_state.restore(
+        snapshot,
+        state_dir,
+        (POD_CIDR, BRIDGE),
+        log,
+        process_markers=(str(state_dir), str(SOCKET_LINK) + "/"),
+        containerd_address=str(CONTAINERD_SOCKET),
+    )
     if SOCKET_LINK.is_symlink():
         SOCKET_LINK.unlink()
     (state_dir / HOST_SNAPSHOT).unlink(missing_ok=True)

@@ -19,8 +19,8 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tenantctl.cluster.actions import NodeContext, NodeError, NodePorts, node_actions, run_actions
 from tenantctl.cluster.containerd import Containerd
@@ -41,11 +41,16 @@ def detect_node_ip() -> str:
     """This machine's own address: the source address of its default route (LLM_TENANTS_NODE_IP overrides)."""
     if os.environ.get("LLM_TENANTS_NODE_IP"):
         return os.environ["LLM_TENANTS_NODE_IP"]
-    routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "default"], capture_output=True,
-                                       text=True).stdout or "[]")
+    routes = json.loads(
+        subprocess.run(["ip", "-j", "-4", "route", "show", "default"], capture_output=True, text=True).stdout or "[]"
+    )
     for route in routes:
-        addresses = json.loads(subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", route["dev"]],
-                                              capture_output=True, text=True).stdout or "[]")
+        addresses = json.loads(
+            subprocess.run(
+                ["ip", "-j", "-4", "addr", "show", "dev", route["dev"]], capture_output=True, text=True
+            ).stdout
+            or "[]"
+        )
         for link in addresses:
             for address in link.get("addr_info", []):
                 if address.get("scope") == "global":
@@ -70,23 +75,33 @@ def check_socket_room(kubelet_root: Path) -> None:
     """Refuse a state directory so deep that the kubelet could not bind its sockets ("invalid argument")."""
     longest = kubelet_root.joinpath(*LONGEST_KUBELET_SOCKET)
     if len(str(longest).encode()) > UNIX_SOCKET_PATH_MAX:
-        raise NodeError(f"the state directory {kubelet_root.parent.parent} is too deep for the kubelet's unix "
-                        f"sockets ({longest} is over {UNIX_SOCKET_PATH_MAX} bytes); choose a shorter --state-dir")
+        raise NodeError(
+            f"the state directory {kubelet_root.parent.parent} is too deep for the kubelet's unix "
+            f"sockets ({longest} is over {UNIX_SOCKET_PATH_MAX} bytes); choose a shorter --state-dir"
+        )
 
 
 class LocalNode:
     """containerd + kubelet + kube-proxy + kube-scheduler + kube-router + CoreDNS for `plane`."""
 
-    def __init__(self, state_dir: Path, plane: LocalControlPlane, node_ip: str, log: Log | None = None,
-                 lock_timeout: float = 0):
+    def __init__(
+        self, state_dir: Path, plane: LocalControlPlane, node_ip: str, log: Log | None = None, lock_timeout: float = 0
+    ):
         self.files = NodeFiles(Path(state_dir).resolve())
         check_socket_room(self.files.kubelet_root)
         self.log = log or (lambda message: None)
         self.node_name = node_name()
         address = "127.0.0.1" if kubelet_on_loopback(self.node_name) else node_ip
-        self.context = NodeContext(files=self.files, plane=plane, node_ip=node_ip, node_name=self.node_name,
-                                   kubelet_address=address, ports=NodePorts(),
-                                   containerd=Containerd(CONTAINERD_SOCKET), log=self.log)
+        self.context = NodeContext(
+            files=self.files,
+            plane=plane,
+            node_ip=node_ip,
+            node_name=self.node_name,
+            kubelet_address=address,
+            ports=NodePorts(),
+            containerd=Containerd(CONTAINERD_SOCKET),
+            log=self.log,
+        )
         self.lock = NodeLock(lock_timeout, self.log)
         self.start_seconds: float | None = None
         self.timings: dict[str, float] = {}  # seconds since start() when each action was done (bench/node.py)
@@ -115,8 +130,9 @@ class LocalNode:
         """Stop every process and undo every host change; idempotent."""
         context = self.context
         self._stop_kubernetes_processes()
-        if self.containerd_socket.exists() and any(p.name == "containerd" and p.is_running()
-                                                   for p in context.processes):
+        if self.containerd_socket.exists() and any(
+            p.name == "containerd" and p.is_running() for p in context.processes
+        ):
             self._remove_all_pods()
         while context.processes:
             context.processes.pop().stop(timeout=10)
@@ -142,8 +158,16 @@ class LocalNode:
 
     def _remove_all_pods(self) -> None:
         """Stop and remove every Pod sandbox through CRI, so CNI releases its network (veth, netns, IP)."""
-        crictl = [str(CRICTL.path()), "--runtime-endpoint", f"unix://{self.containerd_socket}",
-                  "--timeout", "30s", "rmp", "--all", "--force"]
+        crictl = [
+            str(CRICTL.path()),
+            "--runtime-endpoint",
+            f"unix://{self.containerd_socket}",
+            "--timeout",
+            "30s",
+            "rmp",
+            "--all",
+            "--force",
+        ]
         try:
             result = subprocess.run(crictl, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired) as error:

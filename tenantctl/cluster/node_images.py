@@ -17,9 +17,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tenantctl.images.oci_archive import ImageFile, ImageSpec, write_image
 from tenantctl.paths import cache_root
@@ -48,8 +48,20 @@ class NodeImage:
 def _pause_spec() -> ImageSpec:
     with tempfile.TemporaryDirectory(prefix="pause-") as work:
         binary = Path(work) / "pause"
-        subprocess.run(["gcc", "-Os", "-Wall", "-static", f'-DPAUSE_VERSION="{toolchain.PAUSE_VERSION}"', "-o",
-                        str(binary), str(PAUSE_SOURCE)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "gcc",
+                "-Os",
+                "-Wall",
+                "-static",
+                f'-DPAUSE_VERSION="{toolchain.PAUSE_VERSION}"',
+                "-o",
+                str(binary),
+                str(PAUSE_SOURCE),
+            ],
+            check=True,
+            capture_output=True,
+        )
         subprocess.run(["strip", str(binary)], check=True)
         data = binary.read_bytes()
     return ImageSpec(PAUSE.reference, [ImageFile("/pause", data, 0o755)], entrypoint=["/pause"], user="65535:65535")
@@ -62,8 +74,9 @@ def _coredns_spec() -> ImageSpec:
 
 def busybox_version() -> str:
     """Debian's busybox-static version as an image tag, e.g. 1.35.0-4-deb12u1-b1."""
-    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "busybox-static"], capture_output=True,
-                             text=True).stdout.strip()
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "busybox-static"], capture_output=True, text=True
+    ).stdout.strip()
     if not version:
         raise toolchain.ToolchainError("Debian's busybox-static is not installed: run scripts/setup")
     return re.sub(r"[^A-Za-z0-9_.-]", "-", version.split(":")[-1])
@@ -73,9 +86,11 @@ def _busybox_spec() -> ImageSpec:
     applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     files = [ImageFile("/bin/busybox", BUSYBOX.read_bytes(), 0o755)]
     files += [ImageFile(f"/bin/{applet}", symlink_to="busybox") for applet in applets if applet not in BROKEN_APPLETS]
-    files += [ImageFile("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"),
-              ImageFile("/etc/group", b"root:x:0:\nnobody:x:65534:\n"),
-              ImageFile("/tmp", mode=0o1777, directory=True)]
+    files += [
+        ImageFile("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"),
+        ImageFile("/etc/group", b"root:x:0:\nnobody:x:65534:\n"),
+        ImageFile("/tmp", mode=0o1777, directory=True),
+    ]
     return ImageSpec(busybox_image().reference, files, cmd=["sh"])
 
 

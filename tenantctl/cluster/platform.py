@@ -15,10 +15,11 @@ import json
 import secrets
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 from kubernetes import client, config
@@ -58,19 +59,27 @@ class HostPathVolumes:
         self.created: list[str] = []
 
     def ensure_available(self, count: int) -> None:
-        available = [pv for pv in self.core.list_persistent_volume().items
-                     if pv.status.phase == "Available" and pv.metadata.name in self.created]
+        available = [
+            pv
+            for pv in self.core.list_persistent_volume().items
+            if pv.status.phase == "Available" and pv.metadata.name in self.created
+        ]
         for _ in range(count - len(available)):
             name = f"local-{uuid.uuid4().hex[:10]}"
             directory = self.base_dir / name
             directory.mkdir(parents=True)
             directory.chmod(0o1777)  # Pods run as their own users (10001, 999, 65534)
-            self.core.create_persistent_volume(client.V1PersistentVolume(
-                metadata=client.V1ObjectMeta(name=name, labels={"llm-tenants.io/test-volume": "true"}),
-                spec=client.V1PersistentVolumeSpec(
-                    capacity={"storage": VOLUME_SIZE}, access_modes=["ReadWriteOnce"],
-                    persistent_volume_reclaim_policy="Retain", host_path=client.V1HostPathVolumeSource(
-                        path=str(directory), type="Directory"))))
+            self.core.create_persistent_volume(
+                client.V1PersistentVolume(
+                    metadata=client.V1ObjectMeta(name=name, labels={"llm-tenants.io/test-volume": "true"}),
+                    spec=client.V1PersistentVolumeSpec(
+                        capacity={"storage": VOLUME_SIZE},
+                        access_modes=["ReadWriteOnce"],
+                        persistent_volume_reclaim_policy="Retain",
+                        host_path=client.V1HostPathVolumeSource(path=str(directory), type="Directory"),
+                    ),
+                )
+            )
             self.created.append(name)
 
     def remove_all(self) -> None:
@@ -115,8 +124,11 @@ class NodePlatform:
         return self.built["platform"].reference
 
     def platform_variables(self) -> dict[str, Any]:
-        variables = {"kubeconfig_path": str(self.kubeconfig), "wait_for_rollout": True,
-                     **terraform_variables(self.built)}
+        variables = {
+            "kubeconfig_path": str(self.kubeconfig),
+            "wait_for_rollout": True,
+            **terraform_variables(self.built),
+        }
         for name, sizing in PLATFORM_SIZING.items():  # beside the image variables of the same objects
             variables[name] = {**variables.get(name, {}), **sizing}
         return variables
@@ -192,8 +204,9 @@ class NodePlatform:
         apps = client.AppsV1Api(self.api())
 
         def ready() -> bool:
-            workloads = (apps.list_namespaced_deployment(namespace).items
-                         + apps.list_namespaced_stateful_set(namespace).items)
+            workloads = (
+                apps.list_namespaced_deployment(namespace).items + apps.list_namespaced_stateful_set(namespace).items
+            )
             return bool(workloads) and all((w.status.ready_replicas or 0) == (w.spec.replicas or 0) for w in workloads)
 
         wait_for(ready, timeout=timeout, what=f"every Deployment/StatefulSet in {namespace} Ready")
@@ -207,8 +220,9 @@ def platform_on_node(cluster: LocalCluster, built: dict[str, BuiltImage], work_d
     for image in built.values():
         cluster.import_image(image.archive)
     volumes = HostPathVolumes(client.CoreV1Api(cluster.api_client()), work_dir / "volumes")
-    platform = NodePlatform(kubeconfig=cluster.kubeconfig, repo=repository_copy(work_dir / "repo"), built=built,
-                            volumes=volumes)
+    platform = NodePlatform(
+        kubeconfig=cluster.kubeconfig, repo=repository_copy(work_dir / "repo"), built=built, volumes=volumes
+    )
     try:
         platform.start_relay()  # the ingress path: a relay Pod in the ingress controller's namespace
         yield platform

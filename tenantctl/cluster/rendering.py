@@ -20,8 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tenantctl.cluster.network import (BRIDGE, CLUSTER_DNS_IP, CLUSTER_DOMAIN, CNI_NETWORK, EGRESS_CHAIN, POD_CIDR,
-                                       SERVICE_ACCOUNT_ISSUER, SERVICE_CIDR)
+from tenantctl.cluster.network import (
+    BRIDGE,
+    CLUSTER_DNS_IP,
+    CLUSTER_DOMAIN,
+    CNI_NETWORK,
+    EGRESS_CHAIN,
+    POD_CIDR,
+    SERVICE_ACCOUNT_ISSUER,
+    SERVICE_CIDR,
+)
 
 if TYPE_CHECKING:
     from tenantctl.cluster.pki import Pki
@@ -33,6 +41,7 @@ RESOLV_CONF = "# Pods resolve cluster names only\n"
 
 
 # -- the node's files ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class NodeFiles:
@@ -96,84 +105,125 @@ FRESH_DIRECTORIES = ("containerd/state", "containerd/runc", "kubelet", "cni", "l
 
 # -- kubeconfigs ---------------------------------------------------------------------------------
 
+
 def kubeconfig(server: str, ca_cert: bytes, user: str, client_cert: bytes, client_key: bytes) -> dict:
     """A self-contained kubeconfig (certificates embedded, PEM) for a client-certificate user."""
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
     return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "local",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "local",
         "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": b64(ca_cert)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(client_cert),
-                                          "client-key-data": b64(client_key)}}],
+        "users": [
+            {"name": user, "user": {"client-certificate-data": b64(client_cert), "client-key-data": b64(client_key)}}
+        ],
         "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
     }
 
 
 # -- the control plane ---------------------------------------------------------------------------
 
+
 def etcd_args(binary: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
     client = f"http://127.0.0.1:{client_port}"
     peer = f"http://127.0.0.1:{peer_port}"
     return [
-        str(binary), "--name=local", f"--data-dir={data_dir}",
-        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=local={peer}", "--initial-cluster-state=new",
+        str(binary),
+        "--name=local",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=local={peer}",
+        "--initial-cluster-state=new",
         "--unsafe-no-fsync=true",  # throw-away data: speed over durability
-        "--log-level=warn"]
+        "--log-level=warn",
+    ]
 
 
-def apiserver_args(binary: Path, pki: Pki, *, etcd_port: int, secure_port: int, node_ip: str | None = None,
-                   kubelet_client_cert: Path | None = None,
-                   kubelet_address_types: str = "Hostname,InternalIP") -> list[str]:
+def apiserver_args(
+    binary: Path,
+    pki: Pki,
+    *,
+    etcd_port: int,
+    secure_port: int,
+    node_ip: str | None = None,
+    kubelet_client_cert: Path | None = None,
+    kubelet_address_types: str = "Hostname,InternalIP",
+) -> list[str]:
     """Alone, on loopback; with a node (`node_ip`), also on the node's IP, which it advertises (so the
     `kubernetes` Service has an endpoint Pods reach), talking to the kubelet with `kubelet_client_cert`
     (the prefix of its .crt and .key)."""
     if node_ip is None:
-        addresses = ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                     "--endpoint-reconciler-type=none"]  # 127.0.0.1 is not a valid Endpoints address
+        addresses = [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+        ]  # 127.0.0.1 is not a valid Endpoints address
     else:
-        addresses = ["--bind-address=0.0.0.0", f"--advertise-address={node_ip}",
-                     f"--kubelet-client-certificate={kubelet_client_cert}.crt",
-                     f"--kubelet-client-key={kubelet_client_cert}.key",
-                     f"--kubelet-certificate-authority={pki.ca_cert}",
-                     # how it reaches the kubelet: by host name where that is loopback (node.py)
-                     f"--kubelet-preferred-address-types={kubelet_address_types}"]
+        addresses = [
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={node_ip}",
+            f"--kubelet-client-certificate={kubelet_client_cert}.crt",
+            f"--kubelet-client-key={kubelet_client_cert}.key",
+            f"--kubelet-certificate-authority={pki.ca_cert}",
+            # how it reaches the kubelet: by host name where that is loopback (node.py)
+            f"--kubelet-preferred-address-types={kubelet_address_types}",
+        ]
     return [
-        str(binary), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-        *addresses, f"--secure-port={secure_port}",
+        str(binary),
+        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        *addresses,
+        f"--secure-port={secure_port}",
         f"--cert-dir={pki.ca_cert.parent}",
-        f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
+        f"--tls-cert-file={pki.serving_cert}",
+        f"--tls-private-key-file={pki.serving_key}",
         f"--client-ca-file={pki.ca_cert}",
-        f"--service-account-key-file={pki.sa_pub}", f"--service-account-signing-key-file={pki.sa_key}",
+        f"--service-account-key-file={pki.sa_pub}",
+        f"--service-account-signing-key-file={pki.sa_key}",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--authorization-mode=Node,RBAC",  # default admission plugins stay on (ResourceQuota, ...)
         "--allow-privileged=true",
-        "--profiling=false", "--v=1"]
+        "--profiling=false",
+        "--v=1",
+    ]
 
 
 def controller_manager_args(binary: Path, pki: Pki, kubeconfig_file: Path, flex_volume_dir: Path) -> list[str]:
     return [
-        str(binary), f"--kubeconfig={kubeconfig_file}",
-        f"--authentication-kubeconfig={kubeconfig_file}", f"--authorization-kubeconfig={kubeconfig_file}",
-        f"--root-ca-file={pki.ca_cert}", f"--service-account-private-key-file={pki.sa_key}",
-        f"--cluster-signing-cert-file={pki.ca_cert}", f"--cluster-signing-key-file={pki.ca_key}",
-        "--use-service-account-credentials=true", f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--controllers=*", "--leader-elect=false", "--secure-port=0", "--bind-address=127.0.0.1",
-        "--profiling=false", "--v=1",
+        str(binary),
+        f"--kubeconfig={kubeconfig_file}",
+        f"--authentication-kubeconfig={kubeconfig_file}",
+        f"--authorization-kubeconfig={kubeconfig_file}",
+        f"--root-ca-file={pki.ca_cert}",
+        f"--service-account-private-key-file={pki.sa_key}",
+        f"--cluster-signing-cert-file={pki.ca_cert}",
+        f"--cluster-signing-key-file={pki.ca_key}",
+        "--use-service-account-credentials=true",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--controllers=*",
+        "--leader-elect=false",
+        "--secure-port=0",
+        "--bind-address=127.0.0.1",
+        "--profiling=false",
+        "--v=1",
         # (its default, /usr/libexec/kubernetes/..., would be created on the host and left there)
-        f"--flex-volume-plugin-dir={flex_volume_dir}"]
+        f"--flex-volume-plugin-dir={flex_volume_dir}",
+    ]
 
 
 # -- the node: containerd and CNI ----------------------------------------------------------------
+
 
 def containerd_config(files: NodeFiles, socket: Path, sandbox_image: str) -> str:
     """config.toml of the node's own containerd (CRI plugin, runc, overlayfs), apart from any other."""
     return f"""\
 # Generated by tenantctl.cluster.rendering: this node's own containerd, apart from any system or Docker containerd.
 version = 2
-root = "{files.path('containerd', 'root')}"
-state = "{files.path('containerd', 'state')}"
+root = "{files.path("containerd", "root")}"
+state = "{files.path("containerd", "state")}"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
                     "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
                     "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
@@ -182,7 +232,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   address = "{socket}"
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{files.path('containerd', 'opt')}"
+  path = "{files.path("containerd", "opt")}"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox_image}"
@@ -200,7 +250,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "{RUNC}"
-        Root = "{files.path('containerd', 'runc')}"
+        Root = "{files.path("containerd", "runc")}"
         SystemdCgroup = false
 
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -218,61 +268,108 @@ def cni_config(files: NodeFiles) -> dict:
     """The Pods' network: the bridge with host-local addresses from POD_CIDR, port mappings, and the firewall
     plugin (Docker's daemon may set the FORWARD policy to DROP: it lets Pod traffic pass)."""
     return {
-        "cniVersion": "1.0.0", "name": CNI_NETWORK,
+        "cniVersion": "1.0.0",
+        "name": CNI_NETWORK,
         "plugins": [
-            {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_CIDR}]],
-                      "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(files.path("cni", "ipam"))}},
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": POD_CIDR}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(files.path("cni", "ipam")),
+                },
+            },
             {"type": "portmap", "capabilities": {"portMappings": True}},
             {"type": "firewall", "backend": "iptables"},
-        ]}
+        ],
+    }
 
 
 # -- the node: Kubernetes components -------------------------------------------------------------
 
-def kubelet_config(files: NodeFiles, *, address: str, port: int, healthz_port: int, client_ca: Path,
-                   containerd_socket: Path) -> dict:
+
+def kubelet_config(
+    files: NodeFiles, *, address: str, port: int, healthz_port: int, client_ca: Path, containerd_socket: Path
+) -> dict:
     """KubeletConfiguration: client certificates and webhook authorization (no anonymous access), cgroupfs,
     the node's containerd, cluster DNS, and nothing that could garbage-collect or evict for this machine's disk."""
     return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "address": address, "port": port, "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1", "healthzPort": healthz_port,
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(client_ca)}},
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": address,
+        "port": port,
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": healthz_port,
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(client_ca)},
+        },
         "authorization": {"mode": "Webhook"},
-        "tlsCertFile": str(files.pki_dir / "kubelet.crt"), "tlsPrivateKeyFile": str(files.pki_dir / "kubelet.key"),
-        "cgroupDriver": "cgroupfs", "failCgroupV1": False, "failSwapOn": False,
+        "tlsCertFile": str(files.pki_dir / "kubelet.crt"),
+        "tlsPrivateKeyFile": str(files.pki_dir / "kubelet.key"),
+        "cgroupDriver": "cgroupfs",
+        "failCgroupV1": False,
+        "failSwapOn": False,
         "containerRuntimeEndpoint": f"unix://{containerd_socket}",
-        "clusterDNS": [CLUSTER_DNS_IP], "clusterDomain": CLUSTER_DOMAIN,
+        "clusterDNS": [CLUSTER_DNS_IP],
+        "clusterDomain": CLUSTER_DOMAIN,
         "resolvConf": str(files.resolv_conf),
         "podLogsDir": str(files.path("pod-logs")),
         "volumePluginDir": str(files.path("kubelet", "volume-plugins")),
         "oomScoreAdj": 0,  # root here lacks CAP_SYS_RESOURCE
         # never garbage-collect imported images or evict Pods for this machine's disk usage: nothing can be pulled
-        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-        "shutdownGracePeriod": "0s", "serializeImagePulls": False,
-        "registerNode": True, "rotateCertificates": False, "serverTLSBootstrap": False,
+        "shutdownGracePeriod": "0s",
+        "serializeImagePulls": False,
+        "registerNode": True,
+        "rotateCertificates": False,
+        "serverTLSBootstrap": False,
     }
 
 
 def kubelet_args(binary: Path, files: NodeFiles, node_ip: str, node_name: str) -> list[str]:
-    return [str(binary), f"--config={files.kubelet_config}", f"--kubeconfig={files.kubeconfig('kubelet')}",
-            f"--root-dir={files.kubelet_root}", f"--node-ip={node_ip}", f"--hostname-override={node_name}", "--v=1"]
+    return [
+        str(binary),
+        f"--config={files.kubelet_config}",
+        f"--kubeconfig={files.kubeconfig('kubelet')}",
+        f"--root-dir={files.kubelet_root}",
+        f"--node-ip={node_ip}",
+        f"--hostname-override={node_name}",
+        "--v=1",
+    ]
 
 
 def kube_proxy_config(files: NodeFiles, *, node_name: str, healthz_port: int, metrics_port: int) -> dict:
     """KubeProxyConfiguration: iptables mode for POD_CIDR, changing no kernel setting."""
     return {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": str(files.kubeconfig("kube-proxy"))},
-        "mode": "iptables", "hostnameOverride": node_name, "clusterCIDR": POD_CIDR,
-        "healthzBindAddress": f"127.0.0.1:{healthz_port}", "metricsBindAddress": f"127.0.0.1:{metrics_port}",
-        "nodePortAddresses": ["primary"], "oomScoreAdj": 0,
+        "mode": "iptables",
+        "hostnameOverride": node_name,
+        "clusterCIDR": POD_CIDR,
+        "healthzBindAddress": f"127.0.0.1:{healthz_port}",
+        "metricsBindAddress": f"127.0.0.1:{metrics_port}",
+        "nodePortAddresses": ["primary"],
+        "oomScoreAdj": 0,
         # zeros and false: kube-proxy changes no kernel setting
-        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s",
-                      "udpTimeout": "0s", "udpStreamTimeout": "0s"},
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+            "udpTimeout": "0s",
+            "udpStreamTimeout": "0s",
+        },
         "iptables": {"localhostNodePorts": False, "masqueradeAll": False, "minSyncPeriod": "0s"},
     }
 
@@ -283,18 +380,32 @@ def kube_proxy_args(binary: Path, files: NodeFiles) -> list[str]:
 
 def kube_router_args(binary: Path, files: NodeFiles, node_name: str, health_port: int) -> list[str]:
     """kube-router's NetworkPolicy controller alone (iptables + ipset)."""
-    return [str(binary), f"--kubeconfig={files.kubeconfig('kube-router')}", f"--hostname-override={node_name}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", f"--health-address=127.0.0.1:{health_port}", "--v=1"]
+    return [
+        str(binary),
+        f"--kubeconfig={files.kubeconfig('kube-router')}",
+        f"--hostname-override={node_name}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--health-address=127.0.0.1:{health_port}",
+        "--v=1",
+    ]
 
 
 def kube_scheduler_args(binary: Path, files: NodeFiles, secure_port: int) -> list[str]:
     kubeconfig_file = files.kubeconfig("kube-scheduler")
-    return [str(binary), f"--kubeconfig={kubeconfig_file}", f"--authentication-kubeconfig={kubeconfig_file}",
-            f"--authorization-kubeconfig={kubeconfig_file}", "--leader-elect=false", "--bind-address=127.0.0.1",
-            f"--secure-port={secure_port}", "--v=1"]
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig_file}",
+        f"--authentication-kubeconfig={kubeconfig_file}",
+        f"--authorization-kubeconfig={kubeconfig_file}",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={secure_port}",
+        "--v=1",
+    ]
 
 
 # -- the node: the egress guard ------------------------------------------------------------------
+
 
 def egress_guard_rules() -> list[list[str]]:
     """iptables and ip6tables commands that drop anything a Pod sends to an address that is neither a Pod nor
@@ -309,8 +420,19 @@ def egress_guard_rules() -> list[list[str]]:
         ["iptables", "-t", "mangle", "-N", EGRESS_CHAIN],
         ["iptables", "-t", "mangle", "-A", EGRESS_CHAIN, "-d", POD_CIDR, "-j", "RETURN"],
         ["iptables", "-t", "mangle", "-A", EGRESS_CHAIN, "-d", SERVICE_CIDR, "-j", "RETURN"],
-        ["iptables", "-t", "mangle", "-A", EGRESS_CHAIN, "-m", "comment", "--comment",
-         "llm-tenants: Pods must not reach beyond this machine", "-j", "DROP"],
+        [
+            "iptables",
+            "-t",
+            "mangle",
+            "-A",
+            EGRESS_CHAIN,
+            "-m",
+            "comment",
+            "--comment",
+            "llm-tenants: Pods must not reach beyond this machine",
+            "-j",
+            "DROP",
+        ],
         ["iptables", "-t", "mangle", "-I", "FORWARD", "1", "-s", POD_CIDR, "-j", EGRESS_CHAIN],
         ["ip6tables", "-t", "mangle", "-N", EGRESS_CHAIN],
         ["ip6tables", "-t", "mangle", "-A", EGRESS_CHAIN, "-j", "DROP"],

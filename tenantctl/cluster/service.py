@@ -52,13 +52,23 @@ def serve(state_dir: Path, with_node: bool, lock_timeout: float = 0) -> int:
             # ignores exceptions (seen: logging's at-fork hook while a child process was being started).
             raise KeyboardInterrupt
         started.set()
-        state = {"pid": os.getpid(), "api_url": plane.api_url, "kubeconfig": str(plane.kubeconfig),
-                 "terraform_cli_config": str(terraform_cli_config()), "node": with_node,
-                 "start_seconds": round(running.start_seconds, 2)}
+        state = {
+            "pid": os.getpid(),
+            "api_url": plane.api_url,
+            "kubeconfig": str(plane.kubeconfig),
+            "terraform_cli_config": str(terraform_cli_config()),
+            "node": with_node,
+            "start_seconds": round(running.start_seconds, 2),
+        }
         if with_node:
-            state.update(node_name=running.node_name, node_ip=running.node_ip, pod_cidr=running.pod_cidr,
-                         service_cidr=running.service_cidr, cluster_dns_ip=running.cluster_dns_ip,
-                         containerd_socket=str(running.node.containerd_socket))
+            state.update(
+                node_name=running.node_name,
+                node_ip=running.node_ip,
+                pod_cidr=running.pod_cidr,
+                service_cidr=running.service_cidr,
+                cluster_dns_ip=running.cluster_dns_ip,
+                containerd_socket=str(running.node.containerd_socket),
+            )
             _log(f"node {running.node_name} Ready (node IP {running.node_ip}, Pods {running.pod_cidr})")
         write_state(state_dir, state)
         _log(f"kubeconfig: {plane.kubeconfig}")
@@ -78,12 +88,26 @@ def start_detached(state_dir: Path, timeout: float, with_node: bool, lock_timeou
     ready."""
     remove_state(state_dir)
     log_path = state_dir / "cluster-up.log"
-    argv = [sys.executable, "-m", "tenantctl", "cluster", "up", "--state-dir", str(state_dir),
-            "--lock-timeout", str(lock_timeout)]
+    argv = [
+        sys.executable,
+        "-m",
+        "tenantctl",
+        "cluster",
+        "up",
+        "--state-dir",
+        str(state_dir),
+        "--lock-timeout",
+        str(lock_timeout),
+    ]
     with open(log_path, "wb") as log:
-        child = subprocess.Popen(argv + ([] if with_node else ["--control-plane-only"]),
-                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True, cwd=REPO_ROOT)
+        child = subprocess.Popen(
+            argv + ([] if with_node else ["--control-plane-only"]),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO_ROOT,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_state(state_dir)
@@ -97,8 +121,10 @@ def start_detached(state_dir: Path, timeout: float, with_node: bool, lock_timeou
         time.sleep(0.2)
     if child.poll() is None:
         os.killpg(child.pid, signal.SIGTERM)
-    print(f"control plane failed to start; see {log_path}:\n{log_path.read_text(errors='replace')[-3000:]}",
-          file=sys.stderr)
+    print(
+        f"control plane failed to start; see {log_path}:\n{log_path.read_text(errors='replace')[-3000:]}",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -118,8 +144,10 @@ def stop_running(state_dir: Path) -> int:
         return 1
     print("control plane stopped")
     if state.get("node"):
-        print("node stopped: its processes, mounts, network namespaces, iptables rules, interfaces and cgroups "
-              "are gone and the kernel settings it changed are restored")
+        print(
+            "node stopped: its processes, mounts, network namespaces, iptables rules, interfaces and cgroups "
+            "are gone and the kernel settings it changed are restored"
+        )
     return clean_up_after_crash(state_dir)
 
 

@@ -27,10 +27,15 @@ def register(subparsers) -> None:
     alerts = subparsers.add_parser("alerts", help="alert routing: the Alertmanager config the tenant specs make")
     commands = alerts.add_subparsers(dest="alerts_command", required=True)
     config = commands.add_parser("config", help="print the rendered alertmanager.yml (checked with amtool)")
-    config.add_argument("--run-dir", type=Path, default=Path(".run/local"),
-                        help="where tenants' webhook token files are (<run dir>/alert-secrets/<tenant>/<name>)")
-    config.add_argument("--platform-webhook", action="append", default=[], metavar="URL",
-                        help="a platform receiver (repeatable)")
+    config.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path(".run/local"),
+        help="where tenants' webhook token files are (<run dir>/alert-secrets/<tenant>/<name>)",
+    )
+    config.add_argument(
+        "--platform-webhook", action="append", default=[], metavar="URL", help="a platform receiver (repeatable)"
+    )
     config.set_defaults(handler=command_config)
 
 

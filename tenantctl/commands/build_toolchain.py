@@ -18,8 +18,10 @@ from tenantctl.terraform.toolchain import COMPONENTS, ToolchainError, ensure_bin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="build-toolchain", description="The Kubernetes and Terraform toolchain "
-                                     "the tests and `tenantctl cluster` use, built from source.")
+    parser = argparse.ArgumentParser(
+        prog="build-toolchain",
+        description="The Kubernetes and Terraform toolchain the tests and `tenantctl cluster` use, built from source.",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
     parser.add_argument("--print-paths", action="store_true", help="only print where each binary is (or would be)")
     args = parser.parse_args(argv)

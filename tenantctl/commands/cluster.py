@@ -41,18 +41,29 @@ def register(subparsers) -> None:
     cluster = subparsers.add_parser("cluster", help="run a local Kubernetes cluster: control plane and one node")
     commands = cluster.add_subparsers(dest="cluster_command", required=True)
     for name, handler, help_text in (
-            ("up", command_up, "start it (foreground until Ctrl-C, or --detach) and print the kubeconfig path"),
-            ("down", command_down, "stop it and undo every change the node made to this machine"),
-            ("status", command_status, "show the running cluster's kubeconfig, URL and node")):
+        ("up", command_up, "start it (foreground until Ctrl-C, or --detach) and print the kubeconfig path"),
+        ("down", command_down, "stop it and undo every change the node made to this machine"),
+        ("status", command_status, "show the running cluster's kubeconfig, URL and node"),
+    ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                             help=f"where certificates, etcd data, logs and state live (default {DEFAULT_STATE_DIR})")
+        command.add_argument(
+            "--state-dir",
+            type=Path,
+            default=DEFAULT_STATE_DIR,
+            help=f"where certificates, etcd data, logs and state live (default {DEFAULT_STATE_DIR})",
+        )
         command.set_defaults(handler=handler)
         if name == "up":
             command.add_argument("--detach", action="store_true", help="run in the background and return when ready")
             command.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness (--detach)")
-            command.add_argument("--control-plane-only", action="store_true",
-                                 help="no node: etcd, apiserver and controllers only (Pods stay Pending; "
-                                      "no root needed)")
-            command.add_argument("--lock-timeout", type=float, default=0,
-                                 help="seconds to wait while another local node runs on this machine (default: fail)")
+            command.add_argument(
+                "--control-plane-only",
+                action="store_true",
+                help="no node: etcd, apiserver and controllers only (Pods stay Pending; no root needed)",
+            )
+            command.add_argument(
+                "--lock-timeout",
+                type=float,
+                default=0,
+                help="seconds to wait while another local node runs on this machine (default: fail)",
+            )

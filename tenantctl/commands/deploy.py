@@ -82,31 +82,44 @@ def command_platform(args: argparse.Namespace) -> int:
 
 
 def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", type=Path,
-                        help="default: $KUBECONFIG, a `tenantctl cluster up`, ~/.kube/config")
-    parser.add_argument("--wait-for-rollout", action=argparse.BooleanOptionalAction, default=None,
-                        help="wait for Deployments to roll out (default: yes, except on the local control plane)")
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="default: $KUBECONFIG, a `tenantctl cluster up`, ~/.kube/config"
+    )
+    parser.add_argument(
+        "--wait-for-rollout",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="wait for Deployments to roll out (default: yes, except on the local control plane)",
+    )
 
 
 def register(subparsers) -> None:
     for name, handler, help_text in (
-            ("apply", command_apply, "create or update a tenant on the cluster (terraform apply of tenants/<name>)"),
-            ("destroy", command_destroy, "remove a tenant and its namespace from the cluster")):
+        ("apply", command_apply, "create or update a tenant on the cluster (terraform apply of tenants/<name>)"),
+        ("destroy", command_destroy, "remove a tenant and its namespace from the cluster"),
+    ):
         command = subparsers.add_parser(name, help=help_text)
         command.add_argument("tenant")
         _cluster_arguments(command)
         command.set_defaults(handler=handler)
 
-    platform = subparsers.add_parser("platform",
-                                     help="apply or destroy the shared platform (gateway, vLLM, Prometheus, Grafana)")
+    platform = subparsers.add_parser(
+        "platform", help="apply or destroy the shared platform (gateway, vLLM, Prometheus, Grafana)"
+    )
     actions = platform.add_subparsers(dest="platform_command", required=True)
     for name in ("apply", "destroy"):
         action = actions.add_parser(name)
         _cluster_arguments(action)
-        action.add_argument("--model-pool", choices=("vllm", "cpu", "none"),
-                            help="the pool's server: vllm (GPU nodes, the default), cpu (the llama.cpp model server) "
-                                 "or none (OpenAI only, needs OPENAI_API_KEY)")
-        action.add_argument("--local-images", action="store_true",
-                            help="deploy the images `tenantctl images build` made (CPU pool; Grafana and "
-                                 "kube-state-metrics off: they cannot be built here)")
+        action.add_argument(
+            "--model-pool",
+            choices=("vllm", "cpu", "none"),
+            help="the pool's server: vllm (GPU nodes, the default), cpu (the llama.cpp model server) "
+            "or none (OpenAI only, needs OPENAI_API_KEY)",
+        )
+        action.add_argument(
+            "--local-images",
+            action="store_true",
+            help="deploy the images `tenantctl images build` made (CPU pool; Grafana and "
+            "kube-state-metrics off: they cannot be built here)",
+        )
         action.set_defaults(handler=command_platform)

@@ -13,8 +13,12 @@ from tenantctl.images.recipes import DEPLOYED, RECIPES
 
 def command_build(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    images = ensure_images(args.only or DEPLOYED, force=args.force, docker_host=args.docker_host,
-                           log=lambda message: print(f"[images] {message}", flush=True))
+    images = ensure_images(
+        args.only or DEPLOYED,
+        force=args.force,
+        docker_host=args.docker_host,
+        log=lambda message: print(f"[images] {message}", flush=True),
+    )
     _print_table(images)
     print(f"images ready in {time.monotonic() - started:.1f}s")
     if args.load:
@@ -52,13 +56,21 @@ def register(subparsers) -> None:
     actions = images.add_subparsers(dest="images_command", required=True)
     build = actions.add_parser("build", help="build every image that is not cached (keyed by content)")
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
-    build.add_argument("--docker-host", help="use this Docker daemon (e.g. unix:///var/run/docker.sock) "
-                                             "instead of starting one of our own")
-    build.add_argument("--load", action="store_true",
-                       help="then import them into the node of a running `tenantctl cluster up`")
+    build.add_argument(
+        "--docker-host",
+        help="use this Docker daemon (e.g. unix:///var/run/docker.sock) instead of starting one of our own",
+    )
+    build.add_argument(
+        "--load", action="store_true", help="then import them into the node of a running `tenantctl cluster up`"
+    )
     build.set_defaults(handler=command_build)
     listing = actions.add_parser("list", help="the images, their references and cached archives")
     listing.set_defaults(handler=command_list)
     for action in (build, listing):
-        action.add_argument("--only", action="append", choices=sorted(RECIPES), metavar="IMAGE",
-                            help=f"only this image (repeatable): {', '.join(RECIPES)}")
+        action.add_argument(
+            "--only",
+            action="append",
+            choices=sorted(RECIPES),
+            metavar="IMAGE",
+            help=f"only this image (repeatable): {', '.join(RECIPES)}",
+        )

@@ -54,8 +54,11 @@ def _tenant_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("tenant")
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="local mode's state (default .run/local)")
     parser.add_argument("--url", help="the tenant proxy's URL instead of local mode's, e.g. http://127.0.0.1:5002")
-    parser.add_argument("--admin-key-file", type=Path,
-                        help=f"file holding the tenant admin key (default: ${ADMIN_KEY_ENV}, else local mode's)")
+    parser.add_argument(
+        "--admin-key-file",
+        type=Path,
+        help=f"file holding the tenant admin key (default: ${ADMIN_KEY_ENV}, else local mode's)",
+    )
 
 
 def _proxy_url(args: argparse.Namespace) -> str:
@@ -92,8 +95,14 @@ def command_ingest(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             title = args.title or document_title(path, content)
-            response = _request(http, "POST", url, params={"title": title}, content=content,
-                                headers={"Content-Type": f"{_media_type(path)}; charset=utf-8", **admin})
+            response = _request(
+                http,
+                "POST",
+                url,
+                params={"title": title},
+                content=content,
+                headers={"Content-Type": f"{_media_type(path)}; charset=utf-8", **admin},
+            )
             if response.status_code != 201:
                 print(f"{path}: {_error_message(response)}", file=sys.stderr)
                 failures += 1
@@ -115,8 +124,9 @@ def command_documents(args: argparse.Namespace) -> int:
 
 def command_forget(args: argparse.Namespace) -> int:
     with httpx.Client(timeout=60) as http:
-        response = _request(http, "DELETE", f"{_proxy_url(args)}/documents/{args.document_id}",
-                            headers=_admin_headers(args))
+        response = _request(
+            http, "DELETE", f"{_proxy_url(args)}/documents/{args.document_id}", headers=_admin_headers(args)
+        )
     if response.status_code != 200:
         raise RuntimeError(_error_message(response))
     print(f"deleted {args.document_id}")

@@ -19,32 +19,50 @@ from tenantctl.local.state import DEFAULT_RUN_DIR, tenant_url
 
 def register(commands) -> None:
     up = commands.add_parser("up", help="run the whole platform locally until Ctrl-C")
-    up.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR,
-                    help="logs, configs and state (default: .run/local)")
+    up.add_argument(
+        "--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="logs, configs and state (default: .run/local)"
+    )
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--gateway-port", type=int, default=8080)
     up.add_argument("--model-port", type=int, default=8000, help="port of the embedded model server")
     up.add_argument("--embedding-port", type=int, default=8001, help="port of the embedding model server")
-    up.add_argument("--first-tenant-port", type=int, default=5002,
-                    help="first port for tenants whose spec sets no local_port")
-    up.add_argument("--vllm", action="append", default=[], metavar="URL",
-                    help="an OpenAI-compatible vLLM endpoint for the pool (repeatable); replaces the embedded model")
-    up.add_argument("--embedded-model", action=argparse.BooleanOptionalAction, default=None,
-                    help="force the embedded CPU model on or off "
-                         "(default: on when no vLLM endpoint and no OPENAI_API_KEY)")
+    up.add_argument(
+        "--first-tenant-port", type=int, default=5002, help="first port for tenants whose spec sets no local_port"
+    )
+    up.add_argument(
+        "--vllm",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an OpenAI-compatible vLLM endpoint for the pool (repeatable); replaces the embedded model",
+    )
+    up.add_argument(
+        "--embedded-model",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force the embedded CPU model on or off (default: on when no vLLM endpoint and no OPENAI_API_KEY)",
+    )
     up.add_argument("--workers", type=int, default=2, help="gunicorn workers per service")
     up.add_argument("--prometheus-port", type=int, default=9090, help="port of the local Prometheus (default 9090)")
     up.add_argument("--no-prometheus", dest="prometheus", action="store_false", help="do not start Prometheus")
     up.add_argument("--scrape-interval", default="15s", help="Prometheus scrape and rule evaluation interval")
     up.add_argument("--redis-port", type=int, default=6380, help="port of the Redis holding rate limit counters")
     up.add_argument("--ledger", metavar="URL", help="usage ledger: postgresql://... (default: SQLite in the run dir)")
-    up.add_argument("--metrics-port", type=int, default=0,
-                    help="port of tenantctl's own /metrics (child restarts), scraped by Prometheus (default: any free)")
+    up.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="port of tenantctl's own /metrics (child restarts), scraped by Prometheus (default: any free)",
+    )
     up.add_argument("--alertmanager-port", type=int, default=9093, help="port of the local Alertmanager (default 9093)")
     up.add_argument("--no-alertmanager", dest="alertmanager", action="store_false", help="do not start Alertmanager")
-    up.add_argument("--platform-alert-webhook", action="append", default=[], metavar="URL",
-                    help="a receiver of the platform's alerts (and every tenant's), "
-                         "e.g. the on-call's webhook (repeatable)")
+    up.add_argument(
+        "--platform-alert-webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a receiver of the platform's alerts (and every tenant's), e.g. the on-call's webhook (repeatable)",
+    )
     up.set_defaults(handler=command_up)
 
     ask = commands.add_parser("ask", help="ask a running tenant a question")
@@ -58,16 +76,24 @@ def register(commands) -> None:
 
 def command_up(args: argparse.Namespace) -> int:
     specs = discover_tenant_specs(args.tenants_dir)
-    settings = LocalSettings(run_dir=args.run_dir, host=args.host, gateway_port=args.gateway_port,
-                             model_port=args.model_port, embedding_port=args.embedding_port,
-                             first_tenant_port=args.first_tenant_port,
-                             vllm_endpoints=args.vllm, embedded_model=args.embedded_model, workers=args.workers,
-                             prometheus_port=args.prometheus_port if args.prometheus else None,
-                             scrape_interval=args.scrape_interval, redis_port=args.redis_port,
-                             ledger_url=args.ledger, metrics_port=args.metrics_port,
-                             alertmanager_port=args.alertmanager_port if args.alertmanager else None,
-                             platform_alerts=platform_alerts(args.platform_alert_webhook,
-                                                             "--platform-alert-webhook"))
+    settings = LocalSettings(
+        run_dir=args.run_dir,
+        host=args.host,
+        gateway_port=args.gateway_port,
+        model_port=args.model_port,
+        embedding_port=args.embedding_port,
+        first_tenant_port=args.first_tenant_port,
+        vllm_endpoints=args.vllm,
+        embedded_model=args.embedded_model,
+        workers=args.workers,
+        prometheus_port=args.prometheus_port if args.prometheus else None,
+        scrape_interval=args.scrape_interval,
+        redis_port=args.redis_port,
+        ledger_url=args.ledger,
+        metrics_port=args.metrics_port,
+        alertmanager_port=args.alertmanager_port if args.alertmanager else None,
+        platform_alerts=platform_alerts(args.platform_alert_webhook, "--platform-alert-webhook"),
+    )
     platform = LocalPlatform(specs, settings)
     stop = threading.Event()
     starting = True
@@ -99,22 +125,29 @@ def command_up(args: argparse.Namespace) -> int:
         print("stopped.", flush=True)
 
 
-def print_endpoints(gateway_url: str, endpoints: list[TenantEndpoint], prometheus_url: str | None = None,
-                    alertmanager_url: str | None = None) -> None:
+def print_endpoints(
+    gateway_url: str,
+    endpoints: list[TenantEndpoint],
+    prometheus_url: str | None = None,
+    alertmanager_url: str | None = None,
+) -> None:
     rows = [("TENANT", "URL", "BACKEND", "MODEL")] + [(e.name, e.url, e.backend, e.model) for e in endpoints]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     print(f"\ngateway: {gateway_url}  (OpenAI API at {gateway_url}/v1)")
     if prometheus_url:
         print(f"prometheus: {prometheus_url}  (alerts at {prometheus_url}/alerts)")
     if alertmanager_url:
-        print(f"alertmanager: {alertmanager_url}  "
-              f"(silence: amtool --alertmanager.url={alertmanager_url} silence add ...)")
+        print(
+            f"alertmanager: {alertmanager_url}  (silence: amtool --alertmanager.url={alertmanager_url} silence add ...)"
+        )
     print()
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     example = endpoints[0].url if endpoints else "http://127.0.0.1:5002"
-    print(f"\ntry: curl -s {example}/ask -H 'Content-Type: application/json' "
-          "-d '{\"question\": \"Which company do you work for?\"}'")
+    print(
+        f"\ntry: curl -s {example}/ask -H 'Content-Type: application/json' "
+        '-d \'{"question": "Which company do you work for?"}\''
+    )
 
 
 def command_ask(args: argparse.Namespace) -> int:
@@ -133,8 +166,9 @@ def command_ask(args: argparse.Namespace) -> int:
         print(f"error {response.status_code}: {document['error']['message']}", file=sys.stderr)
         return 1
     print(document["answer"])
-    print(f"\n[{document['tenant']} · {document['backend']} · {document['model']} · {document['usage']}]",
-          file=sys.stderr)
+    print(
+        f"\n[{document['tenant']} · {document['backend']} · {document['model']} · {document['usage']}]", file=sys.stderr
+    )
     return 0
 
 
@@ -156,4 +190,3 @@ def _ask_streaming(url: str, body: dict) -> int:
             elif event["type"] == "done":
                 print(f"\n\n[{event['tenant']} · {event['backend']} · {event['model']}]", file=sys.stderr)
     return 0
-

@@ -30,8 +30,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantctl", description="Per-tenant LLM platform control.")
-    parser.add_argument("--tenants-dir", type=Path, default=Path("tenants"),
-                        help="directory holding one <tenant>/tenant.json per tenant (default: tenants)")
+    parser.add_argument(
+        "--tenants-dir",
+        type=Path,
+        default=Path("tenants"),
+        help="directory holding one <tenant>/tenant.json per tenant (default: tenants)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     local.register(commands)  # up, ask
     validate = commands.add_parser("validate", help="validate every tenant spec")

@@ -16,19 +16,23 @@ DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 def register(subparsers) -> None:
     """Add `dashboards` and `report` to a CLI's argparse subparsers."""
     dashboards = subparsers.add_parser(
-        "dashboards", help="regenerate the Grafana dashboards in dashboards/generated/, or print a tenant's")
+        "dashboards", help="regenerate the Grafana dashboards in dashboards/generated/, or print a tenant's"
+    )
     generate.add_arguments(dashboards)
     dashboards.set_defaults(handler=command_dashboards)
 
     report = subparsers.add_parser("report", help="draw a tenant's dashboard panels from Prometheus into a PNG")
     report.add_argument("tenant")
     report.add_argument("--output", "-o", type=Path, help="PNG file (default: report-<tenant>.png)")
-    report.add_argument("--prometheus", metavar="URL",
-                        help="Prometheus to query "
-                             f"(default: the running `tenantctl up`'s, else {DEFAULT_PROMETHEUS_URL})")
+    report.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help=f"Prometheus to query (default: the running `tenantctl up`'s, else {DEFAULT_PROMETHEUS_URL})",
+    )
     report.add_argument("--range", dest="time_range", default="1h", help="how far back, e.g. 30m, 6h, 2d (default 1h)")
-    report.add_argument("--rate-interval", default="1m",
-                        help="window of rate() in the panels, Grafana's $__rate_interval (default 1m)")
+    report.add_argument(
+        "--rate-interval", default="1m", help="window of rate() in the panels, Grafana's $__rate_interval (default 1m)"
+    )
     report.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     report.set_defaults(handler=command_report)
 

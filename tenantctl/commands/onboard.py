@@ -18,13 +18,22 @@ def _read_prompt(path: Path) -> str:
 
 
 def command_onboard(args: argparse.Namespace) -> int:
-    spec = onboard_tenant(args.tenants_dir, args.name, args.industry, _read_prompt(args.prompt_file),
-                          display_name=args.display_name, backend=args.backend)
+    spec = onboard_tenant(
+        args.tenants_dir,
+        args.name,
+        args.industry,
+        _read_prompt(args.prompt_file),
+        display_name=args.display_name,
+        backend=args.backend,
+    )
     directory = args.tenants_dir / spec.name
-    print(f"created {directory}/ from {TEMPLATE_DIRNAME}/ "
-          f"({spec.display_name}, {spec.industry}, backend {spec.backend})")
-    print(f"next: review {directory / SPEC_FILENAME}, then `tenantctl apply {spec.name}` "
-          f"(or terraform -chdir={directory} init && terraform -chdir={directory} apply)")
+    print(
+        f"created {directory}/ from {TEMPLATE_DIRNAME}/ ({spec.display_name}, {spec.industry}, backend {spec.backend})"
+    )
+    print(
+        f"next: review {directory / SPEC_FILENAME}, then `tenantctl apply {spec.name}` "
+        f"(or terraform -chdir={directory} init && terraform -chdir={directory} apply)"
+    )
     return 0
 
 

@@ -11,7 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubernetes import client, config as kube_config
+from kubernetes import client
+from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
 from tenantctl.commands.deploy import resolve_kubeconfig
@@ -59,11 +60,15 @@ def read_tenant_status(api: client.ApiClient, name: str) -> TenantStatus:
 def _object_counts(api: client.ApiClient, namespace: str) -> dict[str, int]:
     core, rbac, networking = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api), client.NetworkingV1Api(api)
     listings = {
-        "ConfigMap": core.list_namespaced_config_map, "Secret": core.list_namespaced_secret,
-        "Service": core.list_namespaced_service, "ServiceAccount": core.list_namespaced_service_account,
+        "ConfigMap": core.list_namespaced_config_map,
+        "Secret": core.list_namespaced_secret,
+        "Service": core.list_namespaced_service,
+        "ServiceAccount": core.list_namespaced_service_account,
         "PersistentVolumeClaim": core.list_namespaced_persistent_volume_claim,
-        "LimitRange": core.list_namespaced_limit_range, "Role": rbac.list_namespaced_role,
-        "RoleBinding": rbac.list_namespaced_role_binding, "NetworkPolicy": networking.list_namespaced_network_policy,
+        "LimitRange": core.list_namespaced_limit_range,
+        "Role": rbac.list_namespaced_role,
+        "RoleBinding": rbac.list_namespaced_role_binding,
+        "NetworkPolicy": networking.list_namespaced_network_policy,
     }
     return {kind: len(list_objects(namespace).items) for kind, list_objects in listings.items()}
 
@@ -93,6 +98,7 @@ def command_status(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     status = subparsers.add_parser("status", help="a tenant's quota usage and objects on the cluster")
     status.add_argument("tenant")
-    status.add_argument("--kubeconfig", type=Path,
-                        help="default: $KUBECONFIG, a `tenantctl cluster up`, ~/.kube/config")
+    status.add_argument(
+        "--kubeconfig", type=Path, help="default: $KUBECONFIG, a `tenantctl cluster up`, ~/.kube/config"
+    )
     status.set_defaults(handler=command_status)

@@ -5,7 +5,7 @@ without building; `terraform_variables` gives the platform root's variables that
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from tenantctl.images.builder import Builder, mark_content
 from tenantctl.images.cache import BuiltImage, archive_path, prune_archives, record_build_times, sha256
@@ -46,8 +46,9 @@ def _with_needs(names: Iterable[str]) -> list[str]:
     return ordered
 
 
-def ensure_images(names: Iterable[str] = DEPLOYED, *, force: bool = False, log: Log = print,
-                  docker_host: str | None = None) -> dict[str, BuiltImage]:
+def ensure_images(
+    names: Iterable[str] = DEPLOYED, *, force: bool = False, log: Log = print, docker_host: str | None = None
+) -> dict[str, BuiltImage]:
     """Build whatever is not cached (or everything with force); returns the deployed images by name."""
     wanted = list(names)
     images = planned(wanted)

@@ -8,8 +8,8 @@ An image built from some content is also tagged <CONTENT_REPOSITORY>:<name>-<has
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from tenantctl.images.cache import BuiltImage
 from tenantctl.images.context import BuildContext, ImageBuildError
@@ -57,8 +57,15 @@ class Builder:
 
     def docker_build(self, context: BuildContext, reference: str, buildargs: dict[str, str] | None = None) -> None:
         stream = self.client.api.build(
-            fileobj=context.tar(), custom_context=True, tag=reference, buildargs=buildargs or {},
-            network_mode="host", rm=True, forcerm=True, decode=True)
+            fileobj=context.tar(),
+            custom_context=True,
+            tag=reference,
+            buildargs=buildargs or {},
+            network_mode="host",
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
         tail: list[str] = []
         for chunk in stream:
             if "error" in chunk:

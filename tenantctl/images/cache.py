@@ -71,9 +71,10 @@ def file_digest(path: Path) -> str:
 
 def prune_archives(name: str, current: Path) -> None:
     """Keep the newest KEEP_ARCHIVES archives of an image: every code change makes a new one."""
-    archives = sorted(images_dir().glob(f"{name}-" + "?" * 16 + ".tar"), key=lambda path: path.stat().st_mtime,
-                      reverse=True)
-    for stale in [path for path in archives if path != current][KEEP_ARCHIVES - 1:]:
+    archives = sorted(
+        images_dir().glob(f"{name}-" + "?" * 16 + ".tar"), key=lambda path: path.stat().st_mtime, reverse=True
+    )
+    for stale in [path for path in archives if path != current][KEEP_ARCHIVES - 1 :]:
         stale.unlink(missing_ok=True)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import sys
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from tenantctl.images.cache import file_digest, sha256
 from tenantctl.local import embedding_model
@@ -66,8 +66,17 @@ class BuildContext:
 
 def platform_context() -> BuildContext:
     context = BuildContext()
-    context.add_tree(REPO_ROOT, "Dockerfile", "pyproject.toml", "requirements-runtime.lock", "tenant_spec",
-                     "llm_common", "app", "llm_gateway", "alert_config_sync")
+    context.add_tree(
+        REPO_ROOT,
+        "Dockerfile",
+        "pyproject.toml",
+        "requirements-runtime.lock",
+        "tenant_spec",
+        "llm_common",
+        "app",
+        "llm_gateway",
+        "alert_config_sync",
+    )
     return context
 
 

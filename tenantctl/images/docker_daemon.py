@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tenantctl.paths import cache_root
 from tenantctl.processes import ManagedProcess
@@ -83,15 +83,19 @@ class DockerDaemon:
             self._client = docker.DockerClient(base_url=self.base_url, version=API_VERSION, timeout=600)
         return self._client
 
-    def start(self, timeout: float = 120) -> "DockerDaemon":
+    def start(self, timeout: float = 120) -> DockerDaemon:
         self._lock()
         try:
             # A short path: unix sockets are limited to 108 bytes.
             self.run_dir = Path(tempfile.mkdtemp(prefix="llmt-docker-"))
             self.data_root.mkdir(parents=True, exist_ok=True)
             self.process = ManagedProcess(
-                name="dockerd", argv=self._argv(), health_url=self.base_url,
-                log_path=self.run_dir / "dockerd.log", ready=self._answers)
+                name="dockerd",
+                argv=self._argv(),
+                health_url=self.base_url,
+                log_path=self.run_dir / "dockerd.log",
+                ready=self._answers,
+            )
             self.log(f"starting dockerd (data-root {self.data_root})")
             self.process.start()
             self.process.wait_healthy(timeout)
@@ -103,11 +107,19 @@ class DockerDaemon:
     def _argv(self) -> list[str]:
         assert self.run_dir is not None
         return [
-            self.binary, f"--host={self.base_url}", f"--pidfile={self.run_dir / 'docker.pid'}",
-            f"--exec-root={self.run_dir / 'exec'}", f"--data-root={self.data_root}",
-            "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
-            "--storage-driver=overlay2", "--exec-opt=native.cgroupdriver=cgroupfs",
-            f"--cgroup-parent=/{CGROUP_PARENT}", "--log-level=warn",
+            self.binary,
+            f"--host={self.base_url}",
+            f"--pidfile={self.run_dir / 'docker.pid'}",
+            f"--exec-root={self.run_dir / 'exec'}",
+            f"--data-root={self.data_root}",
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--ip-forward=false",
+            "--storage-driver=overlay2",
+            "--exec-opt=native.cgroupdriver=cgroupfs",
+            f"--cgroup-parent=/{CGROUP_PARENT}",
+            "--log-level=warn",
         ]
 
     def _answers(self) -> bool:
@@ -139,7 +151,7 @@ class DockerDaemon:
             self.run_dir = None
         self._unlock()
 
-    def __enter__(self) -> "DockerDaemon":
+    def __enter__(self) -> DockerDaemon:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -78,8 +78,7 @@ def _parent_directories(files: list[ImageFile]) -> set[str]:
 
 
 def _descriptor(media_type: str, blob: bytes, **extra) -> dict:
-    return {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(blob).hexdigest(), "size": len(blob),
-            **extra}
+    return {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(blob).hexdigest(), "size": len(blob), **extra}
 
 
 def _json_blob(document: dict) -> bytes:
@@ -90,25 +89,45 @@ def write_image(spec: ImageSpec, target: Path) -> str:
     """Write `spec` as an OCI archive at `target` (atomically); returns the manifest digest."""
     layer = _tar_bytes(spec.files)
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = _json_blob({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": spec.entrypoint or None, "Cmd": spec.cmd or None, "Env": spec.env,
-                   "User": spec.user, "Labels": spec.labels or None},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created_by": "tenantctl.images.oci_archive"}],
-    })
-    manifest = _json_blob({"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-                           "config": _descriptor(CONFIG_TYPE, config),
-                           "layers": [_descriptor(LAYER_TYPE, layer)]})
-    manifest_descriptor = _descriptor(MANIFEST_TYPE, manifest, platform={"architecture": "amd64", "os": "linux"},
-                                      annotations={"io.containerd.image.name": spec.name,
-                                                   "org.opencontainers.image.ref.name": spec.name.rpartition(":")[2]})
+    config = _json_blob(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Entrypoint": spec.entrypoint or None,
+                "Cmd": spec.cmd or None,
+                "Env": spec.env,
+                "User": spec.user,
+                "Labels": spec.labels or None,
+            },
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+            "history": [{"created_by": "tenantctl.images.oci_archive"}],
+        }
+    )
+    manifest = _json_blob(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": _descriptor(CONFIG_TYPE, config),
+            "layers": [_descriptor(LAYER_TYPE, layer)],
+        }
+    )
+    manifest_descriptor = _descriptor(
+        MANIFEST_TYPE,
+        manifest,
+        platform={"architecture": "amd64", "os": "linux"},
+        annotations={
+            "io.containerd.image.name": spec.name,
+            "org.opencontainers.image.ref.name": spec.name.rpartition(":")[2],
+        },
+    )
     index = _json_blob({"schemaVersion": 2, "manifests": [manifest_descriptor]})
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in [("oci-layout", _json_blob({"imageLayoutVersion": "1.0.0"})), ("index.json", index)] + [
-                (f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}", blob) for blob in (layer, config, manifest)]:
+            (f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}", blob) for blob in (layer, config, manifest)
+        ]:
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), EPOCH, 0o644
             tar.addfile(info, io.BytesIO(data))

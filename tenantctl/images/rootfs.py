@@ -7,8 +7,8 @@ import io
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tenantctl.images.context import ImageBuildError
 
@@ -26,11 +26,19 @@ def mmdebstrap_version() -> str:
 
 def mmdebstrap_rootfs(packages: tuple[str, ...], target: Path, log: Log = print) -> None:
     """A Debian root file system with `packages` (and what they depend on) as a tarball."""
-    argv = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet", f"--include={','.join(packages)}",
-            "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-            "--dpkgopt=path-exclude=/usr/share/locale/*",
-            "--customize-hook=chroot \"$1\" sh -c 'rm -rf /var/lib/apt/lists/* /var/cache/apt/*'",
-            BASE_SUITE, str(target)]
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--mode=root",
+        "--quiet",
+        f"--include={','.join(packages)}",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--customize-hook=chroot \"$1\" sh -c 'rm -rf /var/lib/apt/lists/* /var/cache/apt/*'",
+        BASE_SUITE,
+        str(target),
+    ]
     log(f"  mmdebstrap {BASE_SUITE} + {', '.join(packages)}")
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
@@ -40,8 +48,11 @@ def mmdebstrap_rootfs(packages: tuple[str, ...], target: Path, log: Log = print)
 def prometheus_rootfs(binary: Path, target: Path) -> None:
     """The static binary laid out as the official image's (/bin/prometheus, user nobody) as a tarball."""
     with tarfile.open(target, "w") as archive:
-        _add_bytes(archive, "etc/passwd", b"root:x:0:0:root:/root:/sbin/nologin\n"
-                                          b"nobody:x:65534:65534:nobody:/home:/sbin/nologin\n")
+        _add_bytes(
+            archive,
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/home:/sbin/nologin\n",
+        )
         _add_bytes(archive, "etc/group", b"root:x:0:\nnobody:x:65534:\n")
         for directory, mode in (("etc/prometheus", 0o755), ("prometheus", 0o777), ("tmp", 0o1777)):
             info = tarfile.TarInfo(directory)

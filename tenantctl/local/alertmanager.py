@@ -45,11 +45,13 @@ def alert_tenants(specs: list[TenantSpec]) -> list[AlertTenant]:
     return [AlertTenant(spec.name, spec.backend, spec.alerts) for spec in specs]
 
 
-def local_alertmanager_config(specs: list[TenantSpec], platform: PlatformAlerts, run_dir: Path,
-                              tenants_dir: Path | None = None) -> dict:
+def local_alertmanager_config(
+    specs: list[TenantSpec], platform: PlatformAlerts, run_dir: Path, tenants_dir: Path | None = None
+) -> dict:
     try:
-        return render_alertmanager_config(platform, alert_tenants(specs),
-                                          alert_token_files(specs, run_dir, tenants_dir))
+        return render_alertmanager_config(
+            platform, alert_tenants(specs), alert_token_files(specs, run_dir, tenants_dir)
+        )
     except AlertRoutingError as error:
         raise SpecError(str(error)) from None
 
@@ -67,4 +69,3 @@ def amtool_check(config: dict) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"amtool check-config failed:\n{output}")
     return output
-

@@ -3,8 +3,8 @@ and the tenants' ports. Pure functions: inputs in, documents out."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from app.config import PROXY_SPEC_FIELDS
 from llm_common.keys import sha256_hex
@@ -29,8 +29,13 @@ def assign_ports(specs: list[TenantSpec], first_port: int) -> dict[str, int]:
     return ports
 
 
-def gateway_config(specs: list[TenantSpec], keys: Mapping[str, str], pool: dict | None,
-                   embeddings: dict | None = None, controls: dict | None = None) -> dict:
+def gateway_config(
+    specs: list[TenantSpec],
+    keys: Mapping[str, str],
+    pool: dict | None,
+    embeddings: dict | None = None,
+    controls: dict | None = None,
+) -> dict:
     """`controls`: the `limits` and `ledger` sections (tenant_controls), when enforced."""
     config: dict = {
         "tenants": [gateway_route(spec, [hash_gateway_key(keys[spec.name])]) for spec in specs],
@@ -47,13 +52,20 @@ def tenant_controls(redis_url: str, ledger_url: str) -> dict:
     return {"limits": {"redis_url": redis_url}, "ledger": {"url": ledger_url}}
 
 
-def proxy_config(spec: TenantSpec, key: str, gateway_url: str, knowledge_dir: Path | None = None,
-                 admin_key: str | None = None) -> dict:
+def proxy_config(
+    spec: TenantSpec, key: str, gateway_url: str, knowledge_dir: Path | None = None, admin_key: str | None = None
+) -> dict:
     """`admin_key`: a generated admin key accepted besides the spec's (local mode, when the spec has none)."""
     spec_settings = spec.model_dump(mode="json", include=set(PROXY_SPEC_FIELDS), exclude_none=True)
     admin_keys = [*spec.admin_key_sha256, *([sha256_hex(admin_key)] if admin_key else [])]
-    config = {**spec_settings, "tenant": spec.name, "display_name": spec.display_name, "gateway_url": gateway_url,
-              "gateway_key": key, "admin_key_sha256": admin_keys}
+    config = {
+        **spec_settings,
+        "tenant": spec.name,
+        "display_name": spec.display_name,
+        "gateway_url": gateway_url,
+        "gateway_key": key,
+        "admin_key_sha256": admin_keys,
+    }
     if knowledge_dir is not None:
         config["knowledge_dir"] = str(knowledge_dir.resolve())
     return config

@@ -121,12 +121,14 @@ def _add_wordpiece_vocab(writer, model_dir: Path, config: dict, gguf) -> None:
     writer.add_tokenizer_model("bert")
     writer.add_tokenizer_pre("default")
     writer.add_token_list([_phantom_space(token) for token in tokens])
-    writer.add_token_types([gguf.TokenType.CONTROL if index in special_ids else gguf.TokenType.NORMAL
-                            for index in range(len(tokens))])
+    writer.add_token_types(
+        [gguf.TokenType.CONTROL if index in special_ids else gguf.TokenType.NORMAL for index in range(len(tokens))]
+    )
     writer.add_token_type_count(config.get("type_vocab_size", 1))
     # No 'cls': llama.cpp's BERT uses token 101 ([CLS]) as its start token by default, and gguf has no key for it.
-    special = gguf.SpecialVocab(model_dir, n_vocab=len(tokens),
-                                special_token_types=("bos", "eos", "unk", "sep", "pad", "mask"))
+    special = gguf.SpecialVocab(
+        model_dir, n_vocab=len(tokens), special_token_types=("bos", "eos", "unk", "sep", "pad", "mask")
+    )
     special.add_to_gguf(writer, quiet=True)
 
 

@@ -43,55 +43,117 @@ def embedded_model_path() -> Path:
     return path
 
 
-def model_server(port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None,
-                 api_key: str | None = None) -> ManagedProcess:
+def model_server(
+    port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None, api_key: str | None = None
+) -> ManagedProcess:
     """The embedded chat model (SmolLM2-135M-Instruct); with `api_key`, its OpenAI routes need that key."""
-    return _llama_server("model-server", embedded_model_path(), EMBEDDED_MODEL_NAME, port, log_dir,
-                         ["--n_ctx", "2048"], host=host, threads=threads, api_key=api_key)
+    return _llama_server(
+        "model-server",
+        embedded_model_path(),
+        EMBEDDED_MODEL_NAME,
+        port,
+        log_dir,
+        ["--n_ctx", "2048"],
+        host=host,
+        threads=threads,
+        api_key=api_key,
+    )
 
 
-def embedding_server(port: int, log_dir: Path, *, host: str = "127.0.0.1",
-                     threads: int | None = None, api_key: str | None = None) -> ManagedProcess:
+def embedding_server(
+    port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None, api_key: str | None = None
+) -> ManagedProcess:
     """The embedding model (all-MiniLM-L6-v2, mean pooling, 384 dimensions) behind `/v1/embeddings`."""
     try:
         model_path = embedding_model.ensure_gguf()
     except embedding_model.EmbeddingModelError as error:
         raise LauncherError(str(error)) from None
     # BERT's context is 512 tokens; a batch of inputs is decoded together up to n_batch tokens.
-    return _llama_server("embedding-server", model_path, embedding_model.EMBEDDING_MODEL_NAME, port, log_dir,
-                         ["--embedding", "true", "--n_ctx", "512", "--n_batch", "512"], host=host, threads=threads,
-                         api_key=api_key)
+    return _llama_server(
+        "embedding-server",
+        model_path,
+        embedding_model.EMBEDDING_MODEL_NAME,
+        port,
+        log_dir,
+        ["--embedding", "true", "--n_ctx", "512", "--n_batch", "512"],
+        host=host,
+        threads=threads,
+        api_key=api_key,
+    )
 
 
-def _llama_server(name: str, model_path: Path, alias: str, port: int, log_dir: Path, extra_args: list[str], *,
-                  host: str, threads: int | None, api_key: str | None) -> ManagedProcess:
+def _llama_server(
+    name: str,
+    model_path: Path,
+    alias: str,
+    port: int,
+    log_dir: Path,
+    extra_args: list[str],
+    *,
+    host: str,
+    threads: int | None,
+    api_key: str | None,
+) -> ManagedProcess:
     if importlib.util.find_spec("llama_cpp") is None:
         raise LauncherError("llama-cpp-python is not installed: run ./scripts/setup")
     if api_key is not None:  # in a 0600 file, not on the command line (which every local user can read)
         extra_args = [*extra_args, "--api_key_file", str(write_private_text(log_dir / f"{name}.key", api_key))]
     argv = [
-        sys.executable, "-m", "tenantctl.local.model_server",  # llama_cpp.server plus /metrics
-        "--model", str(model_path),
-        "--model_alias", alias,
-        "--host", host, "--port", str(port),
+        sys.executable,
+        "-m",
+        "tenantctl.local.model_server",  # llama_cpp.server plus /metrics
+        "--model",
+        str(model_path),
+        "--model_alias",
+        alias,
+        "--host",
+        host,
+        "--port",
+        str(port),
         # By default a new request cancels the one in progress; queue requests instead.
-        "--interrupt_requests", "false",
-        "--n_threads", str(threads or max(1, os.cpu_count() or 1)),
+        "--interrupt_requests",
+        "false",
+        "--n_threads",
+        str(threads or max(1, os.cpu_count() or 1)),
         *extra_args,
     ]
-    return ManagedProcess(name=name, argv=argv, log_path=log_dir / f"{name}.log",
-                          health_url=f"http://{host}:{port}{EMBEDDED_MODEL_HEALTH_PATH}")
+    return ManagedProcess(
+        name=name,
+        argv=argv,
+        log_path=log_dir / f"{name}.log",
+        health_url=f"http://{host}:{port}{EMBEDDED_MODEL_HEALTH_PATH}",
+    )
 
 
-def _gunicorn(name: str, factory: str, port: int, log_dir: Path, env: dict[str, str], *,
-              host: str, workers: int, health_path: str, settings: str = "llm_common.gunicorn_conf") -> ManagedProcess:
+def _gunicorn(
+    name: str,
+    factory: str,
+    port: int,
+    log_dir: Path,
+    env: dict[str, str],
+    *,
+    host: str,
+    workers: int,
+    health_path: str,
+    settings: str = "llm_common.gunicorn_conf",
+) -> ManagedProcess:
     metrics_dir = log_dir / "metrics" / name
     argv = [
-        sys.executable, "-m", "gunicorn", "-c", f"python:{settings}",
-        "--bind", f"{host}:{port}", "--workers", str(workers), factory,
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        f"python:{settings}",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        factory,
     ]
     return ManagedProcess(
-        name=name, argv=argv, log_path=log_dir / f"{name}.log",
+        name=name,
+        argv=argv,
+        log_path=log_dir / f"{name}.log",
         health_url=f"http://{host}:{port}{health_path}",
         env={**_inherited_environment(), **env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
     )
@@ -102,21 +164,44 @@ def _inherited_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
 
 
-def gateway(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1", workers: int = 2,
-            extra_env: dict[str, str] | None = None) -> ManagedProcess:
+def gateway(
+    config: dict,
+    port: int,
+    run_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    workers: int = 2,
+    extra_env: dict[str, str] | None = None,
+) -> ManagedProcess:
     config_path = write_private_json(run_dir / "gateway.json", config)
-    return _gunicorn("gateway", "llm_gateway:build_from_environment()", port, run_dir,
-                     {"LLM_GATEWAY_CONFIG": str(config_path), **(extra_env or {})},
-                     host=host, workers=workers, health_path="/healthz", settings="llm_gateway.gunicorn_conf")
+    return _gunicorn(
+        "gateway",
+        "llm_gateway:build_from_environment()",
+        port,
+        run_dir,
+        {"LLM_GATEWAY_CONFIG": str(config_path), **(extra_env or {})},
+        host=host,
+        workers=workers,
+        health_path="/healthz",
+        settings="llm_gateway.gunicorn_conf",
+    )
 
 
-def tenant_proxy(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1",
-                 workers: int = 2) -> ManagedProcess:
+def tenant_proxy(
+    config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1", workers: int = 2
+) -> ManagedProcess:
     name = f"proxy-{config['tenant']}"
     config_path = write_private_json(run_dir / f"{name}.json", config)
-    return _gunicorn(name, "app:build_from_environment()", port, run_dir,
-                     {"TENANT_PROXY_CONFIG": str(config_path)},
-                     host=host, workers=workers, health_path="/healthz")
+    return _gunicorn(
+        name,
+        "app:build_from_environment()",
+        port,
+        run_dir,
+        {"TENANT_PROXY_CONFIG": str(config_path)},
+        host=host,
+        workers=workers,
+        health_path="/healthz",
+    )
 
 
 def redis_server(port: int, run_dir: Path, *, password: str, host: str = "127.0.0.1") -> ManagedProcess:
@@ -126,12 +211,29 @@ def redis_server(port: int, run_dir: Path, *, password: str, host: str = "127.0.
     binary = shutil.which("redis-server")
     if binary is None:
         raise LauncherError("redis-server is not installed: run ./scripts/setup (Debian package redis-server)")
-    config = write_private_text(run_dir / "redis.conf", "\n".join([
-        f"port {port}", f"bind {host}", 'save ""', "appendonly no", f"dir {json.dumps(str(run_dir.resolve()))}",
-        "protected-mode yes", f"requirepass {password}", ""]))
+    config = write_private_text(
+        run_dir / "redis.conf",
+        "\n".join(
+            [
+                f"port {port}",
+                f"bind {host}",
+                'save ""',
+                "appendonly no",
+                f"dir {json.dumps(str(run_dir.resolve()))}",
+                "protected-mode yes",
+                f"requirepass {password}",
+                "",
+            ]
+        ),
+    )
     url = redis_url(host, port, password)
-    return ManagedProcess(name="redis", argv=[binary, str(config)], log_path=run_dir / "redis.log",
-                          health_url=redis_url(host, port), ready=lambda: _redis_answers(url))
+    return ManagedProcess(
+        name="redis",
+        argv=[binary, str(config)],
+        log_path=run_dir / "redis.log",
+        health_url=redis_url(host, port),
+        ready=lambda: _redis_answers(url),
+    )
 
 
 def redis_url(host: str, port: int, password: str | None = None) -> str:
@@ -168,17 +270,48 @@ def postgres_server(port: int, base_dir: Path, *, host: str = "127.0.0.1") -> Ma
     if user is not None:
         shutil.chown(base_dir, user, user)
     if not data_dir.exists():
-        initdb = subprocess.run([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
-                                 "--encoding=UTF8", "--no-instructions"], user=user, capture_output=True, text=True,
-                                cwd=base_dir)
+        initdb = subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            user=user,
+            capture_output=True,
+            text=True,
+            cwd=base_dir,
+        )
         if initdb.returncode != 0:
-            raise LauncherError(f"initdb {data_dir} failed (every parent directory must be searchable by "
-                                f"{user or 'us'}):\n{initdb.stderr.strip()}")
-    argv = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-k", str(base_dir),
-            "-c", f"listen_addresses={host}"]
+            raise LauncherError(
+                f"initdb {data_dir} failed (every parent directory must be searchable by "
+                f"{user or 'us'}):\n{initdb.stderr.strip()}"
+            )
+    argv = [
+        str(bin_dir / "postgres"),
+        "-D",
+        str(data_dir),
+        "-p",
+        str(port),
+        "-k",
+        str(base_dir),
+        "-c",
+        f"listen_addresses={host}",
+    ]
     url = postgres_url(host, port)
-    return ManagedProcess(name="postgres", argv=argv, log_path=base_dir.parent / f"{base_dir.name}-postgres.log",
-                          health_url=url, ready=lambda: _postgres_answers(url), user=user, cwd=base_dir)
+    return ManagedProcess(
+        name="postgres",
+        argv=argv,
+        log_path=base_dir.parent / f"{base_dir.name}-postgres.log",
+        health_url=url,
+        ready=lambda: _postgres_answers(url),
+        user=user,
+        cwd=base_dir,
+    )
 
 
 def postgres_url(host: str, port: int, database: str = "postgres") -> str:
@@ -202,21 +335,25 @@ def prometheus(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0.1
         raise LauncherError("prometheus is not installed: run ./scripts/setup (Debian package prometheus)")
     config_path = write_private_text(run_dir / "prometheus.yml", yaml.safe_dump(config, sort_keys=False))
     argv = [
-        binary, f"--config.file={config_path}", f"--storage.tsdb.path={run_dir / 'prometheus-data'}",
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={run_dir / 'prometheus-data'}",
         f"--web.listen-address={host}:{port}",
         "--storage.tsdb.retention.time=35d",  # the budget alert looks back 30 days
         "--web.enable-lifecycle",  # POST /-/reload after editing the rules
     ]
-    return ManagedProcess(name="prometheus", argv=argv, log_path=run_dir / "prometheus.log",
-                          health_url=f"http://{host}:{port}/-/ready")
+    return ManagedProcess(
+        name="prometheus", argv=argv, log_path=run_dir / "prometheus.log", health_url=f"http://{host}:{port}/-/ready"
+    )
 
 
 def alertmanager_binary() -> str:
     """Debian's prometheus-alertmanager (the binary is named so there; `alertmanager` elsewhere)."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if binary is None:
-        raise LauncherError("Alertmanager is not installed: run ./scripts/setup "
-                            "(Debian package prometheus-alertmanager)")
+        raise LauncherError(
+            "Alertmanager is not installed: run ./scripts/setup (Debian package prometheus-alertmanager)"
+        )
     return binary
 
 
@@ -225,8 +362,15 @@ def alertmanager(config: dict, port: int, run_dir: Path, *, host: str = "127.0.0
     notification log live in the run directory. One instance: clustering (gossip) is off."""
     config_path = write_private_text(run_dir / "alertmanager.yml", yaml.safe_dump(config, sort_keys=False))
     argv = [
-        alertmanager_binary(), f"--config.file={config_path}", f"--storage.path={run_dir / 'alertmanager-data'}",
-        f"--web.listen-address={host}:{port}", "--cluster.listen-address=",
+        alertmanager_binary(),
+        f"--config.file={config_path}",
+        f"--storage.path={run_dir / 'alertmanager-data'}",
+        f"--web.listen-address={host}:{port}",
+        "--cluster.listen-address=",
     ]
-    return ManagedProcess(name="alertmanager", argv=argv, log_path=run_dir / "alertmanager.log",
-                          health_url=f"http://{host}:{port}/-/ready")
+    return ManagedProcess(
+        name="alertmanager",
+        argv=argv,
+        log_path=run_dir / "alertmanager.log",
+        health_url=f"http://{host}:{port}/-/ready",
+    )

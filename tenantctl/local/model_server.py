@@ -35,14 +35,24 @@ COUNTED_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 class ModelServerMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.requests = Counter(
-            "model_server_requests_total", "Model requests answered, by route and HTTP status.",
-            ["route", "status"], registry=registry)
+            "model_server_requests_total",
+            "Model requests answered, by route and HTTP status.",
+            ["route", "status"],
+            registry=registry,
+        )
         self.duration = Histogram(
-            "model_server_request_duration_seconds", "Time to the full answer (streams: to the last byte).",
-            ["route"], buckets=LATENCY_BUCKETS, registry=registry)
+            "model_server_request_duration_seconds",
+            "Time to the full answer (streams: to the last byte).",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.in_flight = Gauge(
-            "model_server_in_flight_requests", "Requests being generated or waiting for the model.",
-            ["route"], registry=registry)
+            "model_server_in_flight_requests",
+            "Requests being generated or waiting for the model.",
+            ["route"],
+            registry=registry,
+        )
         for route in COUNTED_ROUTES:  # at zero, so the first requests show in rate()
             self.requests.labels(route=route, status="200")
             self.duration.labels(route=route)
@@ -95,16 +105,18 @@ def with_metrics(app: FastAPI) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tenantctl.local.model_server",
-                                     description="llama-cpp-python's server with Prometheus metrics")
+    parser = argparse.ArgumentParser(
+        prog="tenantctl.local.model_server", description="llama-cpp-python's server with Prometheus metrics"
+    )
     add_args_from_model(parser, Settings)
     parser.add_argument("--api_key_file", help="require the API key in this file (kept off the command line)")
     args = parser.parse_args(argv)
     server_settings = parse_model_from_args(ServerSettings, args)
     if args.api_key_file:
         server_settings.api_key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
-    app = with_metrics(create_app(server_settings=server_settings,
-                                  model_settings=[parse_model_from_args(ModelSettings, args)]))
+    app = with_metrics(
+        create_app(server_settings=server_settings, model_settings=[parse_model_from_args(ModelSettings, args)])
+    )
     uvicorn.run(app, host=server_settings.host, port=server_settings.port)
 
 

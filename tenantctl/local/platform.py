@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -154,14 +154,21 @@ class LocalPlatform:
 
     def _embeddings(self) -> dict:
         """Local mode always embeds with its own all-MiniLM-L6-v2 server: free, offline, one space for all runs."""
-        return {"backend": "pool", "model": embedding_model.EMBEDDING_MODEL_NAME,
-                "pool": self._local_llama_pool(self.settings.embedding_port)}
+        return {
+            "backend": "pool",
+            "model": embedding_model.EMBEDDING_MODEL_NAME,
+            "pool": self._local_llama_pool(self.settings.embedding_port),
+        }
 
     def _local_llama_pool(self, port: int) -> dict:
         """A pool of one llama.cpp server of ours, checked often: it starts and stops with us."""
-        return {"endpoints": [f"http://{LOOPBACK}:{port}"], "api_key": self.model_api_key,
-                "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH, "health_interval_seconds": 2.0,
-                "eject_cooldown_seconds": 5.0}
+        return {
+            "endpoints": [f"http://{LOOPBACK}:{port}"],
+            "api_key": self.model_api_key,
+            "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH,
+            "health_interval_seconds": 2.0,
+            "eject_cooldown_seconds": 5.0,
+        }
 
     def knowledge_dir(self, tenant: str) -> Path:
         return self.settings.run_dir / "knowledge" / tenant
@@ -172,8 +179,12 @@ class LocalPlatform:
     def check_ports_free(self, tenant_ports: Mapping[str, int]) -> None:
         """Refuse to start on a taken port: a health check could otherwise reach the other server."""
         s = self.settings
-        wanted = {"gateway": s.gateway_port, "embedding model": s.embedding_port, "redis": s.redis_port,
-                  **{f"tenant {name}": port for name, port in tenant_ports.items()}}
+        wanted = {
+            "gateway": s.gateway_port,
+            "embedding model": s.embedding_port,
+            "redis": s.redis_port,
+            **{f"tenant {name}": port for name, port in tenant_ports.items()},
+        }
         if s.metrics_port:
             wanted["tenantctl metrics"] = s.metrics_port
         if self.uses_embedded_model():
@@ -184,49 +195,76 @@ class LocalPlatform:
             wanted["alertmanager"] = s.alertmanager_port
         taken = [f"{what} port {port}" for what, port in wanted.items() if not port_is_free(s.host, port)]
         if taken:
-            raise PortInUse(f"already in use: {', '.join(taken)} (another `tenantctl up`? choose other ports "
-                            "with --gateway-port, --model-port, --prometheus-port, --alertmanager-port, "
-                            "--redis-port or the spec's local_port)")
+            raise PortInUse(
+                f"already in use: {', '.join(taken)} (another `tenantctl up`? choose other ports "
+                "with --gateway-port, --model-port, --prometheus-port, --alertmanager-port, "
+                "--redis-port or the spec's local_port)"
+            )
 
     def start(self, progress: Progress = lambda message: None) -> list[TenantEndpoint]:
         s = self.settings
         ports = assign_ports(self.specs, s.first_tenant_port)
         self.check_ports_free(ports)
         private_directory(s.run_dir)
-        alertmanager_config = (local_alertmanager_config(self.specs, s.platform_alerts, s.run_dir)
-                               if self.alertmanager_url else None)  # a spec error before anything starts
-        self.admin_keys = {spec.name: local_admin_key(s.run_dir, spec.name) for spec in self.specs
-                           if not spec.admin_key_sha256}
+        alertmanager_config = (
+            local_alertmanager_config(self.specs, s.platform_alerts, s.run_dir) if self.alertmanager_url else None
+        )  # a spec error before anything starts
+        self.admin_keys = {
+            spec.name: local_admin_key(s.run_dir, spec.name) for spec in self.specs if not spec.admin_key_sha256
+        }
         try:
             self._metrics_server, _ = start_http_server(s.metrics_port, LOOPBACK, registry=self.metrics_registry)
-            self._launch(launchers.redis_server(s.redis_port, s.run_dir, password=self.redis_password,
-                                                host=LOOPBACK), progress)
+            self._launch(
+                launchers.redis_server(s.redis_port, s.run_dir, password=self.redis_password, host=LOOPBACK), progress
+            )
             if self.uses_embedded_model():
-                self._launch(launchers.model_server(s.model_port, s.run_dir, host=LOOPBACK,
-                                                    api_key=self.model_api_key), progress,
-                             waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)")
-            self._launch(launchers.embedding_server(s.embedding_port, s.run_dir, host=LOOPBACK,
-                                                    api_key=self.model_api_key), progress,
-                         waiting="loading the embedding model (all-MiniLM-L6-v2, CPU)")
+                self._launch(
+                    launchers.model_server(s.model_port, s.run_dir, host=LOOPBACK, api_key=self.model_api_key),
+                    progress,
+                    waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)",
+                )
+            self._launch(
+                launchers.embedding_server(s.embedding_port, s.run_dir, host=LOOPBACK, api_key=self.model_api_key),
+                progress,
+                waiting="loading the embedding model (all-MiniLM-L6-v2, CPU)",
+            )
             controls = tenant_controls(self.redis_url, self.ledger_url)
-            self._launch(launchers.gateway(gateway_config(self.specs, self.keys, self._pool(), self._embeddings(),
-                                                          controls),
-                                           s.gateway_port, s.run_dir, host=s.host, workers=s.workers,
-                                           extra_env=self._openai_environment()), progress)
+            self._launch(
+                launchers.gateway(
+                    gateway_config(self.specs, self.keys, self._pool(), self._embeddings(), controls),
+                    s.gateway_port,
+                    s.run_dir,
+                    host=s.host,
+                    workers=s.workers,
+                    extra_env=self._openai_environment(),
+                ),
+                progress,
+            )
             for spec in self.specs:
-                config = proxy_config(spec, self.keys[spec.name], self.gateway_url + "/v1",
-                                      self.knowledge_dir(spec.name), admin_key=self.admin_keys.get(spec.name))
-                self._launch(launchers.tenant_proxy(config, ports[spec.name], s.run_dir, host=s.host,
-                                                    workers=s.workers), progress)
-                self.endpoints.append(TenantEndpoint(spec.name, spec.display_name,
-                                                     f"http://{s.host}:{ports[spec.name]}", spec.backend,
-                                                     spec.model))
+                config = proxy_config(
+                    spec,
+                    self.keys[spec.name],
+                    self.gateway_url + "/v1",
+                    self.knowledge_dir(spec.name),
+                    admin_key=self.admin_keys.get(spec.name),
+                )
+                self._launch(
+                    launchers.tenant_proxy(config, ports[spec.name], s.run_dir, host=s.host, workers=s.workers),
+                    progress,
+                )
+                self.endpoints.append(
+                    TenantEndpoint(
+                        spec.name, spec.display_name, f"http://{s.host}:{ports[spec.name]}", spec.backend, spec.model
+                    )
+                )
             if alertmanager_config is not None:
-                self._launch(launchers.alertmanager(alertmanager_config, s.alertmanager_port, s.run_dir,
-                                                    host=s.host), progress)
+                self._launch(
+                    launchers.alertmanager(alertmanager_config, s.alertmanager_port, s.run_dir, host=s.host), progress
+                )
             if s.prometheus_port is not None:
-                config = prometheus_config(self._scrape_targets(), s.scrape_interval, self.alertmanager_url,
-                                           s.alert_rules_file)
+                config = prometheus_config(
+                    self._scrape_targets(), s.scrape_interval, self.alertmanager_url, s.alert_rules_file
+                )
                 self._launch(launchers.prometheus(config, s.prometheus_port, s.run_dir, host=s.host), progress)
         except BaseException:
             self.stop()
@@ -236,8 +274,12 @@ class LocalPlatform:
 
     def _scrape_targets(self) -> ScrapeTargets:
         models = [self.model_url] if self.uses_embedded_model() else list(self.settings.vllm_endpoints)
-        return ScrapeTargets(gateway=self.gateway_url, tenant_proxies=[e.url for e in self.endpoints],
-                             model_servers=models, tenantctl=self.metrics_url)
+        return ScrapeTargets(
+            gateway=self.gateway_url,
+            tenant_proxies=[e.url for e in self.endpoints],
+            model_servers=models,
+            tenantctl=self.metrics_url,
+        )
 
     def _launch(self, process: ManagedProcess, progress: Progress, waiting: str | None = None) -> None:
         progress(f"starting {process.name} (log: {process.log_path})")
@@ -271,9 +313,12 @@ class LocalPlatform:
         remove_state(self.settings.run_dir)
 
     def _write_state(self) -> None:
-        state = {"gateway_url": self.gateway_url, "prometheus_url": self.prometheus_url,
-                 "alertmanager_url": self.alertmanager_url,
-                 "metrics_url": self.metrics_url, "ledger_url": self.ledger_url,
-                 "tenants": [asdict(e) for e in self.endpoints]}
+        state = {
+            "gateway_url": self.gateway_url,
+            "prometheus_url": self.prometheus_url,
+            "alertmanager_url": self.alertmanager_url,
+            "metrics_url": self.metrics_url,
+            "ledger_url": self.ledger_url,
+            "tenants": [asdict(e) for e in self.endpoints],
+        }
         write_state(self.settings.run_dir, state)
-

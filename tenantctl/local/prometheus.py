@@ -25,8 +25,12 @@ class ScrapeTargets:
     tenantctl: str | None = None  # local mode's own metrics (child restarts)
 
 
-def prometheus_config(targets: ScrapeTargets, scrape_interval: str = "15s", alertmanager: str | None = None,
-                      rule_file: Path = ALERT_RULES_FILE) -> dict:
+def prometheus_config(
+    targets: ScrapeTargets,
+    scrape_interval: str = "15s",
+    alertmanager: str | None = None,
+    rule_file: Path = ALERT_RULES_FILE,
+) -> dict:
     """`alertmanager`: base URL of the Alertmanager to send alerts to (None: alerts stay in Prometheus)."""
     jobs = [
         *_jobs("llm-gateway", [targets.gateway]),
@@ -53,7 +57,10 @@ def _jobs(name: str, urls: list[str]) -> list[dict]:
         parts = urlsplit(url)
         by_scheme.setdefault(parts.scheme, []).append(parts.netloc)
     return [
-        {"job_name": name if scheme == "http" else f"{name}-{scheme}", "scheme": scheme,
-         "static_configs": [{"targets": hosts}]}
+        {
+            "job_name": name if scheme == "http" else f"{name}-{scheme}",
+            "scheme": scheme,
+            "static_configs": [{"targets": hosts}],
+        }
         for scheme, hosts in by_scheme.items()
     ]

@@ -54,7 +54,7 @@ class Series:
 @dataclass(frozen=True)
 class ReportResult:
     path: Path
-    panels: list[str]          # one plot per panel, in dashboard order
+    panels: list[str]  # one plot per panel, in dashboard order
     panels_without_data: list[str]
 
 
@@ -81,11 +81,13 @@ class PrometheusClient:
 
     def query_range(self, expr: str, start: float, end: float, step: int) -> list[dict]:
         try:
-            response = self._http.get(f"{self.url}/api/v1/query_range",
-                                      params={"query": expr, "start": start, "end": end, "step": step})
+            response = self._http.get(
+                f"{self.url}/api/v1/query_range", params={"query": expr, "start": start, "end": end, "step": step}
+            )
         except httpx.HTTPError as error:
-            raise ReportError(f"cannot reach Prometheus at {self.url}: {error} "
-                              "(is `tenantctl up` running? or pass --prometheus URL)") from None
+            raise ReportError(
+                f"cannot reach Prometheus at {self.url}: {error} (is `tenantctl up` running? or pass --prometheus URL)"
+            ) from None
         document = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != 200 or document.get("status") != "success":
             raise ReportError(f"Prometheus refused the query {expr!r}: {document.get('error', response.text[:300])}")
@@ -95,21 +97,30 @@ class PrometheusClient:
         self._http.close()
 
 
-def panel_series(client: PrometheusClient, panel: PanelQueries, start: float, end: float, step: int,
-                 rate_interval: str) -> list[Series]:
+def panel_series(
+    client: PrometheusClient, panel: PanelQueries, start: float, end: float, step: int, rate_interval: str
+) -> list[Series]:
     series = []
     for expr, legend_format in panel.targets:
         for result in client.query_range(for_prometheus(expr, rate_interval), start, end, step):
             points = [(datetime.fromtimestamp(float(t)), float(v)) for t, v in result["values"]]
             points = [(t, v) for t, v in points if math.isfinite(v)]
             if points:
-                series.append(Series(legend(legend_format, result["metric"]), [t for t, _ in points],
-                                     [v for _, v in points]))
+                series.append(
+                    Series(legend(legend_format, result["metric"]), [t for t, _ in points], [v for _, v in points])
+                )
     return series
 
 
-def render_report(tenant: str, prometheus_url: str, output: Path, *, time_range: str = "1h",
-                  rate_interval: str = "1m", end: float | None = None) -> ReportResult:
+def render_report(
+    tenant: str,
+    prometheus_url: str,
+    output: Path,
+    *,
+    time_range: str = "1h",
+    rate_interval: str = "1m",
+    end: float | None = None,
+) -> ReportResult:
     """Query every panel of `tenant`'s dashboard over the last `time_range` and save the PNG."""
     end = time.time() if end is None else end
     start = end - parse_duration(time_range)
@@ -123,16 +134,17 @@ def render_report(tenant: str, prometheus_url: str, output: Path, *, time_range:
 
     rows = math.ceil(len(data) / COLUMNS)
     figure, axes = plt.subplots(rows, COLUMNS, figsize=(7 * COLUMNS, 3.3 * rows), squeeze=False)
-    for ax, (panel, series) in zip(axes.flat, data):
+    for ax, (panel, series) in zip(axes.flat, data, strict=False):
         _draw(ax, panel, series)
-    for ax in list(axes.flat)[len(data):]:
+    for ax in list(axes.flat)[len(data) :]:
         ax.set_visible(False)
     figure.suptitle(f"LLM tenant {tenant} — last {time_range} — {prometheus_url}", fontsize=14)
     figure.tight_layout(rect=(0, 0, 1, 0.98))
     output.parent.mkdir(parents=True, exist_ok=True)
     titles = [panel.title for panel, _ in data]
-    figure.savefig(output, dpi=80, metadata={"Title": f"LLM tenant {tenant}",
-                                             "Description": json.dumps({"panels": titles})})
+    figure.savefig(
+        output, dpi=80, metadata={"Title": f"LLM tenant {tenant}", "Description": json.dumps({"panels": titles})}
+    )
     plt.close(figure)
     return ReportResult(output, titles, [panel.title for panel, series in data if not series])
 

@@ -22,8 +22,8 @@ not restarted: only an exit is unambiguous on one machine.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -46,12 +46,19 @@ class RestartPolicy:
 
 class ChildMetrics:
     def __init__(self, registry: CollectorRegistry):
-        self.restarts = Counter("tenantctl_child_restarts_total",
-                                "Local mode: restarts of a child process that had exited.", ["service"],
-                                registry=registry)
-        self.up = Gauge("tenantctl_child_up", "Local mode: 1 while the child process runs and answered its "
-                                              "health check, 0 while it is down or restarting.", ["service"],
-                        registry=registry)
+        self.restarts = Counter(
+            "tenantctl_child_restarts_total",
+            "Local mode: restarts of a child process that had exited.",
+            ["service"],
+            registry=registry,
+        )
+        self.up = Gauge(
+            "tenantctl_child_up",
+            "Local mode: 1 while the child process runs and answered its "
+            "health check, 0 while it is down or restarting.",
+            ["service"],
+            registry=registry,
+        )
 
     def started(self, service: str) -> None:
         self.restarts.labels(service=service)  # the series exists at 0 from the start
@@ -68,8 +75,9 @@ class _Child:
 
 
 class Supervisor:
-    def __init__(self, processes: list[ManagedProcess], metrics: ChildMetrics, log: Log,
-                 policy: RestartPolicy = RestartPolicy()):
+    def __init__(
+        self, processes: list[ManagedProcess], metrics: ChildMetrics, log: Log, policy: RestartPolicy = RestartPolicy()
+    ):
         self.children = [_Child(process) for process in processes]
         self.metrics = metrics
         self.log = log
@@ -99,13 +107,17 @@ class Supervisor:
         if child.failures > self.policy.max_failures:
             child.state = "given_up"
             child.process.stop()
-            self.log(f"tenantctl: {name} {why}; it failed {child.failures} times in a row, so it stays down "
-                     f"(log: {child.process.log_path}); the other services keep running")
+            self.log(
+                f"tenantctl: {name} {why}; it failed {child.failures} times in a row, so it stays down "
+                f"(log: {child.process.log_path}); the other services keep running"
+            )
             return
         delay = self.policy.delay(child.failures)
         child.state, child.restart_at = "waiting", now + delay
-        self.log(f"tenantctl: {name} {why}; restarting it in {delay:g}s (failure {child.failures} of at most "
-                 f"{self.policy.max_failures} in a row; log: {child.process.log_path})")
+        self.log(
+            f"tenantctl: {name} {why}; restarting it in {delay:g}s (failure {child.failures} of at most "
+            f"{self.policy.max_failures} in a row; log: {child.process.log_path})"
+        )
 
     def _restart(self, child: _Child, now: float) -> None:
         child.process.stop()  # reaps it and kills what is left of its process group (the port must be free)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tenantctl.terraform.runner import Terraform
 
@@ -19,9 +20,11 @@ class Deployment:
     outputs: dict[str, Any] = field(default_factory=dict)  # none after a destroy
 
     def summary(self) -> str:
-        return (f"{'destroyed' if self.destroyed else 'applied'} {self.root}: {self.changes.get('add', 0)} added, "
-                f"{self.changes.get('change', 0)} changed, {self.changes.get('remove', 0)} removed "
-                f"in {self.seconds:.1f}s")
+        return (
+            f"{'destroyed' if self.destroyed else 'applied'} {self.root}: {self.changes.get('add', 0)} added, "
+            f"{self.changes.get('change', 0)} changed, {self.changes.get('remove', 0)} removed "
+            f"in {self.seconds:.1f}s"
+        )
 
     def output_lines(self) -> list[str]:
         """Outputs as `name = value` lines; an object output (a tenant root's `tenant`) as `tenant.field`."""

@@ -21,8 +21,9 @@ PLATFORM_ROOT = Path("shared-infrastructure") / "platform"
 _NOT_COPIED = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.backup", ".terraform.lock.hcl")
 # What a tenant root needs beside itself, for a copy of the repository's roots.
 REPOSITORY_PARTS = ("tenant-template", "tenants", "shared-infrastructure", "dashboards")
-_NOT_COPIED_WITH_THE_REPOSITORY = shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl",
-                                                         "__pycache__")
+_NOT_COPIED_WITH_THE_REPOSITORY = shutil.ignore_patterns(
+    ".terraform", "*.tfstate*", ".terraform.lock.hcl", "__pycache__"
+)
 
 
 def template_dir(tenants_dir: Path) -> Path:
@@ -30,14 +31,21 @@ def template_dir(tenants_dir: Path) -> Path:
     return tenants_dir.resolve().parent / TEMPLATE_DIRNAME
 
 
-def onboard_tenant(tenants_dir: Path, name: str, industry: str, system_prompt: str,
-                   display_name: str | None = None, backend: str | None = None) -> TenantSpec:
+def onboard_tenant(
+    tenants_dir: Path,
+    name: str,
+    industry: str,
+    system_prompt: str,
+    display_name: str | None = None,
+    backend: str | None = None,
+) -> TenantSpec:
     """Create tenants/<name>/ from the template; refuses an existing tenant or an invalid spec."""
     template = template_dir(tenants_dir)
     target = tenants_dir / name
     spec_document = json.loads((template / SPEC_FILENAME).read_text(encoding="utf-8"))
-    spec_document.update(name=name, industry=industry, system_prompt=system_prompt,
-                         display_name=display_name or _display_name(name))
+    spec_document.update(
+        name=name, industry=industry, system_prompt=system_prompt, display_name=display_name or _display_name(name)
+    )
     if backend:
         spec_document["backend"] = backend
     spec = parse_tenant_spec(spec_document, f"tenant '{name}'")

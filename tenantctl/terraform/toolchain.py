@@ -31,9 +31,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tenantctl.paths import REPO_ROOT, cache_root
 
@@ -89,31 +89,70 @@ def _kubernetes_ldflags() -> tuple[str, ...]:
     """Stamp the release into the binaries so /version reports it."""
     major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
     pkg = "k8s.io/component-base/version"
-    return (f"-X {pkg}.gitVersion={KUBERNETES_VERSION}", f"-X {pkg}.gitMajor={major}",
-            f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean")
+    return (
+        f"-X {pkg}.gitVersion={KUBERNETES_VERSION}",
+        f"-X {pkg}.gitMajor={major}",
+        f"-X {pkg}.gitMinor={minor}",
+        f"-X {pkg}.gitTreeState=clean",
+    )
 
 
 ETCD = Component("etcd", "etcd", ETCD_VERSION, "etcd", ".")
-KUBE_APISERVER = Component("kube-apiserver", "kubernetes", KUBERNETES_VERSION, "kubernetes",
-                           "./cmd/kube-apiserver", _kubernetes_ldflags())
-KUBE_CONTROLLER_MANAGER = Component("kube-controller-manager", "kubernetes", KUBERNETES_VERSION,
-                                    "kubernetes", "./cmd/kube-controller-manager", _kubernetes_ldflags())
-KUBE_SCHEDULER = Component("kube-scheduler", "kubernetes", KUBERNETES_VERSION, "kubernetes",
-                           "./cmd/kube-scheduler", _kubernetes_ldflags())
+KUBE_APISERVER = Component(
+    "kube-apiserver", "kubernetes", KUBERNETES_VERSION, "kubernetes", "./cmd/kube-apiserver", _kubernetes_ldflags()
+)
+KUBE_CONTROLLER_MANAGER = Component(
+    "kube-controller-manager",
+    "kubernetes",
+    KUBERNETES_VERSION,
+    "kubernetes",
+    "./cmd/kube-controller-manager",
+    _kubernetes_ldflags(),
+)
+KUBE_SCHEDULER = Component(
+    "kube-scheduler", "kubernetes", KUBERNETES_VERSION, "kubernetes", "./cmd/kube-scheduler", _kubernetes_ldflags()
+)
 KUBELET = Component("kubelet", "kubernetes", KUBERNETES_VERSION, "kubernetes", "./cmd/kubelet", _kubernetes_ldflags())
-KUBE_PROXY = Component("kube-proxy", "kubernetes", KUBERNETES_VERSION, "kubernetes", "./cmd/kube-proxy",
-                       _kubernetes_ldflags())
-CRICTL = Component("crictl", "cri-tools", CRI_TOOLS_VERSION, "cri-tools", "sigs.k8s.io/cri-tools/cmd/crictl",
-                   ("-X sigs.k8s.io/cri-tools/pkg/version.Version=" + CRI_TOOLS_VERSION,))
+KUBE_PROXY = Component(
+    "kube-proxy", "kubernetes", KUBERNETES_VERSION, "kubernetes", "./cmd/kube-proxy", _kubernetes_ldflags()
+)
+CRICTL = Component(
+    "crictl",
+    "cri-tools",
+    CRI_TOOLS_VERSION,
+    "cri-tools",
+    "sigs.k8s.io/cri-tools/cmd/crictl",
+    ("-X sigs.k8s.io/cri-tools/pkg/version.Version=" + CRI_TOOLS_VERSION,),
+)
 KUBE_ROUTER_NETPOL = Component("kube-router-netpol", "kube-router-netpol", KUBE_ROUTER_VERSION, "kube-router", ".")
-COREDNS = Component("coredns", "coredns", COREDNS_VERSION, "coredns", ".",
-                    ("-X github.com/coredns/coredns/coremain.GitCommit=" + COREDNS_VERSION,), static=True)
-KUBECTL_PROVIDER = Component("terraform-provider-kubectl", "terraform-provider-kubectl", KUBECTL_PROVIDER_VERSION,
-                             "terraform-provider-kubectl", "github.com/gavinbunney/terraform-provider-kubectl")
-PROMETHEUS = Component("prometheus", "prometheus", PROMETHEUS_VERSION, "prometheus",
-                       "github.com/prometheus/prometheus/cmd/prometheus",
-                       (f"-X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION.lstrip('v')}",
-                        "-X github.com/prometheus/common/version.Branch=HEAD"), static=True)
+COREDNS = Component(
+    "coredns",
+    "coredns",
+    COREDNS_VERSION,
+    "coredns",
+    ".",
+    ("-X github.com/coredns/coredns/coremain.GitCommit=" + COREDNS_VERSION,),
+    static=True,
+)
+KUBECTL_PROVIDER = Component(
+    "terraform-provider-kubectl",
+    "terraform-provider-kubectl",
+    KUBECTL_PROVIDER_VERSION,
+    "terraform-provider-kubectl",
+    "github.com/gavinbunney/terraform-provider-kubectl",
+)
+PROMETHEUS = Component(
+    "prometheus",
+    "prometheus",
+    PROMETHEUS_VERSION,
+    "prometheus",
+    "github.com/prometheus/prometheus/cmd/prometheus",
+    (
+        f"-X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION.lstrip('v')}",
+        "-X github.com/prometheus/common/version.Branch=HEAD",
+    ),
+    static=True,
+)
 CONTROL_PLANE_COMPONENTS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER)
 NODE_COMPONENTS = (KUBE_SCHEDULER, KUBELET, KUBE_PROXY, CRICTL, KUBE_ROUTER_NETPOL, COREDNS)
 COMPONENTS = CONTROL_PLANE_COMPONENTS + NODE_COMPONENTS + (KUBECTL_PROVIDER, PROMETHEUS)
@@ -127,8 +166,9 @@ def binary(component: Component) -> Path:
     """Path of a built binary, or a ToolchainError telling how to build it."""
     path = component.path()
     if not os.access(path, os.X_OK):
-        raise ToolchainError(f"{component.name} {component.version} is not built ({path} missing): "
-                             "run scripts/build-toolchain")
+        raise ToolchainError(
+            f"{component.name} {component.version} is not built ({path} missing): run scripts/build-toolchain"
+        )
     return path
 
 
@@ -144,6 +184,7 @@ def missing_binaries(components: tuple[Component, ...] = COMPONENTS) -> list[str
 
 
 # -- Building ------------------------------------------------------------------------------------
+
 
 def go_binary() -> str:
     found = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
@@ -181,8 +222,14 @@ def build(component: Component, log: Log = print) -> float:
     beat = threading.Thread(target=_heartbeat, args=(component.name, started, counter, done, log), daemon=True)
     beat.start()
     try:
-        with subprocess.Popen(argv, cwd=component.module_dir(), env=_go_env(component), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) as proc:
+        with subprocess.Popen(
+            argv,
+            cwd=component.module_dir(),
+            env=_go_env(component),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc:
             for line in proc.stdout:
                 counter[0] += 1
                 tail = (tail + [line.rstrip()])[-40:]
@@ -210,9 +257,12 @@ def recorded_build_times() -> dict[str, dict]:
 
 def _record_build_time(component: Component, seconds: float) -> None:
     times = recorded_build_times()
-    times[component.name] = {"version": component.version, "cache_key": component.cache_key(),
-                             "seconds": round(seconds, 1),
-                             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    times[component.name] = {
+        "version": component.version,
+        "cache_key": component.cache_key(),
+        "seconds": round(seconds, 1),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     build_times_file().parent.mkdir(parents=True, exist_ok=True)
     build_times_file().write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
 

@@ -12,8 +12,14 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from alert_config_sync.routing import (AlertRoutingError, AlertTenant, PlatformAlerts, Smtp, TenantAlerts,
-                                      render_alertmanager_config)
+from alert_config_sync.routing import (
+    AlertRoutingError,
+    AlertTenant,
+    PlatformAlerts,
+    Smtp,
+    TenantAlerts,
+    render_alertmanager_config,
+)
 from tenantctl.local.alertmanager import amtool_check
 
 AMTOOL = shutil.which("amtool")
@@ -22,10 +28,14 @@ PLATFORM = PlatformAlerts(webhook_urls=["https://oncall.example.com/alertmanager
 
 def two_tenants() -> list[AlertTenant]:
     return [
-        AlertTenant("acme-corp", "vllm", TenantAlerts(webhook_urls=["https://hooks.acme.example/alerts"],
-                                                      webhook_token_secret="alerts-webhook")),
-        AlertTenant("closed-ai", "openai", TenantAlerts(webhook_urls=["http://10.0.0.7:9000/hook"],
-                                                        severity_min="critical")),
+        AlertTenant(
+            "acme-corp",
+            "vllm",
+            TenantAlerts(webhook_urls=["https://hooks.acme.example/alerts"], webhook_token_secret="alerts-webhook"),
+        ),
+        AlertTenant(
+            "closed-ai", "openai", TenantAlerts(webhook_urls=["http://10.0.0.7:9000/hook"], severity_min="critical")
+        ),
         AlertTenant("quiet-co", "auto", None),  # no receivers: its alerts go to the platform only
     ]
 
@@ -38,9 +48,19 @@ def write(config: dict, directory: Path) -> Path:
 
 def receivers_for(config_file: Path, **labels: str) -> set[str]:
     """Which receivers Alertmanager routes an alert with these labels to (amtool's route test)."""
-    result = subprocess.run([AMTOOL, "config", "routes", "test", f"--config.file={config_file}",
-                             *(f"{key}={value}" for key, value in labels.items())],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            AMTOOL,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config_file}",
+            *(f"{key}={value}" for key, value in labels.items()),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return set(result.stdout.strip().split(","))
 
 
@@ -56,26 +76,35 @@ def test_two_tenants_and_the_platform_pass_amtool_check_config(rendered):
 
 
 def test_a_tenant_alert_reaches_its_own_receivers_and_the_platform_only(rendered):
-    assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="acme-corp",
-                         severity="warning") == {"platform", "tenant-acme-corp"}
-    assert receivers_for(rendered, alertname="TenantBudgetNearlySpent", tenant="closed-ai",
-                         severity="critical") == {"platform", "tenant-closed-ai"}
+    assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="acme-corp", severity="warning") == {
+        "platform",
+        "tenant-acme-corp",
+    }
+    assert receivers_for(rendered, alertname="TenantBudgetNearlySpent", tenant="closed-ai", severity="critical") == {
+        "platform",
+        "tenant-closed-ai",
+    }
     # closed-ai asked for critical alerts only; quiet-co has no receivers; unknown tenants reach no tenant.
-    assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="closed-ai",
-                         severity="warning") == {"platform"}
-    assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="quiet-co",
-                         severity="critical") == {"platform"}
-    assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="acme-corp-x",
-                         severity="critical") == {"platform"}
-    assert receivers_for(rendered, alertname="LLMGatewayBackendDown", backend="vllm",
-                         severity="critical") == {"platform"}
+    assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="closed-ai", severity="warning") == {
+        "platform"
+    }
+    assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="quiet-co", severity="critical") == {
+        "platform"
+    }
+    assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="acme-corp-x", severity="critical") == {
+        "platform"
+    }
+    assert receivers_for(rendered, alertname="LLMGatewayBackendDown", backend="vllm", severity="critical") == {
+        "platform"
+    }
 
 
 def test_the_platform_may_keep_to_its_own_alerts(tmp_path):
     platform = PLATFORM.model_copy(update={"receive_tenant_alerts": False})
     config = write(render_alertmanager_config(platform, two_tenants(), {"acme-corp": "/t"}), tmp_path)
-    assert receivers_for(config, alertname="TenantHighErrorRatio", tenant="acme-corp",
-                         severity="warning") == {"tenant-acme-corp"}
+    assert receivers_for(config, alertname="TenantHighErrorRatio", tenant="acme-corp", severity="warning") == {
+        "tenant-acme-corp"
+    }
     assert receivers_for(config, alertname="LLMGatewayBackendDown", backend="vllm") == {"platform"}
 
 
@@ -101,28 +130,39 @@ def test_email_goes_through_the_platform_smtp_relay(tmp_path):
     tenants = [AlertTenant("acme-corp", "vllm", TenantAlerts(email=["oncall@acme.example"]))]
     with pytest.raises(AlertRoutingError, match="smtp"):
         render_alertmanager_config(PLATFORM, tenants)
-    platform = PLATFORM.model_copy(update={"smtp": Smtp(smarthost="smtp.example.com:587", sender="am@example.com",
-                                                        auth_username="am", auth_password_file="/etc/smtp/pw")})
+    platform = PLATFORM.model_copy(
+        update={
+            "smtp": Smtp(
+                smarthost="smtp.example.com:587",
+                sender="am@example.com",
+                auth_username="am",
+                auth_password_file="/etc/smtp/pw",
+            )
+        }
+    )
     config = render_alertmanager_config(platform, tenants)
     assert config["global"]["smtp_auth_password_file"] == "/etc/smtp/pw"
     assert "SUCCESS" in amtool_check(config)
 
 
-@pytest.mark.parametrize("alerts, complaint", [
-    ({"webhook_urls": ["ftp://example.com/x"]}, "http"),
-    ({"webhook_urls": ["https://user:secret@example.com/x"]}, "credentials"),
-    ({"webhook_urls": ["https://example.com/x y"]}, "spaces"),
-    ({"webhook_urls": ["https://"]}, "host"),
-    ({"webhook_urls": ["https://example.com:99999/"]}, "valid URL"),
-    ({"email": ["Eve <eve@example.com>"]}, "plain e-mail"),
-    ({"email": ["a@example.com\nBcc: eve@example.com"]}, "plain e-mail"),
-    ({"webhook_token_secret": "../etc/passwd"}, "Secret name"),
-    ({"severity_min": "info"}, "warning"),
-    # Nothing in a tenant's alerts chooses which alerts it gets: no matchers, no other tenant.
-    ({"matchers": ['tenant="closed-ai"']}, "Extra inputs"),
-    ({"tenant": "closed-ai"}, "Extra inputs"),
-    ({"routes": [{"receiver": "x"}]}, "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "alerts, complaint",
+    [
+        ({"webhook_urls": ["ftp://example.com/x"]}, "http"),
+        ({"webhook_urls": ["https://user:secret@example.com/x"]}, "credentials"),
+        ({"webhook_urls": ["https://example.com/x y"]}, "spaces"),
+        ({"webhook_urls": ["https://"]}, "host"),
+        ({"webhook_urls": ["https://example.com:99999/"]}, "valid URL"),
+        ({"email": ["Eve <eve@example.com>"]}, "plain e-mail"),
+        ({"email": ["a@example.com\nBcc: eve@example.com"]}, "plain e-mail"),
+        ({"webhook_token_secret": "../etc/passwd"}, "Secret name"),
+        ({"severity_min": "info"}, "warning"),
+        # Nothing in a tenant's alerts chooses which alerts it gets: no matchers, no other tenant.
+        ({"matchers": ['tenant="closed-ai"']}, "Extra inputs"),
+        ({"tenant": "closed-ai"}, "Extra inputs"),
+        ({"routes": [{"receiver": "x"}]}, "Extra inputs"),
+    ],
+)
 def test_invalid_tenant_alerts_are_refused(alerts, complaint):
     with pytest.raises(ValidationError, match=complaint):
         TenantAlerts.model_validate(alerts)

@@ -20,14 +20,16 @@ def bearer(key: str) -> dict:
 
 def upload(client, headers: dict | None = None, **kwargs):
     """A raw text/plain upload: what a web page can send cross-site without a preflight."""
-    return client.post("/documents?title=Cafeteria", data=DOCUMENT, headers={"Content-Type": "text/plain",
-                                                                            **(headers or {})}, **kwargs)
+    return client.post(
+        "/documents?title=Cafeteria", data=DOCUMENT, headers={"Content-Type": "text/plain", **(headers or {})}, **kwargs
+    )
 
 
 @pytest.fixture
 def client(stub_upstream, tmp_path):
-    return proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge"),
-                     admin_key_sha256=[sha256_hex(ADMIN)]).test_client()
+    return proxy_app(
+        stub_upstream, knowledge_dir=str(tmp_path / "knowledge"), admin_key_sha256=[sha256_hex(ADMIN)]
+    ).test_client()
 
 
 def assert_error(response, status: int, code: str) -> None:
@@ -53,15 +55,21 @@ def test_adding_and_deleting_documents_needs_the_admin_key(client):
 
 
 def test_with_end_user_keys_reads_need_a_key_and_the_admin_key_is_one(stub_upstream, tmp_path):
-    client = proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge"), admin_key_sha256=[sha256_hex(ADMIN)],
-                       end_user_key_sha256=[sha256_hex(END_USER)]).test_client()
+    client = proxy_app(
+        stub_upstream,
+        knowledge_dir=str(tmp_path / "knowledge"),
+        admin_key_sha256=[sha256_hex(ADMIN)],
+        end_user_key_sha256=[sha256_hex(END_USER)],
+    ).test_client()
     assert_error(client.get("/documents"), 401, "missing_api_key")
     assert client.get("/documents", headers=bearer(END_USER)).status_code == 200
     assert client.get("/documents", headers=bearer(ADMIN)).status_code == 200
     assert_error(upload(client, bearer(END_USER)), 403, "admin_key_required")
     assert upload(client, bearer(ADMIN)).status_code == 201
-    assert client.post("/ask", json={"question": "When does the cafeteria open?"},
-                       headers=bearer(END_USER)).status_code == 200
+    assert (
+        client.post("/ask", json={"question": "When does the cafeteria open?"}, headers=bearer(END_USER)).status_code
+        == 200
+    )
 
 
 def test_without_an_admin_key_in_the_spec_nobody_can_write(stub_upstream, tmp_path):
@@ -70,12 +78,16 @@ def test_without_an_admin_key_in_the_spec_nobody_can_write(stub_upstream, tmp_pa
     assert client.get("/documents").status_code == 200
 
 
-@pytest.mark.parametrize("headers", [
-    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
-    {"Sec-Fetch-Site": "same-site", "Origin": "http://other-tenant.localhost"},  # e.g. another tenant's proxy
-    {"Origin": "https://evil.example"},  # a browser without Sec-Fetch-*
-    {"Origin": "null"},  # a sandboxed frame or a file:// page
-], ids=["cross-site", "same-site", "foreign origin", "null origin"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://other-tenant.localhost"},  # e.g. another tenant's proxy
+        {"Origin": "https://evil.example"},  # a browser without Sec-Fetch-*
+        {"Origin": "null"},  # a sandboxed frame or a file:// page
+    ],
+    ids=["cross-site", "same-site", "foreign origin", "null origin"],
+)
 def test_state_changing_requests_from_another_site_are_refused(client, headers):
     """Even with a valid key (a page cannot hold one, but the check does not depend on it)."""
     assert_error(upload(client, headers), 403, "cross_site_request")

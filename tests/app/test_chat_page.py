@@ -6,6 +6,7 @@ then Reset: the conversation is gone. A screenshot lands in tests/artifacts/.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,8 +24,10 @@ from tests.helpers import metric_value, wait_for
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-VACATION = ("Employees of Acme Corp get 28 days of paid vacation per year. Unused vacation days can be "
-            "carried over until the end of March of the following year.")
+VACATION = (
+    "Employees of Acme Corp get 28 days of paid vacation per year. Unused vacation days can be "
+    "carried over until the end of March of the following year."
+)
 
 
 @pytest.fixture
@@ -34,8 +37,13 @@ def browser(tmp_path):
             pytest.fail(f"{binary} is missing: ./scripts/setup installs Debian's chromium and chromium-driver")
     options = Options()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,760",
-                     f"--user-data-dir={tmp_path / 'profile'}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,760",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -72,7 +80,7 @@ def test_chat_page_streams_cites_and_resets(platform, documents, browser):
     assert browser.find_elements(By.CSS_SELECTOR, ".message.error") == [], snapshots[-1:]
     # Streamed: the text was seen growing, each view a prefix of the next.
     assert len(snapshots) >= 3, snapshots
-    assert all(later.startswith(earlier.rstrip()) for earlier, later in zip(snapshots, snapshots[1:]))
+    assert all(later.startswith(earlier.rstrip()) for earlier, later in itertools.pairwise(snapshots))
     citations = browser.find_elements(By.CSS_SELECTOR, ".message.assistant .citation")
     assert [c.get_attribute("data-document-id") for c in citations] == [document["id"]]
     assert "Vacation policy" in citations[0].text
@@ -132,8 +140,9 @@ def test_a_page_on_another_site_cannot_plant_a_document(platform, browser, hosti
     proxy = platform.tenant_urls["acme-corp"]
 
     def refused_uploads() -> float:
-        return metric_value(httpx.get(proxy + "/metrics").text, "tenant_proxy_requests_total",
-                            route="/documents", status="403")
+        return metric_value(
+            httpx.get(proxy + "/metrics").text, "tenant_proxy_requests_total", route="/documents", status="403"
+        )
 
     before_documents = httpx.get(proxy + "/documents").json()["data"]
     before_refused = refused_uploads()

@@ -12,11 +12,15 @@ from app.config import ConfigError, load_proxy_config
 def test_cluster_style_environment(tmp_path):
     (tmp_path / "prompt").write_text("You are the assistant of Acme Corp.\n")
     (tmp_path / "key").write_text("gk-secret\n")
-    config = load_proxy_config({
-        "TENANT_NAME": "acme-corp", "GATEWAY_URL": "http://llm-gateway.monitoring:8080/v1/",
-        "SYSTEM_PROMPT_FILE": str(tmp_path / "prompt"), "GATEWAY_KEY_FILE": str(tmp_path / "key"),
-        "MAX_TOKENS": "128",
-    })
+    config = load_proxy_config(
+        {
+            "TENANT_NAME": "acme-corp",
+            "GATEWAY_URL": "http://llm-gateway.monitoring:8080/v1/",
+            "SYSTEM_PROMPT_FILE": str(tmp_path / "prompt"),
+            "GATEWAY_KEY_FILE": str(tmp_path / "key"),
+            "MAX_TOKENS": "128",
+        }
+    )
     assert config.tenant == "acme-corp"
     assert config.system_prompt == "You are the assistant of Acme Corp."
     assert config.gateway_key == "gk-secret"
@@ -26,16 +30,18 @@ def test_cluster_style_environment(tmp_path):
 
 def test_environment_overrides_the_file(tmp_path):
     path = tmp_path / "proxy.json"
-    path.write_text(json.dumps({"tenant": "a", "system_prompt": "p", "gateway_url": "http://g/v1",
-                                "gateway_key": "k"}))
+    path.write_text(json.dumps({"tenant": "a", "system_prompt": "p", "gateway_url": "http://g/v1", "gateway_key": "k"}))
     config = load_proxy_config({"TENANT_PROXY_CONFIG": str(path), "MAX_QUESTION_BYTES": "100"})
     assert config.max_question_bytes == 100
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({}, "tenant"),
-    ({"TENANT_NAME": "a", "GATEWAY_URL": "g", "SYSTEM_PROMPT_FILE": "/nonexistent"}, "SYSTEM_PROMPT_FILE"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({}, "tenant"),
+        ({"TENANT_NAME": "a", "GATEWAY_URL": "g", "SYSTEM_PROMPT_FILE": "/nonexistent"}, "SYSTEM_PROMPT_FILE"),
+    ],
+)
 def test_invalid_config_is_explained(environ, message):
     with pytest.raises(ConfigError, match=message):
         load_proxy_config(environ)
@@ -51,7 +57,17 @@ def test_knowledge_dir_from_the_environment(tmp_path):
 
 def test_chunk_overlap_must_be_smaller_than_a_chunk(tmp_path):
     path = tmp_path / "proxy.json"
-    path.write_text(json.dumps({"tenant": "a", "system_prompt": "p", "gateway_url": "http://g/v1", "gateway_key": "k",
-                                "chunk_words": 50, "chunk_overlap_words": 50}))
+    path.write_text(
+        json.dumps(
+            {
+                "tenant": "a",
+                "system_prompt": "p",
+                "gateway_url": "http://g/v1",
+                "gateway_key": "k",
+                "chunk_words": 50,
+                "chunk_overlap_words": 50,
+            }
+        )
+    )
     with pytest.raises(ConfigError, match="chunk_overlap_words must be smaller"):
         load_proxy_config({"TENANT_PROXY_CONFIG": str(path)})

@@ -8,10 +8,12 @@ from tests.helpers import metric_value, wait_for
 
 
 def in_flight(platform) -> tuple[float, float]:
-    gateway = metric_value(httpx.get(platform.gateway_url + "/metrics").text,
-                           "llm_gateway_pool_member_in_flight_requests", backend="vllm")
-    proxy = metric_value(httpx.get(platform.tenant_urls["acme-corp"] + "/metrics").text,
-                         "tenant_proxy_in_flight_requests", route="/ask")
+    gateway = metric_value(
+        httpx.get(platform.gateway_url + "/metrics").text, "llm_gateway_pool_member_in_flight_requests", backend="vllm"
+    )
+    proxy = metric_value(
+        httpx.get(platform.tenant_urls["acme-corp"] + "/metrics").text, "tenant_proxy_in_flight_requests", route="/ask"
+    )
     return gateway, proxy
 
 

@@ -28,8 +28,14 @@ def test_keys_are_required_when_set(keyed_proxy):
     assert wrong.status_code == 401 and wrong.json["error"]["code"] == "invalid_api_key"
     for key in (OLD, NEW):  # two listed keys: one can be rotated out later
         assert keyed_proxy.post("/ask", json=body, headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        assert keyed_proxy.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}]},
-                                headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert (
+            keyed_proxy.post(
+                "/v1/chat/completions",
+                json={"messages": [{"role": "user", "content": "Hi"}]},
+                headers={"Authorization": f"Bearer {key}"},
+            ).status_code
+            == 200
+        )
     assert keyed_proxy.get("/healthz").status_code == 200  # probes need no key
     document = keyed_proxy.get("/openapi.json").json
     assert document["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -34,8 +34,10 @@ def base_url(platform, tenant: str) -> str:
 
 def proxy_tokens(platform, tenant: str) -> dict[str, float]:
     text = httpx.get(platform.tenant_urls[tenant] + "/metrics", timeout=30).text
-    return {kind: metric_value(text, "tenant_proxy_tokens_total", tenant=tenant, kind=kind)
-            for kind in ("prompt", "completion")}
+    return {
+        kind: metric_value(text, "tenant_proxy_tokens_total", tenant=tenant, kind=kind)
+        for kind in ("prompt", "completion")
+    }
 
 
 def counted(before: dict[str, float], after: dict[str, float]) -> tuple[float, float]:
@@ -43,6 +45,7 @@ def counted(before: dict[str, float], after: dict[str, float]) -> tuple[float, f
 
 
 # -- The official Python SDK, sync ------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def closed_ai(platform) -> openai.OpenAI:
@@ -55,16 +58,22 @@ def test_sdk_lists_and_retrieves_the_tenants_models(closed_ai):
 
 
 def test_sdk_chat_names_the_tenants_company(closed_ai):
-    completion = closed_ai.chat.completions.create(model="gpt-4o", temperature=0, seed=3, max_tokens=30,
-                                                   messages=[{"role": "user", "content": QUESTION}])
+    completion = closed_ai.chat.completions.create(
+        model="gpt-4o", temperature=0, seed=3, max_tokens=30, messages=[{"role": "user", "content": QUESTION}]
+    )
     assert COMPANY["closed-ai"] in completion.choices[0].message.content.lower()
 
 
 def test_sdk_streamed_chat_carries_usage_and_it_is_counted(platform, closed_ai):
     before = proxy_tokens(platform, "closed-ai")
-    stream = closed_ai.chat.completions.create(model="gpt-4o", stream=True, stream_options={"include_usage": True},
-                                               temperature=0, max_tokens=20,
-                                               messages=[{"role": "user", "content": "Say hello."}])
+    stream = closed_ai.chat.completions.create(
+        model="gpt-4o",
+        stream=True,
+        stream_options={"include_usage": True},
+        temperature=0,
+        max_tokens=20,
+        messages=[{"role": "user", "content": "Say hello."}],
+    )
     chunks = list(stream)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     usage = chunks[-1].usage
@@ -75,8 +84,9 @@ def test_sdk_streamed_chat_carries_usage_and_it_is_counted(platform, closed_ai):
 
 
 def test_sdk_embeddings(closed_ai):
-    result = closed_ai.embeddings.create(model="text-embedding-3-small",
-                                         input=["How do I file a claim?", "What does my car policy cover?"])
+    result = closed_ai.embeddings.create(
+        model="text-embedding-3-small", input=["How do I file a claim?", "What does my car policy cover?"]
+    )
     assert [row.index for row in result.data] == [0, 1]
     assert all(len(row.embedding) == EMBEDDING_DIMENSIONS for row in result.data)
     assert result.usage.prompt_tokens > 0
@@ -91,8 +101,9 @@ def test_sdk_response_names_the_tenants_company(closed_ai):
 
 def test_sdk_streamed_response_events_and_usage(platform, closed_ai):
     before = proxy_tokens(platform, "closed-ai")
-    with closed_ai.responses.stream(model="gpt-5", input=[{"role": "user", "content": "Say hello."}],
-                                    temperature=0, max_output_tokens=20) as stream:
+    with closed_ai.responses.stream(
+        model="gpt-5", input=[{"role": "user", "content": "Say hello."}], temperature=0, max_output_tokens=20
+    ) as stream:
         events = list(stream)
     types = [event.type for event in events]
     assert types[:2] == ["response.created", "response.in_progress"]
@@ -124,8 +135,11 @@ def test_sdk_authentication_error_with_end_user_keys(platform, process_group, tm
     spec = next(s for s in platform.platform.specs if s.name == "closed-ai")
     spec = spec.model_copy(update={"end_user_key_sha256": [sha256_hex(NEW)]})
     port = free_port()
-    process_group(launchers.tenant_proxy(proxy_config(spec, platform.keys["closed-ai"], platform.gateway_url + "/v1"),
-                                         port, tmp_path, workers=1))
+    process_group(
+        launchers.tenant_proxy(
+            proxy_config(spec, platform.keys["closed-ai"], platform.gateway_url + "/v1"), port, tmp_path, workers=1
+        )
+    )
     keyed = f"http://127.0.0.1:{port}/v1"
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=keyed, api_key=OLD, max_retries=0).models.list()
@@ -135,13 +149,27 @@ def test_sdk_authentication_error_with_end_user_keys(platform, process_group, tm
 def test_sdk_rate_limit_error_and_its_retry_honours_retry_after(process_group, tmp_path, stub_url, redis_url, caplog):
     """A tenant allowed one request at a time (the gateway's concurrency limit, Retry-After: 1): while one
     answer is held open, the SDK sees a RateLimitError, and with retries it waits what Retry-After says."""
-    config = controlled_gateway_config([tenant_route("single", "k-single", max_concurrent_requests=1)], stub_url,
-                                       redis_url, limits={"key_prefix": uuid.uuid4().hex})
+    config = controlled_gateway_config(
+        [tenant_route("single", "k-single", max_concurrent_requests=1)],
+        stub_url,
+        redis_url,
+        limits={"key_prefix": uuid.uuid4().hex},
+    )
     gateway_port, proxy_port = free_port(), free_port()
     process_group(launchers.gateway(config, gateway_port, tmp_path, workers=2))
-    process_group(launchers.tenant_proxy(
-        {"tenant": "single", "system_prompt": "p", "gateway_url": f"http://127.0.0.1:{gateway_port}/v1",
-         "gateway_key": "k-single"}, proxy_port, tmp_path, workers=2))
+    process_group(
+        launchers.tenant_proxy(
+            {
+                "tenant": "single",
+                "system_prompt": "p",
+                "gateway_url": f"http://127.0.0.1:{gateway_port}/v1",
+                "gateway_key": "k-single",
+            },
+            proxy_port,
+            tmp_path,
+            workers=2,
+        )
+    )
     url = f"http://127.0.0.1:{proxy_port}/v1"
     held = {"messages": [{"role": "user", "content": "stub-fault:hold:4"}], "stream": True}
     with httpx.stream("POST", url + "/chat/completions", json=held, timeout=60) as holding:
@@ -150,7 +178,8 @@ def test_sdk_rate_limit_error_and_its_retry_honours_retry_after(process_group, t
         next(lines)  # the first chunk is out: the request holds the tenant's one slot
         with pytest.raises(openai.RateLimitError) as refused:
             openai.OpenAI(base_url=url, api_key="unused", max_retries=0).chat.completions.create(
-                model="x", messages=[{"role": "user", "content": "Hi"}])
+                model="x", messages=[{"role": "user", "content": "Hi"}]
+            )
         assert refused.value.response.headers["retry-after"] == "1"
         assert refused.value.code == "concurrency_limit_exceeded"
         retrying = openai.OpenAI(base_url=url, api_key="unused", max_retries=30)
@@ -164,21 +193,38 @@ def test_sdk_rate_limit_error_and_its_retry_honours_retry_after(process_group, t
 
 # -- The official Python SDK, async -----------------------------------------------------------------
 
+
 def test_async_sdk(platform):
     async def run() -> dict:
-        async with openai.AsyncOpenAI(base_url=base_url(platform, "acme-corp"), api_key="unused",
-                                      max_retries=0) as client:
+        async with openai.AsyncOpenAI(
+            base_url=base_url(platform, "acme-corp"), api_key="unused", max_retries=0
+        ) as client:
             models = [model.id async for model in client.models.list()]
             stream = await client.chat.completions.create(
-                model="x", stream=True, stream_options={"include_usage": True}, temperature=0, seed=7,
-                max_tokens=40, messages=[{"role": "user", "content": QUESTION}])
+                model="x",
+                stream=True,
+                stream_options={"include_usage": True},
+                temperature=0,
+                seed=7,
+                max_tokens=40,
+                messages=[{"role": "user", "content": QUESTION}],
+            )
             chunks = [chunk async for chunk in stream]
             embeddings = await client.embeddings.create(model="x", input="Deploying to Kubernetes")
             response = await client.responses.create(model="x", input=QUESTION, temperature=0, max_output_tokens=40)
-            events = [event async for event in await client.responses.create(
-                model="x", input="Say hello.", temperature=0, max_output_tokens=20, stream=True)]
-            return {"models": models, "chunks": chunks, "embeddings": embeddings, "response": response,
-                    "events": events}
+            events = [
+                event
+                async for event in await client.responses.create(
+                    model="x", input="Say hello.", temperature=0, max_output_tokens=20, stream=True
+                )
+            ]
+            return {
+                "models": models,
+                "chunks": chunks,
+                "embeddings": embeddings,
+                "response": response,
+                "events": events,
+            }
 
     result = asyncio.run(run())
     assert MODEL in result["models"]
@@ -194,11 +240,16 @@ def test_async_sdk(platform):
 
 # -- The official openai npm package, from Node.js --------------------------------------------------
 
+
 def test_node_sdk(platform):
     installed = NODE_CLIENT.parent / "node_modules" / "openai"
     assert installed.is_dir(), "run ./scripts/setup (it runs npm ci in tests/clients/node)"
-    run = subprocess.run(["node", str(NODE_CLIENT), base_url(platform, "closed-ai"), QUESTION],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        ["node", str(NODE_CLIENT), base_url(platform, "closed-ai"), QUESTION],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert COMPANY["closed-ai"] in result["chat"]["text"].lower()
@@ -213,32 +264,39 @@ def test_node_sdk(platform):
 
 # -- LangChain ----------------------------------------------------------------------------------------
 
+
 def test_langchain_openai(platform):
     from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
     url = base_url(platform, "acme-corp")
-    chat = ChatOpenAI(base_url=url, api_key="unused", model="anything", temperature=0, seed=7, max_tokens=40,
-                      max_retries=0)
+    chat = ChatOpenAI(
+        base_url=url, api_key="unused", model="anything", temperature=0, seed=7, max_tokens=40, max_retries=0
+    )
     assert COMPANY["acme-corp"] in chat.invoke(QUESTION).content.lower()
     streamed = "".join(chunk.content for chunk in chat.stream(QUESTION))
     assert COMPANY["acme-corp"] in streamed.lower()
     # check_embedding_ctx_length=False: send text, not tiktoken token ids (tiktoken fetches its tables from the
     # internet, and the platform's embedding model reads text).
-    embeddings = OpenAIEmbeddings(base_url=url, api_key="unused", model="anything", check_embedding_ctx_length=False,
-                                  max_retries=0)
+    embeddings = OpenAIEmbeddings(
+        base_url=url, api_key="unused", model="anything", check_embedding_ctx_length=False, max_retries=0
+    )
     [vector] = embeddings.embed_documents(["Acme Corp builds cloud software."])
     assert len(vector) == EMBEDDING_DIMENSIONS
 
 
 # -- The OpenAI Agents SDK ----------------------------------------------------------------------------
 
+
 def test_openai_agents_sdk(platform):
     from agents import Agent, ModelSettings, OpenAIResponsesModel, RunConfig, Runner
 
     client = openai.AsyncOpenAI(base_url=base_url(platform, "acme-corp"), api_key="unused", max_retries=0)
-    agent = Agent(name="Helper", instructions="You are a helpful assistant. Answer in one short sentence.",
-                  model=OpenAIResponsesModel(model="anything", openai_client=client),
-                  model_settings=ModelSettings(temperature=0))
+    agent = Agent(
+        name="Helper",
+        instructions="You are a helpful assistant. Answer in one short sentence.",
+        model=OpenAIResponsesModel(model="anything", openai_client=client),
+        model_settings=ModelSettings(temperature=0),
+    )
     result = Runner.run_sync(agent, QUESTION, run_config=RunConfig(tracing_disabled=True))
     assert COMPANY["acme-corp"] in result.final_output.lower()
     assert result.context_wrapper.usage.output_tokens > 0

@@ -34,11 +34,13 @@ def gateway(request, tmp_path_factory):
         upstream_server = InProcessServer(silent_upstream.app)
         upstream = upstream_server.start()
     ledger_url = f"sqlite:///{tmp_path_factory.mktemp('usage') / 'ledger.sqlite3'}"
-    config = GatewayConfig.model_validate({
-        "tenants": [tenant_route(TENANT, GATEWAY_KEY)],
-        "pool": {"endpoints": [upstream], "health_path": "/health", "health_interval_seconds": 60},
-        "ledger": {"url": ledger_url},
-    })
+    config = GatewayConfig.model_validate(
+        {
+            "tenants": [tenant_route(TENANT, GATEWAY_KEY)],
+            "pool": {"endpoints": [upstream], "health_path": "/health", "health_interval_seconds": 60},
+            "ledger": {"url": ledger_url},
+        }
+    )
     server = InProcessServer(create_gateway(config))
     server.server.config.lifespan = "on"  # its backends and ledger are closed when it stops
     try:
@@ -93,15 +95,20 @@ def recorded(gateway, request_id: str) -> UsageRecord:
 
 
 def chat_usage(row: UsageRecord) -> dict:
-    usage = {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens,
-             "total_tokens": row.total_tokens}
+    usage = {
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "total_tokens": row.total_tokens,
+    }
     return {**usage, "estimated": True} if row.usage_estimated else usage
 
 
 def tokens(client) -> dict[str, float]:
     text = client.get("/metrics").get_data(as_text=True)
-    return {kind: metric_value(text, "tenant_proxy_tokens_total", tenant=TENANT, kind=kind)
-            for kind in ("prompt", "completion")}
+    return {
+        kind: metric_value(text, "tenant_proxy_tokens_total", tenant=TENANT, kind=kind)
+        for kind in ("prompt", "completion")
+    }
 
 
 def sse_data(response) -> list[dict | str]:
@@ -112,11 +119,16 @@ def sse_data(response) -> list[dict | str]:
 def assert_counted_and_logged(client, before: dict, row: UsageRecord, lines: list[dict], request_id: str) -> None:
     """The proxy counted the row's tokens and logged them, with the backend, on the request's line."""
     after = tokens(client)
-    assert (after["prompt"] - before["prompt"], after["completion"] - before["completion"]) == \
-        (row.prompt_tokens, row.completion_tokens)
+    assert (after["prompt"] - before["prompt"], after["completion"] - before["completion"]) == (
+        row.prompt_tokens,
+        row.completion_tokens,
+    )
     (line,) = [line for line in lines if line["service"] == "proxy" and line["request_id"] == request_id]
-    assert (line["backend"], line["prompt_tokens"], line["completion_tokens"]) == \
-        ("vllm", row.prompt_tokens, row.completion_tokens)
+    assert (line["backend"], line["prompt_tokens"], line["completion_tokens"]) == (
+        "vllm",
+        row.prompt_tokens,
+        row.completion_tokens,
+    )
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
@@ -162,7 +174,10 @@ def test_responses_usage_is_the_gateways(gateway, client, proxy_lines, stream):
     answer = sse_data(response)[-1]["response"] if stream else response.json
     row = recorded(gateway, request_id)
     usage = answer["usage"]
-    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == \
-        (row.prompt_tokens, row.completion_tokens, row.total_tokens)
+    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (
+        row.prompt_tokens,
+        row.completion_tokens,
+        row.total_tokens,
+    )
     assert usage.get("estimated", False) is row.usage_estimated
     assert_counted_and_logged(client, before, row, proxy_lines, request_id)

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tenantctl.local.alertmanager import amtool_check
 from tenant_spec import SPEC_FILENAME
 from tenantctl.cluster.in_cluster import Probe
 from tenantctl.cluster.platform import NAMESPACE
+from tenantctl.local.alertmanager import amtool_check
 from tests.helpers import prometheus_query, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
@@ -40,23 +40,35 @@ def alertmanager_get(node_platform, path: str) -> object:
 
 def set_replicas(node_platform, deployment: str, replicas: int) -> None:
     client.AppsV1Api(node_platform.api()).patch_namespaced_deployment_scale(
-        deployment, NAMESPACE, {"spec": {"replicas": replicas}})
+        deployment, NAMESPACE, {"spec": {"replicas": replicas}}
+    )
 
 
 def test_prometheus_sends_its_alerts_to_alertmanager_which_routes_them(node_platform):
     prometheus = node_platform.prometheus_url()
-    wait_for(lambda: prometheus_query(prometheus, "alertmanager_config_last_reload_successful == 1"), timeout=300,
-             what="Alertmanager up, with a config, scraped by Prometheus")
+    wait_for(
+        lambda: prometheus_query(prometheus, "alertmanager_config_last_reload_successful == 1"),
+        timeout=300,
+        what="Alertmanager up, with a config, scraped by Prometheus",
+    )
     set_replicas(node_platform, "llm-embeddings", 0)  # a backend down: LLMGatewayBackendDown{backend="embeddings"}
     try:
-        wait_for(lambda: prometheus_query(prometheus, 'ALERTS{alertname="LLMGatewayBackendDown",'
-                                                       'backend="embeddings",alertstate="firing"}'),
-                 timeout=300, what="LLMGatewayBackendDown firing in Prometheus")
+        wait_for(
+            lambda: prometheus_query(
+                prometheus, 'ALERTS{alertname="LLMGatewayBackendDown",backend="embeddings",alertstate="firing"}'
+            ),
+            timeout=300,
+            what="LLMGatewayBackendDown firing in Prometheus",
+        )
 
         def routed_group():
             groups = alertmanager_get(node_platform, "/api/v2/alerts/groups")
-            return [group for group in groups for alert in group["alerts"]
-                    if alert["labels"].get("alertname") == "LLMGatewayBackendDown"]
+            return [
+                group
+                for group in groups
+                for alert in group["alerts"]
+                if alert["labels"].get("alertname") == "LLMGatewayBackendDown"
+            ]
 
         group = wait_for(routed_group, timeout=300, what="the alert in Alertmanager")[0]
         assert group["receiver"]["name"] == "platform"
@@ -64,20 +76,29 @@ def test_prometheus_sends_its_alerts_to_alertmanager_which_routes_them(node_plat
     finally:
         set_replicas(node_platform, "llm-embeddings", 1)
         node_platform.wait_all_ready(NAMESPACE)
-        wait_for(lambda: prometheus_query(prometheus, 'max(llm_gateway_pool_member_up{backend="embeddings"}) == 1'),
-                 timeout=300, what="the gateway using the embedding server again")
+        wait_for(
+            lambda: prometheus_query(prometheus, 'max(llm_gateway_pool_member_up{backend="embeddings"}) == 1'),
+            timeout=300,
+            what="the gateway using the embedding server again",
+        )
 
 
 def test_a_tenant_onboarded_later_gets_its_route_without_a_platform_apply(node_platform):
     spec = json.loads((node_platform.tenants_dir / "closed-ai" / SPEC_FILENAME).read_text())
-    spec.update({"name": TENANT, "local_port": None,
-                 "alerts": {"webhook_urls": ["https://hooks.alerted.example/am"],
-                            "webhook_token_secret": TOKEN_SECRET}})
+    spec.update(
+        {
+            "name": TENANT,
+            "local_port": None,
+            "alerts": {"webhook_urls": ["https://hooks.alerted.example/am"], "webhook_token_secret": TOKEN_SECRET},
+        }
+    )
     node_platform.onboard(TENANT, spec)
     try:
         node_platform.apply_tenant(TENANT)
-        node_platform.core.create_namespaced_secret(TENANT, client.V1Secret(
-            metadata=client.V1ObjectMeta(name=TOKEN_SECRET), string_data={"token": "alerted-token"}))
+        node_platform.core.create_namespaced_secret(
+            TENANT,
+            client.V1Secret(metadata=client.V1ObjectMeta(name=TOKEN_SECRET), string_data={"token": "alerted-token"}),
+        )
 
         def loaded_config() -> str | None:
             original = alertmanager_get(node_platform, "/api/v2/status")["config"]["original"]
@@ -85,8 +106,9 @@ def test_a_tenant_onboarded_later_gets_its_route_without_a_platform_apply(node_p
 
         applied = time.monotonic()
         config = wait_for(loaded_config, timeout=300, what=f"Alertmanager routing {TENANT} (config sync + reload)")
-        print(f"{TENANT}: routed by Alertmanager {time.monotonic() - applied:.1f} s after its apply "
-              "(probe Pods included)")
+        print(
+            f"{TENANT}: routed by Alertmanager {time.monotonic() - applied:.1f} s after its apply (probe Pods included)"
+        )
         assert "alerted-token" not in config  # the token is a file Alertmanager reads, never in its config
         assert "SUCCESS" in amtool_check(yaml.safe_load(config))
 
@@ -94,10 +116,13 @@ def test_a_tenant_onboarded_later_gets_its_route_without_a_platform_apply(node_p
         # carries the tenant proxy's labels (the tenant's most trusted Pod) and first reaches the gateway, which
         # that proxy may: its own address is admitted by then.
         proxy_labels = {"app.kubernetes.io/name": "tenant-proxy", "app.kubernetes.io/instance": TENANT}
-        blocked = node_platform.pods().run(TENANT, Probe()
-                                           .connect("gateway", GATEWAY_HOST, GATEWAY_PORT, retry_seconds=60)
-                                           .connect("alertmanager", ALERTMANAGER_HOST, ALERTMANAGER_PORT),
-                                           labels=proxy_labels)
+        blocked = node_platform.pods().run(
+            TENANT,
+            Probe()
+            .connect("gateway", GATEWAY_HOST, GATEWAY_PORT, retry_seconds=60)
+            .connect("alertmanager", ALERTMANAGER_HOST, ALERTMANAGER_PORT),
+            labels=proxy_labels,
+        )
         assert blocked["gateway"]["connected"] is True, blocked
         assert blocked["alertmanager"]["connected"] is False, blocked
     finally:

@@ -13,6 +13,7 @@ from dashboards import ALERT_RULES_FILE, ALERT_TESTS_FILE
 from dashboards.generate import tenant_dashboard_json
 from dashboards.reading import dashboard_panels
 
+
 def promtool(*args: str, cwd=None) -> subprocess.CompletedProcess:
     binary = shutil.which("promtool")
     assert binary, "promtool missing: ./scripts/setup installs Debian's prometheus package"
@@ -32,12 +33,24 @@ def test_rule_unit_tests_pass():
 
 
 def test_every_alert_is_tested_firing_and_not_firing():
-    alerts = {rule["alert"] for group in yaml.safe_load(ALERT_RULES_FILE.read_text())["groups"]
-              for rule in group["rules"] if "alert" in rule}
-    assert alerts == {"TenantHighErrorRatio", "TenantLatencySLOFastBurn", "TenantLatencySLOSlowBurn",
-                      "LLMGatewayBackendDown", "TenantBudgetNearlySpent"}
-    cases = [case for test in yaml.safe_load(ALERT_TESTS_FILE.read_text())["tests"]
-             for case in test.get("alert_rule_test", [])]
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load(ALERT_RULES_FILE.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert alerts == {
+        "TenantHighErrorRatio",
+        "TenantLatencySLOFastBurn",
+        "TenantLatencySLOSlowBurn",
+        "LLMGatewayBackendDown",
+        "TenantBudgetNearlySpent",
+    }
+    cases = [
+        case
+        for test in yaml.safe_load(ALERT_TESTS_FILE.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+    ]
     firing = {case["alertname"] for case in cases if case["exp_alerts"]}
     silent = {case["alertname"] for case in cases if not case["exp_alerts"]}
     assert firing == alerts and silent == alerts
@@ -56,30 +69,44 @@ def test_cluster_only_quota_panel_against_kube_state_metrics_series(tmp_path):
     """kube_resourcequota comes from kube-state-metrics, which only the cluster runs; here its
     series (as kube-state-metrics names and labels them) go through promtool's real PromQL engine.
     Both tenants' namespaces have series; acme-corp's dashboard must show only acme-corp's."""
-    panel = next(p for p in dashboard_panels(json.loads(tenant_dashboard_json("acme-corp")))
-                 if p.cluster_only)
+    panel = next(p for p in dashboard_panels(json.loads(tenant_dashboard_json("acme-corp"))) if p.cluster_only)
     series = []
-    for namespace, used, hard in (("acme-corp", {"cpu": 0.5, "pods": 3}, {"cpu": 2, "pods": 10}),
-                                  ("closed-ai", {"cpu": 1, "pods": 5}, {"cpu": 1, "pods": 5})):
+    for namespace, used, hard in (
+        ("acme-corp", {"cpu": 0.5, "pods": 3}, {"cpu": 2, "pods": 10}),
+        ("closed-ai", {"cpu": 1, "pods": 5}, {"cpu": 1, "pods": 5}),
+    ):
         for kind, values in (("used", used), ("hard", hard)):
             for resource, value in values.items():
-                series.append({
-                    "series": f'kube_resourcequota{{namespace="{namespace}", resourcequota="tenant-quota", '
-                              f'resource="{resource}", type="{kind}", job="kube-state-metrics"}}',
-                    "values": f"{value}x10"})
-    (tmp_path / "quota_test.yml").write_text(yaml.safe_dump({
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": series,
-            "promql_expr_test": [{
-                "expr": panel.targets[0][0],
-                "eval_time": "5m",
-                "exp_samples": [{"labels": '{namespace="acme-corp", resource="cpu"}', "value": 0.25},
-                                {"labels": '{namespace="acme-corp", resource="pods"}', "value": 0.3}],
-            }],
-        }],
-    }))
+                series.append(
+                    {
+                        "series": f'kube_resourcequota{{namespace="{namespace}", resourcequota="tenant-quota", '
+                        f'resource="{resource}", type="{kind}", job="kube-state-metrics"}}',
+                        "values": f"{value}x10",
+                    }
+                )
+    (tmp_path / "quota_test.yml").write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": series,
+                        "promql_expr_test": [
+                            {
+                                "expr": panel.targets[0][0],
+                                "eval_time": "5m",
+                                "exp_samples": [
+                                    {"labels": '{namespace="acme-corp", resource="cpu"}', "value": 0.25},
+                                    {"labels": '{namespace="acme-corp", resource="pods"}', "value": 0.3},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
     result = promtool("test", "rules", "quota_test.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,8 +15,8 @@ from dashboards.generate import TEMPLATE_FILE, differences, rendered_files, tena
 from dashboards.grafana import build, render
 from dashboards.panels import tenant_dashboard
 from dashboards.reading import dashboard_panels
-from tenantctl.local.report import unit_label
 from tenant_spec import TENANT_NAME_MAX_LENGTH, discover_tenant_specs
+from tenantctl.local.report import unit_label
 from tests.helpers import REPO_ROOT, TENANTS_DIR
 
 TENANTS = [spec.name for spec in discover_tenant_specs(TENANTS_DIR)]
@@ -34,16 +34,23 @@ def test_check_command_fails_on_stale_json_and_regenerating_fixes_it(tmp_path):
     write(tmp_path)
     (tmp_path / TEMPLATE_FILE).write_text("{}\n")
     (tmp_path / "tenant-acme-corp.json").write_text("{}\n")  # per-tenant files were committed once
-    assert differences(tmp_path) == [f"{tmp_path / TEMPLATE_FILE}: outdated",
-                                     f"{tmp_path / 'tenant-acme-corp.json'}: not generated (any more)"]
+    assert differences(tmp_path) == [
+        f"{tmp_path / TEMPLATE_FILE}: outdated",
+        f"{tmp_path / 'tenant-acme-corp.json'}: not generated (any more)",
+    ]
     write(tmp_path)
     assert differences(tmp_path) == []
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(rendered_files())
 
 
 def test_cli_check_passes_on_the_committed_json():
-    result = subprocess.run([sys.executable, "-m", "tenantctl", "dashboards", "--check"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tenantctl", "dashboards", "--check"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
 
@@ -60,8 +67,13 @@ def test_tenant_dashboard_is_the_template_with_the_name_substituted(tenant):
 
 
 def test_cli_prints_a_tenants_dashboard():
-    result = subprocess.run([sys.executable, "-m", "tenantctl", "dashboards", "--tenant", "closed-ai"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tenantctl", "dashboards", "--tenant", "closed-ai"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["uid"] == "closed-ai"
 
@@ -83,8 +95,9 @@ def test_every_selector_of_a_tenant_dashboard_is_scoped_to_the_tenant():
             selectors = re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\{([^}]*)\}", expr)
             assert selectors, expr
             for _, matchers in selectors:
-                assert f'tenant="{TENANT_PLACEHOLDER}"' in matchers or \
-                    f'namespace="{TENANT_PLACEHOLDER}"' in matchers, f"{panel.title}: {expr}"
+                assert (
+                    f'tenant="{TENANT_PLACEHOLDER}"' in matchers or f'namespace="{TENANT_PLACEHOLDER}"' in matchers
+                ), f"{panel.title}: {expr}"
 
 
 def test_no_query_depends_on_job_or_instance():
@@ -99,7 +112,8 @@ def test_json_is_safe_for_terraform_templates_and_grafana():
         text = (GENERATED_DIR / name).read_text()
         assert "${" not in text and "%{" not in text, name  # literal in file() and templatefile() alike
         ids = [panel["id"] for panel in dashboard["panels"]] + [
-            inner["id"] for panel in dashboard["panels"] for inner in panel.get("panels", [])]
+            inner["id"] for panel in dashboard["panels"] for inner in panel.get("panels", [])
+        ]
         assert len(ids) == len(set(ids)), name
         assert len(dashboard["uid"]) <= 40, name  # Grafana's limit on dashboard uids
 
@@ -119,8 +133,16 @@ def test_every_panel_has_a_title_unit_and_queries_and_the_report_can_label_its_u
 
 def test_per_tenant_dashboard_has_the_panels_the_issue_asks_for():
     titles = [panel.title for panel in dashboard_panels(generated()[TEMPLATE_FILE])]
-    for wanted in ("Request rate", "Error ratio", "Latency (p50 / p95 / p99)", "Time to first token (p50 / p95 / p99)",
-                   "Tokens per second", "Estimated cost per hour", "Refusals", "Namespace quota usage"):
+    for wanted in (
+        "Request rate",
+        "Error ratio",
+        "Latency (p50 / p95 / p99)",
+        "Time to first token (p50 / p95 / p99)",
+        "Tokens per second",
+        "Estimated cost per hour",
+        "Refusals",
+        "Namespace quota usage",
+    ):
         assert wanted in titles
     cluster_only = [panel.title for panel in dashboard_panels(generated()[TEMPLATE_FILE]) if panel.cluster_only]
     assert cluster_only == ["Namespace quota usage"]

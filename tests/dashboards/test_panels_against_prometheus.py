@@ -16,8 +16,12 @@ from dashboards.generate import tenant_dashboard_json
 from dashboards.reading import dashboard_panels, for_prometheus
 from tests.helpers import TEST_BUDGETS_USD
 
-DASHBOARD_FILES = ["platform-overview.json", "tenants-comparison.json", "tenant-acme-corp.json",
-                   "tenant-closed-ai.json"]
+DASHBOARD_FILES = [
+    "platform-overview.json",
+    "tenants-comparison.json",
+    "tenant-acme-corp.json",
+    "tenant-closed-ai.json",
+]
 
 
 def load(name: str) -> dict:
@@ -42,8 +46,12 @@ def panel_results(observed, dashboard: dict):
 
 
 # Gauges of what is happening right now: 0 once the traffic is over, which is right.
-ZERO_AT_REST = {"Requests in flight", "Requests in flight by tenant", "Pool member in-flight requests",
-                "Model server requests in progress"}
+ZERO_AT_REST = {
+    "Requests in flight",
+    "Requests in flight by tenant",
+    "Pool member in-flight requests",
+    "Model server requests in progress",
+}
 
 
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
@@ -79,19 +87,23 @@ def value_by(results: list[dict], label: str) -> dict[str, float]:
 def test_prometheus_counted_exactly_what_was_sent(observed_platform):
     """Across two gunicorn workers per service: every request and every refusal, exactly once."""
     counted = observed_platform.query("sum by (tenant, status) (tenant_proxy_requests_total)")
-    assert {(s["metric"]["tenant"], s["metric"]["status"]): int(float(s["value"][1])) for s in counted} \
-        == dict(observed_platform.sent)
+    assert {(s["metric"]["tenant"], s["metric"]["status"]): int(float(s["value"][1])) for s in counted} == dict(
+        observed_platform.sent
+    )
     refusals = observed_platform.query("sum by (tenant, reason) (tenant_proxy_refusals_total) > 0")
-    assert {(s["metric"]["tenant"], s["metric"]["reason"]): int(float(s["value"][1])) for s in refusals} \
-        == dict(observed_platform.refused)
+    assert {(s["metric"]["tenant"], s["metric"]["reason"]): int(float(s["value"][1])) for s in refusals} == dict(
+        observed_platform.refused
+    )
 
 
 def test_panels_show_the_outage_cost_and_tokens(observed_platform):
     window = observed_platform.window
-    errors = value_by(observed_platform.query(
-        f'sum by (tenant) (increase(tenant_proxy_requests_total{{status="503"}}[{window}]))'), "tenant")
+    errors = value_by(
+        observed_platform.query(f'sum by (tenant) (increase(tenant_proxy_requests_total{{status="503"}}[{window}]))'),
+        "tenant",
+    )
     assert set(errors) == set(observed_platform.tenants) and all(value > 0 for value in errors.values())
-    upstream = observed_platform.query(f'sum by (backend) (increase(llm_gateway_upstream_errors_total[{window}]))')
+    upstream = observed_platform.query(f"sum by (backend) (increase(llm_gateway_upstream_errors_total[{window}]))")
     assert value_by(upstream, "backend")["vllm"] > 0
     cost = value_by(observed_platform.query("sum by (tenant) (llm_gateway_cost_usd_total)"), "tenant")
     assert set(cost) == set(observed_platform.tenants) and all(value > 0 for value in cost.values())
@@ -109,12 +121,20 @@ def test_backend_down_alert_went_off_during_the_outage(observed_platform):
 def test_prometheus_scrapes_every_service_with_the_rules_loaded(observed_platform):
     url = observed_platform.prometheus_url
     targets = httpx.get(url + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
-    assert sorted(t["labels"]["job"] for t in targets) == ["llm-gateway", "model-server", "tenant-proxy",
-                                                             "tenant-proxy", "tenantctl"]
+    assert sorted(t["labels"]["job"] for t in targets) == [
+        "llm-gateway",
+        "model-server",
+        "tenant-proxy",
+        "tenant-proxy",
+        "tenantctl",
+    ]
     assert all(t["health"] == "up" for t in targets), targets
     groups = httpx.get(url + "/api/v1/rules", timeout=10).json()["data"]["groups"]
     loaded = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
-    written = {rule.get("alert") or rule["record"]
-               for group in yaml.safe_load(ALERT_RULES_FILE.read_text())["groups"] for rule in group["rules"]}
+    written = {
+        rule.get("alert") or rule["record"]
+        for group in yaml.safe_load(ALERT_RULES_FILE.read_text())["groups"]
+        for rule in group["rules"]
+    }
     assert set(loaded) == written
     assert set(loaded.values()) == {"ok"}

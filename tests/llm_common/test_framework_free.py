@@ -31,8 +31,9 @@ print(json.dumps(loaded))
 """
     # llm_common.gunicorn_conf makes a metrics directory unless one is set
     environ = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=environ, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 

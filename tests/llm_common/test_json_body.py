@@ -28,9 +28,22 @@ def services(stub_url, tmp_path_factory):
     started = []
     try:
         started.append(start_process(launchers.gateway(config, gateway_port, run_dir, workers=1)))
-        started.append(start_process(launchers.tenant_proxy(
-            {"tenant": "bodies", "system_prompt": "p", "gateway_url": f"http://127.0.0.1:{gateway_port}/v1",
-             "gateway_key": KEY, "max_body_bytes": LIMIT}, proxy_port, run_dir, workers=1)))
+        started.append(
+            start_process(
+                launchers.tenant_proxy(
+                    {
+                        "tenant": "bodies",
+                        "system_prompt": "p",
+                        "gateway_url": f"http://127.0.0.1:{gateway_port}/v1",
+                        "gateway_key": KEY,
+                        "max_body_bytes": LIMIT,
+                    },
+                    proxy_port,
+                    run_dir,
+                    workers=1,
+                )
+            )
+        )
         yield {"gateway": f"http://127.0.0.1:{gateway_port}", "proxy": f"http://127.0.0.1:{proxy_port}"}
     finally:
         for process in reversed(started):
@@ -44,8 +57,10 @@ def endless_chunked_post(url: str, path: str, send_bytes: int) -> bytes:
     """
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=30) as connection:
-        connection.sendall(f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {KEY}\r\n"
-                           "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        connection.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {KEY}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
         chunk = b'{"messages": [{"role": "user", "content": "' + b"x" * 8192
         sent = 0
         try:
@@ -64,8 +79,15 @@ def endless_chunked_post(url: str, path: str, send_bytes: int) -> bytes:
         return head
 
 
-@pytest.mark.parametrize("service, path", [("gateway", "/v1/chat/completions"), ("gateway", "/v1/embeddings"),
-                                           ("proxy", "/v1/chat/completions"), ("proxy", "/ask")])
+@pytest.mark.parametrize(
+    "service, path",
+    [
+        ("gateway", "/v1/chat/completions"),
+        ("gateway", "/v1/embeddings"),
+        ("proxy", "/v1/chat/completions"),
+        ("proxy", "/ask"),
+    ],
+)
 def test_a_chunked_body_over_the_limit_is_a_413_before_it_ends(services, service, path):
     head = endless_chunked_post(services[service], path, 2 * LIMIT)
     assert head.startswith(b"HTTP/1.1 413"), head[:200]
@@ -74,8 +96,12 @@ def test_a_chunked_body_over_the_limit_is_a_413_before_it_ends(services, service
 @pytest.mark.parametrize("service", ["gateway", "proxy"])
 def test_a_body_over_the_limit_with_a_content_length_is_a_413(services, service):
     body = b'{"messages": [{"role": "user", "content": "' + b"x" * LIMIT + b'"}]}'
-    response = httpx.post(services[service] + "/v1/chat/completions", content=body, timeout=30,
-                          headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    response = httpx.post(
+        services[service] + "/v1/chat/completions",
+        content=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
 
@@ -86,6 +112,10 @@ def test_a_chunked_body_under_the_limit_is_read(services, service):
         yield b'{"messages": [{"role": "user", '
         yield b'"content": "hi"}]}'
 
-    response = httpx.post(services[service] + "/v1/chat/completions", content=chunks(), timeout=30,
-                          headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    response = httpx.post(
+        services[service] + "/v1/chat/completions",
+        content=chunks(),
+        timeout=30,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 200, response.text

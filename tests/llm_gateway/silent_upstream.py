@@ -31,17 +31,26 @@ async def chat_completions(request: Request):
 async def embeddings(request: Request):
     inputs = (await request.json())["input"]
     texts = inputs if isinstance(inputs, list) else [inputs]
-    return JSONResponse({"object": "list", "model": "stub-embedding", "data": [
-        {"object": "embedding", "index": index, "embedding": stub.embedding(str(text))}
-        for index, text in enumerate(texts)]})
+    return JSONResponse(
+        {
+            "object": "list",
+            "model": "stub-embedding",
+            "data": [
+                {"object": "embedding", "index": index, "embedding": stub.embedding(str(text))}
+                for index, text in enumerate(texts)
+            ],
+        }
+    )
 
 
 async def health(_: Request):
     return JSONResponse({"status": "ok"})
 
 
-app = Starlette(routes=[
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/health", health),
-])
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/health", health),
+    ]
+)

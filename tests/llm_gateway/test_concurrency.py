@@ -21,11 +21,23 @@ BUSY, CALM = "k-busy", "k-calm"
 LEASE_SECONDS = 2
 
 
-def gateways(process_group, tmp_path, backend_url: str, redis_url: str, limit: int, count: int = 2,
-             health_path: str = "/health", api_key: str | None = None, **route) -> list:
+def gateways(
+    process_group,
+    tmp_path,
+    backend_url: str,
+    redis_url: str,
+    limit: int,
+    count: int = 2,
+    health_path: str = "/health",
+    api_key: str | None = None,
+    **route,
+) -> list:
     config = controlled_gateway_config(
         [tenant_route("busy", BUSY, max_concurrent_requests=limit, **route), tenant_route("calm", CALM, **route)],
-        backend_url, redis_url, limits={"key_prefix": f"cc-{uuid.uuid4().hex}", "lease_seconds": LEASE_SECONDS})
+        backend_url,
+        redis_url,
+        limits={"key_prefix": f"cc-{uuid.uuid4().hex}", "lease_seconds": LEASE_SECONDS},
+    )
     config["pool"]["health_path"] = health_path
     if api_key is not None:
         config["pool"]["api_key"] = api_key
@@ -64,8 +76,9 @@ class Held:
         return self.response
 
 
-def test_a_tenant_at_its_limit_gets_429_across_gateways_while_the_other_is_served(process_group, tmp_path,
-                                                                                    stub_url, redis_url):
+def test_a_tenant_at_its_limit_gets_429_across_gateways_while_the_other_is_served(
+    process_group, tmp_path, stub_url, redis_url
+):
     (_, first), (_, second) = gateways(process_group, tmp_path, stub_url, redis_url, limit=2)
     held = [Held(first, BUSY, 4), Held(second, BUSY, 4, stream=True)]
     wait_for(lambda: all(seen_by_stub(stub_url, h.request_id) for h in held), 30, "both held requests upstream")
@@ -84,8 +97,7 @@ def test_a_tenant_at_its_limit_gets_429_across_gateways_while_the_other_is_serve
     assert chat(first, BUSY).status_code == 200  # the leases were given back
 
 
-def test_a_long_stream_keeps_its_lease_and_a_killed_gateways_leases_lapse(process_group, tmp_path, stub_url,
-                                                                         redis_url):
+def test_a_long_stream_keeps_its_lease_and_a_killed_gateways_leases_lapse(process_group, tmp_path, stub_url, redis_url):
     (doomed, first), (_, second) = gateways(process_group, tmp_path, stub_url, redis_url, limit=1)
     held = Held(first, BUSY, 3 * LEASE_SECONDS, stream=True)
     wait_for(lambda: seen_by_stub(stub_url, held.request_id), 30, "the held stream upstream")
@@ -97,19 +109,34 @@ def test_a_long_stream_keeps_its_lease_and_a_killed_gateways_leases_lapse(proces
     wait_for(lambda: chat(second, BUSY).status_code == 200, 10 * LEASE_SECONDS, "the dead gateway's lease to lapse")
 
 
-def test_at_the_limit_on_the_real_model_the_other_tenant_is_served(process_group, tmp_path, model_url, model_api_key,
-                                                                  redis_url):
+def test_at_the_limit_on_the_real_model_the_other_tenant_is_served(
+    process_group, tmp_path, model_url, model_api_key, redis_url
+):
     """The real model server: one long stream holds acme's only slot; acme's next request is refused at
     once while closed's is answered."""
-    (_, gateway), = gateways(process_group, tmp_path, model_url, redis_url, limit=1, count=1,
-                             health_path=launchers.EMBEDDED_MODEL_HEALTH_PATH, api_key=model_api_key,
-                             model=launchers.EMBEDDED_MODEL_NAME, max_tokens=1500)
+    ((_, gateway),) = gateways(
+        process_group,
+        tmp_path,
+        model_url,
+        redis_url,
+        limit=1,
+        count=1,
+        health_path=launchers.EMBEDDED_MODEL_HEALTH_PATH,
+        api_key=model_api_key,
+        model=launchers.EMBEDDED_MODEL_NAME,
+        max_tokens=1500,
+    )
     # SmolLM2's end tokens (<|endoftext|> 0, <|im_end|> 2) banned: the answer runs to 1,500 tokens (seconds even
     # on an idle machine), so the stream is still generating, holding the lease, when the next request comes.
-    body = {"messages": [{"role": "user", "content": "Count from 1 to 2000, one number per line."}],
-            "stream": True, "max_tokens": 1500, "logit_bias": {"0": -100, "2": -100}}
-    with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=120,
-                      headers={"Authorization": f"Bearer {BUSY}"}) as stream:
+    body = {
+        "messages": [{"role": "user", "content": "Count from 1 to 2000, one number per line."}],
+        "stream": True,
+        "max_tokens": 1500,
+        "logit_bias": {"0": -100, "2": -100},
+    }
+    with httpx.stream(
+        "POST", gateway + "/v1/chat/completions", json=body, timeout=120, headers={"Authorization": f"Bearer {BUSY}"}
+    ) as stream:
         assert stream.status_code == 200
         # Keep the line iterator referenced: a throwaway generator over it would be collected after next(),
         # closing the response, and the gateway (rightly) ends a stream whose caller has gone.

@@ -14,8 +14,9 @@ KEY = "gk-test-embeddings"
 
 
 def embed(gateway_url: str, key: str, texts: list[str]) -> np.ndarray:
-    response = httpx.post(gateway_url + "/v1/embeddings", headers={"Authorization": f"Bearer {key}"}, timeout=60,
-                          json={"input": texts})
+    response = httpx.post(
+        gateway_url + "/v1/embeddings", headers={"Authorization": f"Bearer {key}"}, timeout=60, json={"input": texts}
+    )
     assert response.status_code == 200, response.text
     vectors = np.array([row["embedding"] for row in response.json()["data"]])
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -24,8 +25,11 @@ def embed(gateway_url: str, key: str, texts: list[str]) -> np.ndarray:
 def test_the_converted_model_matches_sentence_transformers(platform):
     """The cosine similarities sentence-transformers publishes for all-MiniLM-L6-v2 on its model card
     example: our GGUF conversion run by llama.cpp gives the same numbers."""
-    vectors = embed(platform.gateway_url, platform.keys["acme-corp"],
-                    ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
+    vectors = embed(
+        platform.gateway_url,
+        platform.keys["acme-corp"],
+        ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."],
+    )
     similarities = vectors @ vectors.T
     assert similarities[0, 1] == pytest.approx(0.6660, abs=0.002)
     assert similarities[0, 2] == pytest.approx(0.1046, abs=0.002)
@@ -36,13 +40,26 @@ def test_openai_embeddings_backend_gets_the_configured_model(process_group, tmp_
     """Cluster mode's `embeddings.backend: openai`, through the real openai SDK path, pointed at a
     local OpenAI-compatible server (our llama.cpp embedding server) instead of api.openai.com."""
     port = free_port()
-    config = {"tenants": [{"name": "t", "model": "m", "key_sha256": [hash_gateway_key(KEY)]}],
-              "embeddings": {"backend": "openai", "model": "all-minilm-l6-v2"}}
-    process_group(launchers.gateway(config, port, tmp_path, workers=1, extra_env={
-        "OPENAI_API_KEY": platform.model_api_key, "OPENAI_BASE_URL": platform.embedding_url + "/v1"}))
+    config = {
+        "tenants": [{"name": "t", "model": "m", "key_sha256": [hash_gateway_key(KEY)]}],
+        "embeddings": {"backend": "openai", "model": "all-minilm-l6-v2"},
+    }
+    process_group(
+        launchers.gateway(
+            config,
+            port,
+            tmp_path,
+            workers=1,
+            extra_env={"OPENAI_API_KEY": platform.model_api_key, "OPENAI_BASE_URL": platform.embedding_url + "/v1"},
+        )
+    )
     gateway = f"http://127.0.0.1:{port}"
-    response = httpx.post(gateway + "/v1/embeddings", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
-                          json={"model": "caller-choice", "input": "hello"})
+    response = httpx.post(
+        gateway + "/v1/embeddings",
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=60,
+        json={"model": "caller-choice", "input": "hello"},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["X-LLM-Backend"] == "openai"
     assert len(response.json()["data"][0]["embedding"]) == 384

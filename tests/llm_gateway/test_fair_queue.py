@@ -40,8 +40,9 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def grant_order(queue: FairQueue, holders: list[str], arrivals: list[tuple[str, float]],
-                      releases: int) -> list[str]:
+async def grant_order(
+    queue: FairQueue, holders: list[str], arrivals: list[tuple[str, float]], releases: int
+) -> list[str]:
     """Queue `arrivals` (tenant, weight) in order behind a pool full with `holders`' requests, free
     `releases` slots one at a time, oldest first; returns the tenants in the order they got them."""
     order: list[str] = []
@@ -107,6 +108,7 @@ def test_slots_are_shared_by_weight():
 def test_idle_time_earns_no_credit():
     """A tenant that had the pool to itself for a while does not starve the others afterwards (and the
     one that was idle does not get a burst of every slot either)."""
+
     async def scenario() -> list[str]:
         queue = fair_queue(capacity=1)
         for _ in range(50):  # "a" alone: fifty requests one after the other
@@ -148,6 +150,7 @@ def test_a_light_tenants_next_request_takes_the_slot_its_last_answer_freed_thoug
     """The light tenant uses one slot of four; the heavy one fills the rest and queues more. When the light
     tenant's answer ends, its slot stays free for it: its next request, a moment later, takes it at once
     instead of waiting for the next answer to end (as long as a whole answer)."""
+
     async def scenario() -> tuple[int, int, int]:
         queue = fair_queue(capacity=4, clock=Clock())
         waiting = await light_answer_ends_while_heavy_waits(queue)
@@ -180,6 +183,7 @@ def test_a_claim_ends_share_hold_seconds_after_the_tenant_last_used_its_slots():
 def test_a_claim_is_never_more_than_the_tenants_share():
     """A tenant that used the whole pool alone keeps no more than its share (here half) for itself once
     another tenant comes."""
+
     async def scenario() -> tuple[int, int]:
         queue = fair_queue(capacity=4, clock=Clock())
         for _ in range(4):
@@ -258,10 +262,15 @@ def test_a_light_tenants_next_stream_does_not_wait_behind_a_heavy_tenants_backlo
     backlog took; the next light stream starts at once. Without claims the backlog would take the light
     tenant's slot too, and its next stream would wait for the next heavy answer to end (about 4 s)."""
     stub_port, port = free_port(), free_port()
-    process_group(stub_backend(stub_port, tmp_path, "--stream-tokens", str(TOKENS), "--token-interval",
-                               str(INTERVAL), "--no-seen"))
-    config = {"tenants": [tenant_route("light", "kl"), tenant_route("heavy", "kh")],
-              "pool": {"endpoints": [f"http://127.0.0.1:{stub_port}"], "capacity_per_member": CAPACITY}}
+    process_group(
+        stub_backend(
+            stub_port, tmp_path, "--stream-tokens", str(TOKENS), "--token-interval", str(INTERVAL), "--no-seen"
+        )
+    )
+    config = {
+        "tenants": [tenant_route("light", "kl"), tenant_route("heavy", "kh")],
+        "pool": {"endpoints": [f"http://127.0.0.1:{stub_port}"], "capacity_per_member": CAPACITY},
+    }
     process_group(launchers.gateway(config, port, tmp_path / "gateway", workers=1))
     gateway = f"http://127.0.0.1:{port}"
 
@@ -274,8 +283,9 @@ def test_a_light_tenants_next_stream_does_not_wait_behind_a_heavy_tenants_backlo
             running = [asyncio.create_task(stream.run()) for stream in ahead]
             for stream in ahead:
                 await stream.head_start.wait()
-            light = await client.post(gateway + "/v1/chat/completions", json=STREAM_BODY,
-                                      headers={"Authorization": "Bearer kl"})
+            light = await client.post(
+                gateway + "/v1/chat/completions", json=STREAM_BODY, headers={"Authorization": "Bearer kl"}
+            )
             await light.content.readline()  # the light tenant holds the last slot
             running += [asyncio.create_task(HeavyStream(client, gateway).run()) for _ in range(6)]
             await asyncio.to_thread(wait_for, lambda: heavy_waiting() == 6, timeout=60, what="the heavy backlog")
@@ -299,8 +309,9 @@ class HeavyStream:
 
     async def run(self) -> bool:
         tokens, done = 0, False
-        async with self.client.post(self.gateway + "/v1/chat/completions", json=STREAM_BODY,
-                                    headers={"Authorization": "Bearer kh"}) as answer:
+        async with self.client.post(
+            self.gateway + "/v1/chat/completions", json=STREAM_BODY, headers={"Authorization": "Bearer kh"}
+        ) as answer:
             async for line in answer.content:
                 tokens += b'"content"' in line
                 if tokens >= HEAD_START_TOKENS:
@@ -311,8 +322,9 @@ class HeavyStream:
 
 async def time_to_first_token(client: aiohttp.ClientSession, gateway: str, key: str) -> float:
     began = asyncio.get_running_loop().time()
-    async with client.post(gateway + "/v1/chat/completions", json=STREAM_BODY,
-                           headers={"Authorization": f"Bearer {key}"}) as answer:
+    async with client.post(
+        gateway + "/v1/chat/completions", json=STREAM_BODY, headers={"Authorization": f"Bearer {key}"}
+    ) as answer:
         async for line in answer.content:
             if b'"content"' in line:
                 return asyncio.get_running_loop().time() - began

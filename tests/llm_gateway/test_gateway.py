@@ -34,29 +34,38 @@ def test_health_and_readiness(gateway):
     assert ready.json()["backends"] == {"vllm": True, "embeddings": True}
 
 
-@pytest.mark.parametrize("headers, code", [
-    ({}, "missing_api_key"),
-    ({"Authorization": "Bearer gk-not-a-real-key"}, "invalid_api_key"),
-    ({"Authorization": "Basic Zm9vOmJhcg=="}, "missing_api_key"),
-    ({"X-Tenant-Id": "acme-corp"}, "missing_api_key"),
-])
+@pytest.mark.parametrize(
+    "headers, code",
+    [
+        ({}, "missing_api_key"),
+        ({"Authorization": "Bearer gk-not-a-real-key"}, "invalid_api_key"),
+        ({"Authorization": "Basic Zm9vOmJhcg=="}, "missing_api_key"),
+        ({"X-Tenant-Id": "acme-corp"}, "missing_api_key"),
+    ],
+)
 def test_unknown_or_missing_key_is_401(gateway, headers, code):
     response = chat(gateway, headers)
     assert response.status_code == 401
-    assert response.json()["error"] == {"type": "authentication_error", "code": code,
-                                        "message": response.json()["error"]["message"],
-                                        "request_id": response.headers["X-Request-Id"]}
+    assert response.json()["error"] == {
+        "type": "authentication_error",
+        "code": code,
+        "message": response.json()["error"]["message"],
+        "request_id": response.headers["X-Request-Id"],
+    }
 
 
 def test_tenant_comes_from_the_key_not_from_headers_or_body(platform, gateway):
     """closed-ai's key with forged acme-corp markers is still charged to closed-ai."""
+
     def closed_ai_requests() -> float:
-        return metric_value(httpx.get(gateway + "/metrics").text, "llm_gateway_backend_requests_total",
-                            tenant="closed-ai")
+        return metric_value(
+            httpx.get(gateway + "/metrics").text, "llm_gateway_backend_requests_total", tenant="closed-ai"
+        )
 
     before = closed_ai_requests()
-    response = chat(gateway, {**auth(platform, "closed-ai"), "X-Tenant-Id": "acme-corp"}, user="acme-corp",
-                    max_tokens=300)
+    response = chat(
+        gateway, {**auth(platform, "closed-ai"), "X-Tenant-Id": "acme-corp"}, user="acme-corp", max_tokens=300
+    )
     assert response.status_code == 200, response.text
     assert response.json()["usage"]["completion_tokens"] <= 128  # closed-ai's cap, not acme-corp's 256
     assert closed_ai_requests() == before + 1
@@ -79,8 +88,9 @@ def test_models_lists_the_tenants_model(platform, gateway):
 
 def test_official_sdk_against_the_gateway(platform, gateway):
     client = openai.OpenAI(base_url=gateway + "/v1", api_key=platform.keys["acme-corp"], max_retries=0)
-    completion = client.chat.completions.create(model="x", max_tokens=5,
-                                                messages=[{"role": "user", "content": "Hello"}])
+    completion = client.chat.completions.create(
+        model="x", max_tokens=5, messages=[{"role": "user", "content": "Hello"}]
+    )
     assert completion.choices[0].message.content
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=gateway + "/v1", api_key="gk-wrong", max_retries=0).models.list()
@@ -95,10 +105,22 @@ BAD_BODIES = [
     ("stream wrong type", {"json": {"messages": [{"role": "user", "content": "hi"}], "stream": "no"}}, 400),
     ("max_tokens zero", {"json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}}, 400),
     ("several answers", {"json": {"messages": [{"role": "user", "content": "hi"}], "n": 4}}, 400),
-    ("lone surrogate", {"content": b'{"messages": [{"role": "user", "content": "\\ud800"}]}',
-                        "headers": {"Content-Type": "application/json"}}, 400),
-    ("deep nesting", {"content": b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-                      "headers": {"Content-Type": "application/json"}}, 400),
+    (
+        "lone surrogate",
+        {
+            "content": b'{"messages": [{"role": "user", "content": "\\ud800"}]}',
+            "headers": {"Content-Type": "application/json"},
+        },
+        400,
+    ),
+    (
+        "deep nesting",
+        {
+            "content": b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "headers": {"Content-Type": "application/json"},
+        },
+        400,
+    ),
     ("form body", {"content": b"a=b", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415),
 ]
 
@@ -118,23 +140,30 @@ def test_metrics_exposition(platform, gateway):
     assert metric_value(text, "llm_gateway_tokens_total", tenant="acme-corp", kind="completion") > 0
     assert metric_value(text, "llm_gateway_pool_member_up", backend="vllm") == 1
     assert "llm_gateway_request_duration_seconds_bucket" in text
-    assert metric_value(text, "llm_gateway_cost_usd_total", tenant="acme-corp", backend="vllm",
-                        model="smollm2-135m-instruct") > 0
+    assert (
+        metric_value(
+            text, "llm_gateway_cost_usd_total", tenant="acme-corp", backend="vllm", model="smollm2-135m-instruct"
+        )
+        > 0
+    )
     assert metric_value(text, "llm_gateway_tenant_monthly_budget_usd", tenant="acme-corp") == 50  # the test spec's
     assert 'llm_gateway_upstream_errors_total{backend="vllm",reason="connect"} 0.0' in text  # created at zero
 
 
 def test_cost_follows_the_price_table(platform, gateway):
     """Cost = prompt and completion tokens times the model's price (llm_gateway/pricing.py)."""
+
     def totals() -> tuple[float, float, float]:
         text = httpx.get(gateway + "/metrics").text
-        return (metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="prompt"),
-                metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="completion"),
-                metric_value(text, "llm_gateway_cost_usd_total", tenant="closed-ai"))
+        return (
+            metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="prompt"),
+            metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="completion"),
+            metric_value(text, "llm_gateway_cost_usd_total", tenant="closed-ai"),
+        )
 
     before = totals()
     assert chat(gateway, auth(platform, "closed-ai")).status_code == 200
-    prompt, completion, cost = (after - earlier for after, earlier in zip(totals(), before))
+    prompt, completion, cost = (after - earlier for after, earlier in zip(totals(), before, strict=True))
     assert prompt > 0 and completion > 0
     assert cost == pytest.approx((prompt * 0.02 + completion * 0.05) / 1e6)
 
@@ -142,35 +171,51 @@ def test_cost_follows_the_price_table(platform, gateway):
 def test_streamed_answers_count_tokens_and_cost_even_without_backend_usage(platform, gateway):
     """llama.cpp sends no usage in streams: the gateway's own count (as in the ledger) goes to the metrics,
     so the cost counter (and the budget alert built on it) never skips streams."""
+
     def totals() -> tuple[float, float]:
         text = httpx.get(gateway + "/metrics").text
-        return (metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="completion"),
-                metric_value(text, "llm_gateway_cost_usd_total", tenant="closed-ai"))
+        return (
+            metric_value(text, "llm_gateway_tokens_total", tenant="closed-ai", kind="completion"),
+            metric_value(text, "llm_gateway_cost_usd_total", tenant="closed-ai"),
+        )
 
     before = totals()
-    with httpx.stream("POST", gateway + "/v1/chat/completions", headers=auth(platform, "closed-ai"), timeout=120,
-                      json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "stream": True}) as stream:
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/chat/completions",
+        headers=auth(platform, "closed-ai"),
+        timeout=120,
+        json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5, "stream": True},
+    ) as stream:
         assert stream.status_code == 200
         lines = [line for line in stream.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     assert not any(json.loads(line[6:]).get("usage") for line in lines[:-1])  # the backend reported none
-    completion, cost = (after - earlier for after, earlier in zip(totals(), before))
+    completion, cost = (after - earlier for after, earlier in zip(totals(), before, strict=True))
     assert completion > 0 and cost > 0
 
 
 def test_in_flight_requests_are_labelled_by_tenant(platform, gateway):
     """While acme-corp's stream is open, the gateway counts it under acme-corp (not 'unauthenticated')."""
-    body = {"messages": [{"role": "user", "content": "Count from 1 to 300, one number per line."}],
-            "stream": True, "max_tokens": 256}
+    body = {
+        "messages": [{"role": "user", "content": "Count from 1 to 300, one number per line."}],
+        "stream": True,
+        "max_tokens": 256,
+    }
     seen = []
-    with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=120,
-                      headers=auth(platform, "acme-corp")) as response:
+    with httpx.stream(
+        "POST", gateway + "/v1/chat/completions", json=body, timeout=120, headers=auth(platform, "acme-corp")
+    ) as response:
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             text = httpx.get(gateway + "/metrics").text
-            seen.append((metric_value(text, "llm_gateway_in_flight_requests", tenant="acme-corp"),
-                         metric_value(text, "llm_gateway_in_flight_requests", tenant="unauthenticated")))
+            seen.append(
+                (
+                    metric_value(text, "llm_gateway_in_flight_requests", tenant="acme-corp"),
+                    metric_value(text, "llm_gateway_in_flight_requests", tenant="unauthenticated"),
+                )
+            )
             if seen[-1][0] == 1:
                 break
     assert seen and seen[-1] == (1, 0), seen
@@ -178,8 +223,12 @@ def test_in_flight_requests_are_labelled_by_tenant(platform, gateway):
 
 def test_embeddings_go_to_the_platform_embedding_model(platform, gateway):
     """Whatever model the caller names, every tenant gets all-MiniLM-L6-v2 (one vector space)."""
-    response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "acme-corp"), timeout=60,
-                          json={"model": "text-embedding-3-large", "input": ["hello world", "second input"]})
+    response = httpx.post(
+        gateway + "/v1/embeddings",
+        headers=auth(platform, "acme-corp"),
+        timeout=60,
+        json={"model": "text-embedding-3-large", "input": ["hello world", "second input"]},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["X-LLM-Backend"] == "embeddings"
     body = response.json()
@@ -198,13 +247,20 @@ def test_embeddings_bad_input(platform, gateway, body):
 
 def test_streams_are_recorded_even_when_the_backend_reports_no_usage(platform, gateway):
     """llama.cpp's server ignores stream_options: the gateway counts the chunks itself."""
-    with httpx.stream("POST", gateway + "/v1/chat/completions", headers=auth(platform, "acme-corp"), timeout=120,
-                      json={"messages": [{"role": "user", "content": "Count to five."}], "max_tokens": 12,
-                            "stream": True}) as response:
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/chat/completions",
+        headers=auth(platform, "acme-corp"),
+        timeout=120,
+        json={"messages": [{"role": "user", "content": "Count to five."}], "max_tokens": 12, "stream": True},
+    ) as response:
         assert response.status_code == 200
         request_id = response.headers["X-Request-Id"]
-        chunks = [json.loads(line[6:]) for line in response.iter_lines()
-                  if line.startswith("data: ") and line != "data: [DONE]"]
+        chunks = [
+            json.loads(line[6:])
+            for line in response.iter_lines()
+            if line.startswith("data: ") and line != "data: [DONE]"
+        ]
     content_chunks = sum(1 for chunk in chunks if chunk["choices"] and chunk["choices"][0]["delta"].get("content"))
     ledger = open_ledger(platform.platform.ledger_url)
     try:
@@ -220,14 +276,16 @@ def test_openapi_document_describes_the_routes(gateway):
     document = httpx.get(gateway + "/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     chat_operation = document["paths"]["/v1/chat/completions"]["post"]
-    assert chat_operation["requestBody"]["content"]["application/json"]["schema"] == \
-        {"$ref": "#/components/schemas/ChatCompletionRequest"}
+    assert chat_operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ChatCompletionRequest"
+    }
     assert set(chat_operation["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
     assert "messages" in document["components"]["schemas"]["ChatCompletionRequest"]["required"]
     assert chat_operation["security"] == [{"bearer": []}]
 
 
 # -- The request contract against the real model server ------------------------------------------------
+
 
 def model_server_answers(platform) -> bool:
     return platform.platform.process("model-server").is_running()
@@ -250,10 +308,12 @@ def test_a_field_that_crashes_the_model_server_is_refused_and_every_tenant_is_st
 @pytest.mark.parametrize("alias", ["max_completion_tokens", "n_predict"])
 def test_no_max_tokens_alias_passes_the_tenants_cap(platform, gateway, alias):
     """vLLM honours max_completion_tokens over max_tokens, llama.cpp reads n_predict: none may pass the cap."""
-    body = {"messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}], alias: 2000,
-            "temperature": 0}
-    response = httpx.post(gateway + "/v1/chat/completions", json=body, headers=auth(platform, "closed-ai"),
-                          timeout=300)
+    body = {
+        "messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}],
+        alias: 2000,
+        "temperature": 0,
+    }
+    response = httpx.post(gateway + "/v1/chat/completions", json=body, headers=auth(platform, "closed-ai"), timeout=300)
     assert response.status_code == 200, response.text
     assert response.json()["usage"]["completion_tokens"] <= 128  # closed-ai's max_tokens
 
@@ -272,13 +332,18 @@ def test_a_request_the_model_rejects_is_the_callers_and_the_pool_keeps_serving(p
 
 
 def test_embeddings_are_in_the_ledger(platform, gateway):
-    response = httpx.post(gateway + "/v1/embeddings", headers=auth(platform, "closed-ai"), timeout=60,
-                          json={"input": ["How do I file a claim?", "What does my policy cover?"]})
+    response = httpx.post(
+        gateway + "/v1/embeddings",
+        headers=auth(platform, "closed-ai"),
+        timeout=60,
+        json={"input": ["How do I file a claim?", "What does my policy cover?"]},
+    )
     assert response.status_code == 200, response.text
     ledger = open_ledger(platform.platform.ledger_url)
     try:
-        (row,) = [row for row in ledger.recent("closed-ai", limit=50)
-                  if row.request_id == response.headers["X-Request-Id"]]
+        (row,) = [
+            row for row in ledger.recent("closed-ai", limit=50) if row.request_id == response.headers["X-Request-Id"]
+        ]
     finally:
         ledger.close()
     assert (row.backend, row.model, row.status, row.completion_tokens) == ("embeddings", "all-minilm-l6-v2", "ok", 0)

@@ -42,10 +42,19 @@ def test_one_tenants_key_never_acts_as_another(platform):
 
 
 def test_through_the_proxy_the_prompt_and_the_charge_stay_the_tenants(platform):
-    body = {"messages": [{"role": "user", "content": "Which company do you work for?"}], "max_tokens": 30,
-            "temperature": 0, "seed": 7, "user": "closed-ai"}
-    response = httpx.post(platform.tenant_urls["acme-corp"] + "/v1/chat/completions", json=body, timeout=120,
-                          headers={"X-Tenant-Id": "closed-ai", "Authorization": "Bearer " + platform.keys["closed-ai"]})
+    body = {
+        "messages": [{"role": "user", "content": "Which company do you work for?"}],
+        "max_tokens": 30,
+        "temperature": 0,
+        "seed": 7,
+        "user": "closed-ai",
+    }
+    response = httpx.post(
+        platform.tenant_urls["acme-corp"] + "/v1/chat/completions",
+        json=body,
+        timeout=120,
+        headers={"X-Tenant-Id": "closed-ai", "Authorization": "Bearer " + platform.keys["closed-ai"]},
+    )
     assert response.status_code == 200, response.text
     answer = response.json()["choices"][0]["message"]["content"].lower()
     assert "acme" in answer and "closed ai" not in answer

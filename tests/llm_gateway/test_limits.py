@@ -13,11 +13,28 @@ import httpx
 import pytest
 import redis
 
-from llm_gateway.limits import (ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT, Amount, LimiterUnavailable, LimitsConfig,
-                                RateLimits, SharedCounters, rate_limit_checks, tokens_key, window)
+from llm_gateway.limits import (
+    ADMIT_SCRIPT,
+    FINISH_SCRIPT,
+    SEED_SCRIPT,
+    Amount,
+    LimiterUnavailable,
+    LimitsConfig,
+    RateLimits,
+    SharedCounters,
+    rate_limit_checks,
+    tokens_key,
+    window,
+)
 from tenantctl.local import launchers
-from tests.helpers import (away_from_a_minute_boundary, chat, controlled_gateway_config, free_port, metric_value,
-                           tenant_route)
+from tests.helpers import (
+    away_from_a_minute_boundary,
+    chat,
+    controlled_gateway_config,
+    free_port,
+    metric_value,
+    tenant_route,
+)
 
 LIMITS = RateLimits(requests_per_minute=3, requests_per_hour=5, tokens_per_minute=100)
 
@@ -83,8 +100,12 @@ def test_a_redis_that_stops_answering_is_unavailable_after_the_timeout(process_g
     `socket_timeout_seconds`, and the connection it held is not reused for the next call."""
     port, password = free_port(), "redis-test-password"
     server = process_group(launchers.redis_server(port, tmp_path / "redis", password=password))
-    settings = LimitsConfig(redis_url=launchers.redis_url("127.0.0.1", port, password), key_prefix="stopped",
-                            socket_timeout_seconds=0.2, retry_after_error_seconds=0)
+    settings = LimitsConfig(
+        redis_url=launchers.redis_url("127.0.0.1", port, password),
+        key_prefix="stopped",
+        socket_timeout_seconds=0.2,
+        retry_after_error_seconds=0,
+    )
     with asyncio.Runner() as runner:
         counters = Counters(SharedCounters(settings), runner)
         start = 3600 * 4000.0
@@ -111,8 +132,9 @@ def test_retry_after_is_the_time_left_in_the_window():
 
 
 def gateway_with_limits(process_group, tmp_path, stub_url, redis_url, **limits):
-    config = controlled_gateway_config([tenant_route("t1", "k1", rate_limits=LIMITS.model_dump())], stub_url,
-                                       redis_url, limits=limits)
+    config = controlled_gateway_config(
+        [tenant_route("t1", "k1", rate_limits=LIMITS.model_dump())], stub_url, redis_url, limits=limits
+    )
     port = free_port()
     process_group(launchers.gateway(config, port, tmp_path, workers=1))
     return f"http://127.0.0.1:{port}"
@@ -125,16 +147,20 @@ def test_over_the_limit_is_a_429_with_retry_after(process_group, tmp_path, stub_
     refused = chat(gateway, "k1")
     assert statuses[:3] == [200, 200, 200] and statuses[3] == refused.status_code == 429
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
-    assert refused.json()["error"] == {"type": "rate_limit_error", "code": "rate_limit_requests_per_minute",
-                                       "message": refused.json()["error"]["message"],
-                                       "request_id": refused.headers["X-Request-Id"]}
+    assert refused.json()["error"] == {
+        "type": "rate_limit_error",
+        "code": "rate_limit_requests_per_minute",
+        "message": refused.json()["error"]["message"],
+        "request_id": refused.headers["X-Request-Id"],
+    }
     metrics = httpx.get(gateway + "/metrics").text
     refusals = metric_value(metrics, "llm_gateway_refusals_total", tenant="t1", reason="rate_limit_requests_per_minute")
     assert refusals == 2
 
 
-def test_a_gateway_worker_loads_the_scripts_and_connects_before_its_first_request(process_group, tmp_path, stub_url,
-                                                                                  own_redis):
+def test_a_gateway_worker_loads_the_scripts_and_connects_before_its_first_request(
+    process_group, tmp_path, stub_url, own_redis
+):
     """So that a worker's first admissions are one round trip each, not a connection, a missing script and
     its loading inside the call's deadline (on a busy machine that could overrun it and fail open). The
     connection that loaded them stays open in the worker's pool."""

@@ -17,11 +17,15 @@ from tests.helpers import chat, controlled_gateway_config, free_port, metric_val
 def test_known_tenants_have_their_series_at_zero_from_the_start():
     dead = f"http://127.0.0.1:{free_port()}"
     config = GatewayConfig(
-        tenants=[TenantRoute(name="only-vllm", backend="vllm", model="m1", key_sha256=[hash_gateway_key("a")],
-                             monthly_budget_usd=5),
-                 TenantRoute(name="both", backend="auto", model="m2", key_sha256=[hash_gateway_key("b")])],
+        tenants=[
+            TenantRoute(
+                name="only-vllm", backend="vllm", model="m1", key_sha256=[hash_gateway_key("a")], monthly_budget_usd=5
+            ),
+            TenantRoute(name="both", backend="auto", model="m2", key_sha256=[hash_gateway_key("b")]),
+        ],
         pool=PoolConfig(endpoints=[dead], health_interval_seconds=60),
-        openai=OpenAIConfig(api_key="sk-unused", base_url=dead + "/v1"))
+        openai=OpenAIConfig(api_key="sk-unused", base_url=dead + "/v1"),
+    )
     with TestClient(create_app(config)) as client:
         text = client.get("/metrics").text
     assert 'llm_gateway_cost_usd_total{backend="vllm",model="m1",tenant="only-vllm"} 0.0' in text
@@ -41,8 +45,9 @@ def test_with_a_metrics_port_only_that_port_serves_metrics_and_nothing_else(proc
     platform's NetworkPolicy opens to Prometheus alone; the API port tenants reach has no /metrics."""
     api_port, metrics_port = free_port(), free_port()
     config = controlled_gateway_config([tenant_route("t", "k")], stub_url)
-    process_group(launchers.gateway(config, api_port, tmp_path, workers=2,
-                                    extra_env={"METRICS_PORT": str(metrics_port)}))
+    process_group(
+        launchers.gateway(config, api_port, tmp_path, workers=2, extra_env={"METRICS_PORT": str(metrics_port)})
+    )
     api, metrics = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{metrics_port}"
     assert chat(api, "k").status_code == 200
     assert httpx.get(api + "/metrics").status_code == 404
@@ -50,7 +55,8 @@ def test_with_a_metrics_port_only_that_port_serves_metrics_and_nothing_else(proc
     scraped = httpx.get(metrics + "/metrics")
     assert scraped.status_code == 200
     assert metric_value(scraped.text, "llm_gateway_requests_total", tenant="t", status="200") == 1
-    assert httpx.post(metrics + "/v1/chat/completions", json={}, headers={"Authorization": "Bearer k"}).status_code \
-        == 404
+    assert (
+        httpx.post(metrics + "/v1/chat/completions", json={}, headers={"Authorization": "Bearer k"}).status_code == 404
+    )
     assert httpx.get(metrics + "/healthz").status_code == 404
     assert httpx.get(api + "/healthz").status_code == 200

@@ -29,8 +29,15 @@ def make_pool(count: int, clock: FakeClock) -> BackendPool:
     for _ in range(count):
         url = f"http://127.0.0.1:{free_port()}"
         members.append(PoolMember(url, AiohttpClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1)))
-    return BackendPool("vllm", members, GatewayMetrics(MetricsRegistry(None)), outlier=OutlierPolicy(eject_seconds=10),
-                       health_path="/health", unhealthy_threshold=2, clock=clock)
+    return BackendPool(
+        "vllm",
+        members,
+        GatewayMetrics(MetricsRegistry(None)),
+        outlier=OutlierPolicy(eject_seconds=10),
+        health_path="/health",
+        unhealthy_threshold=2,
+        clock=clock,
+    )
 
 
 def test_least_outstanding_member_is_tried_first():
@@ -78,8 +85,14 @@ def test_member_up_returns_to_1_after_the_cool_down_without_health_checks():
     clock = FakeClock()
     metrics = GatewayMetrics(MetricsRegistry(None))
     url = f"http://127.0.0.1:{free_port()}"
-    pool = BackendPool("openai", [PoolMember(url, AiohttpClient(url, "x", connect_timeout=0.2, read_timeout=1))],
-                       metrics, outlier=OutlierPolicy(eject_seconds=10), health_interval=0.05, clock=clock)
+    pool = BackendPool(
+        "openai",
+        [PoolMember(url, AiohttpClient(url, "x", connect_timeout=0.2, read_timeout=1))],
+        metrics,
+        outlier=OutlierPolicy(eject_seconds=10),
+        health_interval=0.05,
+        clock=clock,
+    )
 
     def member_up() -> float:
         return metrics.member_up.labels(backend="openai", member=url)._value.get()

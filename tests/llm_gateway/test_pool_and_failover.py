@@ -19,24 +19,41 @@ KEY_AUTO, KEY_VLLM, KEY_OPENAI = "gk-test-auto", "gk-test-vllm", "gk-test-openai
 
 
 def tenant(name: str, backend: str, key: str) -> dict:
-    return {"name": name, "backend": backend, "model": launchers.EMBEDDED_MODEL_NAME,
-            "openai_model": launchers.EMBEDDED_MODEL_NAME, "max_tokens": 16,
-            "key_sha256": [hash_gateway_key(key)]}
+    return {
+        "name": name,
+        "backend": backend,
+        "model": launchers.EMBEDDED_MODEL_NAME,
+        "openai_model": launchers.EMBEDDED_MODEL_NAME,
+        "max_tokens": 16,
+        "key_sha256": [hash_gateway_key(key)],
+    }
 
 
 KEY_LONG = "gk-test-long"
-TENANTS = [tenant("t-auto", "auto", KEY_AUTO), tenant("t-vllm", "vllm", KEY_VLLM),
-           tenant("t-openai", "openai", KEY_OPENAI), {**tenant("t-long", "auto", KEY_LONG), "max_tokens": 400}]
+TENANTS = [
+    tenant("t-auto", "auto", KEY_AUTO),
+    tenant("t-vllm", "vllm", KEY_VLLM),
+    tenant("t-openai", "openai", KEY_OPENAI),
+    {**tenant("t-long", "auto", KEY_LONG), "max_tokens": 400},
+]
 
 
 def pool(*endpoints: str) -> dict:
-    return {"endpoints": list(endpoints), "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH,
-            "health_interval_seconds": 0.5, "eject_cooldown_seconds": 30}
+    return {
+        "endpoints": list(endpoints),
+        "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH,
+        "health_interval_seconds": 0.5,
+        "eject_cooldown_seconds": 30,
+    }
 
 
 def ask(gateway_url: str, key: str, **extra) -> httpx.Response:
-    return httpx.post(gateway_url + "/v1/chat/completions", timeout=120, headers={"Authorization": f"Bearer {key}"},
-                      json={"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 4, **extra})
+    return httpx.post(
+        gateway_url + "/v1/chat/completions",
+        timeout=120,
+        headers={"Authorization": f"Bearer {key}"},
+        json={"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 4, **extra},
+    )
 
 
 def start_gateway(process_group, tmp_path, config: dict, env: dict | None = None) -> str:
@@ -47,8 +64,14 @@ def start_gateway(process_group, tmp_path, config: dict, env: dict | None = None
 
 def test_dead_pool_member_is_retried_elsewhere_and_ejected(process_group, tmp_path, model_url, model_api_key):
     dead = f"http://127.0.0.1:{free_port()}"
-    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS, "pool": {
-        **pool(dead, model_url), "api_key": model_api_key, "health_interval_seconds": 60}})  # no health check before our calls
+    gateway = start_gateway(
+        process_group,
+        tmp_path,
+        {
+            "tenants": TENANTS,
+            "pool": {**pool(dead, model_url), "api_key": model_api_key, "health_interval_seconds": 60},
+        },
+    )  # no health check before our calls
     for _ in range(3):
         response = ask(gateway, KEY_VLLM)
         assert response.status_code == 200, response.text
@@ -60,14 +83,21 @@ def test_dead_pool_member_is_retried_elsewhere_and_ejected(process_group, tmp_pa
 
 def test_openai_backend_runs_the_real_sdk_path(process_group, tmp_path, model_url, model_api_key):
     """The openai backend pointed at a local OpenAI-compatible server (llama.cpp)."""
-    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS},
-                            env={"OPENAI_API_KEY": model_api_key, "OPENAI_BASE_URL": model_url + "/v1"})
+    gateway = start_gateway(
+        process_group,
+        tmp_path,
+        {"tenants": TENANTS},
+        env={"OPENAI_API_KEY": model_api_key, "OPENAI_BASE_URL": model_url + "/v1"},
+    )
     response = ask(gateway, KEY_OPENAI)
     assert response.status_code == 200, response.text
     assert response.headers["X-LLM-Backend"] == "openai"
-    streamed = httpx.post(gateway + "/v1/chat/completions", timeout=120,
-                          headers={"Authorization": f"Bearer {KEY_OPENAI}"},
-                          json={"messages": [{"role": "user", "content": "Count to five."}], "stream": True})
+    streamed = httpx.post(
+        gateway + "/v1/chat/completions",
+        timeout=120,
+        headers={"Authorization": f"Bearer {KEY_OPENAI}"},
+        json={"messages": [{"role": "user", "content": "Count to five."}], "stream": True},
+    )
     assert streamed.status_code == 200
     assert streamed.text.rstrip().endswith("data: [DONE]")
     assert streamed.text.count("data: ") >= 4
@@ -79,8 +109,12 @@ def test_openai_backend_runs_the_real_sdk_path(process_group, tmp_path, model_ur
 def test_a_gateway_with_the_openai_backend_boots_and_answers_through_a_stub(process_group, tmp_path, stub_url):
     """The gateway's worker builds the SDK client at start: what the SDK is handed must be its own kind of
     value whichever HTTP library it runs on (a foreign timeout object once stopped every worker booting)."""
-    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS},
-                            env={"OPENAI_API_KEY": "sk-stub", "OPENAI_BASE_URL": stub_url + "/v1"})
+    gateway = start_gateway(
+        process_group,
+        tmp_path,
+        {"tenants": TENANTS},
+        env={"OPENAI_API_KEY": "sk-stub", "OPENAI_BASE_URL": stub_url + "/v1"},
+    )
     plain = ask(gateway, KEY_OPENAI)
     assert plain.status_code == 200, plain.text
     assert plain.headers["X-LLM-Backend"] == "openai"
@@ -88,8 +122,12 @@ def test_a_gateway_with_the_openai_backend_boots_and_answers_through_a_stub(proc
     request_id = plain.headers["X-Request-Id"]
     assert request_id in {seen["request_id"] for seen in httpx.get(stub_url + "/seen").json()}
 
-    streamed = httpx.post(gateway + "/v1/chat/completions", timeout=30, headers={"Authorization": f"Bearer {KEY_OPENAI}"},
-                          json={"messages": [{"role": "user", "content": "Say OK."}], "stream": True})
+    streamed = httpx.post(
+        gateway + "/v1/chat/completions",
+        timeout=30,
+        headers={"Authorization": f"Bearer {KEY_OPENAI}"},
+        json={"messages": [{"role": "user", "content": "Say OK."}], "stream": True},
+    )
     assert streamed.status_code == 200, streamed.text
     assert streamed.headers["X-LLM-Backend"] == "openai"
     assert streamed.text.rstrip().endswith("data: [DONE]")
@@ -99,8 +137,12 @@ def test_a_gateway_with_the_openai_backend_boots_and_answers_through_a_stub(proc
 
 
 def test_an_unreachable_openai_is_counted_as_a_connect_failure(process_group, tmp_path):
-    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS},
-                            env={"OPENAI_API_KEY": "sk-stub", "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"})
+    gateway = start_gateway(
+        process_group,
+        tmp_path,
+        {"tenants": TENANTS},
+        env={"OPENAI_API_KEY": "sk-stub", "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"},
+    )
     response = ask(gateway, KEY_OPENAI)
     assert response.status_code in (502, 503), response.text
     metrics = httpx.get(gateway + "/metrics").text
@@ -114,17 +156,23 @@ def doomed_model_server(process_group, tmp_path):
     return server, f"http://127.0.0.1:{port}"
 
 
-def test_killing_the_model_server_fails_over_or_gives_a_clear_503(process_group, tmp_path, model_url,
-                                                                 model_api_key, doomed_model_server):
+def test_killing_the_model_server_fails_over_or_gives_a_clear_503(
+    process_group, tmp_path, model_url, model_api_key, doomed_model_server
+):
     server, doomed_url = doomed_model_server
-    gateway = start_gateway(process_group, tmp_path, {"tenants": TENANTS, "pool": pool(doomed_url)},
-                            env={"OPENAI_API_KEY": model_api_key, "OPENAI_BASE_URL": model_url + "/v1"})
+    gateway = start_gateway(
+        process_group,
+        tmp_path,
+        {"tenants": TENANTS, "pool": pool(doomed_url)},
+        env={"OPENAI_API_KEY": model_api_key, "OPENAI_BASE_URL": model_url + "/v1"},
+    )
     before = ask(gateway, KEY_AUTO)
     assert before.status_code == 200 and before.headers["X-LLM-Backend"] == "vllm"
 
     body = {"messages": [{"role": "user", "content": "Write a long story."}], "stream": True, "max_tokens": 400}
-    with httpx.stream("POST", gateway + "/v1/chat/completions", json=body, timeout=60,
-                      headers={"Authorization": f"Bearer {KEY_LONG}"}) as stream:
+    with httpx.stream(
+        "POST", gateway + "/v1/chat/completions", json=body, timeout=60, headers={"Authorization": f"Bearer {KEY_LONG}"}
+    ) as stream:
         lines = stream.iter_lines()
         assert next(line for line in lines if line.startswith("data: "))
         server.kill()  # mid-stream: bytes were already sent, so no failover; the stream must end cleanly

@@ -20,8 +20,9 @@ def endpoint(address: str, ready: bool | None) -> client.V1Endpoint:
 
 
 def endpoint_slice(endpoints, port_name="http", port=8000) -> client.V1EndpointSlice:
-    return client.V1EndpointSlice(address_type="IPv4", endpoints=endpoints,
-                                  ports=[client.DiscoveryV1EndpointPort(name=port_name, port=port)])
+    return client.V1EndpointSlice(
+        address_type="IPv4", endpoints=endpoints, ports=[client.DiscoveryV1EndpointPort(name=port_name, port=port)]
+    )
 
 
 def test_only_ready_endpoints_on_the_named_port_are_members():
@@ -38,7 +39,13 @@ def member(url: str) -> PoolMember:
 
 
 def test_members_that_stay_keep_their_state_when_the_pods_change():
-    pool = BackendPool("vllm", [], GatewayMetrics(MetricsRegistry(None)), outlier=OutlierPolicy(eject_seconds=10), health_path="/health")
+    pool = BackendPool(
+        "vllm",
+        [],
+        GatewayMetrics(MetricsRegistry(None)),
+        outlier=OutlierPolicy(eject_seconds=10),
+        health_path="/health",
+    )
     assert not pool.is_available()  # no Pod ready yet: requests get a clear 503, readiness is not affected
 
     pool.set_member_urls(["http://10.0.0.1:8000", "http://10.0.0.2:8000"], member)

@@ -17,23 +17,31 @@ from tests.helpers import tenant_route
 @pytest.fixture
 def gateway(stub_upstream):
     """Four tenants on the stub: two alone, two sharing a cache group, one routed to "OpenAI" (the stub too)."""
-    config = GatewayConfig.model_validate({
-        "tenants": [tenant_route("alpha", "k-alpha"), tenant_route("beta", "k-beta"),
-                    tenant_route("gamma", "k-gamma", prefix_cache_group="research"),
-                    tenant_route("delta", "k-delta", prefix_cache_group="research"),
-                    tenant_route("omega", "k-omega", backend="openai")],
-        "pool": {"endpoints": [stub_upstream], "health_interval_seconds": 60},
-        "openai": {"api_key": "sk-stub", "base_url": stub_upstream + "/v1"},
-        "cache_salt_secret": "a-platform-secret-of-some-length",
-    })
+    config = GatewayConfig.model_validate(
+        {
+            "tenants": [
+                tenant_route("alpha", "k-alpha"),
+                tenant_route("beta", "k-beta"),
+                tenant_route("gamma", "k-gamma", prefix_cache_group="research"),
+                tenant_route("delta", "k-delta", prefix_cache_group="research"),
+                tenant_route("omega", "k-omega", backend="openai"),
+            ],
+            "pool": {"endpoints": [stub_upstream], "health_interval_seconds": 60},
+            "openai": {"api_key": "sk-stub", "base_url": stub_upstream + "/v1"},
+            "cache_salt_secret": "a-platform-secret-of-some-length",
+        }
+    )
     with TestClient(create_app(config)) as client:
         yield client
 
 
 def salt_sent(client: TestClient, stub_upstream: str, key: str, **fields) -> str | None:
     request_id = str(uuid.uuid4())
-    response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}], **fields},
-                           headers={"Authorization": f"Bearer {key}", "X-Request-Id": request_id})
+    response = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Hi"}], **fields},
+        headers={"Authorization": f"Bearer {key}", "X-Request-Id": request_id},
+    )
     assert response.status_code == 200, response.text
     (body,) = [seen["body"] for seen in httpx.get(stub_upstream + "/seen").json() if seen["request_id"] == request_id]
     return body.get("cache_salt", None)
@@ -52,6 +60,9 @@ def test_only_the_vllm_pool_gets_a_salt(gateway, stub_upstream):
 
 
 def test_a_caller_cannot_choose_a_salt(gateway):
-    response = gateway.post("/v1/chat/completions", headers={"Authorization": "Bearer k-alpha"},
-                            json={"messages": [{"role": "user", "content": "Hi"}], "cache_salt": "guess"})
+    response = gateway.post(
+        "/v1/chat/completions",
+        headers={"Authorization": "Bearer k-alpha"},
+        json={"messages": [{"role": "user", "content": "Hi"}], "cache_salt": "guess"},
+    )
     assert response.status_code == 400 and response.json()["error"]["message"].startswith("cache_salt")

@@ -20,13 +20,20 @@ def test_cost_is_tokens_times_the_price_per_million():
 
 def test_config_prices_override_and_extend_the_defaults(tmp_path):
     path = tmp_path / "gateway.json"
-    path.write_text(json.dumps({
-        "tenants": [{"name": "acme-corp", "model": "m", "key_sha256": [hash_gateway_key("k")],
-                     "monthly_budget_usd": 25}],
-        "pool": {"endpoints": ["http://127.0.0.1:9"]},
-        "prices": {"gpt-4o-mini": {"prompt_usd_per_million_tokens": 1, "completion_usd_per_million_tokens": 2},
-                   "llama-3-8b": {"prompt_usd_per_million_tokens": 0.1, "completion_usd_per_million_tokens": 0.1}},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "tenants": [
+                    {"name": "acme-corp", "model": "m", "key_sha256": [hash_gateway_key("k")], "monthly_budget_usd": 25}
+                ],
+                "pool": {"endpoints": ["http://127.0.0.1:9"]},
+                "prices": {
+                    "gpt-4o-mini": {"prompt_usd_per_million_tokens": 1, "completion_usd_per_million_tokens": 2},
+                    "llama-3-8b": {"prompt_usd_per_million_tokens": 0.1, "completion_usd_per_million_tokens": 0.1},
+                },
+            }
+        )
+    )
     config = load_gateway_config({"LLM_GATEWAY_CONFIG": str(path)})
     table = PriceTable(config.prices)
     assert table.cost_usd("gpt-4o-mini", {"prompt": 1_000_000}) == pytest.approx(1.0)
@@ -35,15 +42,26 @@ def test_config_prices_override_and_extend_the_defaults(tmp_path):
     assert config.tenants[0].monthly_budget_usd == 25
 
 
-@pytest.mark.parametrize("prices, message", [
-    ({"m": {"prompt_usd_per_million_tokens": -1, "completion_usd_per_million_tokens": 1}},
-     "prices.m.prompt_usd_per_million_tokens"),
-    ({"m": {"prompt_usd_per_million_tokens": 1}}, "prices.m.completion_usd_per_million_tokens"),
-])
+@pytest.mark.parametrize(
+    "prices, message",
+    [
+        (
+            {"m": {"prompt_usd_per_million_tokens": -1, "completion_usd_per_million_tokens": 1}},
+            "prices.m.prompt_usd_per_million_tokens",
+        ),
+        ({"m": {"prompt_usd_per_million_tokens": 1}}, "prices.m.completion_usd_per_million_tokens"),
+    ],
+)
 def test_bad_prices_are_refused_with_the_field(tmp_path, prices, message):
     path = tmp_path / "gateway.json"
-    path.write_text(json.dumps({"tenants": [{"name": "a", "model": "m", "key_sha256": [hash_gateway_key("k")]}],
-                                "pool": {"endpoints": ["http://127.0.0.1:9"]}, "prices": prices}))
+    path.write_text(
+        json.dumps(
+            {
+                "tenants": [{"name": "a", "model": "m", "key_sha256": [hash_gateway_key("k")]}],
+                "pool": {"endpoints": ["http://127.0.0.1:9"]},
+                "prices": prices,
+            }
+        )
+    )
     with pytest.raises(ConfigError, match=message):
         load_gateway_config({"LLM_GATEWAY_CONFIG": str(path)})
-

@@ -41,8 +41,9 @@ class Gateway:
 
     def post(self, body: dict, path: str = "/v1/chat/completions"):
         request_id = str(uuid.uuid4())
-        response = self.client.post(path, json=body, headers={"Authorization": f"Bearer {KEY}",
-                                                              "X-Request-Id": request_id})
+        response = self.client.post(
+            path, json=body, headers={"Authorization": f"Bearer {KEY}", "X-Request-Id": request_id}
+        )
         assert response.status_code == 200, response.text
         return response, request_id
 
@@ -57,8 +58,10 @@ class Gateway:
 
     def tokens(self) -> dict[str, float]:
         text = self.client.get("/metrics").text
-        return {kind: metric_value(text, "llm_gateway_tokens_total", tenant=TENANT, kind=kind)
-                for kind in ("prompt", "completion")}
+        return {
+            kind: metric_value(text, "llm_gateway_tokens_total", tenant=TENANT, kind=kind)
+            for kind in ("prompt", "completion")
+        }
 
 
 @pytest.fixture(params=["reporting upstream", "silent upstream"])
@@ -66,19 +69,24 @@ def gateway(request, tmp_path: Path):
     reports_usage = request.param == "reporting upstream"
     upstream = request.getfixturevalue("stub_upstream" if reports_usage else "silent_upstream_url")
     ledger_url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    config = GatewayConfig.model_validate({
-        "tenants": [tenant_route(TENANT, KEY, max_tokens=32)],
-        "pool": {"endpoints": [upstream], "health_path": "/health", "health_interval_seconds": 60},
-        "ledger": {"url": ledger_url},
-    })
+    config = GatewayConfig.model_validate(
+        {
+            "tenants": [tenant_route(TENANT, KEY, max_tokens=32)],
+            "pool": {"endpoints": [upstream], "health_path": "/health", "health_interval_seconds": 60},
+            "ledger": {"url": ledger_url},
+        }
+    )
     with TestClient(create_app(config)) as client:
         yield Gateway(client, ledger_url, reports_usage)
 
 
 def chat_usage(row: UsageRecord) -> dict:
     """The usage object of a recorded chat completion."""
-    usage = {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens,
-             "total_tokens": row.total_tokens}
+    usage = {
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "total_tokens": row.total_tokens,
+    }
     return {**usage, "estimated": True} if row.usage_estimated else usage
 
 
@@ -97,8 +105,10 @@ def test_a_plain_answer_carries_the_usage_it_recorded_and_counted(gateway):
     else:
         assert usage["estimated"] is True and usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
     after = gateway.tokens()
-    assert (after["prompt"] - before["prompt"], after["completion"] - before["completion"]) == \
-        (usage["prompt_tokens"], usage["completion_tokens"])
+    assert (after["prompt"] - before["prompt"], after["completion"] - before["completion"]) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
     assert response.json()["choices"][0]["message"]["content"] == "Hello from the zero-latency stub."
 
 
@@ -114,8 +124,12 @@ def test_a_stream_ends_with_the_usage_it_recorded_for_a_caller_who_asked(gateway
     if include_usage:
         assert usages == [chat_usage(row)]
         closing = chunks[-2]  # as OpenAI sends it: after the last content chunk, `choices` empty
-        assert (closing["object"], closing["choices"], closing["id"], closing["model"]) == \
-            ("chat.completion.chunk", [], "chatcmpl-stub", "stub-model")
+        assert (closing["object"], closing["choices"], closing["id"], closing["model"]) == (
+            "chat.completion.chunk",
+            [],
+            "chatcmpl-stub",
+            "stub-model",
+        )
     else:
         assert usages == []
     if gateway.reports_usage:
@@ -123,8 +137,10 @@ def test_a_stream_ends_with_the_usage_it_recorded_for_a_caller_who_asked(gateway
     else:
         assert row.completion_tokens == silent_upstream.CONTENT_CHUNKS and row.prompt_tokens > 0
     after = gateway.tokens()
-    assert (after["prompt"] - before["prompt"], after["completion"] - before["completion"]) == \
-        (row.prompt_tokens, row.completion_tokens)
+    assert (after["prompt"] - before["prompt"], after["completion"] - before["completion"]) == (
+        row.prompt_tokens,
+        row.completion_tokens,
+    )
 
 
 def test_an_embeddings_answer_carries_the_usage_it_recorded(gateway):
@@ -140,11 +156,15 @@ def test_an_embeddings_answer_carries_the_usage_it_recorded(gateway):
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_a_response_carries_the_usage_it_recorded(gateway, stream):
-    response, request_id = gateway.post({"input": "Tell me about the weather today.", "stream": stream},
-                                        path="/v1/responses")
+    response, request_id = gateway.post(
+        {"input": "Tell me about the weather today.", "stream": stream}, path="/v1/responses"
+    )
     answer = streamed_chunks(response)[-1]["response"] if stream else response.json()
     row = gateway.recorded(request_id)
     usage = answer["usage"]
-    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == \
-        (row.prompt_tokens, row.completion_tokens, row.total_tokens)
+    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (
+        row.prompt_tokens,
+        row.completion_tokens,
+        row.total_tokens,
+    )
     assert usage.get("estimated", False) is row.usage_estimated

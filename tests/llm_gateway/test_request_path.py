@@ -23,19 +23,31 @@ PLAIN, TUNED = "k-plain", "k-tuned"  # TUNED's tenant allows the `top_k` extensi
 @pytest.fixture
 def gateway(stub_upstream, tmp_path):
     """A gateway app with two tenants on the stub, and a SQLite ledger; its backends are closed afterwards."""
-    config = GatewayConfig.model_validate({
-        "tenants": [tenant_route("plain", PLAIN, max_tokens=32),
-                    tenant_route("tuned", TUNED, max_tokens=32, allowed_request_extensions=["top_k"])],
-        "pool": {"endpoints": [stub_upstream], "health_path": "/health", "health_interval_seconds": 60},
-        "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"},
-        "max_body_bytes": 64 * 1024,
-    })
+    config = GatewayConfig.model_validate(
+        {
+            "tenants": [
+                tenant_route("plain", PLAIN, max_tokens=32),
+                tenant_route("tuned", TUNED, max_tokens=32, allowed_request_extensions=["top_k"]),
+            ],
+            "pool": {"endpoints": [stub_upstream], "health_path": "/health", "health_interval_seconds": 60},
+            "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"},
+            "max_body_bytes": 64 * 1024,
+        }
+    )
     with TestClient(create_app(config)) as client:  # the lifespan closes backends and ledger on leaving
         yield client
 
 
-def post(client, key: str, body: dict | None = None, *, raw: bytes | None = None, request_id: str | None = None,
-         path: str = "/v1/chat/completions", **kwargs):
+def post(
+    client,
+    key: str,
+    body: dict | None = None,
+    *,
+    raw: bytes | None = None,
+    request_id: str | None = None,
+    path: str = "/v1/chat/completions",
+    **kwargs,
+):
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     if request_id:
         headers["X-Request-Id"] = request_id
@@ -62,6 +74,7 @@ def member_up(client) -> float:
 
 # -- What reaches the backend ---------------------------------------------------------------------
 
+
 def test_a_backend_specific_field_is_refused_naming_it_and_never_reaches_the_backend(gateway, stub_upstream):
     request_id = new_id()
     response = post(gateway, PLAIN, ask(grammar="x"), request_id=request_id)
@@ -80,8 +93,14 @@ def test_an_extension_the_tenant_allows_is_forwarded_and_others_are_not(gateway,
     assert post(gateway, TUNED, ask(chat_template="{{ messages[-1] }}")).status_code == 400
 
 
-@pytest.mark.parametrize("aliases, expected", [({"max_completion_tokens": 5000}, 32), ({"n_predict": 10**6}, 32),
-                                               ({"max_tokens": 5, "max_completion_tokens": 5000}, 5)])
+@pytest.mark.parametrize(
+    "aliases, expected",
+    [
+        ({"max_completion_tokens": 5000}, 32),
+        ({"n_predict": 10**6}, 32),
+        ({"max_tokens": 5, "max_completion_tokens": 5000}, 5),
+    ],
+)
 def test_max_tokens_aliases_reach_the_backend_as_one_capped_max_tokens(gateway, stub_upstream, aliases, expected):
     request_id = new_id()
     assert post(gateway, PLAIN, ask(**aliases), request_id=request_id).status_code == 200
@@ -103,13 +122,17 @@ def test_system_messages_only_lead(gateway):
 
 # -- Bad bytes ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, field", [
-    (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', "messages.0.content"),
-    (b'{"messages": [{"role": "user", "content": "ok \\udfff ok"}]}', "messages.0.content"),
-    (b'{"messages": [{"role": "user", "content": "hi"}], "user": "\\ud83d"}', "user"),
-    (b'{"messages": [{"role": "user", "content": "hi"}], "\\udc00": 1}', "body (a key)"),
-    (b'{"messages": [{"role": "user", "content": "hi", "name": "a\\ud800"}]}', "messages.0.name"),
-])
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', "messages.0.content"),
+        (b'{"messages": [{"role": "user", "content": "ok \\udfff ok"}]}', "messages.0.content"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "user": "\\ud83d"}', "user"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "\\udc00": 1}', "body (a key)"),
+        (b'{"messages": [{"role": "user", "content": "hi", "name": "a\\ud800"}]}', "messages.0.name"),
+    ],
+)
 def test_lone_surrogates_are_a_400_naming_the_field(gateway, raw, field):
     response = post(gateway, PLAIN, raw=raw)
     assert response.status_code == 400
@@ -139,8 +162,9 @@ def test_deep_nesting_inside_an_accepted_field_is_a_400(gateway):
     assert response.status_code == 400 and response.json()["error"]["code"] == "too_deeply_nested"
 
 
-@pytest.mark.parametrize("raw, code", [(b"\xff\xfe{}", "invalid_encoding"), (b'{"a": 1', "invalid_json"),
-                                       (b"[]", "invalid_json")])
+@pytest.mark.parametrize(
+    "raw, code", [(b"\xff\xfe{}", "invalid_encoding"), (b'{"a": 1', "invalid_json"), (b"[]", "invalid_json")]
+)
 def test_undecodable_bodies_are_a_400(gateway, raw, code):
     response = post(gateway, PLAIN, raw=raw)
     assert response.status_code == 400 and response.json()["error"]["code"] == code
@@ -153,6 +177,7 @@ def test_a_body_over_the_limit_is_a_413(gateway):
 
 # -- Request ids and errors in the caller's terms --------------------------------------------------
 
+
 def test_a_well_formed_request_id_travels_to_the_backend_and_back(gateway, stub_upstream):
     request_id = new_id()
     response = post(gateway, PLAIN, ask(), request_id=request_id)
@@ -160,23 +185,39 @@ def test_a_well_formed_request_id_travels_to_the_backend_and_back(gateway, stub_
     assert len(forwarded(stub_upstream, request_id)) == 1
 
 
-@pytest.mark.parametrize("bad", ["short", "x" * 200, "has space in it", "req-0123456789abcdef", "ünïcode-id-1234",
-                                 "12345678-1234-1234-1234-1234567890ab-tail", "{12345678-1234-1234-1234-1234567890ab}"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "short",
+        "x" * 200,
+        "has space in it",
+        "req-0123456789abcdef",
+        "ünïcode-id-1234",
+        "12345678-1234-1234-1234-1234567890ab-tail",
+        "{12345678-1234-1234-1234-1234567890ab}",
+    ],
+)
 def test_a_malformed_request_id_is_replaced(gateway, bad):
-    response = gateway.post("/v1/chat/completions", json=ask(), headers={"Authorization": f"Bearer {PLAIN}",
-                                                                        "X-Request-Id": bad.encode()})
+    response = gateway.post(
+        "/v1/chat/completions", json=ask(), headers={"Authorization": f"Bearer {PLAIN}", "X-Request-Id": bad.encode()}
+    )
     assert response.status_code == 200
     assert uuid.UUID(response.headers["X-Request-Id"]) and response.headers["X-Request-Id"] != bad
 
 
 def test_every_error_carries_the_request_id(gateway):
-    for response in (post(gateway, "k-unknown", ask()), post(gateway, PLAIN, {"messages": []}),
-                     gateway.get("/no-such-route"), post(gateway, PLAIN, raw=b"{")):
+    for response in (
+        post(gateway, "k-unknown", ask()),
+        post(gateway, PLAIN, {"messages": []}),
+        gateway.get("/no-such-route"),
+        post(gateway, PLAIN, raw=b"{"),
+    ):
         error = response.json()["error"]
         assert error["request_id"] == response.headers["X-Request-Id"], response.json()
 
 
 # -- A backend's 4xx is the caller's ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("status, answered", [(400, 400), (422, 422), (404, 502), (401, 502), (408, 504)])
 def test_a_backend_4xx_goes_to_that_caller_sanitized_and_the_member_stays_up(gateway, status, answered):
@@ -214,6 +255,7 @@ def test_5xx_answers_never_empty_a_pool_of_one(gateway):
 
 # -- Metering ---------------------------------------------------------------------------------------
 
+
 def ledger_rows(tmp_path, tenant: str) -> list:
     ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     try:
@@ -237,12 +279,26 @@ async def _leave_at_the_first_event(app, body: dict, request_id: str) -> int:
         elif message["type"] == "http.response.body" and message.get("body"):
             raise OSError("the caller has gone")
 
-    headers = [(b"authorization", f"Bearer {PLAIN}".encode()), (b"content-type", b"application/json"),
-               (b"x-request-id", request_id.encode())]
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
-             "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80), "state": {}}
+    headers = [
+        (b"authorization", f"Bearer {PLAIN}".encode()),
+        (b"content-type", b"application/json"),
+        (b"x-request-id", request_id.encode()),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
     await app(scope, receive, send)
     return statuses[0]
 
@@ -258,8 +314,9 @@ def test_a_stream_closed_before_its_first_chunk_records_its_prompt(gateway, tmp_
 
 def test_embeddings_are_recorded_in_the_ledger(gateway, tmp_path):
     request_id = new_id()
-    response = post(gateway, PLAIN, {"input": ["one", "two"], "model": "x"}, path="/v1/embeddings",
-                    request_id=request_id)
+    response = post(
+        gateway, PLAIN, {"input": ["one", "two"], "model": "x"}, path="/v1/embeddings", request_id=request_id
+    )
     assert response.status_code == 200, response.json()
     (row,) = [row for row in ledger_rows(tmp_path, "plain") if row.request_id == request_id]
     assert (row.prompt_tokens, row.completion_tokens, row.status) == (6, 0, "ok")
@@ -275,6 +332,7 @@ def test_a_reused_request_id_is_still_recorded(gateway, tmp_path):
 
 # -- Auth, operations and metrics at the factory level ------------------------------------------------
 
+
 def test_a_missing_or_unknown_key_is_a_401_naming_the_problem(gateway):
     missing = gateway.post("/v1/chat/completions", json=ask())
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "missing_api_key"
@@ -285,8 +343,11 @@ def test_a_missing_or_unknown_key_is_a_401_naming_the_problem(gateway):
 def test_a_wrong_method_or_content_type_is_a_json_error(gateway):
     wrong_method = gateway.get("/v1/chat/completions")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
-    not_json = gateway.post("/v1/chat/completions", content=b"hi", headers={"Authorization": f"Bearer {PLAIN}",
-                                                                            "Content-Type": "text/plain"})
+    not_json = gateway.post(
+        "/v1/chat/completions",
+        content=b"hi",
+        headers={"Authorization": f"Bearer {PLAIN}", "Content-Type": "text/plain"},
+    )
     assert not_json.status_code == 415 and not_json.json()["error"]["code"] == "unsupported_media_type"
 
 
@@ -309,8 +370,20 @@ def test_requests_and_refusals_are_counted_by_tenant_and_nothing_stays_in_flight
     before = metric_value(metrics(), "llm_gateway_requests_total", tenant="tuned", status="200")
     assert post(gateway, TUNED, ask()).status_code == 200
     assert post(gateway, TUNED, ask(stream=True)).status_code == 200
-    assert post(gateway, TUNED, {"messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"},
-                                              {"role": "system", "content": "z"}]}).status_code == 400
+    assert (
+        post(
+            gateway,
+            TUNED,
+            {
+                "messages": [
+                    {"role": "system", "content": "x"},
+                    {"role": "user", "content": "y"},
+                    {"role": "system", "content": "z"},
+                ]
+            },
+        ).status_code
+        == 400
+    )
     text = metrics()
     assert metric_value(text, "llm_gateway_requests_total", tenant="tuned", status="200") == before + 2
     assert metric_value(text, "llm_gateway_requests_total", tenant="tuned", status="400") >= 1

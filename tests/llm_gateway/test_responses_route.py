@@ -22,18 +22,21 @@ KEY = "k-responses"
 @pytest.fixture
 def gateway(stub_upstream, tmp_path):
     ledger_url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    config = GatewayConfig.model_validate({
-        "tenants": [tenant_route("answers", KEY, max_tokens=32)],
-        "pool": {"endpoints": [stub_upstream], "health_path": "/health", "health_interval_seconds": 60},
-        "ledger": {"url": ledger_url},
-    })
+    config = GatewayConfig.model_validate(
+        {
+            "tenants": [tenant_route("answers", KEY, max_tokens=32)],
+            "pool": {"endpoints": [stub_upstream], "health_path": "/health", "health_interval_seconds": 60},
+            "ledger": {"url": ledger_url},
+        }
+    )
     with TestClient(create_app(config)) as client:
         yield client, ledger_url
 
 
 def respond(client, body: dict, request_id: str, **kwargs):
-    return client.post("/v1/responses", json=body, headers={"Authorization": f"Bearer {KEY}", "X-Request-Id": request_id},
-                       **kwargs)
+    return client.post(
+        "/v1/responses", json=body, headers={"Authorization": f"Bearer {KEY}", "X-Request-Id": request_id}, **kwargs
+    )
 
 
 def forwarded(stub_upstream: str, request_id: str) -> list[dict]:
@@ -49,7 +52,7 @@ def test_a_plain_response_is_one_capped_chat_completion_recorded_in_the_ledger(g
     assert response["object"] == "response" and response["status"] == "completed"
     assert response["output"][0]["content"][0]["text"] == "Hello from the zero-latency stub."
     assert response["usage"]["input_tokens"] > 0
-    sent, = forwarded(stub_upstream, request_id)
+    (sent,) = forwarded(stub_upstream, request_id)
     assert sent["max_tokens"] == 32  # the tenant's cap, whatever the caller asked
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
     ledger = open_ledger(ledger_url)
@@ -61,22 +64,28 @@ def test_a_plain_response_is_one_capped_chat_completion_recorded_in_the_ledger(g
 
 def test_a_streamed_response_sends_the_apis_events_ending_with_usage(gateway):
     client, _ = gateway
-    with client.stream("POST", "/v1/responses", json={"input": "Hello", "stream": True},
-                       headers={"Authorization": f"Bearer {KEY}"}) as answer:
+    with client.stream(
+        "POST", "/v1/responses", json={"input": "Hello", "stream": True}, headers={"Authorization": f"Bearer {KEY}"}
+    ) as answer:
         assert answer.status_code == 200
         events = [json.loads(line.removeprefix("data: ")) for line in answer.iter_lines() if line.startswith("data: ")]
     types = [event["type"] for event in events]
     assert types[0] == "response.created" and types[-1] == "response.completed"
-    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == \
-        "Hello from the zero-latency stub."
+    assert (
+        "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+        == "Hello from the zero-latency stub."
+    )
     assert events[-1]["response"]["usage"]["output_tokens"] > 0
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"input": "Hi", "previous_response_id": "resp_1"}, "previous_response_id"),
-    ({"input": "Hi", "tools": [{"type": "web_search"}]}, "tools"),
-    ({"input": 5}, "input"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"input": "Hi", "previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"input": "Hi", "tools": [{"type": "web_search"}]}, "tools"),
+        ({"input": 5}, "input"),
+    ],
+)
 def test_what_the_subset_does_not_serve_is_a_400_naming_the_field(gateway, body, field):
     client, _ = gateway
     answer = respond(client, body, str(uuid.uuid4()))

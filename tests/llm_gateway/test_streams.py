@@ -20,12 +20,17 @@ STREAMS = 300
 def slow_gateway(process_group, tmp_path) -> str:
     """One gateway worker in front of a stub that streams slowly; returns the gateway's URL."""
     stub_port, port = free_port(), free_port()
-    process_group(stub_backend(stub_port, tmp_path, "--stream-tokens", str(TOKENS), "--token-interval",
-                               str(INTERVAL), "--no-seen"))
+    process_group(
+        stub_backend(
+            stub_port, tmp_path, "--stream-tokens", str(TOKENS), "--token-interval", str(INTERVAL), "--no-seen"
+        )
+    )
     # A generous connect timeout: hundreds of connects at once on a busy machine must not eject the one member.
-    config = {"tenants": [tenant_route("t", "k")], "pool": {"endpoints": [f"http://127.0.0.1:{stub_port}"],
-                                                            "connect_timeout_seconds": 30},
-              "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"}}
+    config = {
+        "tenants": [tenant_route("t", "k")],
+        "pool": {"endpoints": [f"http://127.0.0.1:{stub_port}"], "connect_timeout_seconds": 30},
+        "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"},
+    }
     process_group(launchers.gateway(config, port, tmp_path / "gateway", workers=1))
     return f"http://127.0.0.1:{port}"
 
@@ -37,11 +42,13 @@ async def first_tokens(url: str, count: int) -> list[float | None]:
     body = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as client:
+
         async def one() -> float | None:
             began = asyncio.get_running_loop().time()
             first = None
-            async with client.post(url + "/v1/chat/completions", json=body,
-                                   headers={"Authorization": "Bearer k"}) as answer:
+            async with client.post(
+                url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"}
+            ) as answer:
                 if answer.status != 200:
                     return None
                 async for line in answer.content:
@@ -70,8 +77,13 @@ def test_a_caller_that_leaves_frees_the_upstream_stream_and_its_pool_slot(proces
     def in_flight() -> float:
         return metric_value(httpx.get(gateway + "/metrics").text, "llm_gateway_pool_member_in_flight_requests")
 
-    with httpx.stream("POST", gateway + "/v1/chat/completions", headers={"Authorization": "Bearer k"},
-                      json={"messages": [{"role": "user", "content": "Hi"}], "stream": True}, timeout=60) as answer:
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/chat/completions",
+        headers={"Authorization": "Bearer k"},
+        json={"messages": [{"role": "user", "content": "Hi"}], "stream": True},
+        timeout=60,
+    ) as answer:
         for line in answer.iter_lines():
             if '"content"' in line:
                 assert in_flight() == 1  # one token read, 19 to come

@@ -13,11 +13,12 @@ import threading
 
 import httpx
 import pytest
-from kubernetes import client, config as kube_config
+from kubernetes import client
+from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
-from tenantctl.local import launchers
 from tenantctl.cluster.network import SERVICE_ACCOUNT_ISSUER
+from tenantctl.local import launchers
 from tests.helpers import free_port, wait_for
 
 NAMESPACE = "monitoring"
@@ -26,15 +27,28 @@ NAMESPACE = "monitoring"
 def service_account_kubeconfig(cluster_platform, path) -> str:
     """A kubeconfig holding a short-lived token of monitoring/llm-gateway."""
     admin = client.CoreV1Api(cluster_platform.control_plane.api_client())
-    token = admin.create_namespaced_service_account_token("llm-gateway", NAMESPACE, client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[SERVICE_ACCOUNT_ISSUER], expiration_seconds=3600))).status.token
+    token = admin.create_namespaced_service_account_token(
+        "llm-gateway",
+        NAMESPACE,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[SERVICE_ACCOUNT_ISSUER], expiration_seconds=3600)
+        ),
+    ).status.token
     plane = cluster_platform.control_plane.plane
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "gateway",
-        "clusters": [{"name": "test", "cluster": {"server": plane.api_url, "certificate-authority": str(plane.ca_cert)}}],
-        "users": [{"name": "llm-gateway", "user": {"token": token}}],
-        "contexts": [{"name": "gateway", "context": {"cluster": "test", "user": "llm-gateway"}}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "gateway",
+                "clusters": [
+                    {"name": "test", "cluster": {"server": plane.api_url, "certificate-authority": str(plane.ca_cert)}}
+                ],
+                "users": [{"name": "llm-gateway", "user": {"token": token}}],
+                "contexts": [{"name": "gateway", "context": {"cluster": "test", "user": "llm-gateway"}}],
+            }
+        )
+    )
     return str(path)
 
 
@@ -45,8 +59,10 @@ def gateway_kubeconfig(cluster_platform, tmp_path_factory) -> str:
 
 @pytest.fixture
 def cluster_gateway(cluster_platform, gateway_kubeconfig, model_url, model_api_key, process_group, tmp_path) -> str:
-    config = {"tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": gateway_kubeconfig, "refresh_seconds": 0.5},
-              "pool": {"endpoints": [model_url], "api_key": model_api_key, "health_path": "/openapi.json"}}
+    config = {
+        "tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": gateway_kubeconfig, "refresh_seconds": 0.5},
+        "pool": {"endpoints": [model_url], "api_key": model_api_key, "health_path": "/openapi.json"},
+    }
     port = free_port()
     process_group(launchers.gateway(config, port, tmp_path))
     url = f"http://127.0.0.1:{port}"
@@ -55,16 +71,25 @@ def cluster_gateway(cluster_platform, gateway_kubeconfig, model_url, model_api_k
 
 
 def ask(url: str, key: str) -> httpx.Response:
-    return httpx.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=120,
-                      json={"model": "any", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]})
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=120,
+        json={"model": "any", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]},
+    )
 
 
 ROUTES = ("llm-tenants.io", "v1alpha1", NAMESPACE, "tenantroutes")
 
 
 def route_object(name: str, key: str, **overrides) -> dict:
-    spec = {"backend": "vllm", "model": "smollm2-135m-instruct", "max_tokens": 16,
-            "key_sha256": [hashlib.sha256(key.encode()).hexdigest()], **overrides}
+    spec = {
+        "backend": "vllm",
+        "model": "smollm2-135m-instruct",
+        "max_tokens": 16,
+        "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
+        **overrides,
+    }
     return {"apiVersion": "llm-tenants.io/v1alpha1", "kind": "TenantRoute", "metadata": {"name": name}, "spec": spec}
 
 
@@ -106,12 +131,13 @@ def test_gateway_identity_reads_routes_and_no_secret(gateway_kubeconfig):
     as_gateway = client.CoreV1Api(api)
     assert client.CustomObjectsApi(api).list_namespaced_custom_object(*ROUTES)["items"]
     assert client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(NAMESPACE).items is not None
-    for call in (lambda: as_gateway.read_namespaced_secret("tenant-proxy-gateway-key", "acme-corp"),
-                 lambda: as_gateway.list_namespaced_secret(NAMESPACE),  # the ledger DSN, the OpenAI key
-                 lambda: as_gateway.list_namespaced_secret("closed-ai"),
-                 lambda: as_gateway.list_secret_for_all_namespaces(),
-                 lambda: client.CustomObjectsApi(api).list_cluster_custom_object("llm-tenants.io", "v1alpha1",
-                                                                                  "tenantroutes")):
+    for call in (
+        lambda: as_gateway.read_namespaced_secret("tenant-proxy-gateway-key", "acme-corp"),
+        lambda: as_gateway.list_namespaced_secret(NAMESPACE),  # the ledger DSN, the OpenAI key
+        lambda: as_gateway.list_namespaced_secret("closed-ai"),
+        lambda: as_gateway.list_secret_for_all_namespaces(),
+        lambda: client.CustomObjectsApi(api).list_cluster_custom_object("llm-tenants.io", "v1alpha1", "tenantroutes"),
+    ):
         with pytest.raises(ApiException) as denied:
             call()
         assert denied.value.status == 403
@@ -120,14 +146,27 @@ def test_gateway_identity_reads_routes_and_no_secret(gateway_kubeconfig):
 def test_readiness_waits_for_the_first_listing(model_url, process_group, tmp_path):
     """Unreachable API server: alive, but not ready (no tenant could be authenticated)."""
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
-        "clusters": [{"name": "nowhere", "cluster": {"server": f"https://127.0.0.1:{free_port()}",
-                                                     "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "nobody", "user": {"token": "x"}}],
-        "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "nobody"}}]}))
-    config = {"tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": str(kubeconfig), "refresh_seconds": 0.5},
-              "pool": {"endpoints": [model_url], "health_path": "/openapi.json"}}
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "nowhere",
+                "clusters": [
+                    {
+                        "name": "nowhere",
+                        "cluster": {"server": f"https://127.0.0.1:{free_port()}", "insecure-skip-tls-verify": True},
+                    }
+                ],
+                "users": [{"name": "nobody", "user": {"token": "x"}}],
+                "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "nobody"}}],
+            }
+        )
+    )
+    config = {
+        "tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": str(kubeconfig), "refresh_seconds": 0.5},
+        "pool": {"endpoints": [model_url], "health_path": "/openapi.json"},
+    }
     port = free_port()
     process_group(launchers.gateway(config, port, tmp_path))
     ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
@@ -153,7 +192,9 @@ def test_key_rotation_keeps_traffic_flowing_until_the_old_key_is_revoked(cluster
     sender = threading.Thread(target=traffic)
     sender.start()
     try:
-        with cluster_platform.spec_changed(tenant, previous_gateway_key_sha256=[hashlib.sha256(old.encode()).hexdigest()]):
+        with cluster_platform.spec_changed(
+            tenant, previous_gateway_key_sha256=[hashlib.sha256(old.encode()).hexdigest()]
+        ):
             terraform.apply(replace=("module.tenant.terraform_data.gateway_key",))
             new = cluster_platform.gateway_key(tenant)
             assert new != old

@@ -13,10 +13,17 @@ import pytest
 import redis
 
 from llm_gateway.ledger import open_ledger
-from tenantctl.local import launchers
 from tenantctl.commands.main import main as tenantctl
-from tests.helpers import (chat, controlled_gateway_config, free_port, metric_value, streamed_chunks, tenant_route,
-                           wait_for)
+from tenantctl.local import launchers
+from tests.helpers import (
+    chat,
+    controlled_gateway_config,
+    free_port,
+    metric_value,
+    streamed_chunks,
+    tenant_route,
+    wait_for,
+)
 
 STUB_TOKENS = 17  # the stub's usage: 10 prompt + 7 completion
 KEY = "k-ledger"
@@ -37,7 +44,7 @@ class Gateway:
         self.process = None
         self.url = ""
 
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         port = free_port()
         self.process = self.process_group(launchers.gateway(self.config, port, self.run_dir, workers=2))
         self.url = f"http://127.0.0.1:{port}"
@@ -49,9 +56,13 @@ def tenant_name() -> str:
 
 
 def gateway(process_group, tmp_path, stub_url, redis_url, ledger_url, tenant: str, **route) -> Gateway:
-    config = controlled_gateway_config([tenant_route(tenant, KEY, **route)], stub_url, redis_url, ledger_url,
-                                       prices={"stub-model": {"prompt_usd_per_million_tokens": 1000,
-                                                              "completion_usd_per_million_tokens": 1000}})
+    config = controlled_gateway_config(
+        [tenant_route(tenant, KEY, **route)],
+        stub_url,
+        redis_url,
+        ledger_url,
+        prices={"stub-model": {"prompt_usd_per_million_tokens": 1000, "completion_usd_per_million_tokens": 1000}},
+    )
     return Gateway(process_group, tmp_path, config).start()
 
 
@@ -68,8 +79,7 @@ def ask_all_ways(url: str) -> list[str]:
     return [response.headers["X-Request-Id"] for response in (plain, with_usage, without_usage)]
 
 
-def test_totals_equal_what_was_sent_across_restart_and_kill(process_group, tmp_path, stub_url, redis_url,
-                                                            ledger_url):
+def test_totals_equal_what_was_sent_across_restart_and_kill(process_group, tmp_path, stub_url, redis_url, ledger_url):
     tenant = tenant_name()
     served = gateway(process_group, tmp_path, stub_url, redis_url, ledger_url, tenant)
     ids = ask_all_ways(served.url) + ask_all_ways(served.url)
@@ -92,13 +102,15 @@ def test_totals_equal_what_was_sent_across_restart_and_kill(process_group, tmp_p
     assert totals.total_tokens == 10 * STUB_TOKENS
     assert totals.cost_usd == pytest.approx(10 * STUB_TOKENS * 1000 / 1e6)
     assert sorted(row.request_id for row in rows) == sorted(ids)
-    assert {(row.status, row.usage_estimated, row.model, row.backend) for row in rows} == \
-        {("ok", False, "stub-model", "vllm")}
+    assert {(row.status, row.usage_estimated, row.model, row.backend) for row in rows} == {
+        ("ok", False, "stub-model", "vllm")
+    }
     assert sum(row.stream for row in rows) == 6
 
 
-def test_token_budget_refuses_the_next_request_and_survives_a_redis_flush(process_group, tmp_path, stub_url,
-                                                                           redis_url, ledger_url):
+def test_token_budget_refuses_the_next_request_and_survives_a_redis_flush(
+    process_group, tmp_path, stub_url, redis_url, ledger_url
+):
     tenant = tenant_name()
     served = gateway(process_group, tmp_path, stub_url, redis_url, ledger_url, tenant, monthly_token_budget=60)
     assert [chat(served.url, KEY).status_code for _ in range(4)] == [200] * 4  # 0, 17, 34, 51 used: < 60
@@ -127,16 +139,26 @@ def test_cost_budget(process_group, tmp_path, stub_url, redis_url, ledger_url):
     assert chat(served.url, KEY).json()["error"]["code"] == "monthly_cost_budget"
 
 
-def test_tenantctl_usage_prints_totals_remaining_budget_and_rows(process_group, tmp_path, stub_url, redis_url,
-                                                                  ledger_url, capsys):
+def test_tenantctl_usage_prints_totals_remaining_budget_and_rows(
+    process_group, tmp_path, stub_url, redis_url, ledger_url, capsys
+):
     tenant = tenant_name()
     served = gateway(process_group, tmp_path, stub_url, redis_url, ledger_url, tenant, monthly_token_budget=1000)
     ask_all_ways(served.url)
     spec_dir = tmp_path / "tenants" / tenant
     spec_dir.mkdir(parents=True)
-    (spec_dir / "tenant.json").write_text(json.dumps({
-        "name": tenant, "display_name": "T", "industry": "Testing", "system_prompt": "p",
-        "monthly_token_budget": 1000, "monthly_budget_usd": 1}))
+    (spec_dir / "tenant.json").write_text(
+        json.dumps(
+            {
+                "name": tenant,
+                "display_name": "T",
+                "industry": "Testing",
+                "system_prompt": "p",
+                "monthly_token_budget": 1000,
+                "monthly_budget_usd": 1,
+            }
+        )
+    )
 
     assert tenantctl(["--tenants-dir", str(tmp_path / "tenants"), "usage", tenant, "--ledger", ledger_url]) == 0
     out = capsys.readouterr().out
@@ -145,21 +167,36 @@ def test_tenantctl_usage_prints_totals_remaining_budget_and_rows(process_group, 
     assert "cost    used $0.051000 of $1  remaining $0.949000" in out
     assert out.count("stub-model") == 3
 
-    assert tenantctl(["--tenants-dir", str(tmp_path / "tenants"), "usage", tenant, "--ledger", ledger_url,
-                      "--since", "2999-01-01"]) == 0
+    assert (
+        tenantctl(
+            [
+                "--tenants-dir",
+                str(tmp_path / "tenants"),
+                "usage",
+                tenant,
+                "--ledger",
+                ledger_url,
+                "--since",
+                "2999-01-01",
+            ]
+        )
+        == 0
+    )
     assert "requests 0" in capsys.readouterr().out
 
 
-def test_redis_flushed_mid_stream_never_lowers_the_months_total(process_group, tmp_path, stub_url, own_redis,
-                                                                 ledger_url):
+def test_redis_flushed_mid_stream_never_lowers_the_months_total(
+    process_group, tmp_path, stub_url, own_redis, ledger_url
+):
     """Before the fix, the stream's end INCRBY'd the vanished month counter back into existence from its own
     17 tokens, and the next request sailed under a budget that was already spent."""
     tenant = tenant_name()
     served = gateway(process_group, tmp_path, stub_url, own_redis, ledger_url, tenant, monthly_token_budget=40)
     assert [chat(served.url, KEY).status_code for _ in range(2)] == [200, 200]  # 34 tokens used
     body = {"messages": [{"role": "user", "content": "stub-fault:hold:1"}], "max_tokens": 5, "stream": True}
-    with httpx.stream("POST", served.url + "/v1/chat/completions", json=body, timeout=60,
-                      headers={"Authorization": f"Bearer {KEY}"}) as stream:
+    with httpx.stream(
+        "POST", served.url + "/v1/chat/completions", json=body, timeout=60, headers={"Authorization": f"Bearer {KEY}"}
+    ) as stream:
         assert stream.status_code == 200  # admitted at 34 < 40
         lines = stream.iter_lines()
         assert next(lines).startswith("data: ")  # the first chunk; the stub holds the rest for a second
@@ -177,15 +214,28 @@ def month_tokens(client: redis.Redis, tenant: str) -> int | None:
     return int(client.get(keys[0])) if keys else None
 
 
-def test_embeddings_are_admitted_limited_and_budgeted_like_completions(process_group, tmp_path, stub_url,
-                                                                       own_redis, ledger_url):
+def test_embeddings_are_admitted_limited_and_budgeted_like_completions(
+    process_group, tmp_path, stub_url, own_redis, ledger_url
+):
     tenant = tenant_name()
-    served = gateway(process_group, tmp_path, stub_url, own_redis, ledger_url, tenant, monthly_token_budget=20,
-                     rate_limits={"requests_per_minute": 1000, "requests_per_hour": 1000, "tokens_per_minute": 10**6})
+    served = gateway(
+        process_group,
+        tmp_path,
+        stub_url,
+        own_redis,
+        ledger_url,
+        tenant,
+        monthly_token_budget=20,
+        rate_limits={"requests_per_minute": 1000, "requests_per_hour": 1000, "tokens_per_minute": 10**6},
+    )
 
     def embed() -> httpx.Response:
-        return httpx.post(served.url + "/v1/embeddings", json={"input": ["a", "b", "c"]}, timeout=30,
-                          headers={"Authorization": f"Bearer {KEY}"})
+        return httpx.post(
+            served.url + "/v1/embeddings",
+            json={"input": ["a", "b", "c"]},
+            timeout=30,
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
 
     first = embed()
     assert first.status_code == 200, first.text  # 9 tokens

@@ -26,9 +26,13 @@ def previous_spec() -> dict:
     took as variables beside the spec."""
     spec = json.loads((TENANTS_DIR / "closed-ai" / "tenant.json").read_text())
     spec.update(name=TENANT, display_name="Migrated Insurer", local_port=None)
-    return {**spec, "admin_group": "insurance-admins", "proxy_workers": 3,
-            "proxy_resources": {"cpu_request": "50m", "memory_limit": "384Mi"},
-            "previous_gateway_key_sha256": ["ab" * 32]}
+    return {
+        **spec,
+        "admin_group": "insurance-admins",
+        "proxy_workers": 3,
+        "proxy_resources": {"cpu_request": "50m", "memory_limit": "384Mi"},
+        "previous_gateway_key_sha256": ["ab" * 32],
+    }
 
 
 def current_spec() -> dict:
@@ -60,8 +64,10 @@ def test_a_tenant_of_the_previous_layout_migrates_without_any_change(cluster_pla
     old.init()
     old.apply()
     core = client.CoreV1Api(cluster_platform.control_plane.api_client())
-    uids = {"namespace": core.read_namespace(TENANT).metadata.uid,
-            "key": core.read_namespaced_secret("tenant-proxy-gateway-key", TENANT).metadata.uid}
+    uids = {
+        "namespace": core.read_namespace(TENANT).metadata.uid,
+        "key": core.read_namespaced_secret("tenant-proxy-gateway-key", TENANT).metadata.uid,
+    }
     addresses = set(old.run("state", "list", json_lines=False).stdout.split())
     try:
         # The migration, as docs/cluster-operations.md describes it: the new module, the template's main.tf, the spec

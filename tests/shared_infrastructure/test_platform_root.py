@@ -21,7 +21,11 @@ NAMESPACE = "monitoring"
 @pytest.fixture(scope="module")
 def api(cluster_platform):
     admin = cluster_platform.control_plane.api_client()
-    return {"core": client.CoreV1Api(admin), "apps": client.AppsV1Api(admin), "rbac": client.RbacAuthorizationV1Api(admin)}
+    return {
+        "core": client.CoreV1Api(admin),
+        "apps": client.AppsV1Api(admin),
+        "rbac": client.RbacAuthorizationV1Api(admin),
+    }
 
 
 def container(deployment) -> client.V1Container:
@@ -32,23 +36,31 @@ def test_gateway_discovers_tenants_and_pool_members_with_rights_in_its_namespace
     config = json.loads(api["core"].read_namespaced_config_map("llm-gateway-config", NAMESPACE).data["gateway.json"])
     assert config["tenant_discovery"] == {"namespace": NAMESPACE, "refresh_seconds": 2}
     # Pool members are the Pods behind the headless Services (per replica), not a Service's virtual IP.
-    assert config["pool"] == {"discovery": {"namespace": NAMESPACE, "service": "llm-model-pool", "port_name": "http",
-                                            "refresh_seconds": 5}, "health_path": "/health"}
+    assert config["pool"] == {
+        "discovery": {"namespace": NAMESPACE, "service": "llm-model-pool", "port_name": "http", "refresh_seconds": 5},
+        "health_path": "/health",
+    }
     assert config["embeddings"]["backend"] == "pool" and config["embeddings"]["model"] == "all-minilm-l6-v2"
     assert config["embeddings"]["pool"]["discovery"]["service"] == "llm-embeddings"
-    assert config["limits"] == {"redis_url": "redis://llm-redis.monitoring.svc.cluster.local:6379/0",
-                                "on_redis_error": "allow"}
+    assert config["limits"] == {
+        "redis_url": "redis://llm-redis.monitoring.svc.cluster.local:6379/0",
+        "on_redis_error": "allow",
+    }
     assert "ledger" not in config  # its DSN is a Secret, mounted as a file
     assert "openai" not in config  # no API key given: OpenAI stays off
 
     role = api["rbac"].read_namespaced_role("llm-gateway", NAMESPACE)
     assert [(rule.api_groups, rule.resources, rule.verbs) for rule in role.rules] == [
         (["llm-tenants.io"], ["tenantroutes"], ["get", "list", "watch"]),
-        (["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"])]  # no Secret, anywhere
+        (["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"]),
+    ]  # no Secret, anywhere
     binding = api["rbac"].read_namespaced_role_binding("llm-gateway", NAMESPACE)
     assert binding.subjects[0].name == "llm-gateway" and binding.subjects[0].namespace == NAMESPACE
-    gateway_bindings = [b for b in api["rbac"].list_cluster_role_binding().items
-                        if any(s.name == "llm-gateway" for s in b.subjects or [])]
+    gateway_bindings = [
+        b
+        for b in api["rbac"].list_cluster_role_binding().items
+        if any(s.name == "llm-gateway" for s in b.subjects or [])
+    ]
     assert gateway_bindings == []
 
     deployment = api["apps"].read_namespaced_deployment("llm-gateway", NAMESPACE)
@@ -70,7 +82,12 @@ def test_vllm_pool_runs_on_gpu_nodes_behind_a_headless_service(api):
     vllm = pod.containers[0]
     assert vllm.image.startswith("vllm/vllm-openai:")
     assert vllm.resources.limits["nvidia.com/gpu"] == "1"
-    assert vllm.args[:4] == ["--model", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "--served-model-name", "smollm2-135m-instruct"]
+    assert vllm.args[:4] == [
+        "--model",
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+        "--served-model-name",
+        "smollm2-135m-instruct",
+    ]
     assert vllm.readiness_probe.http_get.path == "/health"
     for name in ("llm-model-pool", "llm-embeddings"):
         service = api["core"].read_namespaced_service(name, NAMESPACE)
@@ -79,8 +96,11 @@ def test_vllm_pool_runs_on_gpu_nodes_behind_a_headless_service(api):
 
 def test_a_pool_of_max_sequences_is_shared_in_fair_queues_sized_per_gateway_process(api, cluster_platform):
     """vLLM runs max_sequences at once; each of the 2 x 4 gateway processes queues for its eighth of them."""
+
     def applied() -> tuple[dict, list[str]]:
-        config = json.loads(api["core"].read_namespaced_config_map("llm-gateway-config", NAMESPACE).data["gateway.json"])
+        config = json.loads(
+            api["core"].read_namespaced_config_map("llm-gateway-config", NAMESPACE).data["gateway.json"]
+        )
         vllm = container(api["apps"].read_namespaced_deployment("llm-model-pool", NAMESPACE))
         return config["pool"], vllm.args
 
@@ -105,8 +125,14 @@ def test_embedding_servers_run_the_cpu_model_server_image(api):
     deployment = api["apps"].read_namespaced_deployment("llm-embeddings", NAMESPACE)
     server = container(deployment)
     assert server.image == "ghcr.io/llm-tenants/model-server:0.1.0"
-    assert server.args[:6] == ["--model", "/models/embedding.gguf", "--model_alias", "all-minilm-l6-v2",
-                               "--embedding", "true"]
+    assert server.args[:6] == [
+        "--model",
+        "/models/embedding.gguf",
+        "--model_alias",
+        "all-minilm-l6-v2",
+        "--embedding",
+        "true",
+    ]
     assert server.security_context.read_only_root_filesystem is True
     assert deployment.spec.template.spec.node_selector is None  # any node: no GPU needed
 
@@ -120,16 +146,24 @@ def test_prometheus_config_is_valid_and_discovers_pods(api, tmp_path):
     assert platform_pods["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}]
     assert tenant_pods["kubernetes_sd_configs"] == [{"role": "pod"}]
     for pods in (platform_pods, tenant_pods):
-        assert {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "action": "keep",
-                "regex": "true"} in pods["relabel_configs"]
+        assert {
+            "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+            "action": "keep",
+            "regex": "true",
+        } in pods["relabel_configs"]
     # Outside the platform's namespace a series' tenant is its Pod's namespace, never what the Pod says.
-    assert {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "tenant"} in tenant_pods["relabel_configs"]
+    assert {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "tenant"} in tenant_pods[
+        "relabel_configs"
+    ]
     assert tenant_pods["metric_relabel_configs"] == [{"action": "labeldrop", "regex": "exported_tenant"}]
     assert not tenant_pods.get("honor_labels")
     # kube-state-metrics keeps its own `namespace` label (the tenant namespace a quota series describes).
     assert kube_state_metrics["honor_labels"] is True
-    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "action": "keep",
-            "regex": "kube-state-metrics"} in kube_state_metrics["relabel_configs"]
+    assert {
+        "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+        "action": "keep",
+        "regex": "kube-state-metrics",
+    } in kube_state_metrics["relabel_configs"]
 
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "llm-tenants.yml").write_text(rules)
@@ -140,8 +174,11 @@ def test_prometheus_config_is_valid_and_discovers_pods(api, tmp_path):
         job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
         del job["kubernetes_sd_configs"]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    check = subprocess.run([shutil.which("promtool") or "promtool", "check", "config", str(tmp_path / "prometheus.yml")],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [shutil.which("promtool") or "promtool", "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS" in check.stdout + check.stderr and "rule" in check.stdout + check.stderr
 
@@ -157,10 +194,16 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboards(api):
     assert datasource["type"] == "prometheus"
     assert datasource["url"] == "http://prometheus.monitoring.svc.cluster.local:9090"
     (provider,) = yaml.safe_load(provisioning["dashboards.yaml"])["providers"]
-    dashboards = {cm.metadata.name: cm.data for cm in api["core"].list_namespaced_config_map(
-        NAMESPACE, label_selector="grafana_dashboard=1").items}
-    assert {"grafana-dashboard-platform-overview", "grafana-dashboard-tenants-comparison",
-            "grafana-dashboard-tenant-acme-corp", "grafana-dashboard-tenant-closed-ai"} <= set(dashboards)
+    dashboards = {
+        cm.metadata.name: cm.data
+        for cm in api["core"].list_namespaced_config_map(NAMESPACE, label_selector="grafana_dashboard=1").items
+    }
+    assert {
+        "grafana-dashboard-platform-overview",
+        "grafana-dashboard-tenants-comparison",
+        "grafana-dashboard-tenant-acme-corp",
+        "grafana-dashboard-tenant-closed-ai",
+    } <= set(dashboards)
     overview = json.loads(dashboards["grafana-dashboard-platform-overview"]["platform-overview.json"])
     assert overview == json.loads((REPO_ROOT / "dashboards" / "generated" / "platform-overview.json").read_text())
 
@@ -201,7 +244,8 @@ def test_redis_and_the_ledger_database_are_reachable_only_from_the_gateway(api, 
 
     dsn = base64.b64decode(api["core"].read_namespaced_secret("llm-gateway-ledger", NAMESPACE).data["dsn"]).decode()
     password = base64.b64decode(
-        api["core"].read_namespaced_secret("llm-ledger-credentials", NAMESPACE).data["password"]).decode()
+        api["core"].read_namespaced_secret("llm-ledger-credentials", NAMESPACE).data["password"]
+    ).decode()
     assert dsn == f"postgresql://ledger:{password}@llm-ledger.monitoring.svc.cluster.local:5432/ledger"
     gateway = api["apps"].read_namespaced_deployment("llm-gateway", NAMESPACE)
     assert {e.name: e.value for e in container(gateway).env}["LLM_LEDGER_URL_FILE"] == "/etc/llm-gateway/ledger/dsn"

@@ -12,15 +12,20 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tenant_spec import load_tenant_spec
-from tenantctl.terraform.runner import Terraform, TerraformError
 from tenantctl.terraform.roots import repository_copy
+from tenantctl.terraform.runner import Terraform, TerraformError
 from tests.helpers import REPO_ROOT, TENANTS_DIR
 
 SHARED = REPO_ROOT / "shared-infrastructure"
 TEMPLATE = REPO_ROOT / "tenant-template"
 MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
-MODULES = [SHARED / "platform", SHARED / "modules" / "tenant", SHARED / "modules" / "tenant" / "spec",
-           SHARED / "modules" / "service-identity", SHARED / "cluster" / "aws"]
+MODULES = [
+    SHARED / "platform",
+    SHARED / "modules" / "tenant",
+    SHARED / "modules" / "tenant" / "spec",
+    SHARED / "modules" / "service-identity",
+    SHARED / "cluster" / "aws",
+]
 
 
 @pytest.mark.parametrize("root", [*MODULES, TEMPLATE], ids=lambda path: str(path.relative_to(REPO_ROOT)))
@@ -30,8 +35,16 @@ def test_root_is_formatted_and_complete(root):
         assert all((root / name).exists() for name in MODULE_FILES)
 
 
-@pytest.mark.parametrize("root", ["shared-infrastructure/platform", "shared-infrastructure/modules/tenant",
-                                  "shared-infrastructure/modules/service-identity", "tenants/acme-corp", "tenants/closed-ai"])
+@pytest.mark.parametrize(
+    "root",
+    [
+        "shared-infrastructure/platform",
+        "shared-infrastructure/modules/tenant",
+        "shared-infrastructure/modules/service-identity",
+        "tenants/acme-corp",
+        "tenants/closed-ai",
+    ],
+)
 def test_root_validates_with_the_mirrored_provider(tmp_path, root):
     """The AWS cluster root is only formatted: the AWS provider is not available offline.
     tenant-template/ validates as its copies in tenants/ (its module path is relative to tenants/<name>/)."""
@@ -54,7 +67,9 @@ def test_a_tenant_root_is_its_spec_and_the_templates_main_tf():
     for root in [TEMPLATE, *sorted(TENANTS_DIR.iterdir())]:
         files = sorted(path.name for path in root.iterdir() if not re.match(r"\.|.*\.tfstate", path.name))
         assert files == ["main.tf", "tenant.json"], f"{root}: {files}"
-        assert (root / "main.tf").read_text() == (TEMPLATE / "main.tf").read_text(), f"{root}: copy tenant-template/main.tf"
+        assert (root / "main.tf").read_text() == (TEMPLATE / "main.tf").read_text(), (
+            f"{root}: copy tenant-template/main.tf"
+        )
         if root != TEMPLATE:
             load_tenant_spec(root / "tenant.json")
 
@@ -75,7 +90,9 @@ def test_bad_spec_fails_at_plan_naming_the_field_and_creates_nothing(control_pla
     spec.update({"name": "bad-tenant", **change})
     (tenant / "tenant.json").write_text(json.dumps(spec))
 
-    terraform = Terraform(tenant, variables={"kubeconfig_path": str(control_plane.kubeconfig), "wait_for_rollout": False})
+    terraform = Terraform(
+        tenant, variables={"kubeconfig_path": str(control_plane.kubeconfig), "wait_for_rollout": False}
+    )
     terraform.init()
     with pytest.raises(TerraformError) as failed:
         terraform.apply()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tenant_spec.extensions import ALLOWABLE_EXTENSIONS
 from tenant_spec import SpecError, parse_tenant_spec
+from tenant_spec.extensions import ALLOWABLE_EXTENSIONS
 from tenantctl.terraform.runner import Terraform
 from tests.helpers import REPO_ROOT, TENANTS_DIR
 
@@ -36,23 +36,41 @@ GOOD = {
     "template": {**json.loads((REPO_ROOT / "tenant-template" / "tenant.json").read_text()), "name": "from-template"},
     "required fields only": MINIMAL,
     "local port null": {**MINIMAL, "local_port": None},
-    "budgets null": {**MINIMAL, "monthly_budget_usd": None, "monthly_token_budget": None, "max_concurrent_requests": None},
+    "budgets null": {
+        **MINIMAL,
+        "monthly_budget_usd": None,
+        "monthly_token_budget": None,
+        "max_concurrent_requests": None,
+    },
     "fractional budget": {**MINIMAL, "monthly_budget_usd": 12.5},
     "decimal cpu": {**MINIMAL, "quota": {"cpu": "0.5"}},
     "millicpu and Mi": {**MINIMAL, "quota": {"cpu": "750m", "memory": "512Mi", "pods": 1000}},
     "40-character name": {**MINIMAL, "name": "a" * 40},
-    "cluster settings": {**MINIMAL, "proxy": {"replicas": 2, "workers": 4, "cpu_request": "25m", "memory_limit": "1Gi"},
-                         "knowledge_storage": {"size": "5Gi", "storage_class": "fast", "access_mode": "ReadWriteMany"},
-                         "admin_group": "ops", "ingress_namespace": "traefik",
-                         "previous_gateway_key_sha256": [DIGEST]},
+    "cluster settings": {
+        **MINIMAL,
+        "proxy": {"replicas": 2, "workers": 4, "cpu_request": "25m", "memory_limit": "1Gi"},
+        "knowledge_storage": {"size": "5Gi", "storage_class": "fast", "access_mode": "ReadWriteMany"},
+        "admin_group": "ops",
+        "ingress_namespace": "traefik",
+        "previous_gateway_key_sha256": [DIGEST],
+    },
     "no proxy replicas": {**MINIMAL, "proxy": {"replicas": 0}},
     "keys": {**MINIMAL, "end_user_key_sha256": [DIGEST] * 20, "admin_key_sha256": ["a" * 64]},
     "every extension": {**MINIMAL, "allowed_request_extensions": sorted(ALLOWABLE_EXTENSIONS)},
     "regex rule": {**MINIMAL, "guardrails": {"refusal_rules": [{"regex": "(?i)foo|bar", "reason": "no foo"}]}},
     "pool sharing": {**MINIMAL, "weight": 2.5, "prefix_cache_group": "research-team"},
-    "alerts": {**MINIMAL, "alerts": {"webhook_urls": ["https://hooks.example.com/acme"], "severity_min": "critical",
-                                     "webhook_token_secret": "alert-token"}},
-    "template characters in a prompt": {**MINIMAL, "system_prompt": "Answer with ${name} and %{ if } left as they are."},
+    "alerts": {
+        **MINIMAL,
+        "alerts": {
+            "webhook_urls": ["https://hooks.example.com/acme"],
+            "severity_min": "critical",
+            "webhook_token_secret": "alert-token",
+        },
+    },
+    "template characters in a prompt": {
+        **MINIMAL,
+        "system_prompt": "Answer with ${name} and %{ if } left as they are.",
+    },
 }
 
 # (change to BASE, the field a refusal must name)
@@ -84,10 +102,14 @@ BAD = {
     "low local port": ({"local_port": 80}, "local_port"),
     "end-user key not a hash": ({"end_user_key_sha256": ["secret-key"]}, "end_user_key_sha256"),
     "too many admin keys": ({"admin_key_sha256": [DIGEST] * 21}, "admin_key_sha256"),
-    "back-reference in a pattern": ({"guardrails": {"sensitive_patterns": [{"name": "repeats", "pattern": "(\\d)\\1"}]}},
-                                    "guardrails"),
-    "rule with both matchers": ({"guardrails": {"refusal_rules": [{"contains": "a", "regex": "b", "reason": "c"}]}},
-                                "guardrails"),
+    "back-reference in a pattern": (
+        {"guardrails": {"sensitive_patterns": [{"name": "repeats", "pattern": "(\\d)\\1"}]}},
+        "guardrails",
+    ),
+    "rule with both matchers": (
+        {"guardrails": {"refusal_rules": [{"contains": "a", "regex": "b", "reason": "c"}]}},
+        "guardrails",
+    ),
     "rule without a reason": ({"guardrails": {"refusal_rules": [{"contains": "a"}]}}, "guardrails"),
     "topic without keywords": ({"guardrails": {"blocked_topics": [{"topic": "t", "keywords": []}]}}, "guardrails"),
     "blank keyword": ({"guardrails": {"blocked_topics": [{"topic": "t", "keywords": [" "]}]}}, "guardrails"),
@@ -97,14 +119,18 @@ BAD = {
     # What Terraform's type conversion would have let through on its own
     "misspelt field": ({"sytem_prompt": "x"}, "sytem_prompt"),
     "misspelt nested field": ({"quota": {"cpus": "1"}}, "quota.cpus"),
-    "unknown field in a rule": ({"guardrails": {"blocked_topics": [{"topic": "t", "keywords": ["k"], "why": "x"}]}},
-                                "guardrails.blocked_topics.0.why"),
+    "unknown field in a rule": (
+        {"guardrails": {"blocked_topics": [{"topic": "t", "keywords": ["k"], "why": "x"}]}},
+        "guardrails.blocked_topics.0.why",
+    ),
     "number in quotes": ({"max_tokens": "100"}, "max_tokens"),
     "number for a string": ({"display_name": 5}, "display_name"),
     "bool for a string": ({"industry": True}, "industry"),
     "number for a nested string": ({"quota": {"cpu": 2}}, "quota.cpu"),
-    "number for a rule's string": ({"guardrails": {"blocked_topics": [{"topic": 5, "keywords": ["k"]}]}},
-                                   "guardrails.blocked_topics.0.topic"),
+    "number for a rule's string": (
+        {"guardrails": {"blocked_topics": [{"topic": 5, "keywords": ["k"]}]}},
+        "guardrails.blocked_topics.0.topic",
+    ),
     "null for a defaulted field": ({"max_tokens": None}, "max_tokens"),
     "null for an object": ({"quota": None}, "quota"),
     "string for a list": ({"end_user_key_sha256": DIGEST}, "end_user_key_sha256"),
@@ -139,13 +165,15 @@ def terraform_verdicts(directory: Path) -> dict[str, list[str]]:
     """{case: the error details Terraform gave (empty: accepted)}, every case planned by one `terraform test`."""
     (directory / "main.tf").write_text(
         'variable "document" {\n  type = any\n}\n\n'
-        f'module "spec" {{\n  source   = "{SPEC_MODULE}"\n  spec     = var.document\n  document = var.document\n}}\n')
+        f'module "spec" {{\n  source   = "{SPEC_MODULE}"\n  spec     = var.document\n  document = var.document\n}}\n'
+    )
     labels = {file_name(label): label for label in CASES}
     assert len(labels) == len(CASES), "two cases share a file name"
     for name, label in labels.items():
         (directory / f"{name}.tftest.hcl").write_text(
             f'run "check" {{\n  command = plan\n  variables {{\n'
-            f'    document = jsondecode({hcl_string(json.dumps(CASES[label]))})\n  }}\n}}\n')
+            f"    document = jsondecode({hcl_string(json.dumps(CASES[label]))})\n  }}\n}}\n"
+        )
     terraform = Terraform(directory)
     terraform.init()
     result = terraform.run("test", "-json", "-no-color", check=False)
@@ -192,6 +220,6 @@ def test_both_refuse_a_bad_spec_naming_the_field(terraform, label):
 def test_the_modules_extension_list_is_the_request_contracts():
     """Terraform checks allowed_request_extensions against the same list the gateway enforces."""
     variables = (SPEC_MODULE / "variables.tf").read_text()
-    block = variables[variables.index("allowed_request_extensions : contains(["):]
+    block = variables[variables.index("allowed_request_extensions : contains([") :]
     listed = re.findall(r'"([a-z_]+)"', block[: block.index("], name)")])
     assert sorted(listed) == sorted(ALLOWABLE_EXTENSIONS)

@@ -11,9 +11,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tenant_spec import load_tenant_spec
 from tenant_spec.guardrails import Guardrails
 from tenantctl.commands.main import main as tenantctl
-from tenant_spec import load_tenant_spec
 from tenantctl.terraform.runner import TerraformError
 from tests.helpers import wait_for
 
@@ -36,12 +36,19 @@ def forbidden(call, *args, **kwargs) -> bool:
 @pytest.fixture(scope="module")
 def admin(cluster_platform):
     api = cluster_platform.control_plane.api_client()
-    return {"core": client.CoreV1Api(api), "apps": client.AppsV1Api(api), "rbac": client.RbacAuthorizationV1Api(api),
-            "net": client.NetworkingV1Api(api), "custom": client.CustomObjectsApi(api)}
+    return {
+        "core": client.CoreV1Api(api),
+        "apps": client.AppsV1Api(api),
+        "rbac": client.RbacAuthorizationV1Api(api),
+        "net": client.NetworkingV1Api(api),
+        "custom": client.CustomObjectsApi(api),
+    }
 
 
 def tenant_route(admin, tenant: str) -> dict:
-    return admin["custom"].get_namespaced_custom_object("llm-tenants.io", "v1alpha1", "monitoring", "tenantroutes", tenant)
+    return admin["custom"].get_namespaced_custom_object(
+        "llm-tenants.io", "v1alpha1", "monitoring", "tenantroutes", tenant
+    )
 
 
 @pytest.mark.parametrize("tenant", TENANTS)
@@ -74,19 +81,33 @@ def test_prompt_key_and_gateway_route(cluster_platform, admin, tenant):
     assert key.startswith("gk-") and len(key) == 67
     route = tenant_route(admin, tenant)
     assert route["metadata"]["labels"]["llm-tenants.io/tenant"] == tenant
-    assert route["spec"] == {"backend": spec.backend, "model": spec.model, "openai_model": spec.openai_model,
-                             "max_tokens": spec.max_tokens, "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
-                             "rate_limits": spec.rate_limits.model_dump(), "monthly_token_budget": spec.monthly_token_budget,
-                             "monthly_budget_usd": spec.monthly_budget_usd,
-                             "allowed_request_extensions": spec.allowed_request_extensions, "weight": spec.weight,
-                             **({"max_concurrent_requests": spec.max_concurrent_requests}
-                                if spec.max_concurrent_requests is not None else {})}
+    assert route["spec"] == {
+        "backend": spec.backend,
+        "model": spec.model,
+        "openai_model": spec.openai_model,
+        "max_tokens": spec.max_tokens,
+        "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
+        "rate_limits": spec.rate_limits.model_dump(),
+        "monthly_token_budget": spec.monthly_token_budget,
+        "monthly_budget_usd": spec.monthly_budget_usd,
+        "allowed_request_extensions": spec.allowed_request_extensions,
+        "weight": spec.weight,
+        **(
+            {"max_concurrent_requests": spec.max_concurrent_requests}
+            if spec.max_concurrent_requests is not None
+            else {}
+        ),
+    }
     assert key not in json.dumps(route)
 
 
 def test_the_api_server_refuses_a_malformed_route(admin):
-    bad = {"apiVersion": "llm-tenants.io/v1alpha1", "kind": "TenantRoute", "metadata": {"name": "bad-route"},
-           "spec": {"backend": "gpt", "model": "m", "key_sha256": ["not-a-digest"]}}
+    bad = {
+        "apiVersion": "llm-tenants.io/v1alpha1",
+        "kind": "TenantRoute",
+        "metadata": {"name": "bad-route"},
+        "spec": {"backend": "gpt", "model": "m", "key_sha256": ["not-a-digest"]},
+    }
     with pytest.raises(ApiException) as refused:
         admin["custom"].create_namespaced_custom_object("llm-tenants.io", "v1alpha1", "monitoring", "tenantroutes", bad)
     assert refused.value.status == 422
@@ -145,15 +166,19 @@ def test_proxy_deployment_is_locked_down(cluster_platform, admin, tenant):
     assert volumes["prompt"].config_map.name == "tenant-proxy-prompt"
     assert volumes["gateway-key"].secret.secret_name == "tenant-proxy-gateway-key"
     assert volumes["knowledge"].persistent_volume_claim.claim_name == "tenant-proxy-knowledge"
-    assert admin["core"].read_namespaced_persistent_volume_claim("tenant-proxy-knowledge", tenant).spec.access_modes == ["ReadWriteOnce"]
+    assert admin["core"].read_namespaced_persistent_volume_claim(
+        "tenant-proxy-knowledge", tenant
+    ).spec.access_modes == ["ReadWriteOnce"]
     # One Pod may mount a ReadWriteOnce volume: the old Pod goes before the new one starts.
     assert deployment.spec.strategy.type == "Recreate"
 
     service = admin["core"].read_namespaced_service("tenant-proxy", tenant)
     assert service.spec.selector == deployment.spec.selector.match_labels
     # The controller manager made Pods from it, and restricted Pod Security admitted them.
-    wait_for(lambda: admin["core"].list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items,
-             what="proxy Pods")
+    wait_for(
+        lambda: admin["core"].list_namespaced_pod(tenant, label_selector="app.kubernetes.io/name=tenant-proxy").items,
+        what="proxy Pods",
+    )
 
 
 @pytest.mark.parametrize("tenant", TENANTS)
@@ -194,6 +219,7 @@ def test_tenant_dashboard_is_provisioned_for_grafana(admin, tenant):
 
 # -- Isolation ----------------------------------------------------------------------------------
 
+
 def as_user(cluster_platform, user: str, group: str | None = None) -> client.CoreV1Api:
     return client.CoreV1Api(cluster_platform.control_plane.api_client(impersonate=user, group=group))
 
@@ -217,10 +243,13 @@ def test_tenant_admin_works_in_their_namespace_only(cluster_platform):
 def test_tenant_admin_cannot_lift_the_guard_rails(cluster_platform):
     alice = as_user(cluster_platform, "alice", group="acme-corp-admins")
     assert alice.read_namespaced_resource_quota("tenant-quota", "acme-corp").spec.hard
-    assert forbidden(alice.patch_namespaced_resource_quota, "tenant-quota", "acme-corp",
-                     {"spec": {"hard": {"pods": "1000"}}})
+    assert forbidden(
+        alice.patch_namespaced_resource_quota, "tenant-quota", "acme-corp", {"spec": {"hard": {"pods": "1000"}}}
+    )
     assert forbidden(alice.delete_namespaced_limit_range, "tenant-container-defaults", "acme-corp")
-    networking = client.NetworkingV1Api(cluster_platform.control_plane.api_client(impersonate="alice", group="acme-corp-admins"))
+    networking = client.NetworkingV1Api(
+        cluster_platform.control_plane.api_client(impersonate="alice", group="acme-corp-admins")
+    )
     assert forbidden(networking.delete_namespaced_network_policy, "default-deny", "acme-corp")
 
 
@@ -238,9 +267,17 @@ def test_proxy_service_account_reads_its_prompt_and_nothing_else(cluster_platfor
 def test_restricted_pod_security_rejects_a_privileged_pod(cluster_platform, admin):
     privileged = client.V1Pod(
         metadata=client.V1ObjectMeta(name="root-shell"),
-        spec=client.V1PodSpec(containers=[client.V1Container(
-            name="shell", image="busybox:1", security_context=client.V1SecurityContext(privileged=True),
-            resources=client.V1ResourceRequirements(limits={"cpu": "100m", "memory": "64Mi"}))]))
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="shell",
+                    image="busybox:1",
+                    security_context=client.V1SecurityContext(privileged=True),
+                    resources=client.V1ResourceRequirements(limits={"cpu": "100m", "memory": "64Mi"}),
+                )
+            ]
+        ),
+    )
     with pytest.raises(ApiException) as rejected:
         admin["core"].create_namespaced_pod("acme-corp", privileged)
     assert rejected.value.status == 403
@@ -252,26 +289,39 @@ def compliant_pod(name: str, cpu: str) -> client.V1Pod:
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name),
         spec=client.V1PodSpec(
-            security_context=client.V1PodSecurityContext(run_as_non_root=True, run_as_user=1000,
-                                                         seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")),
-            containers=[client.V1Container(
-                name="main", image="example.invalid/none:1",
-                security_context=client.V1SecurityContext(allow_privilege_escalation=False,
-                                                          capabilities=client.V1Capabilities(drop=["ALL"])),
-                resources=client.V1ResourceRequirements(requests={"cpu": cpu, "memory": "64Mi"},
-                                                        limits={"cpu": cpu, "memory": "64Mi"}))]))
+            security_context=client.V1PodSecurityContext(
+                run_as_non_root=True, run_as_user=1000, seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")
+            ),
+            containers=[
+                client.V1Container(
+                    name="main",
+                    image="example.invalid/none:1",
+                    security_context=client.V1SecurityContext(
+                        allow_privilege_escalation=False, capabilities=client.V1Capabilities(drop=["ALL"])
+                    ),
+                    resources=client.V1ResourceRequirements(
+                        requests={"cpu": cpu, "memory": "64Mi"}, limits={"cpu": cpu, "memory": "64Mi"}
+                    ),
+                )
+            ],
+        ),
+    )
 
 
 def test_quota_rejects_pods_beyond_the_tenants_limit(cluster_platform, admin):
     tenant = "closed-ai"
     spec = spec_of(cluster_platform, tenant)
-    wait_for(lambda: (admin["core"].read_namespaced_resource_quota("tenant-quota", tenant).status.used or {}).get("pods"),
-             what="ResourceQuota status from the controller")
+    wait_for(
+        lambda: (admin["core"].read_namespaced_resource_quota("tenant-quota", tenant).status.used or {}).get("pods"),
+        what="ResourceQuota status from the controller",
+    )
     used = int(admin["core"].read_namespaced_resource_quota("tenant-quota", tenant).status.used["pods"])
     created = []
     try:
         for index in range(spec.quota.pods - used):
-            created.append(admin["core"].create_namespaced_pod(tenant, compliant_pod(f"filler-{index}", "10m")).metadata.name)
+            created.append(
+                admin["core"].create_namespaced_pod(tenant, compliant_pod(f"filler-{index}", "10m")).metadata.name
+            )
         with pytest.raises(ApiException) as rejected:
             admin["core"].create_namespaced_pod(tenant, compliant_pod("one-too-many", "10m"))
         assert rejected.value.status == 403
@@ -282,6 +332,7 @@ def test_quota_rejects_pods_beyond_the_tenants_limit(cluster_platform, admin):
 
 
 # -- Life cycle ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("root", ["platform", *TENANTS])
 def test_second_apply_changes_nothing(cluster_platform, root):
@@ -314,10 +365,14 @@ def test_onboard_apply_status_and_destroy_a_third_tenant(cluster_platform, admin
 
     assert tenantctl(common + ["apply", "globex"] + cluster) == 0
     assert "applied" in capsys.readouterr().out
-    assert admin["core"].read_namespaced_config_map("tenant-proxy-prompt", "globex").data["system_prompt"] == \
-        prompt.read_text().strip()
-    wait_for(lambda: (admin["core"].read_namespaced_resource_quota("tenant-quota", "globex").status.used or {}).get("pods"),
-             what="quota status")
+    assert (
+        admin["core"].read_namespaced_config_map("tenant-proxy-prompt", "globex").data["system_prompt"]
+        == prompt.read_text().strip()
+    )
+    wait_for(
+        lambda: (admin["core"].read_namespaced_resource_quota("tenant-quota", "globex").status.used or {}).get("pods"),
+        what="quota status",
+    )
     assert tenantctl(common + ["status", "globex", "--kubeconfig", str(cluster_platform.control_plane.kubeconfig)]) == 0
     report = capsys.readouterr().out
     assert "tenant globex: namespace globex" in report and "requests.cpu" in report and "3 NetworkPolicy" in report
@@ -332,7 +387,7 @@ def test_onboard_apply_status_and_destroy_a_third_tenant(cluster_platform, admin
 
 
 def test_a_decimal_cpu_quota_is_written_as_the_api_server_stores_it(cluster_platform, admin):
-    """"0.5" is stored as "500m": written as given, every plan would show a change."""
+    """ "0.5" is stored as "500m": written as given, every plan would show a change."""
     terraform = cluster_platform.terraform(cluster_platform.tenants_dir / "closed-ai")
     spec = spec_of(cluster_platform, "closed-ai")
     try:
@@ -350,8 +405,9 @@ def test_the_document_volume_keeps_its_access_mode_when_replicas_change(cluster_
     """A claim's access mode is immutable: it stays what onboarding made it, and more replicas of a
     ReadWriteOnce proxy are refused at plan with the reason, before anything changes."""
     terraform = cluster_platform.terraform(cluster_platform.tenants_dir / "acme-corp")
-    with cluster_platform.spec_changed("acme-corp", proxy={"replicas": 2},
-                                       knowledge_storage={"access_mode": "ReadWriteMany"}):
+    with cluster_platform.spec_changed(
+        "acme-corp", proxy={"replicas": 2}, knowledge_storage={"access_mode": "ReadWriteMany"}
+    ):
         with pytest.raises(TerraformError) as refused:
             terraform.plan()
     assert "created ReadWriteOnce when it was onboarded" in str(refused.value)
@@ -363,8 +419,18 @@ def test_the_document_volume_keeps_its_access_mode_when_replicas_change(cluster_
 def test_onboard_refuses_a_name_that_is_not_a_dns_label(cluster_platform, tmp_path, capsys):
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("You are helpful.")
-    code = tenantctl(["--tenants-dir", str(cluster_platform.tenants_dir), "onboard", "Globex_Corp",
-                      "--industry", "Logistics", "--prompt-file", str(prompt)])
+    code = tenantctl(
+        [
+            "--tenants-dir",
+            str(cluster_platform.tenants_dir),
+            "onboard",
+            "Globex_Corp",
+            "--industry",
+            "Logistics",
+            "--prompt-file",
+            str(prompt),
+        ]
+    )
     assert code == 1
     assert "name: must be a DNS-1123 label" in capsys.readouterr().err
     assert not (cluster_platform.tenants_dir / "Globex_Corp").exists()

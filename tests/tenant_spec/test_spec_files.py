@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tenantctl.local.configs import assign_ports
 from tenant_spec import SPEC_FILENAME, SpecError, discover_tenant_specs, load_tenant_spec
+from tenantctl.local.configs import assign_ports
 from tests.helpers import TENANTS_DIR
 
 VALID = {
@@ -43,35 +43,47 @@ def test_defaults_fill_optional_fields(tmp_path):
     assert spec.rate_limits.requests_per_minute == 60
 
 
-@pytest.mark.parametrize("change, field, message", [
-    ({"name": "Globex_Inc"}, "name", "DNS-1123"),
-    ({"name": "x" * 41}, "name", "at most 40"),
-    ({"name": "glo\"bex}"}, "name", "DNS-1123"),
-    ({"system_prompt": "   "}, "system_prompt", "must not be blank"),
-    ({"system_prompt": ""}, "system_prompt", "at least 1"),
-    ({"backend": "anthropic"}, "backend", "'openai', 'vllm' or 'auto'"),
-    ({"max_tokens": 0}, "max_tokens", "greater than or equal to 1"),
-    ({"max_tokens": "100"}, "max_tokens", "valid integer"),
-    ({"quota": {"cpu": "-1"}}, "quota.cpu", "positive Kubernetes CPU quantity"),
-    ({"quota": {"memory": "lots"}}, "quota.memory", "positive Kubernetes memory quantity"),
-    ({"quota": {"pods": -3}}, "quota.pods", "greater than or equal to 1"),
-    ({"rate_limits": {"requests_per_minute": 0}}, "rate_limits.requests_per_minute", "greater than or equal to 1"),
-    ({"local_port": 80}, "local_port", "greater than or equal to 1024"),
-    ({"monthly_budget_usd": 0}, "monthly_budget_usd", "greater than 0"),
-    ({"max_concurrent_requests": 0}, "max_concurrent_requests", "greater than or equal to 1"),
-    ({"max_concurrent_requests": "8"}, "max_concurrent_requests", "valid integer"),
-    ({"allowed_request_extensions": ["chat_template"]}, "allowed_request_extensions",
-     "'chat_template' is never allowed: can change or drop the tenant's system prompt"),
-    ({"allowed_request_extensions": ["warp_speed"]}, "allowed_request_extensions", "not a known backend extension"),
-    ({"allowed_request_extensions": ["top_k", "top_k"]}, "allowed_request_extensions", "listed once"),
-    ({"monthly_budget_usd": "50"}, "monthly_budget_usd", "valid number"),
-    ({"colour": "blue"}, "colour", "not a known field"),
-    ({"guardrails": {"sensitive_patterns": [{"name": "repeated digits", "pattern": r"(\d)\1{12}"}]}},
-     "guardrails.sensitive_patterns.0.pattern", "not a valid RE2 regular expression (invalid escape sequence: \\1)"),
-    ({"guardrails": {"refusal_rules": [{"regex": r"(?!x)y", "reason": "r"}]}}, "guardrails.refusal_rules.0.regex",
-     "no back-references, no look-arounds"),
-    ({"admin_key_sha256": ["not-a-digest"]}, "admin_key_sha256", "lower-case hex SHA-256 digest"),
-])
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"name": "Globex_Inc"}, "name", "DNS-1123"),
+        ({"name": "x" * 41}, "name", "at most 40"),
+        ({"name": 'glo"bex}'}, "name", "DNS-1123"),
+        ({"system_prompt": "   "}, "system_prompt", "must not be blank"),
+        ({"system_prompt": ""}, "system_prompt", "at least 1"),
+        ({"backend": "anthropic"}, "backend", "'openai', 'vllm' or 'auto'"),
+        ({"max_tokens": 0}, "max_tokens", "greater than or equal to 1"),
+        ({"max_tokens": "100"}, "max_tokens", "valid integer"),
+        ({"quota": {"cpu": "-1"}}, "quota.cpu", "positive Kubernetes CPU quantity"),
+        ({"quota": {"memory": "lots"}}, "quota.memory", "positive Kubernetes memory quantity"),
+        ({"quota": {"pods": -3}}, "quota.pods", "greater than or equal to 1"),
+        ({"rate_limits": {"requests_per_minute": 0}}, "rate_limits.requests_per_minute", "greater than or equal to 1"),
+        ({"local_port": 80}, "local_port", "greater than or equal to 1024"),
+        ({"monthly_budget_usd": 0}, "monthly_budget_usd", "greater than 0"),
+        ({"max_concurrent_requests": 0}, "max_concurrent_requests", "greater than or equal to 1"),
+        ({"max_concurrent_requests": "8"}, "max_concurrent_requests", "valid integer"),
+        (
+            {"allowed_request_extensions": ["chat_template"]},
+            "allowed_request_extensions",
+            "'chat_template' is never allowed: can change or drop the tenant's system prompt",
+        ),
+        ({"allowed_request_extensions": ["warp_speed"]}, "allowed_request_extensions", "not a known backend extension"),
+        ({"allowed_request_extensions": ["top_k", "top_k"]}, "allowed_request_extensions", "listed once"),
+        ({"monthly_budget_usd": "50"}, "monthly_budget_usd", "valid number"),
+        ({"colour": "blue"}, "colour", "not a known field"),
+        (
+            {"guardrails": {"sensitive_patterns": [{"name": "repeated digits", "pattern": r"(\d)\1{12}"}]}},
+            "guardrails.sensitive_patterns.0.pattern",
+            "not a valid RE2 regular expression (invalid escape sequence: \\1)",
+        ),
+        (
+            {"guardrails": {"refusal_rules": [{"regex": r"(?!x)y", "reason": "r"}]}},
+            "guardrails.refusal_rules.0.regex",
+            "no back-references, no look-arounds",
+        ),
+        ({"admin_key_sha256": ["not-a-digest"]}, "admin_key_sha256", "lower-case hex SHA-256 digest"),
+    ],
+)
 def test_invalid_field_is_named_with_the_file(tmp_path, change, field, message):
     document = {**VALID, **change}
     path = write_spec(tmp_path, document, directory=document["name"] if change.get("name") == "x" * 41 else "globex")
@@ -122,10 +134,26 @@ def test_ports_assigned_from_5002_skipping_taken(tmp_path):
     assert ports == {"globex": 5002, "initech": 5003, "umbrella": 5004}
 
 
-@pytest.mark.parametrize("name", [
-    'acme"corp', "acme'corp", "acme{corp}", "acme}", "acme\\corp", "acme corp", "acme\ncorp", "acme=~.*",
-    "x" * 41, "Acme", "-acme", "acme-", "", "acme.corp", "acme_corp",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        'acme"corp',
+        "acme'corp",
+        "acme{corp}",
+        "acme}",
+        "acme\\corp",
+        "acme corp",
+        "acme\ncorp",
+        "acme=~.*",
+        "x" * 41,
+        "Acme",
+        "-acme",
+        "acme-",
+        "",
+        "acme.corp",
+        "acme_corp",
+    ],
+)
 def test_names_that_would_break_promql_or_a_grafana_uid_are_rejected(tmp_path, name):
     """Tenant names go into PromQL matchers, dashboard uids and titles as they are: never escaped."""
     path = write_spec(tmp_path, {**VALID, "name": name})

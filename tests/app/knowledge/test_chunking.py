@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from app.knowledge.chunking import HEADING_WORDS, MAX_WORD_CHARACTERS, split_into_chunks
@@ -21,7 +23,7 @@ def test_long_text_is_cut_into_bounded_overlapping_chunks():
     assert all(len(chunk.split()) <= 60 for chunk in chunks)
     assert all(chunk.startswith("Section ") for chunk in chunks)
     bodies = [chunk.split()[1:] for chunk in chunks]
-    for before, after in zip(bodies, bodies[1:]):
+    for before, after in itertools.pairwise(bodies):
         assert before[-10:] == after[:10]  # a border cuts no sentence that is not whole on one side
     covered = {word for body in bodies for word in body}
     assert covered == set(words(300).split())

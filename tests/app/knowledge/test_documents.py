@@ -11,10 +11,14 @@ import pytest
 from llm_common.keys import sha256_hex
 from tests.helpers import proxy_app
 
-ACME_CLAIMS = ("Acme Corp insurance claims: to file a claim for a broken company laptop, open a ticket in "
-               "the Acme IT portal and attach the repair quote. Acme approves laptop claims within two days.")
-CLOSED_CLAIMS = ("Closed AI Insurance claims: to file a claim for a damaged car, call the Closed AI hotline "
-                 "and send photos of the damage. Closed AI approves car claims within ten days.")
+ACME_CLAIMS = (
+    "Acme Corp insurance claims: to file a claim for a broken company laptop, open a ticket in "
+    "the Acme IT portal and attach the repair quote. Acme approves laptop claims within two days."
+)
+CLOSED_CLAIMS = (
+    "Closed AI Insurance claims: to file a claim for a damaged car, call the Closed AI hotline "
+    "and send photos of the damage. Closed AI approves car claims within ten days."
+)
 QUESTION = "How do I file an insurance claim?"
 
 
@@ -43,8 +47,7 @@ def test_streamed_answers_carry_citations_in_the_done_event(platform, documents)
     document = documents.add("acme-corp", "Acme claims", ACME_CLAIMS)
     body = {"question": QUESTION, "stream": True, "temperature": 0, "max_tokens": 10}
     with httpx.stream("POST", platform.tenant_urls["acme-corp"] + "/ask", json=body, timeout=120) as response:
-        events = [json.loads(line[6:]) for line in response.iter_lines()
-                  if line.startswith("data: {")]
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
     done = next(event for event in events if event["type"] == "done")
     assert cited_documents(done["citations"]) == {document["id"]}
 
@@ -62,8 +65,11 @@ def test_deleting_a_document_removes_it_from_retrieval(platform, documents):
     drop = documents.add("acme-corp", "Parking", "Car parking spaces in the basement are assigned by facilities.")
     assert documents.search("acme-corp", "Where can I park my car?", top_k=1)[0]["document_id"] == drop["id"]
     deleted = documents.delete("acme-corp", drop["id"])
-    assert deleted.status_code == 200 and deleted.json() == {"id": drop["id"], "object": "document.deleted",
-                                                             "deleted": True}
+    assert deleted.status_code == 200 and deleted.json() == {
+        "id": drop["id"],
+        "object": "document.deleted",
+        "deleted": True,
+    }
     # Every worker of the proxy must see the deletion: ask several times on fresh connections.
     for _ in range(6):
         assert drop["id"] not in cited_documents(documents.search("acme-corp", "Where can I park my car?", 5))
@@ -92,25 +98,57 @@ BAD_UPLOADS = [
     ("empty JSON text", {"json": {"title": "t", "text": ""}}, 400, "empty_document"),
     ("blank text", {"json": {"title": "t", "text": " \n\t "}}, 400, "empty_document"),
     ("only headings", {"json": {"title": "t", "text": "# A\n\n## B"}}, 400, "empty_document"),
-    ("empty raw body", {"content": b"", "params": {"title": "t"}, "headers": {"Content-Type": "text/plain"}},
-     400, "empty_document"),
-    ("20 MB upload", {"content": TWENTY_MB, "params": {"title": "t"}, "headers": {"Content-Type": "text/plain"}},
-     413, "document_too_large"),
-    ("20 MB JSON", {"content": b'{"title": "t", "text": "' + TWENTY_MB + b'"}',
-                    "headers": {"Content-Type": "application/json"}}, 413, "request_too_large"),
-    ("non-UTF-8 bytes", {"content": "caf\u00e9 cr\u00e8me".encode("latin-1"), "params": {"title": "t"},
-                         "headers": {"Content-Type": "text/markdown"}}, 400, "invalid_encoding"),
-    ("NUL bytes", {"content": b"PK\x03\x04\x00\x00binary", "params": {"title": "t"},
-                   "headers": {"Content-Type": "text/plain"}}, 400, "binary_document"),
-    ("latin-1 charset", {"content": b"text", "params": {"title": "t"},
-                         "headers": {"Content-Type": "text/plain; charset=latin-1"}}, 415, "unsupported_charset"),
+    (
+        "empty raw body",
+        {"content": b"", "params": {"title": "t"}, "headers": {"Content-Type": "text/plain"}},
+        400,
+        "empty_document",
+    ),
+    (
+        "20 MB upload",
+        {"content": TWENTY_MB, "params": {"title": "t"}, "headers": {"Content-Type": "text/plain"}},
+        413,
+        "document_too_large",
+    ),
+    (
+        "20 MB JSON",
+        {"content": b'{"title": "t", "text": "' + TWENTY_MB + b'"}', "headers": {"Content-Type": "application/json"}},
+        413,
+        "request_too_large",
+    ),
+    (
+        "non-UTF-8 bytes",
+        {
+            "content": "caf\u00e9 cr\u00e8me".encode("latin-1"),
+            "params": {"title": "t"},
+            "headers": {"Content-Type": "text/markdown"},
+        },
+        400,
+        "invalid_encoding",
+    ),
+    (
+        "NUL bytes",
+        {"content": b"PK\x03\x04\x00\x00binary", "params": {"title": "t"}, "headers": {"Content-Type": "text/plain"}},
+        400,
+        "binary_document",
+    ),
+    (
+        "latin-1 charset",
+        {"content": b"text", "params": {"title": "t"}, "headers": {"Content-Type": "text/plain; charset=latin-1"}},
+        415,
+        "unsupported_charset",
+    ),
     ("missing title", {"content": b"text", "headers": {"Content-Type": "text/plain"}}, 400, "invalid_request"),
     ("blank title", {"json": {"title": "  ", "text": "text"}}, 400, "invalid_request"),
     ("title too long", {"json": {"title": "t" * 201, "text": "text"}}, 400, "invalid_request"),
     ("text not a string", {"json": {"title": "t", "text": ["a"]}}, 400, "invalid_request"),
     ("unknown field", {"json": {"title": "t", "text": "a", "tenant": "closed-ai"}}, 400, "invalid_request"),
-    ("PDF content type", {"content": b"%PDF-1.7", "headers": {"Content-Type": "application/pdf"}},
-     415, "unsupported_media_type"),
+    (
+        "PDF content type",
+        {"content": b"%PDF-1.7", "headers": {"Content-Type": "application/pdf"}},
+        415,
+        "unsupported_media_type",
+    ),
 ]
 
 
@@ -119,8 +157,9 @@ ADMIN = "ak-documents-admin"
 
 @pytest.fixture
 def client(stub_upstream, tmp_path):
-    return proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge"),
-                     admin_key_sha256=[sha256_hex(ADMIN)]).test_client()
+    return proxy_app(
+        stub_upstream, knowledge_dir=str(tmp_path / "knowledge"), admin_key_sha256=[sha256_hex(ADMIN)]
+    ).test_client()
 
 
 def as_test_client_arguments(request_kwargs: dict) -> dict:
@@ -140,12 +179,15 @@ def test_bad_uploads_get_an_openai_shaped_4xx(client, label, request_kwargs, sta
     assert client.get("/documents").json["data"] == []
 
 
-@pytest.mark.parametrize("method, path, body, status", [
-    ("GET", "/documents/doc_000000000000000000000000", None, 404),
-    ("DELETE", "/documents/not-an-id", None, 404),
-    ("POST", "/documents/search", {"query": ""}, 400),
-    ("POST", "/documents/search", {"query": "x", "top_k": 0}, 400),
-])
+@pytest.mark.parametrize(
+    "method, path, body, status",
+    [
+        ("GET", "/documents/doc_000000000000000000000000", None, 404),
+        ("DELETE", "/documents/not-an-id", None, 404),
+        ("POST", "/documents/search", {"query": ""}, 400),
+        ("POST", "/documents/search", {"query": "x", "top_k": 0}, 400),
+    ],
+)
 def test_unknown_documents_and_bad_searches(client, method, path, body, status):
     response = client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {ADMIN}"})
     assert response.status_code == status, response.text

@@ -44,8 +44,16 @@ def measure_ingest(stub_url: str, knowledge_dir: str, size: int) -> None:
     Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak resident size (VmHWM) starts again from now
     before = _status_bytes("VmRSS")
     response = client.post("/documents?title=Hostile", data=document, headers=headers)
-    print(json.dumps({"status": response.status_code, "body": response.json, "bytes": len(document),
-                      "peak_rise": _status_bytes("VmHWM") - before}))
+    print(
+        json.dumps(
+            {
+                "status": response.status_code,
+                "body": response.json,
+                "bytes": len(document),
+                "peak_rise": _status_bytes("VmHWM") - before,
+            }
+        )
+    )
 
 
 def _status_bytes(field: str) -> int:
@@ -58,21 +66,31 @@ def _status_bytes(field: str) -> int:
 
 @pytest.mark.parametrize("size", [200 * KiB, 5 * MiB], ids=["200 KiB", "5 MiB"])
 def test_a_hostile_document_is_ingested_in_bounded_memory(stub_url, tmp_path, size):
-    code = (f"from tests.app.knowledge.test_ingest_memory import measure_ingest; "
-            f"measure_ingest({stub_url!r}, {str(tmp_path / 'knowledge')!r}, {size})")
+    code = (
+        f"from tests.app.knowledge.test_ingest_memory import measure_ingest; "
+        f"measure_ingest({stub_url!r}, {str(tmp_path / 'knowledge')!r}, {size})"
+    )
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert outcome["status"] == 201, outcome["body"]
     assert outcome["body"]["chunks"] > 0
-    assert outcome["peak_rise"] <= memory_bound(outcome["bytes"]), \
+    assert outcome["peak_rise"] <= memory_bound(outcome["bytes"]), (
         f"peak memory rose {outcome['peak_rise'] / MiB:.1f} MiB for a {outcome['bytes'] / MiB:.2f} MiB document"
+    )
 
 
 def test_a_document_making_too_many_chunks_is_refused_before_embedding(stub_upstream, tmp_path):
-    client = proxy_app(stub_upstream, knowledge_dir=str(tmp_path / "knowledge"), admin_key_sha256=[sha256_hex(ADMIN)],
-                       max_chunks_per_document=10).test_client()
-    response = client.post("/documents?title=Long", data="word " * 5000,
-                           headers={"Content-Type": "text/plain", "Authorization": f"Bearer {ADMIN}"})
+    client = proxy_app(
+        stub_upstream,
+        knowledge_dir=str(tmp_path / "knowledge"),
+        admin_key_sha256=[sha256_hex(ADMIN)],
+        max_chunks_per_document=10,
+    ).test_client()
+    response = client.post(
+        "/documents?title=Long",
+        data="word " * 5000,
+        headers={"Content-Type": "text/plain", "Authorization": f"Bearer {ADMIN}"},
+    )
     assert response.status_code == 413 and response.json["error"]["code"] == "document_too_many_chunks"
     assert client.get("/documents").json["data"] == []

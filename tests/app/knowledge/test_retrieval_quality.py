@@ -25,7 +25,6 @@ def test_recall_at_3(documents):
         results.append({**item, "top3": top, "hit": item["document"] in top})
     recall = sum(result["hit"] for result in results) / len(results)
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "retrieval_quality.json").write_text(json.dumps({"recall_at_3": recall, "results": results},
-                                                                 indent=2))
+    (ARTIFACTS / "retrieval_quality.json").write_text(json.dumps({"recall_at_3": recall, "results": results}, indent=2))
     misses = [f"{r['question']!r} -> {r['top3']} (wanted {r['document']})" for r in results if not r["hit"]]
     assert recall >= MIN_RECALL_AT_3, f"recall@3 {recall:.2f}; misses:\n" + "\n".join(misses)

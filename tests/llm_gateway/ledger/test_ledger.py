@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from llm_gateway.ledger import LedgerError, UsageRecord, UsageTotals, open_ledger
+from llm_gateway.ledger import DuplicateRecord, LedgerError, UsageRecord, UsageTotals, open_ledger
 from tenantctl.local import launchers
 from tests.helpers import free_port, wait_for
 
@@ -27,8 +27,18 @@ def ledger(request, tmp_path):
 
 
 def record(tenant: str, request_id: str, prompt: int = 10, completion: int = 5, **fields) -> UsageRecord:
-    return UsageRecord(request_id=request_id, tenant=tenant, model="m", backend="vllm", prompt_tokens=prompt,
-                       completion_tokens=completion, cost_usd=0.001, latency_ms=3.5, status="ok", **fields)
+    return UsageRecord(
+        request_id=request_id,
+        tenant=tenant,
+        model="m",
+        backend="vllm",
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost_usd=0.001,
+        latency_ms=3.5,
+        status="ok",
+        **fields,
+    )
 
 
 def unique(prefix: str) -> str:
@@ -37,14 +47,15 @@ def unique(prefix: str) -> str:
 
 def test_totals_and_recent_rows_per_tenant(ledger):
     tenant, other = unique("t"), unique("o")
-    earlier = datetime.now(timezone.utc) - timedelta(days=40)
+    earlier = datetime.now(UTC) - timedelta(days=40)
     ledger.record(record(tenant, unique("r1"), created_at=earlier))
     ledger.record(record(tenant, unique("r2"), prompt=7, completion=3, stream=True, usage_estimated=True))
     ledger.record(record(other, unique("r3"), prompt=1000))
 
     assert ledger.totals(tenant) == UsageTotals(2, 17, 8, pytest.approx(0.002))
-    assert ledger.totals(tenant, since=datetime.now(timezone.utc) - timedelta(days=1)) == \
-        UsageTotals(1, 7, 3, pytest.approx(0.001))
+    assert ledger.totals(tenant, since=datetime.now(UTC) - timedelta(days=1)) == UsageTotals(
+        1, 7, 3, pytest.approx(0.001)
+    )
     newest, oldest = ledger.recent(tenant, limit=5)
     assert (newest.prompt_tokens, newest.stream, newest.usage_estimated) == (7, True, True)
     assert oldest.created_at == earlier
@@ -63,7 +74,7 @@ def test_concurrent_writers_lose_nothing(ledger):
 def test_a_request_id_is_recorded_once(ledger):
     tenant = unique("dup")
     ledger.record(record(tenant, f"{tenant}-same"))
-    with pytest.raises(Exception):
+    with pytest.raises(DuplicateRecord):
         ledger.record(record(tenant, f"{tenant}-same"))
     assert ledger.totals(tenant).requests == 1
 

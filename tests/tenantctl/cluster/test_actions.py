@@ -8,8 +8,18 @@ from tenantctl.cluster.actions import Action, node_actions, run_actions
 
 def test_the_node_starts_in_this_order():
     assert [action.name for action in node_actions()] == [
-        "host_checked", "host_snapshot", "prepared", "kernel_settings", "egress_guard", "service_route",
-        "containerd_and_images", "node_ready", "cluster_objects", "proxy_netpol_scheduler", "coredns_ready"]
+        "host_checked",
+        "host_snapshot",
+        "prepared",
+        "kernel_settings",
+        "egress_guard",
+        "service_route",
+        "containerd_and_images",
+        "node_ready",
+        "cluster_objects",
+        "proxy_netpol_scheduler",
+        "coredns_ready",
+    ]
     assert all(action.title for action in node_actions())
 
 

@@ -7,15 +7,15 @@ import subprocess
 import sys
 
 import pytest
-
 from kubernetes import client, config
 
 from tests.helpers import processes_mentioning
 
 
 def tenantctl(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tenantctl", "cluster", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tenantctl", "cluster", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.e2e

@@ -35,13 +35,21 @@ def test_python_client_creates_and_lists_a_namespace(control_plane):
 
 def bind_reader(admin: client.ApiClient, namespace: str, user: str) -> None:
     rbac = client.RbacAuthorizationV1Api(admin)
-    rbac.create_namespaced_role(namespace, client.V1Role(
-        metadata=client.V1ObjectMeta(name="reader"),
-        rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["get", "list"])]))
-    rbac.create_namespaced_role_binding(namespace, client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name="reader"),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="reader"),
-        subjects=[client.RbacV1Subject(kind="User", name=user, api_group="rbac.authorization.k8s.io")]))
+    rbac.create_namespaced_role(
+        namespace,
+        client.V1Role(
+            metadata=client.V1ObjectMeta(name="reader"),
+            rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["get", "list"])],
+        ),
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="reader"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="reader"),
+            subjects=[client.RbacV1Subject(kind="User", name=user, api_group="rbac.authorization.k8s.io")],
+        ),
+    )
 
 
 def test_rbac_confines_a_user_to_the_namespace_it_is_bound_in(control_plane):
@@ -63,9 +71,13 @@ def test_rbac_confines_a_user_to_the_namespace_it_is_bound_in(control_plane):
 
 
 def pod(name: str, cpu: str) -> client.V1Pod:
-    container = client.V1Container(name="main", image="example.invalid/none:1",
-                                   resources=client.V1ResourceRequirements(requests={"cpu": cpu, "memory": "16Mi"},
-                                                                           limits={"cpu": cpu, "memory": "16Mi"}))
+    container = client.V1Container(
+        name="main",
+        image="example.invalid/none:1",
+        resources=client.V1ResourceRequirements(
+            requests={"cpu": cpu, "memory": "16Mi"}, limits={"cpu": cpu, "memory": "16Mi"}
+        ),
+    )
     return client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=client.V1PodSpec(containers=[container]))
 
 
@@ -73,12 +85,18 @@ def test_resource_quota_rejects_a_pod_over_the_limit(control_plane):
     core = client.CoreV1Api(control_plane.api_client())
     namespace = unique("quota")
     create_namespace(core, namespace)
-    core.create_namespaced_resource_quota(namespace, client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name="compute"),
-        spec=client.V1ResourceQuotaSpec(hard={"requests.cpu": "500m", "limits.cpu": "500m", "pods": "5"})))
+    core.create_namespaced_resource_quota(
+        namespace,
+        client.V1ResourceQuota(
+            metadata=client.V1ObjectMeta(name="compute"),
+            spec=client.V1ResourceQuotaSpec(hard={"requests.cpu": "500m", "limits.cpu": "500m", "pods": "5"}),
+        ),
+    )
     # quota admission enforces nothing until the controller has filled the status
-    wait_for(lambda: (core.read_namespaced_resource_quota("compute", namespace).status.hard or {}).get("pods"),
-             what="ResourceQuota status")
+    wait_for(
+        lambda: (core.read_namespaced_resource_quota("compute", namespace).status.hard or {}).get("pods"),
+        what="ResourceQuota status",
+    )
 
     core.create_namespaced_pod(namespace, pod("small", "200m"))
     with pytest.raises(ApiException) as rejected:
@@ -94,15 +112,23 @@ def test_deployments_get_replica_sets_and_pending_pods(control_plane):
     namespace = unique("deploy")
     create_namespace(core, namespace)
     labels = {"app": "web"}
-    apps.create_namespaced_deployment(namespace, client.V1Deployment(
-        metadata=client.V1ObjectMeta(name="web"),
-        spec=client.V1DeploymentSpec(replicas=2, selector=client.V1LabelSelector(match_labels=labels),
-                                     template=client.V1PodTemplateSpec(
-                                         metadata=client.V1ObjectMeta(labels=labels),
-                                         spec=client.V1PodSpec(containers=[client.V1Container(
-                                             name="web", image="example.invalid/web:1")])))))
-    pods = wait_for(lambda: len(core.list_namespaced_pod(namespace).items) == 2
-                    and core.list_namespaced_pod(namespace).items,
-                    what="two pods")
+    apps.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1DeploymentSpec(
+                replicas=2,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="example.invalid/web:1")]),
+                ),
+            ),
+        ),
+    )
+    pods = wait_for(
+        lambda: len(core.list_namespaced_pod(namespace).items) == 2 and core.list_namespaced_pod(namespace).items,
+        what="two pods",
+    )
     assert {p.status.phase for p in pods} == {"Pending"}
     assert apps.list_namespaced_replica_set(namespace).items

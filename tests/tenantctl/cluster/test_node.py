@@ -108,15 +108,20 @@ def test_a_service_address_kube_proxy_has_not_rewritten_stays_on_this_machine(no
     packet is sent)."""
     unused = str(ipaddress.ip_network(node_cluster.service_cidr)[-2])
     from_the_host = subprocess.run(["ip", "-o", "route", "get", unused], capture_output=True, text=True, check=True)
-    from_a_pod = subprocess.run(["ip", "-o", "route", "get", unused, "from", web["server"].status.pod_ip, "iif",
-                                 BRIDGE], capture_output=True, text=True, check=True)
+    from_a_pod = subprocess.run(
+        ["ip", "-o", "route", "get", unused, "from", web["server"].status.pod_ip, "iif", BRIDGE],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for route in (from_the_host.stdout, from_a_pod.stdout):
         assert f"dev {BRIDGE}" in route, route
 
 
 def _guard_drops() -> int:
-    listing = subprocess.run(["iptables", "-t", "mangle", "-L", EGRESS_CHAIN, "-v", "-x", "-n"], capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        ["iptables", "-t", "mangle", "-L", EGRESS_CHAIN, "-v", "-x", "-n"], capture_output=True, text=True, check=True
+    ).stdout
     return sum(int(line.split()[0]) for line in listing.splitlines() if "DROP" in line)
 
 
@@ -135,5 +140,7 @@ def test_a_deleted_pod_is_stopped(node_cluster, web):
     core, namespace = web["core"], web["namespace"]
     run_pod(core, namespace, "short-lived", node_cluster.busybox_image)
     core.delete_namespaced_pod("short-lived", namespace, grace_period_seconds=0)
-    wait_for(lambda: "short-lived" not in [p.metadata.name for p in core.list_namespaced_pod(namespace).items],
-             what="the Pod to be gone")
+    wait_for(
+        lambda: "short-lived" not in [p.metadata.name for p in core.list_namespaced_pod(namespace).items],
+        what="the Pod to be gone",
+    )

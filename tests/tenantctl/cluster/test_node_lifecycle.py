@@ -16,8 +16,7 @@ from kubernetes import client, config
 
 from tenantctl.cluster.machine import NODE_LOCK
 from tests.helpers import processes_mentioning, wait_for
-from tests.node_pods import (WEB_SERVER, create_namespace, expose, fingerprint_differences, host_fingerprint,
-                             run_pod)
+from tests.node_pods import WEB_SERVER, create_namespace, expose, fingerprint_differences, host_fingerprint, run_pod
 
 LOCK_WAIT = "1800"  # another checkout's tests may be using this machine's one node
 
@@ -26,8 +25,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.node_lifecycle, pytest.mark.timeo
 
 
 def tenantctl(*args: str, timeout: float = 2400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tenantctl", "cluster", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tenantctl", "cluster", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def up_detached(state_dir: Path) -> dict:
@@ -50,14 +50,24 @@ def use_the_node(state: dict) -> None:
     namespace = create_namespace(core, "lifecycle")
     run_pod(core, namespace, "web", image, WEB_SERVER, labels={"app": "web"})
     expose(core, namespace, "web", {"app": "web"})
-    client.NetworkingV1Api(core.api_client).create_namespaced_network_policy(namespace, {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})
+    client.NetworkingV1Api(core.api_client).create_namespaced_network_policy(
+        namespace,
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        },
+    )
 
 
 def _images(state: dict) -> list[str]:
-    return subprocess.run(["ctr", "--address", state["containerd_socket"], "-n", "k8s.io", "images", "list", "-q"],
-                          capture_output=True, text=True, check=True).stdout.split()
+    return subprocess.run(
+        ["ctr", "--address", state["containerd_socket"], "-n", "k8s.io", "images", "list", "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
 
 
 def quiet_fingerprint(state_dir: Path) -> dict:
@@ -96,7 +106,8 @@ def test_up_status_and_down_leave_nothing_behind(state_dir):
         state = up_detached(state_dir)
         assert state["node"] is True and state["pod_cidr"] == "10.244.0.0/24"
         node = client.CoreV1Api(config.new_client_from_config(config_file=state["kubeconfig"])).read_node(
-            state["node_name"])
+            state["node_name"]
+        )
         assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
         use_the_node(state)
     finally:
@@ -111,8 +122,21 @@ def test_ctrl_c_while_starting_leaves_nothing_behind(state_dir, tmp_path):
     before = quiet_fingerprint(state_dir)
     log_path = tmp_path / "up.log"
     with open(log_path, "w") as log:
-        up = subprocess.Popen([sys.executable, "-m", "tenantctl", "cluster", "up", "--lock-timeout", LOCK_WAIT,
-                               "--state-dir", str(state_dir)], stdout=log, stderr=subprocess.STDOUT)
+        up = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tenantctl",
+                "cluster",
+                "up",
+                "--lock-timeout",
+                LOCK_WAIT,
+                "--state-dir",
+                str(state_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for(lambda: "starting kubelet" in log_path.read_text(), timeout=1800, what="the kubelet to start")
         up.send_signal(signal.SIGINT)

@@ -9,19 +9,41 @@ import tomllib
 from pathlib import Path
 
 from tenantctl.cluster.addons import cluster_objects, coredns_deployment
-from tenantctl.cluster.network import (BRIDGE, CLUSTER_DNS_IP, CNI_NETWORK, EGRESS_CHAIN, KUBE_ROUTER_USER,
-                                       POD_CIDR, SERVICE_CIDR)
+from tenantctl.cluster.network import (
+    BRIDGE,
+    CLUSTER_DNS_IP,
+    CNI_NETWORK,
+    EGRESS_CHAIN,
+    KUBE_ROUTER_USER,
+    POD_CIDR,
+    SERVICE_CIDR,
+)
 from tenantctl.cluster.pki import Pki
-from tenantctl.cluster.rendering import (RUNC, NodeFiles, apiserver_args, cni_config, containerd_args,
-                                         containerd_config, controller_manager_args, egress_guard_rules, etcd_args,
-                                         kube_proxy_args, kube_proxy_config, kube_router_args, kube_scheduler_args,
-                                         kubeconfig, kubelet_args, kubelet_config)
+from tenantctl.cluster.rendering import (
+    RUNC,
+    NodeFiles,
+    apiserver_args,
+    cni_config,
+    containerd_args,
+    containerd_config,
+    controller_manager_args,
+    egress_guard_rules,
+    etcd_args,
+    kube_proxy_args,
+    kube_proxy_config,
+    kube_router_args,
+    kube_scheduler_args,
+    kubeconfig,
+    kubelet_args,
+    kubelet_config,
+)
 
 STATE = Path("/state/node")
 FILES = NodeFiles(STATE)
 SOCKET = Path("/run/llm-tenants-node/containerd.sock")
-PKI = Pki(*(Path("/state/pki") / name for name in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "sa.key",
-                                                    "sa.pub")))
+PKI = Pki(
+    *(Path("/state/pki") / name for name in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub"))
+)
 
 
 def flags(argv: list[str]) -> dict[str, str]:
@@ -74,9 +96,17 @@ def test_the_api_server_alone_stays_on_loopback():
 
 
 def test_the_api_server_with_a_node_advertises_the_node_ip_and_authenticates_to_the_kubelet():
-    options = flags(apiserver_args(Path("/bin/kube-apiserver"), PKI, etcd_port=2379, secure_port=6443,
-                                   node_ip="192.0.2.7", kubelet_client_cert=Path("/state/pki/kubelet-client"),
-                                   kubelet_address_types="InternalIP,Hostname"))
+    options = flags(
+        apiserver_args(
+            Path("/bin/kube-apiserver"),
+            PKI,
+            etcd_port=2379,
+            secure_port=6443,
+            node_ip="192.0.2.7",
+            kubelet_client_cert=Path("/state/pki/kubelet-client"),
+            kubelet_address_types="InternalIP,Hostname",
+        )
+    )
     assert options["bind-address"] == "0.0.0.0" and options["advertise-address"] == "192.0.2.7"
     assert options["kubelet-client-certificate"] == "/state/pki/kubelet-client.crt"
     assert options["kubelet-client-key"] == "/state/pki/kubelet-client.key"
@@ -105,8 +135,11 @@ def test_containerd_has_its_own_root_socket_and_cri_settings():
     assert cri["restrict_oom_score_adj"] is True
     runc = cri["containerd"]["runtimes"]["runc"]
     assert runc["runtime_type"] == "io.containerd.runc.v2"
-    assert runc["options"] == {"BinaryName": str(RUNC), "Root": str(STATE / "containerd" / "runc"),
-                               "SystemdCgroup": False}
+    assert runc["options"] == {
+        "BinaryName": str(RUNC),
+        "Root": str(STATE / "containerd" / "runc"),
+        "SystemdCgroup": False,
+    }
     assert cri["cni"]["conf_dir"] == str(FILES.cni_conflist.parent) and cri["cni"]["max_conf_num"] == 1
     assert containerd_args(FILES)[1:] == ["--config", str(FILES.containerd_config), "--log-level", "warn"]
 
@@ -124,8 +157,14 @@ def test_the_cni_network_is_the_pod_bridge_without_masquerading():
 
 
 def test_the_kubelet_authenticates_every_client_and_never_evicts_for_the_disk():
-    config = kubelet_config(FILES, address="127.0.0.1", port=10250, healthz_port=10248,
-                            client_ca=Path("/state/pki/ca.crt"), containerd_socket=SOCKET)
+    config = kubelet_config(
+        FILES,
+        address="127.0.0.1",
+        port=10250,
+        healthz_port=10248,
+        client_ca=Path("/state/pki/ca.crt"),
+        containerd_socket=SOCKET,
+    )
     assert config["kind"] == "KubeletConfiguration"
     assert config["address"] == "127.0.0.1" and config["port"] == 10250 and config["readOnlyPort"] == 0
     assert config["authentication"]["anonymous"] == {"enabled": False}
@@ -195,5 +234,9 @@ def test_the_addons_are_coredns_behind_kube_dns_and_kube_routers_rbac():
     assert {"networkpolicies"} <= {resource for rule in role["rules"] for resource in rule["resources"]}
     binding = by_kind[("ClusterRoleBinding", KUBE_ROUTER_USER)]
     assert binding["subjects"] == [{"kind": "User", "name": KUBE_ROUTER_USER, "apiGroup": "rbac.authorization.k8s.io"}]
-    assert coredns_deployment("x")["spec"]["template"]["spec"]["containers"][0]["securityContext"][
-        "readOnlyRootFilesystem"] is True
+    assert (
+        coredns_deployment("x")["spec"]["template"]["spec"]["containers"][0]["securityContext"][
+            "readOnlyRootFilesystem"
+        ]
+        is True
+    )

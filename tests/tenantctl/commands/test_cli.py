@@ -46,18 +46,49 @@ class Ports:
     alertmanager: int = field(default_factory=free_port)
 
     def every(self, tenant_ports: dict[str, int]) -> list[int]:
-        return [self.gateway, self.model, self.embedding, self.prometheus, self.redis, self.alertmanager,
-                *tenant_ports.values()]
+        return [
+            self.gateway,
+            self.model,
+            self.embedding,
+            self.prometheus,
+            self.redis,
+            self.alertmanager,
+            *tenant_ports.values(),
+        ]
 
 
 def start_tenantctl_up(tenants: Path, run_dir: Path, ports: Ports) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tenantctl", "--tenants-dir", str(tenants), "up", "--run-dir", str(run_dir),
-         "--gateway-port", str(ports.gateway), "--model-port", str(ports.model),
-         "--embedding-port", str(ports.embedding), "--workers", "1",
-         "--prometheus-port", str(ports.prometheus), "--scrape-interval", "1s", "--redis-port", str(ports.redis),
-         "--alertmanager-port", str(ports.alertmanager)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OPENAI_API_KEY": ""},
+        [
+            sys.executable,
+            "-m",
+            "tenantctl",
+            "--tenants-dir",
+            str(tenants),
+            "up",
+            "--run-dir",
+            str(run_dir),
+            "--gateway-port",
+            str(ports.gateway),
+            "--model-port",
+            str(ports.model),
+            "--embedding-port",
+            str(ports.embedding),
+            "--workers",
+            "1",
+            "--prometheus-port",
+            str(ports.prometheus),
+            "--scrape-interval",
+            "1s",
+            "--redis-port",
+            str(ports.redis),
+            "--alertmanager-port",
+            str(ports.alertmanager),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OPENAI_API_KEY": ""},
     )
 
 
@@ -90,8 +121,11 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float = 240) -> 
 
 
 def leftovers(ports: list[int]) -> list[int]:
-    return [pid for port in ports for pid in processes_mentioning(f"127.0.0.1:{port}")
-            + processes_mentioning(f"--port {port}")]
+    return [
+        pid
+        for port in ports
+        for pid in processes_mentioning(f"127.0.0.1:{port}") + processes_mentioning(f"--port {port}")
+    ]
 
 
 @pytest.mark.e2e
@@ -106,16 +140,47 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
         assert f"alertmanager: http://127.0.0.1:{ports.alertmanager}" in output
         # the gateway, the model server, tenantctl itself (child restarts) and each proxy
         assert_prometheus_scrapes_everything(ports.prometheus, expected_targets=3 + len(tenant_ports))
-        answer = httpx.post(f"http://127.0.0.1:{tenant_ports['closed-ai']}/ask", timeout=120,
-                            json={"question": "Which company do you work for?", "max_tokens": 20})
+        answer = httpx.post(
+            f"http://127.0.0.1:{tenant_ports['closed-ai']}/ask",
+            timeout=120,
+            json={"question": "Which company do you work for?", "max_tokens": 20},
+        )
         assert answer.status_code == 200
-        ask = subprocess.run([sys.executable, "-m", "tenantctl", "ask", "acme-corp", "Say hi.", "--max-tokens",
-                              "5", "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+        ask = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tenantctl",
+                "ask",
+                "acme-corp",
+                "Say hi.",
+                "--max-tokens",
+                "5",
+                "--run-dir",
+                str(tmp_path / "run"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert ask.returncode == 0, ask.stderr
         assert ask.stdout.strip()
-        usage = subprocess.run([sys.executable, "-m", "tenantctl", "--tenants-dir", str(tenants), "usage",
-                                "closed-ai", "--run-dir", str(tmp_path / "run")], capture_output=True, text=True,
-                               timeout=60)
+        usage = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tenantctl",
+                "--tenants-dir",
+                str(tenants),
+                "usage",
+                "closed-ai",
+                "--run-dir",
+                str(tmp_path / "run"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert usage.returncode == 0, usage.stderr
         assert "requests 1 " in usage.stdout and "remaining" in usage.stdout  # the /ask above, from the ledger
 
@@ -152,15 +217,22 @@ def kill_all(pids: list[int]) -> None:
 
 
 def restarts_in_prometheus(prometheus_port: int) -> dict[str, float]:
-    result = httpx.get(f"http://127.0.0.1:{prometheus_port}/api/v1/query", timeout=10,
-                       params={"query": "tenantctl_child_restarts_total"}).json()["data"]["result"]
+    result = httpx.get(
+        f"http://127.0.0.1:{prometheus_port}/api/v1/query",
+        timeout=10,
+        params={"query": "tenantctl_child_restarts_total"},
+    ).json()["data"]["result"]
     return {series["metric"]["service"]: float(series["value"][1]) for series in result}
 
 
 def answers(port: int) -> bool:
     try:
-        return httpx.post(f"http://127.0.0.1:{port}/ask", json={"question": "Hi", "max_tokens": 3},
-                          timeout=120).status_code == 200
+        return (
+            httpx.post(
+                f"http://127.0.0.1:{port}/ask", json={"question": "Hi", "max_tokens": 3}, timeout=120
+            ).status_code
+            == 200
+        )
     except httpx.HTTPError:
         return False
 
@@ -202,15 +274,23 @@ def test_up_refuses_an_invalid_spec(tmp_path, tenants_on_free_ports):
     spec_file = tenants / "closed-ai" / SPEC_FILENAME
     document = json.loads(spec_file.read_text())
     spec_file.write_text(json.dumps({**document, "system_prompt": ""}))
-    result = subprocess.run([sys.executable, "-m", "tenantctl", "--tenants-dir", str(tenants), "up",
-                             "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tenantctl", "--tenants-dir", str(tenants), "up", "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert f"{spec_file}: system_prompt:" in result.stderr
 
 
 def test_ask_without_a_running_platform(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tenantctl", "ask", "acme-corp", "hi", "--run-dir",
-                             str(tmp_path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tenantctl", "ask", "acme-corp", "hi", "--run-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "tenantctl up" in result.stderr
 
@@ -222,12 +302,35 @@ def test_up_refuses_a_port_in_use(tmp_path, tenants_on_free_ports, service):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        ports = {"gateway": free_port(), "model": free_port(), "prometheus": free_port(), "alertmanager": free_port(),
-                 service: port}
-        result = subprocess.run([sys.executable, "-m", "tenantctl", "--tenants-dir", str(tenants), "up",
-                                 "--gateway-port", str(ports["gateway"]), "--model-port", str(ports["model"]),
-                                 "--prometheus-port", str(ports["prometheus"]),
-                                 "--alertmanager-port", str(ports["alertmanager"]), "--run-dir", str(tmp_path / "run")],
-                                capture_output=True, text=True, timeout=60)
+        ports = {
+            "gateway": free_port(),
+            "model": free_port(),
+            "prometheus": free_port(),
+            "alertmanager": free_port(),
+            service: port,
+        }
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tenantctl",
+                "--tenants-dir",
+                str(tenants),
+                "up",
+                "--gateway-port",
+                str(ports["gateway"]),
+                "--model-port",
+                str(ports["model"]),
+                "--prometheus-port",
+                str(ports["prometheus"]),
+                "--alertmanager-port",
+                str(ports["alertmanager"]),
+                "--run-dir",
+                str(tmp_path / "run"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 1
     assert f"already in use: {service} port {port}" in result.stderr

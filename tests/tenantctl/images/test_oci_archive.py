@@ -16,9 +16,11 @@ def read_archive(path) -> dict[str, bytes]:
 
 
 def test_the_archive_is_an_oci_layout_naming_the_image(tmp_path):
-    spec = ImageSpec("llm-tenants.local/tool:1.0", [ImageFile("/bin/tool", b"#!/bin/sh\n", 0o755),
-                                                     ImageFile("/bin/alias", symlink_to="tool")],
-                     entrypoint=["/bin/tool"])
+    spec = ImageSpec(
+        "llm-tenants.local/tool:1.0",
+        [ImageFile("/bin/tool", b"#!/bin/sh\n", 0o755), ImageFile("/bin/alias", symlink_to="tool")],
+        entrypoint=["/bin/tool"],
+    )
     digest = write_image(spec, tmp_path / "tool.tar")
     files = read_archive(tmp_path / "tool.tar")
     assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from alert_config_sync.routing import PlatformAlerts
-from tenantctl.local.alertmanager import alert_token_path, local_alertmanager_config
-from tenantctl.commands.main import main as tenantctl
-from tenantctl.local.prometheus import ScrapeTargets, prometheus_config
 from tenant_spec import SPEC_FILENAME, SpecError, discover_tenant_specs, load_tenant_spec
+from tenantctl.commands.main import main as tenantctl
+from tenantctl.local.alertmanager import alert_token_path, local_alertmanager_config
+from tenantctl.local.prometheus import ScrapeTargets, prometheus_config
 from tests.helpers import TENANTS_DIR
 
 
@@ -23,11 +23,17 @@ def write_spec(directory, name: str, **fields) -> None:
     (directory / name / SPEC_FILENAME).write_text(json.dumps(spec))
 
 
-@pytest.mark.parametrize("alerts, field", [
-    ({"webhook_urls": ["https://ops:hunter2@hooks.example.com/"]}, "alerts.webhook_urls"),
-    ({"tenant": "closed-ai", "webhook_urls": ["https://hooks.example.com/"]}, "alerts.tenant: is not a known field"),
-    ({"matchers": ['tenant="closed-ai"']}, "alerts.matchers: is not a known field"),
-])
+@pytest.mark.parametrize(
+    "alerts, field",
+    [
+        ({"webhook_urls": ["https://ops:hunter2@hooks.example.com/"]}, "alerts.webhook_urls"),
+        (
+            {"tenant": "closed-ai", "webhook_urls": ["https://hooks.example.com/"]},
+            "alerts.tenant: is not a known field",
+        ),
+        ({"matchers": ['tenant="closed-ai"']}, "alerts.matchers: is not a known field"),
+    ],
+)
 def test_a_bad_or_grabbing_alerts_field_is_refused_with_file_and_field(tmp_path, alerts, field):
     write_spec(tmp_path, "grabber", alerts=alerts)
     with pytest.raises(SpecError) as refused:
@@ -37,8 +43,11 @@ def test_a_bad_or_grabbing_alerts_field_is_refused_with_file_and_field(tmp_path,
 
 def test_a_named_token_must_be_in_the_run_directory(tmp_path):
     tenants, run_dir = tmp_path / "tenants", tmp_path / "run"
-    write_spec(tenants, "acme-corp", alerts={"webhook_urls": ["https://hooks.example.com/a"],
-                                             "webhook_token_secret": "alerts-webhook"})
+    write_spec(
+        tenants,
+        "acme-corp",
+        alerts={"webhook_urls": ["https://hooks.example.com/a"], "webhook_token_secret": "alerts-webhook"},
+    )
     specs = discover_tenant_specs(tenants)
     with pytest.raises(SpecError, match="alerts.webhook_token_secret: put the token in .*alert-secrets/acme-corp/"):
         local_alertmanager_config(specs, PlatformAlerts(), run_dir, tenants)
@@ -60,17 +69,41 @@ def test_prometheus_sends_alerts_to_the_local_alertmanager():
 
 
 def test_alerts_config_prints_the_checked_config_of_the_repository_specs(capsys):
-    assert tenantctl(["--tenants-dir", str(TENANTS_DIR), "alerts", "config",
-                      "--platform-webhook", "https://oncall.example.com/am"]) == 0
+    assert (
+        tenantctl(
+            [
+                "--tenants-dir",
+                str(TENANTS_DIR),
+                "alerts",
+                "config",
+                "--platform-webhook",
+                "https://oncall.example.com/am",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "SUCCESS" in captured.err  # amtool check-config
     config = yaml.safe_load(captured.out)
-    assert config["receivers"][0] == {"name": "platform", "webhook_configs": [
-        {"url": "https://oncall.example.com/am", "send_resolved": True, "max_alerts": 50}]}
+    assert config["receivers"][0] == {
+        "name": "platform",
+        "webhook_configs": [{"url": "https://oncall.example.com/am", "send_resolved": True, "max_alerts": 50}],
+    }
     assert {rule["source_matchers"][1] for rule in config["inhibit_rules"]} == {'backend="vllm"', 'backend="openai"'}
 
 
 def test_alerts_config_refuses_a_platform_webhook_with_credentials(capsys):
-    assert tenantctl(["--tenants-dir", str(TENANTS_DIR), "alerts", "config",
-                      "--platform-webhook", "https://u:p@oncall.example.com/am"]) == 1
+    assert (
+        tenantctl(
+            [
+                "--tenants-dir",
+                str(TENANTS_DIR),
+                "alerts",
+                "config",
+                "--platform-webhook",
+                "https://u:p@oncall.example.com/am",
+            ]
+        )
+        == 1
+    )
     assert "must not hold credentials" in capsys.readouterr().err

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from dashboards import ALERT_RULES_FILE
 from alert_config_sync.routing import PlatformAlerts, TenantAlerts
+from dashboards import ALERT_RULES_FILE
 from tenant_spec.rate_limits import RateLimits
 from tenantctl.local.alertmanager import amtool_check
 from tenantctl.local.platform import LocalPlatform, LocalSettings
@@ -42,7 +42,8 @@ class WebhookReceiver:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with receiver.lock:
                     receiver.notifications.setdefault(self.path.strip("/"), []).append(
-                        {**body, "authorization": self.headers.get("Authorization")})
+                        {**body, "authorization": self.headers.get("Authorization")}
+                    )
                 self.send_response(200)
                 self.end_headers()
 
@@ -61,8 +62,13 @@ class WebhookReceiver:
 
     def alerts(self, path: str, alertname: str, status: str) -> list[dict]:
         """Alerts named `alertname` in notifications of `status` (firing/resolved) to `path`."""
-        return [alert for note in self.received(path) if note["status"] == status
-                for alert in note["alerts"] if alert["labels"]["alertname"] == alertname]
+        return [
+            alert
+            for note in self.received(path)
+            if note["status"] == status
+            for alert in note["alerts"]
+            if alert["labels"]["alertname"] == alertname
+        ]
 
     def __enter__(self):
         self.thread.start()
@@ -114,8 +120,9 @@ def alertmanager_alerts(url: str, alertname: str) -> list[dict]:
 
 
 def firing_in_prometheus(prometheus_url: str, alertname: str, tenant: str) -> bool:
-    return bool(prometheus_query(prometheus_url, f'ALERTS{{alertname="{alertname}",tenant="{tenant}",'
-                                                 'alertstate="firing"}'))
+    return bool(
+        prometheus_query(prometheus_url, f'ALERTS{{alertname="{alertname}",tenant="{tenant}",alertstate="firing"}}')
+    )
 
 
 @pytest.fixture
@@ -131,19 +138,35 @@ def alerting_platform(tmp_path, receiver, process_group):
     token_dir = tmp_path / "run" / "alert-secrets" / "acme-corp"
     token_dir.mkdir(parents=True)
     (token_dir / "alerts-webhook").write_text("acme-webhook-token\n")
-    specs = [spec.model_copy(update={
-        "backend": "vllm",
-        "rate_limits": RateLimits(requests_per_minute=10_000, requests_per_hour=100_000),  # no 429s here
-        "alerts": TenantAlerts(webhook_urls=[receiver.url(spec.name)],
-                               webhook_token_secret="alerts-webhook" if spec.name == "acme-corp" else None),
-    }) for spec in specs_on_free_ports()]
+    specs = [
+        spec.model_copy(
+            update={
+                "backend": "vllm",
+                "rate_limits": RateLimits(requests_per_minute=10_000, requests_per_hour=100_000),  # no 429s here
+                "alerts": TenantAlerts(
+                    webhook_urls=[receiver.url(spec.name)],
+                    webhook_token_secret="alerts-webhook" if spec.name == "acme-corp" else None,
+                ),
+            }
+        )
+        for spec in specs_on_free_ports()
+    ]
     settings = LocalSettings(
-        run_dir=tmp_path / "run", gateway_port=free_port(), embedding_port=free_port(),
-        prometheus_port=free_port(), redis_port=free_port(), alertmanager_port=free_port(),
-        scrape_interval="1s", embedded_model=False, vllm_endpoints=[f"http://127.0.0.1:{stub_port}"], workers=1,
+        run_dir=tmp_path / "run",
+        gateway_port=free_port(),
+        embedding_port=free_port(),
+        prometheus_port=free_port(),
+        redis_port=free_port(),
+        alertmanager_port=free_port(),
+        scrape_interval="1s",
+        embedded_model=False,
+        vllm_endpoints=[f"http://127.0.0.1:{stub_port}"],
+        workers=1,
         alert_rules_file=quick_rules(tmp_path / "rules.yml"),
-        platform_alerts=PlatformAlerts(webhook_urls=[receiver.url("platform")], group_wait="1s",
-                                       group_interval="2s", repeat_interval="1h"))
+        platform_alerts=PlatformAlerts(
+            webhook_urls=[receiver.url("platform")], group_wait="1s", group_interval="2s", repeat_interval="1h"
+        ),
+    )
     platform = LocalPlatform(specs, settings, environ={})
     try:
         platform.start()
@@ -160,36 +183,61 @@ def test_alerts_reach_their_tenant_only_and_a_backend_outage_reaches_the_platfor
 
     # acme-corp's answers go bad: its alert reaches its webhook (with its token) and the platform's.
     with Traffic(acme_url, "stub-fault:500") as bad:
-        alert = wait_for(lambda: receiver.alerts("acme-corp", "TenantHighErrorRatio", "firing"), timeout=180,
-                         what="TenantHighErrorRatio at acme-corp's webhook")[0]
+        alert = wait_for(
+            lambda: receiver.alerts("acme-corp", "TenantHighErrorRatio", "firing"),
+            timeout=180,
+            what="TenantHighErrorRatio at acme-corp's webhook",
+        )[0]
     assert set(bad.statuses) == {502}, bad.statuses
     assert alert["labels"]["tenant"] == "acme-corp"
     assert receiver.received("acme-corp")[0]["authorization"] == "Bearer acme-webhook-token"
-    wait_for(lambda: receiver.alerts("platform", "TenantHighErrorRatio", "firing"), timeout=60,
-             what="the platform hearing acme-corp's alert too")
+    wait_for(
+        lambda: receiver.alerts("platform", "TenantHighErrorRatio", "firing"),
+        timeout=60,
+        what="the platform hearing acme-corp's alert too",
+    )
     # Recovery (no more errors in the window): the resolved notification follows.
-    wait_for(lambda: receiver.alerts("acme-corp", "TenantHighErrorRatio", "resolved"), timeout=180,
-             what="the resolved notification at acme-corp's webhook")
+    wait_for(
+        lambda: receiver.alerts("acme-corp", "TenantHighErrorRatio", "resolved"),
+        timeout=180,
+        what="the resolved notification at acme-corp's webhook",
+    )
     assert receiver.received("closed-ai") == []
 
     # The backend goes down: the platform hears it; the tenants' error alerts it causes are inhibited.
     before = len(receiver.received("acme-corp"))
     stub.stop()
-    wait_for(lambda: receiver.alerts("platform", "LLMGatewayBackendDown", "firing"), timeout=120,
-             what="LLMGatewayBackendDown at the platform's webhook")
+    wait_for(
+        lambda: receiver.alerts("platform", "LLMGatewayBackendDown", "firing"),
+        timeout=120,
+        what="LLMGatewayBackendDown at the platform's webhook",
+    )
     with Traffic(acme_url, "Hello?") as failing:
-        wait_for(lambda: firing_in_prometheus(prometheus, "TenantHighErrorRatio", "acme-corp"), timeout=120,
-                 what="acme-corp's error ratio alert firing in Prometheus")
-        suppressed = wait_for(lambda: [a for a in alertmanager_alerts(alertmanager, "TenantHighErrorRatio")
-                                       if a["status"]["inhibitedBy"]], timeout=60,
-                              what="Alertmanager inhibiting acme-corp's error ratio alert")
+        wait_for(
+            lambda: firing_in_prometheus(prometheus, "TenantHighErrorRatio", "acme-corp"),
+            timeout=120,
+            what="acme-corp's error ratio alert firing in Prometheus",
+        )
+        suppressed = wait_for(
+            lambda: [
+                a for a in alertmanager_alerts(alertmanager, "TenantHighErrorRatio") if a["status"]["inhibitedBy"]
+            ],
+            timeout=60,
+            what="Alertmanager inhibiting acme-corp's error ratio alert",
+        )
     assert failing.statuses and all(status >= 500 for status in failing.statuses), failing.statuses
     assert suppressed[0]["labels"]["tenant"] == "acme-corp" and suppressed[0]["status"]["state"] == "suppressed"
     # Held back until it resolves, and the backend comes back only then: nothing ever reached the tenants.
-    wait_for(lambda: not alertmanager_alerts(alertmanager, "TenantHighErrorRatio"), timeout=180,
-             what="acme-corp's error ratio alert resolved in Alertmanager")
+    wait_for(
+        lambda: not alertmanager_alerts(alertmanager, "TenantHighErrorRatio"),
+        timeout=180,
+        what="acme-corp's error ratio alert resolved in Alertmanager",
+    )
     stub.start()
-    wait_for(lambda: receiver.alerts("platform", "LLMGatewayBackendDown", "resolved"), timeout=180,
-             what="the backend's resolved notification at the platform's webhook")
+    wait_for(
+        lambda: receiver.alerts("platform", "LLMGatewayBackendDown", "resolved"),
+        timeout=180,
+        what="the backend's resolved notification at the platform's webhook",
+    )
     assert len(receiver.received("acme-corp")) == before
     assert receiver.received("closed-ai") == []

@@ -25,12 +25,23 @@ def test_everything_under_the_run_directory_is_private(platform, documents):
         mode = path.lstat().st_mode
         if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
             checked[str(path.relative_to(run_dir))] = oct(stat.S_IMODE(mode))
-    wrong = {path: mode for path, mode in checked.items()
-             if mode != ("0o700" if (run_dir / path).is_dir() else "0o600")}
+    wrong = {
+        path: mode for path, mode in checked.items() if mode != ("0o700" if (run_dir / path).is_dir() else "0o600")
+    }
     assert wrong == {}
-    for expected in ("gateway.json", "proxy-acme-corp.json", "redis.conf", "ledger.sqlite3", "state.json",
-                     "model-server.key", "knowledge/acme-corp/catalogue.sqlite3", "knowledge/acme-corp/chunks.faiss",
-                     "admin-keys/acme-corp.key", "gateway.log", "prometheus.yml"):
+    for expected in (
+        "gateway.json",
+        "proxy-acme-corp.json",
+        "redis.conf",
+        "ledger.sqlite3",
+        "state.json",
+        "model-server.key",
+        "knowledge/acme-corp/catalogue.sqlite3",
+        "knowledge/acme-corp/chunks.faiss",
+        "admin-keys/acme-corp.key",
+        "gateway.log",
+        "prometheus.yml",
+    ):
         assert expected in checked, f"{expected} not found under the run directory: {sorted(checked)}"
 
 
@@ -92,5 +103,5 @@ def listening_addresses(port: int) -> set[str]:
 
 def _address(hex_address: str, width: int) -> str:
     if width == 8:
-        return ".".join(str(int(hex_address[i:i + 2], 16)) for i in (6, 4, 2, 0))
+        return ".".join(str(int(hex_address[i : i + 2], 16)) for i in (6, 4, 2, 0))
     return hex_address  # IPv6: shown raw (anything here is a failure for a loopback-only server)

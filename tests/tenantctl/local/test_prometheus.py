@@ -10,9 +10,11 @@ import yaml
 from dashboards import ALERT_RULES_FILE
 from tenantctl.local.prometheus import ScrapeTargets, prometheus_config
 
-TARGETS = ScrapeTargets(gateway="http://127.0.0.1:8080",
-                        tenant_proxies=["http://127.0.0.1:5002", "http://127.0.0.1:5003"],
-                        model_servers=["http://127.0.0.1:8000", "https://gpu-1.example:8000"])
+TARGETS = ScrapeTargets(
+    gateway="http://127.0.0.1:8080",
+    tenant_proxies=["http://127.0.0.1:5002", "http://127.0.0.1:5003"],
+    model_servers=["http://127.0.0.1:8000", "https://gpu-1.example:8000"],
+)
 
 
 def test_scrapes_gateway_proxies_and_model_servers_with_the_alert_rules():
@@ -34,7 +36,11 @@ def test_scrapes_gateway_proxies_and_model_servers_with_the_alert_rules():
 def test_promtool_accepts_the_config_and_its_rules(tmp_path):
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(prometheus_config(TARGETS)))
-    result = subprocess.run([shutil.which("promtool") or "promtool", "check", "config", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [shutil.which("promtool") or "promtool", "check", "config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 9 rules found" in result.stdout + result.stderr

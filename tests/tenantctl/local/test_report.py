@@ -21,14 +21,24 @@ def panel_titles(tenant: str) -> list[str]:
 
 
 def run_report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tenantctl", "report", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "tenantctl", "report", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=180
+    )
 
 
 def test_report_is_a_png_with_one_plot_per_panel(observed_platform, tmp_path):
     output = tmp_path / "acme-corp.png"
-    result = run_report("acme-corp", "--prometheus", observed_platform.prometheus_url, "--range", "10m",
-                        "--rate-interval", "30s", "--output", str(output))
+    result = run_report(
+        "acme-corp",
+        "--prometheus",
+        observed_platform.prometheus_url,
+        "--range",
+        "10m",
+        "--rate-interval",
+        "30s",
+        "--output",
+        str(output),
+    )
     assert result.returncode == 0, result.stderr
     titles = panel_titles("acme-corp")
     assert f"{len(titles)} panels" in result.stdout
@@ -41,8 +51,14 @@ def test_report_is_a_png_with_one_plot_per_panel(observed_platform, tmp_path):
 
 
 def test_every_panel_has_data_except_the_cluster_only_one(observed_platform, tmp_path):
-    result = render_report("closed-ai", observed_platform.prometheus_url, tmp_path / "closed-ai.png",
-                           time_range="10m", rate_interval="30s", end=observed_platform.finished_at)
+    result = render_report(
+        "closed-ai",
+        observed_platform.prometheus_url,
+        tmp_path / "closed-ai.png",
+        time_range="10m",
+        rate_interval="30s",
+        end=observed_platform.finished_at,
+    )
     assert result.panels == panel_titles("closed-ai")
     assert result.panels_without_data == ["Namespace quota usage"]
 
@@ -54,8 +70,9 @@ def test_unknown_tenant_is_refused():
 
 
 def test_unreachable_prometheus_is_a_clear_error(tmp_path):
-    result = run_report("acme-corp", "--prometheus", f"http://127.0.0.1:{free_port()}", "--output",
-                        str(tmp_path / "x.png"))
+    result = run_report(
+        "acme-corp", "--prometheus", f"http://127.0.0.1:{free_port()}", "--output", str(tmp_path / "x.png")
+    )
     assert result.returncode == 1
     assert "cannot reach Prometheus" in result.stderr and "tenantctl up" in result.stderr
     assert not (tmp_path / "x.png").exists()

@@ -9,8 +9,8 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
-from tenantctl.processes import ManagedProcess
 from tenantctl.local.supervisor import ChildMetrics, RestartPolicy, Supervisor
+from tenantctl.processes import ManagedProcess
 from tests.helpers import free_port, wait_for
 
 FAST = RestartPolicy(initial_delay=0.05, max_delay=0.2, max_failures=3, stable_after=60, startup_timeout=30)
@@ -30,8 +30,13 @@ def sample(registry: CollectorRegistry, name: str, service: str) -> float:
 
 def test_a_killed_child_is_restarted_and_counted(tmp_path):
     port = free_port()
-    server = ManagedProcess("web", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                            f"http://127.0.0.1:{port}/", tmp_path / "web.log", cwd=tmp_path)
+    server = ManagedProcess(
+        "web",
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        f"http://127.0.0.1:{port}/",
+        tmp_path / "web.log",
+        cwd=tmp_path,
+    )
     supervisor, registry, logged = supervised(server)
     try:
         server.wait_healthy(30)
@@ -52,8 +57,13 @@ def test_a_killed_child_is_restarted_and_counted(tmp_path):
 
 
 def test_a_crash_loop_backs_off_and_gives_up(tmp_path):
-    crashing = ManagedProcess("crasher", [sys.executable, "-c", "raise SystemExit(3)"], "unused",
-                              tmp_path / "crasher.log", ready=lambda: False)
+    crashing = ManagedProcess(
+        "crasher",
+        [sys.executable, "-c", "raise SystemExit(3)"],
+        "unused",
+        tmp_path / "crasher.log",
+        ready=lambda: False,
+    )
     supervisor, registry, logged = supervised(crashing)
 
     def given_up() -> bool:

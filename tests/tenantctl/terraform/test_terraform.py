@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tenantctl.terraform.runner import Terraform, TerraformError
 from tenantctl.terraform.roots import repository_copy
+from tenantctl.terraform.runner import Terraform, TerraformError
 
 
 @pytest.fixture

@@ -25,8 +25,14 @@ def test_mirror_uses_terraforms_unpacked_layout():
     relative = provider_mirror.mirrored_provider_path().relative_to(provider_mirror.mirror_dir())
     version = toolchain.KUBECTL_PROVIDER_VERSION
     # Mirrored under its public registry address, so the HCL needs no source of ours.
-    assert relative.parts == ("registry.terraform.io", "gavinbunney", "kubectl", version,
-                              "linux_amd64", f"terraform-provider-kubectl_v{version}")
+    assert relative.parts == (
+        "registry.terraform.io",
+        "gavinbunney",
+        "kubectl",
+        version,
+        "linux_amd64",
+        f"terraform-provider-kubectl_v{version}",
+    )
 
 
 def test_provider_wrapper_pins_the_mirrored_version():
@@ -41,8 +47,13 @@ def test_cli_config_installs_from_the_mirror_only():
 
 
 def test_build_script_is_idempotent():
-    run = subprocess.run([str(REPO / "scripts" / "build-toolchain")], capture_output=True, text=True,
-                         env={**os.environ, "PYTHON": sys.executable}, timeout=120)
+    run = subprocess.run(
+        [str(REPO / "scripts" / "build-toolchain")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("[build-toolchain] cached ") == len(toolchain.COMPONENTS), run.stdout
     assert os.access(provider_mirror.mirrored_provider_path(), os.X_OK)
@@ -50,8 +61,10 @@ def test_build_script_is_idempotent():
 
 def test_node_wrappers_pin_the_versions_toolchain_names():
     wrappers = REPO / "scripts" / "toolchain"
-    assert f"github.com/cloudnativelabs/kube-router/v2 {toolchain.KUBE_ROUTER_VERSION}" in (
-        wrappers / "kube-router" / "go.mod").read_text()
+    assert (
+        f"github.com/cloudnativelabs/kube-router/v2 {toolchain.KUBE_ROUTER_VERSION}"
+        in (wrappers / "kube-router" / "go.mod").read_text()
+    )
     assert f"github.com/coredns/coredns {toolchain.COREDNS_VERSION}" in (wrappers / "coredns" / "go.mod").read_text()
     assert f"sigs.k8s.io/cri-tools {toolchain.CRI_TOOLS_VERSION}" in (wrappers / "cri-tools" / "go.mod").read_text()
     kubernetes = (wrappers / "kubernetes" / "go.mod").read_text()
