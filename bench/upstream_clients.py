@@ -10,6 +10,7 @@ bench/results/upstream_clients.{json,md}. Numbers from a shared 2-core machine: 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import shutil
@@ -70,6 +71,7 @@ async def _loop(one, concurrency: int) -> int:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="upstream-clients-"))
     stub = ManagedProcess(
