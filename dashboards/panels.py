@@ -186,7 +186,7 @@ def tenant_dashboard(tenant: str) -> Dashboard:
             panel(
                 "Tokens per second",
                 TOKENS_PER_SECOND,
-                "Prompt and completion tokens reported by the backends.",
+                "Prompt and completion tokens the gateway recorded (estimated where a backend reports none).",
                 (sum_by("tenant, kind", rate("llm_gateway_tokens_total", *scope)), "{{kind}}"),
             ),
             _cost("tenant, model", scope, "{{model}}"),
@@ -298,7 +298,7 @@ def platform_overview() -> Dashboard:
             panel(
                 "Tokens per second by backend",
                 TOKENS_PER_SECOND,
-                "Tokens reported by each backend.",
+                "Tokens recorded per backend (estimated where a backend reports none).",
                 (sum_by("backend, kind", rate("llm_gateway_tokens_total")), "{{backend}} {{kind}}"),
             ),
             _cost("model", (), "{{model}}"),

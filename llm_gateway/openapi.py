@@ -57,7 +57,7 @@ def gateway_openapi() -> dict:
             Operation(
                 "/readyz",
                 "GET",
-                "Readiness: a backend is usable and tenants are known",
+                "Readiness: the tenants are known and the usage ledger is connected",
                 response=Health,
                 errors=(503,),
                 authenticated=False,

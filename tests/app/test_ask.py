@@ -92,7 +92,8 @@ def test_streamed_answers_report_their_usage_and_are_counted(stub_upstream):
 
 
 def test_streamed_answers_without_backend_usage_are_estimated_and_counted(platform):
-    """End to end: llama.cpp's server reports no usage in streams; the proxy estimates it as the ledger does."""
+    """End to end: llama.cpp's server reports no usage in streams; the proxy counts the usage the gateway
+    estimated and recorded."""
     proxy = platform.tenant_urls["acme-corp"]
     before = proxy_tokens(httpx.get(proxy + "/metrics").text, "acme-corp")
     done = streamed_done(proxy, {**DETERMINISTIC, "question": "Say hello.", "stream": True, "max_tokens": 8})

@@ -190,7 +190,7 @@ def test_streamed_answers_count_tokens_and_cost_even_without_backend_usage(platf
         assert stream.status_code == 200
         lines = [line for line in stream.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
-    assert not any(json.loads(line[6:]).get("usage") for line in lines[:-1])  # the backend reported none
+    assert not any(json.loads(line[6:]).get("usage") for line in lines[:-1])  # the caller did not ask for usage
     completion, cost = (after - earlier for after, earlier in zip(totals(), before, strict=True))
     assert completion > 0 and cost > 0
 
@@ -293,7 +293,7 @@ def model_server_answers(platform) -> bool:
 
 @pytest.mark.parametrize("route", ["gateway", "proxy"])
 def test_a_field_that_crashes_the_model_server_is_refused_and_every_tenant_is_still_served(platform, route):
-    """`"grammar": "x"` used to reach llama.cpp's server and kill it, for every tenant."""
+    """`"grammar": "x"` would kill llama.cpp's server, for every tenant: it never reaches it."""
     url = platform.gateway_url if route == "gateway" else platform.tenant_urls["acme-corp"]
     headers = auth(platform, "acme-corp") if route == "gateway" else {}
     response = chat(url, headers, grammar="x")

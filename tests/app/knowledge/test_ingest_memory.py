@@ -1,7 +1,7 @@
 """A hostile document is ingested in memory linear in its size.
 
-The document: one markdown heading a fifth of its size long (which used to open every chunk: a
-200 KB document made 45 MB of chunks, a 5 MiB one would need about 55 GB), then prose. The
+The document: one markdown heading a fifth of its size long (were it to open every chunk, a 200 KB
+document would make 45 MB of chunks, a 5 MiB one about 55 GB), then prose. The
 ingest runs in a fresh Python process (the proxy app from its factory, embedding through the stub
 gateway over HTTP), which reports how far its peak resident memory rose above where it was just
 before the upload; the bound is linear in the document's size.

@@ -1,5 +1,6 @@
 """The supervisor of `tenantctl up` with real child processes: a crashed child comes back, counted;
-a crash loop backs off and ends with the child left down. (`tenantctl up` itself: test_cli.py.)"""
+a crash loop backs off and ends with the child left down.
+(`tenantctl up` itself: tests/tenantctl/commands/test_cli.py.)"""
 
 from __future__ import annotations
 
