@@ -39,14 +39,14 @@ class _RouteIdentity(BaseModel):
     name: str = Field(min_length=1, max_length=40, description="The tenant's name (the TenantRoute object's).")
     key_sha256: Sha256Digests = Field(
         min_length=1,
-        description="Hex SHA-256 of every gateway key valid for the "
-        "tenant (the current one and those being rotated out).",
+        description="Hex SHA-256 of every gateway key valid for the tenant (the current one and those being "
+        "rotated out).",
     )
     rate_limits: RateLimits | None = Field(None, description="The spec's rate_limits; None: not limited.")
     alerts: dict | None = Field(
         None,
-        description="The spec's alerts, read by the alert config sync (which "
-        "validates them itself), never by the gateway.",
+        description="The spec's alerts, read by the alert config sync (which validates them itself), never by "
+        "the gateway.",
     )
 
 
