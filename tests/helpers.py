@@ -49,6 +49,16 @@ def processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+def recorded_chat_usage(row) -> dict:
+    """The `usage` the gateway answers a chat completion with: its ledger row's numbers (a UsageRecord)."""
+    usage = {
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "total_tokens": row.total_tokens,
+    }
+    return {**usage, "estimated": True} if row.usage_estimated else usage
+
+
 def metric_value(metrics_text: str, name: str, **labels: str) -> float:
     """Sum of the samples of `name` whose labels include `labels` (0 when absent)."""
     total = 0.0

@@ -16,7 +16,7 @@ from llm_common.tracing import REQUEST_LOGGER
 from llm_gateway import create_app as create_gateway
 from llm_gateway.config import GatewayConfig
 from llm_gateway.ledger import UsageRecord, open_ledger
-from tests.helpers import InProcessServer, metric_value, proxy_app, tenant_route
+from tests.helpers import InProcessServer, metric_value, proxy_app, recorded_chat_usage, tenant_route
 from tests.llm_gateway import silent_upstream
 
 TENANT, GATEWAY_KEY = "globex", "gk-test"  # tests/helpers.py: proxy_app
@@ -94,15 +94,6 @@ def recorded(gateway, request_id: str) -> UsageRecord:
     return row
 
 
-def chat_usage(row: UsageRecord) -> dict:
-    usage = {
-        "prompt_tokens": row.prompt_tokens,
-        "completion_tokens": row.completion_tokens,
-        "total_tokens": row.total_tokens,
-    }
-    return {**usage, "estimated": True} if row.usage_estimated else usage
-
-
 def tokens(client) -> dict[str, float]:
     text = client.get("/metrics").get_data(as_text=True)
     return {
@@ -140,7 +131,7 @@ def test_asks_usage_is_the_gateways_and_its_log_line_has_backend_and_tokens(gate
     else:
         answer = response.json
     row = recorded(gateway, request_id)
-    assert answer["usage"] == chat_usage(row)
+    assert answer["usage"] == recorded_chat_usage(row)
     if gateway[2]:
         assert answer["usage"] == STUB_USAGE
     assert (answer["backend"], answer["answer"]) == ("vllm", "Hello from the zero-latency stub.")
@@ -158,12 +149,12 @@ def test_chat_completions_usage_is_the_gateways(gateway, client, proxy_lines, in
     response, request_id = post(client, "/v1/chat/completions", body)
     row = recorded(gateway, request_id)
     if include_usage is None:
-        assert response.json["usage"] == chat_usage(row)
+        assert response.json["usage"] == recorded_chat_usage(row)
     else:
         chunks = sse_data(response)
         assert chunks[-1] == "[DONE]"
         usages = [chunk["usage"] for chunk in chunks[:-1] if chunk.get("usage")]
-        assert usages == ([chat_usage(row)] if include_usage else [])  # only for a caller who asked
+        assert usages == ([recorded_chat_usage(row)] if include_usage else [])  # only for a caller who asked
     assert_counted_and_logged(client, before, row, proxy_lines, request_id)
 
 

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from llm_gateway import create_app
 from llm_gateway.config import GatewayConfig
 from llm_gateway.ledger import UsageRecord, open_ledger
-from tests.helpers import InProcessServer, metric_value, streamed_chunks, tenant_route
+from tests.helpers import InProcessServer, metric_value, recorded_chat_usage, streamed_chunks, tenant_route
 from tests.llm_gateway import silent_upstream
 
 KEY, TENANT = "k-usage", "metered"
@@ -80,16 +80,6 @@ def gateway(request, tmp_path: Path):
         yield Gateway(client, ledger_url, reports_usage)
 
 
-def chat_usage(row: UsageRecord) -> dict:
-    """The usage object of a recorded chat completion."""
-    usage = {
-        "prompt_tokens": row.prompt_tokens,
-        "completion_tokens": row.completion_tokens,
-        "total_tokens": row.total_tokens,
-    }
-    return {**usage, "estimated": True} if row.usage_estimated else usage
-
-
 def ask(**fields) -> dict:
     return {"messages": [{"role": "user", "content": "Tell me about the weather today."}], **fields}
 
@@ -99,7 +89,7 @@ def test_a_plain_answer_carries_the_usage_it_recorded_and_counted(gateway):
     response, request_id = gateway.post(ask())
     row = gateway.recorded(request_id)
     usage = response.json()["usage"]
-    assert usage == chat_usage(row)
+    assert usage == recorded_chat_usage(row)
     if gateway.reports_usage:
         assert usage == STUB_USAGE
     else:
@@ -122,7 +112,7 @@ def test_a_stream_ends_with_the_usage_it_recorded_for_a_caller_who_asked(gateway
     assert chunks[-1] == "[DONE]"
     usages = [chunk["usage"] for chunk in chunks[:-1] if chunk.get("usage")]
     if include_usage:
-        assert usages == [chat_usage(row)]
+        assert usages == [recorded_chat_usage(row)]
         closing = chunks[-2]  # as OpenAI sends it: after the last content chunk, `choices` empty
         assert (closing["object"], closing["choices"], closing["id"], closing["model"]) == (
             "chat.completion.chunk",
@@ -133,7 +123,7 @@ def test_a_stream_ends_with_the_usage_it_recorded_for_a_caller_who_asked(gateway
     else:
         assert usages == []
     if gateway.reports_usage:
-        assert chat_usage(row) == STUB_USAGE
+        assert recorded_chat_usage(row) == STUB_USAGE
     else:
         assert row.completion_tokens == silent_upstream.CONTENT_CHUNKS and row.prompt_tokens > 0
     after = gateway.tokens()
