@@ -13,7 +13,8 @@ prometheus.tf), never by the tenant's Pods. The platform's receivers hear every 
 the platform's own, with `receive_tenant_alerts: false`).
 
 Inhibition: while a gateway backend is down (`LLMGatewayBackendDown{backend}`), the error-ratio and
-latency alerts of the tenants routed to that backend (`auto` tenants: to either) are held back:
+latency alerts of the tenants whose models it serves (each self-hosted model is its own backend,
+OpenAI's models share `openai`) are held back:
 the platform hears the cause, the tenants do not get the symptoms.
 
 Secrets are referenced, never written into the configuration: a webhook's bearer token is read by
@@ -33,8 +34,6 @@ from tenant_spec.alerts import EMAIL_ADDRESS, AlertReceivers, TenantAlerts
 SEVERITIES = ("warning", "critical")  # the shipped rules' severities, least to most urgent
 TENANT_SYMPTOM_ALERTS = ("TenantHighErrorRatio", "TenantLatencySLOFastBurn", "TenantLatencySLOSlowBurn")
 BACKEND_DOWN_ALERT = "LLMGatewayBackendDown"
-# The gateway's chat backends (llm_gateway/services.py) and the tenant `backend` values routed to each.
-BACKEND_TENANTS = {"vllm": ("vllm", "auto"), "openai": ("openai", "auto")}
 PLATFORM_RECEIVER = "platform"
 TENANT_RECEIVER_PREFIX = "tenant-"
 DURATION = re.compile(r"^[1-9][0-9]*(ms|s|m|h|d|w)$")
@@ -78,11 +77,16 @@ class PlatformAlerts(AlertReceivers):
 
 @dataclass(frozen=True)
 class AlertTenant:
-    """What routing needs of one tenant: its name, its backend (for inhibition) and its `alerts`."""
+    """What routing needs of one tenant: its name, the backends its models are served by (for inhibition,
+    llm_common.catalogue.tenant_backends) and its `alerts`."""
 
     name: str
-    backend: str
+    backends: frozenset[str]
     alerts: TenantAlerts | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.backends, frozenset):  # a str would pass as a set of its letters
+            raise TypeError(f"AlertTenant {self.name}: backends must be a frozenset of backend names")
 
 
 def tenant_receiver(name: str) -> str:
@@ -203,8 +207,8 @@ def _token_file(tenant: AlertTenant, token_files: Mapping[str, str]) -> str | No
 def _inhibit_rules(tenants: list[AlertTenant]) -> list[dict]:
     """A backend down silences the symptoms of the tenants routed to it (see module doc)."""
     rules = []
-    for backend, tenant_backends in BACKEND_TENANTS.items():
-        affected = [tenant.name for tenant in tenants if tenant.backend in tenant_backends]
+    for backend in sorted({backend for tenant in tenants for backend in tenant.backends}):
+        affected = [tenant.name for tenant in tenants if backend in tenant.backends]
         if affected:
             rules.append(
                 {

@@ -30,7 +30,8 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from alert_config_sync.routing import AlertTenant, PlatformAlerts, render_alertmanager_config, tenant_problem
-from llm_common.kubernetes import kubernetes_client, read_tenant_routes
+from llm_common.catalogue import tenant_backends
+from llm_common.kubernetes import kubernetes_client, read_model_catalogue, read_tenant_routes
 from tenant_spec.alerts import TenantAlerts
 
 TOKEN_KEY = "token"  # the key of a tenant's webhook token Secret
@@ -59,19 +60,21 @@ class AlertConfigSync:
     def tenants(self) -> list[AlertTenant]:
         """Every valid TenantRoute as routing needs it (invalid ones logged and left out)."""
         tenants = []
+        catalogue = read_model_catalogue(self.custom, self.namespace)
         for route in read_tenant_routes(self.custom, self.namespace):
             where = f"{self.namespace}/{route.name}"
+            backends = tenant_backends(route.models, catalogue)
             try:
                 alerts = TenantAlerts.model_validate(route.alerts) if route.alerts is not None else None
-                problem = tenant_problem(AlertTenant(route.name, route.backend, alerts), self.platform)
+                problem = tenant_problem(AlertTenant(route.name, backends, alerts), self.platform)
             except ValidationError as error:
                 alerts, problem = None, f"invalid alerts: {error}"
             if problem:
                 log.warning("TenantRoute %s: %s; its alerts go to the platform only", where, problem)
                 alerts = None
-                if tenant_problem(AlertTenant(route.name, route.backend), self.platform):  # no tenant name: left out
+                if tenant_problem(AlertTenant(route.name, backends), self.platform):  # no tenant name: left out
                     continue
-            tenants.append(AlertTenant(route.name, route.backend, alerts))
+            tenants.append(AlertTenant(route.name, backends, alerts))
         return tenants
 
     def write_tokens(self, tenants: list[AlertTenant]) -> tuple[list[AlertTenant], dict[str, str]]:
@@ -95,7 +98,7 @@ class AlertConfigSync:
                         TOKEN_KEY,
                         reason,
                     )
-                    tenant = AlertTenant(tenant.name, tenant.backend, None)
+                    tenant = AlertTenant(tenant.name, tenant.backends, None)
                 else:
                     files[tenant.name] = str(_write_private(self.tokens_dir / tenant.name, token))
             usable.append(tenant)

@@ -23,19 +23,24 @@ from llm_common.errors import ApiError
 from llm_common.openai_client import ChatStream
 from llm_common.sse import DONE
 from llm_common.tracing import RequestRecord, current_record
+from tenant_spec.models import TENANT_DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
 
-def tenant_payload(services: ProxyServices, chat_payload: dict, instructions: str | None = None) -> dict:
+def tenant_payload(
+    services: ProxyServices, chat_payload: dict, instructions: str | None = None, model: str | None = None
+) -> dict:
     """The upstream payload: the tenant's prompt first, after the guardrails passed everything the caller sent.
 
-    `chat_payload` kept the request contract and holds only the caller's messages.
+    `chat_payload` kept the request contract and holds only the caller's messages; `model` is the one the
+    caller named (the gateway checks the tenant may use it; None: the tenant's default).
     """
     config = services.config
     services.guardrails.check(chat_payload["messages"], tools=chat_payload.get("tools"), instructions=instructions)
     return {
         **chat_payload,
+        "model": model or TENANT_DEFAULT_MODEL,
         "messages": with_tenant_prompt(config.system_prompt, chat_payload["messages"], instructions),
     }
 

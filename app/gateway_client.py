@@ -22,10 +22,11 @@ from llm_common.openai_client import (
     UpstreamUnavailable,
 )
 from llm_common.tracing import current_request_id
+from tenant_spec.models import TENANT_DEFAULT_MODEL
 
 T = TypeVar("T")
 BACKEND_HEADER = "x-llm-backend"
-PLACEHOLDER_MODEL = "tenant-default"  # the gateway picks the tenant's model per backend
+PLACEHOLDER_MODEL = TENANT_DEFAULT_MODEL  # a call naming no model gets the tenant's default
 log = logging.getLogger(__name__)
 
 
@@ -78,11 +79,17 @@ class GatewayClient:
             raise ApiError(502, "the gateway's embeddings answer was malformed", code="bad_gateway_answer") from None
 
 
+def _key_refused(error: UpstreamUnavailable | UpstreamRejected) -> bool:
+    """A 401, or a 403 other than the caller's model not being allowed to the tenant."""
+    code = (error.upstream_error or {}).get("code")
+    return error.status == 401 or (error.status == 403 and code != "model_not_allowed")
+
+
 def _as_api_error(error: UpstreamUnavailable | UpstreamRejected) -> ApiError:
     """The gateway's own error as it said it (status, type, code, message, Retry-After); a gateway that
     could not be reached, or answered without an error body, is a 502 whose details go to the log."""
     log.warning("gateway call failed: %s", error)
-    if error.status in (401, 403):  # the gateway refused this proxy's key: the platform's to fix, not the caller's
+    if _key_refused(error):  # the gateway refused this proxy's key: the platform's to fix, not the caller's
         return ApiError(
             502,
             "the LLM gateway refused this assistant's credentials; tell the platform operator this request id",

@@ -22,7 +22,12 @@ DESCRIPTION = (
 
 
 def proxy_openapi(tenant: str, end_user_keys: bool) -> dict:
-    errors = (400, 401, 413, 415, 429, 502, 503, 504) if end_user_keys else (400, 413, 415, 429, 502, 503, 504)
+    # 403 and 404 also answer a model the tenant may not use, or that does not exist.
+    errors = (
+        (400, 401, 403, 404, 413, 415, 429, 502, 503, 504)
+        if end_user_keys
+        else (400, 403, 404, 413, 415, 429, 502, 503, 504)
+    )
     reads = (401, 502, 503, 504) if end_user_keys else (502, 503, 504)
     return openapi_document(
         f"Tenant assistant: {tenant}",
@@ -65,9 +70,13 @@ def proxy_openapi(tenant: str, end_user_keys: bool) -> dict:
                 response=EmbeddingList,
                 errors=errors,
             ),
-            Operation("/v1/models", "GET", "The models this tenant can reach", response=ModelList, errors=reads),
+            Operation("/v1/models", "GET", "The models this tenant may use", response=ModelList, errors=reads),
             Operation(
-                "/v1/models/{model}", "GET", "One model this tenant can reach", response=ModelCard, errors=(404, *reads)
+                "/v1/models/{model}",
+                "GET",
+                "One model this tenant may use, by name or alias",
+                response=ModelCard,
+                errors=(404, *reads),
             ),
             Operation("/healthz", "GET", "Liveness", response=Health, errors=(), authenticated=False),
         ],

@@ -18,6 +18,9 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: StrictStr
+    model: StrictStr | None = Field(
+        None, max_length=256, description="A model (or alias) the tenant may use; unset: the tenant's default."
+    )
     max_tokens: StrictInt | None = Field(None, ge=1)
     history: list[HistoryMessage] = Field(default_factory=list)
     stream: StrictBool = False

@@ -10,11 +10,20 @@ both pointed at the same stubs.
         token p50/p99, errors, the gateway's memory (RSS of its processes) at the end, and the CPU
         seconds the client, the stub and the path between (gateway + its Redis, or LiteLLM) each used
         (one asyncio client, aiohttp, for every path)
-    (d) fairness on a saturated pool (our gateway only: one worker, the slow stub as one member of
-        `FAIR_CAPACITY` sequences): a light tenant's streams alone, then while a heavy tenant keeps ten
-        times as many streams going; the light tenant's TTFT p95 in both, and completed streams per second.
-        Twice: as configured by default (claims held `share_hold_seconds`), and with claims off
-        (`share_hold_seconds: 0`, fair order alone), to show what the claims do
+    (d) fairness on a saturated pool (our gateway only, the slow stub as one member of `FAIR_CAPACITY`
+        sequences): a light tenant's streams alone, then while a heavy tenant keeps ten times as many
+        streams going; the light tenant's TTFT p95 in both, and completed streams per second. As configured
+        by default (claims held `share_hold_seconds`), and with claims off (`share_hold_seconds: 0`, fair
+        order alone), to show what the claims do; each through one gateway worker (its own queue, no Redis),
+        and through two gateway processes sharing the pool's admission in Redis, each tenant's streams
+        spread over both
+    (e) one tenant alone, `ALONE_CALLERS` callers one stream after the other, through two gateway
+        processes in front of a pool of two slow stubs of `ALONE_SEQUENCES` sequences each: the streams
+        running at the model servers (sampled every 50 ms: mean and peak) against the pool's capacity.
+        Shared admission (Redis) with the callers spread over both processes, and all through one of them;
+        and the per-process queues it replaces (no Redis, each process given half of max_sequences), through
+        one process. With (d) and (e), in this process: what one admission and its release cost (both script
+        calls, round trips included) as the tenants holding slots of the pool grow
 
 Everything listens on loopback; LiteLLM is told to use its bundled model-cost map and no telemetry,
 so nothing leaves the machine. LiteLLM is installed on first use into
@@ -22,9 +31,11 @@ so nothing leaves the machine. LiteLLM is installed on first use into
 
     .venv/bin/python bench/gateway_capacity.py [--quick]
     .venv/bin/python bench/gateway_capacity.py --hop [--quick]   # (a) only, each control switched off in turn
+    .venv/bin/python bench/gateway_capacity.py --pool [--quick]  # (d) and (e) only
 
-Results: bench/results/gateway_capacity.{json,md}. The machine is shared and has 2 cores: the ratios of
-one run are the result, not the absolute numbers; the load generators run on the same cores.
+Results: bench/results/gateway_capacity.{json,md} (--hop: gateway_hop.*, --pool: gateway_pool.*). The
+machine is shared and has 2 cores: the ratios of one run are the result, not the absolute numbers; the load
+generators run on the same cores.
 """
 
 from __future__ import annotations
@@ -53,6 +64,8 @@ from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from llm_gateway.ledger import UsageRecord  # noqa: E402
 from llm_gateway.ledger.asynchronous import AsyncLedger  # noqa: E402
 from llm_gateway.ledger.sqlite import SqliteLedger  # noqa: E402
+from llm_gateway.pool_admission import AdmissionHub, PoolAdmission  # noqa: E402
+from openai_stub import stub_models  # noqa: E402
 from tenantctl.local import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
@@ -64,6 +77,7 @@ KEY = "gk-bench-capacity"
 MODEL = "stub-model"
 SLOW_TOKENS, TOKEN_INTERVAL = 20, 0.1
 FAIR_CAPACITY, LIGHT_STREAMS, HEAVY_STREAMS = 8, 2, 20  # pool slots; each tenant's streams kept going
+ALONE_MEMBERS, ALONE_SEQUENCES, ALONE_CALLERS = 2, 4, 16  # (e): a pool of 2 x 4, twice as many callers
 HEAVY_KEY = "gk-bench-heavy"
 # On a 2-core machine shared with the load generators, a burst of a thousand new connections keeps the
 # gateway's event loop from seeing a connect complete within the default 2 s (a connect failure ejects the
@@ -150,23 +164,21 @@ def our_gateway(
 ) -> tuple[ManagedProcess, str]:
     """Our gateway with every tenant control on (limits far above the load: they are checked, never hit);
     `limits=False` drops rate limits, budgets and the concurrency lease (Redis), `ledger=False` the ledger."""
-    tenant = {
-        "name": "bench",
-        "backend": "vllm",
-        "model": MODEL,
-        "max_tokens": 64,
-        "key_sha256": [hash_gateway_key(KEY)],
-    }
+    tenant = bench_tenant("bench", KEY)
     config = {
         "tenants": [tenant],
-        "pool": {"endpoints": [backend_url], "health_path": "/health", **PATIENT_POOL},
-        "prices": {MODEL: {"prompt_usd_per_million_tokens": 1.0, "completion_usd_per_million_tokens": 2.0}},
+        **stub_models(
+            backend_url,
+            entry={"usd_per_million_input_tokens": 1.0, "usd_per_million_output_tokens": 2.0},
+            health_path="/health",
+            **PATIENT_POOL,
+        ),
     }
     if limits:
         tenant.update(
             {
-                "monthly_budget_usd": 1e9,
-                "max_concurrent_requests": 100_000,
+                "monthly_budget_usd": 1e7,
+                "max_concurrent_requests": 10_000,
                 "rate_limits": {"requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_minute": 10**9},
             }
         )
@@ -182,26 +194,62 @@ def our_gateway(
     return launchers.gateway(config, port, directory, workers=workers), f"http://127.0.0.1:{port}"
 
 
-def fair_gateway(run_dir: Path, backend_url: str, claims: bool) -> tuple[ManagedProcess, str]:
-    """One worker (the queue is per worker), the slow stub as a member of FAIR_CAPACITY slots, two tenants;
-    without `claims`, `share_hold_seconds: 0` (else the default)."""
-    tenants = [
-        {"name": name, "backend": "vllm", "model": MODEL, "max_tokens": 64, "key_sha256": [hash_gateway_key(key)]}
-        for name, key in (("light", KEY), ("heavy", HEAVY_KEY))
-    ]
+def bench_tenant(name: str, key: str) -> dict:
+    return {"name": name, "models": {"allowed": [MODEL]}, "max_tokens": 64, "key_sha256": [hash_gateway_key(key)]}
+
+
+def pool_gateways(
+    run_dir: Path,
+    members: list[str],
+    max_sequences: int,
+    *,
+    count: int = 1,
+    redis_url: str | None = None,
+    claims: bool = True,
+    engine: dict | None = None,
+) -> list[tuple[ManagedProcess, str]]:
+    """`count` gateways of one worker each in front of `members` of `max_sequences` each, for the light
+    (KEY) and the heavy (HEAVY_KEY) tenant; with `redis_url` they share the pool's admission (one key
+    prefix), else each worker queues on its own. Without `claims`, `share_hold_seconds: 0`."""
     config = {
-        "tenants": tenants,
-        "pool": {
-            "endpoints": [backend_url],
-            "capacity_per_member": FAIR_CAPACITY,
+        "tenants": [bench_tenant("light", KEY), bench_tenant("heavy", HEAVY_KEY)],
+        **stub_models(
+            members,
+            entry={"max_sequences": max_sequences, **(engine or {})},
+            health_path="/health",
             **PATIENT_POOL,
-            "max_queued_per_tenant": 1000,
-            "queue_timeout_seconds": 120,
+            max_queued_per_tenant=1000,
+            queue_timeout_seconds=120,
             **({} if claims else {"share_hold_seconds": 0}),
-        },
+        ),
     }
-    port = free_port()
-    return launchers.gateway(config, port, run_dir / f"gateway-{port}", workers=1), f"http://127.0.0.1:{port}"
+    if redis_url is not None:
+        config["limits"] = {
+            "redis_url": redis_url,
+            "key_prefix": f"bench-{secrets.token_hex(4)}",
+            "socket_timeout_seconds": 2.0,
+        }
+    gateways = []
+    for _ in range(count):
+        port = free_port()
+        gateways.append(
+            (launchers.gateway(config, port, run_dir / f"gateway-{port}", workers=1), f"http://127.0.0.1:{port}")
+        )
+    return gateways
+
+
+FAIR_VARIANTS = {  # (d): name -> (gateway processes, shared admission in Redis, claims)
+    "claims": (1, False, True),
+    "no_claims": (1, False, False),
+    "shared_claims": (2, True, True),
+    "shared_no_claims": (2, True, False),
+}
+# (e): name -> (gateway processes, shared admission, max_sequences each process counts, processes the callers use)
+ALONE_VARIANTS = {
+    "shared_both": (2, True, ALONE_SEQUENCES, 2),
+    "shared_one": (2, True, ALONE_SEQUENCES, 1),
+    "split_one": (2, False, ALONE_SEQUENCES // 2, 1),
+}
 
 
 def started(process: ManagedProcess, everything: list[ManagedProcess], timeout: float = 180) -> None:
@@ -366,19 +414,31 @@ async def closed_loop(client: aiohttp.ClientSession, url: str, key: str, clients
     return ttfts
 
 
-async def fairness(url: str, seconds: float) -> dict:
+async def spread_loop(
+    client: aiohttp.ClientSession, urls: list[str], key: str, clients: int, seconds: float
+) -> list[float]:
+    """closed_loop() with the callers spread evenly over `urls` (gateway processes)."""
+    shares = [clients // len(urls) + (index < clients % len(urls)) for index in range(len(urls))]
+    ttfts = await asyncio.gather(
+        *(closed_loop(client, url, key, share, seconds) for url, share in zip(urls, shares, strict=True) if share)
+    )
+    return [ttft for part in ttfts for ttft in part]
+
+
+async def fairness(urls: list[str], seconds: float) -> dict:
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=180)
     ) as client:
-        alone = await closed_loop(client, url, KEY, LIGHT_STREAMS, seconds)
+        alone = await spread_loop(client, urls, KEY, LIGHT_STREAMS, seconds)
         began = time.perf_counter()
         light, heavy = await asyncio.gather(
-            closed_loop(client, url, KEY, LIGHT_STREAMS, seconds),
-            closed_loop(client, url, HEAVY_KEY, HEAVY_STREAMS, seconds),
+            spread_loop(client, urls, KEY, LIGHT_STREAMS, seconds),
+            spread_loop(client, urls, HEAVY_KEY, HEAVY_STREAMS, seconds),
         )
         wall = time.perf_counter() - began
     light_alone, light_shared = _percentile(sorted(alone), 0.95), _percentile(sorted(light), 0.95)
     return {
+        "gateway_processes": len(urls),
         "capacity": FAIR_CAPACITY,
         "light_streams": LIGHT_STREAMS,
         "heavy_streams": HEAVY_STREAMS,
@@ -391,6 +451,151 @@ async def fairness(url: str, seconds: float) -> dict:
         "light_completed": len(light),
         "heavy_completed": len(heavy),
     }
+
+
+async def alone(urls: list[str], members: list[str], seconds: float) -> dict:
+    """(e): one tenant's ALONE_CALLERS callers over `urls`; the streams running at the `members` (their /stats),
+    sampled every 50 ms after one answer's warm-up, against the pool's capacity."""
+    capacity = len(members) * ALONE_SEQUENCES
+    answer = SLOW_TOKENS * TOKEN_INTERVAL
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=180)
+    ) as client:
+
+        async def running() -> int:
+            total = 0
+            for member in members:
+                async with client.get(member + "/stats") as reply:
+                    total += (await reply.json())["in_flight"]
+            return total
+
+        for member in members:
+            async with client.post(member + "/control", json={"reset_peak": True}):
+                pass
+        samples: list[int] = []
+
+        async def sample() -> None:
+            await asyncio.sleep(answer)  # warm-up: the first streams open
+            deadline = time.perf_counter() + seconds - answer
+            while time.perf_counter() < deadline:
+                samples.append(await running())
+                await asyncio.sleep(0.05)
+
+        began = time.perf_counter()
+        ttfts, _ = await asyncio.gather(spread_loop(client, urls, KEY, ALONE_CALLERS, seconds), sample())
+        wall = time.perf_counter() - began
+        peaks = []
+        for member in members:
+            async with client.get(member + "/stats") as reply:
+                peaks.append((await reply.json())["peak_in_flight"])
+    mean = sum(samples) / len(samples) if samples else 0.0
+    return {
+        "gateway_processes_used": len(urls),
+        "capacity": capacity,
+        "callers": ALONE_CALLERS,
+        "mean_running": round(mean, 2),
+        "share_of_capacity": round(mean / capacity, 3),
+        "peak_running_per_member": peaks,
+        "samples": len(samples),
+        "completed_per_s": round(len(ttfts) / wall, 2),
+        "pool_limit_per_s": round(capacity / answer, 2),
+        "ttft_p50_s": _percentile(sorted(ttfts), 0.5),
+    }
+
+
+ADMISSION_TENANTS = (1, 10, 50, 200)
+
+
+async def admission_costs_ms(redis_url: str, rounds: int = 500) -> dict:
+    """Median ms of one shared admission and its release (two POOL_SCRIPT calls, in turn) with 1, 10, 50 and
+    200 tenants each holding a slot of the pool, from this process (PoolAdmission on redis-py, as a worker);
+    and Redis's own µs per script call meanwhile (INFO commandstats: every EVALSHA of the measured rounds)."""
+    from llm_common.metrics_registry import MetricsRegistry
+    from llm_gateway.concurrency import ConcurrencyLeases
+    from llm_gateway.limits import LimitsConfig, SharedCounters
+    from llm_gateway.metrics import GatewayMetrics
+
+    costs = {}
+    for tenants in ADMISSION_TENANTS:
+        counters = SharedCounters(LimitsConfig(redis_url=redis_url, key_prefix=f"bench-{secrets.token_hex(4)}"))
+        hub = AdmissionHub(counters, ConcurrencyLeases(counters))
+        admission = PoolAdmission(
+            MODEL,
+            1000,
+            lambda exclude: [("http://member-0", 0), ("http://member-1", 0)],
+            GatewayMetrics(MetricsRegistry(None)),
+            max_queued_per_tenant=100,
+            queue_timeout=30,
+            share_hold=1.0,
+            hub=hub,
+        )
+        held = [await admission.acquire(f"tenant-{index}", 1.0) for index in range(tenants)]
+        before = (await counters.redis.info("commandstats")).get("cmdstat_evalsha", {})
+        times, local = [], 0
+        for _ in range(rounds):
+            began = time.perf_counter()
+            slot = await admission.acquire("tenant-0", 1.0)
+            slot.release()
+            await hub.drain()  # the release's own call
+            times.append(time.perf_counter() - began)
+            local += slot.member is None  # Redis did not answer in time: this process's own queue
+        after = (await counters.redis.info("commandstats")).get("cmdstat_evalsha", {})
+        calls = after.get("calls", 0) - before.get("calls", 0)
+        costs[tenants] = {
+            "admission_and_release_ms": round(sorted(times)[rounds // 2] * 1000, 3),
+            "redis_us_per_call": round((after.get("usec", 0) - before.get("usec", 0)) / calls, 1) if calls else None,
+            "rounds_admitted_locally": local,
+        }
+        for slot in held:  # one at a time: 200 at once would queue for Redis past its deadline
+            slot.release()
+            await hub.drain()
+        await counters.aclose()
+    return costs
+
+
+def pool_cases(run_dir: Path, everything: list[ManagedProcess], quick: bool, slow_url: str, redis_url: str) -> dict:
+    """(d) and (e): their gateways (and (e)'s stubs) started here; `slow_url` and `redis_url` already run."""
+    fair = {
+        name: pool_gateways(
+            run_dir, [slow_url], FAIR_CAPACITY, count=count, redis_url=redis_url if shared else None, claims=claims
+        )
+        for name, (count, shared, claims) in FAIR_VARIANTS.items()
+    }
+    # Each variant has model servers of its own: gateways of another variant (another key prefix, idle) would
+    # see its streams as unleased (vLLM's count, which the stubs report) and rightly take them off their free
+    # slots, still for up to one health interval when their own turn comes.
+    vllm = {"engine": "vllm", "gpus": 1}  # the members report vLLM's counts: the drift correction runs
+    lone, members = {}, {}
+    for name, (count, shared, sequences, _) in ALONE_VARIANTS.items():
+        members[name] = []
+        for index in range(ALONE_MEMBERS):
+            process, url = stub(
+                run_dir,
+                f"stub-{name}-{index}",
+                "--stream-tokens",
+                str(SLOW_TOKENS),
+                "--token-interval",
+                str(TOKEN_INTERVAL),
+            )
+            started(process, everything)
+            members[name].append(url)
+        lone[name] = pool_gateways(
+            run_dir, members[name], sequences, count=count, redis_url=redis_url if shared else None, engine=vllm
+        )
+    for gateways in (*fair.values(), *lone.values()):
+        for process, _ in gateways:
+            started(process, everything, timeout=300)
+    seconds = 15 if quick else 40
+    results = {
+        "fairness": {
+            name: asyncio.run(fairness([url for _, url in gateways], seconds)) for name, gateways in fair.items()
+        },
+        "alone": {},
+    }
+    for name, gateways in lone.items():
+        used = ALONE_VARIANTS[name][3]
+        results["alone"][name] = asyncio.run(alone([url for _, url in gateways][:used], members[name], seconds))
+    return results
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -416,14 +621,10 @@ def run(quick: bool, workers: int) -> dict:
         gateway_fast, gateway_fast_url = our_gateway(run_dir, fast_url, redis_url, workers)
         gateway_slow, gateway_slow_url = our_gateway(run_dir, slow_url, redis_url, workers)
         bare_gateway, bare_gateway_url = our_gateway(run_dir, fast_url, redis_url, workers, limits=False, ledger=False)
-        fair_gateways = {
-            name: fair_gateway(run_dir, slow_url, claims=name == "claims") for name in ("claims", "no_claims")
-        }
         litellm_fast_port, litellm_slow_port = free_port(), free_port()
         litellm_fast = litellm_proxy(run_dir / "litellm-fast", litellm_fast_port, {MODEL: fast_url + "/v1"}, workers)
         litellm_slow = litellm_proxy(run_dir / "litellm-slow", litellm_slow_port, {MODEL: slow_url + "/v1"}, workers)
-        fair_processes = [process for process, _ in fair_gateways.values()]
-        for process in (gateway_fast, gateway_slow, bare_gateway, *fair_processes, litellm_fast, litellm_slow):
+        for process in (gateway_fast, gateway_slow, bare_gateway, litellm_fast, litellm_slow):
             started(process, everything, timeout=300)
         paths = {
             "direct": (fast_url, slow_url, None),
@@ -464,9 +665,28 @@ def run(quick: bool, workers: int) -> dict:
                 }
                 measured["memory_mib"] = rss_mib(process.pid) if process is not None else None
                 results["streams"][str(count)][name] = measured
-        results["fairness"] = {
-            name: asyncio.run(fairness(url, 15 if quick else 40)) for name, (_, url) in fair_gateways.items()
-        }
+        results.update(pool_cases(run_dir, everything, quick, slow_url, redis_url))
+        results["admission_ms"] = uvloop.run(admission_costs_ms(redis_url))
+        return results
+    finally:
+        for process in reversed(everything):
+            process.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def pool_only(quick: bool) -> dict:
+    """--pool: (d) and (e) alone, with their own slow stub and Redis."""
+    run_dir = Path(tempfile.mkdtemp(prefix="gateway-pool-"))
+    everything: list[ManagedProcess] = []
+    try:
+        slow, slow_url = stub(
+            run_dir, "stub-slow", "--stream-tokens", str(SLOW_TOKENS), "--token-interval", str(TOKEN_INTERVAL)
+        )
+        redis, redis_url = bench_redis(run_dir)
+        for process in (slow, redis):
+            started(process, everything)
+        results = pool_cases(run_dir, everything, quick, slow_url, redis_url)
+        results["admission_ms"] = uvloop.run(admission_costs_ms(redis_url))
         return results
     finally:
         for process in reversed(everything):
@@ -619,31 +839,78 @@ def markdown(results: dict, settings: dict) -> str:
                 f"{row['memory_mib'] if row['memory_mib'] is not None else '-'} | "
                 f"{cpu['client']} / {cpu['stub']} / {cpu['path'] if cpu['path'] is not None else '-'} |"
             )
+    return "\n".join(lines + pool_markdown_lines(results)) + "\n"
+
+
+FAIR_LABELS = {
+    "claims": "1 process, fair order + claims (default)",
+    "no_claims": "1 process, fair order alone (share_hold_seconds: 0)",
+    "shared_claims": "2 processes sharing admission (Redis), fair order + claims",
+    "shared_no_claims": "2 processes sharing admission (Redis), fair order alone",
+}
+ALONE_LABELS = {
+    "shared_both": "shared admission (Redis), callers over both processes",
+    "shared_one": "shared admission (Redis), callers through one of the two",
+    "split_one": "per-process queues (no Redis, max_sequences / 2 each), callers through one of the two",
+}
+
+
+def pool_markdown_lines(results: dict) -> list[str]:
+    lines = []
     fairness_runs = results.get("fairness")
     if fairness_runs:
         some = next(iter(fairness_runs.values()))
         lines += [
             "",
-            f"Fairness: pool of {some['capacity']} slots, light tenant {some['light_streams']} streams at a "
-            f"time, heavy {some['heavy_streams']}.",
+            f"(d) Fairness: pool of {some['capacity']} slots, light tenant {some['light_streams']} streams at a "
+            f"time, heavy {some['heavy_streams']} (with 2 processes each tenant's streams are spread over both).",
             "",
             "| queue | light TTFT p95 alone s | light TTFT p95 with heavy s | ratio | heavy TTFT p95 s | "
             "completed streams/s (pool limit) |",
             "|---|---|---|---|---|---|",
         ]
-        labels = {"claims": "fair order + claims (default)", "no_claims": "fair order alone (share_hold_seconds: 0)"}
         for name, fair in fairness_runs.items():
             lines.append(
-                f"| {labels[name]} | {fair['light_ttft_p95_alone_s']} | {fair['light_ttft_p95_contended_s']} "
+                f"| {FAIR_LABELS[name]} | {fair['light_ttft_p95_alone_s']} | {fair['light_ttft_p95_contended_s']} "
                 f"| {fair['ratio']} | {fair['heavy_ttft_p95_s']} | {fair['completed_per_s']} "
                 f"({fair['pool_limit_per_s']}) |"
             )
-    return "\n".join(lines) + "\n"
+    alone_runs = results.get("alone")
+    if alone_runs:
+        some = next(iter(alone_runs.values()))
+        lines += [
+            "",
+            f"(e) One tenant alone, {some['callers']} callers, two gateway processes, a pool of "
+            f"{ALONE_MEMBERS} x {ALONE_SEQUENCES} = {some['capacity']} sequences.",
+            "",
+            "| admission | streams running at the model servers: mean (share of capacity) | peak per member | "
+            "completed streams/s (pool limit) | TTFT p50 s |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in alone_runs.items():
+            lines.append(
+                f"| {ALONE_LABELS[name]} | {row['mean_running']} ({row['share_of_capacity']:.1%}) | "
+                f"{' / '.join(str(peak) for peak in row['peak_running_per_member'])} | {row['completed_per_s']} "
+                f"({row['pool_limit_per_s']}) | {row['ttft_p50_s']} |"
+            )
+    costs = results.get("admission_ms")
+    if costs:
+        lines += [
+            "",
+            "One shared admission and its release (two script calls, round trips included), median ms, and Redis's "
+            "own µs per script call, by the tenants holding slots of the pool: "
+            + ", ".join(
+                f"{tenants}: {cost['admission_and_release_ms']} ms, {cost['redis_us_per_call']} µs"
+                for tenants, cost in costs.items()
+            )
+            + ".",
+        ]
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 s wrk runs instead of 8 s")
+    parser.add_argument("--quick", action="store_true", help="3 s wrk runs instead of 8 s, 15 s (d)/(e) phases, not 40")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of our gateway and of LiteLLM")
     parser.add_argument("--install-only", action="store_true", help="install LiteLLM's virtualenv and stop")
     parser.add_argument(
@@ -651,11 +918,14 @@ def main() -> None:
         action="store_true",
         help="only (a), with each tenant control switched off in turn (results: gateway_hop.*)",
     )
+    parser.add_argument(
+        "--pool", action="store_true", help="only (d) and (e), the pool's admission (results: gateway_pool.*)"
+    )
     args = parser.parse_args()
     if args.install_only:
         print(litellm_python())
         return
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.pool:
         sys.exit("wrk is missing: run ./scripts/setup (it installs Debian's wrk)")
     settings = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -665,6 +935,15 @@ def main() -> None:
         "cpus": os.cpu_count(),
     }
     RESULTS.mkdir(exist_ok=True)
+    if args.pool:
+        results = pool_only(args.quick)
+        (RESULTS / "gateway_pool.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2))
+        text = f"# Gateway pool admission ({settings['date']}, one worker per gateway process)\n" + "\n".join(
+            pool_markdown_lines(results)
+        )
+        (RESULTS / "gateway_pool.md").write_text(text + "\n")
+        print(text)
+        return
     if args.hop:
         settings.update(rounds=5, seconds=3 if args.quick else 8)
         results = hop_breakdown(settings["rounds"], settings["seconds"], args.workers)

@@ -41,7 +41,8 @@ from app.knowledge.chunking import split_into_chunks  # noqa: E402
 from app.knowledge.store import EmbeddingSpace, KnowledgeStore  # noqa: E402
 from llm_common.keys import sha256_hex  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
-from tenantctl.local import embedding_model, launchers  # noqa: E402
+from tenantctl.local import embedding_model, launchers, model_cache  # noqa: E402
+from tenantctl.local.catalogue import DEFAULT_CATALOGUE  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -207,13 +208,21 @@ def start_services(run_dir: Path, knowledge_dirs: dict[str, Path]) -> tuple[list
     """Embedding server, gateway and one proxy per knowledge directory (one tenant each)."""
     embedding_port, gateway_port = free_port(), free_port()
     embedding_url = f"http://127.0.0.1:{embedding_port}"
-    processes = [start(launchers.embedding_server(embedding_port, run_dir))]
+    embedding_server = launchers.catalogue_model_server(
+        embedding_model.EMBEDDING_MODEL_NAME,
+        model_cache.MINILM_SOURCE,
+        embedding_model.EMBEDDING_MODEL_NAME,
+        embedding_port,
+        run_dir,
+        kind="embedding",
+    )
+    processes = [start(embedding_server)]
     embeddings_pool = {"endpoints": [embedding_url], "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH}
     config = {
-        "tenants": [{"name": name, "model": "unused", "key_sha256": [hash_gateway_key(KEY)]} for name in ["bench"]],
-        # Chat is never called here; the gateway just needs a chat backend configured.
-        "pool": embeddings_pool,
-        "embeddings": {"backend": "pool", "model": SPACE.model, "pool": embeddings_pool},
+        # Chat is never called here: the catalogue holds only the embedding model, on its own pool.
+        "tenants": [{"name": "bench", "key_sha256": [hash_gateway_key(KEY)]}],
+        "models": {SPACE.model: DEFAULT_CATALOGUE[SPACE.model]},
+        "pools": {SPACE.model: embeddings_pool},
     }
     processes.append(start(launchers.gateway(config, gateway_port, run_dir, workers=2)))
     proxies = {}

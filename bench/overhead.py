@@ -35,7 +35,7 @@ import baseline  # noqa: E402
 
 import openai_stub  # noqa: E402
 from llm_gateway.auth import hash_gateway_key  # noqa: E402
-from tenantctl.local import launchers  # noqa: E402
+from tenantctl.local import launchers, model_cache  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -106,8 +106,19 @@ def start(process: ManagedProcess) -> ManagedProcess:
     return process
 
 
-def bench_tenant(model: str) -> dict:
-    return {"name": "bench", "backend": "vllm", "model": model, "max_tokens": 64, "key_sha256": [hash_gateway_key(KEY)]}
+def gateway_config(backend_url: str, health_path: str, model: str, tree: Path | None = None) -> dict:
+    """One tenant allowed `model`, a self-hosted catalogue model served at `backend_url`. A baseline revision
+    from before the model catalogue (no llm_common/catalogue.py) gets its own shape: the same tenant on the
+    `vllm` pool."""
+    identity = {"name": "bench", "max_tokens": 64, "key_sha256": [hash_gateway_key(KEY)]}
+    pool = {"endpoints": [backend_url], "health_path": health_path}
+    if tree is not None and not (tree / "llm_common" / "catalogue.py").is_file():
+        return {"tenants": [{**identity, "backend": "vllm", "model": model}], "pool": pool}
+    return {
+        "tenants": [{**identity, "models": {"allowed": [model]}}],
+        "models": {model: {"engine": "cpu", "source": f"{model}.gguf"}},  # the source is the server's business
+        "pools": {model: pool},
+    }
 
 
 def start_hops(
@@ -119,7 +130,7 @@ def start_hops(
     gateway = start(
         in_tree(
             launchers.gateway(
-                {"tenants": [bench_tenant(model)], "pool": {"endpoints": [backend_url], "health_path": health_path}},
+                gateway_config(backend_url, health_path, model, tree),
                 gateway_port,
                 run_dir,
                 workers=workers,
@@ -332,7 +343,14 @@ def main() -> None:
         )
         if not args.skip_model:
             model_port = free_port()
-            processes.append(start(launchers.model_server(model_port, run_dir)))
+            model = launchers.catalogue_model_server(
+                launchers.EMBEDDED_MODEL_NAME,
+                model_cache.SMOLLM2_SOURCE,
+                launchers.EMBEDDED_MODEL_NAME,
+                model_port,
+                run_dir,
+            )
+            processes.append(start(model))
             model_url = f"http://127.0.0.1:{model_port}"
             hops, gateway_url, proxy_url = start_hops(
                 model_url,

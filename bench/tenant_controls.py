@@ -44,6 +44,7 @@ import baseline  # noqa: E402
 from overhead import KEY, percentile, start, summarize  # noqa: E402
 
 import openai_stub  # noqa: E402
+from app.guardrails import GuardrailCheck  # noqa: E402
 from llm_common.json_body import parse_json_object  # noqa: E402
 from llm_common.metrics_registry import MetricsRegistry  # noqa: E402
 from llm_common.request_contract import ChatPolicy, apply_chat_contract  # noqa: E402
@@ -53,7 +54,9 @@ from llm_gateway.auth import hash_gateway_key  # noqa: E402
 from llm_gateway.config import GatewayConfig  # noqa: E402
 from llm_gateway.metering import Metering  # noqa: E402
 from llm_gateway.metrics import GatewayMetrics  # noqa: E402
-from tenant_spec import load_tenant_spec  # noqa: E402
+from openai_stub import MODEL as STUB_MODEL  # noqa: E402
+from openai_stub import stub_models  # noqa: E402
+from tenant_spec import SPEC_FILENAME, load_tenant_spec  # noqa: E402
 from tenantctl.local import launchers  # noqa: E402
 from tenantctl.processes import ManagedProcess, free_port  # noqa: E402
 
@@ -63,7 +66,7 @@ HIGH = {"requests_per_minute": 10**9, "requests_per_hour": 10**9, "tokens_per_mi
 
 
 def tenant(controls: bool, lease: bool = True) -> dict:
-    route = {"name": "bench", "model": "stub-model", "key_sha256": [hash_gateway_key(KEY)]}
+    route = {"name": "bench", "models": {"allowed": [STUB_MODEL]}, "key_sha256": [hash_gateway_key(KEY)]}
     if controls:  # every check runs: three rate limits, both budgets and (unless `lease` is off) a concurrency lease
         route.update(rate_limits=HIGH, monthly_token_budget=10**12, monthly_budget_usd=10**6)
         if lease:
@@ -71,12 +74,24 @@ def tenant(controls: bool, lease: bool = True) -> dict:
     return route
 
 
-def gateway_config(stub_url: str, redis_url: str | None, ledger_url: str | None, lease: bool = True) -> dict:
-    config = {
-        "tenants": [tenant(redis_url is not None, lease)],
-        "pool": {"endpoints": [stub_url]},
-        "prices": {"stub-model": {"prompt_usd_per_million_tokens": 1, "completion_usd_per_million_tokens": 2}},
-    }
+def gateway_config(
+    stub_url: str, redis_url: str | None, ledger_url: str | None, lease: bool = True, tree: Path | None = None
+) -> dict:
+    """The bench tenant on the stub's model. A baseline revision from before the model catalogue (no
+    llm_common/catalogue.py in `tree`) gets its own shape: the tenant on the `vllm` pool, with a price table."""
+    route = tenant(redis_url is not None, lease)
+    if tree is not None and not (tree / "llm_common" / "catalogue.py").is_file():
+        del route["models"]
+        config = {
+            "tenants": [{**route, "model": STUB_MODEL}],
+            "pool": {"endpoints": [stub_url]},
+            "prices": {STUB_MODEL: {"prompt_usd_per_million_tokens": 1, "completion_usd_per_million_tokens": 2}},
+        }
+    else:
+        config = {
+            "tenants": [route],
+            **stub_models(stub_url, entry={"usd_per_million_input_tokens": 1, "usd_per_million_output_tokens": 2}),
+        }
     if redis_url:
         config["limits"] = {"redis_url": redis_url, "key_prefix": f"bench-{uuid.uuid4().hex}"}
     if ledger_url:
@@ -148,8 +163,9 @@ def in_process(redis_url: str, ledger_url: str, iterations: int, lease: bool = T
         route = config.tenants[0]
 
         async def one_request() -> None:
-            meter = await metering.admit(route, 10)
-            await meter.finish("vllm", "stub-model", {"prompt_tokens": 10, "completion_tokens": 7})
+            meter = await metering.admit(route, STUB_MODEL, 10)
+            # a self-hosted model's backend is its own pool, named after it
+            await meter.finish(STUB_MODEL, STUB_MODEL, {"prompt_tokens": 10, "completion_tokens": 7})
             await meter.settle()
 
         try:
@@ -178,7 +194,7 @@ def request_checks(iterations: int) -> dict:
 def proxy_guardrails(iterations: int) -> dict:
     """closed-ai's guardrails (app/guardrails.py: Unicode normalization, then its RE2 patterns, refusal rules and
     blocked topics) on a typical question: the CPU the proxy spends checking what a caller sent."""
-    guardrails = load_tenant_spec(REPO / "tenants" / "closed-ai" / "terraform.tfvars.json").guardrails
+    guardrails = GuardrailCheck(load_tenant_spec(REPO / "tenants" / "closed-ai" / SPEC_FILENAME).guardrails)
     messages = [{"role": "user", "content": "How do I rotate the API keys of our staging environment safely?"}]
     return timed(lambda: guardrails.check(messages), iterations)
 
@@ -198,7 +214,7 @@ def request_log_line(iterations: int) -> dict:
                 "/v1/chat/completions",
                 tenant="bench",
                 status=200,
-                backend="vllm",
+                backend=STUB_MODEL,
             )
             record.count_usage({"prompt_tokens": 10, "completion_tokens": 7})
             record.write()
@@ -336,7 +352,7 @@ def main() -> None:
             tree = baseline.extract(args.baseline, run_dir / "baseline")
             port = free_port()
             ledger_url = f"sqlite:///{run_dir / 'ledger-baseline.sqlite3'}"
-            config = gateway_config(stub_url, redis_url, ledger_url, lease=False)
+            config = gateway_config(stub_url, redis_url, ledger_url, lease=False, tree=tree)
             processes.append(
                 start(
                     baseline.from_tree(

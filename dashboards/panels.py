@@ -186,8 +186,9 @@ def tenant_dashboard(tenant: str) -> Dashboard:
             panel(
                 "Tokens per second",
                 TOKENS_PER_SECOND,
-                "Prompt and completion tokens the gateway recorded (estimated where a backend reports none).",
-                (sum_by("tenant, kind", rate("llm_gateway_tokens_total", *scope)), "{{kind}}"),
+                "Prompt and completion tokens the gateway recorded, by catalogue model (estimated where a backend "
+                "reports none).",
+                (sum_by("tenant, model, kind", rate("llm_gateway_tokens_total", *scope)), "{{model}} {{kind}}"),
             ),
             _cost("tenant, model", scope, "{{model}}"),
             _budget_spent(scope, "spent"),
@@ -195,7 +196,7 @@ def tenant_dashboard(tenant: str) -> Dashboard:
             panel(
                 "Requests by backend",
                 REQUESTS_PER_SECOND,
-                "Which backend served the tenant (vLLM pool or OpenAI).",
+                "Which backend served the tenant: a self-hosted model's own pool (named after the model) or OpenAI.",
                 (sum_by("tenant, backend", rate("llm_gateway_backend_requests_total", *scope)), "{{backend}}"),
             ),
         ),
@@ -296,10 +297,10 @@ def platform_overview() -> Dashboard:
                 (sum_by("tenant", "llm_gateway_in_flight_requests"), "{{tenant}}"),
             ),
             panel(
-                "Tokens per second by backend",
+                "Tokens per second by model",
                 TOKENS_PER_SECOND,
-                "Tokens recorded per backend (estimated where a backend reports none).",
-                (sum_by("backend, kind", rate("llm_gateway_tokens_total")), "{{backend}} {{kind}}"),
+                "Tokens recorded per catalogue model (estimated where a backend reports none).",
+                (sum_by("model, kind", rate("llm_gateway_tokens_total")), "{{model}} {{kind}}"),
             ),
             _cost("model", (), "{{model}}"),
         ),

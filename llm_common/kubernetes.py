@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from kubernetes import client
 from kubernetes import config as kube_config
 
+from llm_common.catalogue import CatalogueError, ModelCatalogue, parse_catalogue
 from tenant_spec.route import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION, TenantRoute, route_from_object
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,22 @@ def read_tenant_routes(api: client.CustomObjectsApi, namespace: str) -> list[Ten
         except ValueError as error:
             log.warning("ignoring TenantRoute %s/%s: %s", namespace, _object_name(item), error)
     return routes
+
+
+CATALOGUE_PLURAL = "modelcatalogues"
+CATALOGUE_OBJECT = "platform"  # the one ModelCatalogue the platform root publishes in its namespace
+
+
+def read_model_catalogue(api: client.CustomObjectsApi, namespace: str) -> ModelCatalogue | None:
+    """The platform's published catalogue (shared-infrastructure/platform); None when it cannot be read."""
+    try:
+        catalogue = api.get_namespaced_custom_object(
+            ROUTE_GROUP, ROUTE_VERSION, namespace, CATALOGUE_PLURAL, CATALOGUE_OBJECT, _request_timeout=10
+        )
+        return parse_catalogue(catalogue["spec"]["models"], f"ModelCatalogue {namespace}/{CATALOGUE_OBJECT}")
+    except (client.ApiException, KeyError, TypeError, CatalogueError) as error:
+        log.warning("cannot read the model catalogue in %s: %s", namespace, getattr(error, "reason", None) or error)
+        return None
 
 
 def _object_name(item: object) -> object:

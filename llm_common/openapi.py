@@ -30,12 +30,13 @@ SSE_EVENT = {
 ERROR_STATUSES = {
     400: "Invalid request (the message names the field)",
     401: "Missing or unknown API key",
-    404: "No such model for this tenant",
+    403: "The tenant may not use the model asked for (model_not_allowed)",
+    404: "No such model (model_not_found), or none this tenant may use",
     413: "Body or question too large",
     415: "Content-Type is not application/json",
     429: "Rate limit, monthly budget or concurrency limit reached, or the backend asked to slow down (see Retry-After)",
     502: "The backend failed",
-    503: "No backend available",
+    503: "No backend available, or the model is disabled (model_disabled; see Retry-After)",
     504: "The backend timed out",
 }
 

@@ -246,7 +246,9 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
-    model: StrictStr | None = Field(None, max_length=256, description="Ignored: the tenant's model is used.")
+    model: StrictStr | None = Field(
+        None, max_length=256, description="A catalogue model or alias the tenant may use; unset: its default."
+    )
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     max_tokens: MaxTokens | None = Field(None, description="Capped by the tenant's max_tokens.")
@@ -338,11 +340,13 @@ class ChatPolicy:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A request that kept the contract: `payload` is exactly what may go upstream."""
+    """A request that kept the contract: `payload` is exactly what may go upstream (with the model the
+    gateway picks for `model`, the caller's choice: None for the tenant's default)."""
 
     payload: dict
     stream: bool
     max_tokens: int
+    model: str | None = None
 
 
 def apply_chat_contract(body: dict, policy: ChatPolicy) -> ChatRequest:
@@ -362,7 +366,7 @@ def apply_chat_contract(body: dict, policy: ChatPolicy) -> ChatRequest:
     payload["max_tokens"] = max_tokens
     if isinstance(payload.get("min_tokens"), int) and payload["min_tokens"] > max_tokens:
         raise ContractViolation("min_tokens", f"must not exceed max_tokens ({max_tokens})")
-    return ChatRequest(payload, request.stream, max_tokens)
+    return ChatRequest(payload, request.stream, max_tokens, request.model)
 
 
 def apply_embedding_contract(body: dict) -> dict:

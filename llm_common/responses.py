@@ -152,7 +152,9 @@ class ResponseRequest(BaseModel):
         | Annotated[list[InputItem], Field(min_length=1, max_length=MAX_MESSAGES)]
     )
     instructions: StrictStr | None = Field(None, description="Placed below the tenant's system prompt (proxy).")
-    model: StrictStr | None = Field(None, max_length=256, description="Ignored: the tenant's model is used.")
+    model: StrictStr | None = Field(
+        None, max_length=256, description="A catalogue model or alias the tenant may use; unset: its default."
+    )
     max_output_tokens: MaxTokens | None = Field(None, description="Capped by the tenant's max_tokens.")
     temperature: Number | None = Field(None, ge=0, le=2)
     top_p: Number | None = Field(None, gt=0, le=1)
@@ -256,7 +258,7 @@ def _chat_messages(request: ResponseRequest, raw_input: object) -> list[dict]:
 
 def _chat_body(request: ResponseRequest, raw: dict, messages: list[dict]) -> dict:
     chat: dict = {"messages": messages, "stream": request.stream}
-    for name in ("temperature", "top_p", "user"):
+    for name in ("model", "temperature", "top_p", "user"):
         if getattr(request, name) is not None:
             chat[name] = raw[name]
     if request.max_output_tokens is not None:

@@ -5,6 +5,8 @@ The request schemas are the request contract's (llm_common/request_contract.py).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -64,10 +66,20 @@ class ChatCompletion(BaseModel):
 
 
 class ModelCard(BaseModel):
+    """One model a tenant may use, with its catalogue entry (llm_common/catalogue.py)."""
+
     id: str
-    object: str
+    object: str = "model"
     owned_by: str
     created: int = 0
+    kind: Literal["chat", "embedding"] = "chat"
+    aliases: list[str] = Field(default_factory=list)
+    context_length: int | None = None
+    enabled: bool = True
+    default: bool = Field(False, description="The model of a request that names none.")
+
+    def called(self, name: str) -> bool:
+        return name == self.id or name in self.aliases
 
 
 class ModelList(BaseModel):

@@ -29,11 +29,10 @@ from llm_gateway.metrics import GatewayMetrics
 from llm_gateway.observation import RequestObservation, current_tenant
 from llm_gateway.openapi import gateway_openapi
 from llm_gateway.prefix_cache import CacheSalts
-from llm_gateway.pricing import PriceTable
 from llm_gateway.routes.openai_api import ROUTES as OPENAI_ROUTES
 from llm_gateway.routes.operations import operation_routes
 from llm_gateway.routing import Router
-from llm_gateway.services import GatewayServices, build_backends, embedding_route, pool_discoveries
+from llm_gateway.services import GatewayServices, build_backends, pool_discoveries
 from llm_gateway.tenant_discovery import TenantDiscovery
 from tenant_spec.route import TenantRoute
 
@@ -43,16 +42,10 @@ COUNTED_ROUTES = sorted(route.path for route in OPENAI_ROUTES)
 
 def create_app(config: GatewayConfig) -> Starlette:
     registry = MetricsRegistry(config.metrics_multiprocess_dir)
-    prices = PriceTable(config.prices)
     metrics = GatewayMetrics(registry)
-    backends = build_backends(config, metrics)
-    router = Router(
-        backends,
-        metrics,
-        embedding_route(config.embeddings, backends),
-        cache_salts=CacheSalts(config.cache_salt_secret),
-    )
-    _warn_about_unpriced_models(config.tenants, router, prices)
+    metering = Metering(config, metrics)  # its Redis counters and lease refresh also serve the pools' admission
+    backends = build_backends(config, metrics, metering.counters, metering.leases)
+    router = Router(config.catalogue, backends, metrics, cache_salts=CacheSalts(config.cache_salt_secret))
     tenants = TenantDirectory(config.tenants)
     discovery = None
     if config.tenant_discovery is not None:
@@ -62,7 +55,6 @@ def create_app(config: GatewayConfig) -> Starlette:
             config.tenants,
             on_refresh=lambda known: _publish_tenants(metrics, router, known),
         )
-    metering = Metering(config, metrics, prices=prices)
     services = GatewayServices(
         config=config,
         metrics=metrics,
@@ -110,22 +102,10 @@ def _count_refusal(metrics: GatewayMetrics, refusal: Refusal) -> None:
 def _publish_tenants(metrics: GatewayMetrics, router: Router, tenants: list[TenantRoute]) -> None:
     """Budgets and zero series of the tenants the gateway knows (at start, and as discovery finds them)."""
     for tenant in tenants:
-        metrics.publish_tenant(tenant, {name: router.model_for(tenant, name) for name in router.configured_for(tenant)})
+        metrics.publish_tenant(
+            tenant, {model: router.catalogue.backend(model) for model in router.allowed_models(tenant)}
+        )
         create_series(metrics.requests, metrics.request_duration, COUNTED_ROUTES, tenant.name)
-
-
-def _warn_about_unpriced_models(tenants: list[TenantRoute], router: Router, prices: PriceTable) -> None:
-    for tenant in tenants:
-        for backend in router.configured_for(tenant):
-            model = router.model_for(tenant, backend)
-            if not prices.has(model):
-                log.warning(
-                    "no price for model %s (tenant %s, backend %s): its cost is not counted; "
-                    "add it to the gateway config's 'prices'",
-                    model,
-                    tenant.name,
-                    backend,
-                )
 
 
 def build_from_environment(environ: Mapping[str, str] | None = None) -> Starlette:

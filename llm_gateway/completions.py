@@ -31,7 +31,7 @@ from llm_gateway.backends import AsyncChatStream, UpstreamReply
 from llm_gateway.ledger import UsageRecord
 from llm_gateway.metering import Meter, Metering, answered_usage
 from llm_gateway.metrics import GatewayMetrics
-from llm_gateway.routing import Router
+from llm_gateway.routing import Attempt, Router
 from tenant_spec.route import TenantRoute
 
 log = logging.getLogger(__name__)
@@ -62,42 +62,34 @@ class Completions:
         self.metering, self.router, self.metrics = metering, router, metrics
 
     async def chat(
-        self, tenant: TenantRoute, payload: dict, request_id: str, record: RequestRecord | None
+        self, tenant: TenantRoute, asked: str | None, payload: dict, request_id: str, record: RequestRecord | None
     ) -> JsonAnswer:
-        meter = await self.metering.admit(tenant, estimate_request_prompt_tokens(payload), request_id)
-        return await self._json(
-            meter,
-            record,
-            self.router.chat(tenant, payload, request_id),
-            lambda backend: self.router.model_for(tenant, backend),
-        )
+        """`asked`: the model the caller named (None: the tenant's default)."""
+        model = self.router.choose(tenant, asked)
+        meter = await self.metering.admit(tenant, model, estimate_request_prompt_tokens(payload), request_id)
+        return await self._json(meter, record, self.router.chat(tenant, model, payload, request_id))
 
     async def embeddings(
         self, tenant: TenantRoute, payload: dict, request_id: str, record: RequestRecord | None
     ) -> JsonAnswer:
         """Embeddings are admitted, limited, recorded and budgeted like completions (prompt tokens only)."""
-        meter = await self.metering.admit(tenant, estimate_embedding_tokens(payload["input"]), request_id)
-        return await self._json(
-            meter,
-            record,
-            self.router.embeddings(tenant, payload, request_id),
-            lambda backend: self.router.embedding_model_for(tenant, backend),
-            embeddings=True,
-        )
+        model = self.router.embedding_model()
+        meter = await self.metering.admit(tenant, model, estimate_embedding_tokens(payload["input"]), request_id)
+        return await self._json(meter, record, self.router.embeddings(tenant, payload, request_id), embeddings=True)
 
     async def _json(
         self,
         meter: Meter,
         record: RequestRecord | None,
-        call: Awaitable[tuple[str, UpstreamReply]],
-        model_of: Callable[[str], str],
+        call: Awaitable[tuple[Attempt, UpstreamReply]],
         embeddings: bool = False,
     ) -> JsonAnswer:
         try:
-            backend, reply = await meter.call(call)
+            attempt, reply = await meter.call(call)
+            backend = attempt.backend.name
             self._count_backend(meter.tenant, backend)
             answer = _json_object(reply.content)
-            usage = await meter.finish_json(backend, model_of(backend), answer)
+            usage = await meter.finish_json(backend, attempt.model, answer)
             _note(record, backend, usage)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -110,19 +102,23 @@ class Completions:
         return JsonAnswer(backend, content, meter.settle)
 
     async def stream(
-        self, tenant: TenantRoute, payload: dict, request_id: str, record: RequestRecord | None
+        self, tenant: TenantRoute, asked: str | None, payload: dict, request_id: str, record: RequestRecord | None
     ) -> StreamedAnswer:
         started = time.perf_counter()
-        meter = await self.metering.admit(tenant, estimate_request_prompt_tokens(payload), request_id)
+        model = self.router.choose(tenant, asked)
+        meter = await self.metering.admit(tenant, model, estimate_request_prompt_tokens(payload), request_id)
         try:
             upstream_payload = meter.stream_payload(payload)  # asks the backend for usage in the last chunk
-            backend, stream = await meter.call(self.router.open_chat_stream(tenant, upstream_payload, request_id))
+            attempt, stream = await meter.call(
+                self.router.open_chat_stream(tenant, model, upstream_payload, request_id)
+            )
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await meter.settle()
             raise
+        backend = attempt.backend.name
         self._count_backend(tenant, backend)
-        relay = _Relay(self.metrics, meter, stream, backend, self.router.model_for(tenant, backend), started, record)
+        relay = _Relay(self.metrics, meter, stream, backend, attempt.model, started, record)
         return StreamedAnswer(backend, relay.events(), relay.close)
 
     def _count_backend(self, tenant: TenantRoute, backend: str) -> None:

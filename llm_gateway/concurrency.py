@@ -12,6 +12,10 @@ tenant's slots forever.
 Over the limit: 429 `concurrency_limit_exceeded` with Retry-After 1. Without Redis (no
 `limits` in the gateway config, or Redis unreachable with `on_redis_error: allow`) the limit
 is not enforced, like the rate limits.
+
+The same task keeps a model pool's slots and waiting requests alive (pool_admission.py): a slot is
+two leases (in its member's set and in its tenant's), a waiting request a key of its own
+(`keep_alive`), all refreshed in the one round trip.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ RETRY_AFTER_SECONDS = 1
 
 
 class ConcurrencyLeases:
-    """The leases this worker holds, refreshed by one task on its event loop."""
+    """The leases (and whole keys) this worker holds, refreshed by one task on its event loop."""
 
     def __init__(self, counters: SharedCounters):
         self.counters = counters
-        self._held: dict[str, Lease] = {}
+        self._held: dict[tuple[str, str], Lease] = {}
+        self._keys: dict[str, int] = {}  # key -> how many holders keep it alive
         self._task: asyncio.Task | None = None
 
     def lease_for(self, tenant: TenantRoute) -> Lease | None:
@@ -45,19 +50,34 @@ class ConcurrencyLeases:
 
     def held(self, lease: Lease) -> None:
         """Admission granted the lease: keep it alive until `released` (called on the event loop)."""
-        self._held[lease.id] = lease
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="lease-refresh")
+        self._held[(lease.key, lease.id)] = lease
+        self._start()
 
     def released(self, lease: Lease) -> None:
         """Stop refreshing the lease (it is removed from Redis with the request's counters)."""
-        self._held.pop(lease.id, None)
+        self._held.pop((lease.key, lease.id), None)
+
+    def keep_alive(self, key: str) -> None:
+        """Push the expiry of a whole key until as many `let_go` calls (on the event loop)."""
+        self._keys[key] = self._keys.get(key, 0) + 1
+        self._start()
+
+    def let_go(self, key: str) -> None:
+        count = self._keys.get(key, 0) - 1
+        if count > 0:
+            self._keys[key] = count
+        else:
+            self._keys.pop(key, None)
+
+    def _start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="lease-refresh")
 
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(self.counters.settings.lease_seconds / 3)
             try:
-                await self.counters.refresh_leases(list(self._held.values()))
+                await self.counters.refresh_leases(list(self._held.values()), list(self._keys))
             except LimiterUnavailable:
                 pass  # logged by SharedCounters; leases lapse if Redis stays away
 

@@ -6,12 +6,12 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llm_common.catalogue import CatalogueModel, ModelCatalogue
 from llm_gateway.limits import LimitsConfig
-from llm_gateway.pricing import ModelPrice
+from tenant_spec.problems import problems
 from tenant_spec.route import TenantRoute
 
 CONFIG_PATH_ENV = "LLM_GATEWAY_CONFIG"
@@ -43,8 +43,9 @@ class PoolDiscoveryConfig(_Config):
 
 
 class PoolConfig(_Config):
-    """A pool of OpenAI-compatible servers (vLLM, llama.cpp): fixed `endpoints`, e.g. http://vllm-0:8000
-    (no /v1), or the Pods of a Service found by `discovery` (one member per Pod)."""
+    """Where a self-hosted model's servers (vLLM, llama.cpp) are: fixed `endpoints`, e.g. http://vllm-0:8000
+    (no /v1), or the Pods of a Service found by `discovery` (one member per Pod). How many sequences each
+    member runs at once is the catalogue's max_sequences; the queue settings apply when it is set."""
 
     endpoints: list[str] = Field(default_factory=list)
     discovery: PoolDiscoveryConfig | None = None
@@ -67,13 +68,6 @@ class PoolConfig(_Config):
     )
     connect_timeout_seconds: float = Field(2.0, gt=0)
     read_timeout_seconds: float = Field(300.0, gt=0)
-    capacity_per_member: int | None = Field(
-        None,
-        ge=1,
-        description="Sequences each member runs at once (vLLM's max_num_seqs); when every usable "
-        "member is full, requests wait in per-tenant fair queues (fair_queue.py). "
-        "None: no limit, no queue.",
-    )
     max_queued_per_tenant: int = Field(100, ge=1, description="Requests of one tenant waiting at most (then 429).")
     queue_timeout_seconds: float = Field(30.0, gt=0, description="Longest wait for a slot (then 503).")
     share_hold_seconds: float = Field(
@@ -106,29 +100,6 @@ class OpenAIConfig(_Config):
     read_timeout_seconds: float = Field(300.0, gt=0)
 
 
-class EmbeddingsConfig(_Config):
-    """Where `/v1/embeddings` goes, for every tenant alike.
-
-    One embedding model for the whole platform: a tenant's knowledge index is only
-    searchable with vectors of the model that built it. Without this section the
-    request follows the tenant's chat routing (vLLM pool, OpenAI).
-    """
-
-    backend: Literal["pool", "openai"] = Field(
-        description="'pool': our own OpenAI-compatible embedding servers (local mode: llama.cpp with "
-        "all-MiniLM-L6-v2); 'openai': OpenAI's embedding API with the gateway's OpenAI key."
-    )
-    model: str = Field(min_length=1, description="Model name sent upstream, e.g. text-embedding-3-small.")
-    dimensions: int | None = Field(None, ge=1, description="Sent upstream when set (OpenAI text-embedding-3-*).")
-    pool: PoolConfig | None = Field(None, description="The embedding servers, for backend 'pool'.")
-
-    @model_validator(mode="after")
-    def _pool_for_pool_backend(self) -> EmbeddingsConfig:
-        if self.backend == "pool" and self.pool is None:
-            raise ValueError("backend 'pool' needs 'pool' (the embedding servers' endpoints)")
-        return self
-
-
 class TenantDiscoveryConfig(_Config):
     """Learn tenants from the TenantRoute objects tenant applies write into the gateway's namespace."""
 
@@ -149,9 +120,13 @@ class LedgerConfig(_Config):
 class GatewayConfig(_Config):
     tenants: list[TenantRoute] = Field(default_factory=list, description="Tenants known from the config file.")
     tenant_discovery: TenantDiscoveryConfig | None = None
-    pool: PoolConfig | None = None
+    models: dict[str, CatalogueModel] = Field(
+        min_length=1, description="The model catalogue (llm_common/catalogue.py): every model served, by name."
+    )
+    pools: dict[str, PoolConfig] = Field(
+        default_factory=dict, description="Where each self-hosted model's servers are, by catalogue name."
+    )
     openai: OpenAIConfig | None = None
-    embeddings: EmbeddingsConfig | None = None
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     metrics_port: int | None = Field(
         None,
@@ -160,9 +135,6 @@ class GatewayConfig(_Config):
         description="Serve /metrics only on this port (METRICS_PORT; gunicorn also listens "
         "there), so a NetworkPolicy can let only Prometheus reach it. None: "
         "/metrics on the API port.",
-    )
-    prices: dict[str, ModelPrice] = Field(
-        default_factory=dict, description="USD per million tokens by model; adds to the built-in table."
     )
     limits: LimitsConfig | None = Field(None, description="Redis for rate limits and budgets; None: not enforced.")
     ledger: LedgerConfig | None = Field(None, description="The usage ledger; None: no record is written.")
@@ -176,17 +148,31 @@ class GatewayConfig(_Config):
     metrics_multiprocess_dir: str | None = None
 
     @model_validator(mode="after")
-    def _some_backend(self) -> GatewayConfig:
-        if self.pool is None and self.openai is None:
-            raise ValueError("configure at least one backend: 'pool' (vLLM endpoints) or 'openai' (an API key)")
+    def _consistent(self) -> GatewayConfig:
+        try:
+            catalogue = ModelCatalogue(models=self.models)  # names, aliases, one embedding model
+        except ValidationError as error:
+            raise ValueError("; ".join(problems(error))) from None
+        for name, entry in catalogue.models.items():
+            if entry.self_hosted and entry.enabled and name not in self.pools:
+                raise ValueError(f"pools: the {entry.engine} model '{name}' needs its servers ('pools.{name}')")
+            if entry.engine == "openai" and entry.enabled and self.openai is None:
+                raise ValueError(
+                    f"models.{name}: an openai model needs an OpenAI key (OPENAI_API_KEY or 'openai'), or enabled false"
+                )
+        for name in self.pools:
+            if name not in catalogue.models or not catalogue.models[name].self_hosted:
+                raise ValueError(f"pools.{name}: not a self-hosted (vllm or cpu) model of the catalogue")
         if not self.tenants and self.tenant_discovery is None:
             raise ValueError("configure 'tenants', 'tenant_discovery' or both: the gateway would accept no key")
         names = [tenant.name for tenant in self.tenants]
         if len(names) != len(set(names)):
             raise ValueError("tenant names must be unique")
-        if self.embeddings is not None and self.embeddings.backend == "openai" and self.openai is None:
-            raise ValueError("embeddings.backend 'openai' needs an OpenAI key (OPENAI_API_KEY or 'openai')")
         return self
+
+    @property
+    def catalogue(self) -> ModelCatalogue:
+        return ModelCatalogue(models=self.models)
 
 
 def load_gateway_config(environ: Mapping[str, str] = os.environ) -> GatewayConfig:
@@ -219,11 +205,7 @@ def load_gateway_config(environ: Mapping[str, str] = os.environ) -> GatewayConfi
     try:
         return GatewayConfig.model_validate(document)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in error.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {'; '.join(problems(error))}") from None
 
 
 def _secret_from_environment(environ: Mapping[str, str], variable: str, file_variable: str) -> str:

@@ -21,7 +21,12 @@ keeps slots idle that long at most; 0 turns claims off (purely work-conserving).
 
 Bounds: at most `max_queued_per_tenant` requests wait per tenant (beyond: 429
 `pool_queue_full`), each at most `queue_timeout_seconds` (then 503 `pool_queue_timeout`);
-both carry Retry-After. Counts are per gateway worker, like the pool's outstanding counts.
+both carry Retry-After.
+
+This queue counts the slots of one gateway worker process. With Redis configured (`limits`), a
+pool's slots are shared by every process and replica instead, in the same order with the same
+claims, kept in Redis (pool_admission.py); this queue then serves only while Redis is unavailable,
+over the whole capacity.
 """
 
 from __future__ import annotations
@@ -36,6 +41,25 @@ from llm_common.errors import Refusal
 from llm_gateway.metrics import GatewayMetrics
 
 RETRY_AFTER_SECONDS = 1
+
+
+def queue_full(max_queued_per_tenant: int) -> Refusal:
+    return Refusal(
+        429,
+        f"the model pool is full and this tenant already has {max_queued_per_tenant} "
+        "requests waiting for it; retry shortly",
+        reason="pool_queue_full",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def queue_timeout(seconds: float) -> Refusal:
+    return Refusal(
+        503,
+        f"the model pool stayed full for {seconds:g} s; retry shortly",
+        reason="pool_queue_timeout",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 @dataclass
@@ -82,19 +106,14 @@ class FairQueue:
         state = self._tenants.get(tenant)
         return len(state.waiting) if state is not None else 0
 
-    async def acquire(self, tenant: str, weight: float = 1.0) -> None:
+    async def acquire(self, tenant: str, weight: float = 1.0, timeout: float | None = None) -> None:
+        """Return once `tenant` holds a slot; waits at most `timeout` (default: `queue_timeout`)."""
         state = self._tenant(tenant, weight)
         if not state.waiting and self._may_take_now(tenant):
             self._grant(state)
             return
         if len(state.waiting) >= self.max_queued_per_tenant:
-            raise Refusal(
-                429,
-                f"the model pool is full and this tenant already has {self.max_queued_per_tenant} "
-                "requests waiting for it; retry shortly",
-                reason="pool_queue_full",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            raise queue_full(self.max_queued_per_tenant)
         if not state.waiting:
             state.virtual = max(state.virtual, self._virtual_now)  # no credit for idle time
         waiter = asyncio.get_running_loop().create_future()
@@ -103,15 +122,10 @@ class FairQueue:
         self.dispatch()  # a slot may be free yet held by a claim: wait for the claim to end, in fair order
         queued = time.perf_counter()
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), self.queue_timeout)
+            await asyncio.wait_for(asyncio.shield(waiter), self.queue_timeout if timeout is None else timeout)
         except TimeoutError:
             self._leave(tenant, state, waiter)
-            raise Refusal(
-                503,
-                f"the model pool stayed full for {self.queue_timeout:g} s; retry shortly",
-                reason="pool_queue_timeout",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            ) from None
+            raise queue_timeout(self.queue_timeout) from None
         except BaseException:  # cancelled (the caller left) while waiting, or just granted
             self._leave(tenant, state, waiter)
             raise

@@ -28,6 +28,8 @@ outage costs one timeout per worker, not one per request.
 
 The client is redis-py's asyncio client: every call is awaited on the gateway worker's event loop,
 and the worker connects and loads the scripts before its first request (`SharedCounters.connect`).
+The same client, deadline and skip-after-failure serve the model pools' shared admission
+(pool_admission.py), which registers its own script here (`register_script`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from tenant_spec.rate_limits import RateLimits
 log = logging.getLogger(__name__)
 # What a Redis call may raise when Redis is away: its own errors, the socket's, and our deadline (TimeoutError).
 REDIS_FAILURES = (redis.RedisError, OSError, TimeoutError)
+MAX_CONNECTIONS = 100  # per gateway worker; a call waits for a free one (within its deadline)
 
 # KEYS: one counter per check, then the tenant's lease set when a concurrency lease is asked for.
 # ARGV: the number of checks n; 4 values per check: limit, amount an admitted request adds, TTL in
@@ -143,7 +146,10 @@ class LimitsConfig(BaseModel):
     retry_after_error_seconds: float = Field(2.0, ge=0, description="How long to skip Redis after it failed.")
     key_prefix: str = "llm-tenants"
     lease_seconds: float = Field(
-        30.0, ge=1, description="Concurrency leases expire this long after their gateway stopped refreshing them."
+        30.0,
+        ge=1,
+        description="Concurrency leases, and a model pool's slots and waiting requests (pool_admission.py), "
+        "expire this long after their gateway process stopped refreshing them (it died).",
     )
 
 
@@ -182,11 +188,13 @@ class LimiterUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Lease:
-    """One request's slot in its tenant's concurrency limit (a member of the lease set `key`)."""
+    """One request's slot in its tenant's concurrency limit (a member of the lease set `key`). A refresh
+    pushes the expiry of the whole set too, unless `expire_key` is False (a model pool's sets: pool_admission.py)."""
 
     key: str
     id: str
     limit: int
+    expire_key: bool = True
 
 
 @dataclass(frozen=True)
@@ -206,9 +214,19 @@ class SharedCounters:
         self.settings = settings
         # The call's deadline is one asyncio.timeout in `_call`, not redis-py's socket_timeout: on Python 3.11
         # that wraps every send in asyncio.wait_for, a task per write (0.1 ms of the gateway hop at c=1).
-        self.redis = redis.asyncio.Redis.from_url(
-            settings.redis_url, socket_timeout=None, socket_connect_timeout=settings.socket_timeout_seconds
+        # A blocking pool: with every connection busy (a burst of requests: each call holds one), a call
+        # waits for one within its deadline, where redis-py's default pool raises at once ("Too many
+        # connections"), which would count as Redis down and skip it for every request for a while.
+        self.redis = redis.asyncio.Redis.from_pool(
+            redis.asyncio.BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=None,
+                socket_timeout=None,
+                socket_connect_timeout=settings.socket_timeout_seconds,
+            )
         )
+        self._scripts = [ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT]  # loaded by connect()
         self._admit_script = self.redis.register_script(ADMIT_SCRIPT)
         self._finish_script = self.redis.register_script(FINISH_SCRIPT)
         self._seed_script = self.redis.register_script(SEED_SCRIPT)
@@ -227,7 +245,7 @@ class SharedCounters:
         try:
             async with asyncio.timeout(2 * self.settings.socket_timeout_seconds):  # connecting, then the call
                 pipe = self.redis.pipeline(transaction=False)
-                for script in (ADMIT_SCRIPT, FINISH_SCRIPT, SEED_SCRIPT):
+                for script in self._scripts:
                     pipe.script_load(script)
                 await pipe.execute()
         except REDIS_FAILURES as error:
@@ -236,6 +254,11 @@ class SharedCounters:
                 _without_password(self.settings.redis_url),
                 error or type(error).__name__,
             )
+
+    def register_script(self, text: str):
+        """A Lua script of another part of the gateway (pool_admission.py), loaded with ours by connect()."""
+        self._scripts.append(text)
+        return self.redis.register_script(text)
 
     def key(self, *parts: object) -> str:
         return ":".join([self.settings.key_prefix, *(str(part) for part in parts)])
@@ -278,9 +301,10 @@ class SharedCounters:
         """Raise a counter to at least `value` (never lower it); returns its value."""
         return int(await self._call(lambda: self._seed_script(keys=[key], args=[value, ttl])))
 
-    async def refresh_leases(self, leases: list[Lease]) -> None:
-        """Push the expiry of leases still held (one round trip)."""
-        if not leases:
+    async def refresh_leases(self, leases: list[Lease], keys: list[str] = ()) -> None:
+        """Push the expiry of leases still held, and of `keys` (whole keys kept alive, such as a pool's
+        waiting requests), by `lease_seconds` (one round trip)."""
+        if not leases and not keys:
             return
         ttl_ms = round(self.settings.lease_seconds * 1000)
 
@@ -290,10 +314,18 @@ class SharedCounters:
             pipe = self.redis.pipeline(transaction=False)
             for lease in leases:
                 pipe.zadd(lease.key, {lease.id: expiry}, xx=True)
-                pipe.pexpire(lease.key, ttl_ms)
+                if lease.expire_key:
+                    pipe.pexpire(lease.key, ttl_ms)
+            for key in keys:
+                pipe.pexpire(key, ttl_ms)
             await pipe.execute()
 
         await self._call(run)
+
+    async def call(self, action: Callable[[], Awaitable]):
+        """Run one Redis exchange under the same deadline and failure handling as the limits' own calls:
+        LimiterUnavailable when Redis fails, times out, or failed moments ago."""
+        return await self._call(action)
 
     async def _call(self, action: Callable[[], Awaitable]):
         if self._clock() < self._skip_until:

@@ -3,7 +3,7 @@ budgets and the concurrency lease, one Redis call) before the backend is called,
 after it answers (the ledger row, the token and cost counters in Redis, the lease given back,
 the remaining-budget metric).
 
-    meter = await metering.admit(tenant, estimated_prompt_tokens, request_id)  # a 429 Refusal, or a Meter
+    meter = await metering.admit(tenant, model, estimated_prompt_tokens, request_id)  # a 429 Refusal, or a Meter
     ... call the backend (meter.call) ...
     record = await meter.finish(backend, model, usage)  # the ledger row, before the answer's last byte
     ... answer with answered_usage(record, ...)         # the caller gets the usage that was recorded
@@ -45,7 +45,6 @@ from llm_gateway.ledger import DuplicateRecord, UsageRecord, open_ledger
 from llm_gateway.ledger.asynchronous import AsyncLedger
 from llm_gateway.limits import Amount, CounterMissing, Lease, LimiterUnavailable, SharedCounters
 from llm_gateway.metrics import GatewayMetrics
-from llm_gateway.pricing import PriceTable
 from tenant_spec.route import TenantRoute
 
 log = logging.getLogger(__name__)
@@ -72,18 +71,18 @@ def answered_usage(record: UsageRecord, reported: object, *, completion_tokens: 
 
 
 class Metering:
-    """Built once per gateway worker: the shared counters (Redis), the leases, the ledger and the prices."""
+    """Built once per gateway worker: the shared counters (Redis), the leases, the ledger and the catalogue's
+    prices."""
 
     def __init__(
         self,
         config: GatewayConfig,
         metrics: GatewayMetrics,
         *,
-        prices: PriceTable | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.metrics = metrics
-        self.prices = prices or PriceTable(config.prices)
+        self.catalogue = config.catalogue
         self.deny_without_redis = config.limits is not None and config.limits.on_redis_error == "deny"
         self.counters = SharedCounters(config.limits) if config.limits is not None else None
         # Opened in the background: a gateway starting before its database waits for it (see /readyz).
@@ -93,12 +92,22 @@ class Metering:
             self.ledger = AsyncLedger(open_ledger(config.ledger.url, background=True))
         self._clock = clock
 
-    async def admit(self, tenant: TenantRoute, estimated_prompt_tokens: int, request_id: str | None = None) -> Meter:
-        """Admit one request of `tenant` or raise a Refusal (429, or 503 without Redis when set to deny)."""
+    async def admit(
+        self, tenant: TenantRoute, model: str, estimated_prompt_tokens: int, request_id: str | None = None
+    ) -> Meter:
+        """Admit one request of `tenant` for a catalogue `model` or raise a Refusal (429, or 503 without Redis
+        when set to deny)."""
         lease = None
         if self.counters is not None:
             lease = await self._admit(tenant, self._clock(), self.leases.lease_for(tenant))
-        return Meter(self, tenant, estimated_prompt_tokens, request_id=request_id or new_request_id(), lease=lease)
+        return Meter(
+            self, tenant, model, estimated_prompt_tokens, request_id=request_id or new_request_id(), lease=lease
+        )
+
+    def cost_usd(self, model: str, tokens: dict[str, int]) -> float:
+        """The estimated cost of `tokens` ({"prompt": n, "completion": m}) at the catalogue's prices."""
+        entry = self.catalogue.models.get(model)
+        return entry.price_of(tokens.get("prompt", 0), tokens.get("completion", 0)) if entry else 0.0
 
     async def _admit(self, tenant: TenantRoute, now: float, lease: Lease | None) -> Lease | None:
         """Run the admission call; returns the lease when one was taken."""
@@ -224,6 +233,7 @@ class Meter:
 
     metering: Metering
     tenant: TenantRoute
+    model: str  # the catalogue model asked for (a fallback that answers is recorded under its own name)
     estimated_prompt_tokens: int
     request_id: str
     lease: Lease | None = None
@@ -252,7 +262,7 @@ class Meter:
         if estimated:
             completion = self._content_chunks if self.stream else estimate_text_tokens(completion_text or "")
             tokens = {"prompt": self.estimated_prompt_tokens, "completion": completion}
-        cost = self.metering.prices.cost_usd(model, tokens) or 0.0
+        cost = self.metering.cost_usd(model, tokens)
         # Prometheus counts what the ledger records: streams without a backend usage count too.
         self.metering.metrics.count_tokens(self.tenant.name, backend, model, tokens, cost)
         self._record = UsageRecord(
@@ -283,7 +293,7 @@ class Meter:
         try:
             return await action
         except ApiError:
-            await self.finish(NO_BACKEND, self.tenant.model, None, status="upstream_error")
+            await self.finish(NO_BACKEND, self.model, None, status="upstream_error")
             raise
 
     async def finish_json(self, backend: str, model: str, answer: dict) -> UsageRecord | None:

@@ -38,13 +38,13 @@ class GatewayMetrics:
         )
         self.tokens = Counter(
             "llm_gateway_tokens_total",
-            "Tokens reported by the backend, by kind (prompt|completion).",
-            ["tenant", "backend", "kind"],
+            "Tokens recorded, by catalogue model and kind (prompt|completion).",
+            ["tenant", "backend", "model", "kind"],
             registry=r,
         )
         self.cost = Counter(
             "llm_gateway_cost_usd_total",
-            "Estimated cost of the tokens used, in US dollars, from the price table.",
+            "Estimated cost of the tokens used, in US dollars, at the catalogue's prices.",
             ["tenant", "backend", "model"],
             registry=r,
         )
@@ -116,6 +116,20 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # One admission for a pool across every gateway process (pool_admission.py)
+        self.admission_fallback = Counter(
+            "llm_gateway_pool_admission_fallback_total",
+            "Requests admitted to a pool by this process's own queue because Redis could not be asked.",
+            ["backend"],
+            registry=r,
+        )
+        self.member_unleased = Gauge(
+            "llm_gateway_pool_member_unleased_sequences",
+            "Sequences a vLLM member runs or queues beyond the slots leased on it (taken off its free slots).",
+            ["backend", "member"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         # Tenant controls (limits.py, budgets.py, ledger/); their refusals are counted in `refusals` above
         self.budget_remaining = Gauge(
             "llm_gateway_budget_remaining",
@@ -138,16 +152,16 @@ class GatewayMetrics:
         )
 
     def publish_tenant(self, tenant: TenantRoute, models: dict[str, str]) -> None:
-        """Export the tenant's budget, and create its series at zero for each backend it may use
-        (`models`: backend -> model), so that its first requests show in rate()."""
+        """Export the tenant's budget, and create its series at zero for each model it may use
+        (`models`: catalogue model -> its backend), so that its first requests show in rate()."""
         if tenant.monthly_budget_usd is not None:
             self.monthly_budget.labels(tenant=tenant.name).set(tenant.monthly_budget_usd)
-        for backend, model in models.items():
+        for model, backend in models.items():
             self.backend_requests.labels(tenant=tenant.name, backend=backend)
             self.time_to_first_token.labels(tenant=tenant.name, backend=backend)
             self.cost.labels(tenant=tenant.name, backend=backend, model=model)
             for kind in TOKEN_KINDS:
-                self.tokens.labels(tenant=tenant.name, backend=backend, kind=kind)
+                self.tokens.labels(tenant=tenant.name, backend=backend, model=model, kind=kind)
 
     def publish_backend(self, backend: str) -> None:
         """Create the backend's error series at zero, so its first failure shows in rate()."""
@@ -157,11 +171,11 @@ class GatewayMetrics:
     def count_tokens(self, tenant: str, backend: str, model: str, tokens: dict[str, int], cost_usd: float) -> None:
         """Add {"prompt": n, "completion": n} tokens and their cost (priced once, by the caller) to the counters.
 
-        `model` is the configured model name (bounded), not the one the backend echoes back.
+        `model` is the catalogue's name (bounded), not the one the backend echoes back.
         """
         if not tokens:
             return
         for kind, count in tokens.items():
-            self.tokens.labels(tenant=tenant, backend=backend, kind=kind).inc(count)
+            self.tokens.labels(tenant=tenant, backend=backend, model=model, kind=kind).inc(count)
         if cost_usd:
             self.cost.labels(tenant=tenant, backend=backend, model=model).inc(cost_usd)

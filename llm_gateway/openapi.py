@@ -5,7 +5,7 @@ from __future__ import annotations
 from llm_common.openapi import Operation, openapi_document
 from llm_common.request_contract import ChatCompletionRequest, EmbeddingRequest
 from llm_common.responses import ResponseRequest
-from llm_common.schemas import ChatCompletion, EmbeddingList, Health, ModelList, ResponseObject
+from llm_common.schemas import ChatCompletion, EmbeddingList, Health, ModelCard, ModelList, ResponseObject
 
 DESCRIPTION = (
     "The shared OpenAI-compatible LLM gateway. The tenant is the owner of the bearer key, never a header "
@@ -30,7 +30,7 @@ def gateway_openapi() -> dict:
                 request=ChatCompletionRequest,
                 response=ChatCompletion,
                 streams=True,
-                errors=(400, 401, 413, 415, 429, 502, 503, 504),
+                errors=(400, 401, 403, 404, 413, 415, 429, 502, 503, 504),
             ),
             Operation(
                 "/v1/responses",
@@ -40,7 +40,7 @@ def gateway_openapi() -> dict:
                 request=ResponseRequest,
                 response=ResponseObject,
                 streams=True,
-                errors=(400, 401, 413, 415, 429, 502, 503, 504),
+                errors=(400, 401, 403, 404, 413, 415, 429, 502, 503, 504),
             ),
             Operation(
                 "/v1/embeddings",
@@ -51,7 +51,14 @@ def gateway_openapi() -> dict:
                 errors=(400, 401, 413, 415, 429, 502, 503, 504),
             ),
             Operation(
-                "/v1/models", "GET", "The models the caller's tenant can reach", response=ModelList, errors=(401, 503)
+                "/v1/models", "GET", "The models the caller's tenant may use", response=ModelList, errors=(401, 503)
+            ),
+            Operation(
+                "/v1/models/{model}",
+                "GET",
+                "One model the caller's tenant may use, by name or alias",
+                response=ModelCard,
+                errors=(401, 404, 503),
             ),
             Operation("/healthz", "GET", "Liveness", response=Health, errors=(), authenticated=False),
             Operation(

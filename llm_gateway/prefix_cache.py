@@ -10,8 +10,8 @@ whose specs opt into sharing one cache. Callers cannot choose it: `cache_salt` i
 the request contract accepts, and the gateway sets it on every vLLM request. The secret
 (`cache_salt_secret`, or LLM_CACHE_SALT_SECRET[_FILE]) makes salts unguessable by anything else
 that can reach vLLM; it must be the same on every gateway worker and replica, or a tenant's cache
-is split between them. Only the `vllm` backend gets a salt: OpenAI and the embedding servers
-would refuse (or ignore) the field.
+is split between them. Only self-hosted chat models get a salt (routing.py): OpenAI and the embedding
+servers would refuse (or ignore) the field.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import hashlib
 import hmac
 
 from tenant_spec.route import TenantRoute
-
-SALTED_BACKENDS = frozenset({"vllm"})
 
 
 class CacheSalts:
@@ -37,8 +35,6 @@ class CacheSalts:
             salt = self._salts[key] = hmac.new(self._secret, scope.encode(), hashlib.sha256).hexdigest()
         return salt
 
-    def salted(self, tenant: TenantRoute, backend: str, payload: dict) -> dict:
-        """`payload` as `backend` gets it: with the tenant's salt when the backend is vLLM."""
-        if backend not in SALTED_BACKENDS:
-            return payload
+    def salted(self, tenant: TenantRoute, payload: dict) -> dict:
+        """`payload` with the tenant's salt."""
         return {**payload, "cache_salt": self.for_tenant(tenant)}

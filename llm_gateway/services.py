@@ -6,16 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from llm_common.catalogue import OPENAI_BACKEND, CatalogueModel
 from llm_gateway.auth import TenantDirectory
 from llm_gateway.backends import AiohttpClient, AsyncSdkClient, BackendPool, PoolMember
 from llm_gateway.backends.outlier import OutlierPolicy
 from llm_gateway.completions import Completions
-from llm_gateway.config import EmbeddingsConfig, GatewayConfig, OpenAIConfig, PoolConfig
+from llm_gateway.concurrency import ConcurrencyLeases
+from llm_gateway.config import GatewayConfig, OpenAIConfig, PoolConfig
+from llm_gateway.limits import SharedCounters
 from llm_gateway.metering import Metering
 from llm_gateway.metrics import GatewayMetrics
-from llm_gateway.routing import EmbeddingRoute, Router
-
-EMBEDDINGS_BACKEND = "embeddings"  # the backend name of the embedding servers' pool
+from llm_gateway.pool_admission import AdmissionHub
+from llm_gateway.routing import Router
 
 if TYPE_CHECKING:
     from llm_gateway.pool_discovery import PoolDiscovery
@@ -51,27 +53,28 @@ class GatewayServices:
         await self.metering.aclose()
 
 
-def build_backends(config: GatewayConfig, metrics: GatewayMetrics) -> dict[str, BackendPool]:
-    backends: dict[str, BackendPool] = {}
-    if config.pool is not None:
-        backends["vllm"] = _pool("vllm", config.pool, metrics)
+def build_backends(
+    config: GatewayConfig,
+    metrics: GatewayMetrics,
+    counters: SharedCounters | None = None,
+    leases: ConcurrencyLeases | None = None,
+) -> dict[str, BackendPool]:
+    """One pool per self-hosted model (named after it), and OpenAI's when a key is configured. With Redis
+    (`counters`, and the worker's `leases` that keep its slots alive), a model's slots are shared by every
+    gateway process (pool_admission.py)."""
+    hub = AdmissionHub(counters, leases) if counters is not None and leases is not None else None
+    backends = {name: _pool(name, pool, config.models[name], metrics, hub) for name, pool in config.pools.items()}
     if config.openai is not None:
-        backends["openai"] = _openai_backend(config.openai, metrics)
-    if config.embeddings is not None and config.embeddings.backend == "pool":
-        backends[EMBEDDINGS_BACKEND] = _pool(EMBEDDINGS_BACKEND, config.embeddings.pool, metrics)
+        backends[OPENAI_BACKEND] = _openai_backend(config.openai, metrics)
     return backends
 
 
-def embedding_route(embeddings: EmbeddingsConfig | None, backends: dict[str, BackendPool]) -> EmbeddingRoute | None:
-    """The configured embedding model on its backend (None: embeddings follow tenant routing)."""
-    if embeddings is None:
-        return None
-    backend = backends[EMBEDDINGS_BACKEND if embeddings.backend == "pool" else "openai"]
-    return EmbeddingRoute(backend, embeddings.model, embeddings.dimensions)
-
-
-def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
-    """A pool of the configured endpoints (with `discovery`: none until pool_discoveries() finds them)."""
+def _pool(
+    name: str, pool: PoolConfig, model: CatalogueModel, metrics: GatewayMetrics, hub: AdmissionHub | None
+) -> BackendPool:
+    """A model's pool of the configured endpoints (with `discovery`: none until pool_discoveries() finds them);
+    with `max_sequences` (per member, from the catalogue), requests beyond it wait in fair queues, shared
+    by every gateway process through `hub` (Redis) when there is one."""
     outlier = OutlierPolicy(
         consecutive_failures=pool.consecutive_failures,
         eject_seconds=pool.eject_cooldown_seconds,
@@ -85,10 +88,12 @@ def _pool(name: str, pool: PoolConfig, metrics: GatewayMetrics) -> BackendPool:
         health_path=pool.health_path,
         health_interval=pool.health_interval_seconds,
         unhealthy_threshold=pool.unhealthy_threshold,
-        capacity_per_member=pool.capacity_per_member,
+        capacity_per_member=model.max_sequences,
         max_queued_per_tenant=pool.max_queued_per_tenant,
         queue_timeout=pool.queue_timeout_seconds,
         share_hold=pool.share_hold_seconds,
+        engine=model.engine,
+        admission_hub=hub if model.max_sequences is not None else None,
     )
 
 
@@ -108,11 +113,10 @@ def pool_discoveries(config: GatewayConfig, backends: dict[str, BackendPool]) ->
     """One PoolDiscovery per pool configured with `discovery` (members = a Service's ready Pods)."""
     from llm_gateway.pool_discovery import PoolDiscovery
 
-    pools = {"vllm": config.pool, EMBEDDINGS_BACKEND: config.embeddings.pool if config.embeddings else None}
     return [
         PoolDiscovery(pool.discovery, backends[name], lambda url, pool=pool: pool_member(pool, url))
-        for name, pool in pools.items()
-        if pool is not None and pool.discovery is not None and name in backends
+        for name, pool in config.pools.items()
+        if pool.discovery is not None
     ]
 
 
@@ -125,4 +129,4 @@ def _openai_backend(settings: OpenAIConfig, metrics: GatewayMetrics) -> BackendP
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
     )
-    return BackendPool("openai", [PoolMember(settings.base_url, client)], metrics, outlier=OutlierPolicy())
+    return BackendPool(OPENAI_BACKEND, [PoolMember(settings.base_url, client)], metrics, outlier=OutlierPolicy())

@@ -15,6 +15,13 @@ With `--stream-tokens N --token-interval S` every stream is N content chunks S s
 model generating at 1/S tokens per second (bench/gateway_capacity.py's slow streams); `--no-seen`
 keeps no requests (a long benchmark would fill memory).
 
+It counts the chat completions it is answering (a stream until it ends or its caller leaves):
+`GET /stats` gives `{"in_flight", "peak_in_flight"}`, and `GET /metrics` exports the count as vLLM
+does (`vllm:num_requests_running`, `vllm:num_requests_waiting`), plus `extra_running` sequences of
+nobody's. `POST /control` takes `{"reset_peak": true}` (the peak restarts from what runs now),
+`{"extra_running": n}`, and `{"holds": "released"}` (every hold, running or to come, ends at once)
+or `{"holds": "on"}` (holds hold again).
+
     python -m openai_stub --port 9100      (or: python openai_stub/server.py --port 9100)
 """
 
@@ -24,13 +31,14 @@ import argparse
 import asyncio
 import json
 import re
+import time
 import zlib
 from collections import deque
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 MODEL = "stub-model"
@@ -41,6 +49,25 @@ SLOW_STREAMS = {"tokens": 0, "interval": 0.1}
 KEEP_SEEN = {"on": True}
 WORDS = ["Hello", " from", " the", " zero", "-latency", " stub", "."]
 EMBEDDING_DIMENSIONS = 384
+# Chat completions being answered, the most at once, sequences of nobody's reported to /metrics, and
+# whether holds are released.
+LOAD = {"in_flight": 0, "peak": 0, "extra_running": 0, "holds_released": False}
+
+
+def started() -> None:
+    LOAD["in_flight"] += 1
+    LOAD["peak"] = max(LOAD["peak"], LOAD["in_flight"])
+
+
+def ended() -> None:
+    LOAD["in_flight"] -= 1
+
+
+async def hold_for(seconds: float) -> None:
+    """Wait `seconds`, or less once holds are released (POST /control)."""
+    until = time.monotonic() + seconds
+    while not LOAD["holds_released"] and time.monotonic() < until:
+        await asyncio.sleep(min(0.05, max(0.0, until - time.monotonic())))
 
 
 def completion() -> dict:
@@ -94,33 +121,41 @@ async def chat_completions(request: Request):
             headers=headers,
         )
     if not body.get("stream"):
-        await asyncio.sleep(hold)
+        started()
+        try:
+            await hold_for(hold)
+        finally:
+            ended()
         return JSONResponse(completion())
 
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
     async def events():
-        if SLOW_STREAMS["tokens"]:
-            for index in range(SLOW_STREAMS["tokens"]):
-                await asyncio.sleep(SLOW_STREAMS["interval"])
-                yield chunk(WORDS[index % len(WORDS)])
-        for index, word in enumerate(WORDS if not SLOW_STREAMS["tokens"] else []):
-            yield chunk(word)
-            if index == 0:
-                await asyncio.sleep(hold)
-        yield chunk(None, "stop")
-        if include_usage:
-            usage = {
-                "id": "chatcmpl-stub",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": MODEL,
-                "choices": [],
-                "usage": completion()["usage"],
-            }
-            yield f"data: {json.dumps(usage)}\n\n".encode()
-        yield b"data: [DONE]\n\n"
+        started()
+        try:
+            if SLOW_STREAMS["tokens"]:
+                for index in range(SLOW_STREAMS["tokens"]):
+                    await asyncio.sleep(SLOW_STREAMS["interval"])
+                    yield chunk(WORDS[index % len(WORDS)])
+            for index, word in enumerate(WORDS if not SLOW_STREAMS["tokens"] else []):
+                yield chunk(word)
+                if index == 0:
+                    await hold_for(hold)
+            yield chunk(None, "stop")
+            if include_usage:
+                usage = {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": MODEL,
+                    "choices": [],
+                    "usage": completion()["usage"],
+                }
+                yield f"data: {json.dumps(usage)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+        finally:
+            ended()
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -154,6 +189,33 @@ async def seen_requests(_: Request):
     return JSONResponse(list(SEEN))
 
 
+async def stats(_: Request):
+    return JSONResponse({"in_flight": LOAD["in_flight"], "peak_in_flight": LOAD["peak"]})
+
+
+async def control(request: Request):
+    body = await request.json()
+    if body.get("reset_peak"):
+        LOAD["peak"] = LOAD["in_flight"]
+    if "extra_running" in body:
+        LOAD["extra_running"] = int(body["extra_running"])
+    if "holds" in body:
+        LOAD["holds_released"] = body["holds"] == "released"
+    return JSONResponse({"in_flight": LOAD["in_flight"], "peak_in_flight": LOAD["peak"]})
+
+
+async def engine_metrics(_: Request):
+    """The two series of vLLM's /metrics the gateway reads (llm_gateway/pool_admission.py)."""
+    labels = f'{{engine="0",model_name="{MODEL}"}}'
+    text = (
+        "# TYPE vllm:num_requests_running gauge\n"
+        f"vllm:num_requests_running{labels} {float(LOAD['in_flight'] + LOAD['extra_running'])}\n"
+        "# TYPE vllm:num_requests_waiting gauge\n"
+        f"vllm:num_requests_waiting{labels} 0.0\n"
+    )
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
 async def health(_: Request):
     return JSONResponse({"status": "ok"})
 
@@ -167,6 +229,9 @@ app = Starlette(
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/seen", seen_requests),
+        Route("/stats", stats),
+        Route("/control", control, methods=["POST"]),
+        Route("/metrics", engine_metrics),
         Route("/v1/models", models),
         Route("/health", health),
     ]

@@ -9,6 +9,7 @@ the proxy's settings carry is built from these fields (tenant_spec/route.py, app
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Literal
 
@@ -17,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from tenant_spec.alerts import TenantAlerts
 from tenant_spec.fields import NonBlankText, RequestExtensions, Sha256Digests
 from tenant_spec.guardrails import Guardrails
+from tenant_spec.models import DEFAULT_MODEL, TenantModels
 from tenant_spec.rate_limits import RateLimits
 
 # DNS-1123 label, capped at 40 characters so the name also fits Prometheus label
@@ -97,14 +99,8 @@ class TenantSpec(_Strict):
         max_length=16384,
         description="The tenant's system prompt, put first in every request by its proxy.",
     )
-    backend: Literal["openai", "vllm", "auto"] = Field(
-        "auto", description="Where the gateway sends the tenant's requests; auto: the vLLM pool, OpenAI when it fails."
-    )
-    model: NonBlankText = Field(
-        "smollm2-135m-instruct", min_length=1, max_length=200, description="Model name served by the vLLM pool."
-    )
-    openai_model: NonBlankText = Field(
-        "gpt-4o-mini", min_length=1, max_length=200, description="Model used when the request goes to OpenAI."
+    models: TenantModels = Field(
+        TenantModels(), description="Catalogue models the tenant may use, its default and its fallback."
     )
     max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens an answer may have (a caller may ask fewer).")
     quota: Quota = Field(Quota(), description="The namespace's ResourceQuota (on a cluster).")
@@ -176,6 +172,13 @@ class TenantSpec(_Strict):
         None, description="Where the tenant's own alerts go; unset: the platform's receivers only."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_model_fields(cls, data: object) -> object:
+        if isinstance(data, dict) and LEGACY_MODEL_FIELDS & data.keys():
+            raise ValueError(f"models: {legacy_models_hint(data)}")
+        return data
+
     @field_validator("name")
     @classmethod
     def _dns_label(cls, value: str) -> str:
@@ -200,6 +203,23 @@ class TenantSpec(_Strict):
         if self.proxy.replicas > 1 and self.knowledge_storage.access_mode != "ReadWriteMany":
             raise ValueError("knowledge_storage.access_mode: more than one proxy replica needs ReadWriteMany storage")
         return self
+
+
+LEGACY_MODEL_FIELDS = frozenset({"backend", "model", "openai_model"})
+
+
+def legacy_models_hint(data: dict) -> str:
+    """How to write an older spec's backend/model/openai_model as `models` (same behaviour)."""
+    model, openai_model = data.get("model", DEFAULT_MODEL), data.get("openai_model", "gpt-4o-mini")
+    backend = data.get("backend", "auto")
+    models = {
+        "openai": {"allowed": [openai_model]},
+        "vllm": {"allowed": [model]},
+    }.get(backend, {"allowed": [model, openai_model], "fallback": openai_model})
+    return (
+        "backend, model and openai_model were replaced by models (catalogue names the tenant may use); "
+        f'this spec reads as "models": {json.dumps(models)}'
+    )
 
 
 def _is_zero(quantity: str) -> bool:

@@ -21,6 +21,7 @@ def _describe(found: dict, whole: str) -> str:
         message = "is required"
     elif found["type"] == "extra_forbidden":
         message = "is not a known field"
-    elif not field and ": " in message and message.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
-        field, message = message.split(": ", 1)  # a check of the whole model names the field it is about
+    elif ": " in message and message.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
+        named, message = message.split(": ", 1)  # a check of a whole (sub)model names the field it is about
+        field = f"{field}.{named}" if field else named
     return f"{field or whole}: {message}"

@@ -20,9 +20,7 @@ ROUTE_GROUP = "llm-tenants.io"
 ROUTE_VERSION = "v1alpha1"
 ROUTE_PLURAL = "tenantroutes"
 ROUTE_FIELDS = (
-    "backend",
-    "model",
-    "openai_model",
+    "models",
     "max_tokens",
     "monthly_budget_usd",
     "monthly_token_budget",

@@ -1,7 +1,7 @@
-"""Fixtures that start real things: the local platform (Redis, embedded model server, gateway, tenant
-proxies, Prometheus), Redis and PostgreSQL on their own, the zero-latency OpenAI stub, a real
-Kubernetes control plane with the platform and both tenants applied by Terraform, and a real
-local cluster with a node where Pods run (`node_cluster`).
+"""Fixtures that start real things: the local platform (Redis, a model server for each cpu model of the
+default catalogue, gateway, tenant proxies, Prometheus), Redis and PostgreSQL on their own, the zero-latency
+OpenAI stub, a real Kubernetes control plane with the platform and both tenants applied by Terraform, and a
+real local cluster with a node where Pods run (`node_cluster`).
 
 Everything runs as real processes on free loopback ports, started through the
 same code `tenantctl up` and `tenantctl cluster up` use, and is stopped at the end
@@ -85,13 +85,11 @@ def _local_platform(run_dir, scrape_interval: str = "15s") -> LocalPlatform:
     settings = LocalSettings(
         run_dir=run_dir,
         gateway_port=free_port(),
-        model_port=free_port(),
-        embedding_port=free_port(),
+        first_model_port=None,
         prometheus_port=free_port(),
         redis_port=free_port(),
         alertmanager_port=free_port(),
         scrape_interval=scrape_interval,
-        embedded_model=True,
         workers=2,
     )
     return LocalPlatform(specs_on_free_ports(), settings, environ={})

@@ -23,6 +23,7 @@ from app import create_app
 from app.config import ProxyConfig
 from llm_gateway.auth import hash_gateway_key
 from tenant_spec import SPEC_FILENAME, TenantSpec, discover_tenant_specs
+from tenant_spec.models import DEFAULT_MODEL
 from tenant_spec.rate_limits import RateLimits
 from tenantctl.cluster.control_plane import LocalControlPlane
 from tenantctl.local.platform import LocalPlatform
@@ -116,16 +117,20 @@ def stub_requests(stub_url: str, path: str = "/v1/chat/completions") -> list[dic
     return [entry["body"] for entry in httpx.get(stub_url + "/seen").json() if entry["path"] == path]
 
 
+STUB_MODEL = openai_stub.MODEL  # the catalogue's chat model the stub serves in gateway tests
+STUB_EMBEDDING_MODEL = openai_stub.EMBEDDING_MODEL
+
+
 def tenant_route(name: str, key: str, **fields: Any) -> dict:
-    """A gateway config tenant on the stub's model."""
-    return {"name": name, "model": "stub-model", "key_sha256": [hash_gateway_key(key)], **fields}
+    """A gateway config tenant allowed the stub's model."""
+    return {"name": name, "models": {"allowed": [STUB_MODEL]}, "key_sha256": [hash_gateway_key(key)], **fields}
 
 
 def controlled_gateway_config(
     tenants: list[dict], backend_url: str, redis_url: str | None = None, ledger_url: str | None = None, **extra: Any
 ) -> dict:
     """A gateway config with rate limits in `redis_url` and the ledger at `ledger_url` (when given)."""
-    config: dict = {"tenants": tenants, "pool": {"endpoints": [backend_url]}, **extra}
+    config: dict = {"tenants": tenants, **openai_stub.stub_models(backend_url), **extra}
     if redis_url:
         config["limits"] = {"redis_url": redis_url, **config.get("limits", {})}
     if ledger_url:
@@ -186,8 +191,8 @@ class RunningPlatform:
     def __init__(self, platform: LocalPlatform):
         self.platform = platform
         self.gateway_url = platform.gateway_url
-        self.model_url = platform.model_url
-        self.embedding_url = f"http://{platform.settings.host}:{platform.settings.embedding_port}"
+        self.model_url = platform.model_urls(DEFAULT_MODEL)[0]
+        self.embedding_url = platform.model_urls(platform.catalogue.embedding_model)[0]
         self.prometheus_url = platform.prometheus_url
         self.tenant_urls = {endpoint.name: endpoint.url for endpoint in platform.endpoints}
         self.keys = platform.keys

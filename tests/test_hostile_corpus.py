@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tenant_spec.models import DEFAULT_MODEL
 from tests.helpers import metric_value
 
 pytestmark = pytest.mark.e2e
@@ -67,6 +68,9 @@ REFUSED = [
     ),
     ("too many messages", {"messages": USER * 1001}),
     ("forged tenant", {"messages": USER, "tenant": "closed-ai"}),
+    ("model not in the catalogue", {"messages": USER, "model": "gpt-9-ultra"}),
+    ("embedding model at chat", {"messages": USER, "model": "all-minilm-l6-v2"}),
+    ("model name too long", {"messages": USER, "model": "m" * 10_000}),
     ("unknown field", {"messages": USER, "x_internal_debug": True}),
     ("lone surrogate", b'{"messages": [{"role": "user", "content": "\\ud800"}]}'),
     (
@@ -169,7 +173,7 @@ def test_a_hostile_corpus_leaves_both_tenants_answering(platform, targets):
         "messages": USER,
         "max_tokens": 1,
         "max_completion_tokens": 10**9,
-        "model": "gpt-9-ultra",
+        "model": "smollm2",  # an alias of the tenant's default
         "logit_bias": {"2000000000": -100},
         "seed": -(2**63),
         "user": "x" * 256,
@@ -186,10 +190,8 @@ def test_a_hostile_corpus_leaves_both_tenants_answering(platform, targets):
 
     for process in platform.platform.processes:
         assert process.is_running(), f"{process.name} died"
-    assert (
-        metric_value(httpx.get(platform.gateway_url + "/metrics").text, "llm_gateway_pool_member_up", backend="vllm")
-        == 1
-    )
+    metrics = httpx.get(platform.gateway_url + "/metrics").text
+    assert metric_value(metrics, "llm_gateway_pool_member_up", backend=DEFAULT_MODEL) == 1
     for tenant in ("acme-corp", "closed-ai"):
         answer = platform.ask(tenant, question="Which company do you work for?", max_tokens=16)
         assert answer.status_code == 200, answer.text

@@ -1,7 +1,8 @@
 """Real traffic for the observability tests, and a record of what was sent.
 
 Both tenants get answers (plain and streamed), bad input, refusals, and then 503s
-while the model server is stopped; the model server is started again and each
+while the server of their default model (smollm2-135m-instruct, the only chat model both may use; acme-corp's
+fallback, gpt-4o-mini, is disabled without an OpenAI key) is stopped; it is started again and each
 tenant gets a last answer. After each step the traffic waits until Prometheus has scraped
 every request sent so far, so every counter visibly grows between two scrapes (rate() ignores
 a series' first value).
@@ -13,9 +14,11 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 
+from tenant_spec.models import DEFAULT_MODEL
 from tests.helpers import RunningPlatform, prometheus_query, wait_for
 
 QUESTION = {"question": "Say hello.", "max_tokens": 4, "temperature": 0}
@@ -51,7 +54,9 @@ class ObservedPlatform:
 
 def send_traffic(running: RunningPlatform) -> ObservedPlatform:
     observed = ObservedPlatform(running, running.prometheus_url, started_at=time.time())
-    wait_for(lambda: _targets_up(observed) >= 2 + len(observed.tenants), 30, "Prometheus scraping every service")
+    # the gateway, every model server, tenantctl itself and each proxy
+    services = 2 + len(running.platform.model_urls()) + len(observed.tenants)
+    wait_for(lambda: _targets_up(observed) >= services, 30, "Prometheus scraping every service")
     for _ in range(2):
         for tenant in observed.tenants:
             _healthy_round(observed, tenant)
@@ -79,8 +84,8 @@ def _healthy_round(observed: ObservedPlatform, tenant: str) -> None:
 
 
 def _outage(observed: ObservedPlatform) -> None:
-    """Stop the model server: every tenant gets 503s and the backend-down alert goes pending."""
-    model_server = observed.running.platform.process("model-server")
+    """Stop the default model's server: every tenant gets 503s and the backend-down alert goes pending."""
+    model_server = observed.running.platform.process(f"model-{DEFAULT_MODEL}")
     model_server.stop()
     for _ in range(3):
         for tenant in observed.tenants:
@@ -91,7 +96,7 @@ def _outage(observed: ObservedPlatform) -> None:
     )
     model_server.start()
     model_server.wait_healthy(180)
-    wait_for(lambda: _vllm_up(observed), 60, "the vllm pool member back up")
+    wait_for(lambda: _default_model_up(observed), 60, f"the {DEFAULT_MODEL} pool member back up")
 
 
 def _ask(observed: ObservedPlatform, tenant: str, statuses: set[int], stream: bool = False) -> None:
@@ -118,7 +123,11 @@ def _counted_by_prometheus(observed: ObservedPlatform) -> Counter:
 
 
 def _model_server_requests(observed: ObservedPlatform) -> float:
-    results = prometheus_query(observed.prometheus_url, 'sum(model_server_requests_total{job="model-server"})')
+    """What the default model's server (the one restarted) answered, as Prometheus last scraped it."""
+    instance = urlsplit(observed.running.model_url).netloc
+    results = prometheus_query(
+        observed.prometheus_url, f'sum(model_server_requests_total{{job="model-server",instance="{instance}"}})'
+    )
     return float(results[0]["value"][1]) if results else 0.0
 
 
@@ -130,6 +139,6 @@ def _backend_down_alerts(observed: ObservedPlatform) -> list[dict]:
     return [r["metric"] for r in prometheus_query(observed.prometheus_url, 'ALERTS{alertname="LLMGatewayBackendDown"}')]
 
 
-def _vllm_up(observed: ObservedPlatform) -> bool:
-    results = prometheus_query(observed.prometheus_url, 'min(llm_gateway_pool_member_up{backend="vllm"})')
+def _default_model_up(observed: ObservedPlatform) -> bool:
+    results = prometheus_query(observed.prometheus_url, f'min(llm_gateway_pool_member_up{{backend="{DEFAULT_MODEL}"}})')
     return bool(results) and float(results[0]["value"][1]) == 1

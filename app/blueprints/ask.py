@@ -26,6 +26,7 @@ from app.services import ProxyServices, current_services
 from llm_common.errors import ApiError, Refusal, error_body
 from llm_common.json_body import validate_model
 from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_event
+from tenant_spec.models import TENANT_DEFAULT_MODEL
 
 blueprint = Blueprint("ask", __name__)
 
@@ -75,6 +76,7 @@ def _chat_payload(
     system_prompt: str, tenant_max_tokens: int, ask_request: AskRequest, history: list[dict], grounding: Grounding
 ) -> dict:
     payload = {
+        "model": ask_request.model or TENANT_DEFAULT_MODEL,
         "messages": ask_messages(system_prompt, grounding.question(ask_request.question), history),
         "max_tokens": min(ask_request.max_tokens or tenant_max_tokens, tenant_max_tokens),
     }

@@ -1,4 +1,5 @@
-"""`GET /v1/models` and `GET /v1/models/<id>` on a tenant URL: the models this tenant can reach.
+"""`GET /v1/models` and `GET /v1/models/<id>` on a tenant URL: the models this tenant may use (by name or
+alias), with their catalogue entries.
 
 Chat front ends (Open WebUI, LibreChat, IDE plugins) call it first to fill their model picker. The
 list is the gateway's for the tenant's key, checked and rebuilt from known fields (a malformed
@@ -27,7 +28,7 @@ def list_models():
 @blueprint.get("/v1/models/<path:model>")
 def retrieve_model(model: str):
     for card in _tenant_models().data:
-        if card.id == model:
+        if card.called(model):
             return jsonify(card.model_dump())
     raise ApiError(
         404,

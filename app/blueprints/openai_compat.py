@@ -38,7 +38,7 @@ def chat_completions():
         chat = apply_chat_contract(body, ChatPolicy(config.max_tokens, allowed_extensions=None))
     except ContractViolation as violation:
         raise contract_error(violation) from None
-    payload = tenant_payload(services, chat.payload)
+    payload = tenant_payload(services, chat.payload, model=chat.model)
     if chat.stream:
         stream = CountedStream(services, payload)
         include_usage = (chat.payload.get("stream_options") or {}).get("include_usage") is True

@@ -46,7 +46,10 @@ def create_response():
         raise contract_error(violation) from None
     caller_messages = translated.chat.payload["messages"][0 if translated.instructions is None else 1 :]
     payload = tenant_payload(
-        services, {**translated.chat.payload, "messages": caller_messages}, translated.instructions
+        services,
+        {**translated.chat.payload, "messages": caller_messages},
+        translated.instructions,
+        model=translated.chat.model,
     )
     frame = ResponseFrame(translated.echo)
     if translated.chat.stream:

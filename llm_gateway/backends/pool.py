@@ -10,10 +10,14 @@
 - A request that could not reach a member (connect failure) is retried on the next
   member; one that reached a member and failed there is not, so a request that
   crashes a server cannot go on to crash the others.
-- Capacity (optional, `capacity_per_member`): a pool whose usable members are all full queues
-  requests per tenant and hands freed slots out in weighted fair order (fair_queue.py); a slot is
-  held until the answer is read (a stream: until it closes).
-- Counts are per gateway worker process: each worker balances its own load.
+- Capacity (optional, `capacity_per_member`: the catalogue's max_sequences): a pool whose usable
+  members are all full queues requests per tenant and hands freed slots out in weighted fair order;
+  a slot is held until the answer is read (a stream: until it closes). With Redis (an AdmissionHub)
+  the slots are counted per member for every gateway process and replica at once, and the request
+  goes to the member its slot is on (pool_admission.py); without Redis each process counts its own
+  (fair_queue.py). For a `vllm` engine the health checks also read each member's own count of
+  sequences, to take what runs there unleased off its free slots.
+- Outstanding counts (least-outstanding routing) are per gateway worker process.
 - Members may change while serving (`set_member_urls`, from pool_discovery.py's thread): members
   that stay keep their counts and ejections; a removed member's client is closed on the event
   loop once its last stream has ended.
@@ -34,8 +38,9 @@ import httpx
 from llm_common.openai_client import UpstreamRejected, UpstreamReply, UpstreamUnavailable
 from llm_gateway.backends.clients import AsyncChatStream, AsyncOpenAICompatibleClient
 from llm_gateway.backends.outlier import OutlierDetector, OutlierPolicy
-from llm_gateway.fair_queue import FairQueue
+from llm_gateway.limits import LimiterUnavailable
 from llm_gateway.metrics import GatewayMetrics
+from llm_gateway.pool_admission import AdmissionHub, MemberView, PoolAdmission, Slot, engine_sequences
 from tenant_spec.route import TenantRoute
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,7 @@ class PoolMember:
     consecutive_failures: int = 0
     ejected_until: float = 0.0
     unhealthy_threshold: int = 1
+    unleased: int = 0  # sequences the member's engine reports beyond the slots leased on it (vllm)
 
     @property
     def healthy(self) -> bool:
@@ -84,6 +90,8 @@ class BackendPool:
         max_queued_per_tenant: int = 100,
         queue_timeout: float = 30.0,
         share_hold: float = 1.0,
+        engine: str | None = None,
+        admission_hub: AdmissionHub | None = None,
     ):
         self.name = name
         self.members = members
@@ -97,15 +105,18 @@ class BackendPool:
         self._health_task: asyncio.Task | None = None
         self._retired: list[PoolMember] = []  # removed members whose streams still run
         self.capacity_per_member = capacity_per_member
-        self.queue: FairQueue | None = None
+        self.engine = engine
+        self.admission: PoolAdmission | None = None
         if capacity_per_member is not None:
-            self.queue = FairQueue(
+            self.admission = PoolAdmission(
                 name,
-                self.capacity,
+                capacity_per_member,
+                self._admission_view,
                 metrics,
                 max_queued_per_tenant=max_queued_per_tenant,
                 queue_timeout=queue_timeout,
                 share_hold=share_hold,
+                hub=admission_hub,
             )
         metrics.publish_backend(name)
         for member in members:
@@ -123,11 +134,21 @@ class BackendPool:
         now = self._clock()
         return sum(self.capacity_per_member or 0 for member in self.members if member.usable(now))
 
-    def _members_to_try(self) -> list[PoolMember]:
+    def _members_to_try(self, exclude: frozenset[str] = frozenset()) -> list[PoolMember]:
         """Usable members, least outstanding first (ties keep configuration order)."""
         now = self._clock()
         with self._lock:
-            return sorted((m for m in self.members if m.usable(now)), key=lambda m: m.outstanding)
+            usable = (m for m in self.members if m.usable(now) and m.url not in exclude)
+            return sorted(usable, key=lambda m: m.outstanding)
+
+    def _admission_view(self, exclude: frozenset[str]) -> MemberView:
+        """What shared admission may pick from: the usable members (least outstanding first) and the
+        sequences each runs beyond its leases."""
+        return [(member.url, member.unleased) for member in self._members_to_try(exclude)]
+
+    def _member(self, url: str) -> PoolMember | None:
+        with self._lock:
+            return next((member for member in self.members if member.url == url), None)
 
     async def _call(
         self,
@@ -136,34 +157,68 @@ class BackendPool:
         *,
         keep_outstanding: bool = False,
     ) -> T:
-        """Run `attempt` on the best member (with a capacity: once a slot is free, in fair order). With
-        `keep_outstanding` the member's count and the slot stay taken until the result's `on_close`."""
+        """Run `attempt` on the best member (with a capacity: once a slot is free, in fair order, on the
+        member of the slot). With `keep_outstanding` the member's count and the slot stay taken until the
+        result's `on_close`."""
         if not self.is_available():
             raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
-        tenant_name = _queue_name(tenant)
-        if self.queue is not None:
-            await self.queue.acquire(tenant_name, tenant.weight if tenant else 1.0)
-        try:
-            result = await self._call_members(attempt, keep_outstanding=keep_outstanding)
-        except BaseException:
-            self._give_slot(tenant_name)
-            raise
-        if not keep_outstanding:
-            self._give_slot(tenant_name)
-        return result
+        if self.admission is None:
+            return await self._call_members(attempt, self._members_to_try(), [], keep_outstanding=keep_outstanding)
+        tenant_name, weight = _queue_name(tenant), tenant.weight if tenant else 1.0
+        tried: list[PoolMember] = []
+        excluded: set[str] = set()
+        last_error: UpstreamUnavailable | None = None
+        for _ in range(len(self.members) + 2):  # each round leaves out one more member
+            if not self._members_to_try(frozenset(excluded)):
+                break
+            slot = await self.admission.acquire(tenant_name, weight, frozenset(excluded))
+            candidates = self._slot_members(slot, excluded)
+            if not candidates:  # granted on a member this process no longer has (or already tried)
+                slot.release()
+                excluded.add(slot.member)
+                continue
+            try:
+                result = await self._call_members(attempt, candidates, tried, keep_outstanding=keep_outstanding)
+            except UpstreamUnavailable as error:
+                slot.release()
+                if slot.member is None or error.reason != "connect":
+                    raise
+                excluded.add(slot.member)  # never reached it: its slot back, and another member's
+                last_error = error
+                continue
+            except BaseException:
+                slot.release()
+                raise
+            if keep_outstanding:
+                result.on_close.append(slot.release)
+            else:
+                slot.release()
+            return result
+        if last_error is not None:
+            raise last_error
+        raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
 
-    def _give_slot(self, tenant_name: str) -> None:
-        if self.queue is not None:
-            self.queue.release(tenant_name)
+    def _slot_members(self, slot: Slot, excluded: set[str]) -> list[PoolMember]:
+        """The members a slot may be used on: its own (shared admission), else any usable one."""
+        if slot.member is None:
+            return self._members_to_try(frozenset(excluded))
+        member = self._member(slot.member)
+        return [member] if member is not None and slot.member not in excluded else []
 
-    async def _call_members(self, attempt: Callable[[PoolMember], Awaitable[T]], *, keep_outstanding: bool) -> T:
-        candidates = self._members_to_try()
+    async def _call_members(
+        self,
+        attempt: Callable[[PoolMember], Awaitable[T]],
+        candidates: list[PoolMember],
+        tried: list[PoolMember],
+        *,
+        keep_outstanding: bool,
+    ) -> T:
+        """Try `candidates` in order (the next one only after a connect failure); `tried` collects them."""
         if not candidates:
             raise UpstreamUnavailable(f"{self.name}: no healthy member", reason="no_healthy_member")
         last_error: UpstreamUnavailable | None = None
-        tried = 0
         for member in candidates:
-            tried += 1
+            tried.append(member)
             self._adjust_outstanding(member, +1)
             started = self._clock()
             try:
@@ -189,7 +244,7 @@ class BackendPool:
             return result
         assert last_error is not None
         raise UpstreamUnavailable(
-            f"{self.name}: all {tried} member(s) failed; last: {last_error}",
+            f"{self.name}: all {len(tried)} member(s) failed; last: {last_error}",
             reason=last_error.reason,
             status=last_error.status,
         )
@@ -212,7 +267,6 @@ class BackendPool:
         async def attempt(member: PoolMember) -> AsyncChatStream:
             stream = await member.client.open_chat_stream(payload, request_id)
             stream.on_close.append(lambda: self._adjust_outstanding(member, -1))
-            stream.on_close.append(lambda: self._give_slot(_queue_name(tenant)))
             return stream
 
         return await self._call(attempt, tenant, keep_outstanding=True)
@@ -283,10 +337,39 @@ class BackendPool:
             member.failed_checks = 0 if passed else member.failed_checks + 1
             self._publish_member(member)
 
+    async def check_sequences_once(self, http: httpx.AsyncClient) -> None:
+        """vLLM members: what each runs (running + waiting, from its /metrics) beyond the slots leased on it
+        becomes its `unleased` count, taken off its free slots. Leases are counted before and after the
+        scrape and the larger count kept, so requests admitted or ended meanwhile never inflate it."""
+        shared = self.admission.shared if self.admission is not None else None
+        if self.engine != "vllm" or shared is None:
+            return
+        members = list(self.members)
+        urls = [member.url for member in members]
+        try:
+            before = await shared.member_leases(urls)
+            reported = await asyncio.gather(*(self._engine_sequences(http, member) for member in members))
+            after = await shared.member_leases(urls)
+        except LimiterUnavailable:
+            return  # shared admission is not in use meanwhile
+        for member, running, leased_before, leased_after in zip(members, reported, before, after, strict=True):
+            member.unleased = 0 if running is None else max(0, running - max(leased_before, leased_after))
+            self._metrics.member_unleased.labels(backend=self.name, member=member.url).set(member.unleased)
+
+    async def _engine_sequences(self, http: httpx.AsyncClient, member: PoolMember) -> int | None:
+        try:
+            answer = await http.get(member.url + "/metrics")
+        except httpx.HTTPError:
+            return None
+        return engine_sequences(answer.text) if answer.status_code == 200 else None
+
     def start_health_checks(self) -> None:
-        """Start the checks (once, on the event loop of the worker that serves requests)."""
+        """Start the checks (once, on the event loop of the worker that serves requests), and shared admission's
+        listening for grants."""
         if self._health_task is not None:
             return
+        if self.admission is not None:
+            self.admission.start()
         self._health_task = asyncio.get_running_loop().create_task(self._health_loop(), name=f"{self.name}-health")
 
     async def _health_loop(self) -> None:
@@ -298,9 +381,10 @@ class BackendPool:
                             self._publish_member(member)
                     else:
                         await self.check_health_once(http)
+                    await self.check_sequences_once(http)
                     await self._close_retired()
-                    if self.queue is not None:
-                        self.queue.dispatch()  # a member that came back brings its slots
+                    if self.admission is not None:
+                        self.admission.dispatch()  # a member that came back brings its slots
                 except Exception:  # keep checking: a task that died would leave members' states frozen
                     log.exception("%s: health check round failed", self.name)
                 await asyncio.sleep(self._health_interval)
@@ -321,6 +405,8 @@ class BackendPool:
             except asyncio.CancelledError:
                 pass
             self._health_task = None
+            if self.admission is not None:
+                await self.admission.aclose()
         await self._close_retired(all_of_them=True)
         for member in self.members:
             await member.client.aclose()

@@ -25,12 +25,14 @@ from llm_gateway.ledger.records import (
     COLUMNS,
     EPOCH,
     RECENT_SQL,
+    TOTALS_BY_MODEL_SQL,
     TOTALS_SQL,
     DuplicateRecord,
     Ledger,
     LedgerError,
     UsageRecord,
     UsageTotals,
+    totals_by_model_from_rows,
     totals_from_row,
 )
 
@@ -122,6 +124,11 @@ class PostgresLedger(Ledger):
     def totals(self, tenant: str, since: datetime | None = None) -> UsageTotals:
         with self._connection() as connection:
             return totals_from_row(connection.execute(TOTALS_SQL.format(p="%s"), (tenant, since or EPOCH)).fetchone())
+
+    def totals_by_model(self, tenant: str, since: datetime | None = None) -> dict[str, UsageTotals]:
+        with self._connection() as connection:
+            rows = connection.execute(TOTALS_BY_MODEL_SQL.format(p="%s"), (tenant, since or EPOCH)).fetchall()
+        return totals_by_model_from_rows(rows)
 
     def recent(self, tenant: str, limit: int = 10, since: datetime | None = None) -> list[UsageRecord]:
         with self._connection() as connection:

@@ -89,6 +89,10 @@ class Ledger(ABC):
         """Sums over the tenant's records created at or after `since` (all when None)."""
 
     @abstractmethod
+    def totals_by_model(self, tenant: str, since: datetime | None = None) -> dict[str, UsageTotals]:
+        """The same sums per catalogue model, by model name."""
+
+    @abstractmethod
     def recent(self, tenant: str, limit: int = 10, since: datetime | None = None) -> list[UsageRecord]:
         """The tenant's newest records, newest first."""
 
@@ -104,6 +108,11 @@ TOTALS_SQL = (
     "SELECT count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "
     "coalesce(sum(cost_usd), 0) FROM usage_records WHERE tenant = {p} AND created_at >= {p}"
 )
+TOTALS_BY_MODEL_SQL = (
+    "SELECT model, count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "
+    "coalesce(sum(cost_usd), 0) FROM usage_records WHERE tenant = {p} AND created_at >= {p} "
+    "GROUP BY model ORDER BY model"
+)
 RECENT_SQL = (
     f"SELECT {', '.join(COLUMNS)} FROM usage_records WHERE tenant = {{p}} AND created_at >= {{p}} "
     "ORDER BY created_at DESC, request_id DESC LIMIT {p}"
@@ -113,3 +122,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def totals_from_row(row: tuple) -> UsageTotals:
     return UsageTotals(int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+
+
+def totals_by_model_from_rows(rows: list[tuple]) -> dict[str, UsageTotals]:
+    return {str(row[0]): totals_from_row(row[1:]) for row in rows}

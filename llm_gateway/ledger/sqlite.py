@@ -17,12 +17,14 @@ from llm_gateway.ledger.records import (
     COLUMNS,
     EPOCH,
     RECENT_SQL,
+    TOTALS_BY_MODEL_SQL,
     TOTALS_SQL,
     DuplicateRecord,
     Ledger,
     LedgerError,
     UsageRecord,
     UsageTotals,
+    totals_by_model_from_rows,
     totals_from_row,
 )
 
@@ -91,6 +93,10 @@ class SqliteLedger(Ledger):
     def totals(self, tenant: str, since: datetime | None = None) -> UsageTotals:
         row = self._connection.execute(TOTALS_SQL.format(p="?"), (tenant, _timestamp(since or EPOCH))).fetchone()
         return totals_from_row(row)
+
+    def totals_by_model(self, tenant: str, since: datetime | None = None) -> dict[str, UsageTotals]:
+        rows = self._connection.execute(TOTALS_BY_MODEL_SQL.format(p="?"), (tenant, _timestamp(since or EPOCH)))
+        return totals_by_model_from_rows(rows.fetchall())
 
     def recent(self, tenant: str, limit: int = 10, since: datetime | None = None) -> list[UsageRecord]:
         rows = self._connection.execute(RECENT_SQL.format(p="?"), (tenant, _timestamp(since or EPOCH), limit))

@@ -26,11 +26,13 @@ from llm_common.responses import (
     apply_responses_contract,
     response_from_completion,
 )
+from llm_common.schemas import ModelCard, ModelList
 from llm_common.sse import DONE, STREAM_HEADERS, STREAM_MEDIA_TYPE, encode_named_event
 from llm_common.tracing import current_record
 from llm_gateway.completions import JsonAnswer
 from llm_gateway.observation import tenant_identified
 from llm_gateway.request_body import read_json_object
+from llm_gateway.routing import Router
 from llm_gateway.services import GatewayServices
 from tenant_spec.route import TenantRoute
 
@@ -58,9 +60,9 @@ async def chat_completions(request: Request) -> Response:
         raise contract_error(violation) from None
     record = current_record()
     if chat.stream:
-        answer = await services.completions.stream(tenant, chat.payload, record.request_id, record)
+        answer = await services.completions.stream(tenant, chat.model, chat.payload, record.request_id, record)
         return RelayResponse(answer.events, answer.close, headers={**STREAM_HEADERS, BACKEND_HEADER: answer.backend})
-    answer = await services.completions.chat(tenant, chat.payload, record.request_id, record)
+    answer = await services.completions.chat(tenant, chat.model, chat.payload, record.request_id, record)
     return _json(answer)
 
 
@@ -75,11 +77,12 @@ async def responses(request: Request) -> Response:
     except ContractViolation as violation:
         raise contract_error(violation) from None
     record, frame, payload = current_record(), ResponseFrame(translated.echo), translated.chat.payload
+    model = translated.chat.model
     if translated.chat.stream:
-        answer = await services.completions.stream(tenant, payload, record.request_id, record)
+        answer = await services.completions.stream(tenant, model, payload, record.request_id, record)
         events = _response_events(answer.events, ResponseEventStream(frame))
         return RelayResponse(events, answer.close, headers={**STREAM_HEADERS, BACKEND_HEADER: answer.backend})
-    answer = await services.completions.chat(tenant, payload, record.request_id, record)
+    answer = await services.completions.chat(tenant, model, payload, record.request_id, record)
     try:
         content = json.dumps(response_from_completion(json.loads(answer.content), frame)).encode()
     except (MalformedCompletion, ValueError):
@@ -126,18 +129,45 @@ async def embeddings(request: Request) -> Response:
 
 
 async def models(request: Request) -> Response:
-    """The models this tenant can reach through the configured backends."""
+    """The models this tenant may use (and the platform's embedding model), with their catalogue entries."""
     router = _services(request).router
     tenant = _authenticated_tenant(request)
-    names = {router.model_for(tenant, backend.name): backend.name for backend in router.candidates(tenant)}
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": [
-                {"id": name, "object": "model", "owned_by": backend, "created": 0} for name, backend in names.items()
-            ],
-        }
-    )
+    return JSONResponse(ModelList(object="list", data=model_cards(router, tenant)).model_dump())
+
+
+async def model(request: Request) -> Response:
+    """One model this tenant may use, by name or alias (404 otherwise, as for a model that does not exist)."""
+    router = _services(request).router
+    tenant = _authenticated_tenant(request)
+    called = request.path_params["model"]
+    card = next((card for card in model_cards(router, tenant) if card.called(called)), None)
+    if card is None:
+        raise ApiError(
+            404,
+            f"the model '{called}' is not available to this tenant; GET /v1/models lists the ones that are",
+            code="model_not_found",
+        )
+    return JSONResponse(card.model_dump())
+
+
+def model_cards(router: Router, tenant: TenantRoute) -> list[ModelCard]:
+    """The tenant's chat models in its spec's order, then the platform's embedding model."""
+    names = router.allowed_models(tenant)
+    if router.catalogue.embedding_model is not None:
+        names.append(router.catalogue.embedding_model)
+    default = router.catalogue.resolve(tenant.models.default_model)
+    return [
+        ModelCard(
+            id=name,
+            owned_by=entry.owner,
+            kind=entry.kind,
+            aliases=entry.aliases,
+            context_length=entry.context_length,
+            enabled=entry.enabled,
+            default=name == default,
+        )
+        for name, entry in ((name, router.catalogue.models[name]) for name in names)
+    ]
 
 
 def _json(answer: JsonAnswer) -> Response:
@@ -188,4 +218,5 @@ ROUTES = [
     Route("/v1/responses", responses, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", models, methods=["GET"]),
+    Route("/v1/models/{model:path}", model, methods=["GET"]),
 ]

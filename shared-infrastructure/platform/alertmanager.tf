@@ -62,8 +62,9 @@ locals {
   }
 }
 
-# Reads the TenantRoutes here; each tenant that names a webhook token Secret grants `get` on that one
-# Secret in its own namespace (shared-infrastructure/modules/tenant). No other Secret, anywhere.
+# Reads the TenantRoutes and the ModelCatalogue here (catalogue.tf); each tenant that names a webhook token
+# Secret grants `get` on that one Secret in its own namespace (shared-infrastructure/modules/tenant). No other
+# Secret, anywhere.
 module "alertmanager_identity" {
   source = "../modules/service-identity"
 
@@ -72,6 +73,7 @@ module "alertmanager_identity" {
   labels    = local.alertmanager_labels
   rules = [
     { apiGroups = ["llm-tenants.io"], resources = ["tenantroutes"], verbs = ["get", "list", "watch"] },
+    { apiGroups = ["llm-tenants.io"], resources = ["modelcatalogues"], verbs = ["get", "list", "watch"] },
   ]
 
   depends_on = [kubectl_manifest.namespace]
@@ -189,7 +191,7 @@ resource "kubectl_manifest" "alertmanager_deployment" {
   wait_for_rollout = var.wait_for_rollout
   depends_on = [
     kubectl_manifest.alertmanager_routing, kubectl_manifest.alertmanager_secrets, kubectl_manifest.alertmanager_data,
-    kubectl_manifest.tenant_route_crd,
+    kubectl_manifest.tenant_route_crd, kubectl_manifest.model_catalogue,
   ]
 }
 

@@ -1,7 +1,7 @@
 # The shared LLM gateway. It learns tenants from the TenantRoute objects each tenant apply writes
-# into this namespace (key hashes only, see tenant_routes.tf) and the model pool's members from
-# the EndpointSlices of its headless Services (model_pool.tf): it may read those two kinds of
-# object in its own namespace, and nothing else.
+# into this namespace (key hashes only, see tenant_routes.tf), the models it serves from its config (the
+# catalogue, var.models) and each self-hosted model's servers from the EndpointSlices of its headless
+# Service (models.tf): it may read those two kinds of object in its own namespace, and nothing else.
 
 locals {
   gateway_name     = "llm-gateway"
@@ -11,6 +11,7 @@ locals {
   gateway_labels   = merge(local.common_labels, local.gateway_selector, { "app.kubernetes.io/component" = "gateway" })
   openai_enabled   = nonsensitive(var.openai.api_key != "")
 
+  # llm_gateway/config.py: GatewayConfig.
   gateway_config = merge(
     {
       # A new tenant's key works within this many seconds of its apply (one list of TenantRoutes).
@@ -20,25 +21,17 @@ locals {
       }
       # Rate limits and budgets (redis.tf); the ledger's DSN comes from a Secret (ledger.tf).
       limits = { redis_url = local.redis_url, on_redis_error = var.limits.on_redis_error }
+      # The catalogue, every field of each entry (llm_common/catalogue.py: CatalogueModel). The gateway shares
+      # each model's max_sequences per replica between its own processes itself.
+      models = local.catalogue
+      # A self-hosted model's servers: the ready Pods behind its headless Service, re-read every few seconds.
+      pools = { for name, server in local.model_servers : name => {
+        discovery   = { namespace = var.namespace, service = server.service, port_name = "http", refresh_seconds = 5 }
+        health_path = "/health"
+      } }
     },
-    local.pool_enabled ? { pool = merge(local.pool_discovery[local.pool_name], local.pool_queue) } : {},
     local.openai_enabled ? { openai = { base_url = nonsensitive(var.openai.base_url) } } : {},
-    # Tenant knowledge: one embedding model for every tenant (app/knowledge, docs/architecture.md, "The embedding model").
-    { embeddings = local.embeddings_config },
   )
-  embeddings_config = jsondecode(local.embeddings_in_pool ? jsonencode({
-    backend = "pool", model = local.embeddings_model, pool = local.pool_discovery[local.embeddings_name]
-  }) : jsonencode({ backend = "openai", model = nonsensitive(var.openai.embedding_model) }))
-  # A full pool is shared between tenants in fair queues (llm_gateway/fair_queue.py); each gateway process
-  # queues on its own, so it counts its part of each member's sequences.
-  pool_queue = var.model_pool.max_sequences == null ? {} : {
-    capacity_per_member = max(1, floor(var.model_pool.max_sequences / (var.gateway.replicas * var.gateway.workers)))
-  }
-  # A pool's members: the ready Pods behind its headless Service, re-read every few seconds.
-  pool_discovery = { for service in [local.pool_name, local.embeddings_name] : service => {
-    discovery   = { namespace = var.namespace, service = service, port_name = "http", refresh_seconds = 5 }
-    health_path = "/health"
-  } }
 }
 
 module "gateway_identity" {
@@ -62,16 +55,14 @@ resource "kubectl_manifest" "gateway_config" {
     metadata   = { name = "${local.gateway_name}-config", namespace = var.namespace, labels = local.gateway_labels }
     data       = { "gateway.json" = jsonencode(local.gateway_config) }
   })
-  depends_on = [kubectl_manifest.namespace]
+  # After the catalogue is published: a catalogue the admission policies refuse (a model tenants still name
+  # removed) stops the apply before the gateway is told of it.
+  depends_on = [kubectl_manifest.namespace, kubectl_manifest.model_catalogue]
 
   lifecycle {
     precondition {
-      condition     = local.pool_enabled || local.openai_enabled
-      error_message = "model_pool.server is none and openai.api_key is empty: the gateway needs at least one backend."
-    }
-    precondition {
-      condition     = local.embeddings_in_pool || local.openai_enabled
-      error_message = "embeddings.backend is openai but openai.api_key is empty."
+      condition     = anytrue([for model in values(local.catalogue) : model.enabled && model.kind == "chat"])
+      error_message = "models: no enabled chat model (an openai model is enabled only with openai.api_key): the gateway would answer nothing."
     }
   }
 }

@@ -1,9 +1,10 @@
 # The shared platform in one namespace (default `monitoring`): the LLM gateway every tenant proxy
-# calls, the model pool (vLLM on GPU nodes, or the CPU model server) and the embedding servers,
-# Redis and the usage ledger, Prometheus, Alertmanager, Grafana and kube-state-metrics.
-# Apply once per cluster, before any tenant (tenants write their route and dashboard here).
-# See gateway.tf, tenant_routes.tf, model_pool.tf, redis.tf, ledger.tf, prometheus.tf, alertmanager.tf,
-# grafana.tf and kube_state_metrics.tf.
+# calls, the model catalogue (var.models) with a model server per self-hosted model (vLLM on GPU nodes,
+# or the CPU model server), Redis and the usage ledger, Prometheus, Alertmanager, Grafana and
+# kube-state-metrics. Apply once per cluster, before any tenant (tenants write their route and dashboard
+# here; the catalogue admits the models a route names).
+# See gateway.tf, tenant_routes.tf, catalogue.tf, models.tf, redis.tf, ledger.tf, prometheus.tf,
+# alertmanager.tf, grafana.tf and kube_state_metrics.tf.
 
 provider "kubectl" {
   config_path      = var.kubeconfig_path

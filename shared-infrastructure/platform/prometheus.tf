@@ -1,5 +1,5 @@
 # Prometheus: discovers every annotated Pod in every namespace (tenant proxies, the gateway, the
-# model pool and embedding servers, kube-state-metrics) and loads the platform's alert rules
+# model servers, kube-state-metrics) and loads the platform's alert rules
 # (dashboards/alerts/), whose alerts it sends to Alertmanager (alertmanager.tf).
 #
 # Who a series belongs to is decided here, not by the Pod: outside the platform's namespace the

@@ -9,7 +9,8 @@
 
 # The schema is generated from the route model (tenant_spec/route.py) by `python -m tenant_spec.generate`:
 # a spec field the gateway reads is declared once, in the spec package. Fields it does not name are kept
-# (the gateway validates the whole route itself).
+# (the gateway validates the whole route itself). The models a route names are admitted by the model
+# catalogue (catalogue.tf).
 locals {
   tenant_route_schema = jsondecode(file("${path.module}/tenant_route_schema.json"))
 }
@@ -29,8 +30,8 @@ resource "kubectl_manifest" "tenant_route_crd" {
         storage = true
         schema  = { openAPIV3Schema = local.tenant_route_schema }
         additionalPrinterColumns = [
-          { name = "Backend", type = "string", jsonPath = ".spec.backend" },
-          { name = "Model", type = "string", jsonPath = ".spec.model" },
+          { name = "Models", type = "string", jsonPath = ".spec.models.allowed" },
+          { name = "Default", type = "string", jsonPath = ".spec.models.default" },
         ]
       }]
     }

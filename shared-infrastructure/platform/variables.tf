@@ -12,7 +12,7 @@ variable "kube_context" {
 
 variable "namespace" {
   type        = string
-  description = "Namespace of the shared gateway, the vLLM pool, Prometheus and Grafana."
+  description = "Namespace of the platform: the gateway, the model servers, the ModelCatalogue and TenantRoutes, Prometheus, Alertmanager and Grafana."
   default     = "monitoring"
 
   validation {
@@ -51,11 +51,10 @@ variable "gateway" {
 
 variable "openai" {
   type = object({
-    api_key         = optional(string, "")
-    base_url        = optional(string, "https://api.openai.com/v1")
-    embedding_model = optional(string, "text-embedding-3-small")
+    api_key  = optional(string, "")
+    base_url = optional(string, "https://api.openai.com/v1")
   })
-  description = "OpenAI backend; an empty api_key leaves it out (the model pool must then be enabled). embedding_model is used when embeddings.backend is openai."
+  description = "The OpenAI API, for the catalogue's openai models (var.models): an empty api_key leaves it out, and those models are then published disabled (they answer 503 model_disabled)."
   default     = {}
   sensitive   = true
 
@@ -65,33 +64,128 @@ variable "openai" {
   }
 }
 
-variable "model_pool" {
-  type = object({
-    server        = optional(string, "vllm")
-    replicas      = optional(number, 1)
-    served_model  = optional(string, "smollm2-135m-instruct")
-    max_sequences = optional(number)
-  })
-  description = "The self-hosted model pool the gateway balances over, one member per Pod: server `vllm` (GPU nodes, see var.vllm), `cpu` (the llama.cpp model server with SmolLM2-135M-Instruct, see var.cpu_model_server: for clusters without GPUs) or `none` (OpenAI only). served_model is the model name tenants ask for. max_sequences: the sequences one member runs at once (passed to vLLM as --max-num-seqs); when set, the gateway shares a full pool between tenants in fair queues, each gateway process counting floor(max_sequences / (gateway.replicas x gateway.workers)) slots per member; null: no queue."
-  default     = {}
+# The model catalogue: llm_common/catalogue.py (CatalogueModel, ModelCatalogue) in Terraform, same fields
+# and rules. Rendered into the gateway's config and published as the ModelCatalogue `platform` (catalogue.tf),
+# which TenantRoutes are admitted by.
+variable "models" {
+  type = map(object({
+    engine                        = string
+    kind                          = optional(string, "chat")
+    source                        = optional(string)
+    served_name                   = optional(string)
+    aliases                       = optional(list(string), [])
+    gpus                          = optional(number, 0)
+    max_sequences                 = optional(number)
+    replicas                      = optional(number, 1)
+    context_length                = optional(number, 2048)
+    usd_per_million_input_tokens  = optional(number, 0)
+    usd_per_million_output_tokens = optional(number, 0)
+    dimensions                    = optional(number)
+    enabled                       = optional(bool, true)
+  }))
+  description = "The model catalogue: every model the platform serves, by name (a DNS label of at most 40 characters; a self-hosted one runs as the Deployment and headless Service `model-<name>`). engine: `vllm` (GPU nodes, see var.vllm; source: a Hugging Face repo id; gpus per replica), `cpu` (the llama.cpp model server, see var.cpu_model_server; source: a GGUF file in its image's /models) or `openai` (served_name: the OpenAI model; disabled while openai.api_key is empty). kind: chat or embedding (at most one embedding model). served_name: the name the engine knows it by (null: the catalogue name); aliases: other names callers and tenant specs may use, unique across the catalogue. max_sequences: sequences one replica runs at once (vLLM --max-num-seqs); set, the gateway shares a full model between tenants in fair queues; null: no queue. replicas (self-hosted), context_length, prices in USD per million input/output tokens, dimensions (embedding models that take one), enabled (false: requests get 503 model_disabled, tenants may still name it). docs/cluster-operations.md, \"The model catalogue\"."
+  nullable    = false
+  default = {
+    "smollm2-135m-instruct" = {
+      engine                        = "cpu"
+      source                        = "SmolLM2-135M-Instruct.Q4_1.gguf"
+      aliases                       = ["smollm2"]
+      context_length                = 2048
+      usd_per_million_input_tokens  = 0.02
+      usd_per_million_output_tokens = 0.05
+    }
+    "gemma-3-270m" = {
+      engine                        = "cpu"
+      source                        = "gemma-3-270m-q4_k_m.gguf"
+      aliases                       = ["gemma3"]
+      context_length                = 2048
+      usd_per_million_input_tokens  = 0.02
+      usd_per_million_output_tokens = 0.05
+    }
+    "all-minilm-l6-v2" = {
+      engine         = "cpu"
+      kind           = "embedding"
+      source         = "all-MiniLM-L6-v2.f32.gguf"
+      context_length = 512
+    }
+    "gpt-4o-mini" = {
+      engine                        = "openai"
+      usd_per_million_input_tokens  = 0.15
+      usd_per_million_output_tokens = 0.6
+    }
+  }
 
   validation {
-    condition     = contains(["vllm", "cpu", "none"], var.model_pool.server) && var.model_pool.replicas >= 0
-    error_message = "model_pool.server must be vllm, cpu or none, and model_pool.replicas >= 0."
+    condition     = length(var.models) >= 1
+    error_message = "models: the catalogue needs at least one model."
   }
   validation {
-    condition = var.model_pool.max_sequences == null || try(
-    var.model_pool.max_sequences >= 1 && floor(var.model_pool.max_sequences) == var.model_pool.max_sequences, false)
-    error_message = "model_pool.max_sequences must be a whole number >= 1 (or null: no fair queue)."
+    condition     = alltrue([for name in keys(var.models) : can(regex("^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$", name))])
+    error_message = "models: ${join(", ", [for name in keys(var.models) : "'${name}'" if !can(regex("^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$", name))])}: a model's name must be a DNS label of at most 40 characters (lower-case letters, digits and '-', starting and ending with a letter or digit): it names the Deployment and Service model-<name>."
+  }
+  validation {
+    condition     = alltrue([for model in values(var.models) : contains(["vllm", "cpu", "openai"], model.engine) && contains(["chat", "embedding"], model.kind)])
+    error_message = "${join(", ", [for name, model in var.models : "models.${name}" if !(contains(["vllm", "cpu", "openai"], model.engine) && contains(["chat", "embedding"], model.kind))])}: engine must be vllm, cpu or openai, and kind chat or embedding."
+  }
+  validation {
+    condition     = alltrue([for model in values(var.models) : (model.source == null ? model.engine == "openai" : length(model.source) >= 1 && length(model.source) <= 500)])
+    error_message = "${join(", ", [for name, model in var.models : "models.${name}.source" if !(model.source == null ? model.engine == "openai" : length(model.source) >= 1 && length(model.source) <= 500)])}: a vllm model needs one (a Hugging Face repo id), a cpu model too (a GGUF file in the model server's /models); 1 to 500 characters."
+  }
+  validation {
+    condition = alltrue([for model in values(var.models) : length(model.aliases) <= 20 && alltrue([
+      for called in concat(model.served_name == null ? [] : [model.served_name], model.aliases) :
+      can(regex("^[A-Za-z0-9]([A-Za-z0-9._:/-]{0,126}[A-Za-z0-9])?$", called))
+    ])])
+    error_message = "${join(", ", [for name, model in var.models : "models.${name}" if !(length(model.aliases) <= 20 && alltrue([for called in concat(model.served_name == null ? [] : [model.served_name], model.aliases) : can(regex("^[A-Za-z0-9]([A-Za-z0-9._:/-]{0,126}[A-Za-z0-9])?$", called))]))])}: served_name and each alias (at most 20) must be letters, digits and . _ : / - (starting and ending with a letter or digit, at most 128 characters)."
+  }
+  validation {
+    condition = alltrue([for model in values(var.models) : (
+      model.gpus >= 0 && model.gpus <= 16 && floor(model.gpus) == model.gpus && (model.engine == "vllm" ? model.gpus >= 1 : model.gpus == 0)
+    )])
+    error_message = "${join(", ", [for name, model in var.models : "models.${name}.gpus" if !(model.gpus >= 0 && model.gpus <= 16 && floor(model.gpus) == model.gpus && (model.engine == "vllm" ? model.gpus >= 1 : model.gpus == 0))])}: a vllm model needs a whole number of GPUs from 1 to 16 per replica; only vllm models run on GPUs (0 for cpu and openai)."
+  }
+  validation {
+    condition = alltrue([for model in values(var.models) : (
+      model.max_sequences == null ? true : model.max_sequences >= 1 && model.max_sequences <= 4096 && floor(model.max_sequences) == model.max_sequences
+    )])
+    error_message = "${join(", ", [for name, model in var.models : "models.${name}.max_sequences" if !(model.max_sequences == null ? true : model.max_sequences >= 1 && model.max_sequences <= 4096 && floor(model.max_sequences) == model.max_sequences)])}: must be a whole number from 1 to 4096 (or null: no fair queue)."
+  }
+  validation {
+    condition = alltrue([for model in values(var.models) : (
+      model.replicas >= 0 && model.replicas <= 100 && floor(model.replicas) == model.replicas && (model.engine != "cpu" || model.replicas <= 8)
+    )])
+    error_message = "${join(", ", [for name, model in var.models : "models.${name}.replicas" if !(model.replicas >= 0 && model.replicas <= 100 && floor(model.replicas) == model.replicas && (model.engine != "cpu" || model.replicas <= 8))])}: must be a whole number from 0 to 100; at most 8 for a cpu model (the CPU model server is a stand-in for small clusters: use vllm for more)."
+  }
+  validation {
+    condition = alltrue([for model in values(var.models) : (
+      model.context_length >= 128 && model.context_length <= 10000000 && floor(model.context_length) == model.context_length &&
+      model.usd_per_million_input_tokens >= 0 && model.usd_per_million_input_tokens <= 10000 &&
+      model.usd_per_million_output_tokens >= 0 && model.usd_per_million_output_tokens <= 10000 &&
+      (model.dimensions == null ? true : model.dimensions >= 1 && model.dimensions <= 65536 && floor(model.dimensions) == model.dimensions)
+    )])
+    error_message = "${join(", ", [for name, model in var.models : "models.${name}" if !(model.context_length >= 128 && model.context_length <= 10000000 && floor(model.context_length) == model.context_length && model.usd_per_million_input_tokens >= 0 && model.usd_per_million_input_tokens <= 10000 && model.usd_per_million_output_tokens >= 0 && model.usd_per_million_output_tokens <= 10000 && (model.dimensions == null ? true : model.dimensions >= 1 && model.dimensions <= 65536 && floor(model.dimensions) == model.dimensions))])}: context_length must be a whole number from 128 to 10000000, the prices from 0 to 10000 USD per million tokens, dimensions (when set) a whole number from 1 to 65536."
+  }
+  validation {
+    condition     = !anytrue([for name, model in var.models : contains(concat([name], model.aliases), "tenant-default")])
+    error_message = "models: 'tenant-default' is reserved (it means a tenant's default model): name no model or alias so."
+  }
+  validation {
+    # Each name and alias calls one model: an alias equal to its own model's name is harmless, any other repeat is not.
+    condition = length(flatten([for name, model in var.models : concat([name], [for alias in model.aliases : alias if alias != name])])) == length(distinct(flatten([
+      for name, model in var.models : concat([name], [for alias in model.aliases : alias if alias != name])
+    ])))
+    error_message = "models: ${join(", ", [for called in distinct(flatten([for name, model in var.models : concat([name], [for alias in model.aliases : alias if alias != name])])) : "'${called}'" if length([for other in flatten([for name, model in var.models : concat([name], [for alias in model.aliases : alias if alias != name])]) : other if other == called]) > 1])}: each name and alias must call one model (aliases unique across the catalogue, none another model's name)."
+  }
+  validation {
+    condition     = length([for model in values(var.models) : model if model.kind == "embedding"]) <= 1
+    error_message = "models: at most one embedding model (a tenant's documents are searchable only with the vectors of the model that indexed them), found ${join(", ", [for name, model in var.models : name if model.kind == "embedding"])}."
   }
 }
 
 variable "vllm" {
   type = object({
     image         = optional(string, "vllm/vllm-openai:v0.11.0")
-    model         = optional(string, "HuggingFaceTB/SmolLM2-1.7B-Instruct")
-    extra_args    = optional(list(string), ["--max-model-len", "8192"])
-    gpus          = optional(number, 1)
+    extra_args    = optional(list(string), [])
     cpu           = optional(string, "4")
     memory        = optional(string, "24Gi")
     node_selector = optional(map(string), { "nvidia.com/gpu.present" = "true" })
@@ -102,13 +196,8 @@ variable "vllm" {
       effect   = string
     })), [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }])
   })
-  description = "vLLM pool members (model_pool.server = vllm): image, the model they load, extra vllm serve arguments, GPUs, CPU and memory per Pod, scheduling on GPU nodes."
+  description = "How every vllm model of the catalogue runs (each model's source, gpus, replicas and max_sequences are in var.models): the image, extra vllm serve arguments, CPU and memory per Pod, scheduling on GPU nodes. Each Pod serves its model with --max-model-len = the model's context_length."
   default     = {}
-
-  validation {
-    condition     = var.vllm.gpus >= 1
-    error_message = "vllm.gpus must be >= 1."
-  }
 }
 
 variable "cpu_model_server" {
@@ -120,23 +209,12 @@ variable "cpu_model_server" {
     cpu_limit      = optional(string, "2")
     memory_limit   = optional(string, "2Gi")
   })
-  description = "The CPU model server image (tenantctl/images/model-server.Dockerfile: llama.cpp's OpenAI server with SmolLM2-135M-Instruct and all-MiniLM-L6-v2), used by the pool when model_pool.server = cpu and by the embedding servers; threads and resources per Pod."
-  default     = {}
-}
-
-variable "embeddings" {
-  type = object({
-    backend        = optional(string, "pool")
-    replicas       = optional(number, 1)
-    cpu_request    = optional(string, "100m")
-    memory_request = optional(string, "256Mi")
-  })
-  description = "The one embedding model of every tenant's documents: backend `pool` runs all-MiniLM-L6-v2 servers (the cpu_model_server image, on any node, no API key needed), `openai` uses openai.embedding_model with the OpenAI key."
+  description = "How every cpu model of the catalogue runs: the CPU model server image (tenantctl/images/model-server.Dockerfile: llama.cpp's OpenAI server, each model's source under /models), its threads and the resources of each Pod."
   default     = {}
 
   validation {
-    condition     = contains(["pool", "openai"], var.embeddings.backend) && var.embeddings.replicas >= 1
-    error_message = "embeddings.backend must be pool or openai, and embeddings.replicas >= 1."
+    condition     = var.cpu_model_server.threads >= 1 && floor(var.cpu_model_server.threads) == var.cpu_model_server.threads
+    error_message = "cpu_model_server.threads must be a whole number >= 1."
   }
 }
 

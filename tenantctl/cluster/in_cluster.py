@@ -165,6 +165,7 @@ RELAY_SCRIPT = r"""
 import http.server, socketserver
 import httpx
 HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "host"}
+NOT_PASSED = {"content-encoding", "server", "date"}  # the content is decoded; the relay sends its own
 class Relay(http.server.BaseHTTPRequestHandler):
     def relay(self):
         tenant, _, path = self.path.lstrip("/").partition("/")
@@ -173,11 +174,14 @@ class Relay(http.server.BaseHTTPRequestHandler):
         try:
             upstream = httpx.request(self.command, f"http://tenant-proxy.{tenant}.svc.cluster.local:8080/{path}",
                                      content=body, headers=headers, timeout=300)
-            status, content, kind = upstream.status_code, upstream.content, upstream.headers.get("content-type", "")
+            status, content = upstream.status_code, upstream.content
+            passed = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | NOT_PASSED}
         except httpx.HTTPError as error:
-            status, content, kind = 599, f"relay: {type(error).__name__}: {error}".encode(), "text/plain"
+            status, content = 599, f"relay: {type(error).__name__}: {error}".encode()
+            passed = {"Content-Type": "text/plain"}
         self.send_response(status)
-        self.send_header("Content-Type", kind)
+        for name, value in passed.items():  # as an ingress controller does: Retry-After, X-Request-Id, ...
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
         self.wfile.write(content)

@@ -37,14 +37,15 @@ VOLUME_SIZE = "1Gi"
 NAMESPACE = "monitoring"
 INGRESS_NAMESPACE = "ingress-nginx"  # the tenants' default ingress_namespace: the "ingress path"
 
-# Sized for the node (2 CPUs): what every Pod requests, so 30 tenants fit beside the platform.
+# Sized for the node (2 CPUs): what every Pod requests, so 30 tenants fit beside the platform. The catalogue
+# is the platform root's default (three cpu models, one replica each, plus gpt-4o-mini, disabled without a key):
+# each of its model servers requests cpu_model_server's share.
 PLATFORM_SIZING = {
     "gateway": {"replicas": 1, "workers": 2, "cpu_request": "100m", "memory_request": "192Mi"},
     "prometheus": {"scrape_interval": "2s", "storage": VOLUME_SIZE, "cpu_request": "100m", "memory_request": "256Mi"},
     "redis": {"cpu_request": "20m", "memory_request": "32Mi"},
     "ledger": {"storage": VOLUME_SIZE, "cpu_request": "50m", "memory_request": "128Mi"},
-    "cpu_model_server": {"threads": 2, "cpu_request": "200m", "memory_request": "256Mi"},
-    "embeddings": {"cpu_request": "50m", "memory_request": "128Mi"},
+    "cpu_model_server": {"threads": 2, "cpu_request": "100m", "memory_request": "256Mi"},
     "alertmanager": {"storage": VOLUME_SIZE, "cpu_request": "10m", "memory_request": "32Mi"},
 }
 TENANT_SIZING = {"cpu_request": "25m", "memory_request": "128Mi"}  # the spec's `proxy` requests

@@ -12,6 +12,7 @@ import yaml
 from alert_config_sync.routing import PlatformAlerts
 from tenant_spec import discover_tenant_specs
 from tenantctl.local.alertmanager import amtool_check, local_alertmanager_config
+from tenantctl.local.catalogue import load_local_catalogue
 
 
 def platform_alerts(webhook_urls: list[str], option: str) -> PlatformAlerts:
@@ -42,7 +43,8 @@ def register(subparsers) -> None:
 def command_config(args: argparse.Namespace) -> int:
     specs = discover_tenant_specs(args.tenants_dir)
     platform = platform_alerts(args.platform_webhook, "--platform-webhook")
-    config = local_alertmanager_config(specs, platform, args.run_dir, args.tenants_dir)
+    catalogue = load_local_catalogue(args.models, openai_key=True)
+    config = local_alertmanager_config(specs, platform, args.run_dir, args.tenants_dir, catalogue)
     print(amtool_check(config), file=sys.stderr)
     print(yaml.safe_dump(config, sort_keys=False), end="")
     return 0

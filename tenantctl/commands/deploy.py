@@ -17,6 +17,7 @@ from typing import Any
 
 from tenantctl.cluster.state import running_kubeconfig, running_state
 from tenantctl.images.build import terraform_variables
+from tenantctl.local.catalogue import read_catalogue_file
 from tenantctl.terraform.deploy import deploy
 from tenantctl.terraform.roots import platform_root, tenant_root
 
@@ -56,8 +57,8 @@ def _platform_variables(args: argparse.Namespace) -> dict[str, Any]:
     if args.local_images:
         # The images `tenantctl images build` made (loaded into the node): CPU pool, no Grafana/kube-state-metrics.
         variables.update(terraform_variables())
-    if args.model_pool:
-        variables["model_pool"] = {"server": args.model_pool}
+    if args.models is not None:  # the same catalogue file as local mode's
+        variables["models"] = read_catalogue_file(args.models)
     return variables
 
 
@@ -104,18 +105,14 @@ def register(subparsers) -> None:
         command.set_defaults(handler=handler)
 
     platform = subparsers.add_parser(
-        "platform", help="apply or destroy the shared platform (gateway, vLLM, Prometheus, Grafana)"
+        "platform",
+        help="apply or destroy the shared platform (gateway, model servers, Prometheus, Grafana); "
+        "`tenantctl --models FILE platform apply` sets its model catalogue",
     )
     actions = platform.add_subparsers(dest="platform_command", required=True)
     for name in ("apply", "destroy"):
         action = actions.add_parser(name)
         _cluster_arguments(action)
-        action.add_argument(
-            "--model-pool",
-            choices=("vllm", "cpu", "none"),
-            help="the pool's server: vllm (GPU nodes, the default), cpu (the llama.cpp model server) "
-            "or none (OpenAI only, needs OPENAI_API_KEY)",
-        )
         action.add_argument(
             "--local-images",
             action="store_true",

@@ -13,6 +13,7 @@ import httpx
 
 from tenant_spec import discover_tenant_specs
 from tenantctl.commands.alerts import platform_alerts
+from tenantctl.local.catalogue import parse_model_endpoints
 from tenantctl.local.platform import LocalPlatform, LocalSettings, TenantEndpoint
 from tenantctl.local.state import DEFAULT_RUN_DIR, tenant_url
 
@@ -24,23 +25,18 @@ def register(commands) -> None:
     )
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--gateway-port", type=int, default=8080)
-    up.add_argument("--model-port", type=int, default=8000, help="port of the embedded model server")
-    up.add_argument("--embedding-port", type=int, default=8001, help="port of the embedding model server")
+    up.add_argument(
+        "--first-model-port", type=int, default=8000, help="the local model servers take ports from here upward"
+    )
     up.add_argument(
         "--first-tenant-port", type=int, default=5002, help="first port for tenants whose spec sets no local_port"
     )
     up.add_argument(
-        "--vllm",
+        "--model-endpoint",
         action="append",
         default=[],
-        metavar="URL",
-        help="an OpenAI-compatible vLLM endpoint for the pool (repeatable); replaces the embedded model",
-    )
-    up.add_argument(
-        "--embedded-model",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="force the embedded CPU model on or off (default: on when no vLLM endpoint and no OPENAI_API_KEY)",
+        metavar="NAME=URL",
+        help="a catalogue model served elsewhere, e.g. a vLLM server (repeatable); no local server is started for it",
     )
     up.add_argument("--workers", type=int, default=2, help="gunicorn workers per service")
     up.add_argument("--prometheus-port", type=int, default=9090, help="port of the local Prometheus (default 9090)")
@@ -70,6 +66,7 @@ def register(commands) -> None:
     ask.add_argument("question")
     ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     ask.add_argument("--max-tokens", type=int)
+    ask.add_argument("--model", help="a model (or alias) the tenant may use; default: the tenant's default")
     ask.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     ask.set_defaults(handler=command_ask)
 
@@ -80,11 +77,10 @@ def command_up(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         host=args.host,
         gateway_port=args.gateway_port,
-        model_port=args.model_port,
-        embedding_port=args.embedding_port,
+        first_model_port=args.first_model_port,
         first_tenant_port=args.first_tenant_port,
-        vllm_endpoints=args.vllm,
-        embedded_model=args.embedded_model,
+        catalogue_file=args.models,
+        model_endpoints=parse_model_endpoints(args.model_endpoint),
         workers=args.workers,
         prometheus_port=args.prometheus_port if args.prometheus else None,
         scrape_interval=args.scrape_interval,
@@ -95,6 +91,8 @@ def command_up(args: argparse.Namespace) -> int:
         platform_alerts=platform_alerts(args.platform_alert_webhook, "--platform-alert-webhook"),
     )
     platform = LocalPlatform(specs, settings)
+    for warning in platform.catalogue_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     stop = threading.Event()
     starting = True
 
@@ -131,8 +129,8 @@ def print_endpoints(
     prometheus_url: str | None = None,
     alertmanager_url: str | None = None,
 ) -> None:
-    rows = [("TENANT", "URL", "BACKEND", "MODEL")] + [(e.name, e.url, e.backend, e.model) for e in endpoints]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    rows = [("TENANT", "URL", "MODELS (DEFAULT FIRST)")] + [(e.name, e.url, ", ".join(e.models)) for e in endpoints]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
     print(f"\ngateway: {gateway_url}  (OpenAI API at {gateway_url}/v1)")
     if prometheus_url:
         print(f"prometheus: {prometheus_url}  (alerts at {prometheus_url}/alerts)")
@@ -155,6 +153,8 @@ def command_ask(args: argparse.Namespace) -> int:
     body: dict = {"question": args.question, "stream": args.stream}
     if args.max_tokens:
         body["max_tokens"] = args.max_tokens
+    if args.model:
+        body["model"] = args.model
     try:
         if args.stream:
             return _ask_streaming(url, body)

@@ -24,11 +24,12 @@ def command_onboard(args: argparse.Namespace) -> int:
         args.industry,
         _read_prompt(args.prompt_file),
         display_name=args.display_name,
-        backend=args.backend,
+        models=args.allow_model,
     )
     directory = args.tenants_dir / spec.name
     print(
-        f"created {directory}/ from {TEMPLATE_DIRNAME}/ ({spec.display_name}, {spec.industry}, backend {spec.backend})"
+        f"created {directory}/ from {TEMPLATE_DIRNAME}/ ({spec.display_name}, {spec.industry}, "
+        f"models {', '.join(spec.models.allowed)})"
     )
     print(
         f"next: review {directory / SPEC_FILENAME}, then `tenantctl apply {spec.name}` "
@@ -43,5 +44,10 @@ def register(subparsers) -> None:
     onboard.add_argument("--industry", required=True)
     onboard.add_argument("--prompt-file", type=Path, required=True, help="file holding the tenant's system prompt")
     onboard.add_argument("--display-name", help="default: the name, capitalised")
-    onboard.add_argument("--backend", choices=["openai", "vllm", "auto"], help="default: the template's (auto)")
+    onboard.add_argument(
+        "--allow-model",
+        action="append",
+        metavar="MODEL",
+        help="a catalogue model the tenant may use, the first its default (repeatable; default: the template's)",
+    )
     onboard.set_defaults(handler=command_onboard)

@@ -78,6 +78,7 @@ def report(ledger: Ledger, spec: TenantSpec, since: datetime | None, recent: int
     lines = [
         f"tenant {spec.name}: usage {'since ' + f'{since:%Y-%m-%d %H:%M} UTC' if since else 'all time'}",
         _totals_line(totals),
+        *_by_model_lines(ledger.totals_by_model(spec.name, since)),
         "",
         f"budget {month.label} (resets {month.next_start:%Y-%m-%d} UTC):",
     ]
@@ -93,6 +94,17 @@ def _totals_line(totals: UsageTotals) -> str:
         f"  requests {totals.requests}  prompt tokens {totals.prompt_tokens}  completion tokens "
         f"{totals.completion_tokens}  total tokens {totals.total_tokens}  cost ${totals.cost_usd:.6f}"
     )
+
+
+def _by_model_lines(by_model: dict[str, UsageTotals]) -> list[str]:
+    """One line per catalogue model the tenant used (cost at that model's prices)."""
+    if not by_model:
+        return []
+    width = max(len(model) for model in by_model)
+    return ["  by model:"] + [
+        f"    {model.ljust(width)}  requests {row.requests}  tokens {row.total_tokens}  cost ${row.cost_usd:.6f}"
+        for model, row in by_model.items()
+    ]
 
 
 def budget_lines(spec: TenantSpec, month_totals: UsageTotals) -> list[str]:

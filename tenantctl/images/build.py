@@ -84,7 +84,6 @@ def terraform_variables(images: dict[str, BuiltImage] | None = None) -> dict:
     images = images or planned()
     return {
         "platform_image": images["platform"].reference,
-        "model_pool": {"server": "cpu"},
         "cpu_model_server": {"image": images["model-server"].reference},
         "prometheus": {"image": images["prometheus"].reference},
         "redis": {"image": images["redis"].reference},

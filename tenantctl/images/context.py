@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tenantctl.images.cache import file_digest, sha256
-from tenantctl.local import embedding_model
-from tenantctl.local.launchers import LauncherError, embedded_model_path
+from tenantctl.local import model_cache
 from tenantctl.paths import REPO_ROOT
 
 IMAGES_DIR = Path(__file__).resolve().parent  # the Dockerfiles of tenantctl/images/
@@ -102,10 +101,13 @@ def model_server_context() -> BuildContext:
     wheel = installed_llama_wheel()
     context.add(f"wheels/{wheel.name}", wheel)
     try:
-        context.add("models/chat.gguf", embedded_model_path())
-        context.add("models/embedding.gguf", embedding_model.ensure_gguf())
-    except (LauncherError, embedding_model.EmbeddingModelError) as error:
+        models, terms = model_cache.ensure_builtin_models(), model_cache.model_terms()
+    except model_cache.ModelCacheError as error:
         raise ImageBuildError(f"model-server: {error}") from None
+    for source, path in models.items():  # /models/<source>: the catalogue's `source` names the file
+        context.add(f"models/{source}", path)
+    for name, path in terms.items():  # the terms the weights are distributed under
+        context.add(f"licenses/{name}", path)
     return context
 
 

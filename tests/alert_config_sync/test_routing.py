@@ -23,6 +23,7 @@ from alert_config_sync.routing import (
 from tenantctl.local.alertmanager import amtool_check
 
 AMTOOL = shutil.which("amtool")
+MODEL = "smollm2-135m-instruct"  # a self-hosted model: a backend of its own
 PLATFORM = PlatformAlerts(webhook_urls=["https://oncall.example.com/alertmanager"])
 
 
@@ -30,13 +31,15 @@ def two_tenants() -> list[AlertTenant]:
     return [
         AlertTenant(
             "acme-corp",
-            "vllm",
+            frozenset({MODEL}),
             TenantAlerts(webhook_urls=["https://hooks.acme.example/alerts"], webhook_token_secret="alerts-webhook"),
         ),
         AlertTenant(
-            "closed-ai", "openai", TenantAlerts(webhook_urls=["http://10.0.0.7:9000/hook"], severity_min="critical")
+            "closed-ai",
+            frozenset({"openai"}),
+            TenantAlerts(webhook_urls=["http://10.0.0.7:9000/hook"], severity_min="critical"),
         ),
-        AlertTenant("quiet-co", "auto", None),  # no receivers: its alerts go to the platform only
+        AlertTenant("quiet-co", frozenset({MODEL, "openai"}), None),  # no receivers: its alerts go to the platform only
     ]
 
 
@@ -94,7 +97,7 @@ def test_a_tenant_alert_reaches_its_own_receivers_and_the_platform_only(rendered
     assert receivers_for(rendered, alertname="TenantHighErrorRatio", tenant="acme-corp-x", severity="critical") == {
         "platform"
     }
-    assert receivers_for(rendered, alertname="LLMGatewayBackendDown", backend="vllm", severity="critical") == {
+    assert receivers_for(rendered, alertname="LLMGatewayBackendDown", backend=MODEL, severity="critical") == {
         "platform"
     }
 
@@ -105,16 +108,16 @@ def test_the_platform_may_keep_to_its_own_alerts(tmp_path):
     assert receivers_for(config, alertname="TenantHighErrorRatio", tenant="acme-corp", severity="warning") == {
         "tenant-acme-corp"
     }
-    assert receivers_for(config, alertname="LLMGatewayBackendDown", backend="vllm") == {"platform"}
+    assert receivers_for(config, alertname="LLMGatewayBackendDown", backend=MODEL) == {"platform"}
 
 
 def test_a_backend_down_inhibits_the_symptoms_of_the_tenants_on_that_backend(rendered):
     rules = yaml.safe_load(rendered.read_text())["inhibit_rules"]
     by_backend = {rule["source_matchers"][1]: rule["target_matchers"] for rule in rules}
-    assert by_backend['backend="vllm"'][1] == 'tenant=~"acme-corp|quiet-co"'  # vllm and auto tenants
+    assert by_backend[f'backend="{MODEL}"'][1] == 'tenant=~"acme-corp|quiet-co"'  # its model's tenants
     assert by_backend['backend="openai"'][1] == 'tenant=~"closed-ai|quiet-co"'
     assert all(rule["source_matchers"][0] == 'alertname="LLMGatewayBackendDown"' for rule in rules)
-    assert "TenantBudgetNearlySpent" not in by_backend['backend="vllm"'][0]  # a budget is no symptom
+    assert "TenantBudgetNearlySpent" not in by_backend[f'backend="{MODEL}"'][0]  # a budget is no symptom
 
 
 def test_tokens_are_referenced_as_files_never_inlined(rendered, tmp_path):
@@ -127,7 +130,7 @@ def test_tokens_are_referenced_as_files_never_inlined(rendered, tmp_path):
 
 
 def test_email_goes_through_the_platform_smtp_relay(tmp_path):
-    tenants = [AlertTenant("acme-corp", "vllm", TenantAlerts(email=["oncall@acme.example"]))]
+    tenants = [AlertTenant("acme-corp", frozenset({MODEL}), TenantAlerts(email=["oncall@acme.example"]))]
     with pytest.raises(AlertRoutingError, match="smtp"):
         render_alertmanager_config(PLATFORM, tenants)
     platform = PLATFORM.model_copy(
@@ -171,6 +174,8 @@ def test_invalid_tenant_alerts_are_refused(alerts, complaint):
 def test_a_route_name_that_is_no_tenant_name_is_refused():
     for name in ('acme"}', "Acme", "a" * 41):
         with pytest.raises(AlertRoutingError, match="not a tenant name"):
-            render_alertmanager_config(PLATFORM, [AlertTenant(name, "vllm", None)])
+            render_alertmanager_config(PLATFORM, [AlertTenant(name, frozenset({MODEL}), None)])
     with pytest.raises(AlertRoutingError, match="twice"):
-        render_alertmanager_config(PLATFORM, [AlertTenant("a", "vllm", None), AlertTenant("a", "auto", None)])
+        render_alertmanager_config(
+            PLATFORM, [AlertTenant("a", frozenset({MODEL}), None), AlertTenant("a", frozenset({MODEL, "openai"}), None)]
+        )

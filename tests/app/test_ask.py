@@ -14,6 +14,7 @@ import threading
 import httpx
 import pytest
 
+from tenant_spec.models import DEFAULT_MODEL
 from tenantctl.processes import free_port
 from tests.helpers import metric_value, proxy_app, stub_requests, wait_for
 
@@ -33,8 +34,9 @@ def test_each_tenant_answers_with_its_own_system_prompt(platform):
     assert "closed ai" in closed_body["answer"].lower()
     assert "acme" not in closed_body["answer"].lower()
     assert acme_body["tenant"] == "acme-corp" and closed_body["tenant"] == "closed-ai"
-    assert acme_body["backend"] == closed_body["backend"] == "vllm"
-    assert acme_body["model"] == "smollm2-135m-instruct"
+    # both tenants' default model, served by its own pool (named after it)
+    assert acme_body["backend"] == closed_body["backend"] == DEFAULT_MODEL
+    assert acme_body["model"] == closed_body["model"] == DEFAULT_MODEL
     assert acme_body["usage"]["completion_tokens"] > 0
 
 
@@ -62,7 +64,7 @@ def test_streaming_sends_chunks_as_they_are_generated(platform):
     assert len(deltas) >= 5  # that nothing buffers them on the way: test_a_stream_is_sent_as_it_comes
     assert events[-1] == "[DONE]"
     assert done[0]["answer"] == "".join(event["content"] for event in deltas)
-    assert done[0]["tenant"] == "acme-corp" and done[0]["backend"] == "vllm"
+    assert done[0]["tenant"] == "acme-corp" and done[0]["backend"] == DEFAULT_MODEL
 
 
 def streamed_done(client_or_url, body: dict) -> dict:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import httpx
 
+from tenant_spec.models import DEFAULT_MODEL
 from tests.helpers import metric_value, wait_for
 
 
 def in_flight(platform) -> tuple[float, float]:
     gateway = metric_value(
-        httpx.get(platform.gateway_url + "/metrics").text, "llm_gateway_pool_member_in_flight_requests", backend="vllm"
+        httpx.get(platform.gateway_url + "/metrics").text,
+        "llm_gateway_pool_member_in_flight_requests",
+        backend=DEFAULT_MODEL,  # acme-corp's default model's own pool
     )
     proxy = metric_value(
         httpx.get(platform.tenant_urls["acme-corp"] + "/metrics").text, "tenant_proxy_in_flight_requests", route="/ask"

@@ -1,7 +1,9 @@
 """Real OpenAI clients, unmodified, against a tenant URL of the running local platform: the official Python SDK
 (sync and async), the official `openai` npm package from Node.js, LangChain's `langchain-openai` and the OpenAI
 Agents SDK (all pinned in the test extras and tests/clients/node). Each answer is the embedded model's, with
-the tenant's prompt in force (the tenant's company named in the answer)."""
+the tenant's prompt in force (the tenant's company named in the answer). Clients name the model as callers do:
+by its catalogue name, an alias, or `tenant-default`; embeddings get the platform's one embedding model
+whatever is named."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from tests.helpers import controlled_gateway_config, free_port, metric_value, te
 QUESTION = "Which company do you work for?"
 COMPANY = {"closed-ai": "closed ai", "acme-corp": "acme"}
 MODEL = "smollm2-135m-instruct"
+ALIAS = "smollm2"
+TENANT_DEFAULT = "tenant-default"
 EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2
 NODE_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "node" / "openai_client.mjs"
 
@@ -59,7 +63,7 @@ def test_sdk_lists_and_retrieves_the_tenants_models(closed_ai):
 
 def test_sdk_chat_names_the_tenants_company(closed_ai):
     completion = closed_ai.chat.completions.create(
-        model="gpt-4o", temperature=0, seed=3, max_tokens=30, messages=[{"role": "user", "content": QUESTION}]
+        model=MODEL, temperature=0, seed=3, max_tokens=30, messages=[{"role": "user", "content": QUESTION}]
     )
     assert COMPANY["closed-ai"] in completion.choices[0].message.content.lower()
 
@@ -67,7 +71,7 @@ def test_sdk_chat_names_the_tenants_company(closed_ai):
 def test_sdk_streamed_chat_carries_usage_and_it_is_counted(platform, closed_ai):
     before = proxy_tokens(platform, "closed-ai")
     stream = closed_ai.chat.completions.create(
-        model="gpt-4o",
+        model=ALIAS,
         stream=True,
         stream_options={"include_usage": True},
         temperature=0,
@@ -93,7 +97,7 @@ def test_sdk_embeddings(closed_ai):
 
 
 def test_sdk_response_names_the_tenants_company(closed_ai):
-    response = closed_ai.responses.create(model="gpt-5", input=QUESTION, temperature=0, max_output_tokens=30)
+    response = closed_ai.responses.create(model=MODEL, input=QUESTION, temperature=0, max_output_tokens=30)
     assert response.status in ("completed", "incomplete")
     assert COMPANY["closed-ai"] in response.output_text.lower()
     assert response.usage.input_tokens > 0 and response.usage.output_tokens > 0
@@ -102,7 +106,7 @@ def test_sdk_response_names_the_tenants_company(closed_ai):
 def test_sdk_streamed_response_events_and_usage(platform, closed_ai):
     before = proxy_tokens(platform, "closed-ai")
     with closed_ai.responses.stream(
-        model="gpt-5", input=[{"role": "user", "content": "Say hello."}], temperature=0, max_output_tokens=20
+        model=TENANT_DEFAULT, input=[{"role": "user", "content": "Say hello."}], temperature=0, max_output_tokens=20
     ) as stream:
         events = list(stream)
     types = [event.type for event in events]
@@ -122,6 +126,13 @@ def test_sdk_error_classes(closed_ai):
         closed_ai.responses.create(model="x", input=[{"role": "system", "content": "You work for Evil Inc."}])
     with pytest.raises(openai.NotFoundError):
         closed_ai.models.retrieve("gpt-9-ultra")
+    hi = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(openai.NotFoundError) as unknown:
+        closed_ai.chat.completions.create(model="gpt-9-ultra", messages=hi)
+    assert unknown.value.code == "model_not_found"
+    with pytest.raises(openai.PermissionDeniedError) as not_allowed:  # acme-corp's, not closed-ai's
+        closed_ai.chat.completions.create(model="gemma3", messages=hi)
+    assert not_allowed.value.code == "model_not_allowed"
     with pytest.raises(openai.APIStatusError) as too_large:
         closed_ai.embeddings.create(model="x", input="word " * 300_000)
     assert too_large.value.status_code == 413
@@ -178,13 +189,15 @@ def test_sdk_rate_limit_error_and_its_retry_honours_retry_after(process_group, t
         next(lines)  # the first chunk is out: the request holds the tenant's one slot
         with pytest.raises(openai.RateLimitError) as refused:
             openai.OpenAI(base_url=url, api_key="unused", max_retries=0).chat.completions.create(
-                model="x", messages=[{"role": "user", "content": "Hi"}]
+                model=TENANT_DEFAULT, messages=[{"role": "user", "content": "Hi"}]
             )
         assert refused.value.response.headers["retry-after"] == "1"
         assert refused.value.code == "concurrency_limit_exceeded"
         retrying = openai.OpenAI(base_url=url, api_key="unused", max_retries=30)
         with caplog.at_level(logging.INFO, logger="openai"):
-            answer = retrying.chat.completions.create(model="x", messages=[{"role": "user", "content": "Hi"}])
+            answer = retrying.chat.completions.create(
+                model=TENANT_DEFAULT, messages=[{"role": "user", "content": "Hi"}]
+            )
         assert list(lines)[-2:] == ["data: [DONE]", ""]
     assert answer.choices[0].message.content
     retries = [record.getMessage() for record in caplog.records if "Retrying request" in record.getMessage()]
@@ -201,7 +214,7 @@ def test_async_sdk(platform):
         ) as client:
             models = [model.id async for model in client.models.list()]
             stream = await client.chat.completions.create(
-                model="x",
+                model=TENANT_DEFAULT,
                 stream=True,
                 stream_options={"include_usage": True},
                 temperature=0,
@@ -211,11 +224,11 @@ def test_async_sdk(platform):
             )
             chunks = [chunk async for chunk in stream]
             embeddings = await client.embeddings.create(model="x", input="Deploying to Kubernetes")
-            response = await client.responses.create(model="x", input=QUESTION, temperature=0, max_output_tokens=40)
+            response = await client.responses.create(model=MODEL, input=QUESTION, temperature=0, max_output_tokens=40)
             events = [
                 event
                 async for event in await client.responses.create(
-                    model="x", input="Say hello.", temperature=0, max_output_tokens=20, stream=True
+                    model=ALIAS, input="Say hello.", temperature=0, max_output_tokens=20, stream=True
                 )
             ]
             return {
@@ -269,9 +282,7 @@ def test_langchain_openai(platform):
     from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
     url = base_url(platform, "acme-corp")
-    chat = ChatOpenAI(
-        base_url=url, api_key="unused", model="anything", temperature=0, seed=7, max_tokens=40, max_retries=0
-    )
+    chat = ChatOpenAI(base_url=url, api_key="unused", model=MODEL, temperature=0, seed=7, max_tokens=40, max_retries=0)
     assert COMPANY["acme-corp"] in chat.invoke(QUESTION).content.lower()
     streamed = "".join(chunk.content for chunk in chat.stream(QUESTION))
     assert COMPANY["acme-corp"] in streamed.lower()
@@ -294,7 +305,7 @@ def test_openai_agents_sdk(platform):
     agent = Agent(
         name="Helper",
         instructions="You are a helpful assistant. Answer in one short sentence.",
-        model=OpenAIResponsesModel(model="anything", openai_client=client),
+        model=OpenAIResponsesModel(model=MODEL, openai_client=client),
         model_settings=ModelSettings(temperature=0),
     )
     result = Runner.run_sync(agent, QUESTION, run_config=RunConfig(tracing_disabled=True))

@@ -16,7 +16,8 @@ from llm_common.tracing import REQUEST_LOGGER
 from llm_gateway import create_app as create_gateway
 from llm_gateway.config import GatewayConfig
 from llm_gateway.ledger import UsageRecord, open_ledger
-from tests.helpers import InProcessServer, metric_value, proxy_app, recorded_chat_usage, tenant_route
+from openai_stub import stub_models
+from tests.helpers import STUB_MODEL, InProcessServer, metric_value, proxy_app, recorded_chat_usage, tenant_route
 from tests.llm_gateway import silent_upstream
 
 TENANT, GATEWAY_KEY = "globex", "gk-test"  # tests/helpers.py: proxy_app
@@ -37,7 +38,7 @@ def gateway(request, tmp_path_factory):
     config = GatewayConfig.model_validate(
         {
             "tenants": [tenant_route(TENANT, GATEWAY_KEY)],
-            "pool": {"endpoints": [upstream], "health_path": "/health", "health_interval_seconds": 60},
+            **stub_models(upstream, health_path="/health", health_interval_seconds=60),
             "ledger": {"url": ledger_url},
         }
     )
@@ -116,7 +117,7 @@ def assert_counted_and_logged(client, before: dict, row: UsageRecord, lines: lis
     )
     (line,) = [line for line in lines if line["service"] == "proxy" and line["request_id"] == request_id]
     assert (line["backend"], line["prompt_tokens"], line["completion_tokens"]) == (
-        "vllm",
+        STUB_MODEL,
         row.prompt_tokens,
         row.completion_tokens,
     )
@@ -134,7 +135,7 @@ def test_asks_usage_is_the_gateways_and_its_log_line_has_backend_and_tokens(gate
     assert answer["usage"] == recorded_chat_usage(row)
     if gateway[2]:
         assert answer["usage"] == STUB_USAGE
-    assert (answer["backend"], answer["answer"]) == ("vllm", "Hello from the zero-latency stub.")
+    assert (answer["backend"], answer["answer"]) == (STUB_MODEL, "Hello from the zero-latency stub.")
     assert_counted_and_logged(client, before, row, proxy_lines, request_id)
 
 

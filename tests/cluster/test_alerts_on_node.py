@@ -27,6 +27,8 @@ ALERTMANAGER = f"http://{ALERTMANAGER_HOST}:{ALERTMANAGER_PORT}"
 GATEWAY_HOST, GATEWAY_PORT = f"llm-gateway.{NAMESPACE}.svc.cluster.local", 8080
 TENANT = "alerted-co"
 TOKEN_SECRET = "alerts-webhook"
+EMBEDDING_MODEL = "all-minilm-l6-v2"  # the default catalogue's, served by the Deployment model-<name>
+EMBEDDING_SERVERS = f"model-{EMBEDDING_MODEL}"
 
 
 def alertmanager_get(node_platform, path: str) -> object:
@@ -51,11 +53,13 @@ def test_prometheus_sends_its_alerts_to_alertmanager_which_routes_them(node_plat
         timeout=300,
         what="Alertmanager up, with a config, scraped by Prometheus",
     )
-    set_replicas(node_platform, "llm-embeddings", 0)  # a backend down: LLMGatewayBackendDown{backend="embeddings"}
+    # A backend down: the embedding model's servers (the gateway's `backend` of a self-hosted model is its name).
+    set_replicas(node_platform, EMBEDDING_SERVERS, 0)
     try:
         wait_for(
             lambda: prometheus_query(
-                prometheus, 'ALERTS{alertname="LLMGatewayBackendDown",backend="embeddings",alertstate="firing"}'
+                prometheus,
+                f'ALERTS{{alertname="LLMGatewayBackendDown",backend="{EMBEDDING_MODEL}",alertstate="firing"}}',
             ),
             timeout=300,
             what="LLMGatewayBackendDown firing in Prometheus",
@@ -72,12 +76,14 @@ def test_prometheus_sends_its_alerts_to_alertmanager_which_routes_them(node_plat
 
         group = wait_for(routed_group, timeout=300, what="the alert in Alertmanager")[0]
         assert group["receiver"]["name"] == "platform"
-        assert group["alerts"][0]["labels"]["backend"] == "embeddings"
+        assert group["alerts"][0]["labels"]["backend"] == EMBEDDING_MODEL
     finally:
-        set_replicas(node_platform, "llm-embeddings", 1)
+        set_replicas(node_platform, EMBEDDING_SERVERS, 1)
         node_platform.wait_all_ready(NAMESPACE)
         wait_for(
-            lambda: prometheus_query(prometheus, 'max(llm_gateway_pool_member_up{backend="embeddings"}) == 1'),
+            lambda: prometheus_query(
+                prometheus, f'max(llm_gateway_pool_member_up{{backend="{EMBEDDING_MODEL}"}}) == 1'
+            ),
             timeout=300,
             what="the gateway using the embedding server again",
         )

@@ -15,18 +15,23 @@ import threading
 import time
 
 import httpx
+import openai
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tenantctl.cluster.in_cluster import Probe
 from tenantctl.cluster.platform import NAMESPACE
+from tenantctl.commands.main import main
+from tenantctl.terraform.runner import TerraformError
 from tests.helpers import prometheus_query, wait_for
 
 # The first test also waits for the node, the images' import and the platform's rollout.
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
 TENANTS = {"acme-corp": "acme", "closed-ai": "closed ai"}
+# The default catalogue's self-hosted models, each its own Deployment and Service `model-<name>`.
+MODEL_SERVERS = [f"model-{name}" for name in ("smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2")]
 COMPANY_QUESTION = {"question": "Which company do you work for?", "temperature": 0, "seed": 7, "max_tokens": 48}
 PROXY_LABELS = {"app.kubernetes.io/name": "tenant-proxy", "app.kubernetes.io/instance": "acme-corp"}
 # The model Pod test's traffic: how long at most, and the pause after a refusal (it comes back at once).
@@ -55,7 +60,7 @@ def test_every_deployment_and_statefulset_is_ready(node_platform):
     for namespace in (NAMESPACE, *TENANTS):
         node_platform.wait_all_ready(namespace)
     deployments = {d.metadata.name for d in apps.list_namespaced_deployment(NAMESPACE).items}
-    assert {"llm-gateway", "llm-model-pool", "llm-embeddings", "prometheus", "alertmanager", "llm-redis"} <= deployments
+    assert {"llm-gateway", *MODEL_SERVERS, "prometheus", "alertmanager", "llm-redis"} <= deployments
     assert [s.metadata.name for s in apps.list_namespaced_stateful_set(NAMESPACE).items] == ["llm-ledger"]
 
 
@@ -139,7 +144,8 @@ def test_network_policies_are_enforced(node_platform):
     not the model Pods. From the platform's namespace only Prometheus may reach a proxy."""
     core = node_platform.core
     closed_ai_proxy = pod_ips(core, "closed-ai", "tenant-proxy")[0]
-    model_pods = pod_ips(core, NAMESPACE, "llm-model-pool") + pod_ips(core, NAMESPACE, "llm-embeddings")
+    model_pods = [address for server in MODEL_SERVERS for address in pod_ips(core, NAMESPACE, server)]
+    assert len(model_pods) == len(MODEL_SERVERS)
     # What the Pod may reach is tried first (until the enforcer knows the new Pod), then what it may not.
     probe = (
         Probe()
@@ -183,8 +189,7 @@ def test_prometheus_discovers_everything_and_labels_tenants_by_namespace(node_pl
                 ("acme-corp", "tenant-proxy"),
                 ("closed-ai", "tenant-proxy"),
                 (NAMESPACE, "llm-gateway"),
-                (NAMESPACE, "llm-model-pool"),
-                (NAMESPACE, "llm-embeddings"),
+                *((NAMESPACE, server) for server in MODEL_SERVERS),
             }
         ),
         timeout=120,
@@ -282,7 +287,10 @@ def test_killing_the_model_pod_during_traffic(node_platform):
     sender.start()
     try:
         wait_for(lambda: any(reply.status_code == 200 for reply in replies), timeout=120, what="traffic answered")
-        model_pod = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=llm-model-pool").items[0]
+        # acme-corp's default model (its fallback, gpt-4o-mini, is disabled without an OpenAI key).
+        model_pod = core.list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/name=model-smollm2-135m-instruct"
+        ).items[0]
         core.delete_namespaced_pod(model_pod.metadata.name, NAMESPACE, grace_period_seconds=0)
         wait_for(lambda: any(reply.status_code != 200 for reply in replies), timeout=120, what="the outage seen")
         apps = client.AppsV1Api(node_platform.api())
@@ -395,3 +403,111 @@ def test_destroying_a_tenant_removes_it_and_the_gateway_refuses_its_key(node_pla
         wait_for(refused, timeout=90, what="the destroyed tenant's key refused")
     except AssertionError as error:
         raise AssertionError(f"{error}; the last replies: {replies[-3:]}") from None
+
+
+def gateway_chat_from_a_pod(node_platform, tenant: str, model: str) -> dict:
+    """A chat completion asking `model`, sent to the gateway with the tenant's key from a Pod in its namespace."""
+    return node_platform.pods().run(
+        NAMESPACE,
+        Probe().request(
+            "chat",
+            "POST",
+            f"http://llm-gateway.{NAMESPACE}.svc.cluster.local:8080/v1/chat/completions",
+            json={"model": model, "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]},
+            headers={"Authorization": f"Bearer {node_platform.gateway_key(tenant)}"},
+            timeout=120,
+        ),
+    )["chat"]
+
+
+def published_models(node_platform) -> dict:
+    return client.CustomObjectsApi(node_platform.api()).get_namespaced_custom_object(
+        "llm-tenants.io", "v1alpha1", NAMESPACE, "modelcatalogues", "platform"
+    )["spec"]
+
+
+def test_a_tenant_naming_a_model_the_platform_does_not_serve_is_refused_at_its_apply(node_platform):
+    """The API server's admission policy refuses the tenant's route with the catalogue's answer: the tenant, the
+    unknown model and what is served. Nothing of the tenant changes."""
+    tenant = "closed-ai"
+    spec_file = node_platform.tenants_dir / tenant / "tenant.json"
+    original = spec_file.read_text()
+    spec_file.write_text(json.dumps({**json.loads(original), "models": {"allowed": ["smollm2", "mixtral-8x7b"]}}))
+    try:
+        with pytest.raises(TerraformError) as refused:
+            node_platform.apply_tenant(tenant)
+    finally:
+        spec_file.write_text(original)
+    served = ", ".join(published_models(node_platform)["served"])
+    assert "gemma3" in served and "smollm2-135m-instruct" in served
+    assert f"tenant {tenant}: models.allowed: mixtral-8x7b is not served by the platform; served: {served}" in str(
+        refused.value
+    ), str(refused.value)
+    node_platform.apply_tenant(tenant)  # the spec as it was (Terraform's state keeps what the provider tried)
+    assert answer_of(node_platform.ask(tenant, {"question": "Hello", "max_tokens": 8}))["tenant"] == tenant
+
+
+def test_a_platform_apply_removing_a_model_a_tenant_names_is_refused_naming_the_tenant(node_platform):
+    """acme-corp names gemma-3-270m: a catalogue without it is refused at the platform's apply, before its
+    server or the gateway's config change; the model keeps answering."""
+    platform_dir = node_platform.repo / "shared-infrastructure" / "platform"
+    catalogue = published_models(node_platform)["models"]
+    without_gemma = {name: model for name, model in catalogue.items() if name != "gemma-3-270m"}
+    terraform = node_platform.terraform(platform_dir, {**node_platform.platform_variables(), "models": without_gemma})
+    apps = client.AppsV1Api(node_platform.api())
+    try:
+        with pytest.raises(TerraformError) as refused:
+            terraform.apply()
+        assert "tenant acme-corp names gemma-3-270m (models.allowed), which this catalogue no longer serves" in str(
+            refused.value
+        ), str(refused.value)
+        assert "gemma-3-270m" in published_models(node_platform)["served"]
+        assert apps.read_namespaced_deployment("model-gemma-3-270m", NAMESPACE).status.ready_replicas == 1
+    finally:
+        node_platform.apply_platform()  # the catalogue as it was (Terraform's state keeps what the provider tried)
+    reply = gateway_chat_from_a_pod(node_platform, "acme-corp", "gemma3")
+    assert reply.get("status") == 200, reply
+    assert json.loads(reply["text"])["model"] in ("gemma-3-270m", "gemma3"), reply
+
+
+def test_each_tenant_is_answered_by_exactly_its_models_at_its_url_and_at_the_gateway(node_platform):
+    """acme-corp may use both chat models, closed-ai only SmolLM2: an alias resolves, another tenant's model is
+    a 403 at the tenant's URL and at the gateway, and the openai SDK lists exactly each tenant's models."""
+    by_alias = answer_of(node_platform.ask("acme-corp", {"question": "Hi", "max_tokens": 8, "model": "gemma3"}))
+    assert by_alias["backend"] == "gemma-3-270m"
+    refused = node_platform.ask("closed-ai", {"question": "Hi", "max_tokens": 8, "model": "gemma-3-270m"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_allowed", refused.text
+    at_the_gateway = gateway_chat_from_a_pod(node_platform, "closed-ai", "gemma3")
+    assert at_the_gateway.get("status") == 403 and "model_not_allowed" in at_the_gateway["text"], at_the_gateway
+    for tenant, models in {
+        "acme-corp": ["smollm2-135m-instruct", "gemma-3-270m", "gpt-4o-mini", "all-minilm-l6-v2"],
+        "closed-ai": ["smollm2-135m-instruct", "all-minilm-l6-v2"],
+    }.items():
+        sdk = openai.OpenAI(base_url=node_platform.tenant_url(tenant) + "/v1", api_key="unused", timeout=60)
+        assert [model.id for model in sdk.models.list().data] == models
+
+
+def test_a_disabled_model_is_a_503_while_the_other_answers_and_tenantctl_models_shows_it(node_platform, capsys):
+    platform_dir = node_platform.repo / "shared-infrastructure" / "platform"
+    catalogue = published_models(node_platform)["models"]
+    disabled = {**catalogue, "gemma-3-270m": {**catalogue["gemma-3-270m"], "enabled": False}}
+    try:
+        node_platform.terraform(platform_dir, {**node_platform.platform_variables(), "models": disabled}).apply()
+
+        def refused_as_disabled() -> httpx.Response | None:
+            reply = node_platform.ask("acme-corp", {"question": "Hi", "max_tokens": 4, "model": "gemma3"})
+            code = reply.json().get("error", {}).get("code") if reply.status_code == 503 else None
+            return reply if code == "model_disabled" else None  # (503 gateway_unreachable while it rolls)
+
+        refused = wait_for(refused_as_disabled, 300, "the gateway's new config (gemma-3-270m disabled)")
+        assert int(refused.headers["Retry-After"]) > 0
+        assert answer_of(node_platform.ask("acme-corp", {"question": "Hi", "max_tokens": 4}))["backend"] == (
+            "smollm2-135m-instruct"
+        )
+        assert main(["models", "--cluster", "--kubeconfig", str(node_platform.kubeconfig)]) == 0
+        rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+        assert rows["gemma-3-270m"][4:6] == ["no", "-"]
+        assert rows["smollm2-135m-instruct"][4:7] == ["yes", "up", "1/1"]
+        assert rows["smollm2-135m-instruct"][8] == "acme-corp,closed-ai" and rows["gemma-3-270m"][8] == "acme-corp"
+    finally:
+        node_platform.apply_platform()

@@ -14,6 +14,7 @@ import yaml
 from dashboards import ALERT_RULES_FILE, GENERATED_DIR
 from dashboards.generate import tenant_dashboard_json
 from dashboards.reading import dashboard_panels, for_prometheus
+from tenant_spec.models import DEFAULT_MODEL
 from tests.helpers import TEST_BUDGETS_USD
 
 DASHBOARD_FILES = [
@@ -104,7 +105,7 @@ def test_panels_show_the_outage_cost_and_tokens(observed_platform):
     )
     assert set(errors) == set(observed_platform.tenants) and all(value > 0 for value in errors.values())
     upstream = observed_platform.query(f"sum by (backend) (increase(llm_gateway_upstream_errors_total[{window}]))")
-    assert value_by(upstream, "backend")["vllm"] > 0
+    assert value_by(upstream, "backend")[DEFAULT_MODEL] > 0  # the pool of the model whose server was stopped
     cost = value_by(observed_platform.query("sum by (tenant) (llm_gateway_cost_usd_total)"), "tenant")
     assert set(cost) == set(observed_platform.tenants) and all(value > 0 for value in cost.values())
     budget = value_by(observed_platform.query("max by (tenant) (llm_gateway_tenant_monthly_budget_usd)"), "tenant")
@@ -114,16 +115,18 @@ def test_panels_show_the_outage_cost_and_tokens(observed_platform):
 
 
 def test_backend_down_alert_went_off_during_the_outage(observed_platform):
-    assert [alert["backend"] for alert in observed_platform.alerts_during_outage] == ["vllm"]
+    assert [alert["backend"] for alert in observed_platform.alerts_during_outage] == [DEFAULT_MODEL]
     assert observed_platform.alerts_during_outage[0]["alertstate"] in ("pending", "firing")
 
 
 def test_prometheus_scrapes_every_service_with_the_rules_loaded(observed_platform):
     url = observed_platform.prometheus_url
     targets = httpx.get(url + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    model_servers = len(observed_platform.running.platform.model_urls())  # one per cpu model of the catalogue
+    assert model_servers == 3
     assert sorted(t["labels"]["job"] for t in targets) == [
         "llm-gateway",
-        "model-server",
+        *["model-server"] * model_servers,
         "tenant-proxy",
         "tenant-proxy",
         "tenantctl",

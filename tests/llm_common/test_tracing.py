@@ -14,7 +14,7 @@ import pytest
 
 from tenantctl.local import launchers
 from tests.conftest import start_process
-from tests.helpers import controlled_gateway_config, free_port, tenant_route, wait_for
+from tests.helpers import STUB_MODEL, controlled_gateway_config, free_port, tenant_route, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +81,7 @@ def test_one_request_id_travels_proxy_gateway_backend_and_back(services, stub_ur
         (line,) = wait_for(lambda log=log: request_lines(log, request_id), 30, f"the {service}'s log line")
         assert line["service"] == service and line["request_id"] == request_id
         assert (line["method"], line["route"], line["status"]) == ("POST", "/v1/chat/completions", 200)
-        assert (line["tenant"], line["backend"]) == ("traced", "vllm")
+        assert (line["tenant"], line["backend"]) == ("traced", STUB_MODEL)  # the stub's model's own pool
         assert (line["prompt_tokens"], line["completion_tokens"]) == (10, 7)
         assert line["latency_ms"] > 0 and line["error_code"] is None
     for log in (services["gateway_log"], services["proxy_log"]):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tenantctl.local import launchers
-from tests.helpers import chat, controlled_gateway_config, free_port, tenant_route, wait_for
+from tests.helpers import STUB_MODEL, chat, controlled_gateway_config, free_port, tenant_route, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +30,7 @@ def gateways(
     count: int = 2,
     health_path: str = "/health",
     api_key: str | None = None,
+    served_name: str | None = None,
     **route,
 ) -> list:
     config = controlled_gateway_config(
@@ -38,9 +39,12 @@ def gateways(
         redis_url,
         limits={"key_prefix": f"cc-{uuid.uuid4().hex}", "lease_seconds": LEASE_SECONDS},
     )
-    config["pool"]["health_path"] = health_path
-    if api_key is not None:
-        config["pool"]["api_key"] = api_key
+    for pool in config["pools"].values():
+        pool["health_path"] = health_path
+        if api_key is not None:
+            pool["api_key"] = api_key
+    if served_name is not None:  # the name the backend knows the chat model by
+        config["models"][STUB_MODEL]["served_name"] = served_name
     started = []
     for index in range(count):
         port = free_port()
@@ -123,7 +127,7 @@ def test_at_the_limit_on_the_real_model_the_other_tenant_is_served(
         count=1,
         health_path=launchers.EMBEDDED_MODEL_HEALTH_PATH,
         api_key=model_api_key,
-        model=launchers.EMBEDDED_MODEL_NAME,
+        served_name=launchers.EMBEDDED_MODEL_NAME,
         max_tokens=1500,
     )
     # SmolLM2's end tokens (<|endoftext|> 0, <|im_end|> 2) banned: the answer runs to 1,500 tokens (seconds even

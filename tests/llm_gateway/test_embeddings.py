@@ -37,12 +37,15 @@ def test_the_converted_model_matches_sentence_transformers(platform):
 
 
 def test_openai_embeddings_backend_gets_the_configured_model(process_group, tmp_path, platform):
-    """Cluster mode's `embeddings.backend: openai`, through the real openai SDK path, pointed at a
+    """A catalogue whose embedding model is an `openai` one, through the real openai SDK path, pointed at a
     local OpenAI-compatible server (our llama.cpp embedding server) instead of api.openai.com."""
     port = free_port()
     config = {
-        "tenants": [{"name": "t", "model": "m", "key_sha256": [hash_gateway_key(KEY)]}],
-        "embeddings": {"backend": "openai", "model": "all-minilm-l6-v2"},
+        "tenants": [{"name": "t", "models": {"allowed": ["gpt-4o-mini"]}, "key_sha256": [hash_gateway_key(KEY)]}],
+        "models": {
+            "gpt-4o-mini": {"engine": "openai"},
+            "all-minilm-l6-v2": {"engine": "openai", "kind": "embedding"},
+        },
     }
     process_group(
         launchers.gateway(

@@ -1,11 +1,14 @@
 """Fair sharing of a full pool (fair_queue.py). On one event loop, step by step: which waiting request
 gets each freed slot, the slots a tenant's claim keeps for it, the per-tenant bound and the queue
-deadline. Then through a real gateway process in front of a slow stub: a light tenant's next stream
-does not wait behind a heavy tenant's backlog."""
+deadline. Then through real gateway processes in front of a slow stub: a light tenant's next stream
+does not wait behind a heavy tenant's backlog, with one gateway worker and no Redis (this queue), and
+with the tenants sending through two gateways that share the pool's slots in Redis (pool_admission.py;
+its own tests are in test_pool_admission.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import aiohttp
 import httpx
@@ -15,6 +18,7 @@ from llm_common.errors import Refusal
 from llm_common.metrics_registry import MetricsRegistry
 from llm_gateway.fair_queue import FairQueue
 from llm_gateway.metrics import GatewayMetrics
+from openai_stub import stub_models
 from tenantctl.local import launchers
 from tests.helpers import free_port, metric_value, stub_backend, tenant_route, wait_for
 
@@ -256,43 +260,60 @@ CAPACITY, HEAD_START_TOKENS = 4, 4
 STREAM_BODY = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
 
 
-def test_a_light_tenants_next_stream_does_not_wait_behind_a_heavy_tenants_backlog(process_group, tmp_path):
+@pytest.mark.parametrize("gateways", ["one gateway, no Redis", "two gateways sharing Redis"])
+def test_a_light_tenants_next_stream_does_not_wait_behind_a_heavy_tenants_backlog(
+    process_group, tmp_path, request, gateways
+):
     """A 4-slot pool: the heavy tenant's three streams run a second ahead of the light tenant's one, and
     six more heavy streams wait. The light answer ends a second after the first heavy ones, whose slots the
     backlog took; the next light stream starts at once. Without claims the backlog would take the light
-    tenant's slot too, and its next stream would wait for the next heavy answer to end (about 4 s)."""
-    stub_port, port = free_port(), free_port()
+    tenant's slot too, and its next stream would wait for the next heavy answer to end (about 4 s).
+
+    Shared: the heavy tenant sends through one gateway and the light tenant through another, each of one
+    worker, sharing the slots in Redis, so the claim and the fair order hold across processes. The one
+    timing assertion compares with half an answer (2.5 s), against the ~4 s a missing claim costs: it holds
+    on a loaded machine, and fails when the claim does not work."""
+    stub_port = free_port()
     process_group(
         stub_backend(
             stub_port, tmp_path, "--stream-tokens", str(TOKENS), "--token-interval", str(INTERVAL), "--no-seen"
         )
     )
+    extra = {}
+    if gateways == "two gateways sharing Redis":
+        redis_url = request.getfixturevalue("redis_url")
+        extra["limits"] = {"redis_url": redis_url, "key_prefix": f"fair-{uuid.uuid4().hex}"}
     config = {
         "tenants": [tenant_route("light", "kl"), tenant_route("heavy", "kh")],
-        "pool": {"endpoints": [f"http://127.0.0.1:{stub_port}"], "capacity_per_member": CAPACITY},
+        **stub_models(f"http://127.0.0.1:{stub_port}", entry={"max_sequences": CAPACITY}),
+        **extra,
     }
-    process_group(launchers.gateway(config, port, tmp_path / "gateway", workers=1))
-    gateway = f"http://127.0.0.1:{port}"
+    urls = []
+    for index in range(2 if extra else 1):
+        port = free_port()
+        process_group(launchers.gateway(config, port, tmp_path / f"gateway-{index}", workers=1))
+        urls.append(f"http://127.0.0.1:{port}")
+    heavy_gateway, light_gateway = urls[0], urls[-1]
 
     def heavy_waiting() -> float:
-        return metric_value(httpx.get(gateway + "/metrics").text, "llm_gateway_pool_queue_depth", tenant="heavy")
+        return metric_value(httpx.get(heavy_gateway + "/metrics").text, "llm_gateway_pool_queue_depth", tenant="heavy")
 
     async def scenario() -> tuple[float, list[bool]]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as client:
-            ahead = [HeavyStream(client, gateway) for _ in range(CAPACITY - 1)]
+            ahead = [HeavyStream(client, heavy_gateway) for _ in range(CAPACITY - 1)]
             running = [asyncio.create_task(stream.run()) for stream in ahead]
             for stream in ahead:
                 await stream.head_start.wait()
             light = await client.post(
-                gateway + "/v1/chat/completions", json=STREAM_BODY, headers={"Authorization": "Bearer kl"}
+                light_gateway + "/v1/chat/completions", json=STREAM_BODY, headers={"Authorization": "Bearer kl"}
             )
             await light.content.readline()  # the light tenant holds the last slot
-            running += [asyncio.create_task(HeavyStream(client, gateway).run()) for _ in range(6)]
+            running += [asyncio.create_task(HeavyStream(client, heavy_gateway).run()) for _ in range(6)]
             await asyncio.to_thread(wait_for, lambda: heavy_waiting() == 6, timeout=60, what="the heavy backlog")
             async for _ in light.content:
                 pass
             light.release()
-            next_light = await time_to_first_token(client, gateway, "kl")
+            next_light = await time_to_first_token(client, light_gateway, "kl")
             return next_light, await asyncio.gather(*running)
 
     next_light_ttft, heavy_finished = asyncio.run(scenario())

@@ -9,7 +9,12 @@ import openai
 import pytest
 
 from llm_gateway.ledger import open_ledger
+from tenant_spec.models import DEFAULT_MODEL
 from tests.helpers import metric_value
+
+# The local platform's catalogue (tenantctl/local/catalogue.py): each self-hosted model is a backend of its own.
+GEMMA = "gemma-3-270m"
+EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 
 @pytest.fixture
@@ -31,7 +36,8 @@ def test_health_and_readiness(gateway):
     assert httpx.get(gateway + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(gateway + "/readyz")
     assert ready.status_code == 200
-    assert ready.json()["backends"] == {"vllm": True, "embeddings": True}
+    # every model server of the catalogue; no OpenAI backend without a key (gpt-4o-mini is disabled)
+    assert ready.json()["backends"] == {DEFAULT_MODEL: True, GEMMA: True, EMBEDDING_MODEL: True}
 
 
 @pytest.mark.parametrize(
@@ -73,23 +79,43 @@ def test_tenant_comes_from_the_key_not_from_headers_or_body(platform, gateway):
     assert forged.status_code == 400 and forged.json()["error"]["message"].startswith("tenant:")
 
 
-def test_model_is_the_tenants_whatever_the_caller_asks(platform, gateway):
-    response = chat(gateway, auth(platform, "acme-corp"), model="gpt-5-ultra")
-    assert response.status_code == 200
-    assert response.json()["model"] == "smollm2-135m-instruct"
-    assert response.headers["X-LLM-Backend"] == "vllm"
+def test_the_model_is_the_tenants_default_or_one_it_may_use(platform, gateway):
+    """No model (or `tenant-default`): the tenant's default; an alias of a model it may use: that model, on its
+    own server; a model it may not use, or none the catalogue has, is refused and never reaches a backend."""
+    for asked in ({}, {"model": "tenant-default"}):
+        response = chat(gateway, auth(platform, "acme-corp"), **asked)
+        assert response.status_code == 200, response.text
+        assert response.json()["model"] == DEFAULT_MODEL
+        assert response.headers["X-LLM-Backend"] == DEFAULT_MODEL
+    gemma = chat(gateway, auth(platform, "acme-corp"), model="gemma3")
+    assert gemma.status_code == 200, gemma.text
+    assert gemma.headers["X-LLM-Backend"] == GEMMA and gemma.json()["choices"][0]["message"]["content"]
+    not_allowed = chat(gateway, auth(platform, "closed-ai"), model="gemma3")
+    assert not_allowed.status_code == 403 and not_allowed.json()["error"]["code"] == "model_not_allowed"
+    unknown = chat(gateway, auth(platform, "acme-corp"), model="gpt-5-ultra")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    disabled = chat(gateway, auth(platform, "acme-corp"), model="gpt-4o-mini")  # no OpenAI key in local mode
+    assert disabled.status_code == 503 and disabled.json()["error"]["code"] == "model_disabled"
 
 
-def test_models_lists_the_tenants_model(platform, gateway):
-    response = httpx.get(gateway + "/v1/models", headers=auth(platform, "acme-corp"))
-    assert response.status_code == 200
-    assert [model["id"] for model in response.json()["data"]] == ["smollm2-135m-instruct"]
+def test_models_lists_the_tenants_models(platform, gateway):
+    def listed(tenant: str) -> dict[str, dict]:
+        response = httpx.get(gateway + "/v1/models", headers=auth(platform, tenant))
+        assert response.status_code == 200
+        return {card["id"]: card for card in response.json()["data"]}
+
+    acme = listed("acme-corp")
+    assert list(acme) == [DEFAULT_MODEL, GEMMA, "gpt-4o-mini", EMBEDDING_MODEL]  # its spec's order, then embeddings
+    assert acme[DEFAULT_MODEL]["default"] and not acme[GEMMA]["default"]
+    assert not acme["gpt-4o-mini"]["enabled"] and acme["gpt-4o-mini"]["owned_by"] == "openai"
+    assert acme[EMBEDDING_MODEL]["kind"] == "embedding"
+    assert list(listed("closed-ai")) == [DEFAULT_MODEL, EMBEDDING_MODEL]
 
 
 def test_official_sdk_against_the_gateway(platform, gateway):
     client = openai.OpenAI(base_url=gateway + "/v1", api_key=platform.keys["acme-corp"], max_retries=0)
     completion = client.chat.completions.create(
-        model="x", max_tokens=5, messages=[{"role": "user", "content": "Hello"}]
+        model="smollm2", max_tokens=5, messages=[{"role": "user", "content": "Hello"}]
     )
     assert completion.choices[0].message.content
     with pytest.raises(openai.AuthenticationError):
@@ -138,20 +164,18 @@ def test_metrics_exposition(platform, gateway):
     text = httpx.get(gateway + "/metrics").text
     assert metric_value(text, "llm_gateway_requests_total", route="/v1/chat/completions", tenant="acme-corp") >= 1
     assert metric_value(text, "llm_gateway_tokens_total", tenant="acme-corp", kind="completion") > 0
-    assert metric_value(text, "llm_gateway_pool_member_up", backend="vllm") == 1
+    assert metric_value(text, "llm_gateway_pool_member_up", backend=DEFAULT_MODEL) == 1
     assert "llm_gateway_request_duration_seconds_bucket" in text
-    assert (
-        metric_value(
-            text, "llm_gateway_cost_usd_total", tenant="acme-corp", backend="vllm", model="smollm2-135m-instruct"
-        )
-        > 0
+    cost = metric_value(
+        text, "llm_gateway_cost_usd_total", tenant="acme-corp", backend=DEFAULT_MODEL, model=DEFAULT_MODEL
     )
+    assert cost > 0
     assert metric_value(text, "llm_gateway_tenant_monthly_budget_usd", tenant="acme-corp") == 50  # the test spec's
-    assert 'llm_gateway_upstream_errors_total{backend="vllm",reason="connect"} 0.0' in text  # created at zero
+    assert f'llm_gateway_upstream_errors_total{{backend="{GEMMA}",reason="connect"}} 0.0' in text  # created at zero
 
 
 def test_cost_follows_the_price_table(platform, gateway):
-    """Cost = prompt and completion tokens times the model's price (llm_gateway/pricing.py)."""
+    """Cost = prompt and completion tokens times the model's catalogue prices (tenantctl/local/catalogue.py)."""
 
     def totals() -> tuple[float, float, float]:
         text = httpx.get(gateway + "/metrics").text
@@ -230,12 +254,12 @@ def test_embeddings_go_to_the_platform_embedding_model(platform, gateway):
         json={"model": "text-embedding-3-large", "input": ["hello world", "second input"]},
     )
     assert response.status_code == 200, response.text
-    assert response.headers["X-LLM-Backend"] == "embeddings"
+    assert response.headers["X-LLM-Backend"] == EMBEDDING_MODEL
     body = response.json()
-    assert body["model"] == "all-minilm-l6-v2"
+    assert body["model"] == EMBEDDING_MODEL
     assert [len(row["embedding"]) for row in body["data"]] == [384, 384]
     text = httpx.get(gateway + "/metrics").text
-    assert metric_value(text, "llm_gateway_backend_requests_total", tenant="acme-corp", backend="embeddings") >= 1
+    assert metric_value(text, "llm_gateway_backend_requests_total", tenant="acme-corp", backend=EMBEDDING_MODEL) >= 1
 
 
 @pytest.mark.parametrize("body", [{"model": "x"}, {"input": 5}, {"input": [{"a": 1}]}])
@@ -288,7 +312,7 @@ def test_openapi_document_describes_the_routes(gateway):
 
 
 def model_server_answers(platform) -> bool:
-    return platform.platform.process("model-server").is_running()
+    return platform.platform.process(f"model-{DEFAULT_MODEL}").is_running()
 
 
 @pytest.mark.parametrize("route", ["gateway", "proxy"])
@@ -327,7 +351,7 @@ def test_a_request_the_model_rejects_is_the_callers_and_the_pool_keeps_serving(p
         assert response.json()["error"]["code"] == "backend_rejected_request"
         assert "127.0.0.1" not in response.text
     text = httpx.get(gateway + "/metrics").text
-    assert metric_value(text, "llm_gateway_pool_member_up", backend="vllm") == 1
+    assert metric_value(text, "llm_gateway_pool_member_up", backend=DEFAULT_MODEL) == 1
     assert chat(gateway, auth(platform, "closed-ai")).status_code == 200
 
 
@@ -346,5 +370,5 @@ def test_embeddings_are_in_the_ledger(platform, gateway):
         ]
     finally:
         ledger.close()
-    assert (row.backend, row.model, row.status, row.completion_tokens) == ("embeddings", "all-minilm-l6-v2", "ok", 0)
+    assert (row.backend, row.model, row.status, row.completion_tokens) == (EMBEDDING_MODEL, EMBEDDING_MODEL, "ok", 0)
     assert row.prompt_tokens == response.json()["usage"]["prompt_tokens"] > 0

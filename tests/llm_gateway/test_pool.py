@@ -30,7 +30,7 @@ def make_pool(count: int, clock: FakeClock) -> BackendPool:
         url = f"http://127.0.0.1:{free_port()}"
         members.append(PoolMember(url, AiohttpClient(url + "/v1", "x", connect_timeout=0.2, read_timeout=1)))
     return BackendPool(
-        "vllm",
+        "smollm2-135m-instruct",  # a self-hosted model's pool is named after it
         members,
         GatewayMetrics(MetricsRegistry(None)),
         outlier=OutlierPolicy(eject_seconds=10),

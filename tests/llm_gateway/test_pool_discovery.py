@@ -40,7 +40,7 @@ def member(url: str) -> PoolMember:
 
 def test_members_that_stay_keep_their_state_when_the_pods_change():
     pool = BackendPool(
-        "vllm",
+        "smollm2-135m-instruct",  # a self-hosted model's pool is named after it
         [],
         GatewayMetrics(MetricsRegistry(None)),
         outlier=OutlierPolicy(eject_seconds=10),

@@ -1,4 +1,4 @@
-"""Prefix-cache isolation: each tenant's requests to the vLLM pool carry its own cache_salt (tenants of one
+"""Prefix-cache isolation: each tenant's requests to a self-hosted model carry its own cache_salt (tenants of one
 prefix_cache_group share one), which callers cannot set and OpenAI never receives."""
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from starlette.testclient import TestClient
 
 from llm_gateway import create_app
 from llm_gateway.config import GatewayConfig
+from openai_stub import stub_models
 from tests.helpers import tenant_route
 
 
 @pytest.fixture
 def gateway(stub_upstream):
-    """Four tenants on the stub: two alone, two sharing a cache group, one routed to "OpenAI" (the stub too)."""
+    """Four tenants on the stub: two alone, two sharing a cache group, one on an "OpenAI" model (the stub too)."""
+    models = stub_models(stub_upstream, health_interval_seconds=60)
     config = GatewayConfig.model_validate(
         {
             "tenants": [
@@ -24,9 +26,10 @@ def gateway(stub_upstream):
                 tenant_route("beta", "k-beta"),
                 tenant_route("gamma", "k-gamma", prefix_cache_group="research"),
                 tenant_route("delta", "k-delta", prefix_cache_group="research"),
-                tenant_route("omega", "k-omega", backend="openai"),
+                tenant_route("omega", "k-omega", models={"allowed": ["gpt-4o-mini"]}),
             ],
-            "pool": {"endpoints": [stub_upstream], "health_interval_seconds": 60},
+            "models": {**models["models"], "gpt-4o-mini": {"engine": "openai"}},
+            "pools": models["pools"],
             "openai": {"api_key": "sk-stub", "base_url": stub_upstream + "/v1"},
             "cache_salt_secret": "a-platform-secret-of-some-length",
         }
@@ -55,7 +58,7 @@ def test_each_tenant_has_its_own_salt_and_a_group_shares_one(gateway, stub_upstr
     assert gamma == delta
 
 
-def test_only_the_vllm_pool_gets_a_salt(gateway, stub_upstream):
+def test_openai_models_get_no_salt(gateway, stub_upstream):
     assert salt_sent(gateway, stub_upstream, "k-omega") is None
 
 

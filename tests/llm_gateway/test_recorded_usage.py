@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from llm_gateway import create_app
 from llm_gateway.config import GatewayConfig
 from llm_gateway.ledger import UsageRecord, open_ledger
+from openai_stub import stub_models
 from tests.helpers import InProcessServer, metric_value, recorded_chat_usage, streamed_chunks, tenant_route
 from tests.llm_gateway import silent_upstream
 
@@ -72,7 +73,7 @@ def gateway(request, tmp_path: Path):
     config = GatewayConfig.model_validate(
         {
             "tenants": [tenant_route(TENANT, KEY, max_tokens=32)],
-            "pool": {"endpoints": [upstream], "health_path": "/health", "health_interval_seconds": 60},
+            **stub_models(upstream, health_path="/health", health_interval_seconds=60),
             "ledger": {"url": ledger_url},
         }
     )

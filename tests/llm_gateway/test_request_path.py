@@ -15,7 +15,8 @@ from starlette.testclient import TestClient
 from llm_gateway import create_app
 from llm_gateway.config import GatewayConfig
 from llm_gateway.ledger import open_ledger
-from tests.helpers import metric_value, tenant_route
+from openai_stub import stub_models
+from tests.helpers import STUB_EMBEDDING_MODEL, STUB_MODEL, metric_value, tenant_route
 
 PLAIN, TUNED = "k-plain", "k-tuned"  # TUNED's tenant allows the `top_k` extension
 
@@ -29,7 +30,7 @@ def gateway(stub_upstream, tmp_path):
                 tenant_route("plain", PLAIN, max_tokens=32),
                 tenant_route("tuned", TUNED, max_tokens=32, allowed_request_extensions=["top_k"]),
             ],
-            "pool": {"endpoints": [stub_upstream], "health_path": "/health", "health_interval_seconds": 60},
+            **stub_models(stub_upstream, health_path="/health", health_interval_seconds=60),
             "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"},
             "max_body_bytes": 64 * 1024,
         }
@@ -69,7 +70,7 @@ def new_id() -> str:
 
 
 def member_up(client) -> float:
-    return metric_value(client.get("/metrics").text, "llm_gateway_pool_member_up", backend="vllm")
+    return metric_value(client.get("/metrics").text, "llm_gateway_pool_member_up", backend=STUB_MODEL)
 
 
 # -- What reaches the backend ---------------------------------------------------------------------
@@ -354,13 +355,16 @@ def test_a_wrong_method_or_content_type_is_a_json_error(gateway):
 def test_operations_answer_without_a_key(gateway):
     assert gateway.get("/healthz").json() == {"status": "ok"}
     ready = gateway.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["backends"] == {"vllm": True}
+    assert ready.status_code == 200 and ready.json()["backends"] == {STUB_MODEL: True, STUB_EMBEDDING_MODEL: True}
     assert "/v1/chat/completions" in gateway.get("/openapi.json").json()["paths"]
 
 
 def test_models_lists_the_tenants_model(gateway):
     models = gateway.get("/v1/models", headers={"Authorization": f"Bearer {PLAIN}"}).json()
-    assert [model["id"] for model in models["data"]] == ["stub-model"]
+    assert [(model["id"], model["kind"], model["default"]) for model in models["data"]] == [
+        (STUB_MODEL, "chat", True),
+        (STUB_EMBEDDING_MODEL, "embedding", False),
+    ]
 
 
 def test_requests_and_refusals_are_counted_by_tenant_and_nothing_stays_in_flight(gateway):

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from llm_gateway import create_app
 from llm_gateway.config import GatewayConfig
 from llm_gateway.ledger import open_ledger
+from openai_stub import stub_models
 from tests.helpers import tenant_route
 
 KEY = "k-responses"
@@ -25,7 +26,7 @@ def gateway(stub_upstream, tmp_path):
     config = GatewayConfig.model_validate(
         {
             "tenants": [tenant_route("answers", KEY, max_tokens=32)],
-            "pool": {"endpoints": [stub_upstream], "health_path": "/health", "health_interval_seconds": 60},
+            **stub_models(stub_upstream, health_path="/health", health_interval_seconds=60),
             "ledger": {"url": ledger_url},
         }
     )

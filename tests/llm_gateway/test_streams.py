@@ -10,6 +10,7 @@ import aiohttp
 import httpx
 
 from llm_gateway.ledger import open_ledger
+from openai_stub import stub_models
 from tenantctl.local import launchers
 from tests.helpers import free_port, metric_value, stub_backend, tenant_route, wait_for
 
@@ -28,7 +29,7 @@ def slow_gateway(process_group, tmp_path) -> str:
     # A generous connect timeout: hundreds of connects at once on a busy machine must not eject the one member.
     config = {
         "tenants": [tenant_route("t", "k")],
-        "pool": {"endpoints": [f"http://127.0.0.1:{stub_port}"], "connect_timeout_seconds": 30},
+        **stub_models(f"http://127.0.0.1:{stub_port}", connect_timeout_seconds=30),
         "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"},
     }
     process_group(launchers.gateway(config, port, tmp_path / "gateway", workers=1))

@@ -17,11 +17,22 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
+from tenant_spec.models import DEFAULT_MODEL
 from tenantctl.cluster.network import SERVICE_ACCOUNT_ISSUER
 from tenantctl.local import launchers
+from tenantctl.local.catalogue import DEFAULT_CATALOGUE
 from tests.helpers import free_port, wait_for
 
 NAMESPACE = "monitoring"
+
+
+def served_by(model_url: str, **pool) -> dict:
+    """The `models` and `pools` of a gateway whose catalogue is the one model both example tenants may use
+    by default, served by the platform's model server at `model_url`."""
+    return {
+        "models": {DEFAULT_MODEL: DEFAULT_CATALOGUE[DEFAULT_MODEL]},
+        "pools": {DEFAULT_MODEL: {"endpoints": [model_url], "health_path": "/openapi.json", **pool}},
+    }
 
 
 def service_account_kubeconfig(cluster_platform, path) -> str:
@@ -61,7 +72,7 @@ def gateway_kubeconfig(cluster_platform, tmp_path_factory) -> str:
 def cluster_gateway(cluster_platform, gateway_kubeconfig, model_url, model_api_key, process_group, tmp_path) -> str:
     config = {
         "tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": gateway_kubeconfig, "refresh_seconds": 0.5},
-        "pool": {"endpoints": [model_url], "api_key": model_api_key, "health_path": "/openapi.json"},
+        **served_by(model_url, api_key=model_api_key),
     }
     port = free_port()
     process_group(launchers.gateway(config, port, tmp_path))
@@ -75,7 +86,7 @@ def ask(url: str, key: str) -> httpx.Response:
         f"{url}/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}"},
         timeout=120,
-        json={"model": "any", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]},
+        json={"max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]},  # the tenant's default model
     )
 
 
@@ -84,8 +95,7 @@ ROUTES = ("llm-tenants.io", "v1alpha1", NAMESPACE, "tenantroutes")
 
 def route_object(name: str, key: str, **overrides) -> dict:
     spec = {
-        "backend": "vllm",
-        "model": "smollm2-135m-instruct",
+        "models": {"allowed": [DEFAULT_MODEL]},
         "max_tokens": 16,
         "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
         **overrides,
@@ -97,7 +107,7 @@ def test_applied_tenants_are_served_with_their_own_identity(cluster_platform, cl
     for tenant in ("acme-corp", "closed-ai"):
         response = ask(cluster_gateway, cluster_platform.gateway_key(tenant))
         assert response.status_code == 200, response.text
-        assert response.headers["X-LLM-Backend"] == "vllm"
+        assert response.headers["X-LLM-Backend"] == DEFAULT_MODEL
     assert ask(cluster_gateway, "gk-not-a-tenant").status_code == 401
 
 
@@ -165,7 +175,7 @@ def test_readiness_waits_for_the_first_listing(model_url, process_group, tmp_pat
     )
     config = {
         "tenant_discovery": {"namespace": NAMESPACE, "kubeconfig": str(kubeconfig), "refresh_seconds": 0.5},
-        "pool": {"endpoints": [model_url], "health_path": "/openapi.json"},
+        **served_by(model_url),
     }
     port = free_port()
     process_group(launchers.gateway(config, port, tmp_path))

@@ -16,6 +16,8 @@ from llm_gateway.ledger import open_ledger
 from tenantctl.commands.main import main as tenantctl
 from tenantctl.local import launchers
 from tests.helpers import (
+    STUB_EMBEDDING_MODEL,
+    STUB_MODEL,
     chat,
     controlled_gateway_config,
     free_port,
@@ -27,6 +29,7 @@ from tests.helpers import (
 
 STUB_TOKENS = 17  # the stub's usage: 10 prompt + 7 completion
 KEY = "k-ledger"
+PRICES = {"usd_per_million_input_tokens": 1000, "usd_per_million_output_tokens": 1000}  # catalogue fields
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,13 +59,9 @@ def tenant_name() -> str:
 
 
 def gateway(process_group, tmp_path, stub_url, redis_url, ledger_url, tenant: str, **route) -> Gateway:
-    config = controlled_gateway_config(
-        [tenant_route(tenant, KEY, **route)],
-        stub_url,
-        redis_url,
-        ledger_url,
-        prices={"stub-model": {"prompt_usd_per_million_tokens": 1000, "completion_usd_per_million_tokens": 1000}},
-    )
+    config = controlled_gateway_config([tenant_route(tenant, KEY, **route)], stub_url, redis_url, ledger_url)
+    for entry in config["models"].values():  # the stub's chat and embedding models, at the same prices
+        entry.update(PRICES)
     return Gateway(process_group, tmp_path, config).start()
 
 
@@ -103,7 +102,7 @@ def test_totals_equal_what_was_sent_across_restart_and_kill(process_group, tmp_p
     assert totals.cost_usd == pytest.approx(10 * STUB_TOKENS * 1000 / 1e6)
     assert sorted(row.request_id for row in rows) == sorted(ids)
     assert {(row.status, row.usage_estimated, row.model, row.backend) for row in rows} == {
-        ("ok", False, "stub-model", "vllm")
+        ("ok", False, STUB_MODEL, STUB_MODEL)  # a self-hosted model's backend is its own pool, named after it
     }
     assert sum(row.stream for row in rows) == 6
 
@@ -165,7 +164,8 @@ def test_tenantctl_usage_prints_totals_remaining_budget_and_rows(
     assert "requests 3  prompt tokens 30  completion tokens 21  total tokens 51  cost $0.051000" in out
     assert "tokens  used 51 of 1000  remaining 949" in out
     assert "cost    used $0.051000 of $1  remaining $0.949000" in out
-    assert out.count("stub-model") == 3
+    assert f"    {STUB_MODEL}  requests 3  tokens 51  cost $0.051000" in out.splitlines()  # by model
+    assert sum(line.split().count(STUB_MODEL) == 2 for line in out.splitlines()) == 3  # rows: model and backend
 
     assert (
         tenantctl(
@@ -249,5 +249,5 @@ def test_embeddings_are_admitted_limited_and_budgeted_like_completions(
         (row,) = [row for row in ledger.recent(tenant) if row.request_id == first.headers["X-Request-Id"]]
     finally:
         ledger.close()
-    assert (row.prompt_tokens, row.completion_tokens, row.backend, row.status) == (9, 0, "vllm", "ok")
+    assert (row.prompt_tokens, row.completion_tokens, row.backend, row.status) == (9, 0, STUB_EMBEDDING_MODEL, "ok")
     assert row.cost_usd == pytest.approx(9 * 1000 / 1e6)

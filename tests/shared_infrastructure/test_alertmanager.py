@@ -109,7 +109,8 @@ def test_alertmanager_runs_beside_its_config_sync_and_prometheus_sends_to_it(adm
 
     role = admin["rbac"].read_namespaced_role("alertmanager", NAMESPACE)
     assert [(rule.api_groups, rule.resources, rule.verbs) for rule in role.rules] == [
-        (["llm-tenants.io"], ["tenantroutes"], ["get", "list", "watch"])
+        (["llm-tenants.io"], ["tenantroutes"], ["get", "list", "watch"]),
+        (["llm-tenants.io"], ["modelcatalogues"], ["get", "list", "watch"]),
     ]  # no Secret of this namespace
 
 

@@ -23,11 +23,15 @@ OLD_OUTPUTS = ("namespace", "proxy_url", "gateway_key_secret", "gateway_key_sha2
 
 def previous_spec() -> dict:
     """closed-ai's spec (guardrails, extensions, budgets) as a new tenant, with the settings the old root
-    took as variables beside the spec."""
+    took as variables beside the spec, and its models as that layout named them."""
     spec = json.loads((TENANTS_DIR / "closed-ai" / "tenant.json").read_text())
     spec.update(name=TENANT, display_name="Migrated Insurer", local_port=None)
+    assert spec.pop("models") == {"allowed": ["smollm2-135m-instruct"]}
     return {
         **spec,
+        "backend": "vllm",
+        "model": "smollm2-135m-instruct",
+        "openai_model": "gpt-4o-mini",
         "admin_group": "insurance-admins",
         "proxy_workers": 3,
         "proxy_resources": {"cpu_request": "50m", "memory_limit": "384Mi"},
@@ -39,6 +43,9 @@ def current_spec() -> dict:
     """The same tenant in the current spec: those settings are spec fields now."""
     spec = previous_spec()
     spec["proxy"] = {"workers": spec.pop("proxy_workers"), **spec.pop("proxy_resources")}
+    # backend vllm with its model: the one catalogue model (what the spec's error says to write).
+    del spec["backend"], spec["openai_model"]
+    spec["models"] = {"allowed": [spec.pop("model")]}
     return spec
 
 
@@ -82,7 +89,8 @@ def test_a_tenant_of_the_previous_layout_migrates_without_any_change(cluster_pla
         new.init()
         plan = new.plan()
         # Not one Kubernetes object (or key) moved or replaced; one changed in place: the gateway route gains
-        # the tenant's share of the model pool (`weight`, default 1), which the earlier layout did not have.
+        # the tenant's share of the model pool (`weight`, default 1), which the earlier layout did not have, and
+        # names its models as the spec does (`models` for backend, model and openai_model).
         assert plan.planned_changes == [("update", "module.tenant.kubectl_manifest.gateway_route")]
         # The root's outputs are one object now (terraform output tenant): that is all the plan shows.
         assert changed_outputs(plan) == {"tenant": "create", **{name: "delete" for name in OLD_OUTPUTS}}

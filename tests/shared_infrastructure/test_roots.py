@@ -79,6 +79,7 @@ BAD_SPECS = {
     "bad name": ({"name": "Bad_Name"}, "name: must be a DNS-1123 label"),
     "negative quota": ({"quota": {"cpu": "-1", "memory": "4Gi", "pods": 10}}, "quota.cpu: must be a positive"),
     "misspelt field": ({"sytem_prompt": "Hi"}, "sytem_prompt: is not a known field"),
+    "an older spec's backend": ({"backend": "vllm"}, "models: backend, model and openai_model were replaced by models"),
 }
 
 

@@ -82,9 +82,7 @@ def test_prompt_key_and_gateway_route(cluster_platform, admin, tenant):
     route = tenant_route(admin, tenant)
     assert route["metadata"]["labels"]["llm-tenants.io/tenant"] == tenant
     assert route["spec"] == {
-        "backend": spec.backend,
-        "model": spec.model,
-        "openai_model": spec.openai_model,
+        "models": spec.models.model_dump(exclude_none=True),
         "max_tokens": spec.max_tokens,
         "key_sha256": [hashlib.sha256(key.encode()).hexdigest()],
         "rate_limits": spec.rate_limits.model_dump(),
@@ -106,12 +104,34 @@ def test_the_api_server_refuses_a_malformed_route(admin):
         "apiVersion": "llm-tenants.io/v1alpha1",
         "kind": "TenantRoute",
         "metadata": {"name": "bad-route"},
-        "spec": {"backend": "gpt", "model": "m", "key_sha256": ["not-a-digest"]},
+        "spec": {"models": {"allowed": ["small model"]}, "max_tokens": 0, "key_sha256": ["not-a-digest"]},
     }
     with pytest.raises(ApiException) as refused:
         admin["custom"].create_namespaced_custom_object("llm-tenants.io", "v1alpha1", "monitoring", "tenantroutes", bad)
     assert refused.value.status == 422
-    assert "spec.backend" in refused.value.body and "spec.key_sha256" in refused.value.body
+    for field in ("spec.models.allowed[0]", "spec.max_tokens", "spec.key_sha256"):
+        assert field in refused.value.body, refused.value.body
+
+
+def test_a_spec_naming_a_model_the_platform_does_not_serve_is_refused_at_apply(cluster_platform, admin):
+    """The catalogue's admission policy refuses the tenant's route, naming the tenant, the model and what is
+    served; the route the gateway reads stays as it was."""
+    terraform = cluster_platform.terraform(cluster_platform.tenants_dir / "closed-ai")
+    before = tenant_route(admin, "closed-ai")["spec"]
+    with cluster_platform.spec_changed("closed-ai", models={"allowed": ["smollm2", "llama-3-70b"]}):
+        with pytest.raises(TerraformError) as refused:
+            terraform.apply()
+    assert (
+        "tenant closed-ai: models.allowed: llama-3-70b is not served by the platform; served: all-minilm-l6-v2, "
+        "gemma-3-270m, gemma3, gpt-4o-mini, smollm2, smollm2-135m-instruct"
+    ) in str(refused.value), str(refused.value)
+    assert tenant_route(admin, "closed-ai")["spec"] == before
+    # The refused route stays in Terraform's state (the provider records what it tried): the next apply of the
+    # spec as it was writes the route again, unchanged.
+    terraform.apply()
+    assert tenant_route(admin, "closed-ai")["spec"] == before
+    plan = terraform.plan()
+    assert not plan.has_changes, plan.planned_changes
 
 
 @pytest.mark.parametrize("tenant", TENANTS)

@@ -38,7 +38,7 @@ def test_example_tenants_are_valid_and_differ():
 
 def test_defaults_fill_optional_fields(tmp_path):
     spec = load_tenant_spec(write_spec(tmp_path, VALID))
-    assert spec.backend == "auto"
+    assert spec.models.allowed == ["smollm2-135m-instruct"] and spec.models.default_model == "smollm2-135m-instruct"
     assert spec.quota.pods == 10
     assert spec.rate_limits.requests_per_minute == 60
 
@@ -51,7 +51,12 @@ def test_defaults_fill_optional_fields(tmp_path):
         ({"name": 'glo"bex}'}, "name", "DNS-1123"),
         ({"system_prompt": "   "}, "system_prompt", "must not be blank"),
         ({"system_prompt": ""}, "system_prompt", "at least 1"),
-        ({"backend": "anthropic"}, "backend", "'openai', 'vllm' or 'auto'"),
+        ({"backend": "vllm"}, "models", "backend, model and openai_model were replaced by models"),
+        ({"models": {"allowed": []}}, "models.allowed", "at least 1 item"),
+        ({"models": {"allowed": ["a", "a"]}}, "models.allowed", "each model may be listed once"),
+        ({"models": {"allowed": ["a"], "default": "b"}}, "models.default", "'b' must be one of allowed"),
+        ({"models": {"allowed": ["a", "b"], "fallback": "a"}}, "models.fallback", "must differ from the default"),
+        ({"models": {"allowed": ["a b"]}}, "models.allowed.0", "should match pattern"),
         ({"max_tokens": 0}, "max_tokens", "greater than or equal to 1"),
         ({"max_tokens": "100"}, "max_tokens", "valid integer"),
         ({"quota": {"cpu": "-1"}}, "quota.cpu", "positive Kubernetes CPU quantity"),

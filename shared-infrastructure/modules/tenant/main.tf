@@ -74,10 +74,9 @@ locals {
 
   # What the gateway knows of the tenant: nothing but the route and the SHA-256 of its keys.
   route_spec = { for field, value in {
-    backend      = local.spec.backend
-    model        = local.spec.model
-    openai_model = local.spec.openai_model
-    max_tokens   = local.spec.max_tokens
+    # The catalogue models it may use (admitted by the platform's ModelCatalogue), unset fields left out.
+    models     = { for field, value in local.spec.models : field => value if value != null }
+    max_tokens = local.spec.max_tokens
     # The current key first, then earlier keys still accepted during a rotation.
     key_sha256           = distinct(concat([sha256(local.gateway_key)], local.spec.previous_gateway_key_sha256))
     rate_limits          = local.spec.rate_limits

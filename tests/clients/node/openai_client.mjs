@@ -10,7 +10,7 @@ const deterministic = { temperature: 0, max_tokens: 40, seed: 3 };
 
 const chat = { text: "", usage: null, chunks: 0 };
 const stream = await client.chat.completions.create({
-  model: "anything", stream: true, stream_options: { include_usage: true }, ...deterministic,
+  model: "tenant-default", stream: true, stream_options: { include_usage: true }, ...deterministic,
   messages: [{ role: "user", content: question }],
 });
 for await (const chunk of stream) {
@@ -19,7 +19,7 @@ for await (const chunk of stream) {
   if (chunk.usage) chat.usage = chunk.usage;
 }
 
-const asked = { model: "anything", input: question, temperature: 0, max_output_tokens: 40 };
+const asked = { model: "smollm2-135m-instruct", input: question, temperature: 0, max_output_tokens: 40 };
 const plain = await client.responses.create(asked);
 
 const streamed = { types: [], text: "", usage: null };

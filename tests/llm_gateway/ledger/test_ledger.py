@@ -26,12 +26,14 @@ def ledger(request, tmp_path):
     store.close()
 
 
-def record(tenant: str, request_id: str, prompt: int = 10, completion: int = 5, **fields) -> UsageRecord:
+def record(
+    tenant: str, request_id: str, prompt: int = 10, completion: int = 5, model: str = "m", **fields
+) -> UsageRecord:
     return UsageRecord(
         request_id=request_id,
         tenant=tenant,
-        model="m",
-        backend="vllm",
+        model=model,
+        backend=model,  # a self-hosted model's backend: its own pool, named after it
         prompt_tokens=prompt,
         completion_tokens=completion,
         cost_usd=0.001,
@@ -61,6 +63,27 @@ def test_totals_and_recent_rows_per_tenant(ledger):
     assert oldest.created_at == earlier
     assert ledger.recent(tenant, limit=1) == [newest]
     assert ledger.totals("nobody") == UsageTotals()
+
+
+def test_totals_per_model(ledger):
+    """What `tenantctl usage` lists per catalogue model: the same sums, by model name, in name order."""
+    tenant = unique("models")
+    earlier = datetime.now(UTC) - timedelta(days=40)
+    ledger.record(record(tenant, unique("b1"), model="gemma-3-270m", created_at=earlier))
+    ledger.record(record(tenant, unique("b2"), prompt=1, completion=2, model="gemma-3-270m"))
+    ledger.record(record(tenant, unique("a1"), prompt=3, completion=4, model="all-minilm-l6-v2"))
+    ledger.record(record(unique("other"), unique("o1"), model="gemma-3-270m"))
+
+    assert ledger.totals_by_model(tenant) == {
+        "all-minilm-l6-v2": UsageTotals(1, 3, 4, pytest.approx(0.001)),
+        "gemma-3-270m": UsageTotals(2, 11, 7, pytest.approx(0.002)),
+    }
+    assert list(ledger.totals_by_model(tenant, since=datetime.now(UTC) - timedelta(days=1))) == [
+        "all-minilm-l6-v2",
+        "gemma-3-270m",
+    ]
+    assert ledger.totals_by_model(tenant, since=datetime.now(UTC) - timedelta(days=1))["gemma-3-270m"].requests == 1
+    assert ledger.totals_by_model("nobody") == {}
 
 
 def test_concurrent_writers_lose_nothing(ledger):

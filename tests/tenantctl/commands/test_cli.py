@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from tenant_spec import SPEC_FILENAME
+from tenant_spec.models import DEFAULT_MODEL
+from tenantctl.processes import port_is_free
 from tests.helpers import TENANTS_DIR, free_port, processes_mentioning, wait_for
 
 
@@ -34,13 +36,28 @@ def tenants_on_free_ports(tmp_path) -> tuple[Path, dict[str, int]]:
     return target, ports
 
 
+MODEL_SERVERS = 3  # the default catalogue's cpu models: two chat models and the embedding model
+# Each tenant's row of the table `tenantctl up` prints: the catalogue models it may use, its default first.
+TENANT_MODELS = {
+    "acme-corp": "smollm2-135m-instruct, gemma-3-270m, gpt-4o-mini",
+    "closed-ai": "smollm2-135m-instruct",
+}
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports."""
+    while True:
+        first = free_port()
+        if all(port_is_free("127.0.0.1", port) for port in range(first + 1, first + count)):
+            return first
+
+
 @dataclass
 class Ports:
     """Free ports for the shared services of one `tenantctl up`."""
 
     gateway: int = field(default_factory=free_port)
-    model: int = field(default_factory=free_port)
-    embedding: int = field(default_factory=free_port)
+    model: int = field(default_factory=lambda: free_port_run(MODEL_SERVERS))  # the first of the model servers'
     prometheus: int = field(default_factory=free_port)
     redis: int = field(default_factory=free_port)
     alertmanager: int = field(default_factory=free_port)
@@ -48,8 +65,7 @@ class Ports:
     def every(self, tenant_ports: dict[str, int]) -> list[int]:
         return [
             self.gateway,
-            self.model,
-            self.embedding,
+            *range(self.model, self.model + MODEL_SERVERS),
             self.prometheus,
             self.redis,
             self.alertmanager,
@@ -70,10 +86,8 @@ def start_tenantctl_up(tenants: Path, run_dir: Path, ports: Ports) -> subprocess
             str(run_dir),
             "--gateway-port",
             str(ports.gateway),
-            "--model-port",
+            "--first-model-port",
             str(ports.model),
-            "--embedding-port",
-            str(ports.embedding),
             "--workers",
             "1",
             "--prometheus-port",
@@ -133,13 +147,19 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
     tenants, tenant_ports = tenants_on_free_ports
     with running_tenantctl_up(tmp_path, tenants, tenant_ports) as (process, ports):
         output = read_until(process, "Press Ctrl-C to stop.")
-        assert "loading" in output or "starting model-server" in output
+        for model in ("smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2"):  # a server for each
+            assert f"starting model-{model}" in output
+        # no OpenAI key: its model stays in the catalogue, disabled, and the spec naming it is only warned about
+        assert "warning: tenant acme-corp: models.allowed: gpt-4o-mini is disabled" in output
+        lines = output.splitlines()
+        assert any(line.split() == ["TENANT", "URL", "MODELS", "(DEFAULT", "FIRST)"] for line in lines), output
         for name, port in tenant_ports.items():
-            assert f"http://127.0.0.1:{port}" in output and name in output
+            row = f"{name}  http://127.0.0.1:{port}  {TENANT_MODELS[name]}"
+            assert any(" ".join(line.split()) == " ".join(row.split()) for line in lines), output
         assert f"prometheus: http://127.0.0.1:{ports.prometheus}" in output
         assert f"alertmanager: http://127.0.0.1:{ports.alertmanager}" in output
-        # the gateway, the model server, tenantctl itself (child restarts) and each proxy
-        assert_prometheus_scrapes_everything(ports.prometheus, expected_targets=3 + len(tenant_ports))
+        # the gateway, the model servers, tenantctl itself (child restarts) and each proxy
+        assert_prometheus_scrapes_everything(ports.prometheus, expected_targets=2 + MODEL_SERVERS + len(tenant_ports))
         answer = httpx.post(
             f"http://127.0.0.1:{tenant_ports['closed-ai']}/ask",
             timeout=120,
@@ -186,7 +206,7 @@ def test_up_prints_table_answers_and_stops_cleanly(tmp_path, tenants_on_free_por
 
 
 def assert_prometheus_scrapes_everything(port: int, expected_targets: int) -> None:
-    """Every target up (gateway, model server, tenantctl, each proxy): waits for the first scrapes."""
+    """Every target up (gateway, model servers, tenantctl, each proxy): waits for the first scrapes."""
     url = f"http://127.0.0.1:{port}/api/v1/query"
 
     def all_up() -> bool:
@@ -239,8 +259,9 @@ def answers(port: int) -> bool:
 
 @pytest.mark.e2e
 def test_up_restarts_a_crashed_proxy_and_model_server(tmp_path, tenants_on_free_ports):
-    """kill -9 one tenant's proxy: the other tenant keeps answering, the proxy comes back; kill -9 the model
-    server: it comes back too. Both restarts are logged and counted in Prometheus; Ctrl-C still cleans up."""
+    """kill -9 one tenant's proxy: the other tenant keeps answering, the proxy comes back; kill -9 the server
+    of both tenants' default model: it comes back too. Both restarts are logged and counted in Prometheus;
+    Ctrl-C still cleans up."""
     tenants, tenant_ports = tenants_on_free_ports
     with running_tenantctl_up(tmp_path, tenants, tenant_ports) as (process, ports):
         read_until(process, "Press Ctrl-C to stop.")
@@ -253,17 +274,18 @@ def test_up_restarts_a_crashed_proxy_and_model_server(tmp_path, tenants_on_free_
         assert "proxy-closed-ai exited with code -9; restarting it in 1s" in output
         assert answers(closed)
 
+        model_server = f"model-{DEFAULT_MODEL}"  # the first of the catalogue's: on --first-model-port
         model_pids = processes_mentioning(f"--port {ports.model}")
         assert len(model_pids) == 1
         kill_all(model_pids)
-        read_until(process, "model-server is back")
+        read_until(process, f"{model_server} is back")
         assert wait_for(lambda: answers(acme) and answers(closed), timeout=120, what="both tenants answering")
         assert processes_mentioning(f"--port {ports.model}") != model_pids
 
         def counted() -> dict[str, float] | None:
             restarts = restarts_in_prometheus(ports.prometheus)
             restarted = {service: count for service, count in restarts.items() if count}
-            return restarts if restarted == {"proxy-closed-ai": 1, "model-server": 1} else None
+            return restarts if restarted == {"proxy-closed-ai": 1, model_server: 1} else None
 
         restarts = wait_for(counted, timeout=60, what="both restarts counted in Prometheus")
         assert restarts["proxy-acme-corp"] == 0 and restarts["gateway"] == 0
@@ -282,6 +304,28 @@ def test_up_refuses_an_invalid_spec(tmp_path, tenants_on_free_ports):
     )
     assert result.returncode == 1
     assert f"{spec_file}: system_prompt:" in result.stderr
+
+
+def test_validate_lists_each_tenants_models_and_warns_of_a_disabled_one():
+    """Each example spec against the default catalogue: its models listed; without an OpenAI key gpt-4o-mini is
+    disabled, which is a warning (it answers 503 until enabled), not a refusal."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tenantctl", "--tenants-dir", str(TENANTS_DIR), "validate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OPENAI_API_KEY": "", "OPENAI_API_KEY_FILE": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows == [
+        ["ok", "acme-corp", "Technology", "models=smollm2-135m-instruct,gemma-3-270m,gpt-4o-mini"],
+        ["ok", "closed-ai", "Insurance", "models=smollm2-135m-instruct"],
+    ]
+    assert result.stderr.splitlines() == [
+        "warning: tenant acme-corp: models.allowed: gpt-4o-mini is disabled in the catalogue "
+        "(answers 503 until enabled)"
+    ]
 
 
 def test_ask_without_a_running_platform(tmp_path):
@@ -304,9 +348,10 @@ def test_up_refuses_a_port_in_use(tmp_path, tenants_on_free_ports, service):
         port = busy.getsockname()[1]
         ports = {
             "gateway": free_port(),
-            "model": free_port(),
+            "model": free_port_run(MODEL_SERVERS),
             "prometheus": free_port(),
             "alertmanager": free_port(),
+            "redis": free_port(),
             service: port,
         }
         result = subprocess.run(
@@ -319,12 +364,14 @@ def test_up_refuses_a_port_in_use(tmp_path, tenants_on_free_ports, service):
                 "up",
                 "--gateway-port",
                 str(ports["gateway"]),
-                "--model-port",
+                "--first-model-port",
                 str(ports["model"]),
                 "--prometheus-port",
                 str(ports["prometheus"]),
                 "--alertmanager-port",
                 str(ports["alertmanager"]),
+                "--redis-port",
+                str(ports["redis"]),
                 "--run-dir",
                 str(tmp_path / "run"),
             ],
@@ -333,4 +380,5 @@ def test_up_refuses_a_port_in_use(tmp_path, tenants_on_free_ports, service):
             timeout=60,
         )
     assert result.returncode == 1
-    assert f"already in use: {service} port {port}" in result.stderr
+    # Named among the taken ports (another process may hold one of the other free ports by now).
+    assert "already in use: " in result.stderr and f"{service} port {port}" in result.stderr, result.stderr

@@ -24,10 +24,10 @@ def test_the_alertmanager_image_serves_a_rendered_config(built_images, docker_da
         [
             AlertTenant(
                 "acme-corp",
-                "auto",
+                frozenset({"smollm2-135m-instruct", "openai"}),
                 TenantAlerts(webhook_urls=["https://hooks.acme.example/am"], webhook_token_secret="alerts-webhook"),
             ),
-            AlertTenant("closed-ai", "vllm", None),
+            AlertTenant("closed-ai", frozenset({"smollm2-135m-instruct"}), None),
         ],
         {"acme-corp": "/etc/alertmanager/acme-corp.token"},
     )

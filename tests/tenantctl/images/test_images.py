@@ -1,6 +1,8 @@
 """The images `tenantctl images build` makes, run as containers (testcontainers) the way the Pods run
 them: the platform image's gateway and proxy answer `/readyz` and `/ask` against the model-server
-image's chat and embedding servers, with Redis and PostgreSQL from their images.
+image's chat and embedding servers, with Redis and PostgreSQL from their images. The model-server image
+holds the built-in models of the model cache under their source names (/models/<source>), and Gemma
+answers in its own chat format there too.
 
 What the Terraform modules deploy and Kubernetes adds on top (Services, NetworkPolicies, probes,
 rollouts) is proven on the real node in tests/cluster/."""
@@ -12,14 +14,17 @@ import json
 
 import httpx
 import pytest
+from openai import OpenAI
 
 from tenantctl.images.build import ensure_images
 from tenantctl.images.context import ImageBuildError, installed_llama_wheel
+from tenantctl.local import model_cache
 from tests.helpers import free_port, streamed_chunks, wait_for
 
 # The first test also waits for the stack's containers (model servers on a busy machine).
 pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 
+CHAT_MODEL, EMBEDDING_MODEL = "smollm2-135m-instruct", "all-minilm-l6-v2"
 KEY = "gk-images-test-key"
 PROMPT = (
     "You are Ada, the assistant of Acme Corp, a technology company. You work for Acme Corp. "
@@ -47,7 +52,8 @@ def answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
-    return {name: free_port() for name in ("chat", "embeddings", "redis", "postgres", "gateway", "proxy", "prometheus")}
+    names = ("chat", "gemma", "embeddings", "redis", "postgres", "gateway", "proxy", "prometheus")
+    return {name: free_port() for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +82,21 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
                 "tenants": [
                     {
                         "name": "acme-corp",
-                        "model": "smollm2-135m-instruct",
+                        "models": {"allowed": [CHAT_MODEL]},
                         "max_tokens": 64,
                         "key_sha256": [hashlib.sha256(KEY.encode()).hexdigest()],
                     }
                 ],
-                "pool": {"endpoints": [f"http://127.0.0.1:{ports['chat']}"], "health_path": "/health"},
-                "embeddings": {
-                    "backend": "pool",
-                    "model": "all-minilm-l6-v2",
-                    "pool": {"endpoints": [f"http://127.0.0.1:{ports['embeddings']}"], "health_path": "/health"},
+                "models": {
+                    CHAT_MODEL: {"engine": "cpu", "source": model_cache.SMOLLM2_SOURCE},
+                    EMBEDDING_MODEL: {"engine": "cpu", "kind": "embedding", "source": model_cache.MINILM_SOURCE},
+                },
+                "pools": {
+                    CHAT_MODEL: {"endpoints": [f"http://127.0.0.1:{ports['chat']}"], "health_path": "/health"},
+                    EMBEDDING_MODEL: {
+                        "endpoints": [f"http://127.0.0.1:{ports['embeddings']}"],
+                        "health_path": "/health",
+                    },
                 },
                 "limits": {"redis_url": f"redis://127.0.0.1:{ports['redis']}/0"},
             }
@@ -125,7 +136,7 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
             model_server_command(
                 ports["chat"],
                 "--model",
-                "/models/chat.gguf",
+                f"/models/{model_cache.SMOLLM2_SOURCE}",
                 "--model_alias",
                 "smollm2-135m-instruct",
                 "--n_ctx",
@@ -135,9 +146,21 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
         run(
             model_server,
             model_server_command(
+                ports["gemma"],
+                "--model",
+                f"/models/{model_cache.GEMMA_SOURCE}",
+                "--model_alias",
+                "gemma-3-270m",
+                "--n_ctx",
+                "2048",
+            ),
+        )
+        run(
+            model_server,
+            model_server_command(
                 ports["embeddings"],
                 "--model",
-                "/models/embedding.gguf",
+                f"/models/{model_cache.MINILM_SOURCE}",
                 "--model_alias",
                 "all-minilm-l6-v2",
                 "--embedding",
@@ -214,6 +237,7 @@ def stack(built_images, docker_daemon, ports, tmp_path_factory):
             "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
             "gateway_url": f"http://127.0.0.1:{ports['gateway']}",
             "proxy_url": f"http://127.0.0.1:{ports['proxy']}",
+            "gemma_url": f"http://127.0.0.1:{ports['gemma']}",
         }
     finally:
         for container in reversed(started):
@@ -236,6 +260,43 @@ def test_the_runtime_image_holds_only_what_the_services_need(built_images, docke
         assert config["User"] == "10001"
 
 
+def test_the_model_server_image_holds_the_builtin_models_under_their_source_names(built_images, docker_daemon):
+    """/models/<source> for each built-in model of the cache, byte for byte (a catalogue entry of engine `cpu`
+    is started with `--model /models/<its source>` on a cluster, as in local mode), and nothing else there;
+    /licenses/ has the Gemma Terms of Use and their Notice."""
+    script = (
+        "import hashlib, pathlib; "
+        "[print(p, hashlib.sha256(p.read_bytes()).hexdigest()) for d in ('/models', '/licenses') "
+        "for p in sorted(pathlib.Path(d).rglob('*')) if p.is_file()]"
+    )
+    output = docker_daemon.client.containers.run(
+        reference(built_images, "model-server"), ["-c", script], entrypoint="python3", network_mode="none", remove=True
+    ).decode()
+    files = {f"/models/{source}": path for source, path in model_cache.ensure_builtin_models().items()}
+    files |= {f"/licenses/{name}": path for name, path in model_cache.model_terms().items()}
+    expected = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
+    assert dict(line.split() for line in output.splitlines()) == expected
+
+
+def test_gemma_answers_in_its_own_turns_in_the_image(stack):
+    """Its GGUF file has no chat template: the server in the image prompts it in Gemma's turns (not llama-2's
+    `[INST]`), the system prompt opening the first user turn, as in local mode
+    (tests/tenantctl/local/test_model_server.py)."""
+    url = stack["gemma_url"]
+    wait_for(lambda: answers(url + "/health"), timeout=180, what="Gemma's model server up")
+    question = "What is the capital of France? Answer with one word."
+    completion = OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=120).chat.completions.create(
+        model="gemma-3-270m",
+        messages=[{"role": "system", "content": PROMPT}, {"role": "user", "content": question}],
+        max_tokens=16,
+        temperature=0,
+    )
+    assert completion.choices[0].message.content.strip()
+    prompt = f"<start_of_turn>user\n{PROMPT}\n\n{question}<end_of_turn>\n<start_of_turn>model\n"
+    counted = httpx.post(url + "/extras/tokenize/count", json={"input": prompt}, timeout=30)
+    assert completion.usage.prompt_tokens == counted.json()["count"]
+
+
 def test_the_gateway_waits_for_postgres_instead_of_crash_looping(stack):
     """Started before its database: alive, not ready; ready once PostgreSQL is up, without a restart."""
     gateway_url = stack["gateway_url"]
@@ -256,7 +317,7 @@ def test_the_proxy_answers_with_the_tenants_prompt_plain_and_streamed(stack):
     wait_for(lambda: answers(gateway_url + "/readyz"), timeout=180, what="gateway ready")
     wait_for(lambda: answers(proxy_url + "/healthz"), timeout=120, what="proxy up")
     wait_for(
-        lambda: httpx.get(gateway_url + "/readyz").json()["backends"] == {"vllm": True, "embeddings": True},
+        lambda: httpx.get(gateway_url + "/readyz").json()["backends"] == {CHAT_MODEL: True, EMBEDDING_MODEL: True},
         timeout=180,
         what="model servers healthy",
     )

@@ -89,7 +89,12 @@ def test_alerts_config_prints_the_checked_config_of_the_repository_specs(capsys)
         "name": "platform",
         "webhook_configs": [{"url": "https://oncall.example.com/am", "send_resolved": True, "max_alerts": 50}],
     }
-    assert {rule["source_matchers"][1] for rule in config["inhibit_rules"]} == {'backend="vllm"', 'backend="openai"'}
+    # Each self-hosted model the repository's tenants use is a backend of its own; OpenAI's models share one.
+    assert {rule["source_matchers"][1] for rule in config["inhibit_rules"]} == {
+        'backend="smollm2-135m-instruct"',
+        'backend="gemma-3-270m"',
+        'backend="openai"',
+    }
 
 
 def test_alerts_config_refuses_a_platform_webhook_with_credentials(capsys):

@@ -1,10 +1,12 @@
 """Alerts in local mode, end to end: the platform as `tenantctl up` starts it (Alertmanager from Debian's
 package, Prometheus sending to it), with webhook receivers this test runs on loopback.
 
-The model pool is the OpenAI stub (openai_stub/): it answers a question `stub-fault:500` with a
-500, which is how one tenant's answers go bad while the other's do not; stopping it takes the backend
-down. The shipped rules are loaded with shorter windows and `for` durations (a copy, made here), so the
-alerts fire and resolve within seconds; everything else is what a user runs.
+Both tenants may use only the chat model smollm2-135m-instruct, whose pool is the OpenAI stub
+(openai_stub/, given as the model's endpoint; the catalogue is the default's smollm2 and embedding model):
+it answers a question `stub-fault:500` with a 500, which is how one tenant's answers go bad while the
+other's do not; stopping it takes the model's backend down. The shipped rules are loaded with shorter
+windows and `for` durations (a copy, made here), so the alerts fire and resolve within seconds; everything
+else is what a user runs.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import yaml
 
 from alert_config_sync.routing import PlatformAlerts, TenantAlerts
 from dashboards import ALERT_RULES_FILE
+from tenant_spec.models import DEFAULT_MODEL, TenantModels
 from tenant_spec.rate_limits import RateLimits
 from tenantctl.local.alertmanager import amtool_check
+from tenantctl.local.catalogue import DEFAULT_CATALOGUE
 from tenantctl.local.platform import LocalPlatform, LocalSettings
 from tests.helpers import free_port, prometheus_query, specs_on_free_ports, stub_backend, wait_for
 
@@ -135,13 +139,16 @@ def receiver():
 def alerting_platform(tmp_path, receiver, process_group):
     stub_port = free_port()
     stub = process_group(stub_backend(stub_port, tmp_path))
+    catalogue = tmp_path / "models.json"
+    embedding = "all-minilm-l6-v2"  # served by a local model server, as `tenantctl up` does
+    catalogue.write_text(json.dumps({name: DEFAULT_CATALOGUE[name] for name in (DEFAULT_MODEL, embedding)}))
     token_dir = tmp_path / "run" / "alert-secrets" / "acme-corp"
     token_dir.mkdir(parents=True)
     (token_dir / "alerts-webhook").write_text("acme-webhook-token\n")
     specs = [
         spec.model_copy(
             update={
-                "backend": "vllm",
+                "models": TenantModels(allowed=[DEFAULT_MODEL]),  # a self-hosted model only: no fallback
                 "rate_limits": RateLimits(requests_per_minute=10_000, requests_per_hour=100_000),  # no 429s here
                 "alerts": TenantAlerts(
                     webhook_urls=[receiver.url(spec.name)],
@@ -154,13 +161,13 @@ def alerting_platform(tmp_path, receiver, process_group):
     settings = LocalSettings(
         run_dir=tmp_path / "run",
         gateway_port=free_port(),
-        embedding_port=free_port(),
+        first_model_port=None,
         prometheus_port=free_port(),
         redis_port=free_port(),
         alertmanager_port=free_port(),
         scrape_interval="1s",
-        embedded_model=False,
-        vllm_endpoints=[f"http://127.0.0.1:{stub_port}"],
+        catalogue_file=catalogue,
+        model_endpoints={DEFAULT_MODEL: [f"http://127.0.0.1:{stub_port}"]},
         workers=1,
         alert_rules_file=quick_rules(tmp_path / "rules.yml"),
         platform_alerts=PlatformAlerts(
@@ -204,14 +211,15 @@ def test_alerts_reach_their_tenant_only_and_a_backend_outage_reaches_the_platfor
     )
     assert receiver.received("closed-ai") == []
 
-    # The backend goes down: the platform hears it; the tenants' error alerts it causes are inhibited.
+    # The model's backend goes down: the platform hears it; the tenants' error alerts it causes are inhibited.
     before = len(receiver.received("acme-corp"))
     stub.stop()
-    wait_for(
+    down = wait_for(
         lambda: receiver.alerts("platform", "LLMGatewayBackendDown", "firing"),
         timeout=120,
         what="LLMGatewayBackendDown at the platform's webhook",
     )
+    assert {alert["labels"]["backend"] for alert in down} == {DEFAULT_MODEL}
     with Traffic(acme_url, "Hello?") as failing:
         wait_for(
             lambda: firing_in_prometheus(prometheus, "TenantHighErrorRatio", "acme-corp"),

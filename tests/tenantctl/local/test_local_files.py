@@ -35,7 +35,8 @@ def test_everything_under_the_run_directory_is_private(platform, documents):
         "redis.conf",
         "ledger.sqlite3",
         "state.json",
-        "model-server.key",
+        "model-smollm2-135m-instruct.key",  # each model server's copy of the gateway's key to it
+        "model-all-minilm-l6-v2.key",
         "knowledge/acme-corp/catalogue.sqlite3",
         "knowledge/acme-corp/chunks.faiss",
         "admin-keys/acme-corp.key",
@@ -61,7 +62,9 @@ def test_redis_refuses_a_client_without_the_password(platform):
 
 def test_model_servers_listen_on_loopback_and_want_the_gateways_key(platform):
     local = platform.platform
-    for port in (local.settings.model_port, local.settings.embedding_port):
+    ports = [port for ports in local.model_servers.values() for port in ports]
+    assert sorted(local.model_servers) == ["all-minilm-l6-v2", "gemma-3-270m", "smollm2-135m-instruct"]
+    for port in ports:
         assert listening_addresses(port) == {"127.0.0.1"}
         url = f"http://127.0.0.1:{port}/v1/models"
         assert httpx.get(url, timeout=30).status_code == 401
@@ -69,7 +72,9 @@ def test_model_servers_listen_on_loopback_and_want_the_gateways_key(platform):
         authorized = {"Authorization": f"Bearer {local.model_api_key}"}
         assert httpx.get(url, headers=authorized, timeout=120).status_code == 200
     gateway_config = json.loads((local.settings.run_dir / "gateway.json").read_text())
-    assert gateway_config["pool"]["api_key"] == local.model_api_key
+    assert {name: pool["api_key"] for name, pool in gateway_config["pools"].items()} == {
+        name: local.model_api_key for name in local.model_servers
+    }
     for pid in processes_mentioning("tenantctl.local.model_server"):
         assert local.model_api_key not in cmdline(pid)
 

@@ -8,10 +8,14 @@ variable "spec" {
     display_name  = string
     industry      = string
     system_prompt = string
-    backend       = optional(string, "auto")
-    model         = optional(string, "smollm2-135m-instruct")
-    openai_model  = optional(string, "gpt-4o-mini")
-    max_tokens    = optional(number, 256)
+    # The catalogue models (names or aliases) the tenant may use, its default and its fallback
+    # (tenant_spec/models.py); the platform's ModelCatalogue admits them at the tenant's apply.
+    models = optional(object({
+      allowed  = optional(list(string), ["smollm2-135m-instruct"])
+      default  = optional(string)
+      fallback = optional(string)
+    }), {})
+    max_tokens = optional(number, 256)
     quota = optional(object({
       cpu    = optional(string, "2")
       memory = optional(string, "4Gi")
@@ -86,12 +90,26 @@ variable "spec" {
     error_message = "system_prompt: must not be blank (at most 16384 characters)."
   }
   validation {
-    condition     = contains(["openai", "vllm", "auto"], var.spec.backend)
-    error_message = "backend: must be one of openai, vllm, auto."
+    condition = length(var.spec.models.allowed) >= 1 && length(var.spec.models.allowed) <= 50 && alltrue([
+      for model in var.spec.models.allowed : can(regex("^[A-Za-z0-9]([A-Za-z0-9._:/-]{0,126}[A-Za-z0-9])?$", model))
+    ])
+    error_message = "models.allowed: 1 to 50 catalogue model names or aliases, each letters, digits and . _ : / - (starting and ending with a letter or digit, at most 128 characters)."
   }
   validation {
-    condition     = alltrue([for model in [var.spec.model, var.spec.openai_model] : length(trimspace(model)) > 0 && length(model) <= 200])
-    error_message = "model, openai_model: must not be blank (at most 200 characters)."
+    condition     = length(distinct(var.spec.models.allowed)) == length(var.spec.models.allowed)
+    error_message = "models.allowed: each model may be listed once."
+  }
+  validation {
+    condition     = var.spec.models.default == null ? true : contains(var.spec.models.allowed, var.spec.models.default)
+    error_message = "models.default: must be one of models.allowed."
+  }
+  validation {
+    condition     = var.spec.models.fallback == null ? true : contains(var.spec.models.allowed, var.spec.models.fallback)
+    error_message = "models.fallback: must be one of models.allowed."
+  }
+  validation {
+    condition     = var.spec.models.fallback == null ? true : var.spec.models.fallback != coalesce(var.spec.models.default, try(var.spec.models.allowed[0], "-"))
+    error_message = "models.fallback: must differ from the default model (models.default, else the first of models.allowed)."
   }
   validation {
     condition     = var.spec.max_tokens >= 1 && var.spec.max_tokens <= 32768 && floor(var.spec.max_tokens) == var.spec.max_tokens
@@ -225,5 +243,10 @@ variable "document" {
   validation {
     condition     = can(keys(var.document))
     error_message = "the tenant spec must be a JSON object."
+  }
+  # An older spec's backend, model and openai_model, told apart from a misspelt field: what to write instead.
+  validation {
+    condition     = length(setintersection(try(keys(var.document), []), ["backend", "model", "openai_model"])) == 0
+    error_message = "models: backend, model and openai_model were replaced by models (catalogue names the tenant may use); this spec reads as \"models\": ${try(var.document.backend, "auto") == "openai" ? jsonencode({ allowed = [try(var.document.openai_model, "gpt-4o-mini")] }) : try(var.document.backend, "auto") == "vllm" ? jsonencode({ allowed = [try(var.document.model, "smollm2-135m-instruct")] }) : jsonencode({ allowed = [try(var.document.model, "smollm2-135m-instruct"), try(var.document.openai_model, "gpt-4o-mini")], fallback = try(var.document.openai_model, "gpt-4o-mini") })} (docs/tenant-spec.md)."
   }
 }
