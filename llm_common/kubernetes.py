@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from llm_common.catalogue import CatalogueError, ModelCatalogue, parse_catalogue
+from llm_common.catalogue import CatalogueError, ModelCatalogue, entitlement_problems, parse_catalogue
 from tenant_spec.route import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION, TenantRoute, route_from_object
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,19 @@ def read_model_catalogue(api: client.CustomObjectsApi, namespace: str) -> ModelC
     except (client.ApiException, KeyError, TypeError, CatalogueError) as error:
         log.warning("cannot read the model catalogue in %s: %s", namespace, getattr(error, "reason", None) or error)
         return None
+
+
+def catalogue_warnings(api: client.CustomObjectsApi, namespace: str) -> list[str]:
+    """What the published catalogue means for the tenants' routes: each disabled model a tenant still names
+    (the API server's own warning, which Terraform's kubectl provider does not show)."""
+    catalogue = read_model_catalogue(api, namespace)
+    if catalogue is None:
+        return []
+    return [
+        f"tenant {route.name}: {warning}"
+        for route in read_tenant_routes(api, namespace)
+        for warning in entitlement_problems(route.models, catalogue)[1]
+    ]
 
 
 def _object_name(item: object) -> object:

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client
+from kubernetes import config as kube_config
+
+from llm_common.kubernetes import catalogue_warnings
 from tenantctl.cluster.state import running_kubeconfig, running_state
 from tenantctl.images.build import terraform_variables
 from tenantctl.local.catalogue import read_catalogue_file
 from tenantctl.terraform.deploy import deploy
 from tenantctl.terraform.roots import platform_root, tenant_root
+
+PLATFORM_NAMESPACE = "monitoring"  # the platform root's default namespace
 
 
 def resolve_kubeconfig(explicit: Path | None) -> tuple[Path | None, bool]:
@@ -79,7 +86,22 @@ def command_destroy(args: argparse.Namespace) -> int:
 
 
 def command_platform(args: argparse.Namespace) -> int:
-    return _run(platform_root(args.tenants_dir), _platform_variables(args), destroy=args.platform_command == "destroy")
+    variables = _platform_variables(args)
+    destroy = args.platform_command == "destroy"
+    code = _run(platform_root(args.tenants_dir), variables, destroy=destroy)
+    if not destroy:
+        for warning in _catalogue_warnings(variables.get("kubeconfig_path")):
+            print(f"warning: {warning}", file=sys.stderr)
+    return code
+
+
+def _catalogue_warnings(kubeconfig: str | None) -> list[str]:
+    """The disabled models tenants still name, as the applied catalogue and the TenantRoutes say."""
+    try:
+        api = kube_config.new_client_from_config(config_file=kubeconfig)
+    except kube_config.ConfigException:
+        return []
+    return catalogue_warnings(client.CustomObjectsApi(api), PLATFORM_NAMESPACE)
 
 
 def _cluster_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,12 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from llm_common.catalogue import CatalogueError, ModelCatalogue
 from llm_common.kubernetes import read_model_catalogue, read_tenant_routes
 from tenant_spec import discover_tenant_specs
-from tenantctl.commands.deploy import resolve_kubeconfig
+from tenantctl.commands.deploy import PLATFORM_NAMESPACE, resolve_kubeconfig
 from tenantctl.local.catalogue import load_local_catalogue
 from tenantctl.local.platform import openai_key_configured
 from tenantctl.local.state import DEFAULT_RUN_DIR, read_state
 
-PLATFORM_NAMESPACE = "monitoring"
 PROMETHEUS_SERVICE = "prometheus:9090"
 LOAD_QUERY = "sum by (backend) (llm_gateway_pool_member_in_flight_requests)"
 

@@ -15,8 +15,10 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from llm_common.catalogue import CatalogueModel, ModelCatalogue
+from llm_common.kubernetes import catalogue_warnings
 from llm_gateway.config import GatewayConfig
 from tenant_spec import load_tenant_spec
+from tenantctl.local.catalogue import load_local_catalogue
 from tenantctl.terraform.runner import TerraformError
 from tests.helpers import REPO_ROOT, wait_for
 
@@ -80,6 +82,7 @@ def test_gateway_serves_the_catalogue_and_discovers_tenants_and_model_servers_in
     # Every CatalogueModel field of every entry, as the gateway validates them (no null for a list).
     catalogue = ModelCatalogue.model_validate({"models": config["models"]})
     assert all(set(entry) == set(CatalogueModel.model_fields) for entry in config["models"].values())
+    assert catalogue == load_local_catalogue(None, openai_key=False)  # one default, local mode's and the root's
     assert catalogue.served_names() == SERVED
     assert catalogue.models["smollm2-135m-instruct"] == CatalogueModel(
         engine="cpu",
@@ -435,8 +438,13 @@ def test_disabling_a_model_a_tenant_names_is_allowed_with_a_warning(api, cluster
         spec = published_catalogue(api)["spec"]
         assert "gemma-3-270m" in spec["served"] and "gemma-3-270m" not in spec["enabled"]
         assert gateway_config(api)["models"]["gemma-3-270m"]["enabled"] is False
-        # The kubectl provider does not pass the API server's warnings on: Terraform's output has none of it.
+        # The kubectl provider does not pass the API server's warnings on: Terraform's output has none of it;
+        # `tenantctl platform apply` reads them back from the applied catalogue and the routes.
         assert "disabled by this catalogue" not in applied.stdout + applied.stderr
+        assert catalogue_warnings(api["custom"], NAMESPACE) == [
+            "tenant acme-corp: models.allowed: gemma-3-270m is disabled in the catalogue (answers 503 until enabled)",
+            "tenant acme-corp: models.allowed: gpt-4o-mini is disabled in the catalogue (answers 503 until enabled)",
+        ]
     finally:
         terraform.apply()
     assert "gemma-3-270m" in published_catalogue(api)["spec"]["enabled"]
