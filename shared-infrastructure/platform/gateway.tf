@@ -21,8 +21,8 @@ locals {
       }
       # Rate limits and budgets (redis.tf); the ledger's DSN comes from a Secret (ledger.tf).
       limits = { redis_url = local.redis_url, on_redis_error = var.limits.on_redis_error }
-      # The catalogue, every field of each entry (llm_common/catalogue.py: CatalogueModel). The gateway shares
-      # each model's max_sequences per replica between its own processes itself.
+      # The catalogue, every field of each entry (llm_common/catalogue.py: CatalogueModel). Every gateway
+      # process of every replica shares each model's max_sequences x ready replicas through Redis.
       models = local.catalogue
       # A self-hosted model's servers: the ready Pods behind its headless Service, re-read every few seconds.
       pools = { for name, server in local.model_servers : name => {
