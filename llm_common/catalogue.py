@@ -146,6 +146,14 @@ def parse_catalogue(document: object, source: str) -> ModelCatalogue:
         raise CatalogueError(f"{source}: {found}") from None
 
 
+def tenant_entitlement_problems(
+    tenant: str, models: TenantModels, catalogue: ModelCatalogue
+) -> tuple[list[str], list[str]]:
+    """entitlement_problems, each naming the tenant."""
+    refusals, warnings = entitlement_problems(models, catalogue)
+    return [f"tenant {tenant}: {problem}" for problem in refusals], [f"tenant {tenant}: {w}" for w in warnings]
+
+
 def entitlement_problems(models: TenantModels, catalogue: ModelCatalogue) -> tuple[list[str], list[str]]:
     """(refusals, warnings) for a tenant's models against the catalogue: a model the catalogue does not
     have, or one that is not a chat model, is refused; a disabled one is only warned about (it answers

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from llm_common.catalogue import CatalogueError, ModelCatalogue, entitlement_problems, parse_catalogue
+from llm_common.catalogue import CatalogueError, ModelCatalogue, parse_catalogue, tenant_entitlement_problems
 from tenant_spec.route import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION, TenantRoute, route_from_object
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ def catalogue_warnings(api: client.CustomObjectsApi, namespace: str) -> list[str
     if catalogue is None:
         return []
     return [
-        f"tenant {route.name}: {warning}"
+        warning
         for route in read_tenant_routes(api, namespace)
-        for warning in entitlement_problems(route.models, catalogue)[1]
+        for warning in tenant_entitlement_problems(route.name, route.models, catalogue)[1]
     ]
 
 

@@ -104,7 +104,6 @@ class BackendPool:
         self._lock = threading.Lock()  # pool discovery changes members from its thread
         self._health_task: asyncio.Task | None = None
         self._retired: list[PoolMember] = []  # removed members whose streams still run
-        self.capacity_per_member = capacity_per_member
         self.engine = engine
         self.admission: PoolAdmission | None = None
         if capacity_per_member is not None:
@@ -128,11 +127,6 @@ class BackendPool:
     def is_available(self) -> bool:
         now = self._clock()
         return any(member.usable(now) for member in self.members)
-
-    def capacity(self) -> int:
-        """Sequences the usable members run at once (with a capacity configured)."""
-        now = self._clock()
-        return sum(self.capacity_per_member or 0 for member in self.members if member.usable(now))
 
     def _members_to_try(self, exclude: frozenset[str] = frozenset()) -> list[PoolMember]:
         """Usable members, least outstanding first (ties keep configuration order)."""

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from llm_common.catalogue import CatalogueError, ModelCatalogue, entitlement_problems, parse_catalogue
+from llm_common.catalogue import CatalogueError, ModelCatalogue, parse_catalogue, tenant_entitlement_problems
 from tenant_spec import TenantSpec
 
 # The same entries as the platform root's default `models` (shared-infrastructure/platform/variables.tf).
@@ -80,9 +80,9 @@ def check_specs(specs: list[TenantSpec], catalogue: ModelCatalogue) -> list[str]
     """Warnings about the specs' models (disabled ones); CatalogueError for models the catalogue lacks."""
     refusals, warnings = [], []
     for spec in specs:
-        refused, warned = entitlement_problems(spec.models, catalogue)
-        refusals += [f"tenant {spec.name}: {problem}" for problem in refused]
-        warnings += [f"tenant {spec.name}: {problem}" for problem in warned]
+        refused, warned = tenant_entitlement_problems(spec.name, spec.models, catalogue)
+        refusals += refused
+        warnings += warned
     if refusals:
         raise CatalogueError("\n".join(refusals))
     return warnings
